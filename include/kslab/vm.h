@@ -1,0 +1,162 @@
+/*
+ * <kslab/vm.h> — the page layer: page frames and zones (buddy allocator),
+ * emulated address spaces (mm_struct, vmas, page tables, faults, COW fork),
+ * swap and vmalloc.
+ *
+ * Low memory (ZONE_DMA, ZONE_NORMAL) is the allocator's direct map: one
+ * reserved range of private anonymous host memory.  User memory
+ * (ZONE_HIGHMEM) lives in a memfd and is mapped into the host window of
+ * each mm_struct as its page tables allow.
+ */
+#ifndef KSLAB_VM_H
+#define KSLAB_VM_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <kslab/slab.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE (1UL << PAGE_SHIFT)
+#define PAGE_MASK (~(PAGE_SIZE - 1))
+#define PAGE_ALIGN(addr) (((addr) + PAGE_SIZE - 1) & PAGE_MASK)
+
+/* The buddy allocator serves orders 0 … MAX_ORDER-1 (2.4: 10). */
+#define MAX_ORDER 10
+
+/* The 2.4 i386 3 GiB / 1 GiB split. */
+#define TASK_SIZE 0xC0000000UL
+#define TASK_UNMAPPED_BASE (TASK_SIZE / 3)
+
+/* A returned unsigned long that is really -errno. */
+#define IS_ERR_VALUE(x) ((unsigned long)(x) >= (unsigned long)-4095)
+
+/* vm_area_struct.vm_flags: the 2.4 values. */
+#define VM_READ 0x00000001
+#define VM_WRITE 0x00000002
+#define VM_EXEC 0x00000004
+#define VM_SHARED 0x00000008
+#define VM_MAYREAD 0x00000010
+#define VM_MAYWRITE 0x00000020
+#define VM_MAYEXEC 0x00000040
+#define VM_MAYSHARE 0x00000080
+#define VM_GROWSDOWN 0x00000100
+#define VM_GROWSUP 0x00000200
+#define VM_SHM 0x00000400
+#define VM_DENYWRITE 0x00000800
+#define VM_EXECUTABLE 0x00001000
+#define VM_LOCKED 0x00002000
+#define VM_IO 0x00004000
+#define VM_SEQ_READ 0x00008000
+#define VM_RAND_READ 0x00010000
+#define VM_DONTCOPY 0x00020000
+#define VM_DONTEXPAND 0x00040000
+#define VM_RESERVED 0x00080000
+
+struct page;
+struct mm_struct;
+struct vm_area_struct;
+
+/* Operations of a mapping, called as the seeds describe: open when a vma
+ * is duplicated (split, fork), close when it goes away, nopage to bring in
+ * the page of a fault on a not-present pte.  nopage returns a page with a
+ * reference for the caller, or NULL (SIGBUS). */
+struct vm_operations_struct {
+    void (*open)(struct vm_area_struct *area);
+    void (*close)(struct vm_area_struct *area);
+    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
+                           int write_access);
+};
+
+/* One mapped range [vm_start, vm_end) of an mm.  The fields above the
+ * marker are public and read-only for users; the rest belong to vm/. */
+struct vm_area_struct {
+    struct mm_struct *vm_mm;
+    unsigned long vm_start;
+    unsigned long vm_end;
+    unsigned long vm_flags;
+    unsigned long vm_pgoff; /* offset in the file, in pages */
+    /* --- private to vm/ --- */
+    unsigned long vm_page_prot;
+    struct vm_area_struct *vm_next;
+    const struct vm_operations_struct *vm_ops;
+    void *vm_private_data;
+    int vm_file; /* host fd (dup'ed) of a file mapping, or -1 */
+    /* balanced-tree links, owned by mmap.c */
+    struct vm_area_struct *vm_rb_left, *vm_rb_right, *vm_rb_parent;
+    int vm_rb_height;
+};
+
+/* ---- page frames (buddy) ---- */
+KSLAB_API struct page *alloc_pages(int gfp_mask, unsigned int order);
+KSLAB_API void __free_pages(struct page *page, unsigned int order);
+KSLAB_API unsigned long __get_free_pages(int gfp_mask, unsigned int order);
+KSLAB_API void free_pages(unsigned long addr, unsigned int order);
+KSLAB_API void *page_address(struct page *page);
+KSLAB_API struct page *virt_to_page(const void *addr);
+#define alloc_page(gfp) alloc_pages(gfp, 0)
+#define __get_free_page(gfp) __get_free_pages(gfp, 0)
+#define free_page(addr) free_pages(addr, 0)
+
+/* ---- address spaces ---- */
+KSLAB_API struct mm_struct *mm_alloc(void);
+KSLAB_API void mmput(struct mm_struct *mm);
+KSLAB_API struct mm_struct *mm_fork(struct mm_struct *mm);
+KSLAB_API void *mm_host(struct mm_struct *mm, unsigned long addr);
+KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
+                                unsigned long addr, unsigned long len,
+                                unsigned long prot, unsigned long flags,
+                                unsigned long offset);
+KSLAB_API int do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
+KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
+                               unsigned long len);
+KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk);
+KSLAB_API int sys_mprotect(struct mm_struct *mm, unsigned long start,
+                           size_t len, unsigned long prot);
+KSLAB_API int sys_mlock(struct mm_struct *mm, unsigned long start, size_t len);
+KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start,
+                          size_t len);
+KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
+                                          unsigned long addr);
+KSLAB_API struct vm_area_struct *
+find_vma_prev(struct mm_struct *mm, unsigned long addr,
+              struct vm_area_struct **pprev);
+KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                              unsigned long address, int write_access);
+
+struct mm_stat {
+    unsigned long rss;
+    unsigned long min_flt;
+    unsigned long maj_flt;
+    unsigned long cow_flt;
+    unsigned long zero_flt;
+    unsigned long swap_in;
+    unsigned long swap_out;
+};
+KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st);
+KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out);
+
+/* ---- swap and reclaim ---- */
+#define MAX_SWAPFILES 8
+#define SWAP_FLAG_PREFER 0x8000
+#define SWAP_FLAG_PRIO_MASK 0x7fff
+KSLAB_API int mkswap(const char *path, unsigned long pages);
+KSLAB_API int sys_swapon(const char *path, int swap_flags);
+KSLAB_API int sys_swapoff(const char *path);
+KSLAB_API void vm_set_ram_pages(unsigned long pages);
+KSLAB_API unsigned long try_to_free_pages(unsigned long pages);
+KSLAB_API int vm_meminfo(FILE *out);
+
+/* ---- vmalloc ---- */
+KSLAB_API void *vmalloc(unsigned long size);
+KSLAB_API void vfree(void *addr);
+KSLAB_API struct page *vmalloc_to_page(const void *addr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KSLAB_VM_H */

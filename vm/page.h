@@ -1,0 +1,181 @@
+/*
+ * vm/page.h — page frames: struct page, the zones and the low-memory
+ * direct map.  Every structure of the frame layer and its invariants are
+ * here; the small inline helpers that the slab fast paths use are here too.
+ *
+ * Low memory is one reserved range of private anonymous host memory
+ * [lowmem.base, lowmem.base + lowmem.reserved_pages << PAGE_SHIFT).  Frame
+ * number pfn is the page at base + (pfn << PAGE_SHIFT) and mem_map[pfn] is
+ * its struct page.  The range is committed (made readable and writable)
+ * from the bottom up as the zones grow; lowmem.committed_pages only ever
+ * grows, so a lock-free reader that sees a pfn below it may use
+ * mem_map[pfn].  ZONE_DMA is the first DMA_PAGES frames, ZONE_NORMAL the
+ * rest.  ZONE_HIGHMEM (user memory, vm/ address spaces) has frames with no
+ * address in the direct map.
+ */
+#ifndef KSLAB_VM_PAGE_H
+#define KSLAB_VM_PAGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <kslab/vm.h>
+
+#include "vm/list.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define __cold __attribute__((cold, noinline))
+#define __noinline __attribute__((noinline))
+
+/* 16 MiB of ZONE_DMA, as on a PC. */
+#define DMA_PAGES 4096UL
+/* Zones grow by this many frames at a time (4 MiB): a brk-style commit. */
+#define ZONE_GROW_PAGES 1024UL
+
+/* page->flags bits. */
+#define PG_slab 0      /* owned by a slab cache: list.next/prev = cache/slab */
+#define PG_buddy 1     /* head of a free buddy block of order page->order */
+#define PG_clean 2     /* free block whose frames were given back (zero) */
+#define PG_reserved 3  /* never handed out */
+#define PG_highmem 4   /* a user-memory frame, no direct-map address */
+#define PG_large 5     /* head of a large malloc block (interpose/) */
+#define PG_locked 6    /* under I/O (swap) */
+#define PG_dirty 7     /* must be written before it can be dropped */
+#define PG_referenced 8
+#define PG_swapcache 9
+#define PG_lru 10
+#define PG_uptodate 11
+
+/*
+ * struct page — one page frame.
+ *
+ * Free (buddy): the head page of a free block has PG_buddy, its order in
+ * `order` and is linked through `list` on its zone's free_area[order].
+ * Slab: every page of a slab has PG_slab; list.next is its cache
+ * (GET_PAGE_CACHE), list.prev its slab (GET_PAGE_SLAB), and s_mem the
+ * slab's first object, so the fast path of kfree() validates a pointer and
+ * finds its cache from this one structure.  In use otherwise: count is the
+ * reference count, order the order it was allocated with.
+ */
+struct page {
+    struct list_head list;
+    void *s_mem;
+    unsigned long flags;
+    atomic_int count;
+    unsigned int order;
+    unsigned int zone;       /* index into vm_zones[] */
+    unsigned int mapcount;   /* user ptes mapping this frame (vm/) */
+    unsigned long index;     /* swap entry (swap cache) or file offset */
+    void *mapping;           /* owner when in a cache (swap, file) */
+    struct list_head lru;    /* active/inactive lists of user memory */
+    unsigned long private;   /* owner-defined */
+};
+
+#define PageFlag(page, bit) (((page)->flags >> (bit)) & 1UL)
+#define SetPageFlag(page, bit) ((page)->flags |= 1UL << (bit))
+#define ClearPageFlag(page, bit) ((page)->flags &= ~(1UL << (bit)))
+#define PageSlab(page) PageFlag(page, PG_slab)
+
+#define SET_PAGE_CACHE(pg, x) ((pg)->list.next = (struct list_head *)(x))
+#define GET_PAGE_CACHE(pg) ((struct kmem_cache_s *)(pg)->list.next)
+#define SET_PAGE_SLAB(pg, x) ((pg)->list.prev = (struct list_head *)(x))
+#define GET_PAGE_SLAB(pg) ((struct slab_s *)(pg)->list.prev)
+
+enum { ZONE_DMA, ZONE_NORMAL, ZONE_HIGHMEM, MAX_NR_ZONES };
+
+struct free_area_struct {
+    struct list_head free_list;
+    unsigned long nr_free; /* blocks on the list */
+};
+
+/*
+ * A low-memory zone: frames [zone_start_pfn, zone_end_pfn) of the direct
+ * map, of which [zone_start_pfn, grown_pfn) are committed and handed to
+ * the buddy lists.  free_pages counts free frames; dirty_pages counts the
+ * free frames that may still hold host memory (not given back with
+ * madvise).  All fields are under lock.
+ */
+struct zone_struct {
+    pthread_mutex_t lock;
+    const char *name;
+    unsigned long zone_start_pfn;
+    unsigned long zone_end_pfn;
+    unsigned long grown_pfn;
+    unsigned long free_pages;
+    unsigned long dirty_pages;
+    unsigned long dirty_at_last_purge;
+    unsigned long released_pages; /* stats: frames given back so far */
+    struct free_area_struct free_area[MAX_ORDER];
+};
+
+/* The direct map.  base, mem_map and reserved_pages are set once. */
+struct vm_lowmem {
+    char *base;
+    struct page *mem_map;
+    unsigned long reserved_pages;
+    _Atomic unsigned long committed_pages;
+    int ready;
+};
+
+extern struct vm_lowmem vm_lowmem;
+extern struct zone_struct vm_zones[MAX_NR_ZONES];
+
+/* Sets up the direct map; idempotent and thread-safe. 0 or -ENOMEM. */
+int vm_lowmem_init(void);
+
+/* Frame of a direct-map address, or NULL when addr is not in committed
+ * low memory.  One subtraction, one compare: the kfree() fast path. */
+static inline struct page *vm_virt_to_page(const void *addr)
+{
+    uintptr_t off = (uintptr_t)addr - (uintptr_t)vm_lowmem.base;
+    unsigned long pfn = off >> PAGE_SHIFT;
+    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
+                                             memory_order_relaxed)))
+        return NULL;
+    return &vm_lowmem.mem_map[pfn];
+}
+
+static inline unsigned long vm_page_to_pfn(const struct page *page)
+{
+    return (unsigned long)(page - vm_lowmem.mem_map);
+}
+
+static inline void *vm_page_address(const struct page *page)
+{
+    return vm_lowmem.base + (vm_page_to_pfn(page) << PAGE_SHIFT);
+}
+
+/* Is addr inside a ZONE_DMA frame? */
+static inline int vm_addr_is_dma(const void *addr)
+{
+    uintptr_t off = (uintptr_t)addr - (uintptr_t)vm_lowmem.base;
+    return (off >> PAGE_SHIFT) < DMA_PAGES;
+}
+
+/* Gives free frames back to the host now (all dirty free blocks of order
+ * >= min_order); returns the frames released. */
+unsigned long vm_release_free(unsigned int min_order);
+
+/* Validates the buddy lists of every zone; aborts on a broken invariant.
+ * Returns the number of free frames seen. */
+unsigned long vm_check_zones(void);
+
+/* Fork handlers: take every zone lock before fork, drop them after. */
+void vm_fork_prepare(void);
+void vm_fork_parent(void);
+void vm_fork_child(void);
+
+/* One line "kslab: ..." on stderr, then abort().  Takes a small printf
+ * subset (%s %d %u %lu %zu %x %lx %p %c %%); no stdio, no malloc. */
+__attribute__((noreturn, cold, format(printf, 1, 2))) void
+vm_die(const char *fmt, ...);
+/* Same line without abort(): warnings. */
+__attribute__((cold, format(printf, 1, 2))) void vm_warn(const char *fmt,
+                                                         ...);
+/* Formats into buf (always NUL-terminated); returns the length. */
+int vm_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* KSLAB_VM_PAGE_H */
