@@ -162,6 +162,22 @@ unsigned long vm_release_free(unsigned int min_order);
  * Returns the number of free frames seen. */
 unsigned long vm_check_zones(void);
 
+/* ZONE_HIGHMEM frames (vm/highmem.c): alloc_pages() with __GFP_HIGHMEM
+ * and __free_pages() of a PG_highmem page are routed here. */
+struct page *vm_highmem_alloc_pages(unsigned int order);
+void vm_highmem_free_pages(struct page *page, unsigned int order);
+
+/* Page-granular blocks for large malloc blocks: npages frames, contiguous,
+ * from ZONE_NORMAL (the unused tail of the power-of-two block goes back to
+ * the buddy lists).  vm_grow_pages_exact() extends a block in place when
+ * the frames after it are free (0) or fails (-ENOMEM) changing nothing. */
+struct page *vm_alloc_pages_exact(int gfp_mask, unsigned long npages);
+void vm_free_pages_exact(struct page *page, unsigned long npages);
+int vm_grow_pages_exact(struct page *page, unsigned long old_npages,
+                        unsigned long new_npages);
+void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
+                           unsigned long new_npages);
+
 /* Fork handlers: take every zone lock before fork, drop them after. */
 void vm_fork_prepare(void);
 void vm_fork_parent(void);
