@@ -15,7 +15,6 @@
  * by a thread while it touches a user window, and never calls malloc or
  * stdio.  Several threads may be in the handler at once.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <string.h>

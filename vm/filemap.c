@@ -16,7 +16,6 @@
  * by its own mutex because forked mms share it.  I/O uses the frames'
  * kmap addresses, never a user window.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>

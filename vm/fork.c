@@ -11,7 +11,6 @@
  * child is not visible to anyone yet); mmput needs no lock — it runs when
  * nobody else may use the mm.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>

@@ -13,7 +13,6 @@
  * nr_free; it is held for a few instructions and never while touching a
  * user window, so the SIGSEGV handler may take it.  page->count is atomic.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>

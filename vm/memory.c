@@ -12,7 +12,6 @@
  * helpers), including from the SIGSEGV handler; frames are reference
  * counted atomically because forked mms share them.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>

@@ -9,7 +9,6 @@
  * __xxx versions expect it held.  A call that fails returns -errno before
  * it has changed anything: all checks and allocations come first.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

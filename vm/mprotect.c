@@ -9,7 +9,6 @@
  * a protection the mapping may not have, the vmas a split needs) is
  * checked or allocated before the first change.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sys/mman.h>
 
