@@ -203,11 +203,18 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
     return page;
 }
 
+/* Installs entry and maps it on the host; when the host refuses (out of
+ * memory, vm.max_map_count) the old pte is put back and -1 returned. */
 static int set_pte_host(struct mm_struct *mm, unsigned long addr, pte_t *pte,
                         pte_t entry)
 {
+    pte_t old = *pte;
     *pte = entry;
-    return host_map_page(mm, addr, entry) == 0 ? 1 : -1;
+    if (host_map_page(mm, addr, entry) == 0)
+        return 1;
+    *pte = old;
+    host_map_page(mm, addr, old);
+    return -1;
 }
 
 /* A not-present page of an anonymous private vma: a read maps the shared
@@ -224,10 +231,14 @@ static int do_anonymous_page(struct mm_struct *mm, unsigned long addr,
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;
-    mm->rss++;
-    return set_pte_host(mm, addr, pte,
-                        mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                         _PAGE_DIRTY | _PAGE_ACCESSED));
+    int r = set_pte_host(mm, addr, pte,
+                         mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                          _PAGE_DIRTY | _PAGE_ACCESSED));
+    if (r < 0)
+        put_page(page);
+    else
+        mm->rss++;
+    return r;
 }
 
 /* A not-present page: the vma's nopage brings it in (file, shared
@@ -254,9 +265,13 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
     pte_t entry = mk_pte(page, vma->vm_page_prot);
     if (write_access)
         entry = pte_mkdirty(pte_mkwrite(entry));
-    mm->rss++;
     mm->min_flt++;
-    return set_pte_host(mm, addr, pte, entry);
+    int r = set_pte_host(mm, addr, pte, entry);
+    if (r < 0)
+        put_page(page);
+    else
+        mm->rss++;
+    return r;
 }
 
 /* A write to a present, write-protected page: shared mappings just become
@@ -275,16 +290,21 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
                             : vm_frame_alloc(frame_hint(mm, addr));
     if (!new)
         return -1;
-    if (zero) {
-        mm->rss++;
-    } else {
+    if (!zero) {
         memcpy(vm_kmap(new), vm_kmap(old), PAGE_SIZE);
         ClearPageFlag(new, PG_clean);
-        mm->cow_flt++;
     }
     int r = set_pte_host(mm, addr, pte,
                          mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
                                          _PAGE_DIRTY | _PAGE_ACCESSED));
+    if (r < 0) {
+        put_page(new);
+        return r;
+    }
+    if (zero)
+        mm->rss++;
+    else
+        mm->cow_flt++;
     put_page(old);
     return r;
 }
