@@ -106,12 +106,15 @@ int vm_host_unmap(struct mm_struct *mm, unsigned long start,
     return p == MAP_FAILED ? -ENOMEM : 0;
 }
 
+/* populate: fill the host pte now (one page, at a fault), so the retried
+ * access does not take a second, host, fault. */
 static int host_map_run(struct mm_struct *mm, unsigned long addr,
-                        unsigned long npages, unsigned long pfn, int prot)
+                        unsigned long npages, unsigned long pfn, int prot,
+                        int populate)
 {
     void *p = mmap(mm->window + addr, npages << PAGE_SHIFT, prot,
-                   MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
-                   (off_t)(pfn << PAGE_SHIFT));
+                   MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0),
+                   vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT));
     return p == MAP_FAILED ? -ENOMEM : 0;
 }
 
@@ -119,7 +122,7 @@ static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
 {
     if (pte_none(pte))
         return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
-    return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte));
+    return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
 }
 
 /*
@@ -154,7 +157,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
             if (run_prot == -1)
                 r = remap ? vm_host_unmap(mm, run, run + len) : 0;
             else if (remap)
-                r = host_map_run(mm, run, n, run_pfn, run_prot);
+                r = host_map_run(mm, run, n, run_pfn, run_prot, 0);
             else if (mprotect(mm->window + run, len, run_prot) != 0)
                 r = -ENOMEM;
             if (r)
