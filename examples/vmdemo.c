@@ -33,12 +33,12 @@ int main(void)
         fprintf(stderr, "mm_alloc failed\n");
         return 1;
     }
-    unsigned long priv = do_mmap(parent, -1, 0, 4 * PAGE_SIZE,
-                                 PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS, 0);
-    unsigned long shared = do_mmap(parent, -1, 0, 2 * PAGE_SIZE,
-                                   PROT_READ | PROT_WRITE,
-                                   MAP_SHARED | MAP_ANONYMOUS, 0);
+    unsigned long priv =
+        do_mmap(parent, -1, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, 0);
+    unsigned long shared =
+        do_mmap(parent, -1, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                MAP_SHARED | MAP_ANONYMOUS, 0);
     unsigned long heap = sys_brk(parent, 0);
     sys_brk(parent, heap + 3 * PAGE_SIZE);
 

@@ -101,8 +101,7 @@ static int fault_is_write(void *ucontext)
 #endif
 }
 
-static const char *fault_in(struct mm_struct *mm, unsigned long addr,
-                            int write)
+static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 {
     const char *why = NULL;
     pthread_mutex_lock(&mm->mmap_sem);

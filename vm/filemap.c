@@ -26,10 +26,10 @@
 
 struct vm_shared_obj {
     atomic_int refs;
-    int fd;              /* dup of the file, or -1 for anonymous memory */
-    unsigned long base;  /* file page of slot 0 */
+    int fd;             /* dup of the file, or -1 for anonymous memory */
+    unsigned long base; /* file page of slot 0 */
     unsigned long npages;
-    size_t bytes;        /* of this mapping, object and slots */
+    size_t bytes; /* of this mapping, object and slots */
     pthread_mutex_t lock;
     struct page *pages[];
 };
@@ -62,8 +62,7 @@ static int read_file_page(int fd, unsigned long pgoff, struct page *page)
 /* ---- private file mappings ---- */
 
 static struct page *file_private_nopage(struct vm_area_struct *vma,
-                                        unsigned long address,
-                                        int write_access)
+                                        unsigned long address, int write_access)
 {
     (void)write_access;
     unsigned long pgoff =
@@ -103,8 +102,8 @@ void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
     struct vm_shared_obj *obj = vma->vm_private_data;
     if (!obj || obj->fd < 0)
         return;
-    unsigned long first = vma->vm_pgoff - obj->base +
-                          ((start - vma->vm_start) >> PAGE_SHIFT);
+    unsigned long first =
+        vma->vm_pgoff - obj->base + ((start - vma->vm_start) >> PAGE_SHIFT);
     unsigned long n = (end - start) >> PAGE_SHIFT;
     pthread_mutex_lock(&obj->lock);
     for (unsigned long i = first; i < first + n && i < obj->npages; i++)
@@ -122,8 +121,8 @@ static void shared_open(struct vm_area_struct *vma)
     unsigned long npages = (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
     size_t bytes = PAGE_ALIGN(sizeof(*obj) + npages * sizeof(struct page *));
     /* slots of a large mapping exceed kmalloc: whole pages from the host */
-    obj = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    obj = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
     if (obj == MAP_FAILED)
         return;
     atomic_init(&obj->refs, 1);
@@ -164,8 +163,8 @@ static struct page *shared_nopage(struct vm_area_struct *vma,
 {
     (void)write_access;
     struct vm_shared_obj *obj = vma->vm_private_data;
-    unsigned long idx = vma->vm_pgoff - obj->base +
-                        ((address - vma->vm_start) >> PAGE_SHIFT);
+    unsigned long idx =
+        vma->vm_pgoff - obj->base + ((address - vma->vm_start) >> PAGE_SHIFT);
     if (idx >= obj->npages)
         return NULL;
     pthread_mutex_lock(&obj->lock);

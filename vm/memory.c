@@ -30,8 +30,8 @@ static void pgtable_cache_init(void)
 static void *pgtable_alloc(void)
 {
     pthread_once(&pgtable_once, pgtable_cache_init);
-    void *p = pgtable_cachep ? kmem_cache_alloc(pgtable_cachep, GFP_KERNEL)
-                             : NULL;
+    void *p =
+        pgtable_cachep ? kmem_cache_alloc(pgtable_cachep, GFP_KERNEL) : NULL;
     if (p)
         memset(p, 0, PAGE_SIZE);
     return p;
@@ -95,14 +95,13 @@ static int host_prot(pte_t pte)
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
 
-int vm_host_unmap(struct mm_struct *mm, unsigned long start,
-                  unsigned long end)
+int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
     if (start >= end)
         return 0;
-    void *p = mmap(mm->window + start, end - start, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                   -1, 0);
+    void *p =
+        mmap(mm->window + start, end - start, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     return p == MAP_FAILED ? -ENOMEM : 0;
 }
 
@@ -228,8 +227,8 @@ static int do_anonymous_page(struct mm_struct *mm, unsigned long addr,
     mm->min_flt++;
     if (!write_access) {
         mm->zero_flt++;
-        return set_pte_host(mm, addr, pte,
-                            mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
+        return set_pte_host(
+            mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
     }
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
@@ -289,8 +288,8 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     mm->min_flt++;
     if ((vma->vm_flags & VM_SHARED) || (!zero && page_count(old) == 1))
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
-    struct page *new = zero ? alloc_zeroed(mm, addr)
-                            : vm_frame_alloc(frame_hint(mm, addr));
+    struct page *new =
+        zero ? alloc_zeroed(mm, addr) : vm_frame_alloc(frame_hint(mm, addr));
     if (!new)
         return -1;
     if (!zero) {

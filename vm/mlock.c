@@ -36,8 +36,7 @@ KSLAB_API int sys_mlock(struct mm_struct *mm, unsigned long start, size_t len)
     return do_mlock(mm, start, len, 1);
 }
 
-KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start,
-                          size_t len)
+KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start, size_t len)
 {
     return do_mlock(mm, start, len, 0);
 }

@@ -205,16 +205,14 @@ int make_pages_present(struct mm_struct *mm, unsigned long addr,
                        unsigned long end);
 unsigned long vm_pte_prot(unsigned long vm_flags);
 pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
-int vm_host_unmap(struct mm_struct *mm, unsigned long start,
-                  unsigned long end);
+int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
 int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
 void vm_pgtable_free_all(struct mm_struct *mm);
 int vm_access_ok(struct vm_area_struct *vma, int write);
 
 /* mmap.c */
 struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr);
-struct vm_area_struct *__find_vma_prev(struct mm_struct *mm,
-                                       unsigned long addr,
+struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
                                        struct vm_area_struct **pprev);
 struct vm_area_struct *vm_area_alloc(void);
 void vm_area_free(struct vm_area_struct *vma);
@@ -231,9 +229,8 @@ int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
 
 /* mprotect.c: vmas of [start, end) get (flags & ~clear) | set, split and
  * merged as needed; protect also rewrites ptes and host protections. */
-int vm_fixup_range(struct mm_struct *mm, unsigned long start,
-                   unsigned long end, unsigned long set, unsigned long clear,
-                   int protect);
+int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
+                   unsigned long set, unsigned long clear, int protect);
 
 /* The shared object of a MAP_SHARED mapping (anonymous or file): one frame
  * slot per page, shared by every vma that maps it, across splits and

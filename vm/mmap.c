@@ -23,9 +23,9 @@ static pthread_once_t vma_once = PTHREAD_ONCE_INIT;
 
 static void vma_cache_init(void)
 {
-    vm_area_cachep = kmem_cache_create("vm_area_struct",
-                                       sizeof(struct vm_area_struct), 0,
-                                       SLAB_HWCACHE_ALIGN, NULL, NULL);
+    vm_area_cachep =
+        kmem_cache_create("vm_area_struct", sizeof(struct vm_area_struct), 0,
+                          SLAB_HWCACHE_ALIGN, NULL, NULL);
 }
 
 struct vm_area_struct *vm_area_alloc(void)
@@ -189,8 +189,7 @@ struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr)
     return best;
 }
 
-struct vm_area_struct *__find_vma_prev(struct mm_struct *mm,
-                                       unsigned long addr,
+struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
                                        struct vm_area_struct **pprev)
 {
     struct vm_area_struct *prev = NULL, *v;
@@ -220,9 +219,9 @@ KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
     return v;
 }
 
-KSLAB_API struct vm_area_struct *
-find_vma_prev(struct mm_struct *mm, unsigned long addr,
-              struct vm_area_struct **pprev)
+KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
+                                               unsigned long addr,
+                                               struct vm_area_struct **pprev)
 {
     pthread_mutex_lock(&mm->mmap_sem);
     struct vm_area_struct *v = __find_vma_prev(mm, addr, pprev);
@@ -299,7 +298,7 @@ int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
     new->vm_start = addr;
     new->vm_pgoff += (addr - vma->vm_start) >> PAGE_SHIFT;
     vma->vm_end = addr;
-    if (new->vm_ops && new->vm_ops->open)
+    if (new->vm_ops &&new->vm_ops->open)
         new->vm_ops->open(new);
     insert_vm_struct(mm, new);
     return 0;
@@ -398,9 +397,8 @@ void vm_check_mm(struct mm_struct *mm)
 
 /* ---- get_unmapped_area ---- */
 
-static unsigned long get_unmapped_area(struct mm_struct *mm,
-                                       unsigned long addr, unsigned long len,
-                                       unsigned long flags)
+static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
+                                       unsigned long len, unsigned long flags)
 {
     if (flags & MAP_FIXED) {
         if (addr & ~PAGE_MASK || addr > TASK_SIZE - len)
@@ -545,10 +543,9 @@ static int check_file(int fd, unsigned long prot, unsigned long flags,
     return 0;
 }
 
-static unsigned long __do_mmap(struct mm_struct *mm, int fd,
-                               unsigned long addr, unsigned long len,
-                               unsigned long prot, unsigned long flags,
-                               unsigned long off)
+static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
+                               unsigned long len, unsigned long prot,
+                               unsigned long flags, unsigned long off)
 {
     unsigned long type = flags & MAP_TYPE, clear = 0;
     int anon = (flags & MAP_ANONYMOUS) != 0;
@@ -729,14 +726,13 @@ KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out)
                    v->vm_end > mm->start_brk && mm->brk > mm->start_brk) {
             strcpy(path, "[heap]");
         }
-        int k = fprintf(out, "%08lx-%08lx %c%c%c%c %08lx %02lx:%02lx %lu",
-                        v->vm_start, v->vm_end,
-                        v->vm_flags & VM_READ ? 'r' : '-',
-                        v->vm_flags & VM_WRITE ? 'w' : '-',
-                        v->vm_flags & VM_EXEC ? 'x' : '-',
-                        v->vm_flags & VM_MAYSHARE ? 's' : 'p',
-                        v->vm_pgoff << PAGE_SHIFT, (dev >> 8) & 0xfff,
-                        dev & 0xff, ino);
+        int k = fprintf(
+            out, "%08lx-%08lx %c%c%c%c %08lx %02lx:%02lx %lu", v->vm_start,
+            v->vm_end, v->vm_flags & VM_READ ? 'r' : '-',
+            v->vm_flags & VM_WRITE ? 'w' : '-',
+            v->vm_flags & VM_EXEC ? 'x' : '-',
+            v->vm_flags & VM_MAYSHARE ? 's' : 'p', v->vm_pgoff << PAGE_SHIFT,
+            (dev >> 8) & 0xfff, dev & 0xff, ino);
         if (k < 0) {
             n = -EIO;
             break;

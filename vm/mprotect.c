@@ -14,9 +14,8 @@
 
 #include "vm/mm.h"
 
-int vm_fixup_range(struct mm_struct *mm, unsigned long start,
-                   unsigned long end, unsigned long set, unsigned long clear,
-                   int protect)
+int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
+                   unsigned long set, unsigned long clear, int protect)
 {
     struct vm_area_struct *vma = __find_vma(mm, start), *v, *spare[2] = {0};
     int nspare = 0, need = 0, r = 0;
@@ -25,14 +24,15 @@ int vm_fixup_range(struct mm_struct *mm, unsigned long start,
         return -ENOMEM;
     for (v = vma; v && v->vm_start < end; v = v->vm_next) {
         unsigned long nf = (v->vm_flags & ~clear) | set;
-        if (protect && (nf & (VM_READ | VM_WRITE | VM_EXEC)) &
-                           ~(nf >> 4) & (VM_READ | VM_WRITE | VM_EXEC))
+        if (protect && (nf & (VM_READ | VM_WRITE | VM_EXEC)) & ~(nf >> 4) &
+                           (VM_READ | VM_WRITE | VM_EXEC))
             return -EACCES;
         if (nf != v->vm_flags) {
             need += v->vm_start < start;
             need += v->vm_end > end;
         }
-        if (v->vm_end < end && (!v->vm_next || v->vm_next->vm_start != v->vm_end))
+        if (v->vm_end < end &&
+            (!v->vm_next || v->vm_next->vm_start != v->vm_end))
             return -ENOMEM;
     }
     if (mm->map_count + need > DEFAULT_MAX_MAP_COUNT)
@@ -67,7 +67,8 @@ int vm_fixup_range(struct mm_struct *mm, unsigned long start,
     }
     /* merge what became compatible again */
     unsigned long a = start >= PAGE_SIZE ? start - PAGE_SIZE : 0;
-    for (v = __find_vma(mm, a); v && v->vm_start <= end; v = __find_vma(mm, a)) {
+    for (v = __find_vma(mm, a); v && v->vm_start <= end;
+         v = __find_vma(mm, a)) {
         a = v->vm_end;
         vm_merge_around(mm, v);
     }
@@ -99,8 +100,8 @@ KSLAB_API int sys_mprotect(struct mm_struct *mm, unsigned long start,
     if (prot & PROT_EXEC)
         set |= VM_EXEC;
     pthread_mutex_lock(&mm->mmap_sem);
-    int r = vm_fixup_range(mm, start, end, set, VM_READ | VM_WRITE | VM_EXEC,
-                           1);
+    int r =
+        vm_fixup_range(mm, start, end, set, VM_READ | VM_WRITE | VM_EXEC, 1);
     pthread_mutex_unlock(&mm->mmap_sem);
     return r;
 }

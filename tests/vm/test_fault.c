@@ -13,8 +13,8 @@ static void test_write_fault_allocates_zeroed_frame(void **state)
     (void)state;
     struct mm_struct *mm = mm_alloc();
     assert_non_null(mm);
-    unsigned long a = anon(mm, 0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     assert_false(IS_ERR_VALUE(a));
     for (int i = 0; i < 16; i++) {
         assert_int_equal(U64(mm, a + i * PAGE_SIZE + 8), 0);
@@ -33,8 +33,8 @@ static void test_read_fault_maps_zero_page(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     unsigned long sum = 0;
     for (int i = 0; i < 8; i++)
         sum += U64(mm, a + i * PAGE_SIZE + 64);
@@ -62,8 +62,8 @@ static void touch_after_munmap(void *arg)
     (void)arg;
     child_default_segv();
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     U64(mm, a + PAGE_SIZE) = 1;
     if (do_munmap(mm, a, 4 * PAGE_SIZE) != 0)
         _exit(3);
@@ -117,8 +117,8 @@ static void read_prot_none(void *arg)
     (void)arg;
     child_default_segv();
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     U64(mm, a) = 5;
     if (sys_mprotect(mm, a, PAGE_SIZE, PROT_NONE) != 0)
         _exit(3);
@@ -136,16 +136,15 @@ static void test_mprotect_changes_access(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     U64(mm, a) = 9;
     assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ), 0);
     assert_int_equal(count_vmas(mm), 2);
     pte_t *pte = vm_pte_lookup(mm, a);
     assert_false(pte_write(*pte));
     assert_int_equal(U64(mm, a), 9);
-    assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ | PROT_WRITE),
-                     0);
+    assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
     assert_int_equal(count_vmas(mm), 1);
     U64(mm, a) = 10; /* allowed again */
     assert_int_equal(U64(mm, a), 10);
@@ -157,8 +156,8 @@ static void test_mlock_leaves_no_faults(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 32 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     assert_int_equal(sys_mlock(mm, a + 4 * PAGE_SIZE, 8 * PAGE_SIZE), 0);
     assert_int_equal(count_vmas(mm), 3);
     struct vm_area_struct *v = find_vma(mm, a + 4 * PAGE_SIZE);
@@ -208,8 +207,8 @@ static void test_threads_fault_same_mm(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, 256 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, 256 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     pthread_t th[4];
     struct thr t[4];
     for (int i = 0; i < 4; i++) {
@@ -229,8 +228,8 @@ static void test_handle_mm_fault_direct(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     struct vm_area_struct *v = find_vma(mm, a);
     assert_int_equal(handle_mm_fault(mm, v, a, 1), 1);
     assert_int_equal(stat_of(mm).rss, 1);

@@ -36,8 +36,8 @@ static void test_private_file_mapping(void **state)
     char path[64];
     int fd = make_file(path, 4);
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = do_mmap(mm, fd, 0, 3 * PAGE_SIZE, RW, MAP_PRIVATE,
-                              PAGE_SIZE);
+    unsigned long a =
+        do_mmap(mm, fd, 0, 3 * PAGE_SIZE, RW, MAP_PRIVATE, PAGE_SIZE);
     assert_false(IS_ERR_VALUE(a));
     assert_int_equal(U64(mm, a), 1000);
     assert_int_equal(U64(mm, a + PAGE_SIZE + 16), 2002);
@@ -93,8 +93,7 @@ static void test_shared_split_keeps_object(void **state)
     int fd = make_file(path, 4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
-    assert_int_equal(sys_mprotect(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ),
-                     0);
+    assert_int_equal(sys_mprotect(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
     assert_int_equal(count_vmas(mm), 3);
     assert_int_equal(find_vma(mm, a + 2 * PAGE_SIZE)->vm_pgoff, 2);
     U64(mm, a + 2 * PAGE_SIZE) = 5;
@@ -112,8 +111,8 @@ static void touch_past_eof(void *arg)
     char path[64];
     int fd = make_file(path, 1);
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, PROT_READ,
-                              MAP_PRIVATE, 0);
+    unsigned long a =
+        do_mmap(mm, fd, 0, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0);
     if (U64(mm, a) != 0)
         _exit(3);
     (void)U64(mm, a + PAGE_SIZE);

@@ -9,8 +9,8 @@
 
 static unsigned long filled(struct mm_struct *mm, int flags, unsigned long v)
 {
-    unsigned long a = anon(mm, 0, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           flags);
+    unsigned long a =
+        anon(mm, 0, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, flags);
     for (int i = 0; i < NPAGES; i++)
         U64(mm, a + i * PAGE_SIZE) = v + i;
     return a;
@@ -64,8 +64,8 @@ static void test_shared_visible_both_sides(void **state)
 {
     (void)state;
     struct mm_struct *p = mm_alloc();
-    unsigned long a = anon(p, 0, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_SHARED);
+    unsigned long a =
+        anon(p, 0, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
     U64(p, a) = 11; /* touched before the fork */
     struct mm_struct *c = mm_fork(p);
     U64(c, a) = 12;
@@ -117,8 +117,8 @@ static void test_fork_keeps_zero_page_and_layout(void **state)
 {
     (void)state;
     struct mm_struct *p = mm_alloc();
-    unsigned long a = anon(p, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(p, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     (void)U64(p, a); /* zero page */
     unsigned long r = anon(p, 0, PAGE_SIZE, PROT_READ, MAP_PRIVATE);
     assert_int_equal(sys_brk(p, sys_brk(p, 0) + 3 * PAGE_SIZE),

@@ -33,8 +33,8 @@ static void test_new_mm_has_brk(void **state)
     /* below start_brk: refused, unchanged */
     assert_int_equal(sys_brk(mm, b - PAGE_SIZE), b + 3 * PAGE_SIZE);
     /* into another mapping: refused */
-    unsigned long m = anon(mm, b + 8 * PAGE_SIZE, PAGE_SIZE, RW,
-                           MAP_PRIVATE | MAP_FIXED);
+    unsigned long m =
+        anon(mm, b + 8 * PAGE_SIZE, PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED);
     assert_int_equal(m, b + 8 * PAGE_SIZE);
     assert_int_equal(sys_brk(mm, b + 10 * PAGE_SIZE), b + 3 * PAGE_SIZE);
     vm_check_mm(mm);
@@ -45,10 +45,10 @@ static void test_find_vma_and_prev(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0x40000000, PAGE_SIZE, PROT_READ,
-                           MAP_PRIVATE | MAP_FIXED);
-    unsigned long b = anon(mm, 0x40010000, PAGE_SIZE, RW,
-                           MAP_PRIVATE | MAP_FIXED);
+    unsigned long a =
+        anon(mm, 0x40000000, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED);
+    unsigned long b =
+        anon(mm, 0x40010000, PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED);
     struct vm_area_struct *prev;
     assert_int_equal(find_vma(mm, 0)->vm_start, a);
     assert_int_equal(find_vma(mm, a + PAGE_SIZE)->vm_start, b);
@@ -87,8 +87,7 @@ static void test_avl_tree_many_vmas(void **state)
     }
     /* remove every third and check again */
     for (int i = 0; i < 200; i += 3)
-        assert_int_equal(do_munmap(mm, base + i * 2 * PAGE_SIZE, PAGE_SIZE),
-                         0);
+        assert_int_equal(do_munmap(mm, base + i * 2 * PAGE_SIZE, PAGE_SIZE), 0);
     vm_check_mm(mm);
     assert_int_equal(mm->map_count, 200 - 67);
     for (int i = 0; i < 200; i++) {
@@ -103,8 +102,8 @@ static void test_adjacent_anon_merge(void **state)
 {
     (void)state;
     struct mm_struct *mm = mm_alloc();
-    unsigned long a = anon(mm, 0x60000000, 2 * PAGE_SIZE, RW,
-                           MAP_PRIVATE | MAP_FIXED);
+    unsigned long a =
+        anon(mm, 0x60000000, 2 * PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED);
     anon(mm, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED);
     anon(mm, a - 2 * PAGE_SIZE, 2 * PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED);
     assert_int_equal(count_vmas(mm), 1);
@@ -163,8 +162,8 @@ static void test_map_fixed_replaces_and_hints(void **state)
     unsigned long a = anon(mm, 0, 4 * PAGE_SIZE, RW, MAP_PRIVATE);
     assert_int_equal(a, TASK_UNMAPPED_BASE);
     U64(mm, a + PAGE_SIZE) = 42;
-    unsigned long b = anon(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ,
-                           MAP_PRIVATE | MAP_FIXED);
+    unsigned long b =
+        anon(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED);
     assert_int_equal(b, a + PAGE_SIZE);
     assert_int_equal(U64(mm, b), 0);
     assert_int_equal(count_vmas(mm), 3);
@@ -175,9 +174,8 @@ static void test_map_fixed_replaces_and_hints(void **state)
     assert_int_equal(d, 0x70000000);
     /* errors change nothing */
     int n = count_vmas(mm);
-    assert_int_equal((long)anon(mm, a + 1, PAGE_SIZE, RW,
-                                MAP_PRIVATE | MAP_FIXED),
-                     -EINVAL);
+    assert_int_equal(
+        (long)anon(mm, a + 1, PAGE_SIZE, RW, MAP_PRIVATE | MAP_FIXED), -EINVAL);
     assert_int_equal((long)anon(mm, 0, 0, RW, MAP_PRIVATE), -EINVAL);
     assert_int_equal((long)anon(mm, 0, PAGE_SIZE, RW, 0), -EINVAL);
     assert_int_equal((long)anon(mm, 0, TASK_SIZE, RW, MAP_PRIVATE), -ENOMEM);
@@ -197,9 +195,8 @@ static void test_mprotect_split_merge_errors(void **state)
     (void)state;
     struct mm_struct *mm = mm_alloc();
     unsigned long a = anon(mm, 0, 8 * PAGE_SIZE, RW, MAP_PRIVATE);
-    assert_int_equal(sys_mprotect(mm, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE,
-                                  PROT_READ),
-                     0);
+    assert_int_equal(
+        sys_mprotect(mm, a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ), 0);
     assert_int_equal(count_vmas(mm), 3);
     assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ), 0);
     assert_int_equal(count_vmas(mm), 4);
