@@ -224,6 +224,40 @@ static void test_threads_fault_same_mm(void **state)
     mmput(mm);
 }
 
+static void *own_mm_thread(void *p)
+{
+    (void)p;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 128 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (int round = 0; round < 3; round++) {
+        struct mm_struct *c = mm_fork(mm);
+        for (int i = 0; i < 128; i++)
+            U64(c, a + i * PAGE_SIZE) += (unsigned long)i;
+        for (int i = 0; i < 128; i++)
+            U64(mm, a + i * PAGE_SIZE) += 1;
+        mmput(c);
+    }
+    long ok = 1;
+    for (int i = 0; i < 128; i++)
+        ok &= U64(mm, a + i * PAGE_SIZE) == 3;
+    mmput(mm);
+    return (void *)ok;
+}
+
+static void test_threads_fault_different_mms(void **state)
+{
+    (void)state;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, own_mm_thread, NULL);
+    for (int i = 0; i < 4; i++) {
+        void *ok;
+        pthread_join(th[i], &ok);
+        assert_true(ok == (void *)1);
+    }
+}
+
 static void test_handle_mm_fault_direct(void **state)
 {
     (void)state;
@@ -249,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_mprotect_changes_access),
         cmocka_unit_test(test_mlock_leaves_no_faults),
         cmocka_unit_test(test_threads_fault_same_mm),
+        cmocka_unit_test(test_threads_fault_different_mms),
         cmocka_unit_test(test_handle_mm_fault_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
