@@ -42,7 +42,7 @@ static void test_limits(void **state)
     kfree(z);
     kfree(NULL);
     assert_int_equal(ksize(NULL), 0);
-    int x;
+    int x = 0;
     assert_int_equal(ksize(&x), 0);
 }
 
@@ -81,7 +81,7 @@ static void test_distinct_objects_hold_their_contents(void **state)
 static void kfree_stack(void *arg)
 {
     (void)arg;
-    int x;
+    int x = 0;
     kfree(&x);
 }
 
