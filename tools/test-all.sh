@@ -14,6 +14,7 @@ run_build() {
     (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 600)
 }
 
+bash tools/lint.sh
 run_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_build build-asan -DKSLAB_SANITIZE=ON -DKSLAB_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
 echo "=== kslab: all tests passed"
