@@ -1,0 +1,470 @@
+/*
+ * tests/reliability/test_stress.c — bounded stress of the slab and of the
+ * address-space emulator, each case a few seconds at most:
+ *
+ *  - 2 and 8 threads doing random kmalloc / kfree / "realloc" (allocate,
+ *    copy, free) and kmem_cache_alloc/free with every byte verified, and
+ *    handing objects to each other through a mailbox (cross-thread frees);
+ *  - threads created and exiting in a loop, each leaving objects behind for
+ *    the main thread to free;
+ *  - fork() from a process whose other threads keep allocating; the child
+ *    checks and uses the heap, and exits;
+ *  - threads faulting, mm_fork'ing and unmapping in one emulated mm.
+ *
+ * After each case every cache has as many objects in use as at its start
+ * and the low-memory frames in use are within a stated slack (free slabs a
+ * cache keeps under its free_limit): nothing is lost.
+ */
+#include "reltest.h"
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "vm/mm.h"
+
+/* Bound of each case. */
+#define RUN_MS 1500
+#define SLACK_PAGES 2048 /* 8 MiB */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static unsigned int rnd(unsigned int *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+struct blk {
+    unsigned char *p;
+    size_t size;
+    unsigned char fill;
+};
+
+static void blk_fill(struct blk *b, unsigned int *seed)
+{
+    b->fill = (unsigned char)(rnd(seed) | 1);
+    memset(b->p, b->fill, b->size);
+}
+
+static void blk_check(const struct blk *b)
+{
+    for (size_t i = 0; i < b->size; i++)
+        if (b->p[i] != b->fill)
+            fail_msg("object %p byte %zu of %zu is %#x, not %#x",
+                     (void *)b->p, i, b->size, b->p[i], b->fill);
+}
+
+static size_t rnd_size(unsigned int *seed)
+{
+    unsigned int r = rnd(seed);
+    switch (r & 7) {
+    case 0:
+        return (r >> 8) % 131072 + 1;
+    case 1:
+    case 2:
+        return (r >> 8) % 4096 + 1;
+    default:
+        return (r >> 8) % 256 + 1;
+    }
+}
+
+/* ---- the mailbox: objects passed between threads ---- */
+
+#define MAILBOX 64
+static pthread_mutex_t mail_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blk mailbox[MAILBOX];
+static int nmail;
+
+static int post(struct blk *b)
+{
+    int ok = 0;
+    pthread_mutex_lock(&mail_lock);
+    if (nmail < MAILBOX) {
+        mailbox[nmail++] = *b;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&mail_lock);
+    return ok;
+}
+
+static int fetch(struct blk *b)
+{
+    int ok = 0;
+    pthread_mutex_lock(&mail_lock);
+    if (nmail) {
+        *b = mailbox[--nmail];
+        ok = 1;
+    }
+    pthread_mutex_unlock(&mail_lock);
+    return ok;
+}
+
+static void drain_mailbox(void)
+{
+    struct blk b;
+    while (fetch(&b)) {
+        blk_check(&b);
+        kfree(b.p);
+    }
+}
+
+/* ---- random allocate / free / realloc ---- */
+
+#define SLOTS 128
+static kmem_cache_t *shared_cache;
+static const size_t shared_size = 72;
+static _Atomic unsigned long total_ops;
+
+struct worker {
+    pthread_t tid;
+    unsigned int seed;
+    double until;
+};
+
+static void *random_worker(void *arg)
+{
+    struct worker *w = arg;
+    struct blk slot[SLOTS] = {{0}};
+    struct blk cobj[16] = {{0}};
+    unsigned long ops = 0;
+    while ((ops & 255) || now_ms() < w->until) {
+        ops++;
+        unsigned int r = rnd(&w->seed);
+        struct blk *b = &slot[r % SLOTS];
+        switch ((r >> 8) % 8) {
+        case 0: { /* realloc: a new object, the old contents, free */
+            if (!b->p)
+                break;
+            blk_check(b);
+            size_t n = rnd_size(&w->seed);
+            unsigned char *q = kmalloc(n, GFP_KERNEL);
+            assert_non_null(q);
+            memcpy(q, b->p, n < b->size ? n : b->size);
+            kfree(b->p);
+            b->p = q;
+            b->size = n < b->size ? n : b->size;
+            blk_check(b);
+            b->size = n;
+            blk_fill(b, &w->seed);
+            break;
+        }
+        case 1: /* cross-thread: post ours, free someone's */
+            if (b->p && post(b)) {
+                b->p = NULL;
+            } else {
+                struct blk m;
+                if (fetch(&m)) {
+                    blk_check(&m);
+                    kfree(m.p);
+                }
+            }
+            break;
+        case 2: { /* a shared user cache */
+            struct blk *c = &cobj[r % 16];
+            if (c->p) {
+                blk_check(c);
+                kmem_cache_free(shared_cache, c->p);
+                c->p = NULL;
+            } else {
+                c->p = kmem_cache_alloc(shared_cache, GFP_KERNEL);
+                assert_non_null(c->p);
+                c->size = shared_size;
+                blk_fill(c, &w->seed);
+            }
+            break;
+        }
+        default:
+            if (b->p) {
+                blk_check(b);
+                assert_true(ksize(b->p) >= b->size);
+                kfree(b->p);
+                b->p = NULL;
+            } else {
+                b->size = rnd_size(&w->seed);
+                b->p = kmalloc(b->size, GFP_KERNEL);
+                assert_non_null(b->p);
+                blk_fill(b, &w->seed);
+            }
+        }
+    }
+    for (int i = 0; i < SLOTS; i++)
+        if (slot[i].p) {
+            blk_check(&slot[i]);
+            kfree(slot[i].p);
+        }
+    for (int i = 0; i < 16; i++)
+        if (cobj[i].p) {
+            blk_check(&cobj[i]);
+            kmem_cache_free(shared_cache, cobj[i].p);
+        }
+    atomic_fetch_add(&total_ops, ops);
+    return NULL;
+}
+
+static void run_random(int nthreads)
+{
+    struct rel_snapshot before, after;
+    rel_snapshot(&before);
+    shared_cache =
+        kmem_cache_create("stress-shared", shared_size, 0, 0, NULL, NULL);
+    assert_non_null(shared_cache);
+    struct worker w[8];
+    double until = now_ms() + RUN_MS;
+    atomic_store(&total_ops, 0);
+    for (int i = 0; i < nthreads; i++) {
+        w[i].seed = 0x9e3779b9u * (unsigned int)(i + 1);
+        w[i].until = until;
+        assert_int_equal(pthread_create(&w[i].tid, NULL, random_worker, &w[i]),
+                         0);
+    }
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(w[i].tid, NULL);
+    drain_mailbox();
+    assert_int_equal(kmem_cache_destroy(shared_cache), 0);
+    rel_snapshot(&after);
+    rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
+    printf("stress: %d threads, %lu operations in %d ms, nothing lost\n",
+           nthreads, atomic_load(&total_ops), RUN_MS);
+}
+
+static void test_random_2_threads(void **state)
+{
+    (void)state;
+    run_random(2);
+}
+
+static void test_random_8_threads(void **state)
+{
+    (void)state;
+    run_random(8);
+}
+
+/* ---- threads created and exiting in a loop ---- */
+
+static void *short_lived(void *arg)
+{
+    unsigned int seed = (unsigned int)(uintptr_t)arg | 1;
+    struct blk keep[8];
+    for (int i = 0; i < 64; i++) {
+        struct blk b = {.size = rnd_size(&seed)};
+        b.p = kmalloc(b.size, GFP_KERNEL);
+        assert_non_null(b.p);
+        blk_fill(&b, &seed);
+        if (i < 8)
+            keep[i] = b;
+        else
+            kfree(b.p);
+    }
+    for (int i = 0; i < 8; i++)
+        while (!post(&keep[i]))
+            drain_mailbox();
+    return NULL;
+}
+
+static void test_thread_churn(void **state)
+{
+    (void)state;
+    struct rel_snapshot before, after;
+    rel_snapshot(&before);
+    int rounds = 0;
+    double until = now_ms() + RUN_MS;
+    for (; now_ms() < until; rounds++) {
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, short_lived,
+                                            (void *)(uintptr_t)(rounds * 4 + i)),
+                             0);
+        for (int i = 0; i < 4; i++)
+            pthread_join(t[i], NULL);
+        drain_mailbox();
+    }
+    rel_snapshot(&after);
+    rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
+    printf("stress: %d threads created and exited, nothing lost\n",
+           rounds * 4);
+}
+
+/* ---- fork from a multi-threaded process ---- */
+
+static _Atomic int stop_bg;
+
+static void *background(void *arg)
+{
+    struct worker *w = arg;
+    struct blk slot[32] = {{0}};
+    while (!atomic_load(&stop_bg)) {
+        struct blk *b = &slot[rnd(&w->seed) % 32];
+        if (b->p) {
+            blk_check(b);
+            kfree(b->p);
+            b->p = NULL;
+        } else {
+            b->size = rnd_size(&w->seed);
+            b->p = kmalloc(b->size, GFP_KERNEL);
+            assert_non_null(b->p);
+            blk_fill(b, &w->seed);
+        }
+    }
+    for (int i = 0; i < 32; i++)
+        if (slot[i].p)
+            kfree(slot[i].p);
+    return NULL;
+}
+
+static void fork_child(struct blk *mine)
+{
+    /* the parent's object is intact; the heap works; the child's own
+     * threads are gone and their array caches went back to the slabs */
+    for (size_t i = 0; i < mine->size; i++)
+        if (mine->p[i] != mine->fill)
+            _exit(2);
+    unsigned int seed = 77;
+    for (int i = 0; i < 2000; i++) {
+        size_t n = rnd_size(&seed);
+        unsigned char *p = kmalloc(n, GFP_KERNEL);
+        if (!p)
+            _exit(3);
+        memset(p, 0x3c, n);
+        if (p[n - 1] != 0x3c)
+            _exit(4);
+        kfree(p);
+    }
+    kfree(mine->p);
+    struct rel_snapshot s;
+    rel_snapshot(&s); /* validates every cache and zone */
+    _exit(0);
+}
+
+static void test_fork_while_threads_allocate(void **state)
+{
+    (void)state;
+    pthread_atfork(slab_fork_prepare, slab_fork_parent, slab_fork_child);
+    struct rel_snapshot before, after;
+    rel_snapshot(&before);
+    struct worker w[3];
+    atomic_store(&stop_bg, 0);
+    for (int i = 0; i < 3; i++) {
+        w[i].seed = 1234u + (unsigned int)i;
+        assert_int_equal(pthread_create(&w[i].tid, NULL, background, &w[i]),
+                         0);
+    }
+    int forks = 0;
+    unsigned int seed = 99;
+    double until = now_ms() + RUN_MS;
+    for (; now_ms() < until; forks++) {
+        struct blk mine = {.size = rnd_size(&seed)};
+        mine.p = kmalloc(mine.size, GFP_KERNEL);
+        assert_non_null(mine.p);
+        blk_fill(&mine, &seed);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            fork_child(&mine);
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fail_msg("fork %d: child status %#x", forks, st);
+        blk_check(&mine);
+        kfree(mine.p);
+    }
+    atomic_store(&stop_bg, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(w[i].tid, NULL);
+    rel_snapshot(&after);
+    rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
+    printf("stress: %d forks beside 3 allocating threads, nothing lost\n",
+           forks);
+}
+
+/* ---- the emulator: threads faulting, forking, unmapping one mm ---- */
+
+#define VM_PAGES 8
+static struct mm_struct *shared_mm;
+static _Atomic unsigned long vm_faults_done, vm_forks_done;
+
+static void *vm_worker(void *arg)
+{
+    struct worker *w = arg;
+    unsigned long rounds = 0, forks = 0;
+    while (now_ms() < w->until) {
+        rounds++;
+        unsigned long a = do_mmap(shared_mm, -1, 0, VM_PAGES * PAGE_SIZE,
+                                  PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, 0);
+        assert_false(IS_ERR_VALUE(a));
+        unsigned long tag = (unsigned long)rnd(&w->seed) << 8;
+        for (int i = 0; i < VM_PAGES; i++) /* faults */
+            *(volatile unsigned long *)mm_host(shared_mm, a + i * PAGE_SIZE) =
+                tag + i;
+        if (rounds % 4 == 0) {
+            struct mm_struct *c = mm_fork(shared_mm);
+            assert_non_null(c);
+            forks++;
+            for (int i = 0; i < VM_PAGES; i++) {
+                volatile unsigned long *pc = mm_host(c, a + i * PAGE_SIZE);
+                assert_int_equal(*pc, tag + i);
+                *pc = ~tag; /* COW: the parent keeps its value */
+            }
+            vm_check_mm(c);
+            mmput(c);
+        }
+        for (int i = 0; i < VM_PAGES; i++)
+            assert_int_equal(
+                *(volatile unsigned long *)mm_host(shared_mm,
+                                                   a + i * PAGE_SIZE),
+                tag + i);
+        assert_int_equal(do_munmap(shared_mm, a, VM_PAGES * PAGE_SIZE), 0);
+    }
+    atomic_fetch_add(&vm_faults_done, rounds * VM_PAGES);
+    atomic_fetch_add(&vm_forks_done, forks);
+    return NULL;
+}
+
+static void test_vm_threads_fault_fork_unmap(void **state)
+{
+    (void)state;
+    struct rel_snapshot before, after;
+    /* the first mm makes the vm caches; measure from the second */
+    mmput(mm_alloc());
+    rel_snapshot(&before);
+    shared_mm = mm_alloc();
+    assert_non_null(shared_mm);
+    struct worker w[4];
+    double until = now_ms() + RUN_MS;
+    for (int i = 0; i < 4; i++) {
+        w[i].seed = 555u + (unsigned int)i;
+        w[i].until = until;
+        assert_int_equal(pthread_create(&w[i].tid, NULL, vm_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(w[i].tid, NULL);
+    vm_check_mm(shared_mm);
+    assert_null(shared_mm->mmap);
+    mmput(shared_mm);
+    rel_snapshot(&after);
+    rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
+    printf("stress: 4 threads, %lu page faults, %lu mm_forks in one mm, "
+           "nothing lost\n",
+           atomic_load(&vm_faults_done), atomic_load(&vm_forks_done));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_2_threads),
+        cmocka_unit_test(test_random_8_threads),
+        cmocka_unit_test(test_thread_churn),
+        cmocka_unit_test(test_fork_while_threads_allocate),
+        cmocka_unit_test(test_vm_threads_fault_fork_unmap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
