@@ -35,13 +35,18 @@ static inline void rel_warm_up(void)
         kfree(kmalloc(n, GFP_KERNEL));
         kfree(kmalloc(n, GFP_DMA));
     }
+    /* (under an address-space limit there may be no room for an mm) */
     struct mm_struct *mm = mm_alloc();
+    if (!mm)
+        return;
     unsigned long a = do_mmap(mm, -1, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, 0);
     *(volatile long *)mm_host(mm, a) = 1;
     struct mm_struct *c = mm_fork(mm);
-    *(volatile long *)mm_host(c, a) = 2;
-    mmput(c);
+    if (c) {
+        *(volatile long *)mm_host(c, a) = 2;
+        mmput(c);
+    }
     mmput(mm);
 }
 
