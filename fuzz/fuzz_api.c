@@ -193,8 +193,8 @@ static void op_cache_alloc(struct input *in)
         ucache_free(u, o);
         return;
     }
-    o->p = kmem_cache_alloc(u->c, (u->flags & SLAB_CACHE_DMA) ? GFP_DMA
-                                                              : GFP_KERNEL);
+    o->p = kmem_cache_alloc(u->c,
+                            (u->flags & SLAB_CACHE_DMA) ? GFP_DMA : GFP_KERNEL);
     FZ_CHECK(o->p, "kmem_cache_alloc(%zu)", u->size);
     FZ_CHECK(((uintptr_t)o->p & 7) == 0, "misaligned %p", (void *)o->p);
     if ((u->flags & SLAB_CACHE_DMA))
@@ -382,8 +382,7 @@ static void op_malloc(struct input *in)
         p = fz_realloc(NULL, size);
     }
     if (!p) {
-        FZ_CHECK(size == 0 && (how & 3) == 1, "allocation of %zu failed",
-                 size);
+        FZ_CHECK(size == 0 && (how & 3) == 1, "allocation of %zu failed", size);
         return;
     }
     FZ_CHECK(((uintptr_t)p & 15) == 0, "malloc'ed %p not 16-aligned", p);
@@ -472,7 +471,8 @@ static void op_mmap(struct input *in)
     if (how & 0x80)
         len -= in_u8(in); /* not page-aligned: rounded up */
     unsigned long prot = (how & 1) ? PROT_READ : PROT_READ | PROT_WRITE;
-    unsigned long flags = MAP_ANONYMOUS | ((how & 2) ? MAP_SHARED : MAP_PRIVATE);
+    unsigned long flags =
+        MAP_ANONYMOUS | ((how & 2) ? MAP_SHARED : MAP_PRIVATE);
     unsigned long addr = 0;
     if ((how & 4) && m->reg[r]) {
         addr = m->reg[r] + (in_u8(in) % 4) * PAGE_SIZE; /* over a region */
@@ -524,9 +524,8 @@ static void op_mprotect(struct input *in)
         return;
     unsigned long a = pick_addr(in, m);
     unsigned long len = (in_u8(in) % 8 + 1) * PAGE_SIZE;
-    static const unsigned long prots[] = {PROT_NONE, PROT_READ,
-                                          PROT_READ | PROT_WRITE,
-                                          PROT_READ | PROT_EXEC};
+    static const unsigned long prots[] = {
+        PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC};
     unsigned long prot = prots[in_u8(in) & 3];
     int r = sys_mprotect(m->mm, a, len, prot);
     FZ_CHECK(r == 0 || r == -ENOMEM || r == -EACCES, "sys_mprotect: %d", r);
@@ -589,8 +588,8 @@ static void op_mlock(struct input *in)
         return;
     unsigned long a = pick_addr(in, m);
     unsigned long len = (in_u8(in) % 4 + 1) * PAGE_SIZE;
-    int r = (in_u8(in) & 1) ? sys_munlock(m->mm, a, len)
-                            : sys_mlock(m->mm, a, len);
+    int r =
+        (in_u8(in) & 1) ? sys_munlock(m->mm, a, len) : sys_mlock(m->mm, a, len);
     FZ_CHECK(r == 0 || r == -ENOMEM || r == -EAGAIN, "mlock/munlock: %d", r);
     mm_done(m);
 }

@@ -3,7 +3,7 @@
 # Run as root (or through sudo).  Safe to run again.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config g++ clang clang-format cppcheck
-      libcmocka-dev libbenchmark-dev
+      libclang-rt-14-dev libcmocka-dev libbenchmark-dev
       libjemalloc-dev libjemalloc2 libmimalloc-dev libgoogle-perftools-dev
       gnuplot-nox python3 xz-utils git valgrind coreutils)
 missing=()

@@ -125,12 +125,9 @@ static void test_double_free_later_always(void **state)
 static void test_invalid_free_always(void **state)
 {
     (void)state;
-    expect_one_line(invalid_free_stack, NULL,
-                    "kfree(): invalid pointer 0x");
-    expect_one_line(invalid_free_glibc, NULL,
-                    "kfree(): invalid pointer 0x");
-    expect_one_line(invalid_free_page_block, NULL,
-                    "(not a slab object)");
+    expect_one_line(invalid_free_stack, NULL, "kfree(): invalid pointer 0x");
+    expect_one_line(invalid_free_glibc, NULL, "kfree(): invalid pointer 0x");
+    expect_one_line(invalid_free_page_block, NULL, "(not a slab object)");
 }
 
 static void test_interior_pointer_always(void **state)

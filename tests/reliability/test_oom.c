@@ -116,8 +116,8 @@ static int child_cache(void)
     /* a user cache with off-slab management and a constructor-free cache
      * of small objects, filled to the end */
     kmem_cache_t *a = kmem_cache_create("oom-a", 3000, 0, 0, NULL, NULL);
-    kmem_cache_t *b = kmem_cache_create("oom-b", 40, 0, SLAB_HWCACHE_ALIGN,
-                                        NULL, NULL);
+    kmem_cache_t *b =
+        kmem_cache_create("oom-b", 40, 0, SLAB_HWCACHE_ALIGN, NULL, NULL);
     CHILD_CHECK(a && b);
     void *ha = NULL, *hb = NULL;
     unsigned long na = fill_until_fail(a, 0, &ha);
@@ -161,8 +161,7 @@ static int child_vm(void)
     CHILD_CHECK(setrlimit(RLIMIT_AS, &rl) == 0);
     struct mm_struct *mm = mm_alloc();
     CHILD_CHECK(mm);
-    unsigned long a = do_mmap(mm, -1, 0, 16 * PAGE_SIZE,
-                              PROT_READ | PROT_WRITE,
+    unsigned long a = do_mmap(mm, -1, 0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, 0);
     CHILD_CHECK(!IS_ERR_VALUE(a));
     for (int i = 0; i < 16; i++)
@@ -219,8 +218,8 @@ static void run_limited(const char *what, unsigned long limit_mb)
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("case %s under RLIMIT_AS %lu MiB: status %#x", what,
-                 limit_mb, st);
+        fail_msg("case %s under RLIMIT_AS %lu MiB: status %#x", what, limit_mb,
+                 st);
 }
 
 static void test_kmalloc_enomem_then_recovers(void **state)

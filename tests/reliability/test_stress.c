@@ -58,8 +58,8 @@ static void blk_check(const struct blk *b)
 {
     for (size_t i = 0; i < b->size; i++)
         if (b->p[i] != b->fill)
-            fail_msg("object %p byte %zu of %zu is %#x, not %#x",
-                     (void *)b->p, i, b->size, b->p[i], b->fill);
+            fail_msg("object %p byte %zu of %zu is %#x, not %#x", (void *)b->p,
+                     i, b->size, b->p[i], b->fill);
 }
 
 static size_t rnd_size(unsigned int *seed)
@@ -279,17 +279,17 @@ static void test_thread_churn(void **state)
     for (; now_ms() < until; rounds++) {
         pthread_t t[4];
         for (int i = 0; i < 4; i++)
-            assert_int_equal(pthread_create(&t[i], NULL, short_lived,
-                                            (void *)(uintptr_t)(rounds * 4 + i)),
-                             0);
+            assert_int_equal(
+                pthread_create(&t[i], NULL, short_lived,
+                               (void *)(uintptr_t)(rounds * 4 + i)),
+                0);
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
         drain_mailbox();
     }
     rel_snapshot(&after);
     rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
-    printf("stress: %d threads created and exited, nothing lost\n",
-           rounds * 4);
+    printf("stress: %d threads created and exited, nothing lost\n", rounds * 4);
 }
 
 /* ---- fork from a multi-threaded process ---- */
@@ -353,8 +353,7 @@ static void test_fork_while_threads_allocate(void **state)
     atomic_store(&stop_bg, 0);
     for (int i = 0; i < 3; i++) {
         w[i].seed = 1234u + (unsigned int)i;
-        assert_int_equal(pthread_create(&w[i].tid, NULL, background, &w[i]),
-                         0);
+        assert_int_equal(pthread_create(&w[i].tid, NULL, background, &w[i]), 0);
     }
     int forks = 0;
     unsigned int seed = 99;
@@ -397,9 +396,9 @@ static void *vm_worker(void *arg)
     unsigned long rounds = 0, forks = 0;
     while (now_ms() < w->until) {
         rounds++;
-        unsigned long a = do_mmap(shared_mm, -1, 0, VM_PAGES * PAGE_SIZE,
-                                  PROT_READ | PROT_WRITE,
-                                  MAP_PRIVATE | MAP_ANONYMOUS, 0);
+        unsigned long a =
+            do_mmap(shared_mm, -1, 0, VM_PAGES * PAGE_SIZE,
+                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0);
         assert_false(IS_ERR_VALUE(a));
         unsigned long tag = (unsigned long)rnd(&w->seed) << 8;
         for (int i = 0; i < VM_PAGES; i++) /* faults */
@@ -418,10 +417,9 @@ static void *vm_worker(void *arg)
             mmput(c);
         }
         for (int i = 0; i < VM_PAGES; i++)
-            assert_int_equal(
-                *(volatile unsigned long *)mm_host(shared_mm,
-                                                   a + i * PAGE_SIZE),
-                tag + i);
+            assert_int_equal(*(volatile unsigned long *)mm_host(
+                                 shared_mm, a + i * PAGE_SIZE),
+                             tag + i);
         assert_int_equal(do_munmap(shared_mm, a, VM_PAGES * PAGE_SIZE), 0);
     }
     atomic_fetch_add(&vm_faults_done, rounds * VM_PAGES);
