@@ -116,7 +116,7 @@ static void test_thread_exit_returns_cached_objects(void **state)
     assert_int_equal(kmem_cache_destroy(c), 0);
 }
 
-static volatile int stop_threads;
+static _Atomic int stop_threads; /* read by busy() while main writes */
 
 static void *busy(void *arg)
 {
