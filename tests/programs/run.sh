@@ -104,10 +104,10 @@ mkdir -p "$WORK/input" "$WORK/ref" "$WORK/kslab"
 "prepare_$NAME" || { echo "FAIL: preparing $NAME"; exit 1; }
 STATS="$WORK/stats.txt"
 
-(cd "$WORK/ref" && env -u LD_PRELOAD -u KSLAB_STATS -u KSLAB_DEBUG "run_$NAME" "$WORK/ref") \
+(cd "$WORK/ref" && unset LD_PRELOAD KSLAB_STATS KSLAB_DEBUG && "run_$NAME" "$WORK/ref") \
     > "$WORK/out.ref" 2> "$WORK/err.ref"
 rc_ref=$?
-(cd "$WORK/kslab" && LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" "run_$NAME" "$WORK/kslab") \
+(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" && "run_$NAME" "$WORK/kslab") \
     > "$WORK/out.kslab" 2> "$WORK/err.kslab"
 rc_kslab=$?
 
