@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kslab/kslab.h>
@@ -45,6 +46,12 @@ static struct {
     char stats_path[PATH_MAX]; /* "" = stderr */
     unsigned long debug;       /* SLAB_POISON | SLAB_RED_ZONE */
 } ip_opt;
+
+/* KSLAB_STATS=1: a duplicate of stderr taken at start (programs such as
+ * coreutils close stderr in an atexit handler, before our destructor), and
+ * its identity, so a reused descriptor number is never written to. */
+static int stats_fd = -1;
+static struct stat stats_fd_st;
 
 /* The loader's image [ldso_lo, ldso_hi): see ip_pointer_from_loader(). */
 static uintptr_t ldso_lo, ldso_hi;
@@ -244,6 +251,13 @@ void ip_init(void)
                     "ignored",
                     r);
     }
+    if (ip_opt.stats && !ip_opt.stats_path[0]) {
+        stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+        if (stats_fd >= 0 && fstat(stats_fd, &stats_fd_st) != 0) {
+            close(stats_fd);
+            stats_fd = -1;
+        }
+    }
     pthread_atfork(ip_fork_prepare, ip_fork_parent, ip_fork_child);
 }
 
@@ -271,25 +285,45 @@ KSLAB_API void kslab_stats_print(FILE *out)
 /* At exit (after main's destructors: a preloaded library is finalised
  * last).  A file is opened for append, so every process of a forking
  * program adds its own block. */
+/* The stream for the statistics: the file of KSLAB_STATS=/path (append),
+ * else the duplicate of stderr if it is still the same file, else stderr. */
+static FILE *stats_stream(void)
+{
+    if (ip_opt.stats_path[0]) {
+        FILE *f = fopen(ip_opt.stats_path, "a");
+        if (!f)
+            vm_warn("KSLAB_STATS: cannot open %s (errno %d)",
+                    ip_opt.stats_path, errno);
+        return f;
+    }
+    struct stat st;
+    if (stats_fd >= 0 && fstat(stats_fd, &st) == 0 &&
+        st.st_dev == stats_fd_st.st_dev && st.st_ino == stats_fd_st.st_ino) {
+        FILE *f = fdopen(stats_fd, "w");
+        if (f) {
+            stats_fd = -1;
+            return f;
+        }
+    }
+    return stderr;
+}
+
+/* At exit (after main's destructors: a preloaded library is finalised
+ * last).  A file is opened for append, so every process of a forking
+ * program adds its own block. */
 __attribute__((destructor)) static void ip_stats_at_exit(void)
 {
     if (!ip_opt.stats)
         return;
     int saved = errno;
-    if (!ip_opt.stats_path[0]) {
-        fprintf(stderr, "kslab: statistics of pid %d\n", (int)getpid());
-        kslab_stats_print(stderr);
-        fflush(stderr);
-    } else {
-        FILE *f = fopen(ip_opt.stats_path, "a");
-        if (f) {
-            fprintf(f, "kslab: statistics of pid %d\n", (int)getpid());
-            kslab_stats_print(f);
+    FILE *f = stats_stream();
+    if (f) {
+        fprintf(f, "kslab: statistics of pid %d\n", (int)getpid());
+        kslab_stats_print(f);
+        if (f == stderr)
+            fflush(f);
+        else
             fclose(f);
-        } else {
-            vm_warn("KSLAB_STATS: cannot open %s (errno %d)", ip_opt.stats_path,
-                    errno);
-        }
     }
     errno = saved;
 }

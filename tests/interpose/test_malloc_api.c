@@ -16,6 +16,13 @@
 
 #include "ktest.h"
 
+/* These tests misuse the API on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#endif
+
 #define KiB (1024UL)
 #define MiB (1024UL * 1024UL)
 

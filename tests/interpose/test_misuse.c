@@ -14,10 +14,17 @@
 
 #include "ktest.h"
 
+/* These tests misuse the API on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#endif
+
 /* Keeps the compiler from seeing through our misuse. */
 static void *volatile sink;
 
-static void *launder(void *p)
+static __attribute__((noinline)) void *launder(void *p)
 {
     sink = p;
     return sink;
