@@ -211,27 +211,25 @@ int ip_pointer_from_loader(const void *p)
 
 /*
  * Every allocator lock is taken before fork and released after it, in the
- * order the allocator nests them (large, slab, page layer), so the child of
+ * order the allocator nests them (large, then slab, which takes the
+ * page layer's), so the child of
  * a multi-threaded parent finds none of them held by a thread that does not
  * exist in it.
  */
 static void ip_fork_prepare(void)
 {
     vm_large_fork_prepare();
-    slab_fork_prepare();
-    vm_fork_prepare();
+    slab_fork_prepare(); /* takes the page layer's locks too */
 }
 
 static void ip_fork_parent(void)
 {
-    vm_fork_parent();
     slab_fork_parent();
     vm_large_fork_parent();
 }
 
 static void ip_fork_child(void)
 {
-    vm_fork_child();
     slab_fork_child();
     vm_large_fork_child();
 }

@@ -22,7 +22,9 @@
  * huge_tab and huge_cache; no other lock is taken under it.  Counters are
  * relaxed atomics.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* mremap */
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>

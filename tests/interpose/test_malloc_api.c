@@ -6,7 +6,9 @@
  * large and huge blocks (in-place growth, no system call in steady state,
  * memory given back).  The program links libkslab.so, so these are kslab's.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -27,7 +29,7 @@
 #define MiB (1024UL * 1024UL)
 
 /* The statistics text of kslab_stats_print(). */
-static char *stats_text(void)
+static __attribute__((noinline)) char *stats_text(void)
 {
     char *buf = NULL;
     size_t len = 0;

@@ -6,7 +6,9 @@
  * in a child that must die of SIGABRT after one line naming the call and
  * the address.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>

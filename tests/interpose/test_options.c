@@ -5,7 +5,9 @@
  * option.  The program runs itself again with the environment to test
  * (argv[1] names what the child does) and checks its stderr and status.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>

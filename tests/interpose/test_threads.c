@@ -4,7 +4,9 @@
  * multi-threaded parent (the child allocates, the parent goes on), and
  * thread exit giving the thread's cached objects back.  Bounded in time.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
