@@ -14,6 +14,15 @@
 
 #include "ktest.h"
 
+static void *volatile sink;
+
+/* Hides where a pointer came from (no bounds or dead-store reasoning). */
+static __attribute__((noinline)) void *launder(void *p)
+{
+    sink = p;
+    return sink;
+}
+
 static const char *self;
 
 /* Runs `self mode` with extra environment entries; returns the wait
@@ -153,14 +162,20 @@ static int child_work(void)
     return 0;
 }
 
+/* Debug caches keep a one-entry array cache, and an object is checked
+ * when it leaves it: the free of the next object pushes p out. */
 static int child_overflow(void)
 {
-    char *volatile p = malloc(40);
+    char *q = malloc(40);
+    volatile char *p = launder(malloc(40));
+    char *r = malloc(40);
     size_t n = 40;
     while (n < 64) /* past the object's usable size (size-64) */
         p[n++] = 'x';
     p[64] = 'x';
-    free(p);
+    free(q);
+    free((char *)p);
+    free(r);
     return 0;
 }
 
