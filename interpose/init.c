@@ -290,8 +290,8 @@ static FILE *stats_stream(void)
     if (ip_opt.stats_path[0]) {
         FILE *f = fopen(ip_opt.stats_path, "a");
         if (!f)
-            vm_warn("KSLAB_STATS: cannot open %s (errno %d)",
-                    ip_opt.stats_path, errno);
+            vm_warn("KSLAB_STATS: cannot open %s (errno %d)", ip_opt.stats_path,
+                    errno);
         return f;
     }
     struct stat st;

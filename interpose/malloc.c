@@ -17,7 +17,8 @@
  * the object is not aligned, the request becomes a large block, which is
  * aligned to any power of two (vm_large_alloc).  So every pointer handed out
  * is the start of an object or of a large block: free never has to map an
- * interior pointer back.
+ * interior pointer back.  (Up to three kmalloc classes are tried, since
+ * the caches of 512 bytes and more align most objects to their size.)
  *
  * No locks of this file; errors set errno and return NULL, as glibc does.
  */
@@ -108,13 +109,17 @@ static void *ip_aligned(size_t align, size_t size)
     if (align <= MALLOC_ALIGN)
         return ip_malloc(size);
     if (align <= PAGE_SIZE && size <= KMALLOC_MAX_SIZE) {
+        /* Small caches align objects to a cache line or less; bigger ones
+         * (off-slab management) mostly to their size: try three classes. */
         size_t want = pow2_roundup(size > align ? size : align);
-        if (want <= KMALLOC_MAX_SIZE) {
+        for (int tries = 0; tries < 3 && want <= KMALLOC_MAX_SIZE; tries++) {
             void *p = slab_kmalloc_inline(want, GFP_KERNEL);
-            if (p && !((uintptr_t)p & (align - 1)))
+            if (!p)
+                break;
+            if (!((uintptr_t)p & (align - 1)))
                 return p;
-            if (p)
-                slab_kfree_inline(p, "memalign");
+            slab_kfree_inline(p, "memalign");
+            want <<= 1;
         }
     }
     return ip_large_malloc(size, align, 0);

@@ -19,7 +19,8 @@ static void test_dlopen_api_works(void **s)
     void *h = dlopen(KSLAB_SO, RTLD_NOW | RTLD_LOCAL);
     if (!h)
         fail_msg("dlopen: %s", dlerror());
-    void *(*kmalloc_fn)(size_t, int) = (void *(*)(size_t, int))dlsym(h, "kmalloc");
+    void *(*kmalloc_fn)(size_t, int) =
+        (void *(*)(size_t, int))dlsym(h, "kmalloc");
     void (*kfree_fn)(const void *) = (void (*)(const void *))dlsym(h, "kfree");
     void *(*kmalloc_api)(size_t) = (void *(*)(size_t))dlsym(h, "malloc");
     void (*kfree_api)(void *) = (void (*)(void *))dlsym(h, "free");

@@ -114,8 +114,8 @@ static void test_realloc_keeps_contents(void **state)
 {
     (void)state;
     /* small -> larger small -> large -> huge -> large -> small */
-    size_t sizes[] = {10, 100, 3000, 100 * KiB, 200 * KiB, 1 * MiB,
-                      6 * MiB, 40 * MiB, 3 * MiB, 300 * KiB, 50, 7};
+    size_t sizes[] = {10,      100,      3000,    100 * KiB, 200 * KiB, 1 * MiB,
+                      6 * MiB, 40 * MiB, 3 * MiB, 300 * KiB, 50,        7};
     unsigned char *p = realloc(NULL, 5);
     fill(p, 5, 7);
     size_t have = 5;

@@ -133,7 +133,8 @@ static long active_objs(const char *cache)
     kmem_slabinfo(f);
     fclose(f);
     long v = -1;
-    for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    for (char *l = buf; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
         size_t n = strlen(cache);
         if (!strncmp(l, cache, n) && l[n] == ' ') {
             v = strtol(l + n, NULL, 10);
@@ -170,8 +171,8 @@ static void test_thread_exit_returns_caches(void **s)
     long after = active_objs("size-1024");
     /* Without the return, each dead thread would strand its cache. */
     if (after > base + 200)
-        fail_msg("size-1024 active objects %ld -> %ld after 100 threads",
-                 base, after);
+        fail_msg("size-1024 active objects %ld -> %ld after 100 threads", base,
+                 after);
 }
 
 int main(void)
