@@ -10,6 +10,7 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LC_ALL=C
 
 need() {
+    local p
     for p in "$@"; do
         command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed"; exit 77; }
     done
