@@ -12,7 +12,8 @@
  * malloc nor stdio nor getenv: `environ` when libc has set it, else the
  * process's initial environment from /proc/self/environ (the loader may
  * allocate before libc has set environ).  An unknown or malformed value
- * gives one warning line and is ignored.
+ * gives one warning line and is ignored.  A set-user-id or set-group-id
+ * process (AT_SECURE) reads none, as secure_getenv() would.
  *
  *   KSLAB_STATS=1 | 0 | /path   slabinfo + large-block totals at exit, to
  *                               stderr or appended to /path
@@ -168,6 +169,10 @@ static void opt_read_proc(void)
 
 static void opt_read(void)
 {
+    /* A set-user-id program must not let its caller pick a file to write
+     * (what secure_getenv() would refuse): no options there. */
+    if (getauxval(AT_SECURE))
+        return;
     if (environ) {
         for (char **e = environ; *e; e++)
             opt_entry(*e);

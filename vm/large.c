@@ -83,14 +83,26 @@ static struct huge_ent *__huge_find(uintptr_t addr)
     }
 }
 
-static void __huge_put(struct huge_ent *tab, size_t cap, uintptr_t addr,
-                       size_t len)
+/* Puts addr in the first empty or deleted slot of its chain; returns
+ * whether that slot was a deleted one. */
+static int __huge_put(struct huge_ent *tab, size_t cap, uintptr_t addr,
+                      size_t len)
 {
     size_t i = huge_hash(addr, cap);
     while (tab[i].addr > HUGE_TOMB)
         i = (i + 1) & (cap - 1);
+    int tomb = tab[i].addr == HUGE_TOMB;
     tab[i].addr = addr;
     tab[i].len = len;
+    return tomb;
+}
+
+/* Records a live block in huge_tab (room reserved). */
+static void __huge_insert(uintptr_t addr, size_t len)
+{
+    if (__huge_put(huge_tab, huge_cap, addr, len))
+        huge_tombs--;
+    huge_used++;
 }
 
 /* Makes room for one more entry: 0 or -ENOMEM. */
@@ -225,10 +237,8 @@ static void *huge_alloc(size_t len, size_t align, int zero)
         p = huge_map(len, align);
         fresh = 1;
     }
-    if (p) {
-        __huge_put(huge_tab, huge_cap, (uintptr_t)p, len);
-        huge_used++;
-    }
+    if (p)
+        __huge_insert((uintptr_t)p, len);
 out:
     pthread_mutex_unlock(&huge_lock);
     if (!p) {
@@ -293,8 +303,7 @@ static void *huge_realloc(void *p, size_t len)
         e->len = len;
     } else {
         __huge_delete(e);
-        __huge_put(huge_tab, huge_cap, (uintptr_t)q, len);
-        huge_used++;
+        __huge_insert((uintptr_t)q, len);
     }
     if (len > old)
         ADD(huge_bytes, len - old);
