@@ -537,9 +537,10 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
         slab_bad_pointer(objp, fn);
     slab_t *slabp = GET_PAGE_SLAB(page);
-    unsigned int i = slab_obj_index(cachep, page, objp);
-    if (i >= cachep->num)
+    uint64_t idx = slab_obj_index(cachep, page, objp);
+    if (idx >= cachep->num)
         slab_bad_pointer(objp, fn);
+    unsigned int i = (unsigned int)idx;
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     if (bufctl[i] != BUFCTL_ACTIVE)
         vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
