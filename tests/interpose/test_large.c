@@ -67,7 +67,7 @@ static void test_alignment(void **s)
 static void test_realloc_kinds(void **s)
 {
     (void)s;
-    size_t sizes[] = {150 * KiB, 1 * MiB,  5 * MiB, 30 * MiB,
+    size_t sizes[] = {150 * KiB, 1 * MiB,   5 * MiB, 30 * MiB,
                       2 * MiB,   300 * KiB, 9 * MiB, 140 * KiB};
     unsigned char *p = vm_large_alloc(140 * KiB, PAGE_SIZE, 0);
     size_t have = 140 * KiB;

@@ -121,8 +121,9 @@ static void test_realloc_keeps_contents(void **state)
     size_t have = 5;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t keep = have < sizes[i] ? have : sizes[i];
-        p = realloc(p, sizes[i]);
-        assert_non_null(p);
+        unsigned char *q = realloc(p, sizes[i]);
+        assert_non_null(q);
+        p = q;
         assert_int_equal((uintptr_t)p & 15, 0);
         check(p, keep, 7);
         fill(p, sizes[i], 7);
@@ -227,8 +228,10 @@ static void test_usable_size(void **state)
         unsigned char *p = malloc(n);
         size_t u = malloc_usable_size(p);
         assert_true(u >= n);
-        memset(p, 0x5c, u); /* truly usable */
-        p = realloc(p, u);  /* and realloc to it stays put */
+        memset(p, 0x5c, u);               /* truly usable */
+        unsigned char *q = realloc(p, u); /* and realloc to it stays put */
+        assert_ptr_equal(q, p);
+        p = q;
         assert_int_equal(malloc_usable_size(p), u);
         free(p);
     }

@@ -45,8 +45,9 @@ int main()
         sum += p->v[0];
         delete p;
     }
-    auto *big = new PageBuf[600];
-    misaligned += reinterpret_cast<uintptr_t>(big) & 4095;
+    auto *big = new PageBuf[600]();
+    big[599].b[0] = 1;
+    misaligned += reinterpret_cast<uintptr_t>(&big[0]) & 4095;
     delete[] big;
     std::printf("sum %llu pages %zu misaligned %llu\n", (unsigned long long)sum,
                 pages.size(), (unsigned long long)misaligned);

@@ -45,7 +45,10 @@ static int child(int round)
     }
     char *s = NULL;
     for (int i = 0; i < 1000; i++) {
-        s = realloc(s, (size_t)i * 37 + 1);
+        char *t = realloc(s, (size_t)i * 37 + 1);
+        if (!t)
+            break;
+        s = t;
         s[i * 37] = 1;
     }
     free(s);
