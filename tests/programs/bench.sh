@@ -20,7 +20,7 @@ one() { # lib name -> seconds
     s=$(date +%s%N)
     (cd "$WORK/scratch" && export LD_PRELOAD="$1" && "run_$2" "$WORK/scratch") > /dev/null 2>&1
     e=$(date +%s%N)
-    echo "scale=3; ($e - $s) / 1000000000" | bc
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f\n", (e - s) / 1e9 }'
 }
 
 echo "| program | kslab (s) | jemalloc (s) | glibc (s) | kslab / jemalloc |"
@@ -36,6 +36,6 @@ for p in $PROGS; do
         one "" "$p" >> "$WORK/g"
     done
     k=$(median < "$WORK/k") j=$(median < "$WORK/j") g=$(median < "$WORK/g")
-    echo "| $p | $k | $j | $g | $(echo "scale=2; $k / $j" | bc) |"
+    echo "| $p | $k | $j | $g | $(awk -v k="$k" -v j="$j" 'BEGIN { printf "%.2f", k / j }') |"
 done
 rm -rf "$WORK"
