@@ -95,6 +95,24 @@ run_git() {
 prepare_bash() { need bash; }
 run_bash() { bash "$SRC/script.sh"; }
 
+# Under an address-space limit the program starts, runs out of memory
+# cleanly (MemoryError, not a crash) and goes on allocating.
+prepare_rlimit_as() { need /usr/bin/python3; }
+run_rlimit_as() {
+    (
+        ulimit -v 400000
+        /usr/bin/python3 -c '
+x = []
+try:
+    while True:
+        x.append(bytearray(10**7))
+except MemoryError:
+    print("MemoryError")
+del x
+print("ok", len([bytes(1000) for i in range(10000)]))'
+    )
+}
+
 prepare_fork_threads() { :; }
 run_fork_threads() { "$HELPERS/prog_fork_threads"; }
 
