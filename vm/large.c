@@ -374,8 +374,11 @@ static void buddy_free(struct page *page)
 
 void *vm_large_alloc(size_t size, size_t align, int zero)
 {
-    if (size >
-        (size_t)PTRDIFF_MAX - (align > PAGE_SIZE ? align : 0) - PAGE_SIZE) {
+    if (!size)
+        size = 1;
+    if (align > (size_t)PTRDIFF_MAX / 2 ||
+        size >
+            (size_t)PTRDIFF_MAX - (align > PAGE_SIZE ? align : 0) - PAGE_SIZE) {
         errno = ENOMEM;
         return NULL;
     }

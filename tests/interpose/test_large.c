@@ -128,6 +128,13 @@ static void test_impossible_sizes(void **s)
     errno = 0;
     assert_null(vm_large_alloc((size_t)PTRDIFF_MAX, 4 * MiB, 0));
     assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(vm_large_alloc(1, (size_t)1 << 62, 0));
+    assert_int_equal(errno, ENOMEM);
+    void *z = vm_large_alloc(0, PAGE_SIZE, 0); /* size 0: one page */
+    assert_non_null(z);
+    assert_int_equal(vm_large_usable(z), PAGE_SIZE);
+    assert_int_equal(vm_large_free(z), VM_LARGE_FREED);
     char buf[16];
     assert_int_equal(vm_large_free(buf), VM_LARGE_NOT_OURS);
     assert_int_equal(vm_large_usable(buf), 0);

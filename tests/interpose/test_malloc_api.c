@@ -202,6 +202,20 @@ static void test_memalign_family(void **state)
             free(q);
         }
     }
+    /* Size 0 gives a unique, freeable block at every alignment. */
+    for (size_t a = 16; a <= 8 * MiB; a <<= 1) {
+        void *q = memalign(a, 0);
+        assert_non_null(q);
+        assert_int_equal((uintptr_t)q & (a - 1), 0);
+        free(q);
+    }
+    /* An alignment larger than the address space cannot be met. */
+    errno = 0;
+    assert_null(aligned_alloc((size_t)1 << 62, 1));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(memalign((size_t)1 << 63, 1));
+    assert_int_equal(errno, ENOMEM);
     /* memalign rounds an alignment that is not a power of two up. */
     p = memalign(48, 10);
     assert_non_null(p);
