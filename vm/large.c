@@ -144,28 +144,27 @@ static void huge_unmap(void *addr, size_t len)
     ADD(huge_unmapped_bytes, len);
 }
 
-/* A mapping of len bytes from the cache, or NULL (huge_lock held).  Takes
- * the smallest cached mapping that fits and is not more than a quarter too
- * big; trims the excess. */
-static void *__huge_cache_take(size_t len)
+/* A mapping of at least len bytes from the cache, or NULL (huge_lock
+ * held): the smallest cached mapping that fits and is at most twice len.
+ * It is taken whole (*got bytes), without a system call; the slack is
+ * memory the cache held anyway, and lets realloc grow without one. */
+static void *__huge_cache_take(size_t len, size_t *got)
 {
     int best = -1;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         size_t l = huge_cache[i].len;
-        if (!huge_cache[i].addr || l < len || l - len > len / 4)
+        if (!huge_cache[i].addr || l < len || l / 2 > len)
             continue;
         if (best < 0 || l < huge_cache[best].len)
             best = i;
     }
     if (best < 0)
         return NULL;
-    char *addr = (char *)huge_cache[best].addr;
-    size_t l = huge_cache[best].len;
+    void *addr = (void *)huge_cache[best].addr;
+    *got = huge_cache[best].len;
     huge_cache[best].addr = 0;
     huge_cache[best].len = 0;
-    huge_cache_bytes -= l;
-    if (l > len)
-        huge_unmap(addr + len, l - len);
+    huge_cache_bytes -= *got;
     return addr;
 }
 
@@ -229,8 +228,9 @@ static void *huge_alloc(size_t len, size_t align, int zero)
     pthread_mutex_lock(&huge_lock);
     if (__huge_reserve() != 0)
         goto out;
+    size_t got = len;
     if (align <= PAGE_SIZE)
-        p = __huge_cache_take(len);
+        p = __huge_cache_take(len, &got);
     if (!p) {
         /* mmap outside the lock would be nicer; a huge block is rare
          * enough that the simple rule wins. */
@@ -238,7 +238,7 @@ static void *huge_alloc(size_t len, size_t align, int zero)
         fresh = 1;
     }
     if (p)
-        __huge_insert((uintptr_t)p, len);
+        __huge_insert((uintptr_t)p, got);
 out:
     pthread_mutex_unlock(&huge_lock);
     if (!p) {
@@ -249,7 +249,7 @@ out:
         memset(p, 0, len);
     ADD(nr_alloc, 1);
     ADD(huge_blocks, 1);
-    ADD(huge_bytes, len);
+    ADD(huge_bytes, got);
     return p;
 }
 
@@ -290,7 +290,7 @@ static void *huge_realloc(void *p, size_t len)
         goto out;
     struct huge_ent *e = __huge_find((uintptr_t)p);
     size_t old = e->len;
-    if (old == len) {
+    if (len <= old && len >= old / 2) { /* fits, and not much too big */
         q = p;
         goto out;
     }
