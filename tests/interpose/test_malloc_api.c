@@ -317,6 +317,38 @@ static void test_large_steady_state_no_munmap(void **state)
     assert_int_equal(stats_number("unmapped "), before);
 }
 
+/* glibc's internal names and cfree are the same functions. */
+void *__libc_malloc(size_t);
+void __libc_free(void *);
+void *__libc_calloc(size_t, size_t);
+void *__libc_realloc(void *, size_t);
+void *__libc_memalign(size_t, size_t);
+void *__libc_valloc(size_t);
+void *__libc_pvalloc(size_t);
+void cfree(void *);
+
+static void test_libc_aliases(void **state)
+{
+    (void)state;
+    char *p = __libc_malloc(100);
+    assert_true(ksize(p) >= 100);
+    p = __libc_realloc(p, 200);
+    assert_true(ksize(p) >= 200);
+    __libc_free(p);
+    p = __libc_calloc(10, 10);
+    assert_int_equal(p[99], 0);
+    cfree(p);
+    p = __libc_memalign(256, 10);
+    assert_int_equal((uintptr_t)p & 255, 0);
+    free(p);
+    p = __libc_valloc(10);
+    assert_int_equal((uintptr_t)p & 4095, 0);
+    free(p);
+    p = __libc_pvalloc(10);
+    assert_int_equal((uintptr_t)p & 4095, 0);
+    free(p);
+}
+
 static void test_large_memory_returned(void **state)
 {
     (void)state;
@@ -347,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_free_preserves_errno),
         cmocka_unit_test(test_large_grows_in_place),
         cmocka_unit_test(test_large_steady_state_no_munmap),
+        cmocka_unit_test(test_libc_aliases),
         cmocka_unit_test(test_large_memory_returned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
