@@ -93,7 +93,8 @@ static struct mm_struct *mmlist_rotate(void)
         struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
         if (get_mm_not_zero(m)) {
             mm = m;
-            list_move(&m->mmlist, vm_mmlist.prev);
+            list_del(&m->mmlist);
+            list_add_tail(&m->mmlist, &vm_mmlist);
             break;
         }
     }
