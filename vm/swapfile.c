@@ -421,7 +421,6 @@ static int try_to_unuse(int type)
              * cache's copy */
             if (si->swap_map[off] == 1)
                 __delete_from_swap_cache(page);
-            put_page(page);
         }
         unsigned long left = si->inuse_pages;
         pthread_mutex_unlock(&vm_swap_lock);

@@ -92,8 +92,8 @@ static inline pte_t pte_of(struct mm_struct *mm, unsigned long addr)
     return v;
 }
 
-static inline unsigned long count_swapped(struct mm_struct *mm,
-                                          unsigned long a, unsigned long n)
+static inline unsigned long count_swapped(struct mm_struct *mm, unsigned long a,
+                                          unsigned long n)
 {
     unsigned long k = 0;
     for (unsigned long i = 0; i < n; i++)

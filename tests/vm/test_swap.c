@@ -20,8 +20,8 @@ static void test_working_set_4x_ram_intact(void **state)
     vm_set_ram_pages(RAM);
     struct mm_struct *mm = mm_alloc();
     unsigned long n = 4 * RAM;
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++) {
         fill_page(mm, a, i, 1);
         assert_true(stat_of(mm).rss <= RAM);
@@ -47,8 +47,8 @@ static void test_referenced_page_not_swapped(void **state)
     const char *sw = swap_on("ref", 256, 0);
     struct mm_struct *mm = mm_alloc();
     unsigned long n = 32;
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++)
         fill_page(mm, a, i, 2);
     /* one lap arms every page, the next takes page 0 */
@@ -74,8 +74,8 @@ static void test_clean_pages_dropped_without_io(void **state)
     const char *sw = swap_on("clean", 256, 0);
     struct mm_struct *mm = mm_alloc();
     unsigned long n = 64;
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++)
         fill_page(mm, a, i, 3);
     unsigned long out0 = vm_pswpout;
@@ -105,8 +105,8 @@ static unsigned long majors_reading_back(int cluster)
     int old = vm_set_page_cluster(cluster);
     struct mm_struct *mm = mm_alloc();
     unsigned long n = 128;
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++)
         fill_page(mm, a, i, 4);
     assert_int_equal(try_to_free_pages(n), n);
@@ -189,13 +189,13 @@ static void test_mlocked_pages_never_swapped(void **state)
     vm_set_ram_pages(RAM);
     struct mm_struct *mm = mm_alloc();
     unsigned long nl = RAM / 4, n = 3 * RAM;
-    unsigned long l = anon(mm, 0, nl * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long l =
+        anon(mm, 0, nl * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < nl; i++)
         fill_page(mm, l, i, 8);
     assert_int_equal(sys_mlock(mm, l, nl * PAGE_SIZE), 0);
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++)
         fill_page(mm, a, i, 9);
     try_to_free_pages(RAM);
@@ -246,8 +246,8 @@ static void test_two_threads_fault_swapped_pages(void **state)
     vm_set_ram_pages(RAM);
     struct mm_struct *mm = mm_alloc();
     unsigned long n = 3 * RAM;
-    unsigned long a = anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE);
+    unsigned long a =
+        anon(mm, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
     for (unsigned long i = 0; i < n; i++)
         fill_page(mm, a, i, 10);
     assert_true(count_swapped(mm, a, n) >= n - RAM);
