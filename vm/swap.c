@@ -3,8 +3,9 @@
  * mm/swap.c's page_cluster): swapin_readahead reads the aligned cluster
  * of 1 << page_cluster slots around a faulting entry into the swap cache,
  * so a scan that swapped pages out together takes one major fault per
- * cluster instead of one per page.  The reads are synchronous, in slot
- * order, and stop as soon as free frames fall to pages_min.  Locking: called
+ * cluster instead of one per page.  Frames for the cluster are reclaimed
+ * first; the reads are synchronous, in slot order, and stop as soon as
+ * free frames fall to pages_min.  Locking: called
  * with the faulting mm's mmap_sem; the swap cache functions take vm_swap_lock.
  */
 #include <errno.h>
@@ -33,6 +34,11 @@ void swapin_readahead(struct mm_struct *held, swp_entry_t entry)
     if (n <= 1)
         return;
     unsigned long base = SWP_OFFSET(entry) & ~(n - 1);
+    /* room for the cluster first, as 2.4's allocations for it could
+     * reclaim: without it readahead starves at the watermark */
+    unsigned long free = vm_free_user_frames(), room = n + 2 * vm_pages_min();
+    if (free < room)
+        do_try_to_free_pages(held, room - free);
     for (unsigned long off = base; off < base + n; off++) {
         swp_entry_t e = SWP_ENTRY(SWP_TYPE(entry), off);
         if (!off || off == SWP_OFFSET(entry))

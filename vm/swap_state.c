@@ -157,6 +157,8 @@ struct page *read_swap_cache_async(struct mm_struct *held, swp_entry_t entry,
         return NULL;
     }
     vm_pswpin++;
+    if (readahead)
+        SetPageFlag(new, PG_referenced);
     pthread_mutex_unlock(&vm_swap_lock);
     return new;
 }
@@ -195,8 +197,9 @@ unsigned long vm_swap_cache_pages(void)
 /*
  * shrink_cache: cached pages that no pte maps (readahead that was never
  * used, pages whose ptes went) are written when dirty and dropped, oldest
- * first, until want are freed (or all of them with all).  Returns the
- * frames freed.
+ * first, until want are freed (or all of them with all); a readahead
+ * page not used yet (PG_referenced) gets one more round at the tail.
+ * Returns the frames freed.
  */
 unsigned long __shrink_cache(unsigned long want, int all)
 {
@@ -209,6 +212,13 @@ unsigned long __shrink_cache(unsigned long want, int all)
         struct page *page = list_entry(pos, struct page, lru);
         if (page_count(page) != 1)
             continue;
+        if (PageFlag(page, PG_referenced)) {
+            /* unused readahead: one more round before it goes */
+            ClearPageFlag(page, PG_referenced);
+            list_del(&page->lru);
+            list_add_tail(&page->lru, &swap_lru);
+            continue;
+        }
         if (PageFlag(page, PG_dirty)) {
             if (vm_swap_io((swp_entry_t){page->index}, page, 1) != 0)
                 continue;
