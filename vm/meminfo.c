@@ -11,8 +11,6 @@
 
 #include "vm/mm.h"
 
-void vm_vmalloc_stats(unsigned long *total, unsigned long *used);
-
 #define KB(pages) ((pages) << (PAGE_SHIFT - 10))
 
 /**

@@ -316,6 +316,9 @@ int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
                  unsigned long address, pte_t *page_table, pte_t orig_pte,
                  int write_access);
 
+/* vmalloc.c: the vmalloc range and the frames mapped in it, in pages. */
+void vm_vmalloc_stats(unsigned long *total, unsigned long *used);
+
 /* vmscan.c: the user-memory limit, the mm list, reclaim. */
 void vm_mmlist_add(struct mm_struct *mm);
 void vm_mmlist_del(struct mm_struct *mm);

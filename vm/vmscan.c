@@ -163,27 +163,36 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
     pte_t e = *pte;
     struct page *page = pte_page(e);
     if (!(pte_val(e) & _PAGE_OLD)) {
-        *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
-        mprotect(mm->window + addr, PAGE_SIZE, PROT_NONE);
+        /* when the host refuses (vm.max_map_count), the page is simply
+         * not armed this time */
+        if (mprotect(mm->window + addr, PAGE_SIZE, PROT_NONE) == 0)
+            *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }
-    int freed = 0;
-    swp_entry_t entry;
+    int freed = 0, fresh = 0;
+    swp_entry_t entry = {page->index};
     pthread_mutex_lock(&vm_swap_lock);
     if (!PageFlag(page, PG_swapcache)) {
         entry = __get_swap_page();
         if (!entry.val)
-            goto out; /* no swap space: the page stays */
+            goto out; /* no swap space: the page stays, armed */
+        fresh = 1;
+    }
+    /* the host mapping goes first: a frame is never freed while a window
+     * may still reach it */
+    if (vm_host_unmap(mm, addr, addr + PAGE_SIZE) != 0) {
+        if (fresh)
+            __swap_free(entry);
+        goto out;
+    }
+    if (fresh) {
         __add_to_swap_cache(page, entry);
         SetPageFlag(page, PG_dirty);
-    } else {
-        entry.val = page->index;
     }
     if (pte_dirty(e))
         SetPageFlag(page, PG_dirty);
     __swap_duplicate(entry);
     *pte = swp_entry_to_pte(entry);
-    vm_host_unmap(mm, addr, addr + PAGE_SIZE);
     mm->rss--;
     mm->swap_out++;
     put_page(page); /* the cache still holds it */
