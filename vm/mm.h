@@ -297,6 +297,7 @@ int swap_duplicate(swp_entry_t entry);
 void swap_free(swp_entry_t entry);
 int vm_swap_io(swp_entry_t entry, struct page *page, int write);
 void vm_swap_totals(unsigned long *total, unsigned long *free);
+void vm_check_swap(void);
 
 void __add_to_swap_cache(struct page *page, swp_entry_t entry);
 void __delete_from_swap_cache(struct page *page);

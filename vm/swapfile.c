@@ -356,6 +356,85 @@ out:
     return r;
 }
 
+/* ---- the validator ---- */
+
+/* Counts, into cnt[type][off], every pte of every mm holding a swap entry.
+ * Takes each mm's mmap_sem in turn. */
+static void count_swap_ptes(unsigned short **cnt)
+{
+    for (struct mm_struct *mm = vm_mmlist_next(NULL); mm;
+         mm = vm_mmlist_next(mm)) {
+        pthread_mutex_lock(&mm->mmap_sem);
+        for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+            for (unsigned long a = v->vm_start; a < v->vm_end;) {
+                pte_t *pte = vm_pte_lookup(mm, a);
+                if (!pte) {
+                    a = (a + PMD_SIZE) & PMD_MASK;
+                    continue;
+                }
+                swp_entry_t e = pte_to_swp_entry(*pte);
+                if (pte_is_swap(*pte) && SWP_TYPE(e) < MAX_SWAPFILES &&
+                    cnt[SWP_TYPE(e)] &&
+                    SWP_OFFSET(e) < swap_info[SWP_TYPE(e)].max)
+                    cnt[SWP_TYPE(e)][SWP_OFFSET(e)]++;
+                else if (pte_is_swap(*pte))
+                    vm_die("vm_check_swap(): pte at %lx holds bad entry %lx", a,
+                           e.val);
+                a += PAGE_SIZE;
+            }
+        pthread_mutex_unlock(&mm->mmap_sem);
+    }
+}
+
+/*
+ * vm_check_swap: every swap_map count is the number of ptes holding the
+ * entry plus one when its page is in the swap cache, and inuse_pages the
+ * number of nonzero counts.  For tests and debug builds, on a quiet
+ * system (no fault or reclaim running); aborts on a mismatch.
+ */
+void vm_check_swap(void)
+{
+    unsigned short *cnt[MAX_SWAPFILES] = {0};
+    size_t sz[MAX_SWAPFILES] = {0};
+    pthread_mutex_lock(&vm_swap_lock);
+    for (int i = 0; i < MAX_SWAPFILES; i++)
+        if (swap_info[i].flags & SWP_USED)
+            sz[i] = PAGE_ALIGN(swap_info[i].max * sizeof(unsigned short));
+    pthread_mutex_unlock(&vm_swap_lock);
+    for (int i = 0; i < MAX_SWAPFILES; i++)
+        if (sz[i]) {
+            cnt[i] = mmap(NULL, sz[i], PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (cnt[i] == MAP_FAILED)
+                vm_die("vm_check_swap(): out of memory");
+        }
+    count_swap_ptes(cnt);
+    pthread_mutex_lock(&vm_swap_lock);
+    for (int i = 0; i < MAX_SWAPFILES; i++) {
+        struct swap_info_struct *si = &swap_info[i];
+        if (!cnt[i] || !(si->flags & SWP_USED))
+            continue;
+        unsigned long inuse = 0;
+        for (unsigned long off = 1; off < si->max; off++) {
+            unsigned long want = cnt[i][off];
+            if (__lookup_swap_cache(SWP_ENTRY(i, off)))
+                want++;
+            if (si->swap_map[off] != want && si->swap_map[off] < SWAP_MAP_MAX)
+                vm_die("vm_check_swap(): slot %lu of area %d counts %u, "
+                       "ptes and cache say %lu",
+                       off, i, si->swap_map[off], want);
+            inuse += si->swap_map[off] != 0;
+        }
+        if (si->swap_map[0] || inuse != si->inuse_pages)
+            vm_die("vm_check_swap(): area %d has %lu slots in use, counts %lu",
+                   i, inuse, si->inuse_pages);
+    }
+    pthread_mutex_unlock(&vm_swap_lock);
+    for (int i = 0; i < MAX_SWAPFILES; i++)
+        if (cnt[i])
+            munmap(cnt[i], sz[i]);
+}
+
 /* ---- swapoff ---- */
 
 /* Brings back every page of area type mapped in mm.  mmap_sem held. */

@@ -36,7 +36,9 @@ static void test_working_set_4x_ram_intact(void **state)
     assert_true(st.swap_in > 0);
     assert_true(st.maj_flt >= st.swap_in);
     vm_check_mm(mm);
+    vm_check_swap();
     mmput(mm);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     vm_set_ram_pages(0);
 }
@@ -65,6 +67,7 @@ static void test_referenced_page_not_swapped(void **state)
     for (unsigned long i = 0; i < n; i++)
         assert_true(page_ok(mm, a, i, 2));
     mmput(mm);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
 }
 
@@ -96,6 +99,7 @@ static void test_clean_pages_dropped_without_io(void **state)
     assert_int_equal(U64(mm, a), 7);
     mmput(mm);
     assert_int_equal(meminfo("SwapCached:"), 0);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
 }
 
@@ -116,6 +120,7 @@ static unsigned long majors_reading_back(int cluster)
     assert_int_equal(stat_of(mm).swap_in, maj);
     mmput(mm);
     vm_set_page_cluster(old);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     unlink(sw);
     return maj;
@@ -177,8 +182,10 @@ static void test_forked_pair_shares_swapped_pages(void **state)
     }
     vm_check_mm(p);
     vm_check_mm(c);
+    vm_check_swap();
     mmput(p);
     mmput(c);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
 }
 
@@ -219,6 +226,7 @@ static void test_mlocked_pages_never_swapped(void **state)
     assert_int_equal(count_swapped(mm, a, 16), 0);
     vm_check_mm(mm);
     mmput(mm);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     vm_set_ram_pages(0);
 }
@@ -261,7 +269,39 @@ static void test_two_threads_fault_swapped_pages(void **state)
     assert_true(stat_of(mm).rss <= RAM);
     assert_true(stat_of(mm).swap_in > 0);
     vm_check_mm(mm);
+    vm_check_swap();
     mmput(mm);
+    vm_check_swap();
+    assert_int_equal(sys_swapoff(sw), 0);
+    vm_set_ram_pages(0);
+}
+
+static void test_reclaim_takes_pages_of_other_mms(void **state)
+{
+    (void)state;
+    const char *sw = swap_on("other", 8 * RAM, 0);
+    vm_set_ram_pages(RAM);
+    struct mm_struct *a = mm_alloc(), *b = mm_alloc();
+    unsigned long n = RAM - 32;
+    unsigned long x =
+        anon(a, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (unsigned long i = 0; i < n; i++)
+        fill_page(a, x, i, 11);
+    /* b's faults reclaim; a's idle pages are taken too (trylock) */
+    unsigned long y =
+        anon(b, 0, 2 * RAM * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (unsigned long i = 0; i < 2 * RAM; i++)
+        fill_page(b, y, i, 12);
+    assert_true(stat_of(a).swap_out > n / 2);
+    assert_true(stat_of(a).rss + stat_of(b).rss <= RAM);
+    for (unsigned long i = 0; i < n; i++)
+        assert_true(page_ok(a, x, i, 11));
+    for (unsigned long i = 0; i < 2 * RAM; i++)
+        assert_true(page_ok(b, y, i, 12));
+    vm_check_swap();
+    mmput(a);
+    mmput(b);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     vm_set_ram_pages(0);
 }
@@ -276,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_forked_pair_shares_swapped_pages),
         cmocka_unit_test(test_mlocked_pages_never_swapped),
         cmocka_unit_test(test_two_threads_fault_swapped_pages),
+        cmocka_unit_test(test_reclaim_takes_pages_of_other_mms),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

@@ -151,6 +151,7 @@ static void test_swapoff_with_room(void **state)
     assert_true(count_swapped(mm, a, 2 * RAM) >= RAM - 16);
     vm_set_ram_pages(4 * RAM);
     unsigned long in0 = vm_pswpin;
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     assert_int_equal(count_swapped(mm, a, 2 * RAM), 0);
     assert_int_equal(count_swapped(c, a, 2 * RAM), 0);
@@ -191,6 +192,7 @@ static void test_swapoff_without_room(void **state)
         assert_true(page_ok(mm, a, i, 4));
     /* more user memory makes room */
     vm_set_ram_pages(3 * RAM);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     assert_int_equal(count_swapped(mm, a, 2 * RAM), 0);
     for (unsigned long i = 0; i < 2 * RAM; i++)
@@ -228,6 +230,7 @@ static void test_meminfo_fields(void **state)
     assert_int_equal(meminfo("SwapFree:"), (64 - 16) * 4);
     mmput(mm);
     assert_int_equal(meminfo("SwapFree:"), 64 * 4);
+    vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     vm_set_ram_pages(0);
 }
