@@ -5,8 +5,8 @@
  * so a scan that swapped pages out together takes one major fault per
  * cluster instead of one per page.  Frames for the cluster are reclaimed
  * first; the reads are synchronous, in slot order, and stop as soon as
- * free frames fall to pages_min.  Locking: called
- * with the faulting mm's mmap_sem; the swap cache functions take vm_swap_lock.
+ * free frames fall to pages_min.  Locking: called with the faulting mm's
+ * mmap_sem; the swap cache functions take vm_swap_lock.
  */
 #include <errno.h>
 
