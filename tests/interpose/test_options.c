@@ -162,8 +162,9 @@ static int child_work(void)
     return 0;
 }
 
-/* Debug caches keep a one-entry array cache, and an object is checked
- * when it leaves it: the free of the next object pushes p out. */
+/* Writes past the 64 bytes of a size-64 object, into its red zone; the
+ * stores go through a laundered volatile pointer so that the compiler
+ * cannot drop them as dead before free(). */
 static int child_overflow(void)
 {
     char *q = malloc(40);
