@@ -157,9 +157,13 @@ extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
 extern int slab_ready;
 
-/* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA). */
+/* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
+ * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
+ * (size-48, size-80, size-96, size-112, size-160 … size-114688). */
 #define KMALLOC_NR_SIZES 13
-#define SLAB_FIRST_USER_ID (1 + 2 * KMALLOC_NR_SIZES)
+#define MALLOC_NR_FINE 34
+#define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
+#define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
 
 kmem_cache_t *slab_cache_create(
     const char *name, size_t size, size_t offset, unsigned long flags,

@@ -122,6 +122,41 @@ static void test_kfree_misuse_dies_with_a_message(void **state)
     ktest_expect_death(kfree_twice_later, NULL, SIGABRT, "double free");
 }
 
+static void test_malloc_classes_waste_at_most_a_fifth(void **state)
+{
+    (void)state;
+    for (size_t size = 1; size <= KMALLOC_MAX_SIZE; size++) {
+        unsigned int id = slab_malloc_id(size);
+        kmem_cache_t *c = slab_malloc_caches[id];
+        if (!c) { /* not initialised yet: the slow path sets it up */
+            kfree(slab_malloc_inline(size));
+            id = slab_malloc_id(size);
+            c = slab_malloc_caches[id];
+        }
+        assert_non_null(c);
+        assert_true(c->objsize >= size);
+        if (size > 64)
+            assert_true((c->objsize - size) * 5 <= c->objsize);
+        if (size % 997 == 0 || size < 300) {
+            unsigned char *p = slab_malloc_inline(size);
+            assert_non_null(p);
+            assert_int_equal((uintptr_t)p % 16, 0);
+            assert_int_equal(ksize(p), c->objsize);
+            memset(p, 0x5c, ksize(p));
+            kfree(p);
+        }
+    }
+    assert_null(slab_malloc_inline(KMALLOC_MAX_SIZE + 1));
+    /* The 2.4 names stay what kmalloc uses. */
+    void *p = kmalloc(100, GFP_KERNEL);
+    assert_int_equal(ksize(p), 128);
+    kfree(p);
+    p = slab_malloc_inline(100);
+    assert_int_equal(ksize(p), 112);
+    kfree(p);
+    assert_int_equal(slab_set_malloc_classes(0), -EBUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_dma_objects_lie_in_zone_dma),
         cmocka_unit_test(test_distinct_objects_hold_their_contents),
         cmocka_unit_test(test_kfree_misuse_dies_with_a_message),
+        cmocka_unit_test(test_malloc_classes_waste_at_most_a_fifth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
