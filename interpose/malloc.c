@@ -29,6 +29,7 @@
 #include <kslab/kslab.h>
 
 #include "interpose/interpose.h"
+#include "interpose/tool.h"
 #include "slab/kmalloc.h"
 #include "vm/large.h"
 
@@ -105,6 +106,8 @@ static inline size_t pow2_roundup(size_t x)
 /* align: a power of two. */
 static void *ip_aligned(size_t align, size_t size)
 {
+    if (unlikely(ip_tool_wanted()))
+        return ip_tool_alloc(size, align, 0);
     ip_ensure_init();
     if (align <= MALLOC_ALIGN)
         return ip_malloc(size);
@@ -127,17 +130,25 @@ static void *ip_aligned(size_t align, size_t size)
 
 KSLAB_API void *malloc(size_t size)
 {
+    if (unlikely(ip_tool_wanted()))
+        return ip_tool_alloc(size, 16, 0);
     return ip_malloc(size);
 }
 
 KSLAB_API void free(void *p)
 {
-    ip_free(p, "free");
+    if (unlikely(ip_tool_wanted()))
+        ip_tool_free(p, "free");
+    else
+        ip_free(p, "free");
 }
 
 KSLAB_API void cfree(void *p)
 {
-    ip_free(p, "cfree");
+    if (unlikely(ip_tool_wanted()))
+        ip_tool_free(p, "cfree");
+    else
+        ip_free(p, "cfree");
 }
 
 KSLAB_API void *calloc(size_t n, size_t size)
@@ -145,6 +156,8 @@ KSLAB_API void *calloc(size_t n, size_t size)
     size_t total;
     if (unlikely(__builtin_mul_overflow(n, size, &total)))
         return ip_oom();
+    if (unlikely(ip_tool_wanted()))
+        return ip_tool_alloc(total, 16, 1);
     ip_ensure_init();
     if (likely(total <= KMALLOC_MAX_SIZE)) {
         void *p = slab_kmalloc_inline(total, GFP_KERNEL);
@@ -187,6 +200,8 @@ static __noinline void *ip_realloc_large(void *p, size_t size)
 
 KSLAB_API void *realloc(void *p, size_t size)
 {
+    if (unlikely(ip_tool_wanted()))
+        return ip_tool_realloc(p, size);
     if (!p)
         return ip_malloc(size);
     if (size == 0) {
@@ -263,6 +278,8 @@ KSLAB_API size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
+    if (unlikely(ip_tool_wanted()))
+        return ip_tool_usable(p);
     return ip_usable(p, "malloc_usable_size");
 }
 

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "slab/kmalloc.h"
+#include "vm/valgrind_hooks.h"
 #include "slab/slab_internal.h"
 
 /* The array every cache starts with in every thread: empty, full at 0. */
@@ -641,6 +642,9 @@ void *slab_alloc_direct(kmem_cache_t *cachep, int flags)
         if (slabp) {
             void *objp = slab_take(cachep, slabp);
             pthread_mutex_unlock(&cachep->spinlock);
+            /* under valgrind: kslab's own users of kmalloc objects
+             * (arrays, off-slab management) may get a freed malloc block */
+            vg_make_usable(objp, cachep->objsize);
             if (cachep->flags & (SLAB_POISON | SLAB_RED_ZONE))
                 check_alloc_debug(cachep, objp);
             return objp;

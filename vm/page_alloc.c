@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 
 #include "vm/page.h"
+#include "vm/valgrind_hooks.h"
 
 /* Default size of the direct-map reservation: 64 GiB of address space. */
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
@@ -47,6 +48,10 @@ struct zone_struct vm_zones[MAX_NR_ZONES] = {
     [ZONE_NORMAL] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "Normal"},
     [ZONE_HIGHMEM] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "HighMem"},
 };
+
+#ifdef KSLAB_VALGRIND
+int vm_tool_state = VM_TOOL_UNKNOWN; /* vm/valgrind_hooks.h */
+#endif
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -322,8 +327,11 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
         pthread_mutex_lock(&zone->lock);
         struct page *page = __rmqueue(zone, order);
         pthread_mutex_unlock(&zone->lock);
-        if (page)
+        if (page) {
+            /* under valgrind: frames may have held freed malloc blocks */
+            vg_make_usable(vm_page_address(page), PAGE_SIZE << order);
             return page;
+        }
         if (zone_grow(zone))
             return NULL;
     }
