@@ -10,7 +10,8 @@
  *
  * The path is simple rather than fast (it runs only under valgrind):
  * requests of 16-byte alignment up to KMALLOC_MAX_SIZE are kmalloc objects,
- * everything else a large block (vm/large.c); realloc always moves, as
+ * everything else a large block (vm/large.c); a freed block waits in a
+ * quarantine before kslab may reuse it; realloc always moves, as
  * memcheck's own realloc does; the requested size of a block is found
  * again from memcheck's addressability bits (VALGRIND_GET_VBITS answers 3
  * for an inaccessible byte, without a report); the stale copy of a
@@ -19,6 +20,7 @@
  * the rest of the model.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <kslab/kslab.h>
@@ -73,11 +75,10 @@ void *ip_tool_alloc(size_t size, size_t align, int zero)
     return p;
 }
 
-void ip_tool_free(void *p, const char *fn)
+/* Gives a block back to kslab for real; dies for a pointer kslab never
+ * returned (memcheck has reported it already). */
+static void release(void *p, const char *fn)
 {
-    if (!p)
-        return;
-    VALGRIND_FREELIKE_BLOCK(p, 0);
     if (slab_kfree_inline(p, fn))
         return;
     int r = vm_large_free(p);
@@ -86,6 +87,60 @@ void ip_tool_free(void *p, const char *fn)
     if (r == VM_LARGE_NOT_OURS && ip_pointer_from_loader(p))
         return;
     vm_die("%s(): invalid pointer %p", fn, p);
+}
+
+/*
+ * Quarantine: a freed block stays out of use for a while (up to
+ * QUARANTINE_SLOTS blocks or QUARANTINE_BYTES bytes, oldest out first), as
+ * memcheck's own free does (--freelist-vol), so that a use after free hits
+ * memory still marked free, not a block that already went to someone else.
+ */
+#define QUARANTINE_SLOTS 4096
+#define QUARANTINE_BYTES (16UL << 20)
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *p;
+    size_t size;
+} q_ring[QUARANTINE_SLOTS];
+static unsigned int q_head, q_count;
+static size_t q_bytes;
+
+static void quarantine(void *p, const char *fn)
+{
+    size_t size = usable_size(p);
+    if (!size && !ip_pointer_from_loader(p))
+        vm_die("%s(): invalid pointer %p", fn, p);
+    void *out[8];
+    int nout = 0;
+    pthread_mutex_lock(&q_lock);
+    unsigned int tail = (q_head + q_count) % QUARANTINE_SLOTS;
+    q_ring[tail].p = p;
+    q_ring[tail].size = size;
+    q_count++;
+    q_bytes += size;
+    while (nout < 8 &&
+           (q_count == QUARANTINE_SLOTS || q_bytes > QUARANTINE_BYTES)) {
+        out[nout++] = q_ring[q_head].p;
+        q_bytes -= q_ring[q_head].size;
+        q_head = (q_head + 1) % QUARANTINE_SLOTS;
+        q_count--;
+    }
+    pthread_mutex_unlock(&q_lock);
+    for (int i = 0; i < nout; i++)
+        release(out[i], fn);
+}
+
+void ip_tool_free(void *p, const char *fn)
+{
+    if (!p)
+        return;
+    /* An invalid or double free is reported by memcheck, and ignored as
+     * memcheck's own free ignores it. */
+    unsigned int errors = VALGRIND_COUNT_ERRORS;
+    VALGRIND_FREELIKE_BLOCK(p, 0);
+    if (VALGRIND_COUNT_ERRORS != errors)
+        return;
+    quarantine(p, fn);
 }
 
 /* The size the block was asked with: its accessible prefix. */
