@@ -5,11 +5,11 @@
  * Routing: a request of at most KMALLOC_MAX_SIZE (128 KiB) is a slab
  * object of the malloc size classes (slab_malloc_inline: the kmalloc caches
  * plus intermediate ones, four classes per doubling; the per-thread array
- * cache, no lock on a hit); anything larger is a large block of whole pages (vm/large.c).  free
- * tries the slab first (slab_kfree_inline: one page lookup says whether the
- * pointer is in a slab page, and validates it there); what is not a slab
- * object must be the head of a live large block, or it is misuse: one line
- * on stderr naming the call and the address, then abort().
+ * cache, no lock on a hit); anything larger is a large block of whole pages
+ * (vm/large.c).  free tries the slab first (slab_kfree_inline: one page lookup
+ * says whether the pointer is in a slab page, and validates it there); what is
+ * not a slab object must be the head of a live large block, or it is misuse:
+ * one line on stderr naming the call and the address, then abort().
  *
  * Alignment: every kmalloc object is 16-byte aligned, every large block
  * page-aligned.  A larger alignment up to a page is first tried with a
