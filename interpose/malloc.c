@@ -2,13 +2,14 @@
  * interpose/malloc.c — the malloc family, exported from libkslab.so and
  * libkslab.a, with glibc's contracts.
  *
- * Routing: a request of at most KMALLOC_MAX_SIZE (128 KiB) is a kmalloc
- * object (slab_kmalloc_inline: the per-thread array cache, no lock on a
- * hit); anything larger is a large block of whole pages (vm/large.c).  free
- * tries the slab first (slab_kfree_inline: one page lookup says whether the
- * pointer is in a slab page, and validates it there); what is not a slab
- * object must be the head of a live large block, or it is misuse: one line
- * on stderr naming the call and the address, then abort().
+ * Routing: a request of at most KMALLOC_MAX_SIZE (128 KiB) is a slab
+ * object of the malloc size classes (slab_malloc_inline: the kmalloc caches
+ * plus intermediate ones, four classes per doubling; the per-thread array
+ * cache, no lock on a hit); anything larger is a large block of whole pages
+ * (vm/large.c).  free tries the slab first (slab_kfree_inline: one page lookup
+ * says whether the pointer is in a slab page, and validates it there); what is
+ * not a slab object must be the head of a live large block, or it is misuse:
+ * one line on stderr naming the call and the address, then abort().
  *
  * Alignment: every kmalloc object is 16-byte aligned, every large block
  * page-aligned.  A larger alignment up to a page is first tried with a
@@ -68,7 +69,7 @@ static inline void *ip_malloc(size_t size)
 {
     ip_ensure_init();
     if (likely(size <= KMALLOC_MAX_SIZE)) {
-        void *p = slab_kmalloc_inline(size, GFP_KERNEL);
+        void *p = slab_malloc_inline(size);
         if (likely(p))
             return p;
         return ip_oom();
@@ -160,7 +161,7 @@ KSLAB_API void *calloc(size_t n, size_t size)
         return ip_tool_alloc(total, 16, 1);
     ip_ensure_init();
     if (likely(total <= KMALLOC_MAX_SIZE)) {
-        void *p = slab_kmalloc_inline(total, GFP_KERNEL);
+        void *p = slab_malloc_inline(total);
         if (unlikely(!p))
             return ip_oom();
         return memset(p, 0, total);
