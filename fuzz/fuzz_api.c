@@ -740,9 +740,10 @@ static void check_caches(void)
  * mm_struct, vm_area_struct, pgtable). */
 static void warm_up(void)
 {
-    for (size_t s = 32; s <= 131072; s <<= 1) {
-        kfree(kmalloc(s, GFP_KERNEL));
-        kfree(kmalloc(s, GFP_DMA));
+    /* every size class, intermediate ones included */
+    for (size_t n = 16; n <= 131072; n += n / 32 > 16 ? n / 32 : 16) {
+        kfree(kmalloc(n, GFP_KERNEL));
+        kfree(kmalloc(n, GFP_DMA));
     }
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, -1, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -754,6 +755,9 @@ static void warm_up(void)
     mmput(c);
     mmput(mm);
 #ifdef KSLAB_FUZZ_MALLOC
+    /* the malloc path's own (intermediate) size classes */
+    for (size_t n = 16; n <= 131072; n += n / 32 > 16 ? n / 32 : 16)
+        fz_free(fz_malloc(n));
     fz_free(fz_malloc(1 << 20));
 #endif
 }

@@ -31,7 +31,8 @@ struct rel_snapshot {
  * emulator (mm_struct, vm_area_struct, pgtable). */
 static inline void rel_warm_up(void)
 {
-    for (size_t n = 32; n <= 131072; n <<= 1) {
+    /* every size class, intermediate ones included */
+    for (size_t n = 16; n <= 131072; n += n / 32 > 16 ? n / 32 : 16) {
         kfree(kmalloc(n, GFP_KERNEL));
         kfree(kmalloc(n, GFP_DMA));
     }
