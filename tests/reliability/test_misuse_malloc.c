@@ -71,6 +71,7 @@ static void case_interior(void)
 {
     char *p = malloc(100);
     free(launder(p + 8));
+    free(p); // not reached
 }
 
 static void case_redzone(void)
