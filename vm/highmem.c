@@ -119,7 +119,9 @@ static struct page *take_frame(unsigned long pfn)
 {
     struct page *page = &vm_highmem.map[pfn];
     set_bit(pfn);
-    vm_highmem.nr_free--;
+    /* atomic store: vm_free_user_frames() reads it without hm_lock */
+    __atomic_store_n(&vm_highmem.nr_free, vm_highmem.nr_free - 1,
+                     __ATOMIC_RELAXED);
     unsigned long clean = page->flags & (1UL << PG_clean);
     if (!page->flags)
         clean = 1UL << PG_clean; /* never used: still a hole */
@@ -168,7 +170,7 @@ static void free_run(unsigned long start, unsigned long n)
         h->map[i].flags = (1UL << PG_highmem) | (1UL << PG_clean);
         clear_bit(i);
     }
-    h->nr_free += n;
+    __atomic_store_n(&h->nr_free, h->nr_free + n, __ATOMIC_RELAXED);
     if (start < h->cursor)
         h->cursor = start;
     hm_unlock();
