@@ -179,20 +179,6 @@ void *ip_tool_realloc(void *p, size_t size)
 
 #else /* no valgrind headers: never called (ip_tool_wanted() is 0) */
 
-/* A pop from the thread's array leaves the object's address in the slot
- * above `avail`; memcheck's leak search would take it for a pointer to the
- * block and call a leaked block reachable.  Clear it. */
-static void scrub_array_slot(void *p)
-{
-    struct page *page;
-    kmem_cache_t *c = slab_cache_of(p, &page);
-    if (!c)
-        return;
-    struct array_cache *ac = slab_self->ac[c->id];
-    if (ac->avail < ac->limit && ac->entry[ac->avail] == p)
-        ac->entry[ac->avail] = NULL;
-}
-
 void *ip_tool_alloc(size_t size, size_t align, int zero)
 {
     (void)size;
