@@ -24,6 +24,7 @@ struct rel_snapshot {
     kmem_cache_t *cache[REL_MAX_CACHES];
     unsigned long inuse[REL_MAX_CACHES];
     unsigned long frames_used; /* committed low-memory frames not free */
+    unsigned long user_free;   /* free user (highmem) frames */
 };
 
 /* Makes the state a snapshot is taken from: the calling thread's lazily
@@ -80,6 +81,7 @@ static inline void rel_snapshot(struct rel_snapshot *s)
     }
     unsigned long free_frames = vm_check_zones();
     s->frames_used = atomic_load(&vm_lowmem.committed_pages) - free_frames;
+    s->user_free = vm_free_user_frames();
 }
 
 /* Every cache of `before` has as many objects in use in `after`; the
@@ -98,6 +100,12 @@ static inline void rel_expect_nothing_lost(const struct rel_snapshot *before,
     if (after->frames_used > before->frames_used + slack_pages)
         fail_msg("%lu low-memory frames in use, %lu at the start",
                  after->frames_used, before->frames_used);
+    if (after->user_free != before->user_free)
+        fail_msg("%lu free user frames, %lu at the start", after->user_free,
+                 before->user_free);
+    printf("  (objects in use per cache and free user frames as at the "
+           "start; low-memory frames in use %+ld pages, bound +%lu)\n",
+           (long)after->frames_used - (long)before->frames_used, slack_pages);
 }
 
 #endif /* KSLAB_TESTS_RELTEST_H */

@@ -195,6 +195,7 @@ static int child_vm(void)
         for (int j = 0; j < after.n; j++)
             if (after.cache[j] == before.cache[i])
                 CHILD_CHECK(after.inuse[j] == before.inuse[i]);
+    CHILD_CHECK(after.user_free == before.user_free);
     printf("oom: mm_fork and mm_alloc: NULL/ENOMEM under the limit, "
            "nothing left behind\n");
     return 0;
