@@ -71,11 +71,14 @@ uint64_t wl_batch_run(struct wl_batch *b, enum bench_order order);
 uint64_t wl_realloc_grow(size_t max, size_t step);
 /* malloc(size), write one byte per page, free; operation = the pair. */
 uint64_t wl_large(size_t size, uint64_t n);
-/* Fragmentation: allocate @n objects of 16…2048 bytes, free 9 in 10 in
- * random order, then the rest.  Reports the resident growth at the peak and
- * after the 9-in-10 free, in bytes, and the bytes still live then. */
+/* Fragmentation: allocate @n objects of 16…2048 bytes (mostly small), free
+ * 9 in 10 in random order, then allocate as many bytes again in objects of
+ * 1…4 KiB (can the holes be reused for other sizes?), then free it all.
+ * Reports the growth of RSS over the start after each phase, in bytes, the
+ * bytes live after the free, and the highest RSS growth seen. */
 struct wl_frag_result {
-	size_t peak_rss, rss_after_free, live_after_free;
+	size_t rss_after_alloc, rss_after_free, rss_after_refill, peak_rss;
+	size_t live_after_free;
 };
 uint64_t wl_frag(size_t n, struct wl_frag_result *r);
 

@@ -108,7 +108,9 @@ void Frag(benchmark::State& st) {
   Count(st, ops);
   const double mib = 1024.0 * 1024.0;
   st.counters["peak_rss_MiB"] = r.peak_rss / mib;
+  st.counters["rss_after_alloc_MiB"] = r.rss_after_alloc / mib;
   st.counters["rss_after_free_MiB"] = r.rss_after_free / mib;
+  st.counters["rss_after_refill_MiB"] = r.rss_after_refill / mib;
   st.counters["live_after_free_MiB"] = r.live_after_free / mib;
 }
 

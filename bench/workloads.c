@@ -98,14 +98,22 @@ uint64_t wl_large(size_t size, uint64_t n)
 	return n;
 }
 
+static size_t grown(size_t base)
+{
+	size_t now = bench_rss();
+	return now > base ? now - base : 0;
+}
+
 uint64_t wl_frag(size_t n, struct wl_frag_result *r)
 {
 	void **slots = bench_map(n * sizeof(void *));
 	uint32_t *perm = bench_map(n * sizeof(uint32_t));
 	size_t *sizes = bench_map(n * sizeof(size_t));
+	void **big = bench_map(n * sizeof(void *));
 	uint64_t s = 99, ops = 0;
+	size_t nbig = 0;
 
-	if (!slots || !perm || !sizes)
+	if (!slots || !perm || !sizes || !big)
 		goto out;
 	bench_permutation(perm, n, 1234);
 	size_t base = bench_rss();
@@ -117,29 +125,45 @@ uint64_t wl_frag(size_t n, struct wl_frag_result *r)
 		memset(slots[i], 0x5a, sizes[i]);
 	}
 	ops += n;
-	size_t peak = bench_rss();
-	size_t live = 0;
-	/* Free 9 in 10, in random order; survivors are scattered. */
+	r->rss_after_alloc = grown(base);
+	size_t live = 0, freed = 0;
+	/* Free 9 in 10, in random order; the survivors are scattered. */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t k = perm[i];
 		if (k % 10 == 0) {
 			live += sizes[k];
 			continue;
 		}
+		freed += sizes[k];
 		free(slots[k]);
 		ops++;
 	}
-	size_t after = bench_rss();
+	r->rss_after_free = grown(base);
+	r->live_after_free = live;
+	/* Refill the freed volume with bigger objects. */
+	for (size_t got = 0; got < freed && nbig < n; nbig++) {
+		size_t sz = 1024 + bench_rand(&s) % 3073;
+		big[nbig] = malloc(sz);
+		memset(big[nbig], 0xa5, sz);
+		got += sz;
+		ops++;
+	}
+	r->rss_after_refill = grown(base);
+	r->peak_rss = r->rss_after_alloc > r->rss_after_refill ?
+			      r->rss_after_alloc :
+			      r->rss_after_refill;
 	for (size_t k = 0; k < n; k += 10) {
 		free(slots[k]);
 		ops++;
 	}
-	r->peak_rss = peak > base ? peak - base : 0;
-	r->rss_after_free = after > base ? after - base : 0;
-	r->live_after_free = live;
+	for (size_t i = 0; i < nbig; i++) {
+		free(big[i]);
+		ops++;
+	}
 out:
 	bench_unmap(slots, n * sizeof(void *));
 	bench_unmap(perm, n * sizeof(uint32_t));
 	bench_unmap(sizes, n * sizeof(size_t));
+	bench_unmap(big, n * sizeof(void *));
 	return ops;
 }
