@@ -35,14 +35,14 @@
 #define ZONE_GROW_PAGES 1024UL
 
 /* page->flags bits. */
-#define PG_slab 0      /* owned by a slab cache: list.next/prev = cache/slab */
-#define PG_buddy 1     /* head of a free buddy block of order page->order */
-#define PG_clean 2     /* free block whose frames were given back (zero) */
-#define PG_reserved 3  /* never handed out */
-#define PG_highmem 4   /* a user-memory frame, no direct-map address */
-#define PG_large 5     /* head of a large malloc block (interpose/) */
-#define PG_locked 6    /* under I/O (swap) */
-#define PG_dirty 7     /* must be written before it can be dropped */
+#define PG_slab 0     /* owned by a slab cache: list.next/prev = cache/slab */
+#define PG_buddy 1    /* head of a free buddy block of order page->order */
+#define PG_clean 2    /* free block whose frames were given back (zero) */
+#define PG_reserved 3 /* never handed out */
+#define PG_highmem 4  /* a user-memory frame, no direct-map address */
+#define PG_large 5    /* head of a large malloc block (interpose/) */
+#define PG_locked 6   /* under I/O (swap) */
+#define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
 #define PG_lru 10
@@ -65,12 +65,12 @@ struct page {
     unsigned long flags;
     atomic_int count;
     unsigned int order;
-    unsigned int zone;       /* index into vm_zones[] */
-    unsigned int mapcount;   /* user ptes mapping this frame (vm/) */
-    unsigned long index;     /* swap entry (swap cache) or file offset */
-    void *mapping;           /* owner when in a cache (swap, file) */
-    struct list_head lru;    /* active/inactive lists of user memory */
-    unsigned long private;   /* owner-defined */
+    unsigned int zone;     /* index into vm_zones[] */
+    unsigned int mapcount; /* user ptes mapping this frame (vm/) */
+    unsigned long index;   /* swap entry (swap cache) or file offset */
+    void *mapping;         /* owner when in a cache (swap, file) */
+    struct list_head lru;  /* active/inactive lists of user memory */
+    unsigned long private; /* owner-defined */
 };
 
 #define PageFlag(page, bit) (((page)->flags >> (bit)) & 1UL)
@@ -188,8 +188,7 @@ void vm_fork_child(void);
 __attribute__((noreturn, cold, format(printf, 1, 2))) void
 vm_die(const char *fmt, ...);
 /* Same line without abort(): warnings. */
-__attribute__((cold, format(printf, 1, 2))) void vm_warn(const char *fmt,
-                                                         ...);
+__attribute__((cold, format(printf, 1, 2))) void vm_warn(const char *fmt, ...);
 /* Formats into buf (always NUL-terminated); returns the length. */
 int vm_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -25,8 +25,7 @@ static void put(struct out *o, char c)
     o->len++;
 }
 
-static void put_num(struct out *o, unsigned long long v, unsigned base,
-                    int neg)
+static void put_num(struct out *o, unsigned long long v, unsigned base, int neg)
 {
     char tmp[24];
     int n = 0;
@@ -114,7 +113,8 @@ static void say(const char *fmt, va_list ap)
     char line[512];
     memcpy(line, "kslab: ", 7);
     int n = vformat(line + 7, sizeof line - 8, fmt, ap);
-    size_t len = 7 + ((size_t)n < sizeof line - 8 ? (size_t)n : sizeof line - 9);
+    size_t len =
+        7 + ((size_t)n < sizeof line - 8 ? (size_t)n : sizeof line - 9);
     line[len++] = '\n';
     size_t off = 0;
     while (off < len) {

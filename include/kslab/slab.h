@@ -72,12 +72,11 @@ typedef struct kmem_cache_s kmem_cache_t;
  * Returns the cache, or NULL with errno EINVAL (bad argument), EEXIST
  * (duplicate name) or ENOMEM.
  */
-KSLAB_API kmem_cache_t *kmem_cache_create(const char *name, size_t size,
-                                          size_t offset, unsigned long flags,
-                                          void (*ctor)(void *, kmem_cache_t *,
-                                                       unsigned long),
-                                          void (*dtor)(void *, kmem_cache_t *,
-                                                       unsigned long));
+KSLAB_API kmem_cache_t *
+kmem_cache_create(const char *name, size_t size, size_t offset,
+                  unsigned long flags,
+                  void (*ctor)(void *, kmem_cache_t *, unsigned long),
+                  void (*dtor)(void *, kmem_cache_t *, unsigned long));
 /* 0 = destroyed; nonzero = objects still in use, the cache is kept. */
 KSLAB_API int kmem_cache_destroy(kmem_cache_t *cachep);
 /* Frees the empty slabs; returns 0 when no slab is left in use. */

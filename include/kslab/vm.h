@@ -122,9 +122,9 @@ KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start,
                           size_t len);
 KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
                                           unsigned long addr);
-KSLAB_API struct vm_area_struct *
-find_vma_prev(struct mm_struct *mm, unsigned long addr,
-              struct vm_area_struct **pprev);
+KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
+                                               unsigned long addr,
+                                               struct vm_area_struct **pprev);
 KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                               unsigned long address, int write_access);
 

@@ -1,0 +1,1289 @@
+/*
+ * slab/slab.c — the slab allocator (Bonwick's design, as Linux 2.4 built
+ * it), in user space.
+ *
+ * Every cache is an object of cache_cache, the root of the cache chain.
+ * A cache hands out objects of one size from slabs: blocks of 2^gfporder
+ * page frames from the buddy allocator.  Objects are constructed (ctor)
+ * when their slab is grown and stay constructed while free; the dtor runs
+ * when a slab is destroyed.  Slab management (slab_t + bufctl array) is
+ * on the slab for small objects and off-slab (in a kmalloc object) from
+ * PAGE_SIZE/8 up; successive slabs start their objects at different
+ * colour offsets so equal objects of different slabs use different cache
+ * lines.  Every frame of a slab points at its cache and slab through its
+ * struct page (GET_PAGE_CACHE / GET_PAGE_SLAB), so kfree() needs no cache.
+ *
+ * 2.4 puts a per-CPU array of free objects in front of each cache; here
+ * it is per thread (slab_thread, one TLS pointer).  A hit is a pop or push
+ * on the thread's own array: no lock, no atomic.  A miss refills or
+ * flushes `batchcount` objects under the cache lock.  Arrays belong to
+ * their thread: another thread never touches them, except for a thread
+ * that has exited or (kmem_cache_destroy) a cache that, by contract, no
+ * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
+ * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
+ * ask every other thread to drain its arrays at its next slow path.
+ *
+ * Locking: see slab_internal.h.  ctors and dtors run without any slab
+ * lock held, so they may allocate.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slab/kmalloc.h"
+#include "slab/slab_internal.h"
+
+/* The array every cache starts with in every thread: empty, full at 0. */
+struct array_cache slab_empty_ac = {.avail = 0, .limit = 0};
+
+#define EMPTY_ACS                                                              \
+    {                                                                          \
+        [0 ... SLAB_MAX_IDS - 1] = &slab_empty_ac                              \
+    }
+struct slab_thread slab_boot_thread = {.ac = EMPTY_ACS};
+static struct slab_thread slab_dead_thread = {.ac = EMPTY_ACS, .dead = 1};
+
+__thread struct slab_thread *slab_self
+    __attribute__((tls_model("initial-exec"))) = &slab_boot_thread;
+
+kmem_cache_t cache_cache;
+int slab_ready;
+
+/* Recursive: slabinfo prints (and stdio may allocate) with it held. */
+static pthread_mutex_t cache_chain_sem = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slab_thread thread_list = {.next = &thread_list,
+                                         .prev = &thread_list};
+static unsigned long slab_drain_gen;
+static unsigned char cache_ids[SLAB_MAX_IDS]; /* 1 = id taken */
+static kmem_cache_t *clock_searchp = &cache_cache;
+static pthread_key_t thread_key;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int slab_initialising
+    __attribute__((tls_model("initial-exec")));
+
+static void slab_thread_exit(void *arg);
+
+/* ---- object geometry ---- */
+
+/* Inverse of an odd number modulo 2^64 (Newton's iteration). */
+static uint64_t inverse_odd(uint64_t d)
+{
+    uint64_t x = d;
+    for (int i = 0; i < 6; i++)
+        x *= 2 - d * x;
+    return x;
+}
+
+static void set_divisor(kmem_cache_t *cachep)
+{
+    unsigned int shift = (unsigned int)__builtin_ctz(cachep->size);
+    cachep->objshift = shift;
+    cachep->objinv = inverse_odd((uint64_t)cachep->size >> shift);
+}
+
+/* 2.4's kmem_cache_estimate: objects per slab of 2^gfporder pages and the
+ * bytes left over. */
+static void kmem_cache_estimate(unsigned long gfporder, size_t size,
+                                unsigned long flags, size_t *left_over,
+                                unsigned int *num)
+{
+    size_t wastage = PAGE_SIZE << gfporder;
+    size_t base = 0, extra = 0, i = 0;
+    if (!(flags & CFLGS_OFF_SLAB)) {
+        base = sizeof(slab_t);
+        extra = sizeof(kmem_bufctl_t);
+    }
+#define L1_ALIGN(x) (((x) + L1_CACHE_BYTES - 1) & ~(size_t)(L1_CACHE_BYTES - 1))
+    while (i * size + L1_ALIGN(base + i * extra) <= wastage)
+        i++;
+    if (i > 0)
+        i--;
+    if (i > SLAB_LIMIT)
+        i = SLAB_LIMIT;
+    *num = (unsigned int)i;
+    wastage -= i * size;
+    wastage -= L1_ALIGN(base + i * extra);
+    *left_over = wastage;
+}
+
+/* 2.4's per-CPU limits by object size; above a page 2.4 had none, the
+ * malloc path needs a small one. */
+static void set_array_tunables(kmem_cache_t *cachep)
+{
+    unsigned int limit;
+    if (cachep->objsize > 32768)
+        limit = 4;
+    else if (cachep->objsize > PAGE_SIZE)
+        limit = 16;
+    else if (cachep->objsize > 1024)
+        limit = 60;
+    else if (cachep->objsize > 256)
+        limit = 124;
+    else
+        limit = 252;
+    cachep->limit = limit;
+    cachep->batchcount = limit / 2;
+    /* Free objects a cache keeps on its slabs before giving slabs back
+     * (the 2.6 rule: a few batches plus one slab). */
+    cachep->free_limit = 2UL * cachep->batchcount + cachep->num;
+}
+
+static int valid_name(const char *name)
+{
+    if (!name || !*name)
+        return 0;
+    return strnlen(name, KMEM_CACHE_NAME_MAX + 1) <= KMEM_CACHE_NAME_MAX;
+}
+
+static kmem_cache_t *find_cache_by_name(const char *name)
+{
+    struct list_head *p;
+    if (!strcmp(cache_cache.name, name))
+        return &cache_cache;
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (!strcmp(c->name, name))
+            return c;
+    }
+    return NULL;
+}
+
+static unsigned int alloc_cache_id(void)
+{
+    for (unsigned int i = SLAB_FIRST_USER_ID; i < SLAB_MAX_IDS; i++)
+        if (!cache_ids[i]) {
+            cache_ids[i] = 1;
+            return i;
+        }
+    return 0;
+}
+
+#define SLAB_VALID_FLAGS                                                       \
+    (SLAB_DEBUG_FREE | SLAB_DEBUG_INITIAL | SLAB_RED_ZONE | SLAB_POISON |      \
+     SLAB_NO_REAP | SLAB_HWCACHE_ALIGN | SLAB_CACHE_DMA |                      \
+     SLAB_MUST_HWCACHE_ALIGN)
+
+/*
+ * Lays out a cache: sizes, alignment, red zone, gfporder, on/off-slab
+ * management and colouring, as kmem_cache_create() of 2.4 does.  Returns 0
+ * or -EINVAL when the object cannot fit a slab.
+ */
+static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
+                        unsigned long flags)
+{
+    size_t align = BYTES_PER_WORD;
+    size_t left_over;
+
+    if (flags & SLAB_POISON && cachep->ctor)
+        flags &= ~SLAB_POISON; /* poisoning would destroy constructed state */
+    if (size & (BYTES_PER_WORD - 1))
+        size = (size + BYTES_PER_WORD - 1) & ~(BYTES_PER_WORD - 1);
+    cachep->objsize = (unsigned int)size;
+
+    if (flags & (SLAB_HWCACHE_ALIGN | SLAB_MUST_HWCACHE_ALIGN)) {
+        /* Small objects: at least two per line, aligned to their size. */
+        align = L1_CACHE_BYTES;
+        while (size <= align / 2 && align > 16)
+            align /= 2;
+    } else if (size >= 16) {
+        align = 16; /* what malloc-style users expect */
+    }
+    if (flags & SLAB_RED_ZONE) {
+        cachep->obj_offset = (unsigned int)align;
+        size += align + BYTES_PER_WORD;
+    }
+    size = (size + align - 1) & ~(align - 1);
+
+    if (size >= (PAGE_SIZE >> 3))
+        flags |= CFLGS_OFF_SLAB;
+
+    unsigned int gfporder = 0, num = 0;
+    for (;; gfporder++) {
+        kmem_cache_estimate(gfporder, size, flags, &left_over, &num);
+        if (gfporder >= MAX_ORDER - 1)
+            break;
+        if (!num)
+            continue;
+        if (gfporder >= MAX_GFP_ORDER)
+            break;
+        if (gfporder >= BREAK_GFP_ORDER &&
+            (left_over * 8) <= (PAGE_SIZE << gfporder))
+            break;
+        if ((left_over * 8) <= (PAGE_SIZE << gfporder))
+            break;
+    }
+    if (!num)
+        return -EINVAL;
+    cachep->size = (unsigned int)size;
+    cachep->num = num;
+    cachep->gfporder = gfporder;
+
+    size_t slab_size = L1_ALIGN(sizeof(slab_t) + num * sizeof(kmem_bufctl_t));
+    if ((flags & CFLGS_OFF_SLAB) && left_over >= slab_size) {
+        flags &= ~CFLGS_OFF_SLAB;
+        left_over -= slab_size;
+    }
+    if (flags & CFLGS_OFF_SLAB)
+        slab_size = sizeof(slab_t) + num * sizeof(kmem_bufctl_t);
+    cachep->slab_size = (unsigned int)slab_size;
+
+    if (!offset)
+        offset = L1_CACHE_BYTES;
+    offset = (offset + align - 1) & ~(align - 1);
+    cachep->colour_off = (unsigned int)offset;
+    cachep->colour = left_over / offset;
+    cachep->flags = flags;
+    cachep->gfpflags = (flags & SLAB_CACHE_DMA) ? GFP_DMA : 0;
+    set_divisor(cachep);
+    set_array_tunables(cachep);
+    return 0;
+}
+
+static void cache_init_lists(kmem_cache_t *cachep)
+{
+    pthread_mutex_init(&cachep->spinlock, NULL);
+    INIT_LIST_HEAD(&cachep->slabs_full);
+    INIT_LIST_HEAD(&cachep->slabs_partial);
+    INIT_LIST_HEAD(&cachep->slabs_free);
+}
+
+/* Debug caches and caches without an id go the locked way every time. */
+static int cache_wants_arrays(const kmem_cache_t *cachep)
+{
+    return !(cachep->flags &
+             (SLAB_RED_ZONE | SLAB_POISON | SLAB_DEBUG_INITIAL));
+}
+
+kmem_cache_t *slab_cache_create(
+    const char *name, size_t size, size_t offset, unsigned long flags,
+    void (*ctor)(void *, kmem_cache_t *, unsigned long),
+    void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id)
+{
+    kmem_cache_t *cachep = NULL;
+    int err = EINVAL;
+
+    if (!valid_name(name) || !size || size > KMALLOC_MAX_SIZE ||
+        (dtor && !ctor) || (flags & ~SLAB_VALID_FLAGS) || offset > size)
+        goto fail;
+    if (!slab_ready && !slab_initialising)
+        kmem_cache_init();
+
+    cachep = slab_alloc_direct(&cache_cache, GFP_KERNEL);
+    if (!cachep) {
+        err = ENOMEM;
+        goto fail;
+    }
+    memset(cachep, 0, sizeof *cachep);
+    cachep->ctor = ctor;
+    cachep->dtor = dtor;
+    if (cache_layout(cachep, size, offset, flags))
+        goto fail_free;
+    cache_init_lists(cachep);
+    strcpy(cachep->name, name);
+    if (cachep->flags & CFLGS_OFF_SLAB) {
+        cachep->slabp_cache = kmem_find_general_cachep(cachep->slab_size);
+        if (!cachep->slabp_cache)
+            goto fail_free;
+    }
+
+    pthread_mutex_lock(&cache_chain_sem);
+    if (find_cache_by_name(name)) {
+        pthread_mutex_unlock(&cache_chain_sem);
+        err = EEXIST;
+        goto fail_free;
+    }
+    if (cache_wants_arrays(cachep))
+        cachep->id = fixed_id ? fixed_id : alloc_cache_id();
+    if (fixed_id)
+        cache_ids[fixed_id] = 1;
+    list_add(&cachep->next, &cache_cache.next);
+    pthread_mutex_unlock(&cache_chain_sem);
+    return cachep;
+
+fail_free:
+    slab_free_direct(&cache_cache, cachep);
+fail:
+    errno = err;
+    return NULL;
+}
+
+/**
+ * kmem_cache_create - create a cache; see <kslab/slab.h>.
+ * Process context; takes cache_chain_sem.  Returns NULL with errno EINVAL,
+ * EEXIST or ENOMEM on failure, having changed nothing.
+ */
+kmem_cache_t *
+kmem_cache_create(const char *name, size_t size, size_t offset,
+                  unsigned long flags,
+                  void (*ctor)(void *, kmem_cache_t *, unsigned long),
+                  void (*dtor)(void *, kmem_cache_t *, unsigned long))
+{
+    return slab_cache_create(name, size, offset, flags, ctor, dtor, 0);
+}
+
+/* ---- slabs ---- */
+
+static inline void *slab_obj(const kmem_cache_t *cachep, const slab_t *slabp,
+                             unsigned int i)
+{
+    return (char *)slabp->s_mem + (size_t)i * cachep->size;
+}
+
+static inline uint64_t *rz_front(const kmem_cache_t *cachep, void *obj)
+{
+    return (uint64_t *)((char *)obj + cachep->obj_offset - BYTES_PER_WORD);
+}
+
+static inline uint64_t *rz_back(const kmem_cache_t *cachep, void *obj)
+{
+    return (uint64_t *)((char *)obj + cachep->obj_offset + cachep->objsize);
+}
+
+static void poison_obj(const kmem_cache_t *cachep, void *obj)
+{
+    unsigned char *p = (unsigned char *)obj + cachep->obj_offset;
+    memset(p, POISON_BYTE, cachep->objsize);
+    p[cachep->objsize - 1] = POISON_END;
+}
+
+static int poison_intact(const kmem_cache_t *cachep, void *obj)
+{
+    const unsigned char *p = (unsigned char *)obj + cachep->obj_offset;
+    unsigned int n = cachep->objsize;
+    for (unsigned int i = 0; i + 1 < n; i++)
+        if (p[i] != POISON_BYTE)
+            return 0;
+    return p[n - 1] == POISON_END;
+}
+
+/* Constructs the objects of a new slab and chains their bufctls. */
+static void cache_init_objs(kmem_cache_t *cachep, slab_t *slabp,
+                            unsigned long ctor_flags)
+{
+    kmem_bufctl_t *bufctl = slab_bufctl(slabp);
+    for (unsigned int i = 0; i < cachep->num; i++) {
+        void *obj = slab_obj(cachep, slabp, i);
+        if (cachep->flags & SLAB_RED_ZONE) {
+            *rz_front(cachep, obj) = RED_MAGIC1;
+            *rz_back(cachep, obj) = RED_MAGIC1;
+        }
+        if (cachep->ctor)
+            cachep->ctor((char *)obj + cachep->obj_offset, cachep, ctor_flags);
+        if (cachep->flags & SLAB_POISON)
+            poison_obj(cachep, obj);
+        bufctl[i] = i + 1;
+    }
+    bufctl[cachep->num - 1] = BUFCTL_END;
+    slabp->free = 0;
+}
+
+/* Grows a cache by one slab.  Called without the cache lock.  Returns 1
+ * on success, 0 on failure (errno ENOMEM). */
+static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
+{
+    size_t offset;
+    pthread_mutex_lock(&cachep->spinlock);
+    offset = cachep->colour_next;
+    cachep->colour_next++;
+    if (cachep->colour_next >= cachep->colour)
+        cachep->colour_next = 0;
+    offset *= cachep->colour_off;
+    cachep->dflags |= DFLGS_GROWN;
+    cachep->growing++;
+    pthread_mutex_unlock(&cachep->spinlock);
+
+    char *objp = (char *)__get_free_pages(cachep->gfpflags, cachep->gfporder);
+    slab_t *slabp;
+    if (!objp)
+        goto failed;
+    if (cachep->flags & CFLGS_OFF_SLAB) {
+        /* The locked path: an array for slabp_cache could need this very
+         * cache to grow first. */
+        slabp = slab_alloc_direct(cachep->slabp_cache, flags & ~GFP_DMA);
+        if (!slabp)
+            goto opps1;
+    } else {
+        slabp = (slab_t *)(objp + offset);
+        offset += cachep->slab_size;
+    }
+    slabp->inuse = 0;
+    slabp->colouroff = offset;
+    slabp->s_mem = objp + offset;
+
+    struct page *page = vm_virt_to_page(objp);
+    for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
+        page[i].s_mem = slabp->s_mem;
+        SET_PAGE_CACHE(&page[i], cachep);
+        SET_PAGE_SLAB(&page[i], slabp);
+        SetPageFlag(&page[i], PG_slab);
+    }
+    unsigned long ctor_flags = SLAB_CTOR_CONSTRUCTOR;
+    if (!(flags & __GFP_WAIT))
+        ctor_flags |= SLAB_CTOR_ATOMIC;
+    cache_init_objs(cachep, slabp, ctor_flags);
+
+    pthread_mutex_lock(&cachep->spinlock);
+    cachep->growing--;
+    list_add_tail(&slabp->list, &cachep->slabs_free);
+    cachep->free_objects += cachep->num;
+#if SLAB_STATS
+    cachep->grown++;
+#endif
+    pthread_mutex_unlock(&cachep->spinlock);
+    return 1;
+opps1:
+    free_pages((unsigned long)objp, cachep->gfporder);
+failed:
+    pthread_mutex_lock(&cachep->spinlock);
+    cachep->growing--;
+    cachep->failures++;
+#if SLAB_STATS
+    cachep->errors++;
+#endif
+    pthread_mutex_unlock(&cachep->spinlock);
+    errno = ENOMEM;
+    return 0;
+}
+
+/* Destroys a slab that holds no object in use: runs the dtor on every
+ * object, gives the frames back.  Called without the cache lock. */
+static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
+{
+    if (cachep->dtor || (cachep->flags & (SLAB_POISON | SLAB_RED_ZONE))) {
+        for (unsigned int i = 0; i < cachep->num; i++) {
+            void *obj = slab_obj(cachep, slabp, i);
+            if (cachep->flags & SLAB_RED_ZONE) {
+                if (*rz_front(cachep, obj) != RED_MAGIC1 ||
+                    *rz_back(cachep, obj) != RED_MAGIC1)
+                    vm_die("kmem_slab_destroy(): cache `%s': red zone of "
+                           "free object %p overwritten",
+                           cachep->name, (char *)obj + cachep->obj_offset);
+            }
+            if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
+                vm_die("kmem_slab_destroy(): cache `%s': free object %p "
+                       "was written after it was freed",
+                       cachep->name, (char *)obj + cachep->obj_offset);
+            if (cachep->dtor)
+                cachep->dtor((char *)obj + cachep->obj_offset, cachep, 0);
+        }
+    }
+    char *addr = (char *)slabp->s_mem - slabp->colouroff;
+    struct page *page = vm_virt_to_page(addr);
+    for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
+        ClearPageFlag(&page[i], PG_slab);
+        page[i].list.next = page[i].list.prev = NULL;
+        page[i].s_mem = NULL;
+    }
+    free_pages((unsigned long)addr, cachep->gfporder);
+    if (cachep->flags & CFLGS_OFF_SLAB)
+        slab_free_direct(cachep->slabp_cache, slabp);
+}
+
+/* Destroys every slab on a private list (cache lock not held). */
+static int destroy_slab_list(kmem_cache_t *cachep, struct list_head *list)
+{
+    int n = 0;
+    while (!list_empty(list)) {
+        slab_t *slabp = list_entry(list->next, slab_t, list);
+        list_del(&slabp->list);
+        kmem_slab_destroy(cachep, slabp);
+        n++;
+    }
+    return n;
+}
+
+/* ---- objects on slabs (cache lock held) ---- */
+
+static inline void *slab_take(kmem_cache_t *cachep, slab_t *slabp)
+{
+    kmem_bufctl_t *bufctl = slab_bufctl(slabp);
+    unsigned int i = slabp->free;
+    void *obj = slab_obj(cachep, slabp, i);
+    slabp->free = bufctl[i];
+    bufctl[i] = BUFCTL_ACTIVE;
+    slabp->inuse++;
+    cachep->free_objects--;
+    if (slabp->free == BUFCTL_END) {
+        list_del(&slabp->list);
+        list_add(&slabp->list, &cachep->slabs_full);
+    } else if (slabp->inuse == 1) {
+        list_del(&slabp->list);
+        list_add(&slabp->list, &cachep->slabs_partial);
+    }
+#if SLAB_STATS
+    cachep->num_allocations++;
+    cachep->num_active++;
+    if (cachep->num_active > cachep->high_mark)
+        cachep->high_mark = cachep->num_active;
+#endif
+    return (char *)obj + cachep->obj_offset;
+}
+
+static inline slab_t *first_slab_with_free(kmem_cache_t *cachep)
+{
+    if (!list_empty(&cachep->slabs_partial))
+        return list_entry(cachep->slabs_partial.next, slab_t, list);
+    if (!list_empty(&cachep->slabs_free))
+        return list_entry(cachep->slabs_free.next, slab_t, list);
+    return NULL;
+}
+
+/* Returns one object to its slab; checks the pointer and double free. */
+static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
+{
+    struct page *page = vm_virt_to_page(objp);
+    if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
+        slab_bad_pointer(objp, fn);
+    slab_t *slabp = GET_PAGE_SLAB(page);
+    unsigned int i = slab_obj_index(cachep, page, objp);
+    if (i >= cachep->num)
+        slab_bad_pointer(objp, fn);
+    kmem_bufctl_t *bufctl = slab_bufctl(slabp);
+    if (bufctl[i] != BUFCTL_ACTIVE)
+        vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
+    bufctl[i] = slabp->free;
+    slabp->free = i;
+    cachep->free_objects++;
+#if SLAB_STATS
+    cachep->num_active--;
+#endif
+    if (--slabp->inuse == 0) {
+        list_del(&slabp->list);
+        list_add(&slabp->list, &cachep->slabs_free);
+    } else if (bufctl[i] == BUFCTL_END && slabp->inuse == cachep->num - 1) {
+        /* it was full */
+        list_del(&slabp->list);
+        list_add(&slabp->list, &cachep->slabs_partial);
+    }
+}
+
+/* Moves free slabs beyond free_limit to `out` (cache lock held). */
+static void trim_free_slabs(kmem_cache_t *cachep, struct list_head *out)
+{
+    if (cachep->flags & SLAB_NO_REAP)
+        return;
+    while (cachep->free_objects > cachep->free_limit &&
+           !list_empty(&cachep->slabs_free)) {
+        slab_t *slabp = list_entry(cachep->slabs_free.prev, slab_t, list);
+        list_del(&slabp->list);
+        list_add(&slabp->list, out);
+        cachep->free_objects -= cachep->num;
+    }
+}
+
+/* 2.4's free_block: n objects back to their slabs under one lock hold. */
+static void ac_fold_stats(kmem_cache_t *cachep, struct array_cache *ac);
+
+static void free_block(kmem_cache_t *cachep, void **objpp, unsigned int n,
+                       struct array_cache *ac)
+{
+    LIST_HEAD(doomed);
+    pthread_mutex_lock(&cachep->spinlock);
+    if (ac)
+        ac_fold_stats(cachep, ac);
+    for (unsigned int i = 0; i < n; i++)
+        slab_put(cachep, objpp[i], "kmem_cache_free");
+    trim_free_slabs(cachep, &doomed);
+    pthread_mutex_unlock(&cachep->spinlock);
+    destroy_slab_list(cachep, &doomed);
+}
+
+/* ---- the locked (direct) path, with the debug checks ---- */
+
+static void check_alloc_debug(kmem_cache_t *cachep, void *objp)
+{
+    void *obj = (char *)objp - cachep->obj_offset;
+    if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
+        vm_die("kmem_cache_alloc(): cache `%s': object %p was written "
+               "after it was freed",
+               cachep->name, objp);
+    if (cachep->flags & SLAB_RED_ZONE) {
+        if (*rz_front(cachep, obj) != RED_MAGIC1 ||
+            *rz_back(cachep, obj) != RED_MAGIC1)
+            vm_die("kmem_cache_alloc(): cache `%s': red zone of free "
+                   "object %p overwritten",
+                   cachep->name, objp);
+        *rz_front(cachep, obj) = RED_MAGIC2;
+        *rz_back(cachep, obj) = RED_MAGIC2;
+    }
+}
+
+static void check_free_debug(kmem_cache_t *cachep, void *objp, const char *fn)
+{
+    void *obj = (char *)objp - cachep->obj_offset;
+    if (cachep->flags & SLAB_RED_ZONE) {
+        uint64_t f = *rz_front(cachep, obj), b = *rz_back(cachep, obj);
+        if (f == RED_MAGIC1 && b == RED_MAGIC1)
+            vm_die("%s(): double free of %p (cache `%s')", fn, objp,
+                   cachep->name);
+        if (f != RED_MAGIC2 || b != RED_MAGIC2)
+            vm_die("%s(): cache `%s': red zone overwritten at object %p "
+                   "(%s)",
+                   fn, cachep->name, objp,
+                   f != RED_MAGIC2 ? "before it" : "past its end");
+        *rz_front(cachep, obj) = RED_MAGIC1;
+        *rz_back(cachep, obj) = RED_MAGIC1;
+    }
+    if (cachep->flags & SLAB_DEBUG_INITIAL && cachep->ctor)
+        cachep->ctor(objp, cachep, SLAB_CTOR_CONSTRUCTOR | SLAB_CTOR_VERIFY);
+    if (cachep->flags & SLAB_POISON)
+        poison_obj(cachep, obj);
+}
+
+void *slab_alloc_direct(kmem_cache_t *cachep, int flags)
+{
+    for (;;) {
+        pthread_mutex_lock(&cachep->spinlock);
+        slab_t *slabp = first_slab_with_free(cachep);
+        if (slabp) {
+            void *objp = slab_take(cachep, slabp);
+            pthread_mutex_unlock(&cachep->spinlock);
+            if (cachep->flags & (SLAB_POISON | SLAB_RED_ZONE))
+                check_alloc_debug(cachep, objp);
+            return objp;
+        }
+        pthread_mutex_unlock(&cachep->spinlock);
+        if (!kmem_cache_grow(cachep, flags))
+            return NULL;
+    }
+}
+
+static void free_direct(kmem_cache_t *cachep, void *objp, const char *fn)
+{
+    LIST_HEAD(doomed);
+    if (cachep->flags & (SLAB_POISON | SLAB_RED_ZONE | SLAB_DEBUG_INITIAL)) {
+        /* Validate the pointer before touching the object around it. */
+        struct page *page = vm_virt_to_page(objp);
+        if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
+            slab_obj_index(cachep, page, objp) >= cachep->num)
+            slab_bad_pointer(objp, fn);
+        check_free_debug(cachep, objp, fn);
+    }
+    pthread_mutex_lock(&cachep->spinlock);
+    slab_put(cachep, objp, fn);
+    trim_free_slabs(cachep, &doomed);
+    pthread_mutex_unlock(&cachep->spinlock);
+    destroy_slab_list(cachep, &doomed);
+}
+
+void slab_free_direct(kmem_cache_t *cachep, void *objp)
+{
+    free_direct(cachep, objp, "kmem_cache_free");
+}
+
+/* ---- per-thread arrays ---- */
+
+static struct array_cache *ac_create(kmem_cache_t *cachep)
+{
+    size_t bytes = sizeof(struct array_cache) + cachep->limit * sizeof(void *);
+    kmem_cache_t *gen = kmem_find_general_cachep(bytes);
+    struct array_cache *ac = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
+    if (!ac)
+        return &slab_empty_ac;
+    memset(ac, 0, sizeof *ac);
+    ac->limit = cachep->limit;
+    ac->batchcount = cachep->batchcount;
+    return ac;
+}
+
+/* Folds an array's counters into its cache (cache lock held). */
+static void ac_fold_stats(kmem_cache_t *cachep, struct array_cache *ac)
+{
+#if SLAB_STATS
+    cachep->allochit += ac->allochit;
+    cachep->allocmiss += ac->allocmiss;
+    cachep->freehit += ac->freehit;
+    cachep->freemiss += ac->freemiss;
+    ac->allochit = ac->allocmiss = ac->freehit = ac->freemiss = 0;
+#else
+    (void)cachep;
+    (void)ac;
+#endif
+}
+
+/* Empties one array into its cache and, if `release`, frees the array.
+ * The array must not be in use by its thread (own thread, exited thread,
+ * or a cache being destroyed). */
+static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
+{
+    struct array_cache *ac = t->ac[cachep->id];
+    if (ac == &slab_empty_ac)
+        return;
+    if (ac->avail) {
+        free_block(cachep, ac->entry, ac->avail, ac);
+        ac->avail = 0;
+    }
+    pthread_mutex_lock(&cachep->spinlock);
+    ac_fold_stats(cachep, ac);
+    pthread_mutex_unlock(&cachep->spinlock);
+    if (release) {
+        t->ac[cachep->id] = &slab_empty_ac;
+        slab_free_direct(kmem_find_general_cachep(sizeof(struct array_cache) +
+                                                  ac->limit * sizeof(void *)),
+                         ac);
+    }
+}
+
+/* Drains every array of thread t; chain lock held by the caller. */
+static void thread_drain_all(struct slab_thread *t, int release)
+{
+    struct list_head *p;
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (c->id)
+            ac_drain(c, t, release);
+    }
+}
+
+void slab_drain_self(void)
+{
+    struct slab_thread *t = slab_self;
+    if (t == &slab_boot_thread || t->dead)
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    thread_drain_all(t, 0);
+    t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
+static void make_thread_key(void)
+{
+    static int made;
+    if (!made) {
+        pthread_key_create(&thread_key, slab_thread_exit);
+        made = 1;
+    }
+}
+
+/* Gives the calling thread its slab_thread.  Returns the boot thread
+ * (no arrays) when memory is short. */
+static __noinline struct slab_thread *thread_attach(void)
+{
+    struct slab_thread *t =
+        (struct slab_thread *)__get_free_pages(GFP_KERNEL, 0);
+    _Static_assert(sizeof(struct slab_thread) <= PAGE_SIZE,
+                   "slab_thread must fit a page");
+    if (!t)
+        return &slab_boot_thread;
+    for (unsigned int i = 0; i < SLAB_MAX_IDS; i++)
+        t->ac[i] = &slab_empty_ac;
+    t->dead = 0;
+    t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&thread_lock);
+    make_thread_key();
+    t->next = thread_list.next;
+    t->prev = &thread_list;
+    thread_list.next->prev = t;
+    thread_list.next = t;
+    pthread_mutex_unlock(&thread_lock);
+    slab_self = t;
+    pthread_setspecific(thread_key, t);
+    return t;
+}
+
+static void thread_release(struct slab_thread *t)
+{
+    thread_drain_all(t, 1);
+    pthread_mutex_lock(&thread_lock);
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    pthread_mutex_unlock(&thread_lock);
+    free_pages((unsigned long)t, 0);
+}
+
+/* Thread exit: the thread's cached objects go back to their caches. */
+static void slab_thread_exit(void *arg)
+{
+    struct slab_thread *t = arg;
+    slab_self = &slab_dead_thread;
+    pthread_mutex_lock(&cache_chain_sem);
+    thread_release(t);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
+/* The thread for a slow path: attached, and drained if asked to. */
+static inline struct slab_thread *slow_thread(void)
+{
+    struct slab_thread *t = slab_self;
+    if (unlikely(t == &slab_boot_thread)) {
+        if (!slab_ready)
+            kmem_cache_init();
+        t = thread_attach();
+    }
+    if (unlikely(t->drain_gen !=
+                 __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED)) &&
+        !t->dead && t != &slab_boot_thread)
+        slab_drain_self();
+    return t;
+}
+
+/* Refills ac with up to batchcount objects; returns the number moved. */
+static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                                 int flags)
+{
+    for (;;) {
+        pthread_mutex_lock(&cachep->spinlock);
+        ac_fold_stats(cachep, ac);
+        while (ac->avail < ac->batchcount) {
+            slab_t *slabp = first_slab_with_free(cachep);
+            if (!slabp)
+                break;
+            while (slabp->free != BUFCTL_END && ac->avail < ac->batchcount)
+                ac->entry[ac->avail++] = slab_take(cachep, slabp);
+        }
+        pthread_mutex_unlock(&cachep->spinlock);
+        if (ac->avail)
+            return ac->avail;
+        if (!kmem_cache_grow(cachep, flags))
+            return 0;
+    }
+}
+
+/* Flushes the oldest batchcount objects of a full array. */
+static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
+{
+    unsigned int n = ac->batchcount;
+    if (n > ac->avail)
+        n = ac->avail;
+    free_block(cachep, ac->entry, n, ac);
+    ac->avail -= n;
+    memmove(ac->entry, ac->entry + n, ac->avail * sizeof(void *));
+}
+
+void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
+{
+    struct slab_thread *t = slow_thread();
+    if (cachep->id && !t->dead && t != &slab_boot_thread) {
+        struct array_cache *ac = t->ac[cachep->id];
+        if (ac == &slab_empty_ac) {
+            ac = ac_create(cachep);
+            t->ac[cachep->id] = ac;
+        }
+        if (ac != &slab_empty_ac) {
+            if (ac->avail || cache_refill(cachep, ac, flags)) {
+#if SLAB_STATS
+                ac->allocmiss++;
+#endif
+                return ac->entry[--ac->avail];
+            }
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    void *objp = slab_alloc_direct(cachep, flags);
+    if (!objp)
+        errno = ENOMEM;
+    return objp;
+}
+
+void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
+{
+    struct slab_thread *t = slab_self;
+    struct array_cache *ac = t->ac[cachep->id];
+    if (ac->avail && ac->entry[ac->avail - 1] == objp)
+        vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
+    t = slow_thread();
+    if (cachep->id && !t->dead && t != &slab_boot_thread) {
+        ac = t->ac[cachep->id];
+        if (ac == &slab_empty_ac) {
+            ac = ac_create(cachep);
+            t->ac[cachep->id] = ac;
+        }
+        if (ac != &slab_empty_ac) {
+            if (ac->avail >= ac->limit)
+                cache_flusharray(cachep, ac);
+#if SLAB_STATS
+            ac->freemiss++;
+#endif
+            ac->entry[ac->avail++] = objp;
+            return;
+        }
+    }
+    free_direct(cachep, objp, fn);
+}
+
+void slab_bad_pointer(const void *objp, const char *fn)
+{
+    struct page *page = vm_virt_to_page(objp);
+    if (page && PageSlab(page)) {
+        kmem_cache_t *cachep = GET_PAGE_CACHE(page);
+        vm_die("%s(): invalid pointer %p (not the start of an object of "
+               "cache `%s')",
+               fn, objp, cachep->name);
+    }
+    vm_die("%s(): invalid pointer %p (not a slab object)", fn, objp);
+}
+
+/* ---- the public object interface ---- */
+
+void *kmem_cache_alloc(kmem_cache_t *cachep, int flags)
+{
+    return __kmem_cache_alloc(cachep, flags);
+}
+
+void kmem_cache_free(kmem_cache_t *cachep, void *objp)
+{
+    struct page *page = NULL;
+    if (unlikely(!objp))
+        return;
+    if (unlikely(slab_cache_of(objp, &page) != cachep) ||
+        unlikely(slab_obj_index(cachep, page, objp) >= cachep->num))
+        slab_bad_cache_pointer(cachep, objp);
+    __kmem_cache_free_checked(cachep, objp, "kmem_cache_free");
+}
+
+void slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp)
+{
+    struct page *page = NULL;
+    kmem_cache_t *owner = slab_cache_of(objp, &page);
+    if (owner && owner != cachep)
+        vm_die("kmem_cache_free(): object %p belongs to cache `%s', not "
+               "`%s'",
+               objp, owner->name, cachep ? cachep->name : "(null)");
+    slab_bad_pointer(objp, "kmem_cache_free");
+}
+
+unsigned int kmem_cache_size(kmem_cache_t *cachep)
+{
+    return cachep ? cachep->objsize : 0;
+}
+
+/* ---- shrink, destroy, reap ---- */
+
+static void request_drain(void)
+{
+    __atomic_add_fetch(&slab_drain_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* Frees every free slab; returns the slabs freed.  Chain lock held. */
+static int __kmem_cache_shrink_locked(kmem_cache_t *cachep)
+{
+    LIST_HEAD(doomed);
+    pthread_mutex_lock(&cachep->spinlock);
+    while (!list_empty(&cachep->slabs_free)) {
+        slab_t *slabp = list_entry(cachep->slabs_free.next, slab_t, list);
+        list_del(&slabp->list);
+        list_add(&slabp->list, &doomed);
+        cachep->free_objects -= cachep->num;
+    }
+    pthread_mutex_unlock(&cachep->spinlock);
+    return destroy_slab_list(cachep, &doomed);
+}
+
+static int cache_in_use(kmem_cache_t *cachep)
+{
+    pthread_mutex_lock(&cachep->spinlock);
+    int busy =
+        !list_empty(&cachep->slabs_full) || !list_empty(&cachep->slabs_partial);
+    pthread_mutex_unlock(&cachep->spinlock);
+    return busy;
+}
+
+/**
+ * kmem_cache_shrink - give a cache's free slabs back.
+ * Drains the calling thread's array of the cache first (other threads
+ * drain theirs at their next slow path).  Returns 0 when no slab of the
+ * cache is in use any more, 1 otherwise; -EINVAL for NULL.
+ */
+int kmem_cache_shrink(kmem_cache_t *cachep)
+{
+    if (!cachep)
+        return -EINVAL;
+    struct slab_thread *t = slab_self;
+    request_drain();
+    pthread_mutex_lock(&cache_chain_sem);
+    if (cachep->id && t != &slab_boot_thread && !t->dead)
+        ac_drain(cachep, t, 0);
+    __kmem_cache_shrink_locked(cachep);
+    pthread_mutex_unlock(&cache_chain_sem);
+    return cache_in_use(cachep);
+}
+
+/**
+ * kmem_cache_destroy - remove a cache created by kmem_cache_create().
+ * The caller guarantees that no thread uses the cache any more.  Returns 0
+ * when the cache is gone; nonzero (and the cache is kept, still usable)
+ * when objects are still allocated or the cache is a permanent one.
+ */
+int kmem_cache_destroy(kmem_cache_t *cachep)
+{
+    if (!cachep)
+        return -EINVAL;
+    if (cachep == &cache_cache || slab_is_kmalloc_cache(cachep))
+        return -EPERM;
+    pthread_mutex_lock(&cache_chain_sem);
+    if (cachep->id) {
+        pthread_mutex_lock(&thread_lock);
+        for (struct slab_thread *t = thread_list.next; t != &thread_list;
+             t = t->next)
+            ac_drain(cachep, t, 1);
+        pthread_mutex_unlock(&thread_lock);
+    }
+    __kmem_cache_shrink_locked(cachep);
+    if (cache_in_use(cachep)) {
+        pthread_mutex_unlock(&cache_chain_sem);
+        return 1;
+    }
+    if (clock_searchp == cachep)
+        clock_searchp = &cache_cache;
+    list_del(&cachep->next);
+    if (cachep->id)
+        cache_ids[cachep->id] = 0;
+    pthread_mutex_unlock(&cache_chain_sem);
+    pthread_mutex_destroy(&cachep->spinlock);
+    memset(cachep->name, 0, sizeof cachep->name);
+    slab_free_direct(&cache_cache, cachep);
+    return 0;
+}
+
+static kmem_cache_t *next_cache(kmem_cache_t *c)
+{
+    struct list_head *n = c->next.next;
+    return list_entry(n, kmem_cache_t, next);
+}
+
+/**
+ * kmem_cache_reap - reclaim memory from the caches, as 2.4's kswapd did.
+ * Scans up to REAP_SCANLEN caches from a clock hand; skips SLAB_NO_REAP
+ * caches, caches that are growing and caches grown since the last scan;
+ * picks the one with the most free pages (discounting caches with a ctor
+ * and multi-page slabs) and frees half of its free slabs.  Returns the
+ * pages freed.
+ */
+int kmem_cache_reap(int gfp_mask)
+{
+    (void)gfp_mask;
+    if (!slab_ready)
+        return 0;
+    struct slab_thread *t = slab_self;
+    kmem_cache_t *searchp, *best = NULL;
+    unsigned int best_pages = 0, best_len = 0;
+    int ret = 0;
+
+    request_drain();
+    pthread_mutex_lock(&cache_chain_sem);
+    searchp = clock_searchp;
+    for (int scan = 0; scan < REAP_SCANLEN;
+         scan++, searchp = next_cache(searchp)) {
+        if (searchp->flags & SLAB_NO_REAP)
+            continue;
+        /* The chain head (cache_cache.next) links back to cache_cache. */
+        if (searchp->id && t != &slab_boot_thread && !t->dead)
+            ac_drain(searchp, t, 0);
+        pthread_mutex_lock(&searchp->spinlock);
+        if (searchp->growing || (searchp->dflags & DFLGS_GROWN)) {
+            searchp->dflags &= ~DFLGS_GROWN;
+            pthread_mutex_unlock(&searchp->spinlock);
+            continue;
+        }
+        unsigned int full_free = 0;
+        struct list_head *p;
+        list_for_each(p, &searchp->slabs_free) full_free++;
+        pthread_mutex_unlock(&searchp->spinlock);
+        unsigned int pages = full_free << searchp->gfporder;
+        if (searchp->ctor)
+            pages = (pages * 4 + 1) / 5;
+        if (searchp->gfporder)
+            pages = (pages * 4 + 1) / 5;
+        if (pages > best_pages) {
+            best = searchp;
+            best_len = full_free;
+            best_pages = pages;
+            if (pages >= REAP_PERFECT) {
+                searchp = next_cache(searchp);
+                break;
+            }
+        }
+    }
+    clock_searchp = searchp;
+    if (best) {
+        LIST_HEAD(doomed);
+        unsigned int n = (best_len + 1) / 2;
+        pthread_mutex_lock(&best->spinlock);
+        while (n-- && !list_empty(&best->slabs_free)) {
+            slab_t *slabp = list_entry(best->slabs_free.prev, slab_t, list);
+            list_del(&slabp->list);
+            list_add(&slabp->list, &doomed);
+            best->free_objects -= best->num;
+#if SLAB_STATS
+            best->reaped++;
+#endif
+        }
+        pthread_mutex_unlock(&best->spinlock);
+        ret = destroy_slab_list(best, &doomed) << best->gfporder;
+    }
+    pthread_mutex_unlock(&cache_chain_sem);
+    return ret;
+}
+
+/* ---- validation ---- */
+
+static unsigned long check_list(kmem_cache_t *cachep, struct list_head *list,
+                                int kind)
+{
+    unsigned long inuse = 0;
+    struct list_head *p;
+    list_for_each(p, list)
+    {
+        slab_t *slabp = list_entry(p, slab_t, list);
+        unsigned int nfree = 0;
+        kmem_bufctl_t *bufctl = slab_bufctl(slabp);
+        for (kmem_bufctl_t i = slabp->free; i != BUFCTL_END; i = bufctl[i]) {
+            if (i >= cachep->num || ++nfree > cachep->num)
+                vm_die("slab_check_cache(): cache `%s': broken free chain "
+                       "in slab %p",
+                       cachep->name, (void *)slabp);
+        }
+        if (nfree + slabp->inuse != cachep->num)
+            vm_die("slab_check_cache(): cache `%s': slab %p has %u free + "
+                   "%u in use of %u",
+                   cachep->name, (void *)slabp, nfree, slabp->inuse,
+                   cachep->num);
+        int want = slabp->inuse == 0 ? 0 : nfree == 0 ? 2 : 1;
+        if (want != kind && !(cachep->num == 0))
+            vm_die("slab_check_cache(): cache `%s': slab %p on the wrong "
+                   "list",
+                   cachep->name, (void *)slabp);
+        struct page *page = vm_virt_to_page(slabp->s_mem);
+        if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
+            GET_PAGE_SLAB(page) != slabp)
+            vm_die("slab_check_cache(): cache `%s': frame of slab %p does "
+                   "not point back",
+                   cachep->name, (void *)slabp);
+        inuse += slabp->inuse;
+    }
+    return inuse;
+}
+
+unsigned long slab_check_cache(kmem_cache_t *cachep)
+{
+    pthread_mutex_lock(&cachep->spinlock);
+    unsigned long inuse = check_list(cachep, &cachep->slabs_free, 0) +
+                          check_list(cachep, &cachep->slabs_partial, 1) +
+                          check_list(cachep, &cachep->slabs_full, 2);
+    unsigned long nfree = 0;
+    struct list_head *p;
+    list_for_each(p, &cachep->slabs_free) nfree += cachep->num;
+    list_for_each(p, &cachep->slabs_partial)
+    {
+        slab_t *s = list_entry(p, slab_t, list);
+        nfree += cachep->num - s->inuse;
+    }
+    if (nfree != cachep->free_objects)
+        vm_die("slab_check_cache(): cache `%s': %lu free objects, counted "
+               "%lu",
+               cachep->name, nfree, cachep->free_objects);
+    pthread_mutex_unlock(&cachep->spinlock);
+    return inuse;
+}
+
+/* ---- views ---- */
+
+void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
+{
+    pthread_mutex_lock(&cache_chain_sem);
+    fn(out, &cache_cache);
+    struct list_head *p;
+    list_for_each(p, &cache_cache.next)
+        fn(out, list_entry(p, kmem_cache_t, next));
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
+#if SLAB_STATS
+void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
+                           unsigned long *am, unsigned long *fh,
+                           unsigned long *fm)
+{
+    if (!cachep->id)
+        return;
+    pthread_mutex_lock(&thread_lock);
+    for (struct slab_thread *t = thread_list.next; t != &thread_list;
+         t = t->next) {
+        const struct array_cache *ac = t->ac[cachep->id];
+        *ah += __atomic_load_n(&ac->allochit, __ATOMIC_RELAXED);
+        *am += __atomic_load_n(&ac->allocmiss, __ATOMIC_RELAXED);
+        *fh += __atomic_load_n(&ac->freehit, __ATOMIC_RELAXED);
+        *fm += __atomic_load_n(&ac->freemiss, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&thread_lock);
+}
+#endif
+
+/* ---- bootstrap and fork ---- */
+
+/**
+ * kmem_cache_init - set up cache_cache, then the kmalloc caches.
+ * Idempotent; the first allocation calls it.
+ */
+void kmem_cache_init(void)
+{
+    if (__atomic_load_n(&slab_ready, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&init_lock);
+    if (slab_ready)
+        goto out;
+    if (vm_lowmem_init())
+        vm_die("kmem_cache_init(): cannot reserve low memory");
+    INIT_LIST_HEAD(&cache_cache.next);
+    strcpy(cache_cache.name, "kmem_cache");
+    cache_layout(&cache_cache, sizeof(kmem_cache_t), 0, SLAB_HWCACHE_ALIGN);
+    cache_init_lists(&cache_cache);
+    cache_cache.id = 0;
+    cache_cache.flags |= SLAB_NO_REAP;
+    cache_ids[0] = 1;
+    slab_initialising = 1;
+    kmem_cache_sizes_init();
+    slab_initialising = 0;
+    __atomic_store_n(&slab_ready, 1, __ATOMIC_RELEASE);
+out:
+    pthread_mutex_unlock(&init_lock);
+}
+
+void slab_fork_prepare(void)
+{
+    pthread_mutex_lock(&init_lock);
+    pthread_mutex_lock(&cache_chain_sem);
+    pthread_mutex_lock(&thread_lock);
+    if (slab_ready) {
+        pthread_mutex_lock(&cache_cache.spinlock);
+        struct list_head *p;
+        list_for_each(p, &cache_cache.next)
+            pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
+    }
+    vm_fork_prepare();
+}
+
+void slab_fork_parent(void)
+{
+    vm_fork_parent();
+    if (slab_ready) {
+        struct list_head *p;
+        list_for_each(p, &cache_cache.next)
+            pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
+        pthread_mutex_unlock(&cache_cache.spinlock);
+    }
+    pthread_mutex_unlock(&thread_lock);
+    pthread_mutex_unlock(&cache_chain_sem);
+    pthread_mutex_unlock(&init_lock);
+}
+
+/* In the child only the forking thread exists: the arrays of the others
+ * are orphans whose objects are free here, so they go back to the slabs. */
+void slab_fork_child(void)
+{
+    slab_fork_parent();
+    if (!slab_ready)
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    struct slab_thread *t = thread_list.next;
+    while (t != &thread_list) {
+        struct slab_thread *next = t->next;
+        if (t != slab_self)
+            thread_release(t);
+        t = next;
+    }
+    pthread_mutex_unlock(&cache_chain_sem);
+}

@@ -1,0 +1,276 @@
+/*
+ * slab/slab_internal.h — the structures of the slab allocator, their
+ * invariants, and the inline fast paths of kmem_cache_alloc/free.
+ *
+ * A cache (struct kmem_cache_s) owns slabs; a slab is 2^gfporder frames
+ * holding `num` objects of `size` bytes starting at s_mem, plus its
+ * management (slab_t and the bufctl array) either at the start of the
+ * slab (on-slab) or in a kmalloc object (off-slab).  Free objects of a
+ * slab are chained through bufctl indices from slabp->free.  Slabs sit on
+ * one of three lists: full, partial, free.  Every frame of a slab has
+ * PG_slab and points at its cache, its slab and s_mem (vm/page.h).
+ *
+ * Per-thread array caches (2.4's per-CPU cpucache_t): each thread owns a
+ * struct slab_thread with one struct array_cache pointer per cache id.  A
+ * hit pops/pushes the thread's own array with no lock and no atomic.
+ * Refill and flush move `batchcount` objects under the cache's lock.
+ * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
+ * id 0, whose array is always the empty one: every operation takes the
+ * locked path (where the debug checks are).
+ *
+ * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
+ * of a cache; cache_chain_sem guards the chain of caches and the id map;
+ * thread_lock guards the list of threads.  Order: cache_chain_sem →
+ * thread_lock → cachep->spinlock → zone locks.
+ */
+#ifndef KSLAB_SLAB_INTERNAL_H
+#define KSLAB_SLAB_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <kslab/slab.h>
+
+#include "vm/page.h"
+
+/* Build-time switch: statistics columns of slabinfo.  On by default; the
+ * hit counters cost one increment per operation. */
+#ifndef SLAB_STATS
+#define SLAB_STATS 1
+#endif
+
+#define L1_CACHE_BYTES 64
+#define BYTES_PER_WORD sizeof(void *)
+#define MAX_GFP_ORDER 5 /* largest slab: 32 pages */
+#define BREAK_GFP_ORDER 2
+#define SLAB_LIMIT 0xfffffffcU
+#define REAP_SCANLEN 10
+#define REAP_PERFECT 10
+
+/* Cache ids 1 … SLAB_MAX_IDS-1 have per-thread arrays; 0 never does. */
+#define SLAB_MAX_IDS 496
+
+/* Internal cache flags (cflags), as in 2.4. */
+#define CFLGS_OFF_SLAB 0x010000UL
+#define CFLGS_OPTIMIZE 0x020000UL
+/* dflags */
+#define DFLGS_GROWN 0x000001UL
+
+typedef unsigned int kmem_bufctl_t;
+#define BUFCTL_END 0xffffffffU
+#define BUFCTL_ACTIVE 0xfffffffeU /* the object is allocated */
+
+/* Red-zone words (2.4) and poison bytes. */
+#define RED_MAGIC1 0x5A2CF071UL /* object free */
+#define RED_MAGIC2 0x170FC2A5UL /* object allocated */
+#define POISON_BYTE 0x5a
+#define POISON_END 0xa5
+
+/* slab_t: management of one slab; bufctl[num] follows it. */
+typedef struct slab_s {
+    struct list_head list;
+    unsigned long colouroff;
+    void *s_mem;        /* first object, coloured */
+    unsigned int inuse; /* objects handed out of this slab */
+    kmem_bufctl_t free; /* first free object, or BUFCTL_END */
+} slab_t;
+
+#define slab_bufctl(slabp) ((kmem_bufctl_t *)(((slab_t *)(slabp)) + 1))
+
+/* A thread's array of free objects of one cache: entry[0 … avail-1],
+ * entry[avail-1] the most recently freed (hottest). */
+struct array_cache {
+    unsigned int avail;
+    unsigned int limit;
+    unsigned int batchcount;
+    unsigned int touched;
+#if SLAB_STATS
+    /* hits since the last fold into the cache (at each refill/flush) */
+    unsigned int allochit, allocmiss, freehit, freemiss;
+#endif
+    void *entry[];
+};
+
+struct slab_thread {
+    struct array_cache *ac[SLAB_MAX_IDS];
+    struct slab_thread *next, *prev; /* all threads, under thread_lock */
+    unsigned long drain_gen;         /* last slab_drain_gen seen */
+    int dead;                        /* exited: no more array caches */
+};
+
+struct kmem_cache_s {
+    /* 1) read by every fast path */
+    unsigned int id;         /* index of this cache's array in slab_thread */
+    unsigned int objsize;    /* the user's object size (ksize) */
+    unsigned int size;       /* bytes per object in the slab, red zone incl. */
+    unsigned int num;        /* objects per slab */
+    uint64_t objinv;         /* inverse of the odd part of size, mod 2^64 */
+    unsigned int objshift;   /* trailing zero bits of size */
+    unsigned int obj_offset; /* user pointer - object start (red zone) */
+    unsigned long flags;     /* SLAB_* and CFLGS_* */
+
+    /* 2) the slab lists, under spinlock */
+    pthread_mutex_t spinlock;
+    struct list_head slabs_full;
+    struct list_head slabs_partial;
+    struct list_head slabs_free;
+    unsigned long free_objects; /* free objects on the slab lists */
+    unsigned long free_limit;   /* free objects kept before slabs go back */
+
+    /* 3) cache shape */
+    unsigned int gfporder;
+    unsigned int gfpflags;
+    size_t colour;           /* number of colours */
+    unsigned int colour_off; /* colour offset step */
+    unsigned int colour_next;
+    unsigned int slab_size;    /* bytes of slab_t + bufctls */
+    kmem_cache_t *slabp_cache; /* off-slab management comes from here */
+    unsigned int growing;
+    unsigned int dflags;
+    unsigned int limit, batchcount; /* array-cache tunables */
+    unsigned long drain_gen;        /* bumped by shrink/reap */
+    void (*ctor)(void *, kmem_cache_t *, unsigned long);
+    void (*dtor)(void *, kmem_cache_t *, unsigned long);
+    unsigned long failures;
+
+    /* 4) the cache chain */
+    char name[KMEM_CACHE_NAME_MAX + 1];
+    struct list_head next;
+
+#if SLAB_STATS
+    unsigned long num_active;
+    unsigned long num_allocations;
+    unsigned long high_mark;
+    unsigned long grown;
+    unsigned long reaped;
+    unsigned long errors;
+    /* hit counters folded in from arrays that went away */
+    unsigned long allochit, allocmiss, freehit, freemiss;
+#endif
+};
+
+extern kmem_cache_t cache_cache;
+extern struct array_cache slab_empty_ac;
+extern struct slab_thread slab_boot_thread;
+extern __thread struct slab_thread *slab_self
+    __attribute__((tls_model("initial-exec")));
+extern int slab_ready;
+
+/* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA). */
+#define KMALLOC_NR_SIZES 13
+#define SLAB_FIRST_USER_ID (1 + 2 * KMALLOC_NR_SIZES)
+
+kmem_cache_t *slab_cache_create(
+    const char *name, size_t size, size_t offset, unsigned long flags,
+    void (*ctor)(void *, kmem_cache_t *, unsigned long),
+    void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id);
+/* The locked path, no per-thread array: bootstrap and debug caches. */
+void *slab_alloc_direct(kmem_cache_t *cachep, int flags);
+void slab_free_direct(kmem_cache_t *cachep, void *objp);
+/* Smallest normal kmalloc cache of at least size bytes, or NULL. */
+kmem_cache_t *kmem_find_general_cachep(size_t size);
+void kmem_cache_sizes_init(void);
+int slab_is_kmalloc_cache(const kmem_cache_t *cachep);
+__cold __attribute__((noreturn)) void
+slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp);
+
+/* Slow paths: out of line. */
+void *slab_alloc_slow(kmem_cache_t *cachep, int flags);
+void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn);
+__cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
+                                                       const char *fn);
+void slab_init_slow(void);
+
+/* Index of objp in its slab when it is an object start; num otherwise.
+ * Exact for any object size: divisibility by size = odd << objshift
+ * through the modular inverse of odd (one multiply and a rotate). */
+static inline unsigned int slab_obj_index(const kmem_cache_t *cachep,
+                                          const struct page *page,
+                                          const void *objp)
+{
+    uint64_t n = (uint64_t)((uintptr_t)objp - cachep->obj_offset -
+                            (uintptr_t)page->s_mem);
+    uint64_t q = n * cachep->objinv;
+    unsigned int s = cachep->objshift;
+    q = s ? (q >> s) | (q << (64 - s)) : q;
+    return q < cachep->num ? (unsigned int)q : cachep->num;
+}
+
+/* The cache of a slab object, or NULL if objp is not in a slab frame. */
+static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
+{
+    struct page *page = vm_virt_to_page(objp);
+    if (unlikely(!page) || unlikely(!PageSlab(page)))
+        return NULL;
+    *ppage = page;
+    return GET_PAGE_CACHE(page);
+}
+
+static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
+{
+    struct array_cache *ac = slab_self->ac[cachep->id];
+    if (likely(ac->avail)) {
+#if SLAB_STATS
+        ac->allochit++;
+#endif
+        return ac->entry[--ac->avail];
+    }
+    return slab_alloc_slow(cachep, flags);
+}
+
+/* Pushes a validated object on the thread's array of cachep. */
+static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
+                                             const char *fn)
+{
+    struct array_cache *ac = slab_self->ac[cachep->id];
+    unsigned int avail = ac->avail;
+    if (likely(avail < ac->limit) &&
+        likely(!avail || ac->entry[avail - 1] != objp)) {
+#if SLAB_STATS
+        ac->freehit++;
+#endif
+        ac->entry[avail] = objp;
+        ac->avail = avail + 1;
+        return;
+    }
+    slab_free_slow(cachep, objp, fn);
+}
+
+/* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
+ * when objp lies outside the slab frames (caller decides).  A pointer in
+ * slab memory that is not an object start dies with a message. */
+static inline int slab_free_inline(const void *objp, const char *fn)
+{
+    struct page *page;
+    kmem_cache_t *cachep = slab_cache_of(objp, &page);
+    if (unlikely(!cachep))
+        return 0;
+    if (unlikely(slab_obj_index(cachep, page, objp) >= cachep->num))
+        slab_bad_pointer(objp, fn);
+    __kmem_cache_free_checked(cachep, (void *)objp, fn);
+    return 1;
+}
+
+/* Validation of a cache's lists and counters; aborts on a broken
+ * invariant.  Returns the number of objects in use on the slab lists. */
+unsigned long slab_check_cache(kmem_cache_t *cachep);
+
+/* Calls fn on every cache, cache_cache first, with the chain locked. */
+void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out);
+#if SLAB_STATS
+/* Adds the hit counters of live threads' arrays of cachep. */
+void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
+                           unsigned long *am, unsigned long *fh,
+                           unsigned long *fm);
+#endif
+
+/* Drains the calling thread's arrays of every cache. */
+void slab_drain_self(void);
+
+/* Fork handlers (the interposer registers them). */
+void slab_fork_prepare(void);
+void slab_fork_parent(void);
+void slab_fork_child(void);
+
+#endif /* KSLAB_SLAB_INTERNAL_H */

@@ -1,0 +1,640 @@
+/*
+ * vm/page_alloc.c — low memory and the buddy allocator.
+ *
+ * Low memory is the allocator's direct map (vm/page.h): one range of
+ * private anonymous host memory reserved PROT_NONE at start and committed
+ * brk-style, ZONE_GROW_PAGES at a time, as the zones need frames.  mem_map
+ * lives in a second reservation committed alongside.  ZONE_DMA is the first
+ * DMA_PAGES frames, ZONE_NORMAL the rest.
+ *
+ * Each zone is a binary buddy system with orders 0 … MAX_ORDER-1: a free
+ * block of order k is 2^k frames aligned on 2^k frames (relative to the
+ * zone start); its head page carries PG_buddy and its order and sits on
+ * free_area[k].  Allocation splits larger blocks; freeing coalesces with
+ * the buddy (pfn ^ 2^k) while it is free and of the same order.
+ *
+ * Giving memory back: freed frames stay "dirty" (they hold host memory).
+ * When a zone's dirty free frames exceed a threshold and have grown by half
+ * the threshold since the last purge, the dirty free blocks of order >=
+ * PURGE_MIN_ORDER are madvise(MADV_DONTNEED)ed and marked PG_clean — one
+ * system call per large block, never one per free.
+ *
+ * Locking: each zone has its own mutex; every buddy list and counter of a
+ * zone is under it.  Growing the direct map takes grow_lock (then the zone
+ * lock).  committed_pages is published with a release store after the new
+ * mem_map entries are initialised, so lock-free readers (virt_to_page)
+ * never see an uninitialised struct page.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "vm/page.h"
+
+/* Default size of the direct-map reservation: 64 GiB of address space. */
+#define LOWMEM_DEFAULT_BYTES (64UL << 30)
+/* Smallest reservation we accept under an address-space limit. */
+#define LOWMEM_MIN_BYTES (32UL << 20)
+/* Dirty free memory kept for reuse before a purge (per zone). */
+#define PURGE_THRESHOLD_PAGES 4096UL /* 16 MiB */
+#define PURGE_MIN_ORDER 4            /* give back blocks of 64 KiB and up */
+
+struct vm_lowmem vm_lowmem;
+struct zone_struct vm_zones[MAX_NR_ZONES] = {
+    [ZONE_DMA] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "DMA"},
+    [ZONE_NORMAL] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "Normal"},
+    [ZONE_HIGHMEM] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "HighMem"},
+};
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- the direct map ---- */
+
+static unsigned long lowmem_budget(void)
+{
+    struct rlimit rl;
+    unsigned long want = LOWMEM_DEFAULT_BYTES;
+    const char *env = getenv("KSLAB_LOWMEM_MB");
+    if (env) {
+        unsigned long mb = strtoul(env, NULL, 10);
+        if (mb >= 32)
+            want = mb << 20;
+    }
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        /* Leave at least half of the address-space limit to the program
+         * (its stacks, libraries and other mappings). */
+        unsigned long half = (unsigned long)(rl.rlim_cur / 2);
+        if (want > half)
+            want = half;
+    }
+    return want & ~((PAGE_SIZE << (MAX_ORDER - 1)) - 1);
+}
+
+/* Reserves the direct map and mem_map; the caller holds init_lock. */
+static int lowmem_reserve(void)
+{
+    unsigned long bytes = lowmem_budget();
+    size_t align = PAGE_SIZE << (MAX_ORDER - 1);
+    for (; bytes >= LOWMEM_MIN_BYTES; bytes /= 2) {
+        unsigned long pages = bytes >> PAGE_SHIFT;
+        size_t map_bytes = PAGE_ALIGN(pages * sizeof(struct page));
+        /* Over-reserve by one max-order block so base can be aligned. */
+        char *raw = mmap(NULL, bytes + align, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (raw == MAP_FAILED)
+            continue;
+        void *map = mmap(NULL, map_bytes, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (map == MAP_FAILED) {
+            munmap(raw, bytes + align);
+            continue;
+        }
+        char *base = (char *)(((uintptr_t)raw + align - 1) & ~(align - 1));
+        if (base > raw)
+            munmap(raw, (size_t)(base - raw));
+        munmap(base + bytes, (size_t)(raw + align - base));
+        vm_lowmem.base = base;
+        vm_lowmem.mem_map = map;
+        vm_lowmem.reserved_pages = pages;
+        return 0;
+    }
+    return -ENOMEM;
+}
+
+/* Makes frames [from, to) and their mem_map entries usable.  grow_lock
+ * held.  Returns 0 or -ENOMEM. */
+static int lowmem_commit(unsigned long from, unsigned long to)
+{
+    char *start = vm_lowmem.base + (from << PAGE_SHIFT);
+    if (mprotect(start, (to - from) << PAGE_SHIFT, PROT_READ | PROT_WRITE))
+        return -ENOMEM;
+    uintptr_t m0 = (uintptr_t)&vm_lowmem.mem_map[from] & PAGE_MASK;
+    uintptr_t m1 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[to]);
+    if (mprotect((void *)m0, m1 - m0, PROT_READ | PROT_WRITE)) {
+        mprotect(start, (to - from) << PAGE_SHIFT, PROT_NONE);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int vm_lowmem_init(void)
+{
+    if (likely(__atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)))
+        return 0;
+    int err = 0;
+    pthread_mutex_lock(&init_lock);
+    if (vm_lowmem.ready)
+        goto out;
+    err = lowmem_reserve();
+    if (err)
+        goto out;
+    for (int z = 0; z < MAX_NR_ZONES; z++) {
+        struct zone_struct *zone = &vm_zones[z];
+        for (int o = 0; o < MAX_ORDER; o++)
+            INIT_LIST_HEAD(&zone->free_area[o].free_list);
+    }
+    unsigned long dma_end = DMA_PAGES < vm_lowmem.reserved_pages / 4
+                                ? DMA_PAGES
+                                : vm_lowmem.reserved_pages / 4;
+    vm_zones[ZONE_DMA].zone_start_pfn = 0;
+    vm_zones[ZONE_DMA].zone_end_pfn = dma_end;
+    vm_zones[ZONE_DMA].grown_pfn = 0;
+    vm_zones[ZONE_NORMAL].zone_start_pfn = dma_end;
+    vm_zones[ZONE_NORMAL].zone_end_pfn = vm_lowmem.reserved_pages;
+    vm_zones[ZONE_NORMAL].grown_pfn = dma_end;
+    __atomic_store_n(&vm_lowmem.ready, 1, __ATOMIC_RELEASE);
+out:
+    pthread_mutex_unlock(&init_lock);
+    return err;
+}
+
+/* ---- buddy lists (zone lock held) ---- */
+
+static inline void add_free_block(struct zone_struct *zone, struct page *page,
+                                  unsigned int order, int clean)
+{
+    page->flags = (1UL << PG_buddy) | ((unsigned long)clean << PG_clean);
+    page->order = order;
+    atomic_store_explicit(&page->count, 0, memory_order_relaxed);
+    list_add(&page->list, &zone->free_area[order].free_list);
+    zone->free_area[order].nr_free++;
+    zone->free_pages += 1UL << order;
+    if (!clean)
+        zone->dirty_pages += 1UL << order;
+}
+
+static inline void del_free_block(struct zone_struct *zone, struct page *page,
+                                  unsigned int order)
+{
+    list_del(&page->list);
+    zone->free_area[order].nr_free--;
+    zone->free_pages -= 1UL << order;
+    if (!PageFlag(page, PG_clean))
+        zone->dirty_pages -= 1UL << order;
+    page->flags = 0;
+}
+
+static inline struct page *pfn_to_page(unsigned long pfn)
+{
+    return &vm_lowmem.mem_map[pfn];
+}
+
+/* Frees the block [pfn, pfn + 2^order) into zone, coalescing with free
+ * buddies.  clean: the frames are known to hold no host memory. */
+static void __free_one_block(struct zone_struct *zone, unsigned long pfn,
+                             unsigned int order, int clean)
+{
+    unsigned long base = zone->zone_start_pfn;
+    while (order < MAX_ORDER - 1) {
+        unsigned long buddy_pfn = base + ((pfn - base) ^ (1UL << order));
+        if (buddy_pfn + (1UL << order) > zone->grown_pfn)
+            break;
+        struct page *buddy = pfn_to_page(buddy_pfn);
+        if (!PageFlag(buddy, PG_buddy) || buddy->order != order)
+            break;
+        clean = clean && PageFlag(buddy, PG_clean);
+        del_free_block(zone, buddy, order);
+        if (buddy_pfn < pfn)
+            pfn = buddy_pfn;
+        order++;
+    }
+    add_free_block(zone, pfn_to_page(pfn), order, clean);
+}
+
+/* Takes a block of exactly `order` from zone, splitting a larger one. */
+static struct page *__rmqueue(struct zone_struct *zone, unsigned int order)
+{
+    for (unsigned int cur = order; cur < MAX_ORDER; cur++) {
+        struct free_area_struct *area = &zone->free_area[cur];
+        if (list_empty(&area->free_list))
+            continue;
+        struct page *page = list_entry(area->free_list.next, struct page, list);
+        int clean = PageFlag(page, PG_clean);
+        del_free_block(zone, page, cur);
+        /* Give back the upper halves: expand() in 2.4. */
+        while (cur > order) {
+            cur--;
+            add_free_block(zone, page + (1UL << cur), cur, clean);
+        }
+        return page;
+    }
+    return NULL;
+}
+
+/* Commits ZONE_GROW_PAGES more frames to zone.  Zone lock NOT held. */
+static int zone_grow(struct zone_struct *zone)
+{
+    int err = -ENOMEM;
+    pthread_mutex_lock(&grow_lock);
+    pthread_mutex_lock(&zone->lock);
+    unsigned long from = zone->grown_pfn;
+    pthread_mutex_unlock(&zone->lock);
+    unsigned long to = from + ZONE_GROW_PAGES;
+    if (to > zone->zone_end_pfn)
+        to = zone->zone_end_pfn;
+    if (from >= to)
+        goto out;
+    if (lowmem_commit(from, to))
+        goto out;
+    for (unsigned long pfn = from; pfn < to; pfn++) {
+        struct page *p = pfn_to_page(pfn);
+        memset(p, 0, sizeof *p);
+        p->zone = (unsigned int)(zone - vm_zones);
+    }
+    unsigned long committed = atomic_load(&vm_lowmem.committed_pages);
+    if (to > committed)
+        atomic_store_explicit(&vm_lowmem.committed_pages, to,
+                              memory_order_release);
+    pthread_mutex_lock(&zone->lock);
+    zone->grown_pfn = to;
+    /* New frames were never touched: they are clean. */
+    for (unsigned long pfn = from; pfn < to;) {
+        unsigned int order = MAX_ORDER - 1;
+        while ((((pfn - zone->zone_start_pfn) & ((1UL << order) - 1)) ||
+                pfn + (1UL << order) > to))
+            order--;
+        __free_one_block(zone, pfn, order, 1);
+        pfn += 1UL << order;
+    }
+    pthread_mutex_unlock(&zone->lock);
+    err = 0;
+out:
+    pthread_mutex_unlock(&grow_lock);
+    return err;
+}
+
+/* Purges dirty free memory of a zone when it passes the threshold.
+ * Zone lock held; drops nothing (madvise on free frames is safe under it:
+ * nobody else can touch a free frame). */
+static unsigned long zone_release(struct zone_struct *zone,
+                                  unsigned int min_order)
+{
+    unsigned long released = 0;
+    for (int o = MAX_ORDER - 1; o >= (int)min_order; o--) {
+        struct list_head *pos;
+        list_for_each(pos, &zone->free_area[o].free_list)
+        {
+            struct page *page = list_entry(pos, struct page, list);
+            if (PageFlag(page, PG_clean))
+                continue;
+            madvise(vm_page_address(page), PAGE_SIZE << o, MADV_DONTNEED);
+            SetPageFlag(page, PG_clean);
+            zone->dirty_pages -= 1UL << o;
+            released += 1UL << o;
+        }
+    }
+    zone->released_pages += released;
+    zone->dirty_at_last_purge = zone->dirty_pages;
+    return released;
+}
+
+static inline void zone_maybe_release(struct zone_struct *zone)
+{
+    if (zone->dirty_pages > PURGE_THRESHOLD_PAGES &&
+        zone->dirty_pages >
+            zone->dirty_at_last_purge + PURGE_THRESHOLD_PAGES / 2)
+        zone_release(zone, PURGE_MIN_ORDER);
+    else if (zone->dirty_pages < zone->dirty_at_last_purge)
+        zone->dirty_at_last_purge = zone->dirty_pages;
+}
+
+unsigned long vm_release_free(unsigned int min_order)
+{
+    unsigned long n = 0;
+    if (!vm_lowmem.ready)
+        return 0;
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        n += zone_release(&vm_zones[z], min_order);
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    }
+    return n;
+}
+
+/* ---- the public interface ---- */
+
+static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
+{
+    for (;;) {
+        pthread_mutex_lock(&zone->lock);
+        struct page *page = __rmqueue(zone, order);
+        pthread_mutex_unlock(&zone->lock);
+        if (page)
+            return page;
+        if (zone_grow(zone))
+            return NULL;
+    }
+}
+
+/**
+ * alloc_pages - allocate 2^order contiguous page frames.
+ * @gfp_mask: __GFP_DMA for ZONE_DMA frames; __GFP_HIGHMEM may give user
+ *            memory (no direct-map address); otherwise ZONE_NORMAL, then
+ *            ZONE_DMA as a fallback, as 2.4 does.
+ * Returns the first frame with count 1, or NULL (errno ENOMEM/EINVAL).
+ * Any context; takes the zone lock.
+ */
+struct page *alloc_pages(int gfp_mask, unsigned int order)
+{
+    if (order >= MAX_ORDER) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (vm_lowmem_init()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct page *page = NULL;
+    if (gfp_mask & __GFP_HIGHMEM)
+        page = vm_highmem_alloc_pages(order);
+    if (!page && !(gfp_mask & __GFP_DMA))
+        page = zone_alloc(&vm_zones[ZONE_NORMAL], order);
+    if (!page)
+        page = zone_alloc(&vm_zones[ZONE_DMA], order);
+    if (!page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!PageFlag(page, PG_highmem)) {
+        page->order = order;
+        atomic_store_explicit(&page->count, 1, memory_order_relaxed);
+    }
+    return page;
+}
+
+/* Returns a block to its zone; the caller dropped the last reference. */
+static void free_block_to_zone(struct page *page, unsigned int order)
+{
+    unsigned long pfn = vm_page_to_pfn(page);
+    struct zone_struct *zone = &vm_zones[page->zone];
+    pthread_mutex_lock(&zone->lock);
+    if (pfn < zone->zone_start_pfn || pfn + (1UL << order) > zone->grown_pfn)
+        vm_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
+               order, zone->name);
+    if (PageFlag(page, PG_buddy))
+        vm_die("__free_pages(): double free of frame %lu at %p", pfn,
+               vm_page_address(page));
+    __free_one_block(zone, pfn, order, 0);
+    zone_maybe_release(zone);
+    pthread_mutex_unlock(&zone->lock);
+}
+
+/**
+ * __free_pages - drop a reference to a block from alloc_pages().
+ * The block goes back to the buddy lists when the count reaches zero.
+ */
+void __free_pages(struct page *page, unsigned int order)
+{
+    if (!page)
+        return;
+    if (PageFlag(page, PG_highmem)) {
+        vm_highmem_free_pages(page, order);
+        return;
+    }
+    if (order >= MAX_ORDER || !vm_lowmem.ready || page < vm_lowmem.mem_map ||
+        page >= vm_lowmem.mem_map + atomic_load(&vm_lowmem.committed_pages))
+        vm_die("__free_pages(): invalid page %p (order %u)", (void *)page,
+               order);
+    if (PageFlag(page, PG_buddy))
+        vm_die("__free_pages(): double free of frame %lu at %p",
+               vm_page_to_pfn(page), vm_page_address(page));
+    int left = atomic_fetch_sub(&page->count, 1) - 1;
+    if (left < 0)
+        vm_die("__free_pages(): page %p has no reference", (void *)page);
+    if (left == 0)
+        free_block_to_zone(page, order);
+}
+
+unsigned long __get_free_pages(int gfp_mask, unsigned int order)
+{
+    struct page *page = alloc_pages(gfp_mask & ~__GFP_HIGHMEM, order);
+    return page ? (unsigned long)vm_page_address(page) : 0;
+}
+
+void free_pages(unsigned long addr, unsigned int order)
+{
+    if (!addr)
+        return;
+    struct page *page = vm_virt_to_page((void *)addr);
+    if (!page || (addr & ~PAGE_MASK))
+        vm_die("free_pages(): invalid address %p", (void *)addr);
+    __free_pages(page, order);
+}
+
+void *page_address(struct page *page)
+{
+    if (!page || PageFlag(page, PG_highmem) || !vm_lowmem.ready)
+        return NULL;
+    return vm_page_address(page);
+}
+
+struct page *virt_to_page(const void *addr)
+{
+    if (!vm_lowmem.ready)
+        return NULL;
+    return vm_virt_to_page(addr);
+}
+
+/* ---- page-granular blocks (large malloc blocks) ---- */
+
+static unsigned int order_for(unsigned long npages)
+{
+    unsigned int order = 0;
+    while ((1UL << order) < npages)
+        order++;
+    return order;
+}
+
+/* Frees an arbitrary run [pfn, pfn + n) of frames into zone as maximal
+ * aligned blocks.  Zone lock held. */
+static void __free_run(struct zone_struct *zone, unsigned long pfn,
+                       unsigned long n)
+{
+    while (n) {
+        unsigned int order = MAX_ORDER - 1;
+        while (((pfn - zone->zone_start_pfn) & ((1UL << order) - 1)) ||
+               (1UL << order) > n)
+            order--;
+        __free_one_block(zone, pfn, order, 0);
+        pfn += 1UL << order;
+        n -= 1UL << order;
+    }
+}
+
+struct page *vm_alloc_pages_exact(int gfp_mask, unsigned long npages)
+{
+    if (!npages || npages > (1UL << (MAX_ORDER - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    unsigned int order = order_for(npages);
+    struct page *page = alloc_pages(gfp_mask & ~__GFP_HIGHMEM, order);
+    if (!page)
+        return NULL;
+    unsigned long extra = (1UL << order) - npages;
+    if (extra) {
+        struct zone_struct *zone = &vm_zones[page->zone];
+        pthread_mutex_lock(&zone->lock);
+        __free_run(zone, vm_page_to_pfn(page) + npages, extra);
+        pthread_mutex_unlock(&zone->lock);
+    }
+    page->order = order_for(npages);
+    return page;
+}
+
+void vm_free_pages_exact(struct page *page, unsigned long npages)
+{
+    unsigned long pfn = vm_page_to_pfn(page);
+    struct zone_struct *zone = &vm_zones[page->zone];
+    if (PageFlag(page, PG_buddy))
+        vm_die("free(): double free of block %p", vm_page_address(page));
+    page->flags = 0;
+    atomic_store(&page->count, 0);
+    pthread_mutex_lock(&zone->lock);
+    if (pfn < zone->zone_start_pfn || pfn + npages > zone->grown_pfn)
+        vm_die("free(): block %p of %lu pages outside zone %s",
+               vm_page_address(page), npages, zone->name);
+    __free_run(zone, pfn, npages);
+    zone_maybe_release(zone);
+    pthread_mutex_unlock(&zone->lock);
+}
+
+/* Finds the free block that holds frame pfn, or NULL.  Zone lock held. */
+static struct page *free_block_of(struct zone_struct *zone, unsigned long pfn,
+                                  unsigned int *porder)
+{
+    for (unsigned int o = 0; o < MAX_ORDER; o++) {
+        unsigned long head = zone->zone_start_pfn +
+                             ((pfn - zone->zone_start_pfn) & ~((1UL << o) - 1));
+        struct page *p = pfn_to_page(head);
+        if (PageFlag(p, PG_buddy) && p->order == o) {
+            *porder = o;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+int vm_grow_pages_exact(struct page *page, unsigned long old_npages,
+                        unsigned long new_npages)
+{
+    if (new_npages <= old_npages)
+        return 0;
+    struct zone_struct *zone = &vm_zones[page->zone];
+    unsigned long pfn = vm_page_to_pfn(page) + old_npages;
+    unsigned long end = vm_page_to_pfn(page) + new_npages;
+    int err = -ENOMEM;
+    pthread_mutex_lock(&zone->lock);
+    if (end > zone->grown_pfn)
+        goto out;
+    /* First check that every frame wanted is free, then claim them. */
+    for (unsigned long p = pfn; p < end;) {
+        unsigned int o;
+        struct page *blk = free_block_of(zone, p, &o);
+        if (!blk)
+            goto out;
+        p = vm_page_to_pfn(blk) + (1UL << o);
+    }
+    while (pfn < end) {
+        unsigned int o;
+        struct page *blk = free_block_of(zone, pfn, &o);
+        unsigned long head = vm_page_to_pfn(blk);
+        unsigned long tail = head + (1UL << o);
+        del_free_block(zone, blk, o);
+        if (head < pfn)
+            __free_run(zone, head, pfn - head);
+        if (tail > end)
+            __free_run(zone, end, tail - end);
+        pfn = tail < end ? tail : end;
+    }
+    err = 0;
+out:
+    pthread_mutex_unlock(&zone->lock);
+    return err;
+}
+
+void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
+                           unsigned long new_npages)
+{
+    if (new_npages >= old_npages || !new_npages)
+        return;
+    struct zone_struct *zone = &vm_zones[page->zone];
+    pthread_mutex_lock(&zone->lock);
+    __free_run(zone, vm_page_to_pfn(page) + new_npages,
+               old_npages - new_npages);
+    zone_maybe_release(zone);
+    pthread_mutex_unlock(&zone->lock);
+}
+
+/* ---- validation and fork ---- */
+
+unsigned long vm_check_zones(void)
+{
+    unsigned long total = 0;
+    if (!vm_lowmem.ready)
+        return 0;
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        struct zone_struct *zone = &vm_zones[z];
+        unsigned long free = 0, dirty = 0;
+        pthread_mutex_lock(&zone->lock);
+        for (int o = 0; o < MAX_ORDER; o++) {
+            unsigned long n = 0;
+            struct list_head *pos;
+            list_for_each(pos, &zone->free_area[o].free_list)
+            {
+                struct page *p = list_entry(pos, struct page, list);
+                unsigned long pfn = vm_page_to_pfn(p);
+                if (!PageFlag(p, PG_buddy) || p->order != (unsigned)o)
+                    vm_die("zone %s: block at frame %lu on list %d has "
+                           "order %u",
+                           zone->name, pfn, o, p->order);
+                if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
+                    vm_die("zone %s: block at frame %lu misaligned for "
+                           "order %d",
+                           zone->name, pfn, o);
+                if (pfn < zone->zone_start_pfn ||
+                    pfn + (1UL << o) > zone->grown_pfn)
+                    vm_die("zone %s: block at frame %lu outside the zone",
+                           zone->name, pfn);
+                n++;
+                free += 1UL << o;
+                if (!PageFlag(p, PG_clean))
+                    dirty += 1UL << o;
+            }
+            if (n != zone->free_area[o].nr_free)
+                vm_die("zone %s: order %d lists %lu blocks, counts %lu",
+                       zone->name, o, n, zone->free_area[o].nr_free);
+        }
+        if (free != zone->free_pages || dirty != zone->dirty_pages)
+            vm_die("zone %s: %lu free (%lu dirty) frames, counts %lu (%lu)",
+                   zone->name, free, dirty, zone->free_pages,
+                   zone->dirty_pages);
+        pthread_mutex_unlock(&zone->lock);
+        total += free;
+    }
+    return total;
+}
+
+void vm_fork_prepare(void)
+{
+    pthread_mutex_lock(&init_lock);
+    pthread_mutex_lock(&grow_lock);
+    for (int z = 0; z < MAX_NR_ZONES; z++)
+        pthread_mutex_lock(&vm_zones[z].lock);
+}
+
+void vm_fork_parent(void)
+{
+    for (int z = MAX_NR_ZONES - 1; z >= 0; z--)
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    pthread_mutex_unlock(&grow_lock);
+    pthread_mutex_unlock(&init_lock);
+}
+
+void vm_fork_child(void)
+{
+    vm_fork_parent();
+}
