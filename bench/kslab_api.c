@@ -6,7 +6,9 @@
  * malloc twin doing the same batches with malloc/free, which every allocator
  * runs: that is the comparison the table shows.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdlib.h>
 

@@ -10,7 +10,9 @@
  * this launcher is a few hundred KiB.  It allocates nothing itself after
  * start-up and is never preloaded.  Exit status: the child's, or 128+signal.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -15,7 +15,9 @@
  * Threads wait with sched_yield(): the machine may have fewer free cores
  * than threads.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>

@@ -5,7 +5,9 @@
  * BENCH_SCALE knob, and the "which allocator is this" report that bench/compare
  * uses to check that LD_PRELOAD really took effect.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -6,7 +6,9 @@
  * allocator under test.  Objects are written to once, as a program would,
  * so an allocator cannot win by handing out memory nobody touches.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdlib.h>
 #include <string.h>
 
