@@ -39,12 +39,12 @@ void bench_unmap(void *p, size_t bytes);
 /* A small, fast, deterministic generator (xorshift64*). */
 static inline uint64_t bench_rand(uint64_t *s)
 {
-	uint64_t x = *s;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
 }
 /* Fills perm[0..n) with a random permutation of 0..n-1 (fixed seed). */
 void bench_permutation(uint32_t *perm, size_t n, uint64_t seed);
@@ -58,10 +58,10 @@ uint64_t wl_malloc_free(size_t size, uint64_t n);
 enum bench_order { ORDER_LIFO, ORDER_FIFO, ORDER_RANDOM };
 /* A batch: n allocations of mixed sizes 16…256, then n frees in @order. */
 struct wl_batch {
-	size_t n;
-	void **slots;
-	uint32_t *perm;
-	size_t *sizes;
+    size_t n;
+    void **slots;
+    uint32_t *perm;
+    size_t *sizes;
 };
 int wl_batch_init(struct wl_batch *b, size_t n);
 void wl_batch_fini(struct wl_batch *b);
@@ -77,8 +77,8 @@ uint64_t wl_large(size_t size, uint64_t n);
  * Reports the growth of RSS over the start after each phase, in bytes, the
  * bytes live after the free, and the highest RSS growth seen. */
 struct wl_frag_result {
-	size_t rss_after_alloc, rss_after_free, rss_after_refill, peak_rss;
-	size_t live_after_free;
+    size_t rss_after_alloc, rss_after_free, rss_after_refill, peak_rss;
+    size_t live_after_free;
 };
 uint64_t wl_frag(size_t n, struct wl_frag_result *r);
 
@@ -99,17 +99,15 @@ void wl_larson_fini(struct wl_larson *l);
 
 typedef struct kmem_cache_s kmem_cache_t;
 struct bench_kslab {
-	kmem_cache_t *(*kmem_cache_create)(const char *, size_t, size_t,
-					   unsigned long,
-					   void (*)(void *, kmem_cache_t *,
-						    unsigned long),
-					   void (*)(void *, kmem_cache_t *,
-						    unsigned long));
-	int (*kmem_cache_destroy)(kmem_cache_t *);
-	void *(*kmem_cache_alloc)(kmem_cache_t *, int);
-	void (*kmem_cache_free)(kmem_cache_t *, void *);
-	void *(*kmalloc)(size_t, int);
-	void (*kfree)(const void *);
+    kmem_cache_t *(*kmem_cache_create)(
+        const char *, size_t, size_t, unsigned long,
+        void (*)(void *, kmem_cache_t *, unsigned long),
+        void (*)(void *, kmem_cache_t *, unsigned long));
+    int (*kmem_cache_destroy)(kmem_cache_t *);
+    void *(*kmem_cache_alloc)(kmem_cache_t *, int);
+    void (*kmem_cache_free)(kmem_cache_t *, void *);
+    void *(*kmalloc)(size_t, int);
+    void (*kfree)(const void *);
 };
 /* Non-NULL when every symbol above was found. */
 const struct bench_kslab *bench_kslab(void);

@@ -23,42 +23,43 @@
 
 static long long now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
-		fprintf(stderr, "usage: kslab_run PRELOAD|- PROGRAM [ARGS...]\n");
-		return 2;
-	}
-	long long t0 = now_ns();
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("kslab_run: fork");
-		return 2;
-	}
-	if (pid == 0) {
-		if (strcmp(argv[1], "-") != 0)
-			setenv("LD_PRELOAD", argv[1], 1);
-		else
-			unsetenv("LD_PRELOAD");
-		execvp(argv[2], argv + 2);
-		perror("kslab_run: exec");
-		_exit(127);
-	}
-	int st;
-	struct rusage ru;
-	if (wait4(pid, &st, 0, &ru) < 0) {
-		perror("kslab_run: wait4");
-		return 2;
-	}
-	long long wall = now_ns() - t0;
-	int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + sig;
-	fprintf(stderr, "kslab_run: status=%d signal=%d maxrss_kb=%ld wall_ns=%lld\n",
-		WIFEXITED(st) ? code : -1, sig, ru.ru_maxrss, wall);
-	return code;
+    if (argc < 3) {
+        fprintf(stderr, "usage: kslab_run PRELOAD|- PROGRAM [ARGS...]\n");
+        return 2;
+    }
+    long long t0 = now_ns();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("kslab_run: fork");
+        return 2;
+    }
+    if (pid == 0) {
+        if (strcmp(argv[1], "-") != 0)
+            setenv("LD_PRELOAD", argv[1], 1);
+        else
+            unsetenv("LD_PRELOAD");
+        execvp(argv[2], argv + 2);
+        perror("kslab_run: exec");
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    if (wait4(pid, &st, 0, &ru) < 0) {
+        perror("kslab_run: wait4");
+        return 2;
+    }
+    long long wall = now_ns() - t0;
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + sig;
+    fprintf(stderr,
+            "kslab_run: status=%d signal=%d maxrss_kb=%ld wall_ns=%lld\n",
+            WIFEXITED(st) ? code : -1, sig, ru.ru_maxrss, wall);
+    return code;
 }
