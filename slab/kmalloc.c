@@ -10,6 +10,84 @@
 
 kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
 static unsigned long kmalloc_flags;
+static int malloc_fine_classes = 1;
+
+/* Until kmem_cache_init() fills them, every class maps to id 0, whose
+ * array is always empty: the first malloc takes the slow path. */
+unsigned char slab_malloc_small_id[1024 / 16 + 1];
+unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4];
+kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
+
+int slab_set_malloc_classes(int fine)
+{
+    if (slab_ready)
+        return -EBUSY;
+    malloc_fine_classes = !!fine;
+    return 0;
+}
+
+/* Size of the malloc class that serves size (<= KMALLOC_MAX_SIZE). */
+static size_t malloc_class_size(size_t size)
+{
+    if (size <= 32)
+        return 32;
+    unsigned int b = (unsigned int)(64 - __builtin_clzl(size - 1));
+    size_t pow2 = 1UL << b;
+    if (!malloc_fine_classes)
+        return pow2;
+    if (b == 6) /* 33 … 64: 48 or 64 (multiples of 16) */
+        return size <= 48 ? 48 : 64;
+    size_t step = pow2 >> 3; /* quarters of the lower power of two */
+    return (size + step - 1) / step * step;
+}
+
+static unsigned int slab_malloc_find_id(size_t class)
+{
+    for (unsigned int id = 1; id < SLAB_FIRST_USER_ID; id++)
+        if (slab_malloc_caches[id] && slab_malloc_caches[id]->objsize == class)
+            return id;
+    vm_die("kmem_cache_sizes_init(): no cache for class %zu", class);
+}
+
+/* Creates the intermediate caches and fills the size → id tables. */
+static void malloc_classes_init(void)
+{
+    unsigned int next = MALLOC_FIRST_FINE_ID;
+    for (unsigned int i = 0; i < KMALLOC_NR_SIZES; i++)
+        slab_malloc_caches[1 + i] = slab_kmalloc_caches[0][i];
+    if (malloc_fine_classes) {
+        for (unsigned int b = 6; b <= 17; b++) {
+            size_t pow2 = 1UL << b, step = pow2 >> 3;
+            for (size_t c = pow2 / 2 + step; c < pow2; c += step) {
+                if (c % 16)
+                    continue;
+                char name[KMEM_CACHE_NAME_MAX + 1];
+                vm_snprintf(name, sizeof name, "size-%zu", c);
+                kmem_cache_t *k = slab_cache_create(
+                    name, c, 0, SLAB_HWCACHE_ALIGN | kmalloc_flags, NULL, NULL,
+                    next);
+                if (!k)
+                    vm_die("kmem_cache_sizes_init(): cannot create %s", name);
+                slab_malloc_caches[next++] = k;
+            }
+        }
+        if (next != SLAB_FIRST_USER_ID)
+            vm_die("kmem_cache_sizes_init(): %u malloc classes, expected %u",
+                   next - MALLOC_FIRST_FINE_ID, MALLOC_NR_FINE);
+    }
+    /* The tables: the id of the cache whose size is the class size. */
+    for (size_t i = 0; i <= 1024 / 16; i++) {
+        size_t class = malloc_class_size(i ? i * 16 : 1);
+        slab_malloc_small_id[i] = (unsigned char)slab_malloc_find_id(class);
+    }
+    for (unsigned int b = 11; b <= 17; b++)
+        for (unsigned int q = 0; q < 4; q++) {
+            size_t size = (1UL << (b - 1)) + (q + 1) * (1UL << (b - 3));
+            size_t class = malloc_class_size(size);
+            slab_malloc_large_id[(b - 11) * 4 + q] =
+                (unsigned char)slab_malloc_find_id(class);
+        }
+}
 
 int slab_set_kmalloc_flags(unsigned long flags)
 {
@@ -41,6 +119,7 @@ void kmem_cache_sizes_init(void)
             slab_kmalloc_caches[dma][i] = c;
         }
     }
+    malloc_classes_init();
 }
 
 kmem_cache_t *kmem_find_general_cachep(size_t size)
@@ -95,6 +174,18 @@ void kfree(const void *objp)
         return;
     if (unlikely(!slab_kfree_inline(objp, "kfree")))
         slab_bad_pointer(objp, "kfree");
+}
+
+void *slab_malloc_slow(size_t size)
+{
+    if (size > KMALLOC_MAX_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (unlikely(!slab_ready))
+        kmem_cache_init();
+    return __kmem_cache_alloc(slab_malloc_caches[slab_malloc_id(size)],
+                              GFP_KERNEL);
 }
 
 size_t slab_ksize(const void *objp)

@@ -42,6 +42,51 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
     return slab_kmalloc_slow(size, flags);
 }
 
+/*
+ * The malloc path's size classes.  kmalloc keeps the 2.4 powers of two;
+ * malloc also uses intermediate caches, four classes per doubling from 64
+ * bytes up (48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320 …), all
+ * multiples of 16, so no object wastes more than a fifth of itself (with
+ * powers of two alone it can be half).  Size → cache id is one table load
+ * up to 1 KiB, and above it the bit width and the next two bits of the
+ * size index a second small table.  With the intermediate caches turned
+ * off (slab_set_malloc_classes(0)) both tables point at the powers of two.
+ */
+extern unsigned char slab_malloc_small_id[1024 / 16 + 1];
+extern unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4];
+extern kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
+
+void *slab_malloc_slow(size_t size);
+
+/* Cache id for a malloc of size <= KMALLOC_MAX_SIZE. */
+static inline unsigned int slab_malloc_id(size_t size)
+{
+    if (likely(size <= 1024))
+        return slab_malloc_small_id[(size + 15) >> 4];
+    unsigned int b = (unsigned int)(64 - __builtin_clzl(size - 1));
+    unsigned int q = (unsigned int)((size - 1) >> (b - 3)) & 3;
+    return slab_malloc_large_id[(b - 11) * 4 + q];
+}
+
+/* malloc(size) from the slab: NULL (ENOMEM) above KMALLOC_MAX_SIZE. */
+static inline void *slab_malloc_inline(size_t size)
+{
+    if (likely(size <= KMALLOC_MAX_SIZE)) {
+        struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
+        if (likely(ac->avail)) {
+#if SLAB_STATS
+            ac->allochit++;
+#endif
+            return ac->entry[--ac->avail];
+        }
+    }
+    return slab_malloc_slow(size);
+}
+
+/* Turns the intermediate malloc caches on (1, the default) or off (0).
+ * Before the first allocation only: -EBUSY after. */
+int slab_set_malloc_classes(int fine);
+
 /* 1: p was a slab object and is freed; 0: p is not in slab memory. */
 static inline int slab_kfree_inline(const void *p, const char *fn)
 {

@@ -537,9 +537,10 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
         slab_bad_pointer(objp, fn);
     slab_t *slabp = GET_PAGE_SLAB(page);
-    unsigned int i = slab_obj_index(cachep, page, objp);
-    if (i >= cachep->num)
+    uint64_t idx = slab_obj_index(cachep, page, objp);
+    if (idx >= cachep->num)
         slab_bad_pointer(objp, fn);
+    unsigned int i = (unsigned int)idx;
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     if (bufctl[i] != BUFCTL_ACTIVE)
         vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
@@ -1270,11 +1271,26 @@ void slab_fork_parent(void)
     pthread_mutex_unlock(&init_lock);
 }
 
-/* In the child only the forking thread exists: the arrays of the others
- * are orphans whose objects are free here, so they go back to the slabs. */
+/* In the child only the forking thread exists.  The locks are made anew
+ * (a recursive mutex remembers its owner's thread id, which the child does
+ * not share), and the arrays of the other threads are orphans whose
+ * objects are free here: they go back to the slabs. */
 void slab_fork_child(void)
 {
-    slab_fork_parent();
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&cache_chain_sem, &attr);
+    pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&init_lock, NULL);
+    pthread_mutex_init(&thread_lock, NULL);
+    if (slab_ready) {
+        struct list_head *p;
+        pthread_mutex_init(&cache_cache.spinlock, NULL);
+        list_for_each(p, &cache_cache.next) pthread_mutex_init(
+            &list_entry(p, kmem_cache_t, next)->spinlock, NULL);
+    }
+    vm_fork_child();
     if (!slab_ready)
         return;
     pthread_mutex_lock(&cache_chain_sem);

@@ -157,9 +157,13 @@ extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
 extern int slab_ready;
 
-/* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA). */
+/* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
+ * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
+ * (size-48, size-80, size-96, size-112, size-160 … size-114688). */
 #define KMALLOC_NR_SIZES 13
-#define SLAB_FIRST_USER_ID (1 + 2 * KMALLOC_NR_SIZES)
+#define MALLOC_NR_FINE 34
+#define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
+#define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
 
 kmem_cache_t *slab_cache_create(
     const char *name, size_t size, size_t offset, unsigned long flags,
@@ -182,26 +186,29 @@ __cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
                                                        const char *fn);
 void slab_init_slow(void);
 
-/* Index of objp in its slab when it is an object start; num otherwise.
- * Exact for any object size: divisibility by size = odd << objshift
- * through the modular inverse of odd (one multiply and a rotate). */
-static inline unsigned int slab_obj_index(const kmem_cache_t *cachep,
-                                          const struct page *page,
-                                          const void *objp)
+/* Index of objp in its slab when it is an object start; >= num
+ * otherwise.  Exact for any object size: divisibility by size = odd <<
+ * objshift through the modular inverse of odd (one multiply, a rotate). */
+static inline uint64_t slab_obj_index(const kmem_cache_t *cachep,
+                                      const struct page *page, const void *objp)
 {
     uint64_t n = (uint64_t)((uintptr_t)objp - cachep->obj_offset -
                             (uintptr_t)page->s_mem);
     uint64_t q = n * cachep->objinv;
     unsigned int s = cachep->objshift;
-    q = s ? (q >> s) | (q << (64 - s)) : q;
-    return q < cachep->num ? (unsigned int)q : cachep->num;
+    return s ? (q >> s) | (q << (64 - s)) : q;
 }
 
 /* The cache of a slab object, or NULL if objp is not in a slab frame. */
 static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
 {
-    struct page *page = vm_virt_to_page(objp);
-    if (unlikely(!page) || unlikely(!PageSlab(page)))
+    uintptr_t off = (uintptr_t)objp - (uintptr_t)vm_lowmem.base;
+    unsigned long pfn = off >> PAGE_SHIFT;
+    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
+                                             memory_order_relaxed)))
+        return NULL;
+    struct page *page = &vm_lowmem.mem_map[pfn];
+    if (unlikely(!PageSlab(page)))
         return NULL;
     *ppage = page;
     return GET_PAGE_CACHE(page);

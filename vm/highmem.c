@@ -1,18 +1,244 @@
 /*
- * vm/highmem.c — ZONE_HIGHMEM: user-memory frames.  Until the address-space
- * emulator provides its memfd-backed frames, there is no high memory and
- * __GFP_HIGHMEM requests fall back to low memory.
+ * vm/highmem.c — ZONE_HIGHMEM: the frames of user memory.  They live in a
+ * memfd ("physical RAM", VM_DEFAULT_FRAMES pages, sparse until touched),
+ * which is also mapped whole at vm_highmem.kmap so that vm/ can zero, copy
+ * and write back frames without going through any user window.  A bitmap
+ * says which frames are in use; allocation is next-fit from a cursor, or
+ * exactly the frame asked for when it is free, so consecutive user pages
+ * get consecutive frames and their host mappings coalesce.  Freed frames
+ * are given back to the host in runs (a hole punch per run), which also
+ * makes them read as zero again (PG_clean).
+ *
+ * Locking: vm_highmem.lock, a spinlock, guards the bitmap, the cursor and
+ * nr_free; it is held for a few instructions and never while touching a
+ * user window, so the SIGSEGV handler may take it.  page->count is atomic.
  */
-#include "vm/page.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include "vm/mm.h"
+
+struct vm_highmem vm_highmem = {.memfd = -1, .lock = ATOMIC_FLAG_INIT};
+static pthread_once_t highmem_once = PTHREAD_ONCE_INIT;
+static int highmem_err;
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
+
+static void hm_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&vm_highmem.lock,
+                                             memory_order_acquire))
+        sched_yield();
+}
+
+static void hm_unlock(void)
+{
+    atomic_flag_clear_explicit(&vm_highmem.lock, memory_order_release);
+}
+
+static int test_bit(unsigned long nr)
+{
+    return (vm_highmem.bitmap[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;
+}
+static void set_bit(unsigned long nr)
+{
+    vm_highmem.bitmap[nr / BITS_PER_LONG] |= 1UL << (nr % BITS_PER_LONG);
+}
+static void clear_bit(unsigned long nr)
+{
+    vm_highmem.bitmap[nr / BITS_PER_LONG] &= ~(1UL << (nr % BITS_PER_LONG));
+}
+
+static void *map_anon(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void highmem_setup(void)
+{
+    struct vm_highmem *h = &vm_highmem;
+    unsigned long n = VM_DEFAULT_FRAMES;
+    size_t bytes = n << PAGE_SHIFT;
+
+    h->memfd = memfd_create("kslab-highmem", MFD_CLOEXEC);
+    if (h->memfd < 0 || ftruncate(h->memfd, (off_t)bytes) != 0)
+        goto fail;
+    h->kmap = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_NORESERVE, h->memfd, 0);
+    if (h->kmap == MAP_FAILED)
+        goto fail;
+    h->map = map_anon(n * sizeof(struct page));
+    h->bitmap = map_anon(n / 8);
+    if (!h->map || !h->bitmap)
+        goto fail;
+    h->nr_frames = n;
+    h->nr_free = n - 1;
+    h->cursor = 1;
+    /* Frame 0 is the ZERO_PAGE: a hole in the memfd, mapped read-only. */
+    set_bit(ZERO_PAGE_PFN);
+    h->map[0].flags = (1UL << PG_highmem) | (1UL << PG_reserved);
+    atomic_store(&h->map[0].count, 1);
+    return;
+fail:
+    highmem_err = -ENOMEM;
+}
+
+int vm_highmem_init(void)
+{
+    pthread_once(&highmem_once, highmem_setup);
+    return highmem_err;
+}
+
+/* Under the lock: the first free frame at or after from, or nr_frames. */
+static unsigned long find_free(unsigned long from)
+{
+    unsigned long n = vm_highmem.nr_frames;
+    for (unsigned long i = from; i < n;) {
+        unsigned long w = vm_highmem.bitmap[i / BITS_PER_LONG];
+        if (w == ~0UL) {
+            i = (i / BITS_PER_LONG + 1) * BITS_PER_LONG;
+            continue;
+        }
+        if (!((w >> (i % BITS_PER_LONG)) & 1))
+            return i;
+        i++;
+    }
+    return n;
+}
+
+static struct page *take_frame(unsigned long pfn)
+{
+    struct page *page = &vm_highmem.map[pfn];
+    set_bit(pfn);
+    vm_highmem.nr_free--;
+    unsigned long clean = page->flags & (1UL << PG_clean);
+    if (!page->flags)
+        clean = 1UL << PG_clean; /* never used: still a hole */
+    page->flags = (1UL << PG_highmem) | clean;
+    page->order = 0;
+    page->mapcount = 0;
+    page->mapping = NULL;
+    page->index = 0;
+    atomic_store_explicit(&page->count, 1, memory_order_relaxed);
+    return page;
+}
+
+struct page *vm_frame_alloc(unsigned long hint_pfn)
+{
+    struct vm_highmem *h = &vm_highmem;
+    struct page *page = NULL;
+
+    hm_lock();
+    if (!h->nr_free)
+        goto out;
+    if (hint_pfn && hint_pfn < h->nr_frames && !test_bit(hint_pfn)) {
+        page = take_frame(hint_pfn);
+        goto out;
+    }
+    unsigned long pfn = find_free(h->cursor);
+    if (pfn >= h->nr_frames)
+        pfn = find_free(1);
+    if (pfn < h->nr_frames) {
+        page = take_frame(pfn);
+        h->cursor = pfn + 1;
+    }
+out:
+    hm_unlock();
+    return page;
+}
+
+/* Gives frames [start, start + n) back: a hole punch (their data goes,
+ * they read as zero) and then their bits. */
+static void free_run(unsigned long start, unsigned long n)
+{
+    struct vm_highmem *h = &vm_highmem;
+    fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+              (off_t)(start << PAGE_SHIFT), (off_t)(n << PAGE_SHIFT));
+    hm_lock();
+    for (unsigned long i = start; i < start + n; i++) {
+        h->map[i].flags = (1UL << PG_highmem) | (1UL << PG_clean);
+        clear_bit(i);
+    }
+    h->nr_free += n;
+    if (start < h->cursor)
+        h->cursor = start;
+    hm_unlock();
+}
+
+void vm_free_batch_flush(struct vm_free_batch *b)
+{
+    if (b->n)
+        free_run(b->start, b->n);
+    b->n = 0;
+}
+
+void vm_frame_put(struct page *page, struct vm_free_batch *b)
+{
+    unsigned long pfn = vm_frame_pfn(page);
+    if (pfn == ZERO_PAGE_PFN)
+        return;
+    int old = atomic_fetch_sub_explicit(&page->count, 1, memory_order_acq_rel);
+    if (old > 1)
+        return;
+    if (old != 1)
+        vm_die("put_page(): frame %lu has count %d", pfn, old);
+    if (!b) {
+        free_run(pfn, 1);
+        return;
+    }
+    if (b->n && pfn == b->start + b->n) {
+        b->n++;
+        return;
+    }
+    vm_free_batch_flush(b);
+    b->start = pfn;
+    b->n = 1;
+}
+
+/* alloc_pages(__GFP_HIGHMEM, order): 2^order consecutive frames, aligned. */
 struct page *vm_highmem_alloc_pages(unsigned int order)
 {
-    (void)order;
-    return NULL;
+    struct vm_highmem *h = &vm_highmem;
+    unsigned long n = 1UL << order;
+    struct page *page = NULL;
+
+    if (order >= MAX_ORDER || vm_highmem_init() != 0)
+        return NULL;
+    hm_lock();
+    for (unsigned long s = n; s + n <= h->nr_frames; s += n) {
+        unsigned long i;
+        for (i = 0; i < n && !test_bit(s + i); i++)
+            ;
+        if (i < n)
+            continue;
+        for (i = 0; i < n; i++)
+            take_frame(s + i);
+        page = &h->map[s];
+        page->order = order;
+        break;
+    }
+    hm_unlock();
+    return page;
 }
 
 void vm_highmem_free_pages(struct page *page, unsigned int order)
 {
-    vm_die("__free_pages(): page %p (order %u) is not a high-memory frame",
-           (void *)page, order);
+    struct vm_highmem *h = &vm_highmem;
+    if (!h->map || page < h->map || page >= h->map + h->nr_frames ||
+        vm_frame_pfn(page) == ZERO_PAGE_PFN || !PageFlag(page, PG_highmem))
+        vm_die("__free_pages(): page %p (order %u) is not a high-memory "
+               "frame",
+               (void *)page, order);
+    if (atomic_fetch_sub(&page->count, 1) != 1)
+        return;
+    unsigned long pfn = vm_frame_pfn(page);
+    for (unsigned long i = 1; i < (1UL << order); i++)
+        atomic_store(&h->map[pfn + i].count, 0);
+    free_run(pfn, 1UL << order);
 }

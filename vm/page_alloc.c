@@ -636,5 +636,8 @@ void vm_fork_parent(void)
 
 void vm_fork_child(void)
 {
-    vm_fork_parent();
+    pthread_mutex_init(&init_lock, NULL);
+    pthread_mutex_init(&grow_lock, NULL);
+    for (int z = 0; z < MAX_NR_ZONES; z++)
+        pthread_mutex_init(&vm_zones[z].lock, NULL);
 }

@@ -1,0 +1,211 @@
+/*
+ * tests/vm/test_buddy.c — the buddy allocator of low memory: orders,
+ * alignment, splitting and coalescing, DMA zone, page-granular blocks,
+ * giving memory back to the host, and thread safety.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "ktest.h"
+#include "vm/page.h"
+
+static void test_every_order_is_aligned_and_distinct(void **state)
+{
+    (void)state;
+    struct page *pages[MAX_ORDER];
+    for (unsigned o = 0; o < MAX_ORDER; o++) {
+        pages[o] = alloc_pages(GFP_KERNEL, o);
+        assert_non_null(pages[o]);
+        char *a = page_address(pages[o]);
+        assert_non_null(a);
+        assert_int_equal(
+            ((uintptr_t)a - (uintptr_t)vm_lowmem.base) % (PAGE_SIZE << o), 0);
+        assert_ptr_equal(virt_to_page(a), pages[o]);
+        assert_ptr_equal(virt_to_page(a + (PAGE_SIZE << o) - 1),
+                         pages[o] + (1UL << o) - 1);
+        memset(a, (int)o, PAGE_SIZE << o);
+    }
+    for (unsigned o = 0; o < MAX_ORDER; o++) {
+        unsigned char *a = page_address(pages[o]);
+        for (size_t i = 0; i < (PAGE_SIZE << o); i += 512)
+            assert_int_equal(a[i], o);
+    }
+    for (unsigned o = 0; o < MAX_ORDER; o++)
+        __free_pages(pages[o], o);
+    vm_check_zones();
+}
+
+static void test_bad_order_is_refused(void **state)
+{
+    (void)state;
+    errno = 0;
+    assert_null(alloc_pages(GFP_KERNEL, MAX_ORDER));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(__get_free_pages(GFP_KERNEL, 99), 0);
+}
+
+static void test_buddies_coalesce(void **state)
+{
+    (void)state;
+    vm_check_zones();
+    unsigned long before =
+        vm_zones[ZONE_NORMAL].free_area[MAX_ORDER - 1].nr_free;
+    /* Split a max-order block into single pages and free them all. */
+    enum { N = 1 << (MAX_ORDER - 1) };
+    static unsigned long addrs[N];
+    for (int i = 0; i < N; i++) {
+        addrs[i] = __get_free_pages(GFP_KERNEL, 0);
+        assert_true(addrs[i] != 0);
+    }
+    for (int i = N - 1; i >= 0; i--)
+        free_pages(addrs[i], 0);
+    vm_check_zones();
+    /* Everything merged back: as many max-order blocks as before. */
+    assert_true(vm_zones[ZONE_NORMAL].free_area[MAX_ORDER - 1].nr_free >=
+                before);
+    for (int o = 0; o < MAX_ORDER - 1; o++)
+        assert_true(vm_zones[ZONE_NORMAL].free_area[o].nr_free <= 1);
+}
+
+static void test_dma_pages_lie_in_zone_dma(void **state)
+{
+    (void)state;
+    unsigned long a = __get_free_pages(GFP_DMA, 2);
+    assert_true(a != 0);
+    assert_true(vm_addr_is_dma((void *)a));
+    assert_int_equal(virt_to_page((void *)a)->zone, ZONE_DMA);
+    unsigned long b = __get_free_pages(GFP_KERNEL, 2);
+    assert_false(vm_addr_is_dma((void *)b));
+    free_pages(a, 2);
+    free_pages(b, 2);
+}
+
+static void test_refcount_keeps_block(void **state)
+{
+    (void)state;
+    struct page *p = alloc_pages(GFP_KERNEL, 1);
+    atomic_fetch_add(&p->count, 1); /* get_page */
+    __free_pages(p, 1);
+    assert_false(PageFlag(p, PG_buddy));
+    __free_pages(p, 1);
+    assert_true(PageFlag(p, PG_buddy) || PageFlag(p - 1, PG_buddy) ||
+                vm_check_zones());
+}
+
+static void double_free_child(void *arg)
+{
+    (void)arg;
+    unsigned long a = __get_free_pages(GFP_KERNEL, 0);
+    free_pages(a, 0);
+    free_pages(a, 0);
+}
+
+static void test_double_free_dies(void **state)
+{
+    (void)state;
+    ktest_expect_death(double_free_child, NULL, SIGABRT, "double free");
+}
+
+static void test_exact_blocks_grow_and_shrink_in_place(void **state)
+{
+    (void)state;
+    struct page *p = vm_alloc_pages_exact(GFP_KERNEL, 3);
+    assert_non_null(p);
+    char *a = page_address(p);
+    memset(a, 1, 3 * PAGE_SIZE);
+    /* The tail of the order-2 block (1 frame) went back: grow into it. */
+    assert_int_equal(vm_grow_pages_exact(p, 3, 4), 0);
+    memset(a, 2, 4 * PAGE_SIZE);
+    vm_shrink_pages_exact(p, 4, 2);
+    vm_check_zones();
+    /* A neighbour in use stops growth, and nothing changes. */
+    struct page *q = vm_alloc_pages_exact(GFP_KERNEL, 2);
+    unsigned long freebefore = vm_check_zones();
+    if (q == p + 2)
+        assert_int_equal(vm_grow_pages_exact(p, 2, 3), -ENOMEM);
+    assert_int_equal(vm_check_zones(), freebefore);
+    vm_free_pages_exact(p, 2);
+    vm_free_pages_exact(q, 2);
+    vm_check_zones();
+}
+
+static void test_rss_falls_after_large_free(void **state)
+{
+    (void)state;
+    enum { N = 64 }; /* 64 × 2 MiB = 128 MiB */
+    static unsigned long blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = __get_free_pages(GFP_KERNEL, MAX_ORDER - 1);
+        assert_true(blocks[i] != 0);
+        memset((void *)blocks[i], 0x77, PAGE_SIZE << (MAX_ORDER - 1));
+    }
+    size_t high = ktest_rss();
+    for (int i = 0; i < N; i++)
+        free_pages(blocks[i], MAX_ORDER - 1);
+    size_t low = ktest_rss();
+    assert_true(high - low > (96UL << 20));
+    /* Memory handed out again reads as zero or as written, never junk. */
+    unsigned long a = __get_free_pages(GFP_KERNEL, MAX_ORDER - 1);
+    unsigned char *c = (unsigned char *)a;
+    assert_true(c[0] == 0 || c[0] == 0x77);
+    free_pages(a, MAX_ORDER - 1);
+    vm_check_zones();
+}
+
+static void *churn(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned long held[64] = {0};
+    unsigned ord[64] = {0};
+    for (int i = 0; i < 20000; i++) {
+        int k = (int)(rand_r(&seed) % 64);
+        if (held[k]) {
+            unsigned char *c = (unsigned char *)held[k];
+            if (c[0] != (unsigned char)k ||
+                c[(PAGE_SIZE << ord[k]) - 1] != (unsigned char)k)
+                return (void *)1;
+            free_pages(held[k], ord[k]);
+            held[k] = 0;
+        } else {
+            ord[k] = rand_r(&seed) % 4;
+            held[k] = __get_free_pages(GFP_KERNEL, ord[k]);
+            if (!held[k])
+                return (void *)1;
+            memset((void *)held[k], k, PAGE_SIZE << ord[k]);
+        }
+    }
+    for (int k = 0; k < 64; k++)
+        if (held[k])
+            free_pages(held[k], ord[k]);
+    return NULL;
+}
+
+static void test_two_threads_churn(void **state)
+{
+    (void)state;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+    vm_check_zones();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_order_is_aligned_and_distinct),
+        cmocka_unit_test(test_bad_order_is_refused),
+        cmocka_unit_test(test_buddies_coalesce),
+        cmocka_unit_test(test_dma_pages_lie_in_zone_dma),
+        cmocka_unit_test(test_refcount_keeps_block),
+        cmocka_unit_test(test_double_free_dies),
+        cmocka_unit_test(test_exact_blocks_grow_and_shrink_in_place),
+        cmocka_unit_test(test_rss_falls_after_large_free),
+        cmocka_unit_test(test_two_threads_churn),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,137 @@
+/*
+ * tests/vm/test_file.c — file mappings: private ones read the file through
+ * nopage and never write it; shared ones are written back to the file at
+ * munmap and at mmput, also from a forked mm, and stay one set of frames
+ * across splits and forks (vm_ops open/close).
+ */
+#include "vmtest.h"
+
+#define RW (PROT_READ | PROT_WRITE)
+
+static int make_file(char *path, unsigned long pages)
+{
+    strcpy(path, "/tmp/kslab-file-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    for (unsigned long i = 0; i < pages; i++) {
+        unsigned long page[PAGE_SIZE / sizeof(unsigned long)];
+        for (size_t j = 0; j < PAGE_SIZE / sizeof(unsigned long); j++)
+            page[j] = i * 1000 + j;
+        assert_int_equal(write(fd, page, PAGE_SIZE), PAGE_SIZE);
+    }
+    return fd;
+}
+
+static unsigned long file_word(int fd, unsigned long page, unsigned long j)
+{
+    unsigned long v = 0;
+    assert_int_equal(pread(fd, &v, sizeof v, page * PAGE_SIZE + j * 8), 8);
+    return v;
+}
+
+static void test_private_file_mapping(void **state)
+{
+    (void)state;
+    char path[64];
+    int fd = make_file(path, 4);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        do_mmap(mm, fd, 0, 3 * PAGE_SIZE, RW, MAP_PRIVATE, PAGE_SIZE);
+    assert_false(IS_ERR_VALUE(a));
+    assert_int_equal(U64(mm, a), 1000);
+    assert_int_equal(U64(mm, a + PAGE_SIZE + 16), 2002);
+    assert_int_equal(stat_of(mm).maj_flt, 2);
+    U64(mm, a) = 5;
+    U64(mm, a + 2 * PAGE_SIZE) = 6;
+    assert_int_equal(U64(mm, a + 2 * PAGE_SIZE + 8), 3001);
+    assert_int_equal(file_word(fd, 1, 0), 1000);
+    /* fork: private file pages are COW like anonymous ones */
+    struct mm_struct *c = mm_fork(mm);
+    U64(c, a) = 7;
+    assert_int_equal(U64(mm, a), 5);
+    mmput(c);
+    assert_int_equal(do_munmap(mm, a, 3 * PAGE_SIZE), 0);
+    assert_int_equal(file_word(fd, 1, 0), 1000);
+    assert_int_equal(file_word(fd, 3, 0), 3000);
+    vm_check_mm(mm);
+    mmput(mm);
+    close(fd);
+}
+
+static void test_shared_file_written_back(void **state)
+{
+    (void)state;
+    char path[64];
+    int fd = make_file(path, 4);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
+    assert_false(IS_ERR_VALUE(a));
+    assert_int_equal(U64(mm, a + 3 * PAGE_SIZE), 3000);
+    U64(mm, a + 8) = 111;
+    U64(mm, a + 3 * PAGE_SIZE) = 333;
+    /* munmap of the head writes it back; the rest waits */
+    assert_int_equal(do_munmap(mm, a, PAGE_SIZE), 0);
+    assert_int_equal(file_word(fd, 0, 1), 111);
+    /* a forked mm shares the frames and writes back too */
+    struct mm_struct *c = mm_fork(mm);
+    assert_int_equal(U64(c, a + 3 * PAGE_SIZE), 333);
+    U64(c, a + 2 * PAGE_SIZE) = 222;
+    assert_int_equal(U64(mm, a + 2 * PAGE_SIZE), 222);
+    mmput(c);
+    assert_int_equal(file_word(fd, 2, 0), 222);
+    mmput(mm);
+    assert_int_equal(file_word(fd, 3, 0), 333);
+    assert_int_equal(file_word(fd, 1, 0), 1000);
+    close(fd);
+}
+
+static void test_shared_split_keeps_object(void **state)
+{
+    (void)state;
+    char path[64];
+    int fd = make_file(path, 4);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
+    assert_int_equal(sys_mprotect(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
+    assert_int_equal(count_vmas(mm), 3);
+    assert_int_equal(find_vma(mm, a + 2 * PAGE_SIZE)->vm_pgoff, 2);
+    U64(mm, a + 2 * PAGE_SIZE) = 5;
+    assert_int_equal(do_munmap(mm, a, PAGE_SIZE), 0);
+    assert_int_equal(U64(mm, a + PAGE_SIZE), 1000);
+    mmput(mm);
+    assert_int_equal(file_word(fd, 2, 0), 5);
+    close(fd);
+}
+
+static void touch_past_eof(void *arg)
+{
+    (void)arg;
+    child_default_segv();
+    char path[64];
+    int fd = make_file(path, 1);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        do_mmap(mm, fd, 0, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0);
+    if (U64(mm, a) != 0)
+        _exit(3);
+    (void)U64(mm, a + PAGE_SIZE);
+    _exit(4);
+}
+
+static void test_past_eof_dies(void **state)
+{
+    (void)state;
+    ktest_expect_death(touch_past_eof, NULL, SIGSEGV, "SIGBUS");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_private_file_mapping),
+        cmocka_unit_test(test_shared_file_written_back),
+        cmocka_unit_test(test_shared_split_keeps_object),
+        cmocka_unit_test(test_past_eof_dies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

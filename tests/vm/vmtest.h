@@ -1,0 +1,61 @@
+/*
+ * tests/vm/vmtest.h — helpers of the address-space tests: typed access to
+ * user memory of an mm through its host window, and the setup a forked
+ * child needs before it can die of a fault (cmocka's own SIGSEGV handler
+ * must not be the one kslab chains to).
+ */
+#ifndef KSLAB_TESTS_VMTEST_H
+#define KSLAB_TESTS_VMTEST_H
+
+#include "ktest.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <kslab/vm.h>
+
+#include "vm/mm.h"
+
+/* ASan would turn a deadly SIGSEGV into exit(1); the tests want the signal. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "handle_segv=0:allow_user_segv_handler=1";
+}
+
+#define U8(mm, a) (*(volatile unsigned char *)mm_host((mm), (a)))
+#define U64(mm, a) (*(volatile unsigned long *)mm_host((mm), (a)))
+
+static inline unsigned long anon(struct mm_struct *mm, unsigned long addr,
+                                 unsigned long len, int prot, int flags)
+{
+    return do_mmap(mm, -1, addr, len, (unsigned long)prot,
+                   (unsigned long)(flags | MAP_ANONYMOUS), 0);
+}
+
+/* In a forked child: make the default action the handler kslab chains to. */
+static inline void child_default_segv(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGSEGV, &sa, NULL);
+    vm_fault_init();
+}
+
+static inline struct mm_stat stat_of(struct mm_struct *mm)
+{
+    struct mm_stat st;
+    mm_get_stat(mm, &st);
+    return st;
+}
+
+static inline int count_vmas(struct mm_struct *mm)
+{
+    int n = 0;
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+        n++;
+    return n;
+}
+
+#endif

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kslab needs to build, test and benchmark.
+# Run as root (or through sudo).  Safe to run again.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config g++ clang clang-format cppcheck
+      libcmocka-dev libbenchmark-dev
+      libjemalloc-dev libjemalloc2 libmimalloc-dev libgoogle-perftools-dev
+      gnuplot-nox python3 xz-utils git valgrind coreutils)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "kslab: dependencies installed"

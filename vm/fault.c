@@ -1,0 +1,205 @@
+/*
+ * vm/fault.c — real hardware faults.  Each mm's window is registered in a
+ * fixed table that the SIGSEGV handler scans without a lock (slots are
+ * published with release stores).  The handler turns the host address into
+ * (mm, user address), reads from the CPU's error code whether the access
+ * was a write, takes the mm's mmap_sem, checks the access against the vma
+ * as 2.4's do_page_fault does, calls __handle_mm_fault and returns so the
+ * instruction is retried.  A real error (no vma, an access the vma does
+ * not allow, SIGBUS from nopage, out of memory) or a fault outside every
+ * window goes to the handler that was installed before ours; if there was
+ * none, the default action is restored and the fault repeats, so the
+ * process dies of SIGSEGV as it would have without kslab.
+ *
+ * Locking: the handler takes mmap_sem and the frame spinlock, never held
+ * by a thread while it touches a user window, and never calls malloc or
+ * stdio.  Several threads may be in the handler at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "vm/mm.h"
+
+#define VM_MAX_WINDOWS 4096
+
+static struct {
+    _Atomic uintptr_t base;
+    struct mm_struct *_Atomic mm;
+} windows[VM_MAX_WINDOWS];
+static atomic_int nr_windows; /* high-water mark of used slots */
+static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction old_segv;
+
+int vm_window_register(struct mm_struct *mm)
+{
+    int slot = -1;
+    pthread_mutex_lock(&windows_lock);
+    for (int i = 0; i < VM_MAX_WINDOWS; i++)
+        if (!atomic_load(&windows[i].base)) {
+            slot = i;
+            break;
+        }
+    if (slot >= 0) {
+        atomic_store_explicit(&windows[slot].mm, mm, memory_order_relaxed);
+        atomic_store_explicit(&windows[slot].base, (uintptr_t)mm->window,
+                              memory_order_release);
+        if (slot >= atomic_load(&nr_windows))
+            atomic_store(&nr_windows, slot + 1);
+    }
+    pthread_mutex_unlock(&windows_lock);
+    mm->window_slot = slot;
+    return slot < 0 ? -ENOMEM : 0;
+}
+
+void vm_window_unregister(struct mm_struct *mm)
+{
+    if (mm->window_slot < 0)
+        return;
+    pthread_mutex_lock(&windows_lock);
+    atomic_store_explicit(&windows[mm->window_slot].base, 0,
+                          memory_order_release);
+    atomic_store_explicit(&windows[mm->window_slot].mm, NULL,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&windows_lock);
+    mm->window_slot = -1;
+}
+
+static struct mm_struct *window_lookup(uintptr_t a)
+{
+    int n = atomic_load_explicit(&nr_windows, memory_order_acquire);
+    for (int i = 0; i < n; i++) {
+        uintptr_t b =
+            atomic_load_explicit(&windows[i].base, memory_order_acquire);
+        if (b && a - b < TASK_SIZE)
+            return atomic_load_explicit(&windows[i].mm, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static int fault_is_write(void *ucontext)
+{
+#if defined(__x86_64__)
+    ucontext_t *uc = ucontext;
+    return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#elif defined(__aarch64__)
+    /* ESR_EL1 is in the esr_context record of __reserved; WnR is bit 6 */
+    ucontext_t *uc = ucontext;
+    struct _aarch64_ctx *c = (void *)uc->uc_mcontext.__reserved;
+    while (c->magic) {
+        if (c->magic == 0x45535201) /* ESR_MAGIC */
+            return (((struct esr_context *)c)->esr >> 6) & 1;
+        c = (void *)((char *)c + c->size);
+    }
+    return 0;
+#else
+    (void)ucontext;
+    return -1; /* unknown: decided from the pte below */
+#endif
+}
+
+static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
+{
+    const char *why = NULL;
+    pthread_mutex_lock(&mm->mmap_sem);
+    struct vm_area_struct *vma = __find_vma(mm, addr);
+    if (!vma || vma->vm_start > addr) {
+        why = "no vma";
+        goto out;
+    }
+    if (write < 0) {
+        pte_t *pte = vm_pte_lookup(mm, addr);
+        write = pte && pte_present(*pte) && !pte_write(*pte);
+    }
+    if (!vm_access_ok(vma, write)) {
+        why = write ? "write to a read-only mapping" : "no access";
+        goto out;
+    }
+    int r = __handle_mm_fault(mm, vma, addr, write);
+    if (r == 0)
+        why = "SIGBUS (page not available)";
+    else if (r < 0)
+        why = "out of memory";
+out:
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return why;
+}
+
+static void chain(int sig, siginfo_t *si, void *uc, const char *why,
+                  unsigned long addr, struct mm_struct *mm)
+{
+    struct sigaction old = old_segv;
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction) {
+        old.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+        old.sa_handler(sig);
+        return;
+    }
+    if (why) {
+        char line[160];
+        int n = vm_snprintf(line, sizeof line,
+                            "kslab: segmentation fault at user address "
+                            "%lx of mm %p: %s\n",
+                            addr, (void *)mm, why);
+        if (write(2, line, (size_t)n) < 0)
+            n = 0;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGSEGV, &dfl, NULL);
+    if (si->si_code <= 0) /* sent, not a fault: it will not repeat */
+        raise(sig);
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    int saved_errno = errno;
+    const char *why = NULL;
+    unsigned long addr = 0;
+    struct mm_struct *mm = NULL;
+
+    if (si->si_code > 0) {
+        uintptr_t a = (uintptr_t)si->si_addr;
+        mm = window_lookup(a);
+        if (mm) {
+            addr = a - (uintptr_t)mm->window;
+            why = fault_in(mm, addr, fault_is_write(uc));
+            if (!why) {
+                errno = saved_errno;
+                return;
+            }
+        }
+    }
+    chain(sig, si, uc, why, addr, mm);
+    errno = saved_errno;
+}
+
+/*
+ * Installs the handler unless it is already the current one (a test
+ * harness may have put its own in the meantime: that one becomes the
+ * handler we chain to).  Called by every mm_alloc.
+ */
+int vm_fault_init(void)
+{
+    struct sigaction cur, sa;
+    int r = 0;
+    pthread_mutex_lock(&windows_lock);
+    sigaction(SIGSEGV, NULL, &cur);
+    if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = segv_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        old_segv = cur;
+        if (sigaction(SIGSEGV, &sa, NULL) != 0)
+            r = -errno;
+    }
+    pthread_mutex_unlock(&windows_lock);
+    return r;
+}

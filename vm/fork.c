@@ -1,0 +1,184 @@
+/*
+ * vm/fork.c — the life of an mm_struct (2.4 kernel/fork.c and the exit
+ * half of mm/mmap.c): mm_alloc builds an empty address space with its host
+ * window and brk area, mmput drops a reference and tears the mm down at
+ * the last one (exit_mmap: every vma zapped and closed, page tables freed,
+ * window given back), and mm_fork duplicates one: dup_mmap copies the
+ * vmas (opening each, as a fork opens a file mapping) and
+ * copy_page_range shares the frames copy-on-write.
+ *
+ * Locking: mm_fork holds the parent's mmap_sem for the whole copy (the
+ * child is not visible to anyone yet); mmput needs no lock — it runs when
+ * nobody else may use the mm.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vm/mm.h"
+
+static kmem_cache_t *mm_cachep;
+static pthread_once_t mm_once = PTHREAD_ONCE_INIT;
+
+static void mm_cache_init(void)
+{
+    mm_cachep = kmem_cache_create("mm_struct", sizeof(struct mm_struct), 0,
+                                  SLAB_HWCACHE_ALIGN, NULL, NULL);
+}
+
+struct mm_struct *vm_mm_create(void)
+{
+    if (vm_highmem_init() != 0 || vm_fault_init() != 0)
+        return NULL;
+    pthread_once(&mm_once, mm_cache_init);
+    if (!mm_cachep)
+        return NULL;
+    struct mm_struct *mm = kmem_cache_alloc(mm_cachep, GFP_KERNEL);
+    if (!mm)
+        return NULL;
+    memset(mm, 0, sizeof(*mm));
+    mm->window = mmap(NULL, TASK_SIZE, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mm->window == MAP_FAILED)
+        goto fail;
+    if (vm_window_register(mm) != 0) {
+        munmap(mm->window, TASK_SIZE);
+        goto fail;
+    }
+    atomic_init(&mm->mm_users, 1);
+    pthread_mutex_init(&mm->mmap_sem, NULL);
+    mm->start_brk = mm->brk = VM_DEFAULT_BRK;
+    return mm;
+fail:
+    kmem_cache_free(mm_cachep, mm);
+    return NULL;
+}
+
+KSLAB_API struct mm_struct *mm_alloc(void)
+{
+    return vm_mm_create();
+}
+
+/* exit_mmap: the window is emptied first, so no frame is still visible
+ * here when it goes back to the allocator. */
+static void exit_mmap(struct mm_struct *mm)
+{
+    vm_host_unmap(mm, 0, TASK_SIZE);
+    struct vm_area_struct *v = mm->mmap;
+    while (v) {
+        struct vm_area_struct *next = v->vm_next;
+        zap_page_range(mm, v, v->vm_start, v->vm_end - v->vm_start);
+        if (v->vm_ops && v->vm_ops->close)
+            v->vm_ops->close(v);
+        vm_area_free(v);
+        v = next;
+    }
+    mm->mmap = mm->mmap_avl = mm->mmap_cache = NULL;
+    mm->map_count = 0;
+    vm_pgtable_free_all(mm);
+}
+
+KSLAB_API void mmput(struct mm_struct *mm)
+{
+    if (!mm)
+        return;
+    int old = atomic_fetch_sub(&mm->mm_users, 1);
+    if (old > 1)
+        return;
+    if (old != 1)
+        vm_die("mmput(): mm %p has %d users", (void *)mm, old);
+    vm_window_unregister(mm);
+    exit_mmap(mm);
+    munmap(mm->window, TASK_SIZE);
+    pthread_mutex_destroy(&mm->mmap_sem);
+    kmem_cache_free(mm_cachep, mm);
+}
+
+/* dup_mmap: the child's vmas, ptes and host mappings.  mmap_sem of the
+ * parent held. */
+static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
+{
+    struct vm_area_struct *tail = NULL;
+    for (struct vm_area_struct *v = old->mmap; v; v = v->vm_next) {
+        if (v->vm_flags & VM_DONTCOPY)
+            continue;
+        struct vm_area_struct *tmp = vm_area_alloc();
+        if (!tmp)
+            return -ENOMEM;
+        *tmp = *v;
+        if (vm_dup_vma_file(tmp, v) != 0) {
+            vm_area_free(tmp);
+            return -ENFILE;
+        }
+        tmp->vm_flags &= ~VM_LOCKED;
+        tmp->vm_mm = mm;
+        tmp->vm_next = NULL;
+        tmp->vm_rb_left = tmp->vm_rb_right = tmp->vm_rb_parent = NULL;
+        if (tmp->vm_ops && tmp->vm_ops->open)
+            tmp->vm_ops->open(tmp);
+        /* appended in order: the list stays sorted without a search */
+        if (tail)
+            tail->vm_next = tmp;
+        else
+            mm->mmap = tmp;
+        tail = tmp;
+        mm->map_count++;
+        int r = copy_page_range(mm, old, v);
+        if (r == 0)
+            r = vm_host_sync(mm, tmp->vm_start, tmp->vm_end);
+        if (r)
+            return r;
+    }
+    if (mm->map_count >= AVL_MIN_MAP_COUNT) {
+        /* the tree from the copied list */
+        int n = mm->map_count;
+        struct vm_area_struct *list = mm->mmap;
+        mm->mmap = NULL;
+        mm->map_count = 0;
+        while (list) {
+            struct vm_area_struct *next = list->vm_next;
+            insert_vm_struct(mm, list);
+            list = next;
+        }
+        if (mm->map_count != n)
+            vm_die("dup_mmap(): lost vmas");
+    }
+    return 0;
+}
+
+KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
+{
+    struct mm_struct *mm = vm_mm_create();
+    if (!mm)
+        return NULL;
+    pthread_mutex_lock(&old->mmap_sem);
+    mm->start_brk = old->start_brk;
+    mm->brk = old->brk;
+    mm->def_flags = old->def_flags;
+    int r = dup_mmap(mm, old);
+    pthread_mutex_unlock(&old->mmap_sem);
+    if (r) {
+        mmput(mm);
+        return NULL;
+    }
+    return mm;
+}
+
+KSLAB_API void *mm_host(struct mm_struct *mm, unsigned long addr)
+{
+    if (!mm || addr >= TASK_SIZE)
+        return NULL;
+    return mm->window + addr;
+}
+
+KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    memset(st, 0, sizeof(*st));
+    st->rss = mm->rss;
+    st->min_flt = mm->min_flt;
+    st->maj_flt = mm->maj_flt;
+    st->cow_flt = mm->cow_flt;
+    st->zero_flt = mm->zero_flt;
+    pthread_mutex_unlock(&mm->mmap_sem);
+}

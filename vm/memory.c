@@ -1,0 +1,516 @@
+/*
+ * vm/memory.c — page tables and demand paging (2.4 mm/memory.c): the
+ * pgd → pmd → pte walk and allocation, handle_mm_fault → handle_pte_fault
+ * → do_no_page / do_anonymous_page / do_wp_page, zap_page_range,
+ * clear_page_tables, copy_page_range (fork's COW), change_protection and
+ * make_pages_present; and the host side of a pte: every user page of an
+ * mm's window is mapped exactly as its pte says — a memfd frame with the
+ * pte's protection, or an inaccessible hole — so the page tables are the
+ * source of truth and the host mappings follow them at once.
+ *
+ * Locking: all of it runs with mm->mmap_sem held (the __ functions and the
+ * helpers), including from the SIGSEGV handler; frames are reference
+ * counted atomically because forked mms share them.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vm/mm.h"
+
+static kmem_cache_t *pgtable_cachep;
+static pthread_once_t pgtable_once = PTHREAD_ONCE_INIT;
+
+static void pgtable_cache_init(void)
+{
+    pgtable_cachep = kmem_cache_create("pgtable", PAGE_SIZE, 0,
+                                       SLAB_HWCACHE_ALIGN, NULL, NULL);
+}
+
+static void *pgtable_alloc(void)
+{
+    pthread_once(&pgtable_once, pgtable_cache_init);
+    void *p =
+        pgtable_cachep ? kmem_cache_alloc(pgtable_cachep, GFP_KERNEL) : NULL;
+    if (p)
+        memset(p, 0, PAGE_SIZE);
+    return p;
+}
+
+static void pgtable_free(void *p)
+{
+    kmem_cache_free(pgtable_cachep, p);
+}
+
+/* The pte of addr, or NULL when its table does not exist. */
+pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr)
+{
+    if (addr >= TASK_SIZE)
+        return NULL;
+    pgd_t *pgd = pgd_offset(mm->pgd, addr);
+    if (!pgd->pgd)
+        return NULL;
+    pmd_t *pmd = pmd_offset(pgd, addr);
+    if (!pmd->pmd)
+        return NULL;
+    return pte_offset(pmd, addr);
+}
+
+/* pmd_alloc + pte_alloc: the pte of addr, building tables as needed. */
+static pte_t *pte_alloc_map(struct mm_struct *mm, unsigned long addr)
+{
+    pgd_t *pgd = pgd_offset(mm->pgd, addr);
+    if (!pgd->pgd && !(pgd->pgd = pgtable_alloc()))
+        return NULL;
+    pmd_t *pmd = pmd_offset(pgd, addr);
+    if (!pmd->pmd && !(pmd->pmd = pgtable_alloc()))
+        return NULL;
+    return pte_offset(pmd, addr);
+}
+
+/* The pte bits a fresh mapping of a vma with these flags gets (2.4's
+ * protection_map: private mappings are read-only until a write fault). */
+unsigned long vm_pte_prot(unsigned long vm_flags)
+{
+    if (!(vm_flags & (VM_READ | VM_WRITE | VM_EXEC)))
+        return _PAGE_PROTNONE | _PAGE_USER;
+    if ((vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE))
+        return _PAGE_PRESENT | _PAGE_USER | _PAGE_RW;
+    return _PAGE_PRESENT | _PAGE_USER;
+}
+
+int vm_access_ok(struct vm_area_struct *vma, int write)
+{
+    if (write)
+        return (vma->vm_flags & VM_WRITE) != 0;
+    return (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != 0;
+}
+
+/* ---- the host side ---- */
+
+static int host_prot(pte_t pte)
+{
+    if (pte_val(pte) & _PAGE_PROTNONE)
+        return PROT_NONE;
+    return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
+}
+
+int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+    if (start >= end)
+        return 0;
+    void *p =
+        mmap(mm->window + start, end - start, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return p == MAP_FAILED ? -ENOMEM : 0;
+}
+
+/* populate: fill the host pte now (one page, at a fault), so the retried
+ * access does not take a second, host, fault. */
+static int host_map_run(struct mm_struct *mm, unsigned long addr,
+                        unsigned long npages, unsigned long pfn, int prot,
+                        int populate)
+{
+    void *p = mmap(mm->window + addr, npages << PAGE_SHIFT, prot,
+                   MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0),
+                   vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT));
+    return p == MAP_FAILED ? -ENOMEM : 0;
+}
+
+static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
+{
+    if (pte_none(pte))
+        return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
+    return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
+}
+
+/*
+ * Walks [start, end) in runs and maps each run with one host call.  With
+ * remap, a run is pages of consecutive frames and one protection (or a
+ * stretch of none ptes) and is mmap()ed; without, a run is any present
+ * pages of one protection and is mprotect()ed (the frames are already
+ * there: fork's write-protect, mprotect).
+ */
+static int host_walk(struct mm_struct *mm, unsigned long start,
+                     unsigned long end, int remap)
+{
+    unsigned long run = start, n = 0, run_pfn = 0;
+    int run_prot = -1, err = 0; /* -1: a stretch of none ptes */
+
+    for (unsigned long a = start; a <= end; a += PAGE_SIZE) {
+        pte_t pte = __pte(0);
+        int prot = -2; /* end marker */
+        if (a < end) {
+            pte_t *p = vm_pte_lookup(mm, a);
+            pte = p ? *p : __pte(0);
+            prot = pte_none(pte) ? -1 : host_prot(pte);
+        }
+        if (n && prot == run_prot &&
+            (prot == -1 || !remap || pte_pfn(pte) == run_pfn + n)) {
+            n++;
+            continue;
+        }
+        if (n) {
+            int r = 0;
+            unsigned long len = n << PAGE_SHIFT;
+            if (run_prot == -1)
+                r = remap ? vm_host_unmap(mm, run, run + len) : 0;
+            else if (remap)
+                r = host_map_run(mm, run, n, run_pfn, run_prot, 0);
+            else if (mprotect(mm->window + run, len, run_prot) != 0)
+                r = -ENOMEM;
+            if (r)
+                err = r;
+        }
+        run = a;
+        n = 1;
+        run_prot = prot;
+        run_pfn = pte_pfn(pte);
+    }
+    return err;
+}
+
+int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+    return host_walk(mm, start, end, 1);
+}
+
+static int host_protect(struct mm_struct *mm, unsigned long start,
+                        unsigned long end)
+{
+    return host_walk(mm, start, end, 0);
+}
+
+/* ---- faults ---- */
+
+/* A frame next to the neighbours' frames, so the host mappings coalesce. */
+static unsigned long frame_hint(struct mm_struct *mm, unsigned long addr)
+{
+    pte_t *p = addr >= PAGE_SIZE ? vm_pte_lookup(mm, addr - PAGE_SIZE) : NULL;
+    if (p && pte_present(*p) && pte_pfn(*p) != ZERO_PAGE_PFN)
+        return pte_pfn(*p) + 1;
+    p = vm_pte_lookup(mm, addr + PAGE_SIZE);
+    if (p && pte_present(*p) && pte_pfn(*p) > 1)
+        return pte_pfn(*p) - 1;
+    return 0;
+}
+
+static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
+{
+    struct page *page = vm_frame_alloc(frame_hint(mm, addr));
+    if (page && !PageFlag(page, PG_clean))
+        memset(vm_kmap(page), 0, PAGE_SIZE);
+    if (page)
+        ClearPageFlag(page, PG_clean);
+    return page;
+}
+
+/* Installs entry and maps it on the host; when the host refuses (out of
+ * memory, vm.max_map_count) the old pte is put back and -1 returned. */
+static int set_pte_host(struct mm_struct *mm, unsigned long addr, pte_t *pte,
+                        pte_t entry)
+{
+    pte_t old = *pte;
+    *pte = entry;
+    if (host_map_page(mm, addr, entry) == 0)
+        return 1;
+    *pte = old;
+    host_map_page(mm, addr, old);
+    return -1;
+}
+
+/* A not-present page of an anonymous private vma: a read maps the shared
+ * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own. */
+static int do_anonymous_page(struct mm_struct *mm, unsigned long addr,
+                             pte_t *pte, int write_access)
+{
+    mm->min_flt++;
+    if (!write_access) {
+        mm->zero_flt++;
+        return set_pte_host(
+            mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
+    }
+    struct page *page = alloc_zeroed(mm, addr);
+    if (!page)
+        return -1;
+    int r = set_pte_host(mm, addr, pte,
+                         mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                          _PAGE_DIRTY | _PAGE_ACCESSED));
+    if (r < 0)
+        put_page(page);
+    else
+        mm->rss++;
+    return r;
+}
+
+/* A not-present page: the vma's nopage brings it in (file, shared
+ * object), or it is anonymous.  A private write gets its own copy. */
+static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                      unsigned long addr, int write_access, pte_t *pte)
+{
+    if (!vma->vm_ops || !vma->vm_ops->nopage)
+        return do_anonymous_page(mm, addr, pte, write_access);
+    struct page *page = vma->vm_ops->nopage(vma, addr, write_access);
+    if (!page)
+        return 0; /* SIGBUS */
+    if (write_access && !(vma->vm_flags & VM_SHARED) && page_count(page) > 1) {
+        struct page *new = vm_frame_alloc(frame_hint(mm, addr));
+        if (!new) {
+            put_page(page);
+            return -1;
+        }
+        memcpy(vm_kmap(new), vm_kmap(page), PAGE_SIZE);
+        ClearPageFlag(new, PG_clean);
+        put_page(page);
+        page = new;
+    }
+    pte_t entry = mk_pte(page, vma->vm_page_prot);
+    if (write_access)
+        entry = pte_mkdirty(pte_mkwrite(entry));
+    mm->min_flt++;
+    int r = set_pte_host(mm, addr, pte, entry);
+    if (r < 0)
+        put_page(page);
+    else
+        mm->rss++;
+    return r;
+}
+
+/* A write to a present, write-protected page: shared mappings just become
+ * writable; a private page is reused when this pte holds its only
+ * reference, and copied otherwise (break_cow). */
+static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                      unsigned long addr, pte_t *pte, pte_t entry)
+{
+    struct page *old = pte_page(entry);
+    int zero = pte_pfn(entry) == ZERO_PAGE_PFN;
+
+    mm->min_flt++;
+    if ((vma->vm_flags & VM_SHARED) || (!zero && page_count(old) == 1))
+        return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
+    struct page *new =
+        zero ? alloc_zeroed(mm, addr) : vm_frame_alloc(frame_hint(mm, addr));
+    if (!new)
+        return -1;
+    if (!zero) {
+        memcpy(vm_kmap(new), vm_kmap(old), PAGE_SIZE);
+        ClearPageFlag(new, PG_clean);
+    }
+    int r = set_pte_host(mm, addr, pte,
+                         mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                         _PAGE_DIRTY | _PAGE_ACCESSED));
+    if (r < 0) {
+        put_page(new);
+        return r;
+    }
+    if (zero)
+        mm->rss++;
+    else
+        mm->cow_flt++;
+    put_page(old);
+    return r;
+}
+
+static int handle_pte_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                            unsigned long addr, int write_access, pte_t *pte)
+{
+    pte_t entry = *pte;
+    if (pte_none(entry))
+        return do_no_page(mm, vma, addr, write_access, pte);
+    if (write_access && !pte_write(entry))
+        return do_wp_page(mm, vma, addr, pte, entry);
+    /* The pte already allows it (another thread won the race): make sure
+     * the host agrees and let the access retry. */
+    return host_map_page(mm, addr, entry) == 0 ? 1 : -1;
+}
+
+/* Returns 1 (minor) or 2 (major) when resolved, 0 for SIGBUS, -1 when out
+ * of memory.  mmap_sem held; the access was checked against the vma. */
+int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                      unsigned long address, int write_access)
+{
+    address &= PAGE_MASK;
+    pte_t *pte = pte_alloc_map(mm, address);
+    if (!pte)
+        return -1;
+    return handle_pte_fault(mm, vma, address, write_access, pte);
+}
+
+KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                              unsigned long address, int write_access)
+{
+    int r = 0;
+    pthread_mutex_lock(&mm->mmap_sem);
+    if (vma && vma->vm_mm == mm && vma->vm_start <= address &&
+        address < vma->vm_end && vm_access_ok(vma, write_access))
+        r = __handle_mm_fault(mm, vma, address, write_access);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
+/* make_pages_present: faults in every page of [addr, end) as a locked
+ * vma wants it (written when the vma is writable, so no fault is left). */
+int make_pages_present(struct mm_struct *mm, unsigned long addr,
+                       unsigned long end)
+{
+    for (addr &= PAGE_MASK; addr < end; addr += PAGE_SIZE) {
+        struct vm_area_struct *vma = __find_vma(mm, addr);
+        if (!vma || vma->vm_start > addr)
+            return -ENOMEM;
+        int write = (vma->vm_flags & VM_WRITE) != 0;
+        if (!vm_access_ok(vma, write))
+            continue;
+        pte_t *pte = vm_pte_lookup(mm, addr);
+        if (pte && pte_present(*pte) && (!write || pte_write(*pte)))
+            continue;
+        if (__handle_mm_fault(mm, vma, addr, write) <= 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- unmapping and teardown ---- */
+
+/* Drops the frames of [address, address + size) of vma and clears their
+ * ptes; the host window must already be unmapped there.  Shared file
+ * pages that may have been written are marked dirty and written back. */
+void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
+                    unsigned long address, unsigned long size)
+{
+    unsigned long end = address + size;
+    int shared = vma->vm_ops == &vm_shared_ops;
+    struct vm_free_batch batch = {0, 0};
+
+    for (unsigned long a = address; a < end;) {
+        pte_t *pte = vm_pte_lookup(mm, a);
+        if (!pte) {
+            a = (a + PMD_SIZE) & PMD_MASK;
+            continue;
+        }
+        if (!pte_none(*pte)) {
+            struct page *page = pte_page(*pte);
+            if (shared && (pte_val(*pte) & (_PAGE_RW | _PAGE_DIRTY)))
+                __atomic_fetch_or(&page->flags, 1UL << PG_dirty,
+                                  __ATOMIC_RELAXED);
+            if (pte_pfn(*pte) != ZERO_PAGE_PFN)
+                mm->rss--;
+            *pte = __pte(0);
+            vm_frame_put(page, &batch);
+        }
+        a += PAGE_SIZE;
+    }
+    vm_free_batch_flush(&batch);
+    if (shared && vma->vm_file >= 0)
+        vm_shared_writeback(vma, address, end);
+}
+
+/* Frees the page tables of [start, end) that no vma uses any more. */
+void clear_page_tables(struct mm_struct *mm, unsigned long start,
+                       unsigned long end)
+{
+    for (unsigned long a = start & PMD_MASK; a < end && a < TASK_SIZE;
+         a += PMD_SIZE) {
+        pgd_t *pgd = pgd_offset(mm->pgd, a);
+        if (!pgd->pgd)
+            continue;
+        pmd_t *pmd = pmd_offset(pgd, a);
+        if (!pmd->pmd)
+            continue;
+        struct vm_area_struct *v = __find_vma(mm, a);
+        if (v && v->vm_start < a + PMD_SIZE)
+            continue;
+        for (int i = 0; i < PTRS_PER_PTE; i++)
+            if (!pte_none(pmd->pmd[i]))
+                vm_die("clear_page_tables(): live pte at %lx",
+                       a + ((unsigned long)i << PAGE_SHIFT));
+        pgtable_free(pmd->pmd);
+        pmd->pmd = NULL;
+    }
+}
+
+void vm_pgtable_free_all(struct mm_struct *mm)
+{
+    for (int i = 0; i < PTRS_PER_PGD; i++) {
+        if (!mm->pgd[i].pgd)
+            continue;
+        for (int j = 0; j < PTRS_PER_PMD; j++)
+            if (mm->pgd[i].pgd[j].pmd)
+                pgtable_free(mm->pgd[i].pgd[j].pmd);
+        pgtable_free(mm->pgd[i].pgd);
+        mm->pgd[i].pgd = NULL;
+    }
+}
+
+/* ---- fork and mprotect ---- */
+
+/*
+ * copy_page_range: the child's ptes of vma are the parent's, each frame
+ * gaining a reference.  A COW mapping — (vm_flags & (VM_SHARED |
+ * VM_MAYWRITE)) == VM_MAYWRITE — is write-protected on both sides, so the
+ * first write on either side faults into do_wp_page.  The parent's host
+ * mappings are write-protected here; the child's are built by the caller.
+ */
+int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
+                    struct vm_area_struct *vma)
+{
+    int cow = (vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+    int wrprotected = 0;
+
+    for (unsigned long a = vma->vm_start; a < vma->vm_end;) {
+        pte_t *s = vm_pte_lookup(src, a);
+        if (!s) {
+            a = (a + PMD_SIZE) & PMD_MASK;
+            continue;
+        }
+        if (!pte_none(*s)) {
+            pte_t *d = pte_alloc_map(dst, a);
+            if (!d)
+                return -ENOMEM;
+            pte_t pte = *s;
+            if (cow && pte_write(pte)) {
+                pte = pte_wrprotect(pte);
+                *s = pte;
+                wrprotected = 1;
+            }
+            if (vma->vm_flags & VM_SHARED)
+                pte = pte_mkclean(pte);
+            get_page(pte_page(pte));
+            if (pte_pfn(pte) != ZERO_PAGE_PFN)
+                dst->rss++;
+            *d = pte;
+        }
+        a += PAGE_SIZE;
+    }
+    if (wrprotected)
+        host_protect(src, vma->vm_start, vma->vm_end);
+    return 0;
+}
+
+/* change_protection: the ptes of [start, end) of vma take the vma's new
+ * vm_page_prot; a private page that is dirty and only ours stays
+ * writable (no needless fault after mprotect back to PROT_WRITE). */
+void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
+                          unsigned long start, unsigned long end)
+{
+    unsigned long prot = vma->vm_page_prot;
+    int keep_rw = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+
+    for (unsigned long a = start; a < end;) {
+        pte_t *pte = vm_pte_lookup(mm, a);
+        if (!pte) {
+            a = (a + PMD_SIZE) & PMD_MASK;
+            continue;
+        }
+        if (!pte_none(*pte)) {
+            pte_t old = *pte;
+            pte_t new = __pte((pte_pfn(old) << PAGE_SHIFT) | prot |
+                              (pte_val(old) & _PAGE_DIRTY));
+            if (keep_rw && pte_dirty(old) && pte_pfn(old) != ZERO_PAGE_PFN &&
+                page_count(pte_page(old)) == 1)
+                new = pte_mkwrite(new);
+            *pte = new;
+        }
+        a += PAGE_SIZE;
+    }
+    host_protect(mm, start, end);
+}

@@ -1,0 +1,42 @@
+/*
+ * vm/mlock.c — sys_mlock / sys_munlock (2.4 mm/mlock.c): VM_LOCKED on the
+ * vmas of a range (split and merged like mprotect), and every page of a
+ * newly locked range faulted in by make_pages_present — written when the
+ * vma is writable — so touching it later never faults.  Locked pages are
+ * not swapped (there is no swap-out in this layer yet), and a fork does
+ * not inherit VM_LOCKED.
+ *
+ * Locking: mmap_sem for the whole call.
+ */
+#include <errno.h>
+
+#include "vm/mm.h"
+
+static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
+                    int on)
+{
+    len = PAGE_ALIGN(len + (start & ~PAGE_MASK));
+    start &= PAGE_MASK;
+    unsigned long end = start + len;
+    if (end < start || end > TASK_SIZE)
+        return -ENOMEM;
+    if (!len)
+        return 0;
+    pthread_mutex_lock(&mm->mmap_sem);
+    int r = vm_fixup_range(mm, start, end, on ? VM_LOCKED : 0,
+                           on ? 0 : VM_LOCKED, 0);
+    if (r == 0 && on)
+        r = make_pages_present(mm, start, end);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
+KSLAB_API int sys_mlock(struct mm_struct *mm, unsigned long start, size_t len)
+{
+    return do_mlock(mm, start, len, 1);
+}
+
+KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start, size_t len)
+{
+    return do_mlock(mm, start, len, 0);
+}

@@ -1,0 +1,243 @@
+/*
+ * vm/mm.h — the types of the emulated address spaces: mm_struct, the
+ * three-level page tables (pgd → pmd → pte, the i386 PAE layout of 2.4:
+ * 4 pgd entries of 1 GiB, 512 pmd entries of 2 MiB, 512 ptes of 4 KiB),
+ * the high-memory frames that ptes point to, and the vm-internal helpers
+ * shared by mmap.c, memory.c, fault.c, fork.c, mprotect.c and mlock.c.
+ *
+ * Locking: one mutex per mm, mm->mmap_sem, serialises everything that
+ * reads or changes the vmas, the page tables, the counters and the host
+ * mappings of that mm — system calls and faults alike (2.4 had mmap_sem
+ * plus page_table_lock; one lock is enough here because a fault always
+ * needs both).  Functions named __xxx expect mmap_sem held.  The frame
+ * allocator (highmem.c) has its own spinlock, taken innermost and only for
+ * a few instructions.  kslab code never touches a user window while it
+ * holds either lock, so the SIGSEGV handler, which takes both, can never
+ * wait on a lock its own faulting thread holds.
+ */
+#ifndef KSLAB_VM_MM_H
+#define KSLAB_VM_MM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "vm/page.h"
+
+/* ---- page tables: the 2.4 i386 PAE split ---- */
+#define PGDIR_SHIFT 30
+#define PTRS_PER_PGD 4
+#define USER_PTRS_PER_PGD (TASK_SIZE >> PGDIR_SHIFT) /* 3 */
+#define PMD_SHIFT 21
+#define PTRS_PER_PMD 512
+#define PMD_SIZE (1UL << PMD_SHIFT)
+#define PMD_MASK (~(PMD_SIZE - 1))
+#define PTRS_PER_PTE 512
+
+/* pte bits: i386 values; the frame number sits above PAGE_SHIFT. */
+#define _PAGE_PRESENT 0x001UL
+#define _PAGE_RW 0x002UL
+#define _PAGE_USER 0x004UL
+#define _PAGE_ACCESSED 0x020UL
+#define _PAGE_DIRTY 0x040UL
+#define _PAGE_PROTNONE 0x080UL /* has a frame, but no access (PROT_NONE) */
+
+typedef struct {
+    unsigned long pte;
+} pte_t;
+typedef struct {
+    pte_t *pmd; /* the pte table, or NULL */
+} pmd_t;
+typedef struct {
+    pmd_t *pgd; /* the pmd table, or NULL */
+} pgd_t;
+
+#define pte_val(x) ((x).pte)
+#define __pte(x) ((pte_t){(x)})
+#define pte_none(x) (!(x).pte)
+#define pte_present(x) (((x).pte & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0)
+#define pte_write(x) (((x).pte & _PAGE_RW) != 0)
+#define pte_dirty(x) (((x).pte & _PAGE_DIRTY) != 0)
+#define pte_pfn(x) ((x).pte >> PAGE_SHIFT)
+#define pte_wrprotect(x) __pte((x).pte & ~_PAGE_RW)
+#define pte_mkwrite(x) __pte((x).pte | _PAGE_RW)
+#define pte_mkdirty(x) __pte((x).pte | _PAGE_DIRTY)
+#define pte_mkclean(x) __pte((x).pte & ~_PAGE_DIRTY)
+
+static inline pgd_t *pgd_offset(pgd_t *pgd, unsigned long addr)
+{
+    return pgd + (addr >> PGDIR_SHIFT);
+}
+static inline pmd_t *pmd_offset(pgd_t *pgd, unsigned long addr)
+{
+    return pgd->pgd + ((addr >> PMD_SHIFT) & (PTRS_PER_PMD - 1));
+}
+static inline pte_t *pte_offset(pmd_t *pmd, unsigned long addr)
+{
+    return pmd->pmd + ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1));
+}
+
+/* ---- high-memory frames (highmem.c) ---- */
+
+/*
+ * User memory is a memfd of nr_frames pages ("physical RAM"), mapped whole
+ * and shared at kmap so vm/ can read, zero and copy frames; frame pfn is
+ * file offset pfn << PAGE_SHIFT and map[pfn] its struct page.  A used frame
+ * has its bit set in the bitmap and page->count > 0.  Frame 0 is the
+ * ZERO_PAGE: reserved, never freed, not reference counted.  PG_clean on a
+ * free or fresh frame means its memfd page is a hole (reads as zeros), so a
+ * new anonymous page needs no memset.
+ */
+struct vm_highmem {
+    int memfd;
+    char *kmap;
+    struct page *map;
+    unsigned long nr_frames;
+    unsigned long *bitmap;
+    unsigned long cursor; /* next-fit search start */
+    unsigned long nr_free;
+    atomic_flag lock;
+};
+extern struct vm_highmem vm_highmem;
+
+#define VM_DEFAULT_FRAMES (1UL << 20) /* 4 GiB of user memory */
+#define ZERO_PAGE_PFN 0UL
+
+int vm_highmem_init(void);
+/* One frame with count 1, near hint_pfn + 0 when that one is free. */
+struct page *vm_frame_alloc(unsigned long hint_pfn);
+
+/* Frees collected in runs of consecutive pfns, so one fallocate hole
+ * punch returns a whole run to the host. */
+struct vm_free_batch {
+    unsigned long start, n;
+};
+void vm_frame_put(struct page *page, struct vm_free_batch *b);
+void vm_free_batch_flush(struct vm_free_batch *b);
+
+static inline unsigned long vm_frame_pfn(const struct page *page)
+{
+    return (unsigned long)(page - vm_highmem.map);
+}
+static inline struct page *vm_pfn_frame(unsigned long pfn)
+{
+    return &vm_highmem.map[pfn];
+}
+static inline void *vm_kmap(const struct page *page)
+{
+    return vm_highmem.kmap + (vm_frame_pfn(page) << PAGE_SHIFT);
+}
+static inline void get_page(struct page *page)
+{
+    if (vm_frame_pfn(page) != ZERO_PAGE_PFN)
+        atomic_fetch_add_explicit(&page->count, 1, memory_order_relaxed);
+}
+static inline int page_count(struct page *page)
+{
+    return atomic_load_explicit(&page->count, memory_order_relaxed);
+}
+static inline void put_page(struct page *page)
+{
+    vm_frame_put(page, NULL);
+}
+#define ZERO_PAGE(addr) vm_pfn_frame(ZERO_PAGE_PFN)
+
+static inline pte_t mk_pte(struct page *page, unsigned long prot)
+{
+    return __pte((vm_frame_pfn(page) << PAGE_SHIFT) | prot);
+}
+static inline struct page *pte_page(pte_t pte)
+{
+    return vm_pfn_frame(pte_pfn(pte));
+}
+
+/* ---- mm_struct ---- */
+
+#define AVL_MIN_MAP_COUNT 32
+#define DEFAULT_MAX_MAP_COUNT 65536
+/* Where brk starts in a new mm: below TASK_UNMAPPED_BASE, as after exec. */
+#define VM_DEFAULT_BRK 0x10000000UL
+#define VM_DATA_DEFAULT_FLAGS                                                  \
+    (VM_READ | VM_WRITE | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC)
+
+/*
+ * One emulated address space.  The vmas are a list sorted by address
+ * (mmap) and, from AVL_MIN_MAP_COUNT vmas on, also an AVL tree keyed by
+ * address (mmap_avl) — once built the tree is kept up to date until the
+ * mm dies.  window is the host reservation of TASK_SIZE bytes: user
+ * address a is host address window + a, and every page of it is mapped
+ * as its pte says (a frame of the memfd with the pte's protection, or an
+ * inaccessible hole).  rss counts present ptes that are not ZERO_PAGE.
+ */
+struct mm_struct {
+    struct vm_area_struct *mmap;
+    struct vm_area_struct *mmap_avl;
+    struct vm_area_struct *mmap_cache;
+    pgd_t pgd[PTRS_PER_PGD];
+    atomic_int mm_users;
+    int map_count;
+    pthread_mutex_t mmap_sem;
+    char *window;
+    int window_slot;
+    unsigned long start_brk, brk;
+    unsigned long def_flags;
+    unsigned long locked_vm;
+    unsigned long rss, min_flt, maj_flt, cow_flt, zero_flt;
+};
+
+/* fault.c: window registry and the SIGSEGV handler. */
+int vm_fault_init(void);
+int vm_window_register(struct mm_struct *mm);
+void vm_window_unregister(struct mm_struct *mm);
+
+/* memory.c */
+int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                      unsigned long address, int write_access);
+void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
+                    unsigned long address, unsigned long size);
+void clear_page_tables(struct mm_struct *mm, unsigned long start,
+                       unsigned long end);
+int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
+                    struct vm_area_struct *vma);
+void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
+                          unsigned long start, unsigned long end);
+int make_pages_present(struct mm_struct *mm, unsigned long addr,
+                       unsigned long end);
+unsigned long vm_pte_prot(unsigned long vm_flags);
+pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
+int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
+int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
+void vm_pgtable_free_all(struct mm_struct *mm);
+int vm_access_ok(struct vm_area_struct *vma, int write);
+
+/* mmap.c */
+struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr);
+struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
+                                       struct vm_area_struct **pprev);
+struct vm_area_struct *vm_area_alloc(void);
+void vm_area_free(struct vm_area_struct *vma);
+void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma);
+void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma);
+int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
+                 unsigned long addr, struct vm_area_struct *new);
+void vm_merge_around(struct mm_struct *mm, struct vm_area_struct *vma);
+int vm_dup_vma_file(struct vm_area_struct *dst,
+                    const struct vm_area_struct *src);
+struct mm_struct *vm_mm_create(void);
+void vm_check_mm(struct mm_struct *mm);
+int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
+
+/* mprotect.c: vmas of [start, end) get (flags & ~clear) | set, split and
+ * merged as needed; protect also rewrites ptes and host protections. */
+int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
+                   unsigned long set, unsigned long clear, int protect);
+
+/* The shared object of a MAP_SHARED mapping (anonymous or file): one frame
+ * slot per page, shared by every vma that maps it, across splits and
+ * forks (the role of a shmem inode / the page cache in 2.4). */
+extern const struct vm_operations_struct vm_shared_ops;
+extern const struct vm_operations_struct vm_file_private_ops;
+void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
+                         unsigned long end);
+
+#endif /* KSLAB_VM_MM_H */

@@ -1,0 +1,747 @@
+/*
+ * vm/mmap.c — the vmas of an mm: the sorted list, the AVL tree that 2.4.0
+ * builds once an mm has AVL_MIN_MAP_COUNT vmas (mm/mmap_avl.c), the
+ * mmap_cache, find_vma/find_vma_prev, insert_vm_struct, splitting and
+ * merging of vmas, and the system calls that create and remove them:
+ * do_mmap, do_munmap, do_brk, sys_brk; also mm_dump_maps.
+ *
+ * Locking: every exported call takes mm->mmap_sem for its whole run; the
+ * __xxx versions expect it held.  A call that fails returns -errno before
+ * it has changed anything: all checks and allocations come first.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vm/mm.h"
+
+static kmem_cache_t *vm_area_cachep;
+static pthread_once_t vma_once = PTHREAD_ONCE_INIT;
+
+static void vma_cache_init(void)
+{
+    vm_area_cachep =
+        kmem_cache_create("vm_area_struct", sizeof(struct vm_area_struct), 0,
+                          SLAB_HWCACHE_ALIGN, NULL, NULL);
+}
+
+struct vm_area_struct *vm_area_alloc(void)
+{
+    pthread_once(&vma_once, vma_cache_init);
+    if (!vm_area_cachep)
+        return NULL;
+    struct vm_area_struct *vma = kmem_cache_alloc(vm_area_cachep, GFP_KERNEL);
+    if (vma) {
+        memset(vma, 0, sizeof(*vma));
+        vma->vm_file = -1;
+    }
+    return vma;
+}
+
+void vm_area_free(struct vm_area_struct *vma)
+{
+    if (vma->vm_file >= 0)
+        close(vma->vm_file);
+    kmem_cache_free(vm_area_cachep, vma);
+}
+
+/* ---- the AVL tree (keyed by vm_start; vmas never overlap, so moving a
+ * vma's bounds in place keeps the order) ---- */
+
+static int avl_h(struct vm_area_struct *v)
+{
+    return v ? v->vm_rb_height : 0;
+}
+
+static void avl_fix(struct vm_area_struct *v)
+{
+    int l = avl_h(v->vm_rb_left), r = avl_h(v->vm_rb_right);
+    v->vm_rb_height = 1 + (l > r ? l : r);
+}
+
+static struct vm_area_struct *avl_rot_right(struct vm_area_struct *v)
+{
+    struct vm_area_struct *l = v->vm_rb_left;
+    v->vm_rb_left = l->vm_rb_right;
+    l->vm_rb_right = v;
+    avl_fix(v);
+    avl_fix(l);
+    return l;
+}
+
+static struct vm_area_struct *avl_rot_left(struct vm_area_struct *v)
+{
+    struct vm_area_struct *r = v->vm_rb_right;
+    v->vm_rb_right = r->vm_rb_left;
+    r->vm_rb_left = v;
+    avl_fix(v);
+    avl_fix(r);
+    return r;
+}
+
+static struct vm_area_struct *avl_balance(struct vm_area_struct *v)
+{
+    avl_fix(v);
+    int b = avl_h(v->vm_rb_left) - avl_h(v->vm_rb_right);
+    if (b > 1) {
+        struct vm_area_struct *l = v->vm_rb_left;
+        if (avl_h(l->vm_rb_left) < avl_h(l->vm_rb_right))
+            v->vm_rb_left = avl_rot_left(l);
+        return avl_rot_right(v);
+    }
+    if (b < -1) {
+        struct vm_area_struct *r = v->vm_rb_right;
+        if (avl_h(r->vm_rb_right) < avl_h(r->vm_rb_left))
+            v->vm_rb_right = avl_rot_right(r);
+        return avl_rot_left(v);
+    }
+    return v;
+}
+
+static struct vm_area_struct *avl_insert(struct vm_area_struct *root,
+                                         struct vm_area_struct *n)
+{
+    if (!root) {
+        n->vm_rb_left = n->vm_rb_right = n->vm_rb_parent = NULL;
+        n->vm_rb_height = 1;
+        return n;
+    }
+    if (n->vm_start < root->vm_start)
+        root->vm_rb_left = avl_insert(root->vm_rb_left, n);
+    else
+        root->vm_rb_right = avl_insert(root->vm_rb_right, n);
+    return avl_balance(root);
+}
+
+static struct vm_area_struct *avl_remove_min(struct vm_area_struct *root,
+                                             struct vm_area_struct **min)
+{
+    if (!root->vm_rb_left) {
+        *min = root;
+        return root->vm_rb_right;
+    }
+    root->vm_rb_left = avl_remove_min(root->vm_rb_left, min);
+    return avl_balance(root);
+}
+
+static struct vm_area_struct *avl_remove(struct vm_area_struct *root,
+                                         struct vm_area_struct *n)
+{
+    if (!root)
+        vm_die("avl_remove(): vma %p not in its mm's tree", (void *)n);
+    if (root == n) {
+        struct vm_area_struct *l = n->vm_rb_left, *r = n->vm_rb_right, *m;
+        if (!r)
+            return l;
+        r = avl_remove_min(r, &m);
+        m->vm_rb_left = l;
+        m->vm_rb_right = r;
+        return avl_balance(m);
+    }
+    if (n->vm_start < root->vm_start)
+        root->vm_rb_left = avl_remove(root->vm_rb_left, n);
+    else
+        root->vm_rb_right = avl_remove(root->vm_rb_right, n);
+    return avl_balance(root);
+}
+
+/* build_mmap_avl: the tree from the list, when the map count reaches
+ * AVL_MIN_MAP_COUNT. */
+static void build_mmap_avl(struct mm_struct *mm)
+{
+    mm->mmap_avl = NULL;
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+        mm->mmap_avl = avl_insert(mm->mmap_avl, v);
+}
+
+/* ---- lookups ---- */
+
+struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr)
+{
+    struct vm_area_struct *v = mm->mmap_cache;
+    if (v && v->vm_start <= addr && addr < v->vm_end)
+        return v;
+    struct vm_area_struct *best = NULL;
+    if (mm->mmap_avl) {
+        v = mm->mmap_avl;
+        while (v) {
+            if (v->vm_end > addr) {
+                best = v;
+                if (v->vm_start <= addr)
+                    break;
+                v = v->vm_rb_left;
+            } else {
+                v = v->vm_rb_right;
+            }
+        }
+    } else {
+        for (v = mm->mmap; v; v = v->vm_next)
+            if (v->vm_end > addr) {
+                best = v;
+                break;
+            }
+    }
+    if (best)
+        mm->mmap_cache = best;
+    return best;
+}
+
+struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
+                                       struct vm_area_struct **pprev)
+{
+    struct vm_area_struct *prev = NULL, *v;
+    if (mm->mmap_avl) {
+        for (v = mm->mmap_avl; v;) {
+            if (v->vm_end <= addr) {
+                prev = v;
+                v = v->vm_rb_right;
+            } else {
+                v = v->vm_rb_left;
+            }
+        }
+    } else {
+        for (v = mm->mmap; v && v->vm_end <= addr; v = v->vm_next)
+            prev = v;
+    }
+    *pprev = prev;
+    return prev ? prev->vm_next : mm->mmap;
+}
+
+KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
+                                          unsigned long addr)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    struct vm_area_struct *v = __find_vma(mm, addr);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return v;
+}
+
+KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
+                                               unsigned long addr,
+                                               struct vm_area_struct **pprev)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    struct vm_area_struct *v = __find_vma_prev(mm, addr, pprev);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return v;
+}
+
+/* The first vma that intersects [start, end), or NULL. */
+static struct vm_area_struct *find_vma_intersection(struct mm_struct *mm,
+                                                    unsigned long start,
+                                                    unsigned long end)
+{
+    struct vm_area_struct *v = __find_vma(mm, start);
+    return v && v->vm_start < end ? v : NULL;
+}
+
+/* ---- insertion, removal, split, merge ---- */
+
+void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+    struct vm_area_struct *prev;
+    struct vm_area_struct *next = __find_vma_prev(mm, vma->vm_start, &prev);
+    if (next && next->vm_start < vma->vm_end)
+        vm_die("insert_vm_struct(): %lx-%lx overlaps %lx-%lx", vma->vm_start,
+               vma->vm_end, next->vm_start, next->vm_end);
+    vma->vm_mm = mm;
+    vma->vm_next = next;
+    if (prev)
+        prev->vm_next = vma;
+    else
+        mm->mmap = vma;
+    mm->map_count++;
+    if (mm->mmap_avl)
+        mm->mmap_avl = avl_insert(mm->mmap_avl, vma);
+    else if (mm->map_count >= AVL_MIN_MAP_COUNT)
+        build_mmap_avl(mm);
+}
+
+void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+    struct vm_area_struct *prev;
+    __find_vma_prev(mm, vma->vm_start, &prev);
+    if ((prev ? prev->vm_next : mm->mmap) != vma)
+        vm_die("vm_unlink_vma(): vma %lx-%lx not in its mm", vma->vm_start,
+               vma->vm_end);
+    if (prev)
+        prev->vm_next = vma->vm_next;
+    else
+        mm->mmap = vma->vm_next;
+    if (mm->mmap_avl)
+        mm->mmap_avl = avl_remove(mm->mmap_avl, vma);
+    mm->map_count--;
+    mm->mmap_cache = NULL;
+}
+
+int vm_dup_vma_file(struct vm_area_struct *dst,
+                    const struct vm_area_struct *src)
+{
+    dst->vm_file = -1;
+    if (src->vm_file < 0)
+        return 0;
+    dst->vm_file = fcntl(src->vm_file, F_DUPFD_CLOEXEC, 0);
+    return dst->vm_file < 0 ? -ENFILE : 0;
+}
+
+/* Splits vma at addr (inside it): vma keeps the head, new (preallocated)
+ * becomes the tail and is opened like a fork would open it. */
+int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
+                 unsigned long addr, struct vm_area_struct *new)
+{
+    *new = *vma;
+    if (vm_dup_vma_file(new, vma) != 0)
+        return -ENFILE;
+    new->vm_start = addr;
+    new->vm_pgoff += (addr - vma->vm_start) >> PAGE_SHIFT;
+    vma->vm_end = addr;
+    if (new->vm_ops &&new->vm_ops->open)
+        new->vm_ops->open(new);
+    insert_vm_struct(mm, new);
+    return 0;
+}
+
+static int can_merge(struct vm_area_struct *a, struct vm_area_struct *b)
+{
+    return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags &&
+           !a->vm_ops && !b->vm_ops && a->vm_file < 0 && b->vm_file < 0;
+}
+
+/* Merges vma with compatible anonymous neighbours (vma may be freed). */
+void vm_merge_around(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+    struct vm_area_struct *prev, *next = vma->vm_next;
+    __find_vma_prev(mm, vma->vm_start, &prev);
+    if (can_merge(vma, next)) {
+        vm_unlink_vma(mm, next);
+        vma->vm_end = next->vm_end;
+        vm_area_free(next);
+    }
+    if (can_merge(prev, vma)) {
+        vm_unlink_vma(mm, vma);
+        prev->vm_end = vma->vm_end;
+        vm_area_free(vma);
+    }
+}
+
+/* ---- validator ---- */
+
+static int avl_check(struct vm_area_struct *v, struct vm_area_struct **last,
+                     int *count)
+{
+    if (!v)
+        return 0;
+    int l = avl_check(v->vm_rb_left, last, count);
+    if (*last && (*last)->vm_next != v)
+        vm_die("vm_check_mm(): tree order differs from list at %lx",
+               v->vm_start);
+    *last = v;
+    (*count)++;
+    int r = avl_check(v->vm_rb_right, last, count);
+    int h = 1 + (l > r ? l : r);
+    if (h != v->vm_rb_height || l - r > 1 || r - l > 1)
+        vm_die("vm_check_mm(): AVL node %lx unbalanced", v->vm_start);
+    return h;
+}
+
+void vm_check_mm(struct mm_struct *mm)
+{
+    int n = 0;
+    unsigned long end = 0;
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next, n++) {
+        if (v->vm_start < end || v->vm_start >= v->vm_end ||
+            v->vm_end > TASK_SIZE || (v->vm_start | v->vm_end) & ~PAGE_MASK)
+            vm_die("vm_check_mm(): bad vma %lx-%lx", v->vm_start, v->vm_end);
+        if (v->vm_mm != mm)
+            vm_die("vm_check_mm(): vma %lx has another mm", v->vm_start);
+        end = v->vm_end;
+    }
+    if (n != mm->map_count)
+        vm_die("vm_check_mm(): map_count %d, list has %d", mm->map_count, n);
+    if (mm->mmap_avl) {
+        struct vm_area_struct *last = NULL;
+        int count = 0;
+        avl_check(mm->mmap_avl, &last, &count);
+        if (count != n)
+            vm_die("vm_check_mm(): tree has %d vmas, list %d", count, n);
+    }
+    /* rss: present ptes that are not the ZERO_PAGE */
+    unsigned long rss = 0;
+    for (int i = 0; i < (int)USER_PTRS_PER_PGD; i++) {
+        if (!mm->pgd[i].pgd)
+            continue;
+        for (int j = 0; j < PTRS_PER_PMD; j++) {
+            pte_t *pt = mm->pgd[i].pgd[j].pmd;
+            if (!pt)
+                continue;
+            for (int k = 0; k < PTRS_PER_PTE; k++) {
+                if (pte_none(pt[k]))
+                    continue;
+                unsigned long a = ((unsigned long)i << PGDIR_SHIFT) |
+                                  ((unsigned long)j << PMD_SHIFT) |
+                                  ((unsigned long)k << PAGE_SHIFT);
+                struct vm_area_struct *v = __find_vma(mm, a);
+                if (!v || v->vm_start > a)
+                    vm_die("vm_check_mm(): pte at %lx outside every vma", a);
+                if (pte_pfn(pt[k]) != ZERO_PAGE_PFN)
+                    rss++;
+            }
+        }
+    }
+    if (rss != mm->rss)
+        vm_die("vm_check_mm(): rss %lu, page tables say %lu", mm->rss, rss);
+}
+
+/* ---- get_unmapped_area ---- */
+
+static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
+                                       unsigned long len, unsigned long flags)
+{
+    if (flags & MAP_FIXED) {
+        if (addr & ~PAGE_MASK || addr > TASK_SIZE - len)
+            return (unsigned long)-EINVAL;
+        return addr;
+    }
+    if (addr) {
+        addr = PAGE_ALIGN(addr);
+        if (addr <= TASK_SIZE - len &&
+            !find_vma_intersection(mm, addr, addr + len))
+            return addr;
+    }
+    addr = TASK_UNMAPPED_BASE;
+    for (struct vm_area_struct *v = __find_vma(mm, addr);; v = v->vm_next) {
+        if (addr > TASK_SIZE - len)
+            return (unsigned long)-ENOMEM;
+        if (!v || addr + len <= v->vm_start)
+            return addr;
+        addr = v->vm_end;
+    }
+}
+
+/* ---- do_munmap ---- */
+
+/*
+ * Removes [addr, addr + len) from every vma it touches: whole vmas go
+ * (closed), others lose a head or a tail or are split in two around the
+ * hole (the one case that needs a new vma, allocated before anything
+ * changes).  Host window first, then ptes and frames, then page tables.
+ */
+int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
+{
+    if (addr & ~PAGE_MASK || addr > TASK_SIZE || len > TASK_SIZE - addr)
+        return -EINVAL;
+    len = PAGE_ALIGN(len);
+    if (!len)
+        return -EINVAL;
+    unsigned long end = addr + len;
+    struct vm_area_struct *v = __find_vma(mm, addr);
+    if (!v || v->vm_start >= end)
+        return 0;
+
+    struct vm_area_struct *extra = NULL;
+    if (v->vm_start < addr && v->vm_end > end) {
+        if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
+            return -ENOMEM;
+        extra = vm_area_alloc();
+        if (!extra)
+            return -ENOMEM;
+        if (vm_dup_vma_file(extra, v) != 0) {
+            vm_area_free(extra);
+            return -ENFILE;
+        }
+    }
+    if (vm_host_unmap(mm, addr, end) != 0) {
+        if (extra)
+            vm_area_free(extra);
+        return -ENOMEM;
+    }
+    while (v && v->vm_start < end) {
+        struct vm_area_struct *next = v->vm_next;
+        unsigned long s = v->vm_start > addr ? v->vm_start : addr;
+        unsigned long e = v->vm_end < end ? v->vm_end : end;
+        zap_page_range(mm, v, s, e - s);
+        if (s == v->vm_start && e == v->vm_end) {
+            vm_unlink_vma(mm, v);
+            if (v->vm_ops && v->vm_ops->close)
+                v->vm_ops->close(v);
+            vm_area_free(v);
+        } else if (s == v->vm_start) {
+            v->vm_pgoff += (e - v->vm_start) >> PAGE_SHIFT;
+            v->vm_start = e;
+        } else if (e == v->vm_end) {
+            v->vm_end = s;
+        } else {
+            int fd = extra->vm_file;
+            *extra = *v;
+            extra->vm_file = fd;
+            extra->vm_start = e;
+            extra->vm_pgoff += (e - v->vm_start) >> PAGE_SHIFT;
+            v->vm_end = s;
+            if (extra->vm_ops && extra->vm_ops->open)
+                extra->vm_ops->open(extra);
+            insert_vm_struct(mm, extra);
+            extra = NULL;
+        }
+        v = next;
+    }
+    mm->mmap_cache = NULL;
+    clear_page_tables(mm, addr, end);
+    return 0;
+}
+
+KSLAB_API int do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    int r = __do_munmap(mm, addr, len);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
+/* ---- do_mmap ---- */
+
+static unsigned long calc_vm_flags(unsigned long prot, unsigned long flags)
+{
+    unsigned long f = 0;
+    if (prot & PROT_READ)
+        f |= VM_READ;
+    if (prot & PROT_WRITE)
+        f |= VM_WRITE;
+    if (prot & PROT_EXEC)
+        f |= VM_EXEC;
+    if (flags & MAP_GROWSDOWN)
+        f |= VM_GROWSDOWN;
+    if (flags & MAP_LOCKED)
+        f |= VM_LOCKED;
+    return f;
+}
+
+/* Checks fd against prot/flags as mmap(2) does; returns the vm_flags to
+ * take off (a read-only file has no VM_MAYWRITE for shared maps). */
+static int check_file(int fd, unsigned long prot, unsigned long flags,
+                      unsigned long *clear)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return -EBADF;
+    if (!S_ISREG(st.st_mode))
+        return -ENODEV;
+    int mode = fcntl(fd, F_GETFL);
+    if (mode < 0)
+        return -EBADF;
+    mode &= O_ACCMODE;
+    if (mode == O_WRONLY)
+        return -EACCES;
+    *clear = 0;
+    if ((flags & MAP_TYPE) == MAP_SHARED && mode != O_RDWR) {
+        if (prot & PROT_WRITE)
+            return -EACCES;
+        *clear = VM_MAYWRITE | VM_SHARED;
+    }
+    return 0;
+}
+
+static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
+                               unsigned long len, unsigned long prot,
+                               unsigned long flags, unsigned long off)
+{
+    unsigned long type = flags & MAP_TYPE, clear = 0;
+    int anon = (flags & MAP_ANONYMOUS) != 0;
+    int r;
+
+    if (off & ~PAGE_MASK || !len)
+        return (unsigned long)-EINVAL;
+    if (type != MAP_SHARED && type != MAP_PRIVATE)
+        return (unsigned long)-EINVAL;
+    if (prot & ~(unsigned long)(PROT_READ | PROT_WRITE | PROT_EXEC))
+        return (unsigned long)-EINVAL;
+    len = PAGE_ALIGN(len);
+    if (!len || len > TASK_SIZE)
+        return (unsigned long)-ENOMEM;
+    if (off + len < off)
+        return (unsigned long)-EOVERFLOW;
+    if (!anon && (r = check_file(fd, prot, flags, &clear)) != 0)
+        return (unsigned long)(long)r;
+    if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
+        return (unsigned long)-ENOMEM;
+    addr = get_unmapped_area(mm, addr, len, flags);
+    if (IS_ERR_VALUE(addr))
+        return addr;
+
+    unsigned long vm_flags = calc_vm_flags(prot, flags) | mm->def_flags |
+                             VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    if (type == MAP_SHARED)
+        vm_flags |= VM_SHARED | VM_MAYSHARE;
+    vm_flags &= ~clear;
+
+    struct vm_area_struct *vma = vm_area_alloc();
+    if (!vma)
+        return (unsigned long)-ENOMEM;
+    vma->vm_start = addr;
+    vma->vm_end = addr + len;
+    vma->vm_flags = vm_flags;
+    vma->vm_pgoff = anon ? 0 : off >> PAGE_SHIFT;
+    vma->vm_page_prot = vm_pte_prot(vm_flags);
+    if (!anon) {
+        vma->vm_file = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (vma->vm_file < 0) {
+            r = -ENFILE;
+            goto fail;
+        }
+        vma->vm_ops = &vm_file_private_ops;
+    }
+    if (vm_flags & VM_MAYSHARE) {
+        /* shared: frames live in an object all sharers see (nopage) */
+        vma->vm_ops = &vm_shared_ops;
+        vma->vm_mm = mm;
+        vma->vm_ops->open(vma);
+        if (!vma->vm_private_data) {
+            r = -ENOMEM;
+            goto fail;
+        }
+    }
+    /* MAP_FIXED replaces what was there; nothing is lost if this fails */
+    if ((r = __do_munmap(mm, addr, len)) != 0)
+        goto fail_close;
+    insert_vm_struct(mm, vma);
+    if (vm_flags & VM_LOCKED) {
+        mm->locked_vm += len >> PAGE_SHIFT;
+        make_pages_present(mm, addr, addr + len);
+    }
+    vm_merge_around(mm, vma);
+    return addr;
+fail_close:
+    if (vma->vm_ops && vma->vm_ops->close)
+        vma->vm_ops->close(vma);
+fail:
+    vm_area_free(vma);
+    return (unsigned long)(long)r;
+}
+
+KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
+                                unsigned long addr, unsigned long len,
+                                unsigned long prot, unsigned long flags,
+                                unsigned long offset)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    unsigned long r = __do_mmap(mm, fd, addr, len, prot, flags, offset);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
+/* ---- brk ---- */
+
+/* do_brk: an anonymous private mapping at a fixed address, merged with
+ * the vma before it when they are compatible (the usual case). */
+static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
+                              unsigned long len)
+{
+    len = PAGE_ALIGN(len);
+    if (!len)
+        return addr;
+    if (addr & ~PAGE_MASK || addr > TASK_SIZE || len > TASK_SIZE - addr)
+        return (unsigned long)-EINVAL;
+    if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
+        return (unsigned long)-ENOMEM;
+    struct vm_area_struct *vma = vm_area_alloc();
+    if (!vma)
+        return (unsigned long)-ENOMEM;
+    int r = __do_munmap(mm, addr, len);
+    if (r != 0) {
+        vm_area_free(vma);
+        return (unsigned long)(long)r;
+    }
+    vma->vm_start = addr;
+    vma->vm_end = addr + len;
+    vma->vm_flags = VM_DATA_DEFAULT_FLAGS | mm->def_flags;
+    vma->vm_page_prot = vm_pte_prot(vma->vm_flags);
+    insert_vm_struct(mm, vma);
+    if (vma->vm_flags & VM_LOCKED) {
+        mm->locked_vm += len >> PAGE_SHIFT;
+        make_pages_present(mm, addr, addr + len);
+    }
+    vm_merge_around(mm, vma);
+    return addr;
+}
+
+KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
+                               unsigned long len)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    unsigned long r = __do_brk(mm, addr, len);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
+/* sys_brk: moves the break; returns the new one, or the old one when the
+ * move is not possible (the brk(2) contract). */
+KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk)
+{
+    pthread_mutex_lock(&mm->mmap_sem);
+    unsigned long newbrk, oldbrk, ret = mm->brk;
+    if (brk < mm->start_brk || brk > TASK_UNMAPPED_BASE)
+        goto out;
+    newbrk = PAGE_ALIGN(brk);
+    oldbrk = PAGE_ALIGN(mm->brk);
+    if (oldbrk == newbrk)
+        goto set;
+    if (brk <= mm->brk) {
+        if (__do_munmap(mm, newbrk, oldbrk - newbrk) == 0)
+            goto set;
+        goto out;
+    }
+    if (find_vma_intersection(mm, oldbrk, newbrk + PAGE_SIZE))
+        goto out;
+    if (__do_brk(mm, oldbrk, newbrk - oldbrk) != oldbrk)
+        goto out;
+set:
+    mm->brk = ret = brk;
+out:
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return ret;
+}
+
+/* ---- /proc/PID/maps ---- */
+
+KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out)
+{
+    int n = 0;
+    pthread_mutex_lock(&mm->mmap_sem);
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next) {
+        unsigned long ino = 0, dev = 0;
+        char path[512] = "";
+        if (v->vm_file >= 0) {
+            struct stat st;
+            char link[64];
+            if (fstat(v->vm_file, &st) == 0) {
+                ino = (unsigned long)st.st_ino;
+                dev = (unsigned long)st.st_dev;
+            }
+            snprintf(link, sizeof link, "/proc/self/fd/%d", v->vm_file);
+            ssize_t k = readlink(link, path, sizeof path - 1);
+            path[k > 0 ? k : 0] = 0;
+        } else if (v->vm_start < mm->brk + PAGE_SIZE &&
+                   v->vm_end > mm->start_brk && mm->brk > mm->start_brk) {
+            strcpy(path, "[heap]");
+        }
+        int k = fprintf(
+            out, "%08lx-%08lx %c%c%c%c %08lx %02lx:%02lx %lu", v->vm_start,
+            v->vm_end, v->vm_flags & VM_READ ? 'r' : '-',
+            v->vm_flags & VM_WRITE ? 'w' : '-',
+            v->vm_flags & VM_EXEC ? 'x' : '-',
+            v->vm_flags & VM_MAYSHARE ? 's' : 'p', v->vm_pgoff << PAGE_SHIFT,
+            (dev >> 8) & 0xfff, dev & 0xff, ino);
+        if (k < 0) {
+            n = -EIO;
+            break;
+        }
+        if (path[0])
+            fprintf(out, "%*s%s", 73 - k > 1 ? 73 - k : 1, "", path);
+        fputc('\n', out);
+        n++;
+    }
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return n;
+}
