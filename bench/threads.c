@@ -134,7 +134,7 @@ struct wl_larson *wl_larson_init(size_t slots)
 uint64_t wl_larson_run(struct wl_larson *l, int threads, uint64_t n)
 {
     pthread_t tid[16];
-    struct larson_arg arg[16];
+    struct larson_arg arg[16] = {0};
     if (threads < 1)
         threads = 1;
     if (threads > 16)

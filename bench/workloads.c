@@ -79,7 +79,10 @@ uint64_t wl_realloc_grow(size_t max, size_t step)
     char *p = NULL;
     for (size_t size = 16; size <= max;
          size = step ? size + step : size + size / 2) {
-        p = realloc(p, size);
+        char *q = realloc(p, size);
+        if (!q)
+            break;
+        p = q;
         p[size - 1] = 1; /* the grown tail is used */
         bench_escape(p);
         ops++;
