@@ -4,10 +4,18 @@
  * through the host window (real faults resolved by kslab), fork it, write
  * on both sides, and print both /proc/PID/maps views, what each side sees
  * and the fault counters.
+ *
+ * "vmdemo swap" shows swap instead: 1 MiB of user memory
+ * (vm_set_ram_pages(256)), a swap file in a temporary directory, a
+ * working set four times user memory written and read back, a fork that
+ * shares the swapped pages, and after each step the fault and swap
+ * counters and /proc/meminfo; then swapoff and the file removed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <kslab/vm.h>
 
@@ -26,8 +34,72 @@ static void show(const char *name, struct mm_struct *mm, unsigned long priv,
            name, st.rss, st.min_flt, st.maj_flt, st.cow_flt, st.zero_flt);
 }
 
-int main(void)
+static void swap_stat(const char *step, struct mm_struct *mm)
 {
+    struct mm_stat st;
+    mm_get_stat(mm, &st);
+    printf("--- %s: rss=%lu maj_flt=%lu min_flt=%lu swap_in=%lu "
+           "swap_out=%lu\n",
+           step, st.rss, st.maj_flt, st.min_flt, st.swap_in, st.swap_out);
+}
+
+static int swap_demo(void)
+{
+    const unsigned long ram = 256, n = 4 * ram;
+    char dir[] = "/tmp/vmdemo-XXXXXX", path[64];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(path, sizeof path, "%s/swapfile", dir);
+    int r = mkswap(path, 2 * n);
+    if (r == 0)
+        r = sys_swapon(path, 0);
+    if (r) {
+        fprintf(stderr, "mkswap/swapon: %s\n", strerror(-r));
+        rmdir(dir);
+        return 1;
+    }
+    vm_set_ram_pages(ram);
+    printf("user memory %lu pages, swap file %s of %lu pages\n", ram, path,
+           2 * n);
+
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, -1, 0, n * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, 0);
+    for (unsigned long i = 0; i < n; i++)
+        *(unsigned long *)mm_host(mm, a + i * PAGE_SIZE) = i;
+    swap_stat("wrote 4x user memory", mm);
+    unsigned long bad = 0;
+    for (unsigned long i = 0; i < n; i++)
+        bad += *(unsigned long *)mm_host(mm, a + i * PAGE_SIZE) != i;
+    swap_stat("read it back", mm);
+    printf("--- pages wrong: %lu\n", bad);
+
+    struct mm_struct *child = mm_fork(mm);
+    unsigned long freed = try_to_free_pages(2 * n);
+    printf("--- fork, then try_to_free_pages: %lu frames freed\n", freed);
+    for (unsigned long i = 0; i < 64; i++)
+        bad += *(unsigned long *)mm_host(mm, a + i * PAGE_SIZE) != i;
+    for (unsigned long i = 0; i < 64; i++)
+        bad += *(unsigned long *)mm_host(child, a + i * PAGE_SIZE) != i;
+    swap_stat("parent read 64 pages", mm);
+    swap_stat("child read the same 64 (swap cache)", child);
+    printf("--- /proc/meminfo\n");
+    vm_meminfo(stdout);
+    mmput(child);
+    mmput(mm);
+    r = sys_swapoff(path);
+    printf("--- swapoff: %d; pages wrong: %lu\n", r, bad);
+    vm_meminfo(stdout);
+    unlink(path);
+    rmdir(dir);
+    vm_set_ram_pages(0);
+    return bad || r ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "swap") == 0)
+        return swap_demo();
     struct mm_struct *parent = mm_alloc();
     if (!parent) {
         fprintf(stderr, "mm_alloc failed\n");

@@ -67,7 +67,7 @@ static struct page *file_private_nopage(struct vm_area_struct *vma,
     (void)write_access;
     unsigned long pgoff =
         vma->vm_pgoff + ((address - vma->vm_start) >> PAGE_SHIFT);
-    struct page *page = vm_frame_alloc(0);
+    struct page *page = vm_alloc_user_frame(vma->vm_mm, 0);
     if (!page)
         return NULL;
     if (read_file_page(vma->vm_file, pgoff, page) != 0) {
@@ -173,7 +173,7 @@ static struct page *shared_nopage(struct vm_area_struct *vma,
         unsigned long hint = 0;
         if (idx && obj->pages[idx - 1])
             hint = vm_frame_pfn(obj->pages[idx - 1]) + 1;
-        page = vm_frame_alloc(hint);
+        page = vm_alloc_user_frame(vma->vm_mm, hint);
         if (page && obj->fd >= 0) {
             if (read_file_page(obj->fd, obj->base + idx, page) != 0) {
                 put_page(page);

@@ -48,6 +48,7 @@ struct mm_struct *vm_mm_create(void)
     atomic_init(&mm->mm_users, 1);
     pthread_mutex_init(&mm->mmap_sem, NULL);
     mm->start_brk = mm->brk = VM_DEFAULT_BRK;
+    vm_mmlist_add(mm);
     return mm;
 fail:
     kmem_cache_free(mm_cachep, mm);
@@ -87,6 +88,7 @@ KSLAB_API void mmput(struct mm_struct *mm)
         return;
     if (old != 1)
         vm_die("mmput(): mm %p has %d users", (void *)mm, old);
+    vm_mmlist_del(mm);
     vm_window_unregister(mm);
     exit_mmap(mm);
     munmap(mm->window, TASK_SIZE);
@@ -180,5 +182,7 @@ KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st)
     st->maj_flt = mm->maj_flt;
     st->cow_flt = mm->cow_flt;
     st->zero_flt = mm->zero_flt;
+    st->swap_in = mm->swap_in;
+    st->swap_out = mm->swap_out;
     pthread_mutex_unlock(&mm->mmap_sem);
 }

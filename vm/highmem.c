@@ -7,7 +7,9 @@
  * exactly the frame asked for when it is free, so consecutive user pages
  * get consecutive frames and their host mappings coalesce.  Freed frames
  * are given back to the host in runs (a hole punch per run), which also
- * makes them read as zero again (PG_clean).
+ * makes them read as zero again (PG_clean).  At most limit frames are in
+ * use at once (vm_set_ram_pages): beyond it allocation fails and the
+ * caller reclaims (vmscan.c).
  *
  * Locking: vm_highmem.lock, a spinlock, guards the bitmap, the cursor and
  * nr_free; it is held for a few instructions and never while touching a
@@ -79,6 +81,7 @@ static void highmem_setup(void)
         goto fail;
     h->nr_frames = n;
     h->nr_free = n - 1;
+    h->limit = n - 1;
     h->cursor = 1;
     /* Frame 0 is the ZERO_PAGE: a hole in the memfd, mapped read-only. */
     set_bit(ZERO_PAGE_PFN);
@@ -135,8 +138,8 @@ struct page *vm_frame_alloc(unsigned long hint_pfn)
     struct page *page = NULL;
 
     hm_lock();
-    if (!h->nr_free)
-        goto out;
+    if (!h->nr_free || h->nr_frames - 1 - h->nr_free >= h->limit)
+        goto out; /* user memory is full: the caller reclaims */
     if (hint_pfn && hint_pfn < h->nr_frames && !test_bit(hint_pfn)) {
         page = take_frame(hint_pfn);
         goto out;
@@ -211,6 +214,10 @@ struct page *vm_highmem_alloc_pages(unsigned int order)
     if (order >= MAX_ORDER || vm_highmem_init() != 0)
         return NULL;
     hm_lock();
+    if (h->nr_frames - 1 - h->nr_free + n > h->limit) {
+        hm_unlock();
+        return NULL;
+    }
     for (unsigned long s = n; s + n <= h->nr_frames; s += n) {
         unsigned long i;
         for (i = 0; i < n && !test_bit(s + i); i++)

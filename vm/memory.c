@@ -3,10 +3,11 @@
  * pgd → pmd → pte walk and allocation, handle_mm_fault → handle_pte_fault
  * → do_no_page / do_anonymous_page / do_wp_page, zap_page_range,
  * clear_page_tables, copy_page_range (fork's COW), change_protection and
- * make_pages_present; and the host side of a pte: every user page of an
- * mm's window is mapped exactly as its pte says — a memfd frame with the
- * pte's protection, or an inaccessible hole — so the page tables are the
- * source of truth and the host mappings follow them at once.
+ * make_pages_present, and do_swap_page; and the host side of a pte: every
+ * user page of an mm's window is mapped exactly as its pte says — a memfd
+ * frame with the pte's protection (none while the aging scan has it
+ * _PAGE_OLD), or an inaccessible hole (none or swap entry) — so the page
+ * tables are the source of truth and the host mappings follow them.
  *
  * Locking: all of it runs with mm->mmap_sem held (the __ functions and the
  * helpers), including from the SIGSEGV handler; frames are reference
@@ -90,7 +91,7 @@ int vm_access_ok(struct vm_area_struct *vma, int write)
 
 static int host_prot(pte_t pte)
 {
-    if (pte_val(pte) & _PAGE_PROTNONE)
+    if (pte_val(pte) & (_PAGE_PROTNONE | _PAGE_OLD))
         return PROT_NONE;
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
@@ -119,7 +120,7 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
 
 static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
 {
-    if (pte_none(pte))
+    if (!pte_present(pte))
         return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
     return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
 }
@@ -143,7 +144,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
         if (a < end) {
             pte_t *p = vm_pte_lookup(mm, a);
             pte = p ? *p : __pte(0);
-            prot = pte_none(pte) ? -1 : host_prot(pte);
+            prot = !pte_present(pte) ? -1 : host_prot(pte);
         }
         if (n && prot == run_prot &&
             (prot == -1 || !remap || pte_pfn(pte) == run_pfn + n)) {
@@ -197,7 +198,7 @@ static unsigned long frame_hint(struct mm_struct *mm, unsigned long addr)
 
 static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
 {
-    struct page *page = vm_frame_alloc(frame_hint(mm, addr));
+    struct page *page = vm_alloc_user_frame(mm, frame_hint(mm, addr));
     if (page && !PageFlag(page, PG_clean))
         memset(vm_kmap(page), 0, PAGE_SIZE);
     if (page)
@@ -254,7 +255,7 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
     if (!page)
         return 0; /* SIGBUS */
     if (write_access && !(vma->vm_flags & VM_SHARED) && page_count(page) > 1) {
-        struct page *new = vm_frame_alloc(frame_hint(mm, addr));
+        struct page *new = vm_alloc_user_frame(mm, frame_hint(mm, addr));
         if (!new) {
             put_page(page);
             return -1;
@@ -288,8 +289,20 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     mm->min_flt++;
     if ((vma->vm_flags & VM_SHARED) || (!zero && page_count(old) == 1))
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
-    struct page *new =
-        zero ? alloc_zeroed(mm, addr) : vm_frame_alloc(frame_hint(mm, addr));
+    if (!zero && PageFlag(old, PG_swapcache)) {
+        /* only we and the swap cache hold it, and no other pte holds its
+         * slot: reuse it, dirty (the seed: "marked dirty") */
+        pthread_mutex_lock(&vm_swap_lock);
+        int mine = PageFlag(old, PG_swapcache) && page_count(old) == 2 &&
+                   __swap_count((swp_entry_t){old->index}) == 1;
+        if (mine)
+            SetPageFlag(old, PG_dirty);
+        pthread_mutex_unlock(&vm_swap_lock);
+        if (mine)
+            return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
+    }
+    struct page *new = zero ? alloc_zeroed(mm, addr)
+                            : vm_alloc_user_frame(mm, frame_hint(mm, addr));
     if (!new)
         return -1;
     if (!zero) {
@@ -307,8 +320,77 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
         mm->rss++;
     else
         mm->cow_flt++;
-    put_page(old);
+    if (!zero && PageFlag(old, PG_swapcache))
+        vm_put_swapcache_page(old);
+    else
+        put_page(old);
     return r;
+}
+
+/*
+ * Maps page (the swap-cache page of entry, with a reference for us) where
+ * the pte held entry, and drops the pte's count of entry.  The page stays
+ * in the swap cache; it is mapped writable (and dirty) only for a write
+ * when nobody else can reach it.  Returns 1, or -1 when the host refused
+ * (the pte and counts are as before, our reference dropped).
+ */
+int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
+                   unsigned long addr, pte_t *pte, struct page *page,
+                   swp_entry_t entry, int write_access)
+{
+    pte_t new = mk_pte(page, vma->vm_page_prot | _PAGE_ACCESSED);
+    pthread_mutex_lock(&vm_swap_lock);
+    __swap_free(entry);
+    int mine = PageFlag(page, PG_swapcache) && page_count(page) == 2 &&
+               __swap_count(entry) == 1;
+    if (write_access && mine && !(pte_val(new) & _PAGE_PROTNONE)) {
+        new = pte_mkdirty(pte_mkwrite(new));
+        SetPageFlag(page, PG_dirty);
+    }
+    pthread_mutex_unlock(&vm_swap_lock);
+    if (set_pte_host(mm, addr, pte, new) < 0) {
+        swap_duplicate(entry);
+        vm_put_swapcache_page(page);
+        return -1;
+    }
+    mm->rss++;
+    return 1;
+}
+
+/*
+ * do_swap_page: the pte holds a swap entry.  The page is looked up in the
+ * swap cache (another mm sharing the slot, or readahead, may have brought
+ * it in: a minor fault); otherwise the aligned cluster around it is read
+ * ahead and the page itself read (a major fault, swap_in counted).
+ */
+int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                 unsigned long address, pte_t *page_table, pte_t orig_pte,
+                 int write_access)
+{
+    swp_entry_t entry = pte_to_swp_entry(orig_pte);
+    int major = 0;
+    struct page *page = lookup_swap_cache(entry);
+    if (!page) {
+        swapin_readahead(mm, entry);
+        page = lookup_swap_cache(entry);
+        if (!page) {
+            page = read_swap_cache_async(mm, entry, 0);
+            if (!page)
+                return -1;
+        }
+        major = 1;
+    }
+    int r =
+        vm_swap_pte_in(mm, vma, address, page_table, page, entry, write_access);
+    if (r < 0)
+        return r;
+    if (major) {
+        mm->maj_flt++;
+        mm->swap_in++;
+        return 2;
+    }
+    mm->min_flt++;
+    return 1;
 }
 
 static int handle_pte_fault(struct mm_struct *mm, struct vm_area_struct *vma,
@@ -317,6 +399,15 @@ static int handle_pte_fault(struct mm_struct *mm, struct vm_area_struct *vma,
     pte_t entry = *pte;
     if (pte_none(entry))
         return do_no_page(mm, vma, addr, write_access, pte);
+    if (!pte_present(entry))
+        return do_swap_page(mm, vma, addr, pte, entry, write_access);
+    if (pte_val(entry) & _PAGE_OLD) {
+        /* a reference the aging scan was waiting for (see mm.h) */
+        entry = __pte((pte_val(entry) & ~_PAGE_OLD) | _PAGE_ACCESSED);
+        *pte = entry;
+        if (!write_access || pte_write(entry))
+            return host_map_page(mm, addr, entry) == 0 ? 1 : -1;
+    }
     if (write_access && !pte_write(entry))
         return do_wp_page(mm, vma, addr, pte, entry);
     /* The pte already allows it (another thread won the race): make sure
@@ -361,7 +452,8 @@ int make_pages_present(struct mm_struct *mm, unsigned long addr,
         if (!vm_access_ok(vma, write))
             continue;
         pte_t *pte = vm_pte_lookup(mm, addr);
-        if (pte && pte_present(*pte) && (!write || pte_write(*pte)))
+        if (pte && pte_present(*pte) && !(pte_val(*pte) & _PAGE_OLD) &&
+            (!write || pte_write(*pte)))
             continue;
         if (__handle_mm_fault(mm, vma, addr, write) <= 0)
             return -ENOMEM;
@@ -387,7 +479,10 @@ void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
             a = (a + PMD_SIZE) & PMD_MASK;
             continue;
         }
-        if (!pte_none(*pte)) {
+        if (pte_is_swap(*pte)) {
+            free_swap_and_cache(pte_to_swp_entry(*pte));
+            *pte = __pte(0);
+        } else if (!pte_none(*pte)) {
             struct page *page = pte_page(*pte);
             if (shared && (pte_val(*pte) & (_PAGE_RW | _PAGE_DIRTY)))
                 __atomic_fetch_or(&page->flags, 1UL << PG_dirty,
@@ -395,7 +490,10 @@ void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
             if (pte_pfn(*pte) != ZERO_PAGE_PFN)
                 mm->rss--;
             *pte = __pte(0);
-            vm_frame_put(page, &batch);
+            if (PageFlag(page, PG_swapcache))
+                vm_put_swapcache_page(page);
+            else
+                vm_frame_put(page, &batch);
         }
         a += PAGE_SIZE;
     }
@@ -462,7 +560,13 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
             a = (a + PMD_SIZE) & PMD_MASK;
             continue;
         }
-        if (!pte_none(*s)) {
+        if (pte_is_swap(*s)) {
+            pte_t *d = pte_alloc_map(dst, a);
+            if (!d)
+                return -ENOMEM;
+            swap_duplicate(pte_to_swp_entry(*s));
+            *d = *s;
+        } else if (!pte_none(*s)) {
             pte_t *d = pte_alloc_map(dst, a);
             if (!d)
                 return -ENOMEM;
@@ -501,7 +605,7 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
             a = (a + PMD_SIZE) & PMD_MASK;
             continue;
         }
-        if (!pte_none(*pte)) {
+        if (pte_present(*pte)) {
             pte_t old = *pte;
             pte_t new = __pte((pte_pfn(old) << PAGE_SHIFT) | prot |
                               (pte_val(old) & _PAGE_DIRTY));

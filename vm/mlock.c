@@ -2,9 +2,10 @@
  * vm/mlock.c — sys_mlock / sys_munlock (2.4 mm/mlock.c): VM_LOCKED on the
  * vmas of a range (split and merged like mprotect), and every page of a
  * newly locked range faulted in by make_pages_present — written when the
- * vma is writable — so touching it later never faults.  Locked pages are
- * not swapped (there is no swap-out in this layer yet), and a fork does
- * not inherit VM_LOCKED.
+ * vma is writable, swapped pages read back — so touching it later never
+ * faults.  A fork does
+ * not inherit VM_LOCKED.  The reclaim scan (vmscan.c) skips VM_LOCKED
+ * vmas, so locked pages are never armed for aging nor swapped.
  *
  * Locking: mmap_sem for the whole call.
  */

@@ -41,6 +41,15 @@
 #define _PAGE_ACCESSED 0x020UL
 #define _PAGE_DIRTY 0x040UL
 #define _PAGE_PROTNONE 0x080UL /* has a frame, but no access (PROT_NONE) */
+/*
+ * Software bit (one of i386's three "available" bits): reference sampling
+ * is armed on this present pte.  User space has no hardware accessed bit,
+ * so the aging scan (vmscan.c) clears _PAGE_ACCESSED, sets _PAGE_OLD and
+ * maps the page PROT_NONE on the host; the next access faults, and the
+ * fault clears _PAGE_OLD, sets _PAGE_ACCESSED and maps it back.  A page
+ * still _PAGE_OLD at the next scan was not referenced in between.
+ */
+#define _PAGE_OLD 0x200UL
 
 typedef struct {
     unsigned long pte;
@@ -63,6 +72,25 @@ typedef struct {
 #define pte_mkwrite(x) __pte((x).pte | _PAGE_RW)
 #define pte_mkdirty(x) __pte((x).pte | _PAGE_DIRTY)
 #define pte_mkclean(x) __pte((x).pte & ~_PAGE_DIRTY)
+
+/*
+ * A pte that is neither none nor present holds a swap entry, laid out as
+ * on i386 2.4: bit 0 (present) and bit 7 (PROTNONE) clear, the swap type
+ * in bits 1-6, the offset (in pages, never 0: that is the header) from
+ * bit 8, 24 bits of it.
+ */
+typedef struct {
+    unsigned long val;
+} swp_entry_t;
+#define SWP_TYPE(x) (((x).val >> 1) & 0x3f)
+#define SWP_OFFSET(x) ((x).val >> 8)
+#define SWP_ENTRY(type, offset)                                                \
+    ((swp_entry_t){((unsigned long)(type) << 1) |                              \
+                   ((unsigned long)(offset) << 8)})
+#define SWP_MAX_OFFSET (1UL << 24)
+#define pte_to_swp_entry(pte) ((swp_entry_t){pte_val(pte)})
+#define swp_entry_to_pte(x) ((pte_t){(x).val})
+#define pte_is_swap(x) (!pte_none(x) && !pte_present(x))
 
 static inline pgd_t *pgd_offset(pgd_t *pgd, unsigned long addr)
 {
@@ -96,6 +124,7 @@ struct vm_highmem {
     unsigned long *bitmap;
     unsigned long cursor; /* next-fit search start */
     unsigned long nr_free;
+    unsigned long limit; /* frames user memory may use (vm_set_ram_pages) */
     atomic_flag lock;
 };
 extern struct vm_highmem vm_highmem;
@@ -183,6 +212,11 @@ struct mm_struct {
     unsigned long def_flags;
     unsigned long locked_vm;
     unsigned long rss, min_flt, maj_flt, cow_flt, zero_flt;
+    unsigned long swap_in, swap_out;
+    /* vmscan.c: on vm_mmlist (under its lock); where the aging scan of
+     * this mm resumes (under mmap_sem). */
+    struct list_head mmlist;
+    unsigned long swap_address;
 };
 
 /* fault.c: window registry and the SIGSEGV handler. */
@@ -239,5 +273,63 @@ extern const struct vm_operations_struct vm_shared_ops;
 extern const struct vm_operations_struct vm_file_private_ops;
 void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
                          unsigned long end);
+
+/* ---- swap (swapfile.c, swap_state.c, swap.c, vmscan.c) ----
+ *
+ * vm_swap_lock, one mutex, guards the swap areas, their swap_map counts
+ * and the swap cache (hash, list, PG_swapcache and page->index of cached
+ * pages); swap I/O runs under it.  Order: mmap_sem → vm_swap_lock →
+ * the frame spinlock.  It is never held while touching a user window, and
+ * no frame is allocated while it is held (allocation may reclaim, which
+ * takes it).  Functions named __xxx below expect it held.
+ */
+extern pthread_mutex_t vm_swap_lock;
+extern int page_cluster;
+
+swp_entry_t __get_swap_page(void);
+int __swap_duplicate(swp_entry_t entry);
+void __swap_free(swp_entry_t entry);
+int __swap_count(swp_entry_t entry);
+int __swap_entry_used(swp_entry_t entry);
+/* Swap I/O counters of the whole system (2.4's pswpin / pswpout). */
+extern _Atomic unsigned long vm_pswpin, vm_pswpout;
+int swap_duplicate(swp_entry_t entry);
+void swap_free(swp_entry_t entry);
+int vm_swap_io(swp_entry_t entry, struct page *page, int write);
+void vm_swap_totals(unsigned long *total, unsigned long *free);
+void vm_check_swap(void);
+
+void __add_to_swap_cache(struct page *page, swp_entry_t entry);
+void __delete_from_swap_cache(struct page *page);
+struct page *__lookup_swap_cache(swp_entry_t entry);
+int add_to_swap_cache(struct page *page, swp_entry_t entry);
+void delete_from_swap_cache(struct page *page);
+struct page *lookup_swap_cache(swp_entry_t entry);
+struct page *read_swap_cache_async(struct mm_struct *held, swp_entry_t entry,
+                                   int readahead);
+void free_swap_and_cache(swp_entry_t entry);
+void vm_put_swapcache_page(struct page *page);
+unsigned long vm_swap_cache_pages(void);
+unsigned long __shrink_cache(unsigned long want, int all);
+
+void swapin_readahead(struct mm_struct *held, swp_entry_t entry);
+int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                 unsigned long address, pte_t *page_table, pte_t orig_pte,
+                 int write_access);
+
+/* vmalloc.c: the vmalloc range and the frames mapped in it, in pages. */
+void vm_vmalloc_stats(unsigned long *total, unsigned long *used);
+
+/* vmscan.c: the user-memory limit, the mm list, reclaim. */
+void vm_mmlist_add(struct mm_struct *mm);
+void vm_mmlist_del(struct mm_struct *mm);
+struct mm_struct *vm_mmlist_next(struct mm_struct *prev);
+unsigned long vm_free_user_frames(void);
+unsigned long vm_pages_min(void);
+struct page *vm_alloc_user_frame(struct mm_struct *held, unsigned long hint);
+unsigned long do_try_to_free_pages(struct mm_struct *held, unsigned long want);
+int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
+                   unsigned long addr, pte_t *pte, struct page *page,
+                   swp_entry_t entry, int write_access);
 
 #endif /* KSLAB_VM_MM_H */

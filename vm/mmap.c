@@ -368,7 +368,7 @@ void vm_check_mm(struct mm_struct *mm)
         if (count != n)
             vm_die("vm_check_mm(): tree has %d vmas, list %d", count, n);
     }
-    /* rss: present ptes that are not the ZERO_PAGE */
+    /* rss: present ptes that are not the ZERO_PAGE (swap entries are not) */
     unsigned long rss = 0;
     for (int i = 0; i < (int)USER_PTRS_PER_PGD; i++) {
         if (!mm->pgd[i].pgd)
@@ -386,7 +386,7 @@ void vm_check_mm(struct mm_struct *mm)
                 struct vm_area_struct *v = __find_vma(mm, a);
                 if (!v || v->vm_start > a)
                     vm_die("vm_check_mm(): pte at %lx outside every vma", a);
-                if (pte_pfn(pt[k]) != ZERO_PAGE_PFN)
+                if (pte_present(pt[k]) && pte_pfn(pt[k]) != ZERO_PAGE_PFN)
                     rss++;
             }
         }

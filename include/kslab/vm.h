@@ -150,6 +150,9 @@ KSLAB_API int sys_swapoff(const char *path);
 KSLAB_API void vm_set_ram_pages(unsigned long pages);
 KSLAB_API unsigned long try_to_free_pages(unsigned long pages);
 KSLAB_API int vm_meminfo(FILE *out);
+/* Swap-in readahead of 1 << order pages (0–5, default 3); returns the old
+ * order or -EINVAL. */
+KSLAB_API int vm_set_page_cluster(int order);
 
 /* ---- vmalloc ---- */
 KSLAB_API void *vmalloc(unsigned long size);

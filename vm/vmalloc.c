@@ -1,0 +1,243 @@
+/*
+ * vm/vmalloc.c — virtually contiguous kernel memory from scattered frames
+ * (2.4 mm/vmalloc.c).  The kernel page tables are init_mm's pgd, the
+ * 2.4 split's fourth gigabyte: VMALLOC_START..VMALLOC_END are emulated
+ * kernel addresses whose ptes point to ZONE_HIGHMEM frames, and the host
+ * range vmalloc_base (reserved PROT_NONE at first use) shows them, each
+ * page mapped MAP_SHARED from the memfd at its frame.  The pointer that
+ * vmalloc returns is the host address; vmalloc_to_page turns it back
+ * into a kernel address and walks pgd_offset_k → pmd_offset →
+ * pte_offset → pte_page, as the seed's get_page does.  Areas (struct
+ * vm_struct, on vmlist sorted by address) are found first-fit, each
+ * followed by one unmapped guard page, so running off the end of one
+ * faults instead of writing into the next.  vmalloc pages are counted in
+ * user memory (2.4: GFP_KERNEL | __GFP_HIGHMEM) and are never swapped.
+ *
+ * Locking: vmlist_lock guards vmlist and init_mm's page tables; frames
+ * are allocated before it is taken (allocation may reclaim, which takes
+ * mm locks).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vm/mm.h"
+
+#define VMALLOC_START 0xC8000000UL /* 2.4: 8 MiB hole after the direct map */
+#define VMALLOC_END 0xFF000000UL
+
+struct vm_struct {
+    unsigned long addr; /* kernel address */
+    unsigned long size; /* including the guard page */
+    struct vm_struct *next;
+};
+
+struct mm_struct init_mm; /* only its pgd is used: the kernel page tables */
+static struct vm_struct *vmlist;
+static pthread_mutex_t vmlist_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *vmalloc_base;
+static unsigned long vmalloc_pages;
+
+#define pgd_offset_k(address) pgd_offset(init_mm.pgd, address)
+
+static char *k2host(unsigned long k)
+{
+    return vmalloc_base + (k - VMALLOC_START);
+}
+
+static int vmalloc_init(void)
+{
+    if (vmalloc_base)
+        return 0;
+    void *p = mmap(NULL, VMALLOC_END - VMALLOC_START, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    vmalloc_base = p;
+    return 0;
+}
+
+static void *table_alloc(void)
+{
+    void *p = (void *)__get_free_page(GFP_KERNEL);
+    if (p)
+        memset(p, 0, PAGE_SIZE);
+    return p;
+}
+
+/* The pte of kernel address k, built as needed.  vmlist_lock held. */
+static pte_t *pte_alloc_k(unsigned long k)
+{
+    pgd_t *pgd = pgd_offset_k(k);
+    if (!pgd->pgd && !(pgd->pgd = table_alloc()))
+        return NULL;
+    pmd_t *pmd = pmd_offset(pgd, k);
+    if (!pmd->pmd && !(pmd->pmd = table_alloc()))
+        return NULL;
+    return pte_offset(pmd, k);
+}
+
+/* The seed's get_page walk.  NULL where nothing is mapped. */
+static struct page *get_page_k(unsigned long address)
+{
+    struct page *page = NULL;
+    pgd_t *pgd = pgd_offset_k(address);
+    if (pgd->pgd) {
+        pmd_t *pmd = pmd_offset(pgd, address);
+        if (pmd->pmd) {
+            pte_t *pte = pte_offset(pmd, address);
+            if (pte_present(*pte))
+                page = pte_page(*pte);
+        }
+    }
+    return page;
+}
+
+/* get_vm_area: first fit in vmlist, size includes the guard page. */
+static struct vm_struct *get_vm_area(unsigned long size)
+{
+    struct vm_struct *area = kmalloc(sizeof *area, GFP_KERNEL);
+    if (!area)
+        return NULL;
+    unsigned long addr = VMALLOC_START;
+    struct vm_struct **p;
+    for (p = &vmlist; *p; p = &(*p)->next) {
+        if (size + addr <= (*p)->addr)
+            break;
+        addr = (*p)->addr + (*p)->size;
+    }
+    if (addr + size > VMALLOC_END || addr + size < addr) {
+        kfree(area);
+        return NULL;
+    }
+    area->addr = addr;
+    area->size = size;
+    area->next = *p;
+    *p = area;
+    return area;
+}
+
+/* Unmaps [k, k + n pages) and gives the frames back.  vmlist_lock held. */
+static void unmap_area(unsigned long k, unsigned long n)
+{
+    mmap(k2host(k), n << PAGE_SHIFT, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    for (unsigned long i = 0; i < n; i++) {
+        unsigned long a = k + (i << PAGE_SHIFT);
+        pte_t *pte = pte_offset(pmd_offset(pgd_offset_k(a), a), a);
+        if (pte_present(*pte)) {
+            put_page(pte_page(*pte));
+            vmalloc_pages--;
+        }
+        *pte = __pte(0);
+    }
+}
+
+/**
+ * vmalloc - @size bytes (rounded up to pages) of virtually contiguous
+ * memory, readable and writable, not zeroed unless fresh.  Returns NULL
+ * with errno ENOMEM (no frame, no room in the vmalloc range) or EINVAL
+ * (size 0).  Process context, no lock held.
+ */
+KSLAB_API void *vmalloc(unsigned long size)
+{
+    if (!size || size > VMALLOC_END - VMALLOC_START) {
+        errno = size ? ENOMEM : EINVAL;
+        return NULL;
+    }
+    if (vm_highmem_init() != 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned long n = PAGE_ALIGN(size) >> PAGE_SHIFT;
+    pthread_mutex_lock(&vmlist_lock);
+    struct vm_struct *area =
+        vmalloc_init() == 0 ? get_vm_area((n + 1) << PAGE_SHIFT) : NULL;
+    pthread_mutex_unlock(&vmlist_lock);
+    if (!area) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    unsigned long prev = 0, i;
+    for (i = 0; i < n; i++) {
+        unsigned long k = area->addr + (i << PAGE_SHIFT);
+        struct page *page = vm_alloc_user_frame(NULL, prev ? prev + 1 : 0);
+        if (!page)
+            break;
+        ClearPageFlag(page, PG_clean);
+        prev = vm_frame_pfn(page);
+        pthread_mutex_lock(&vmlist_lock);
+        pte_t *pte = pte_alloc_k(k);
+        if (pte)
+            *pte = mk_pte(page, _PAGE_PRESENT | _PAGE_RW | _PAGE_DIRTY |
+                                    _PAGE_ACCESSED);
+        if (pte)
+            vmalloc_pages++;
+        pthread_mutex_unlock(&vmlist_lock);
+        if (!pte || mmap(k2host(k), PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
+                         (off_t)(prev << PAGE_SHIFT)) == MAP_FAILED) {
+            if (!pte)
+                put_page(page);
+            else
+                i++;
+            break;
+        }
+    }
+    if (i < n || n == 0) {
+        vfree(k2host(area->addr));
+        errno = ENOMEM;
+        return NULL;
+    }
+    return k2host(area->addr);
+}
+
+/**
+ * vfree - frees what vmalloc returned; NULL is a no-op.  Anything else is
+ * a corruption: one line and abort().
+ */
+KSLAB_API void vfree(void *addr)
+{
+    if (!addr)
+        return;
+    unsigned long k =
+        (unsigned long)((char *)addr - vmalloc_base) + VMALLOC_START;
+    pthread_mutex_lock(&vmlist_lock);
+    struct vm_struct **p;
+    for (p = &vmlist; *p; p = &(*p)->next)
+        if ((*p)->addr == k && vmalloc_base)
+            break;
+    if (!*p) {
+        pthread_mutex_unlock(&vmlist_lock);
+        vm_die("vfree(): bad address %p", addr);
+    }
+    struct vm_struct *area = *p;
+    *p = area->next;
+    unmap_area(area->addr, (area->size >> PAGE_SHIFT) - 1);
+    pthread_mutex_unlock(&vmlist_lock);
+    kfree(area);
+}
+
+/**
+ * vmalloc_to_page - the frame behind a vmalloc address (any byte of the
+ * page), found through init_mm's page tables; NULL when @addr is not a
+ * mapped vmalloc page.
+ */
+KSLAB_API struct page *vmalloc_to_page(const void *addr)
+{
+    const char *a = addr;
+    if (!vmalloc_base || a < vmalloc_base ||
+        a >= vmalloc_base + (VMALLOC_END - VMALLOC_START))
+        return NULL;
+    pthread_mutex_lock(&vmlist_lock);
+    struct page *page =
+        get_page_k((unsigned long)(a - vmalloc_base) + VMALLOC_START);
+    pthread_mutex_unlock(&vmlist_lock);
+    return page;
+}
+
+void vm_vmalloc_stats(unsigned long *total, unsigned long *used)
+{
+    *total = (VMALLOC_END - VMALLOC_START) >> PAGE_SHIFT;
+    *used = __atomic_load_n(&vmalloc_pages, __ATOMIC_RELAXED);
+}
