@@ -33,7 +33,7 @@ static size_t malloc_class_size(size_t size)
         return 32;
     unsigned int b = (unsigned int)(64 - __builtin_clzl(size - 1));
     size_t pow2 = 1UL << b;
-    if (!malloc_fine_classes)
+    if (!malloc_fine_classes || b > MALLOC_FINE_MAX_BITS)
         return pow2;
     if (b == 6) /* 33 … 64: 48 or 64 (multiples of 16) */
         return size <= 48 ? 48 : 64;
@@ -56,16 +56,16 @@ static void malloc_classes_init(void)
     for (unsigned int i = 0; i < KMALLOC_NR_SIZES; i++)
         slab_malloc_caches[1 + i] = slab_kmalloc_caches[0][i];
     if (malloc_fine_classes) {
-        for (unsigned int b = 6; b <= 17; b++) {
+        for (unsigned int b = 6; b <= MALLOC_FINE_MAX_BITS; b++) {
             size_t pow2 = 1UL << b, step = pow2 >> 3;
             for (size_t c = pow2 / 2 + step; c < pow2; c += step) {
                 if (c % 16)
                     continue;
                 char name[KMEM_CACHE_NAME_MAX + 1];
                 vm_snprintf(name, sizeof name, "size-%zu", c);
-                kmem_cache_t *k = slab_cache_create(
-                    name, c, 0, SLAB_HWCACHE_ALIGN | kmalloc_flags, NULL, NULL,
-                    next);
+                /* 16-byte alignment: a cache line would round 96 to 128. */
+                kmem_cache_t *k = slab_cache_create(name, c, 0, kmalloc_flags,
+                                                    NULL, NULL, next);
                 if (!k)
                     vm_die("kmem_cache_sizes_init(): cannot create %s", name);
                 slab_malloc_caches[next++] = k;

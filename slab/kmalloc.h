@@ -45,7 +45,7 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
 /*
  * The malloc path's size classes.  kmalloc keeps the 2.4 powers of two;
  * malloc also uses intermediate caches, four classes per doubling from 64
- * bytes up (48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320 …), all
+ * bytes to 32 KiB (48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320 …), all
  * multiples of 16, so no object wastes more than a fifth of itself (with
  * powers of two alone it can be half).  Size → cache id is one table load
  * up to 1 KiB, and above it the bit width and the next two bits of the

@@ -159,9 +159,12 @@ extern int slab_ready;
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
- * (size-48, size-80, size-96, size-112, size-160 … size-114688). */
+ * (size-48, size-80, size-96, size-112, size-160 … size-28672). */
 #define KMALLOC_NR_SIZES 13
-#define MALLOC_NR_FINE 34
+#define MALLOC_FINE_MAX_BITS                                                   \
+    15 /* up to 32 KiB; above, slabs of at most                                \
+        * 32 pages pack intermediate sizes badly */
+#define MALLOC_NR_FINE (1 + 3 * (MALLOC_FINE_MAX_BITS - 6))
 #define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
 #define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
 

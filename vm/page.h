@@ -105,7 +105,6 @@ struct zone_struct {
     unsigned long grown_pfn;
     unsigned long free_pages;
     unsigned long dirty_pages;
-    unsigned long dirty_at_last_purge;
     unsigned long released_pages; /* stats: frames given back so far */
     struct free_area_struct free_area[MAX_ORDER];
 };

@@ -14,10 +14,10 @@
  * the buddy (pfn ^ 2^k) while it is free and of the same order.
  *
  * Giving memory back: freed frames stay "dirty" (they hold host memory).
- * When a zone's dirty free frames exceed a threshold and have grown by half
- * the threshold since the last purge, the dirty free blocks of order >=
- * PURGE_MIN_ORDER are madvise(MADV_DONTNEED)ed and marked PG_clean — one
- * system call per large block, never one per free.
+ * When a zone's dirty free frames exceed PURGE_THRESHOLD_PAGES, dirty free
+ * blocks of order >= PURGE_MIN_ORDER, largest first, are
+ * madvise(MADV_DONTNEED)ed and marked PG_clean until half the threshold is
+ * left — one system call per large block, never one per free.
  *
  * Locking: each zone has its own mutex; every buddy list and counter of a
  * zone is under it.  Growing the direct map takes grow_lock (then the zone
@@ -37,8 +37,10 @@
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
 /* Smallest reservation we accept under an address-space limit. */
 #define LOWMEM_MIN_BYTES (32UL << 20)
-/* Dirty free memory kept for reuse before a purge (per zone). */
-#define PURGE_THRESHOLD_PAGES 4096UL /* 16 MiB */
+/* Dirty free memory kept for reuse (per zone): a purge starts above the
+ * threshold and stops at half of it, so memory freed and soon needed again
+ * is not given back and faulted in again. */
+#define PURGE_THRESHOLD_PAGES 8192UL /* 32 MiB */
 #define PURGE_MIN_ORDER 4            /* give back blocks of 64 KiB and up */
 
 struct vm_lowmem vm_lowmem;
@@ -270,13 +272,15 @@ out:
  * Zone lock held; drops nothing (madvise on free frames is safe under it:
  * nobody else can touch a free frame). */
 static unsigned long zone_release(struct zone_struct *zone,
-                                  unsigned int min_order)
+                                  unsigned int min_order, unsigned long keep)
 {
     unsigned long released = 0;
     for (int o = MAX_ORDER - 1; o >= (int)min_order; o--) {
         struct list_head *pos;
         list_for_each(pos, &zone->free_area[o].free_list)
         {
+            if (zone->dirty_pages <= keep)
+                goto out;
             struct page *page = list_entry(pos, struct page, list);
             if (PageFlag(page, PG_clean))
                 continue;
@@ -286,19 +290,15 @@ static unsigned long zone_release(struct zone_struct *zone,
             released += 1UL << o;
         }
     }
+out:
     zone->released_pages += released;
-    zone->dirty_at_last_purge = zone->dirty_pages;
     return released;
 }
 
 static inline void zone_maybe_release(struct zone_struct *zone)
 {
-    if (zone->dirty_pages > PURGE_THRESHOLD_PAGES &&
-        zone->dirty_pages >
-            zone->dirty_at_last_purge + PURGE_THRESHOLD_PAGES / 2)
-        zone_release(zone, PURGE_MIN_ORDER);
-    else if (zone->dirty_pages < zone->dirty_at_last_purge)
-        zone->dirty_at_last_purge = zone->dirty_pages;
+    if (zone->dirty_pages > PURGE_THRESHOLD_PAGES)
+        zone_release(zone, PURGE_MIN_ORDER, PURGE_THRESHOLD_PAGES / 2);
 }
 
 unsigned long vm_release_free(unsigned int min_order)
@@ -308,7 +308,7 @@ unsigned long vm_release_free(unsigned int min_order)
         return 0;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
-        n += zone_release(&vm_zones[z], min_order);
+        n += zone_release(&vm_zones[z], min_order, 0);
         pthread_mutex_unlock(&vm_zones[z].lock);
     }
     return n;

@@ -1,0 +1,23 @@
+#!/bin/bash
+# tests/install/install_test.sh CMAKE BUILDDIR CONSUMERSRC WORK
+set -eu
+CMAKE=$1 BUILD=$2 SRC=$3 WORK=$4
+rm -rf "$WORK" && mkdir -p "$WORK"
+PREFIX=$WORK/prefix
+"$CMAKE" --install "$BUILD" --prefix "$PREFIX" > "$WORK/install.log"
+LIBDIR=$(dirname "$(find "$PREFIX" -name 'libkslab.so' | head -1)")
+
+# find_package(kslab)
+"$CMAKE" -S "$SRC" -B "$WORK/cmake" -DCMAKE_PREFIX_PATH="$PREFIX" > "$WORK/cmake.log"
+"$CMAKE" --build "$WORK/cmake" -j2 > "$WORK/build.log"
+LD_LIBRARY_PATH=$LIBDIR "$WORK/cmake/consumer"
+LD_LIBRARY_PATH=$LIBDIR "$WORK/cmake/consumer_static"
+
+# pkg-config
+export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
+cc -o "$WORK/consumer_pc" "$SRC/consumer.c" $(pkg-config --cflags --libs kslab)
+LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_pc"
+cc -o "$WORK/consumer_pc_static" "$SRC/consumer.c" $(pkg-config --cflags kslab) \
+    "$LIBDIR/libkslab.a" $(pkg-config --libs-only-other --static kslab) -lpthread
+"$WORK/consumer_pc_static"
+echo "install test ok"

@@ -1,0 +1,156 @@
+#!/bin/bash
+# tests/programs/run.sh NAME LIBKSLAB WORKDIR HELPERDIR — runs one real
+# program workload twice, without and with LD_PRELOAD=LIBKSLAB, compares
+# the outputs, and checks from KSLAB_STATS that kslab served allocations.
+# Exit 77 = skipped (the program is not installed).  Also sourced by
+# bench.sh for the workload definitions (RUN_SH_SOURCED=1).
+set -u
+NAME=$1 LIB=$2 WORK=$3 HELPERS=$4
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export LC_ALL=C
+
+need() {
+    local p
+    for p in "$@"; do
+        command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p not installed"; exit 77; }
+    done
+}
+
+# prepare_NAME: make the input once in $WORK/input; run_NAME DIR: run the
+# workload with DIR as scratch and print what must not change.
+prepare_python() { need /usr/bin/python3; }
+run_python() { PYTHONMALLOC=malloc /usr/bin/python3 "$SRC/alloc_heavy.py"; }
+
+prepare_cxx_aligned_new() { :; }
+run_cxx_aligned_new() { "$HELPERS/prog_aligned_new"; }
+
+prepare_sort() {
+    need sort awk
+    awk 'BEGIN { for (i = 0; i < 400000; i++)
+        printf "%d %s line %d\n", (i * 7919) % 1000003, substr("qwertyuiopasdfgh", i % 16 + 1), i }' \
+        > "$WORK/input/lines.txt"
+}
+run_sort() { sort --parallel=2 -S 32M "$WORK/input/lines.txt" | md5sum; }
+
+prepare_xz() {
+    need xz awk
+    awk 'BEGIN { srand(7); for (i = 0; i < 120000; i++)
+        printf "%06d %s %d\n", i, (i % 7 ? "alpha beta gamma" : "delta"), int(rand() * 100000) }' \
+        > "$WORK/input/data.txt"
+}
+run_xz() {
+    xz -T2 -6 --block-size=1MiB -c "$WORK/input/data.txt" > "$1/data.xz" || return 1
+    xz -T2 -d -c "$1/data.xz" | cmp - "$WORK/input/data.txt" && echo "round trip ok"
+    md5sum < "$1/data.xz"
+}
+
+prepare_gcc() {
+    need gcc
+    {
+        echo '#include <stdio.h>'
+        echo '#include <string.h>'
+        for i in $(seq 1 250); do
+            echo "struct s$i { int a[$((i % 9 + 1))]; double d; char name[$((i % 17 + 4))]; };"
+            echo "static int f$i(struct s$i *p, int n) { int t = 0; for (int k = 0; k < n; k++) { t += p->a[k % $((i % 9 + 1))] * $i; if (t > 1000) t -= strlen(p->name); } return t; }"
+        done
+        echo 'int main(void) { int t = 0;'
+        for i in $(seq 1 250); do
+            echo "  { struct s$i v; memset(&v, $((i % 3)), sizeof v); t += f$i(&v, $i); }"
+        done
+        echo '  printf("%d\n", t); return 0; }'
+    } > "$WORK/input/gen.c"
+}
+run_gcc() {
+    (cd "$1" && cp "$WORK/input/gen.c" . && gcc -O2 -c gen.c -o gen.o && gcc gen.o -o gen && ./gen && md5sum < gen.o)
+}
+
+prepare_git() {
+    need git awk
+    mkdir -p "$WORK/input/tree"
+    for d in $(seq 1 20); do
+        mkdir -p "$WORK/input/tree/dir$d"
+        for f in $(seq 1 15); do
+            awk -v d=$d -v f=$f 'BEGIN { for (i = 0; i < 200; i++) printf "file %d/%d line %d %d\n", d, f, i, (i * d * f) % 977 }' \
+                > "$WORK/input/tree/dir$d/file$f.txt"
+        done
+    done
+}
+run_git() {
+    (
+        export HOME="$1" GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=kslab GIT_AUTHOR_EMAIL=k@example.org \
+               GIT_COMMITTER_NAME=kslab GIT_COMMITTER_EMAIL=k@example.org \
+               GIT_AUTHOR_DATE="2020-01-01T00:00:00Z" GIT_COMMITTER_DATE="2020-01-01T00:00:00Z"
+        rm -rf "$1/repo" && cp -r "$WORK/input/tree" "$1/repo" && cd "$1/repo" || exit 1
+        git -c init.defaultBranch=main init -q .
+        git add -A && git commit -q -m "first"
+        sed -i 's/line 1 /line one /' dir*/file3.txt
+        git commit -q -a -m "second"
+        git log --stat | md5sum
+        git rev-parse HEAD
+        git repack -adq && git count-objects -v | grep -E '^(count|in-pack|packs)'
+        git show --format=%s HEAD~1 | head -3
+    )
+}
+
+prepare_bash() { need bash; }
+run_bash() { bash "$SRC/script.sh"; }
+
+# Under an address-space limit the program starts, runs out of memory
+# cleanly (MemoryError, not a crash) and goes on allocating.
+prepare_rlimit_as() { need /usr/bin/python3; }
+run_rlimit_as() {
+    (
+        ulimit -v 400000
+        /usr/bin/python3 -c '
+x = []
+try:
+    while True:
+        x.append(bytearray(10**7))
+except MemoryError:
+    print("MemoryError")
+del x
+print("ok", len([bytes(1000) for i in range(10000)]))'
+    )
+}
+
+prepare_fork_threads() { :; }
+run_fork_threads() { "$HELPERS/prog_fork_threads"; }
+
+[ "${RUN_SH_SOURCED:-0}" = 1 ] && return 0
+
+rm -rf "$WORK"
+mkdir -p "$WORK/input" "$WORK/ref" "$WORK/kslab"
+"prepare_$NAME" || { echo "FAIL: preparing $NAME"; exit 1; }
+STATS="$WORK/stats.txt"
+
+(cd "$WORK/ref" && unset LD_PRELOAD KSLAB_STATS KSLAB_DEBUG && "run_$NAME" "$WORK/ref") \
+    > "$WORK/out.ref" 2> "$WORK/err.ref"
+rc_ref=$?
+(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" && "run_$NAME" "$WORK/kslab") \
+    > "$WORK/out.kslab" 2> "$WORK/err.kslab"
+rc_kslab=$?
+
+status=0
+if [ $rc_ref != $rc_kslab ]; then
+    echo "FAIL: exit status $rc_ref without kslab, $rc_kslab with it"
+    status=1
+fi
+if ! diff -u "$WORK/out.ref" "$WORK/out.kslab"; then
+    echo "FAIL: output differs under kslab"
+    status=1
+fi
+if ! diff -u "$WORK/err.ref" "$WORK/err.kslab" > /dev/null; then
+    echo "FAIL: stderr differs under kslab:"
+    diff -u "$WORK/err.ref" "$WORK/err.kslab" | head -20
+    status=1
+fi
+# kslab was really used: statistics were written, with live kmalloc caches.
+procs=$(grep -c '^kslab: statistics of pid' "$STATS" 2>/dev/null || echo 0)
+used=$(awk '/^size-/ && $3 > 0 { n++ } END { print n + 0 }' "$STATS" 2>/dev/null || echo 0)
+if [ "$procs" -lt 1 ] || [ "$used" -lt 1 ]; then
+    echo "FAIL: no kslab statistics (processes $procs, caches used $used)"
+    status=1
+fi
+echo "$NAME: exit $rc_kslab, $(wc -l < "$WORK/out.ref") lines of output agree: $([ $status = 0 ] && echo yes || echo no); kslab statistics from $procs process(es), $used kmalloc cache lines in use"
+head -5 "$WORK/out.kslab"
+exit $status

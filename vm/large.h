@@ -1,0 +1,82 @@
+/*
+ * vm/large.h — large malloc blocks: page-granular blocks above the kmalloc
+ * range (> KMALLOC_MAX_SIZE), for the interposer.
+ *
+ * A block of up to LARGE_BUDDY_MAX_PAGES frames is a run of low-memory
+ * frames from the buddy zones (vm_alloc_pages_exact); its head page carries
+ * PG_large and its length in frames in page->private.  A bigger block (or
+ * one whose alignment does not fit a buddy block, or any block when low
+ * memory is exhausted) is a host mapping of its own ("huge"), recorded in a
+ * table keyed by its address; freed huge mappings are kept in a small cache
+ * (hysteresis) and unmapped past HUGE_CACHE_MAX_BYTES.
+ *
+ * Every function is thread-safe: buddy blocks are serialised by the zone
+ * locks of the page layer, huge blocks by one mutex of this file.
+ */
+#ifndef KSLAB_VM_LARGE_H
+#define KSLAB_VM_LARGE_H
+
+#include <stddef.h>
+
+#include "vm/page.h"
+
+/* Largest block served from the buddy zones: one block of the top order. */
+#define LARGE_BUDDY_MAX_PAGES (1UL << (MAX_ORDER - 1))
+/* Freed huge mappings kept for reuse: at most this many bytes ... */
+#define HUGE_CACHE_MAX_BYTES (64UL << 20)
+/* ... in at most this many mappings. */
+#define HUGE_CACHE_SLOTS 8
+
+/* Totals for kslab_stats_print(); a consistent-enough snapshot. */
+struct vm_large_stats {
+    unsigned long nr_alloc;    /* blocks ever allocated */
+    unsigned long nr_free;     /* blocks ever freed */
+    unsigned long live_blocks; /* buddy blocks in use */
+    unsigned long live_pages;  /* their frames */
+    unsigned long huge_blocks; /* own mappings in use */
+    unsigned long huge_bytes;  /* their bytes */
+    unsigned long huge_cached; /* freed mappings kept for reuse */
+    unsigned long huge_cached_bytes;
+    unsigned long huge_unmapped_bytes; /* bytes given back with munmap */
+    unsigned long grow_in_place;       /* realloc grown without a copy */
+    unsigned long moved;               /* realloc that had to copy */
+};
+
+/*
+ * vm_large_alloc - a page-aligned block of at least size bytes.
+ * @align: a power of two; blocks are aligned to max(align, PAGE_SIZE).
+ * @zero:  nonzero to return zeroed memory (calloc).
+ * Returns NULL with errno ENOMEM when the size cannot be served.
+ */
+void *vm_large_alloc(size_t size, size_t align, int zero);
+
+/* Outcome of vm_large_free(). */
+enum { VM_LARGE_BAD = -1, VM_LARGE_NOT_OURS = 0, VM_LARGE_FREED = 1 };
+
+/*
+ * vm_large_free - frees a large block.  Returns VM_LARGE_FREED, or
+ * VM_LARGE_BAD for an address in low memory that is not the head of a live
+ * large block (a freed block, an interior pointer), or VM_LARGE_NOT_OURS
+ * for an address kslab never mapped.  errno is preserved.
+ */
+int vm_large_free(void *p);
+
+/* Usable bytes of a live large block; 0 when p is not one. */
+size_t vm_large_usable(const void *p);
+
+/*
+ * vm_large_realloc - resizes the live large block p to size bytes (size >
+ * KMALLOC_MAX_SIZE): in place when the following frames are free, by
+ * mremap for a huge mapping, else by allocate-copy-free.  Returns the block,
+ * or NULL with errno ENOMEM leaving p untouched.
+ */
+void *vm_large_realloc(void *p, size_t size);
+
+void vm_large_get_stats(struct vm_large_stats *st);
+
+/* Fork handlers for the huge-mapping lock. */
+void vm_large_fork_prepare(void);
+void vm_large_fork_parent(void);
+void vm_large_fork_child(void);
+
+#endif /* KSLAB_VM_LARGE_H */
