@@ -415,6 +415,11 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     struct page *page = vm_virt_to_page(objp);
     for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
         page[i].s_mem = slabp->s_mem;
+        page[i].slab_objinv = cachep->objinv;
+        page[i].slab_objshift = cachep->objshift;
+        page[i].slab_num = cachep->num;
+        page[i].slab_id = cachep->id;
+        page[i].slab_obj_offset = cachep->obj_offset;
         SET_PAGE_CACHE(&page[i], cachep);
         SET_PAGE_SLAB(&page[i], slabp);
         SetPageFlag(&page[i], PG_slab);
@@ -475,6 +480,9 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
         ClearPageFlag(&page[i], PG_slab);
         page[i].list.next = page[i].list.prev = NULL;
         page[i].s_mem = NULL;
+        page[i].slab_objinv = 0;
+        page[i].slab_num = 0;
+        page[i].slab_id = 0;
     }
     free_pages((unsigned long)addr, cachep->gfporder);
     if (cachep->flags & CFLGS_OFF_SLAB)
@@ -537,7 +545,7 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
         slab_bad_pointer(objp, fn);
     slab_t *slabp = GET_PAGE_SLAB(page);
-    uint64_t idx = slab_obj_index(cachep, page, objp);
+    uint64_t idx = slab_page_obj_index(page, objp);
     if (idx >= cachep->num)
         slab_bad_pointer(objp, fn);
     unsigned int i = (unsigned int)idx;
@@ -658,7 +666,7 @@ static void free_direct(kmem_cache_t *cachep, void *objp, const char *fn)
         /* Validate the pointer before touching the object around it. */
         struct page *page = vm_virt_to_page(objp);
         if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
-            slab_obj_index(cachep, page, objp) >= cachep->num)
+            slab_page_obj_index(page, objp) >= cachep->num)
             slab_bad_pointer(objp, fn);
         check_free_debug(cachep, objp, fn);
     }
@@ -931,7 +939,7 @@ void kmem_cache_free(kmem_cache_t *cachep, void *objp)
     if (unlikely(!objp))
         return;
     if (unlikely(slab_cache_of(objp, &page) != cachep) ||
-        unlikely(slab_obj_index(cachep, page, objp) >= cachep->num))
+        unlikely(slab_page_obj_index(page, objp) >= cachep->num))
         slab_bad_cache_pointer(cachep, objp);
     __kmem_cache_free_checked(cachep, objp, "kmem_cache_free");
 }
