@@ -684,17 +684,32 @@ void slab_free_direct(kmem_cache_t *cachep, void *objp)
 
 /* ---- per-thread arrays ---- */
 
+/* An array starts AC_MEM_OFFSET bytes into its kmalloc object.  Objects
+ * of 2 KiB and up sit on 2 KiB boundaries; were the array's `avail' on one
+ * too, the store a program makes to a block it just got and the load of
+ * `avail' in free() would alias modulo 4 KiB and stall the load. */
+#define AC_MEM_OFFSET 64
+
 static struct array_cache *ac_create(kmem_cache_t *cachep)
 {
-    size_t bytes = sizeof(struct array_cache) + cachep->limit * sizeof(void *);
-    kmem_cache_t *gen = kmem_find_general_cachep(bytes);
-    struct array_cache *ac = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
-    if (!ac)
+    size_t bytes = AC_MEM_OFFSET + sizeof(struct array_cache) +
+                   cachep->limit * sizeof(void *);
+    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
+    char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
+    if (!mem)
         return &slab_empty_ac;
+    struct array_cache *ac = (struct array_cache *)(mem + AC_MEM_OFFSET);
     memset(ac, 0, sizeof *ac);
     ac->limit = cachep->limit;
     ac->batchcount = cachep->batchcount;
+    ac->mem_offset = AC_MEM_OFFSET;
     return ac;
+}
+
+static void ac_free(struct array_cache *ac)
+{
+    char *mem = (char *)ac - ac->mem_offset;
+    slab_free_direct(GET_PAGE_CACHE(vm_virt_to_page(mem)), mem);
 }
 
 /* Folds an array's counters into its cache (cache lock held). */
@@ -729,9 +744,7 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     pthread_mutex_unlock(&cachep->spinlock);
     if (release) {
         t->ac[cachep->id] = &slab_empty_ac;
-        slab_free_direct(kmem_find_general_cachep(sizeof(struct array_cache) +
-                                                  ac->limit * sizeof(void *)),
-                         ac);
+        ac_free(ac);
     }
 }
 

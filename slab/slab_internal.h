@@ -84,7 +84,7 @@ struct array_cache {
     unsigned int avail;
     unsigned int limit;
     unsigned int batchcount;
-    unsigned int touched;
+    unsigned int mem_offset; /* the array starts this far into its object */
 #if SLAB_STATS
     /* hits since the last fold into the cache (at each refill/flush) */
     unsigned int allochit, allocmiss, freehit, freemiss;
