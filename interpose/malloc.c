@@ -65,16 +65,32 @@ static __noinline void *ip_large_malloc(size_t size, size_t align, int zero)
     return vm_large_alloc(size, align, zero);
 }
 
-static inline void *ip_malloc(size_t size)
+/* Everything malloc does not do on an array-cache hit: start-up (before
+ * ip_init() every thread's arrays are empty, so the first allocation comes
+ * here), refill, large blocks and running out of memory. */
+static __noinline void *ip_malloc_slow(size_t size)
 {
     ip_ensure_init();
+    if (size > KMALLOC_MAX_SIZE)
+        return vm_large_alloc(size, PAGE_SIZE, 0);
+    void *p = slab_malloc_slow(size);
+    return p ? p : ip_oom();
+}
+
+/* The hit: a table load, the thread's array of the class, a pop.  No
+ * stack frame, no other test. */
+static inline void *ip_malloc(size_t size)
+{
     if (likely(size <= KMALLOC_MAX_SIZE)) {
-        void *p = slab_malloc_inline(size);
-        if (likely(p))
-            return p;
-        return ip_oom();
+        struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
+        if (likely(ac->avail)) {
+#if SLAB_STATS
+            ac->allochit++;
+#endif
+            return ac->entry[--ac->avail];
+        }
     }
-    return ip_large_malloc(size, PAGE_SIZE, 0);
+    return ip_malloc_slow(size);
 }
 
 static inline void ip_free(void *p, const char *fn)
@@ -159,11 +175,10 @@ KSLAB_API void *calloc(size_t n, size_t size)
         return ip_oom();
     if (unlikely(ip_tool_wanted()))
         return ip_tool_alloc(total, 16, 1);
-    ip_ensure_init();
     if (likely(total <= KMALLOC_MAX_SIZE)) {
-        void *p = slab_malloc_inline(total);
+        void *p = ip_malloc(total);
         if (unlikely(!p))
-            return ip_oom();
+            return NULL;
         return memset(p, 0, total);
     }
     return ip_large_malloc(total, PAGE_SIZE, 1);

@@ -192,7 +192,7 @@ size_t slab_ksize(const void *objp)
 {
     struct page *page;
     kmem_cache_t *cachep = slab_cache_of(objp, &page);
-    if (!cachep || slab_obj_index(cachep, page, objp) >= cachep->num)
+    if (!cachep || slab_page_obj_index(page, objp) >= cachep->num)
         return 0;
     return cachep->objsize;
 }

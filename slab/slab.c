@@ -416,6 +416,11 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     struct page *page = vm_virt_to_page(objp);
     for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
         page[i].s_mem = slabp->s_mem;
+        page[i].slab_objinv = cachep->objinv;
+        page[i].slab_objshift = cachep->objshift;
+        page[i].slab_num = cachep->num;
+        page[i].slab_id = cachep->id;
+        page[i].slab_obj_offset = cachep->obj_offset;
         SET_PAGE_CACHE(&page[i], cachep);
         SET_PAGE_SLAB(&page[i], slabp);
         SetPageFlag(&page[i], PG_slab);
@@ -476,6 +481,9 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
         ClearPageFlag(&page[i], PG_slab);
         page[i].list.next = page[i].list.prev = NULL;
         page[i].s_mem = NULL;
+        page[i].slab_objinv = 0;
+        page[i].slab_num = 0;
+        page[i].slab_id = 0;
     }
     free_pages((unsigned long)addr, cachep->gfporder);
     if (cachep->flags & CFLGS_OFF_SLAB)
@@ -538,7 +546,7 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
         slab_bad_pointer(objp, fn);
     slab_t *slabp = GET_PAGE_SLAB(page);
-    uint64_t idx = slab_obj_index(cachep, page, objp);
+    uint64_t idx = slab_page_obj_index(page, objp);
     if (idx >= cachep->num)
         slab_bad_pointer(objp, fn);
     unsigned int i = (unsigned int)idx;
@@ -662,7 +670,7 @@ static void free_direct(kmem_cache_t *cachep, void *objp, const char *fn)
         /* Validate the pointer before touching the object around it. */
         struct page *page = vm_virt_to_page(objp);
         if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
-            slab_obj_index(cachep, page, objp) >= cachep->num)
+            slab_page_obj_index(page, objp) >= cachep->num)
             slab_bad_pointer(objp, fn);
         check_free_debug(cachep, objp, fn);
     }
@@ -680,17 +688,32 @@ void slab_free_direct(kmem_cache_t *cachep, void *objp)
 
 /* ---- per-thread arrays ---- */
 
+/* An array starts AC_MEM_OFFSET bytes into its kmalloc object.  Objects
+ * of 2 KiB and up sit on 2 KiB boundaries; were the array's `avail' on one
+ * too, the store a program makes to a block it just got and the load of
+ * `avail' in free() would alias modulo 4 KiB and stall the load. */
+#define AC_MEM_OFFSET 64
+
 static struct array_cache *ac_create(kmem_cache_t *cachep)
 {
-    size_t bytes = sizeof(struct array_cache) + cachep->limit * sizeof(void *);
-    kmem_cache_t *gen = kmem_find_general_cachep(bytes);
-    struct array_cache *ac = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
-    if (!ac)
+    size_t bytes = AC_MEM_OFFSET + sizeof(struct array_cache) +
+                   cachep->limit * sizeof(void *);
+    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
+    char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
+    if (!mem)
         return &slab_empty_ac;
+    struct array_cache *ac = (struct array_cache *)(mem + AC_MEM_OFFSET);
     memset(ac, 0, sizeof *ac);
     ac->limit = cachep->limit;
     ac->batchcount = cachep->batchcount;
+    ac->mem_offset = AC_MEM_OFFSET;
     return ac;
+}
+
+static void ac_free(struct array_cache *ac)
+{
+    char *mem = (char *)ac - ac->mem_offset;
+    slab_free_direct(GET_PAGE_CACHE(vm_virt_to_page(mem)), mem);
 }
 
 /* Folds an array's counters into its cache (cache lock held). */
@@ -725,9 +748,7 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     pthread_mutex_unlock(&cachep->spinlock);
     if (release) {
         t->ac[cachep->id] = &slab_empty_ac;
-        slab_free_direct(kmem_find_general_cachep(sizeof(struct array_cache) +
-                                                  ac->limit * sizeof(void *)),
-                         ac);
+        ac_free(ac);
     }
 }
 
@@ -935,7 +956,7 @@ void kmem_cache_free(kmem_cache_t *cachep, void *objp)
     if (unlikely(!objp))
         return;
     if (unlikely(slab_cache_of(objp, &page) != cachep) ||
-        unlikely(slab_obj_index(cachep, page, objp) >= cachep->num))
+        unlikely(slab_page_obj_index(page, objp) >= cachep->num))
         slab_bad_cache_pointer(cachep, objp);
     __kmem_cache_free_checked(cachep, objp, "kmem_cache_free");
 }

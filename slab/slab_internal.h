@@ -84,7 +84,7 @@ struct array_cache {
     unsigned int avail;
     unsigned int limit;
     unsigned int batchcount;
-    unsigned int touched;
+    unsigned int mem_offset; /* the array starts this far into its object */
 #if SLAB_STATS
     /* hits since the last fold into the cache (at each refill/flush) */
     unsigned int allochit, allocmiss, freehit, freemiss;
@@ -189,21 +189,23 @@ __cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
                                                        const char *fn);
 void slab_init_slow(void);
 
-/* Index of objp in its slab when it is an object start; >= num
- * otherwise.  Exact for any object size: divisibility by size = odd <<
- * objshift through the modular inverse of odd (one multiply, a rotate). */
-static inline uint64_t slab_obj_index(const kmem_cache_t *cachep,
-                                      const struct page *page, const void *objp)
+/* Index of objp in the slab of page when it is an object start; >=
+ * page->slab_num otherwise.  Exact for any object size: divisibility by
+ * size = odd << objshift through the modular inverse of odd (one multiply,
+ * one rotate).  Reads only the struct page, where kmem_cache_grow() copied
+ * the cache's geometry. */
+static inline uint64_t slab_page_obj_index(const struct page *page,
+                                           const void *objp)
 {
-    uint64_t n = (uint64_t)((uintptr_t)objp - cachep->obj_offset -
+    uint64_t n = (uint64_t)((uintptr_t)objp - page->slab_obj_offset -
                             (uintptr_t)page->s_mem);
-    uint64_t q = n * cachep->objinv;
-    unsigned int s = cachep->objshift;
+    uint64_t q = n * page->slab_objinv;
+    unsigned int s = page->slab_objshift;
     return s ? (q >> s) | (q << (64 - s)) : q;
 }
 
-/* The cache of a slab object, or NULL if objp is not in a slab frame. */
-static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
+/* The frame of a slab object, or NULL if objp is not in a slab frame. */
+static inline struct page *slab_page_of(const void *objp)
 {
     uintptr_t off = (uintptr_t)objp - (uintptr_t)vm_lowmem.base;
     unsigned long pfn = off >> PAGE_SHIFT;
@@ -212,6 +214,15 @@ static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
         return NULL;
     struct page *page = &vm_lowmem.mem_map[pfn];
     if (unlikely(!PageSlab(page)))
+        return NULL;
+    return page;
+}
+
+/* The cache of a slab object, or NULL if objp is not in a slab frame. */
+static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
+{
+    struct page *page = slab_page_of(objp);
+    if (unlikely(!page))
         return NULL;
     *ppage = page;
     return GET_PAGE_CACHE(page);
@@ -252,13 +263,23 @@ static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
  * slab memory that is not an object start dies with a message. */
 static inline int slab_free_inline(const void *objp, const char *fn)
 {
-    struct page *page;
-    kmem_cache_t *cachep = slab_cache_of(objp, &page);
-    if (unlikely(!cachep))
+    struct page *page = slab_page_of(objp);
+    if (unlikely(!page))
         return 0;
-    if (unlikely(slab_obj_index(cachep, page, objp) >= cachep->num))
+    if (unlikely(slab_page_obj_index(page, objp) >= page->slab_num))
         slab_bad_pointer(objp, fn);
-    __kmem_cache_free_checked(cachep, (void *)objp, fn);
+    struct array_cache *ac = slab_self->ac[page->slab_id];
+    unsigned int avail = ac->avail;
+    if (likely(avail < ac->limit) &&
+        likely(!avail || ac->entry[avail - 1] != objp)) {
+#if SLAB_STATS
+        ac->freehit++;
+#endif
+        ac->entry[avail] = (void *)objp;
+        ac->avail = avail + 1;
+        return 1;
+    }
+    slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }
 

@@ -54,22 +54,35 @@
  * Free (buddy): the head page of a free block has PG_buddy, its order in
  * `order` and is linked through `list` on its zone's free_area[order].
  * Slab: every page of a slab has PG_slab; list.next is its cache
- * (GET_PAGE_CACHE), list.prev its slab (GET_PAGE_SLAB), and s_mem the
- * slab's first object, so the fast path of kfree() validates a pointer and
- * finds its cache from this one structure.  In use otherwise: count is the
- * reference count, order the order it was allocated with.
+ * (GET_PAGE_CACHE), list.prev its slab (GET_PAGE_SLAB), s_mem the slab's
+ * first object, and the slab_* fields copies of the cache's geometry and
+ * array id, so the fast path of kfree() validates a pointer and finds the
+ * thread's array from this one structure (the first 56 bytes).  In use
+ * otherwise: count is the reference count, order the order it was allocated
+ * with.
  */
 struct page {
     struct list_head list;
     void *s_mem;
     unsigned long flags;
+    union {
+        struct {                  /* user memory (vm/) */
+            unsigned long index;  /* swap entry (swap cache) or offset */
+            struct list_head lru; /* active/inactive lists */
+        };
+        struct {                  /* a slab frame: the free fast path */
+            uint64_t slab_objinv; /* copies of its cache's fields */
+            unsigned int slab_objshift;
+            unsigned int slab_num;
+            unsigned int slab_id;
+            unsigned int slab_obj_offset;
+        };
+    };
     atomic_int count;
     unsigned int order;
     unsigned int zone;     /* index into vm_zones[] */
     unsigned int mapcount; /* user ptes mapping this frame (vm/) */
-    unsigned long index;   /* swap entry (swap cache) or file offset */
     void *mapping;         /* owner when in a cache (swap, file) */
-    struct list_head lru;  /* active/inactive lists of user memory */
     unsigned long private; /* owner-defined */
 };
 
