@@ -10,14 +10,14 @@ JOBS=${JOBS:-$(nproc)}
 run_build() {
     local dir=$1; shift
     echo "=== kslab: configure $dir ($*)"
-    cmake -S . -B "$dir" -DKSLAB_WERROR=ON "$@" >/dev/null
+    cmake -S . -B "$dir" -DKSLAB_WERROR=ON -DKSLAB_TESTS=ON "$@" >/dev/null
     cmake --build "$dir" -j"$JOBS"
     echo "=== kslab: test $dir"
     (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 600)
 }
 
 bash tools/lint.sh
-run_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_build build -DKSLAB_BENCH=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_build build-asan -DKSLAB_SANITIZE=ON -DKSLAB_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
 run_build build-tsan -DKSLAB_TSAN=ON -DKSLAB_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then

@@ -103,8 +103,12 @@ static void kfree_twice(void *arg)
 static void kfree_twice_later(void *arg)
 {
     (void)arg;
-    void *p = kmalloc(64, GFP_KERNEL);
-    void *q = kmalloc(64, GFP_KERNEL);
+    /* SLAB_NO_REAP: the emptied slab stays, so the second free finds the
+     * object free on it (a kmalloc slab might already be gone, which gives
+     * "invalid pointer" instead). */
+    kmem_cache_t *c = kmem_cache_create("dbl", 64, 0, SLAB_NO_REAP, NULL, NULL);
+    void *p = kmem_cache_alloc(c, GFP_KERNEL);
+    void *q = kmem_cache_alloc(c, GFP_KERNEL);
     kfree(p);
     kfree(q);          /* p is no longer on top of the thread's array */
     slab_drain_self(); /* p is back on its slab */
