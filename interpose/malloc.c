@@ -123,7 +123,7 @@ static inline size_t pow2_roundup(size_t x)
 /* align: a power of two. */
 static void *ip_aligned(size_t align, size_t size)
 {
-    if (unlikely(ip_tool_wanted()))
+    if (unlikely(ip_tool_wanted()) && vm_tool_active())
         return ip_tool_alloc(size, align, 0);
     ip_ensure_init();
     if (align <= MALLOC_ALIGN)
@@ -145,27 +145,50 @@ static void *ip_aligned(size_t align, size_t size)
     return ip_large_malloc(size, align, 0);
 }
 
+/* The tool entries (out of line, tail-called): under valgrind the tool
+ * path, otherwise — the first call, before the question is settled — the
+ * plain one. */
+static __noinline void *ip_malloc_tool(size_t size, size_t align, int zero)
+{
+    if (vm_tool_active())
+        return ip_tool_alloc(size, align, zero);
+    if (align > MALLOC_ALIGN)
+        return ip_aligned(align, size);
+    void *p = ip_malloc(size);
+    return p && zero ? memset(p, 0, size) : p;
+}
+
+static __noinline void ip_free_tool(void *p, const char *fn)
+{
+    if (vm_tool_active())
+        ip_tool_free(p, fn);
+    else
+        ip_free(p, fn);
+}
+
 KSLAB_API void *malloc(size_t size)
 {
     if (unlikely(ip_tool_wanted()))
-        return ip_tool_alloc(size, 16, 0);
+        return ip_malloc_tool(size, MALLOC_ALIGN, 0);
     return ip_malloc(size);
 }
 
 KSLAB_API void free(void *p)
 {
-    if (unlikely(ip_tool_wanted()))
-        ip_tool_free(p, "free");
-    else
-        ip_free(p, "free");
+    if (unlikely(ip_tool_wanted())) {
+        ip_free_tool(p, "free");
+        return;
+    }
+    ip_free(p, "free");
 }
 
 KSLAB_API void cfree(void *p)
 {
-    if (unlikely(ip_tool_wanted()))
-        ip_tool_free(p, "cfree");
-    else
-        ip_free(p, "cfree");
+    if (unlikely(ip_tool_wanted())) {
+        ip_free_tool(p, "cfree");
+        return;
+    }
+    ip_free(p, "cfree");
 }
 
 KSLAB_API void *calloc(size_t n, size_t size)
@@ -174,7 +197,7 @@ KSLAB_API void *calloc(size_t n, size_t size)
     if (unlikely(__builtin_mul_overflow(n, size, &total)))
         return ip_oom();
     if (unlikely(ip_tool_wanted()))
-        return ip_tool_alloc(total, 16, 1);
+        return ip_malloc_tool(total, MALLOC_ALIGN, 1);
     if (likely(total <= KMALLOC_MAX_SIZE)) {
         void *p = ip_malloc(total);
         if (unlikely(!p))
@@ -216,7 +239,7 @@ static __noinline void *ip_realloc_large(void *p, size_t size)
 
 KSLAB_API void *realloc(void *p, size_t size)
 {
-    if (unlikely(ip_tool_wanted()))
+    if (unlikely(ip_tool_wanted()) && vm_tool_active())
         return ip_tool_realloc(p, size);
     if (!p)
         return ip_malloc(size);
@@ -294,7 +317,7 @@ KSLAB_API size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    if (unlikely(ip_tool_wanted()))
+    if (unlikely(ip_tool_wanted()) && vm_tool_active())
         return ip_tool_usable(p);
     return ip_usable(p, "malloc_usable_size");
 }
