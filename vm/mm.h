@@ -217,6 +217,11 @@ struct mm_struct {
      * this mm resumes (under mmap_sem). */
     struct list_head mmlist;
     unsigned long swap_address;
+    /* memory.c, under mmap_sem: host pages [premap_start, premap_end) of
+     * the window map memfd frames premap_pfn onwards, PROT_NONE where the
+     * pte is none (see map_fresh_page); forgotten by any other host
+     * mapping change that overlaps it.  Empty when start == end. */
+    unsigned long premap_start, premap_end, premap_pfn;
 };
 
 /* fault.c: window registry and the SIGSEGV handler. */
