@@ -308,9 +308,9 @@ static void test_sequential_faults_premap_stays_honest(void **state)
         assert_int_equal(U64(other, b + i * PAGE_SIZE), 0xdead);
     /* munmap and map again inside the run: fresh zero pages */
     assert_int_equal(do_munmap(mm, a + 32 * PAGE_SIZE, 8 * PAGE_SIZE), 0);
-    assert_false(IS_ERR_VALUE(anon(mm, a + 32 * PAGE_SIZE, 8 * PAGE_SIZE,
-                                   PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_FIXED)));
+    assert_false(
+        IS_ERR_VALUE(anon(mm, a + 32 * PAGE_SIZE, 8 * PAGE_SIZE,
+                          PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED)));
     for (int i = 16; i < 64; i++) {
         assert_int_equal(U64(mm, a + i * PAGE_SIZE + 8), 0);
         U64(mm, a + i * PAGE_SIZE) = 100 + i;
