@@ -248,7 +248,14 @@ static int set_pte_host(struct mm_struct *mm, unsigned long addr, pte_t *pte,
  * and otherwise maps its frame as usual.  This is later Linux's
  * fault-around applied to the host mappings rather than to the ptes.
  */
+#if defined(__SANITIZE_THREAD__)
+/* TSan's mmap interceptor counts the whole range as written by the mapping
+ * thread, so pages mapped ahead would look racy to the threads that later
+ * use them: map only the faulting page. */
+#define PREMAP_PAGES 1
+#else
 #define PREMAP_PAGES 64
+#endif
 
 static int premap_hit(struct mm_struct *mm, unsigned long addr,
                       unsigned long pfn)
