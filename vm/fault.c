@@ -68,6 +68,19 @@ void vm_window_unregister(struct mm_struct *mm)
     mm->window_slot = -1;
 }
 
+void vm_window_fork_lock(void)
+{
+    pthread_mutex_lock(&windows_lock);
+}
+
+void vm_window_fork_unlock(int child)
+{
+    if (child)
+        pthread_mutex_init(&windows_lock, NULL);
+    else
+        pthread_mutex_unlock(&windows_lock);
+}
+
 static struct mm_struct *window_lookup(uintptr_t a)
 {
     int n = atomic_load_explicit(&nr_windows, memory_order_acquire);

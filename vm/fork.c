@@ -26,10 +26,56 @@ static void mm_cache_init(void)
                                   SLAB_HWCACHE_ALIGN, NULL, NULL);
 }
 
+/**
+ * vm_mm_fork_prepare - before a host fork(): takes the locks of the
+ * address-space side of vm/ (see mm.h for the order).  It runs before the
+ * slab's prepare handler, because a thread holding an mmap_sem may be
+ * waiting for a cache lock (page tables and vmas come from the slab).
+ * vm_mm_fork_parent releases them; vm_mm_fork_child, in the child, makes
+ * them anew.  Registered with pthread_atfork at the first mm.
+ */
+void vm_mm_fork_prepare(void)
+{
+    vm_mmlist_fork_lock();
+    vm_window_fork_lock();
+    vm_vmalloc_fork_lock();
+    vm_swap_fork_lock();
+    vm_highmem_fork_lock();
+}
+
+void vm_mm_fork_parent(void)
+{
+    vm_highmem_fork_unlock(0);
+    vm_swap_fork_unlock(0);
+    vm_vmalloc_fork_unlock(0);
+    vm_window_fork_unlock(0);
+    vm_mmlist_fork_unlock(0);
+}
+
+void vm_mm_fork_child(void)
+{
+    vm_highmem_fork_unlock(1);
+    vm_swap_fork_unlock(1);
+    vm_vmalloc_fork_unlock(1);
+    vm_window_fork_unlock(1);
+    vm_mmlist_fork_unlock(1);
+}
+
+/* pthread_atfork runs prepare handlers in reverse order of registration:
+ * registered at the first mm, after the interposer's (registered at
+ * start), ours runs first, and our child handler after the slab's. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void mm_atfork_init(void)
+{
+    pthread_atfork(vm_mm_fork_prepare, vm_mm_fork_parent, vm_mm_fork_child);
+}
+
 struct mm_struct *vm_mm_create(void)
 {
     if (vm_highmem_init() != 0 || vm_fault_init() != 0)
         return NULL;
+    pthread_once(&atfork_once, mm_atfork_init);
     pthread_once(&mm_once, mm_cache_init);
     if (!mm_cachep)
         return NULL;

@@ -42,6 +42,17 @@ static void hm_unlock(void)
     atomic_flag_clear_explicit(&vm_highmem.lock, memory_order_release);
 }
 
+void vm_highmem_fork_lock(void)
+{
+    hm_lock();
+}
+
+void vm_highmem_fork_unlock(int child)
+{
+    (void)child; /* a spinlock: released the same way on both sides */
+    hm_unlock();
+}
+
 static int test_bit(unsigned long nr)
 {
     return (vm_highmem.bitmap[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;

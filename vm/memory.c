@@ -96,10 +96,20 @@ static int host_prot(pte_t pte)
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
 
+/* Any host mapping change over [start, end) other than map_fresh_page's
+ * own ends the premapped run it overlaps. */
+static void premap_forget(struct mm_struct *mm, unsigned long start,
+                          unsigned long end)
+{
+    if (start < mm->premap_end && end > mm->premap_start)
+        mm->premap_start = mm->premap_end = 0;
+}
+
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
     if (start >= end)
         return 0;
+    premap_forget(mm, start, end);
     void *p =
         mmap(mm->window + start, end - start, PROT_NONE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
@@ -112,6 +122,7 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
                         unsigned long npages, unsigned long pfn, int prot,
                         int populate)
 {
+    premap_forget(mm, addr, addr + (npages << PAGE_SHIFT));
     void *p = mmap(mm->window + addr, npages << PAGE_SHIFT, prot,
                    MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0),
                    vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT));
@@ -220,10 +231,95 @@ static int set_pte_host(struct mm_struct *mm, unsigned long addr, pte_t *pte,
     return -1;
 }
 
+/*
+ * The host side of a fresh frame at a pte that was none — the common
+ * anonymous write fault, and the cost that dominates it: an mmap of one
+ * page of the memfd splits the window's reservation and merges with the
+ * neighbour's mapping (host VMA work), besides the host fault.  When
+ * faults walk a vma upwards and the frame allocator follows them (frame
+ * pfn at addr, pfn + 1 at addr + PAGE_SIZE, as frame_hint asks), the
+ * pages ahead are mapped in one go: [addr, addr + n) to frames [pfn, pfn +
+ * n), PROT_NONE beyond addr itself.  Their ptes stay none — nothing is
+ * allocated, counted or made accessible for them; a PROT_NONE view of a
+ * frame that is free or owned by someone else cannot be read or written,
+ * and it faults exactly as the inaccessible hole it replaces.  The next
+ * fault there, if it gets the frame the run expected, needs only an
+ * mprotect of its page (which the host does by moving a VMA boundary),
+ * and otherwise maps its frame as usual.  This is later Linux's
+ * fault-around applied to the host mappings rather than to the ptes.
+ */
+#if defined(__SANITIZE_THREAD__)
+/* TSan's mmap interceptor counts the whole range as written by the mapping
+ * thread, so pages mapped ahead would look racy to the threads that later
+ * use them: map only the faulting page. */
+#define PREMAP_PAGES 1
+#else
+#define PREMAP_PAGES 64
+#endif
+
+static int premap_hit(struct mm_struct *mm, unsigned long addr,
+                      unsigned long pfn)
+{
+    return addr >= mm->premap_start && addr < mm->premap_end &&
+           pfn == mm->premap_pfn + ((addr - mm->premap_start) >> PAGE_SHIFT);
+}
+
+/* How many pages after addr (same vma, same pte table) have none ptes
+ * and frames to premap, at most PREMAP_PAGES - 1. */
+static unsigned long premap_ahead(struct vm_area_struct *vma,
+                                  unsigned long addr, pte_t *pte,
+                                  unsigned long pfn)
+{
+    unsigned long n = 0, max = PREMAP_PAGES - 1;
+    unsigned long room = (((addr + PMD_SIZE) & PMD_MASK) - addr) >> PAGE_SHIFT;
+    if (room - 1 < max)
+        max = room - 1;
+    if (((vma->vm_end - addr) >> PAGE_SHIFT) - 1 < max)
+        max = ((vma->vm_end - addr) >> PAGE_SHIFT) - 1;
+    if (vm_highmem.nr_frames - 1 - pfn < max)
+        max = vm_highmem.nr_frames - 1 - pfn;
+    while (n < max && pte_none(pte[n + 1]))
+        n++;
+    return n;
+}
+
+static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                          unsigned long addr, pte_t *pte, pte_t entry)
+{
+    unsigned long pfn = pte_pfn(entry);
+    int prot = host_prot(entry);
+
+    if (premap_hit(mm, addr, pfn) &&
+        mprotect(mm->window + addr, PAGE_SIZE, prot) == 0) {
+        *pte = entry;
+        return 1;
+    }
+    pte_t *prev = (addr & ~PMD_MASK) ? pte - 1 : NULL;
+    unsigned long n = 0;
+    if (prev && pte_present(*prev) && pte_pfn(*prev) + 1 == pfn)
+        n = premap_ahead(vma, addr, pte, pfn);
+    if (!n)
+        return set_pte_host(mm, addr, pte, entry);
+    premap_forget(mm, addr, addr + ((n + 1) << PAGE_SHIFT));
+    void *p = mmap(mm->window + addr, (n + 1) << PAGE_SHIFT, PROT_NONE,
+                   MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
+                   (off_t)(pfn << PAGE_SHIFT));
+    if (p == MAP_FAILED)
+        return set_pte_host(mm, addr, pte, entry);
+    mm->premap_start = addr;
+    mm->premap_end = addr + ((n + 1) << PAGE_SHIFT);
+    mm->premap_pfn = pfn;
+    if (mprotect(mm->window + addr, PAGE_SIZE, prot) == 0) {
+        *pte = entry;
+        return 1;
+    }
+    return set_pte_host(mm, addr, pte, entry);
+}
+
 /* A not-present page of an anonymous private vma: a read maps the shared
  * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own. */
-static int do_anonymous_page(struct mm_struct *mm, unsigned long addr,
-                             pte_t *pte, int write_access)
+static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                             unsigned long addr, pte_t *pte, int write_access)
 {
     mm->min_flt++;
     if (!write_access) {
@@ -234,9 +330,9 @@ static int do_anonymous_page(struct mm_struct *mm, unsigned long addr,
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;
-    int r = set_pte_host(mm, addr, pte,
-                         mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                          _PAGE_DIRTY | _PAGE_ACCESSED));
+    int r = map_fresh_page(mm, vma, addr, pte,
+                           mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                            _PAGE_DIRTY | _PAGE_ACCESSED));
     if (r < 0)
         put_page(page);
     else
@@ -250,7 +346,7 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
                       unsigned long addr, int write_access, pte_t *pte)
 {
     if (!vma->vm_ops || !vma->vm_ops->nopage)
-        return do_anonymous_page(mm, addr, pte, write_access);
+        return do_anonymous_page(mm, vma, addr, pte, write_access);
     struct page *page = vma->vm_ops->nopage(vma, addr, write_access);
     if (!page)
         return 0; /* SIGBUS */

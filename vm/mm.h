@@ -217,12 +217,43 @@ struct mm_struct {
      * this mm resumes (under mmap_sem). */
     struct list_head mmlist;
     unsigned long swap_address;
+    /* memory.c, under mmap_sem: host pages [premap_start, premap_end) of
+     * the window map memfd frames premap_pfn onwards, PROT_NONE where the
+     * pte is none (see map_fresh_page); forgotten by any other host
+     * mapping change that overlaps it.  Empty when start == end. */
+    unsigned long premap_start, premap_end, premap_pfn;
+    /* vmscan.c: the chain of mms whose mmap_sem a host fork() holds. */
+    struct mm_struct *fork_next;
+    int fork_locked;
 };
 
 /* fault.c: window registry and the SIGSEGV handler. */
 int vm_fault_init(void);
 int vm_window_register(struct mm_struct *mm);
 void vm_window_unregister(struct mm_struct *mm);
+
+/*
+ * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the
+ * address-space side of vm/ in the order they nest — each mm's mmap_sem,
+ * vm_mmlist_lock, the window table lock, vmlist_lock, vm_swap_lock, the
+ * frame spinlock — so no other thread is inside any of them when the
+ * process is copied; the parent releases them, the child makes them anew
+ * (only the forking thread lives on there).  The pieces below are the
+ * per-file halves, each lock owned where it is defined.
+ */
+void vm_mm_fork_prepare(void);
+void vm_mm_fork_parent(void);
+void vm_mm_fork_child(void);
+void vm_mmlist_fork_lock(void);
+void vm_mmlist_fork_unlock(int child);
+void vm_window_fork_lock(void);
+void vm_window_fork_unlock(int child);
+void vm_vmalloc_fork_lock(void);
+void vm_vmalloc_fork_unlock(int child);
+void vm_swap_fork_lock(void);
+void vm_swap_fork_unlock(int child);
+void vm_highmem_fork_lock(void);
+void vm_highmem_fork_unlock(int child);
 
 /* memory.c */
 int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,

@@ -27,6 +27,26 @@
 #include "vm/mm.h"
 
 pthread_mutex_t vm_swap_lock = PTHREAD_MUTEX_INITIALIZER;
+/* guards the static swap header buffers of mkswap and swap_open */
+static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* h_lock is never held with vm_swap_lock: either order is safe. */
+void vm_swap_fork_lock(void)
+{
+    pthread_mutex_lock(&h_lock);
+    pthread_mutex_lock(&vm_swap_lock);
+}
+
+void vm_swap_fork_unlock(int child)
+{
+    if (child) {
+        pthread_mutex_init(&vm_swap_lock, NULL);
+        pthread_mutex_init(&h_lock, NULL);
+        return;
+    }
+    pthread_mutex_unlock(&vm_swap_lock);
+    pthread_mutex_unlock(&h_lock);
+}
 
 #define SWP_USED 1
 #define SWP_WRITEOK 3
@@ -245,7 +265,6 @@ KSLAB_API int mkswap(const char *path, unsigned long pages)
     if (fd < 0)
         return -errno;
     static union swap_header h; /* one page: not on the stack */
-    static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&h_lock);
     memset(&h, 0, sizeof h);
     h.info.version = 1;
@@ -266,7 +285,6 @@ KSLAB_API int mkswap(const char *path, unsigned long pages)
 static int swap_open(const char *path, struct stat *st, unsigned long *max)
 {
     static union swap_header h;
-    static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -35,6 +35,19 @@ struct vm_struct {
 struct mm_struct init_mm; /* only its pgd is used: the kernel page tables */
 static struct vm_struct *vmlist;
 static pthread_mutex_t vmlist_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vm_vmalloc_fork_lock(void)
+{
+    pthread_mutex_lock(&vmlist_lock);
+}
+
+void vm_vmalloc_fork_unlock(int child)
+{
+    if (child)
+        pthread_mutex_init(&vmlist_lock, NULL);
+    else
+        pthread_mutex_unlock(&vmlist_lock);
+}
 static char *vmalloc_base;
 static unsigned long vmalloc_pages;
 

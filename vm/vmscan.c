@@ -102,6 +102,70 @@ static struct mm_struct *mmlist_rotate(void)
     return mm;
 }
 
+/*
+ * For a host fork(): every mm on the list gets a reference and its
+ * mmap_sem taken, and then vm_mmlist_lock is kept, so no mm can join the
+ * list unlocked.  An mmap_sem is waited for only with vm_mmlist_lock
+ * released (the order is mmap_sem → vm_mmlist_lock); no path holds one
+ * mmap_sem while waiting for another, so waiting here cannot deadlock.
+ */
+static struct mm_struct *fork_locked;
+
+static void fork_lock_mm(struct mm_struct *mm)
+{
+    mm->fork_locked = 1;
+    mm->fork_next = fork_locked;
+    fork_locked = mm;
+}
+
+void vm_mmlist_fork_lock(void)
+{
+    for (;;) {
+        struct mm_struct *wait = NULL;
+        struct list_head *pos;
+        pthread_mutex_lock(&vm_mmlist_lock);
+        list_for_each(pos, &vm_mmlist)
+        {
+            struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
+            if (m->fork_locked || !get_mm_not_zero(m))
+                continue; /* done, or dying: its mmap_sem is unused */
+            if (pthread_mutex_trylock(&m->mmap_sem) == 0) {
+                fork_lock_mm(m);
+                continue;
+            }
+            wait = m;
+            break;
+        }
+        if (!wait)
+            return;
+        pthread_mutex_unlock(&vm_mmlist_lock);
+        pthread_mutex_lock(&wait->mmap_sem);
+        fork_lock_mm(wait);
+    }
+}
+
+void vm_mmlist_fork_unlock(int child)
+{
+    struct mm_struct *list = fork_locked;
+    fork_locked = NULL;
+    for (struct mm_struct *m = list; m; m = m->fork_next) {
+        m->fork_locked = 0;
+        if (child)
+            pthread_mutex_init(&m->mmap_sem, NULL);
+        else
+            pthread_mutex_unlock(&m->mmap_sem);
+    }
+    if (child)
+        pthread_mutex_init(&vm_mmlist_lock, NULL);
+    else
+        pthread_mutex_unlock(&vm_mmlist_lock);
+    while (list) {
+        struct mm_struct *next = list->fork_next;
+        mmput(list);
+        list = next;
+    }
+}
+
 static int mmlist_count(void)
 {
     int n = 0;

@@ -271,6 +271,62 @@ static void test_handle_mm_fault_direct(void **state)
     mmput(mm);
 }
 
+/* Sequential write faults map the pages ahead on the host (memory.c,
+ * map_fresh_page), but their ptes stay none: nothing is counted, a read
+ * there still faults to the ZERO_PAGE, and a frame the run expected that
+ * went to another mm is not visible here. */
+static void test_sequential_faults_premap_stays_honest(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc(), *other = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 64 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    unsigned long b =
+        anon(other, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (int i = 0; i < 8; i++)
+        U64(mm, a + i * PAGE_SIZE) = 100 + i;
+    struct mm_stat st = stat_of(mm);
+    assert_int_equal(st.rss, 8);
+#if !defined(__SANITIZE_THREAD__)
+    assert_true(mm->premap_end > a + 8 * PAGE_SIZE);
+#endif
+    for (int i = 8; i < 64; i++)
+        assert_true(pte_none(*vm_pte_lookup(mm, a + i * PAGE_SIZE)));
+    /* a read of a premapped page faults: ZERO_PAGE, still no rss */
+    assert_int_equal(U64(mm, a + 20 * PAGE_SIZE), 0);
+    st = stat_of(mm);
+    assert_int_equal(st.zero_flt, 1);
+    assert_int_equal(st.rss, 8);
+    /* the frame the run expects next goes to another mm */
+    for (int i = 0; i < 4; i++)
+        U64(other, b + i * PAGE_SIZE) = 0xdead;
+    for (int i = 8; i < 16; i++) {
+        assert_int_equal(U64(mm, a + i * PAGE_SIZE + 8), 0);
+        U64(mm, a + i * PAGE_SIZE) = 100 + i;
+    }
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(U64(mm, a + i * PAGE_SIZE), 100 + i);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(U64(other, b + i * PAGE_SIZE), 0xdead);
+    /* munmap and map again inside the run: fresh zero pages */
+    assert_int_equal(do_munmap(mm, a + 32 * PAGE_SIZE, 8 * PAGE_SIZE), 0);
+    assert_false(
+        IS_ERR_VALUE(anon(mm, a + 32 * PAGE_SIZE, 8 * PAGE_SIZE,
+                          PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED)));
+    for (int i = 16; i < 64; i++) {
+        assert_int_equal(U64(mm, a + i * PAGE_SIZE + 8), 0);
+        U64(mm, a + i * PAGE_SIZE) = 100 + i;
+    }
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(U64(mm, a + i * PAGE_SIZE), 100 + i);
+    st = stat_of(mm);
+    assert_int_equal(st.rss, 64);
+    vm_check_mm(mm);
+    vm_check_mm(other);
+    mmput(other);
+    mmput(mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_threads_fault_same_mm),
         cmocka_unit_test(test_threads_fault_different_mms),
         cmocka_unit_test(test_handle_mm_fault_direct),
+        cmocka_unit_test(test_sequential_faults_premap_stays_honest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,14 @@
 /*
  * tests/vm/test_fork.c — mm_fork: copy-on-write isolation in both
  * directions, shared mappings staying shared, fork of a fork, mmput of
- * any side leaving the others intact, and the COW counters.
+ * any side leaving the others intact, and the COW counters; and a host
+ * fork() while another thread works in an emulated mm.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "vmtest.h"
 
 #define NPAGES 16
@@ -156,6 +162,110 @@ static void test_forked_mm_read_only_write_dies(void **state)
     ktest_expect_death(child_write_ro_after_fork, NULL, SIGSEGV, "read-only");
 }
 
+/* A thread that faults, mmaps and munmaps in an mm without pause. */
+struct busy {
+    struct mm_struct *mm;
+    unsigned long a;
+    atomic_int stop, pause, paused;
+};
+
+static void *busy_thread(void *arg)
+{
+    struct busy *b = arg;
+    for (unsigned long n = 0; !atomic_load(&b->stop); n++) {
+        int p;
+        while ((p = atomic_load(&b->pause)) != 0) {
+            atomic_store(&b->paused, p); /* acknowledges pause round p */
+            sched_yield();
+        }
+        unsigned long x =
+            anon(b->mm, 0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+        for (int i = 0; i < 8; i++)
+            U64(b->mm, x + i * PAGE_SIZE) = n;
+        U64(b->mm, b->a + (n % NPAGES) * PAGE_SIZE) = n;
+        do_munmap(b->mm, x, 8 * PAGE_SIZE);
+        void *v = vmalloc(2 * PAGE_SIZE);
+        vfree(v);
+    }
+    return NULL;
+}
+
+/*
+ * In the child of a host fork(): every vm lock must be free again.  The
+ * child starts once the parent's thread is paused: the memfd of user
+ * memory is shared with the parent, which would hand out the same free
+ * frames (a known limit, see vm_mm_fork_child).
+ */
+static int child_uses_vm(struct mm_struct *busy_mm, unsigned long a, int go)
+{
+    char ch;
+    alarm(20); /* a lock left held would hang here */
+    if (read(go, &ch, 1) != 1)
+        return 2;
+    for (int i = 0; i < NPAGES; i++)
+        U64(busy_mm, a + i * PAGE_SIZE) = 7;
+    struct mm_struct *mm = mm_alloc();
+    if (!mm)
+        return 3;
+    unsigned long b = filled(mm, MAP_PRIVATE, 100);
+    struct mm_struct *c = mm_fork(mm);
+    if (!c)
+        return 4;
+    U64(c, b) = 1;
+    if (U64(mm, b) != 100 || U64(c, b) != 1)
+        return 5;
+    void *v = vmalloc(4 * PAGE_SIZE);
+    if (!v)
+        return 6;
+    memset(v, 1, 4 * PAGE_SIZE);
+    vfree(v);
+    if (try_to_free_pages(1) > NPAGES * 4)
+        return 7;
+    vm_check_mm(mm);
+    vm_check_mm(busy_mm);
+    mmput(c);
+    mmput(mm);
+    for (int i = 0; i < NPAGES; i++)
+        if (U64(busy_mm, a + i * PAGE_SIZE) != 7)
+            return 8;
+    return 0;
+}
+
+static void test_host_fork_while_thread_faults(void **state)
+{
+    (void)state;
+    struct busy b = {.mm = mm_alloc()};
+    b.a = filled(b.mm, MAP_PRIVATE, 1);
+    atomic_init(&b.stop, 0);
+    atomic_init(&b.pause, 0);
+    atomic_init(&b.paused, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, busy_thread, &b), 0);
+    for (int round = 0; round < 20; round++) {
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(child_uses_vm(b.mm, b.a, go[0]));
+        atomic_store(&b.pause, round + 1);
+        while (atomic_load(&b.paused) != round + 1)
+            sched_yield();
+        assert_int_equal(write(go[1], "g", 1), 1);
+        close(go[0]);
+        close(go[1]);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        atomic_store(&b.pause, 0);
+    }
+    atomic_store(&b.stop, 1);
+    pthread_join(t, NULL);
+    vm_check_mm(b.mm);
+    mmput(b.mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_fork_of_fork),
         cmocka_unit_test(test_fork_keeps_zero_page_and_layout),
         cmocka_unit_test(test_forked_mm_read_only_write_dies),
+        cmocka_unit_test(test_host_fork_while_thread_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
