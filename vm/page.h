@@ -98,9 +98,14 @@ struct page {
 
 enum { ZONE_DMA, ZONE_NORMAL, ZONE_HIGHMEM, MAX_NR_ZONES };
 
+/* Free blocks of one order.  free_list holds the dirty blocks (their
+ * frames still hold host memory), most recently freed first; clean_list
+ * the blocks given back to the host.  Allocation prefers dirty blocks (no
+ * page faults); a purge gives back the least recently freed first. */
 struct free_area_struct {
     struct list_head free_list;
-    unsigned long nr_free; /* blocks on the list */
+    struct list_head clean_list;
+    unsigned long nr_free; /* blocks on both lists */
 };
 
 /*
@@ -166,9 +171,10 @@ static inline int vm_addr_is_dma(const void *addr)
     return (off >> PAGE_SHIFT) < DMA_PAGES;
 }
 
-/* Gives free frames back to the host now (all dirty free blocks of order
- * >= min_order); returns the frames released. */
-unsigned long vm_release_free(unsigned int min_order);
+/* Gives free frames back to the host now: dirty free blocks of order >=
+ * min_order, least recently freed first, until at most keep dirty frames
+ * are left in each zone; returns the frames released. */
+unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
 /* Validates the buddy lists of every zone; aborts on a broken invariant.
  * Returns the number of free frames seen. */

@@ -14,10 +14,13 @@
  * the buddy (pfn ^ 2^k) while it is free and of the same order.
  *
  * Giving memory back: freed frames stay "dirty" (they hold host memory).
- * When a zone's dirty free frames exceed PURGE_THRESHOLD_PAGES, dirty free
- * blocks of order >= PURGE_MIN_ORDER, largest first, are
- * madvise(MADV_DONTNEED)ed and marked PG_clean until half the threshold is
- * left — one system call per large block, never one per free.
+ * Dirty and clean free blocks sit on separate lists (free_area_struct);
+ * allocation takes dirty blocks first, so recently freed memory is reused
+ * without page faults.  When a zone's dirty free frames exceed
+ * PURGE_THRESHOLD_PAGES, dirty free blocks of order >= PURGE_MIN_ORDER,
+ * largest orders first and least recently freed first, are
+ * madvise(MADV_DONTNEED)ed and moved to the clean lists until half the
+ * threshold is left — one system call per large block, never one per free.
  *
  * Locking: each zone has its own mutex; every buddy list and counter of a
  * zone is under it.  Growing the direct map takes grow_lock (then the zone
@@ -140,8 +143,10 @@ int vm_lowmem_init(void)
         goto out;
     for (int z = 0; z < MAX_NR_ZONES; z++) {
         struct zone_struct *zone = &vm_zones[z];
-        for (int o = 0; o < MAX_ORDER; o++)
+        for (int o = 0; o < MAX_ORDER; o++) {
             INIT_LIST_HEAD(&zone->free_area[o].free_list);
+            INIT_LIST_HEAD(&zone->free_area[o].clean_list);
+        }
     }
     unsigned long dma_end = DMA_PAGES < vm_lowmem.reserved_pages / 4
                                 ? DMA_PAGES
@@ -166,7 +171,8 @@ static inline void add_free_block(struct zone_struct *zone, struct page *page,
     page->flags = (1UL << PG_buddy) | ((unsigned long)clean << PG_clean);
     page->order = order;
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
-    list_add(&page->list, &zone->free_area[order].free_list);
+    list_add(&page->list, clean ? &zone->free_area[order].clean_list
+                                : &zone->free_area[order].free_list);
     zone->free_area[order].nr_free++;
     zone->free_pages += 1UL << order;
     if (!clean)
@@ -216,9 +222,12 @@ static struct page *__rmqueue(struct zone_struct *zone, unsigned int order)
 {
     for (unsigned int cur = order; cur < MAX_ORDER; cur++) {
         struct free_area_struct *area = &zone->free_area[cur];
-        if (list_empty(&area->free_list))
+        struct list_head *list = &area->free_list;
+        if (list_empty(list))
+            list = &area->clean_list;
+        if (list_empty(list))
             continue;
-        struct page *page = list_entry(area->free_list.next, struct page, list);
+        struct page *page = list_entry(list->next, struct page, list);
         int clean = PageFlag(page, PG_clean);
         del_free_block(zone, page, cur);
         /* Give back the upper halves: expand() in 2.4. */
@@ -281,16 +290,16 @@ static unsigned long zone_release(struct zone_struct *zone,
 {
     unsigned long released = 0;
     for (int o = MAX_ORDER - 1; o >= (int)min_order; o--) {
-        struct list_head *pos;
-        list_for_each(pos, &zone->free_area[o].free_list)
-        {
+        struct free_area_struct *area = &zone->free_area[o];
+        while (!list_empty(&area->free_list)) {
             if (zone->dirty_pages <= keep)
                 goto out;
-            struct page *page = list_entry(pos, struct page, list);
-            if (PageFlag(page, PG_clean))
-                continue;
+            /* the least recently freed dirty block */
+            struct page *page =
+                list_entry(area->free_list.prev, struct page, list);
             madvise(vm_page_address(page), PAGE_SIZE << o, MADV_DONTNEED);
             SetPageFlag(page, PG_clean);
+            list_move(&page->list, &area->clean_list);
             zone->dirty_pages -= 1UL << o;
             released += 1UL << o;
         }
@@ -306,14 +315,14 @@ static inline void zone_maybe_release(struct zone_struct *zone)
         zone_release(zone, PURGE_MIN_ORDER, PURGE_THRESHOLD_PAGES / 2);
 }
 
-unsigned long vm_release_free(unsigned int min_order)
+unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
 {
     unsigned long n = 0;
     if (!vm_lowmem.ready)
         return 0;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
-        n += zone_release(&vm_zones[z], min_order, 0);
+        n += zone_release(&vm_zones[z], min_order, keep);
         pthread_mutex_unlock(&vm_zones[z].lock);
     }
     return n;
@@ -590,27 +599,34 @@ unsigned long vm_check_zones(void)
         pthread_mutex_lock(&zone->lock);
         for (int o = 0; o < MAX_ORDER; o++) {
             unsigned long n = 0;
-            struct list_head *pos;
-            list_for_each(pos, &zone->free_area[o].free_list)
-            {
-                struct page *p = list_entry(pos, struct page, list);
-                unsigned long pfn = vm_page_to_pfn(p);
-                if (!PageFlag(p, PG_buddy) || p->order != (unsigned)o)
-                    vm_die("zone %s: block at frame %lu on list %d has "
-                           "order %u",
-                           zone->name, pfn, o, p->order);
-                if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
-                    vm_die("zone %s: block at frame %lu misaligned for "
-                           "order %d",
-                           zone->name, pfn, o);
-                if (pfn < zone->zone_start_pfn ||
-                    pfn + (1UL << o) > zone->grown_pfn)
-                    vm_die("zone %s: block at frame %lu outside the zone",
-                           zone->name, pfn);
-                n++;
-                free += 1UL << o;
-                if (!PageFlag(p, PG_clean))
-                    dirty += 1UL << o;
+            for (int cl = 0; cl < 2; cl++) {
+                struct list_head *head = cl ? &zone->free_area[o].clean_list
+                                            : &zone->free_area[o].free_list;
+                struct list_head *pos;
+                list_for_each(pos, head)
+                {
+                    struct page *p = list_entry(pos, struct page, list);
+                    unsigned long pfn = vm_page_to_pfn(p);
+                    if (!PageFlag(p, PG_buddy) || p->order != (unsigned)o)
+                        vm_die("zone %s: block at frame %lu on list %d has "
+                               "order %u",
+                               zone->name, pfn, o, p->order);
+                    if ((int)PageFlag(p, PG_clean) != cl)
+                        vm_die("zone %s: block at frame %lu on the %s list",
+                               zone->name, pfn, cl ? "clean" : "dirty");
+                    if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
+                        vm_die("zone %s: block at frame %lu misaligned for "
+                               "order %d",
+                               zone->name, pfn, o);
+                    if (pfn < zone->zone_start_pfn ||
+                        pfn + (1UL << o) > zone->grown_pfn)
+                        vm_die("zone %s: block at frame %lu outside the zone",
+                               zone->name, pfn);
+                    n++;
+                    free += 1UL << o;
+                    if (!cl)
+                        dirty += 1UL << o;
+                }
             }
             if (n != zone->free_area[o].nr_free)
                 vm_die("zone %s: order %d lists %lu blocks, counts %lu",

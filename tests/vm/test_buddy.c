@@ -152,6 +152,41 @@ static void test_rss_falls_after_large_free(void **state)
     vm_check_zones();
 }
 
+static void test_dirty_blocks_reused_first_and_purged_oldest_first(void **state)
+{
+    (void)state;
+    struct zone_struct *zone = &vm_zones[ZONE_NORMAL];
+    vm_release_free(0, 0); /* every free block clean */
+    assert_int_equal(zone->dirty_pages, 0);
+    unsigned int o = MAX_ORDER - 1;
+    unsigned long a = __get_free_pages(GFP_KERNEL, o);
+    unsigned long b = __get_free_pages(GFP_KERNEL, o);
+    unsigned long c = __get_free_pages(GFP_KERNEL, o);
+    memset((void *)a, 1, PAGE_SIZE << o);
+    memset((void *)b, 2, PAGE_SIZE << o);
+    free_pages(a, o); /* a, then b: both dirty, a the older */
+    free_pages(b, o);
+    /* Purge one block's worth: the older one (a) goes, b stays dirty. */
+    unsigned long dirty = zone->dirty_pages;
+    vm_release_free(o, dirty - (1UL << o));
+    assert_true(PageFlag(virt_to_page((void *)a), PG_clean));
+    assert_false(PageFlag(virt_to_page((void *)b), PG_clean));
+    /* Allocation takes the dirty block first (no page faults), then the
+     * clean one, although the clean one was freed earlier... */
+    unsigned long x = __get_free_pages(GFP_KERNEL, o);
+    assert_int_equal(x, b);
+    assert_int_equal(((unsigned char *)x)[0], 2);
+    /* ... and a clean block that comes back later (from a purge) does not
+     * hide a dirty one either. */
+    free_pages(x, o);
+    free_pages(c, o);
+    vm_release_free(o, zone->dirty_pages - (1UL << o)); /* b, the older */
+    x = __get_free_pages(GFP_KERNEL, o);
+    assert_int_equal(x, c);
+    free_pages(x, o);
+    vm_check_zones();
+}
+
 static void *churn(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg;
@@ -205,6 +240,8 @@ int main(void)
         cmocka_unit_test(test_double_free_dies),
         cmocka_unit_test(test_exact_blocks_grow_and_shrink_in_place),
         cmocka_unit_test(test_rss_falls_after_large_free),
+        cmocka_unit_test(
+            test_dirty_blocks_reused_first_and_purged_oldest_first),
         cmocka_unit_test(test_two_threads_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
