@@ -583,18 +583,23 @@ static void trim_free_slabs(kmem_cache_t *cachep, struct list_head *out)
     }
 }
 
-/* 2.4's free_block: n objects back to their slabs under one lock hold. */
 static void ac_fold_stats(kmem_cache_t *cachep, struct array_cache *ac);
 
-static void free_block(kmem_cache_t *cachep, void **objpp, unsigned int n,
-                       struct array_cache *ac)
+/* 2.4's free_block: the oldest n objects of a thread's array back to their
+ * slabs under one lock hold.  The array is updated before the lock is
+ * dropped: a fork (which holds every cache lock) must never see objects
+ * that are already back on their slabs, and possibly on a slab being
+ * destroyed, still in the array of a thread the child will drain. */
+static void free_block(kmem_cache_t *cachep, struct array_cache *ac,
+                       unsigned int n)
 {
     LIST_HEAD(doomed);
     pthread_mutex_lock(&cachep->spinlock);
-    if (ac)
-        ac_fold_stats(cachep, ac);
+    ac_fold_stats(cachep, ac);
     for (unsigned int i = 0; i < n; i++)
-        slab_put(cachep, objpp[i], "kmem_cache_free");
+        slab_put(cachep, ac->entry[i], "kmem_cache_free");
+    ac->avail -= n;
+    memmove(ac->entry, ac->entry + n, ac->avail * sizeof(void *));
     trim_free_slabs(cachep, &doomed);
     pthread_mutex_unlock(&cachep->spinlock);
     destroy_slab_list(cachep, &doomed);
@@ -739,10 +744,8 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     struct array_cache *ac = t->ac[cachep->id];
     if (ac == &slab_empty_ac)
         return;
-    if (ac->avail) {
-        free_block(cachep, ac->entry, ac->avail, ac);
-        ac->avail = 0;
-    }
+    if (ac->avail)
+        free_block(cachep, ac, ac->avail);
     pthread_mutex_lock(&cachep->spinlock);
     ac_fold_stats(cachep, ac);
     pthread_mutex_unlock(&cachep->spinlock);
@@ -874,9 +877,7 @@ static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
     unsigned int n = ac->batchcount;
     if (n > ac->avail)
         n = ac->avail;
-    free_block(cachep, ac->entry, n, ac);
-    ac->avail -= n;
-    memmove(ac->entry, ac->entry + n, ac->avail * sizeof(void *));
+    free_block(cachep, ac, n);
 }
 
 void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
