@@ -81,16 +81,7 @@ static __noinline void *ip_malloc_slow(size_t size)
  * stack frame, no other test. */
 static inline void *ip_malloc(size_t size)
 {
-    if (likely(size <= KMALLOC_MAX_SIZE)) {
-        struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
-        if (likely(ac->avail)) {
-#if SLAB_STATS
-            ac->allochit++;
-#endif
-            return ac->entry[--ac->avail];
-        }
-    }
-    return ip_malloc_slow(size);
+    return slab_malloc_inline_with(size, ip_malloc_slow);
 }
 
 static inline void ip_free(void *p, const char *fn)

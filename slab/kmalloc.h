@@ -68,8 +68,11 @@ static inline unsigned int slab_malloc_id(size_t size)
     return slab_malloc_large_id[(b - 11) * 4 + q];
 }
 
-/* malloc(size) from the slab: NULL (ENOMEM) above KMALLOC_MAX_SIZE. */
-static inline void *slab_malloc_inline(size_t size)
+/* malloc(size) from the slab: the array-cache hit inline, anything else
+ * (a miss, a size above KMALLOC_MAX_SIZE) handed to slow(size) as a tail
+ * call.  The interposer passes its own slow path (start-up, large blocks,
+ * errno); slab_malloc_inline() passes slab_malloc_slow. */
+static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 {
     if (likely(size <= KMALLOC_MAX_SIZE)) {
         struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
@@ -80,7 +83,13 @@ static inline void *slab_malloc_inline(size_t size)
             return ac->entry[--ac->avail];
         }
     }
-    return slab_malloc_slow(size);
+    return slow(size);
+}
+
+/* malloc(size) from the slab: NULL (ENOMEM) above KMALLOC_MAX_SIZE. */
+static inline void *slab_malloc_inline(size_t size)
+{
+    return slab_malloc_inline_with(size, slab_malloc_slow);
 }
 
 /* Turns the intermediate malloc caches on (1, the default) or off (0).
