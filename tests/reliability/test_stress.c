@@ -16,6 +16,7 @@
  * cache keeps under its free_limit): nothing is lost.
  */
 #include "reltest.h"
+#include "stress_util.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
@@ -26,41 +27,6 @@
 /* Bound of each case. */
 #define RUN_MS 1500
 #define SLACK_PAGES 256 /* 1 MiB */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static unsigned int rnd(unsigned int *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
-struct blk {
-    unsigned char *p;
-    size_t size;
-    unsigned char fill;
-};
-
-static void blk_fill(struct blk *b, unsigned int *seed)
-{
-    b->fill = (unsigned char)(rnd(seed) | 1);
-    memset(b->p, b->fill, b->size);
-}
-
-static void blk_check(const struct blk *b)
-{
-    for (size_t i = 0; i < b->size; i++)
-        if (b->p[i] != b->fill)
-            fail_msg("object %p byte %zu of %zu is %#x, not %#x", (void *)b->p,
-                     i, b->size, b->p[i], b->fill);
-}
 
 static size_t rnd_size(unsigned int *seed)
 {

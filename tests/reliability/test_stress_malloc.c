@@ -7,6 +7,7 @@
  * all caches (kmem_slabinfo) do not grow from one round to the next.
  */
 #include "ktest.h"
+#include "stress_util.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -17,35 +18,6 @@
 
 #define RUN_MS 500
 #define SLOTS 128
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static unsigned int rnd(unsigned int *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
-struct blk {
-    unsigned char *p;
-    size_t size;
-    unsigned char fill;
-};
-
-static void blk_check(const struct blk *b)
-{
-    for (size_t i = 0; i < b->size; i++)
-        if (b->p[i] != b->fill)
-            fail_msg("block %p byte %zu of %zu is %#x, not %#x", (void *)b->p,
-                     i, b->size, b->p[i], b->fill);
-}
 
 static size_t rnd_size(unsigned int *seed)
 {
