@@ -37,8 +37,8 @@
 #include <kslab/kslab.h>
 
 #include "slab/slab_internal.h"
-#include "vm/mm.h"
-#include "vm/page.h"
+#include "vm/mm/mm.h"
+#include "vm/frames/page.h"
 
 #ifdef KSLAB_FUZZ_MALLOC
 #include "fuzz/fuzz_malloc.h"

@@ -35,7 +35,7 @@
 
 #include "interpose/interpose.h"
 #include "slab/kmalloc.h"
-#include "vm/large.h"
+#include "interpose/large.h"
 
 extern char **environ;
 
@@ -70,8 +70,8 @@ static void opt_stats(const char *v)
         memcpy(ip_opt.stats_path, v, n + 1);
         ip_opt.stats = 1;
     } else {
-        vm_warn("KSLAB_STATS=%s: expected 1, 0 or an absolute path; ignored",
-                v);
+        kslab_warn("KSLAB_STATS=%s: expected 1, 0 or an absolute path; ignored",
+                   v);
     }
 }
 
@@ -91,9 +91,9 @@ static void opt_debug(const char *v)
             size_t k = n < sizeof word - 1 ? n : sizeof word - 1;
             memcpy(word, v, k);
             word[k] = 0;
-            vm_warn("KSLAB_DEBUG: unknown option '%s' ignored (known: "
-                    "poison, redzone)",
-                    word);
+            kslab_warn("KSLAB_DEBUG: unknown option '%s' ignored (known: "
+                       "poison, redzone)",
+                       word);
         }
         v += n + (end ? 1 : 0);
     }
@@ -129,8 +129,8 @@ static void opt_entry(const char *e)
         k = sizeof name - 1;
     memcpy(name, e, k);
     name[k] = 0;
-    vm_warn("unknown option %s ignored (known: KSLAB_STATS, KSLAB_DEBUG)",
-            name);
+    kslab_warn("unknown option %s ignored (known: KSLAB_STATS, KSLAB_DEBUG)",
+               name);
 }
 
 /* The initial environment from /proc, entry by entry; entries longer than
@@ -250,9 +250,9 @@ void ip_init(void)
     if (ip_opt.debug) {
         int r = slab_set_kmalloc_flags(ip_opt.debug);
         if (r)
-            vm_warn("KSLAB_DEBUG: kmalloc caches already in use (%d); "
-                    "ignored",
-                    r);
+            kslab_warn("KSLAB_DEBUG: kmalloc caches already in use (%d); "
+                       "ignored",
+                       r);
     }
     if (ip_opt.stats && !ip_opt.stats_path[0]) {
         stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
@@ -295,8 +295,8 @@ static FILE *stats_stream(void)
     if (ip_opt.stats_path[0]) {
         FILE *f = fopen(ip_opt.stats_path, "a");
         if (!f)
-            vm_warn("KSLAB_STATS: cannot open %s (errno %d)", ip_opt.stats_path,
-                    errno);
+            kslab_warn("KSLAB_STATS: cannot open %s (errno %d)",
+                       ip_opt.stats_path, errno);
         return f;
     }
     struct stat st;

@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "vm/page.h"
+#include "vm/frames/page.h"
 
 /* Nonzero once ip_init() has started; read on every allocation. */
 extern _Atomic int ip_started;

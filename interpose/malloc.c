@@ -6,10 +6,10 @@
  * object of the malloc size classes (slab_malloc_inline: the kmalloc caches
  * plus intermediate ones, four classes per doubling; the per-thread array
  * cache, no lock on a hit); anything larger is a large block of whole pages
- * (vm/large.c).  free tries the slab first (slab_kfree_inline: one page lookup
- * says whether the pointer is in a slab page, and validates it there); what is
- * not a slab object must be the head of a live large block, or it is misuse:
- * one line on stderr naming the call and the address, then abort().
+ * (interpose/large.c).  free tries the slab first (slab_kfree_inline: one page
+ * lookup says whether the pointer is in a slab page, and validates it there);
+ * what is not a slab object must be the head of a live large block, or it is
+ * misuse: one line on stderr naming the call and the address, then abort().
  *
  * Alignment: every kmalloc object is 16-byte aligned, every large block
  * page-aligned.  A larger alignment up to a page is first tried with a
@@ -32,7 +32,7 @@
 #include "interpose/interpose.h"
 #include "interpose/tool.h"
 #include "slab/kmalloc.h"
-#include "vm/large.h"
+#include "interpose/large.h"
 
 #define MALLOC_ALIGN 16UL
 
@@ -45,7 +45,7 @@ static __cold void *ip_oom(void)
 static __cold __attribute__((noreturn)) void ip_bad_pointer(const char *fn,
                                                             const void *p)
 {
-    vm_die("%s(): invalid pointer %p", fn, p);
+    kslab_die("%s(): invalid pointer %p", fn, p);
 }
 
 /* Frees what slab_kfree_inline() did not take: a large block, or misuse. */

@@ -10,14 +10,14 @@
  *
  * The path is simple rather than fast (it runs only under valgrind):
  * requests of 16-byte alignment up to KMALLOC_MAX_SIZE are kmalloc objects,
- * everything else a large block (vm/large.c); a freed block waits in a
+ * everything else a large block (interpose/large.c); a freed block waits in a
  * quarantine before kslab may reuse it; realloc always moves, as
  * memcheck's own realloc does; the requested size of a block is found
  * again from memcheck's addressability bits (VALGRIND_GET_VBITS answers 3
  * for an inaccessible byte, without a report); the stale copy of a
  * block's address that a pop leaves in the thread's array is cleared, so
- * that leaks are "definitely lost" as under glibc.  See vm/valgrind_hooks.h for
- * the rest of the model.
+ * that leaks are "definitely lost" as under glibc.  See lib/valgrind_hooks.h
+ * for the rest of the model.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,7 +29,7 @@
 #include "interpose/tool.h"
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
-#include "vm/large.h"
+#include "interpose/large.h"
 
 #ifdef KSLAB_VALGRIND
 
@@ -86,7 +86,7 @@ static void release(void *p, const char *fn)
         return;
     if (r == VM_LARGE_NOT_OURS && ip_pointer_from_loader(p))
         return;
-    vm_die("%s(): invalid pointer %p", fn, p);
+    kslab_die("%s(): invalid pointer %p", fn, p);
 }
 
 /*
@@ -109,7 +109,7 @@ static void quarantine(void *p, const char *fn)
 {
     size_t size = usable_size(p);
     if (!size && !ip_pointer_from_loader(p))
-        vm_die("%s(): invalid pointer %p", fn, p);
+        kslab_die("%s(): invalid pointer %p", fn, p);
     void *out[8];
     int nout = 0;
     pthread_mutex_lock(&q_lock);
@@ -148,7 +148,7 @@ size_t ip_tool_usable(void *p)
 {
     size_t lo = 0, hi = usable_size(p);
     if (!hi)
-        vm_die("malloc_usable_size(): invalid pointer %p", p);
+        kslab_die("malloc_usable_size(): invalid pointer %p", p);
     unsigned char vbits;
     while (lo < hi) { /* [0, lo) accessible; hi inaccessible or the end */
         size_t mid = lo + (hi - lo) / 2;

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "vm/valgrind_hooks.h"
+#include "lib/valgrind_hooks.h"
 
 #ifdef KSLAB_VALGRIND
 /* Not yet known to be off: the caller tail-calls its out-of-line tool

@@ -46,7 +46,7 @@ static unsigned int slab_malloc_find_id(size_t class)
     for (unsigned int id = 1; id < SLAB_FIRST_USER_ID; id++)
         if (slab_malloc_caches[id] && slab_malloc_caches[id]->objsize == class)
             return id;
-    vm_die("kmem_cache_sizes_init(): no cache for class %zu", class);
+    kslab_die("kmem_cache_sizes_init(): no cache for class %zu", class);
 }
 
 /* Creates the intermediate caches and fills the size → id tables. */
@@ -62,18 +62,19 @@ static void malloc_classes_init(void)
                 if (c % 16)
                     continue;
                 char name[KMEM_CACHE_NAME_MAX + 1];
-                vm_snprintf(name, sizeof name, "size-%zu", c);
+                kslab_snprintf(name, sizeof name, "size-%zu", c);
                 /* 16-byte alignment: a cache line would round 96 to 128. */
                 kmem_cache_t *k = slab_cache_create(name, c, 0, kmalloc_flags,
                                                     NULL, NULL, next);
                 if (!k)
-                    vm_die("kmem_cache_sizes_init(): cannot create %s", name);
+                    kslab_die("kmem_cache_sizes_init(): cannot create %s",
+                              name);
                 slab_malloc_caches[next++] = k;
             }
         }
         if (next != SLAB_FIRST_USER_ID)
-            vm_die("kmem_cache_sizes_init(): %u malloc classes, expected %u",
-                   next - MALLOC_FIRST_FINE_ID, MALLOC_NR_FINE);
+            kslab_die("kmem_cache_sizes_init(): %u malloc classes, expected %u",
+                      next - MALLOC_FIRST_FINE_ID, MALLOC_NR_FINE);
     }
     /* The tables: the id of the cache whose size is the class size. */
     for (size_t i = 0; i <= 1024 / 16; i++) {
@@ -106,8 +107,8 @@ void kmem_cache_sizes_init(void)
         size_t size = 32UL << i;
         for (int dma = 0; dma < 2; dma++) {
             char name[KMEM_CACHE_NAME_MAX + 1];
-            vm_snprintf(name, sizeof name, dma ? "size-%zu(DMA)" : "size-%zu",
-                        size);
+            kslab_snprintf(name, sizeof name,
+                           dma ? "size-%zu(DMA)" : "size-%zu", size);
             unsigned long flags = SLAB_HWCACHE_ALIGN | kmalloc_flags;
             if (dma)
                 flags |= SLAB_CACHE_DMA;
@@ -115,7 +116,7 @@ void kmem_cache_sizes_init(void)
                 slab_cache_create(name, size, 0, flags, NULL, NULL,
                                   1 + i + (dma ? KMALLOC_NR_SIZES : 0));
             if (!c)
-                vm_die("kmem_cache_sizes_init(): cannot create %s", name);
+                kslab_die("kmem_cache_sizes_init(): cannot create %s", name);
             slab_kmalloc_caches[dma][i] = c;
         }
     }

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "slab/kmalloc.h"
-#include "vm/valgrind_hooks.h"
+#include "lib/valgrind_hooks.h"
 #include "slab/slab_internal.h"
 
 /* The array every cache starts with in every thread: empty, full at 0. */
@@ -463,14 +463,14 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
             if (cachep->flags & SLAB_RED_ZONE) {
                 if (*rz_front(cachep, obj) != RED_MAGIC1 ||
                     *rz_back(cachep, obj) != RED_MAGIC1)
-                    vm_die("kmem_slab_destroy(): cache `%s': red zone of "
-                           "free object %p overwritten",
-                           cachep->name, (char *)obj + cachep->obj_offset);
+                    kslab_die("kmem_slab_destroy(): cache `%s': red zone of "
+                              "free object %p overwritten",
+                              cachep->name, (char *)obj + cachep->obj_offset);
             }
             if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
-                vm_die("kmem_slab_destroy(): cache `%s': free object %p "
-                       "was written after it was freed",
-                       cachep->name, (char *)obj + cachep->obj_offset);
+                kslab_die("kmem_slab_destroy(): cache `%s': free object %p "
+                          "was written after it was freed",
+                          cachep->name, (char *)obj + cachep->obj_offset);
             if (cachep->dtor)
                 cachep->dtor((char *)obj + cachep->obj_offset, cachep, 0);
         }
@@ -552,7 +552,8 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     unsigned int i = (unsigned int)idx;
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     if (bufctl[i] != BUFCTL_ACTIVE)
-        vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
+        kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
+                  cachep->name);
     bufctl[i] = slabp->free;
     slabp->free = i;
     cachep->free_objects++;
@@ -611,15 +612,15 @@ static void check_alloc_debug(kmem_cache_t *cachep, void *objp)
 {
     void *obj = (char *)objp - cachep->obj_offset;
     if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
-        vm_die("kmem_cache_alloc(): cache `%s': object %p was written "
-               "after it was freed",
-               cachep->name, objp);
+        kslab_die("kmem_cache_alloc(): cache `%s': object %p was written "
+                  "after it was freed",
+                  cachep->name, objp);
     if (cachep->flags & SLAB_RED_ZONE) {
         if (*rz_front(cachep, obj) != RED_MAGIC1 ||
             *rz_back(cachep, obj) != RED_MAGIC1)
-            vm_die("kmem_cache_alloc(): cache `%s': red zone of free "
-                   "object %p overwritten",
-                   cachep->name, objp);
+            kslab_die("kmem_cache_alloc(): cache `%s': red zone of free "
+                      "object %p overwritten",
+                      cachep->name, objp);
         *rz_front(cachep, obj) = RED_MAGIC2;
         *rz_back(cachep, obj) = RED_MAGIC2;
     }
@@ -631,13 +632,13 @@ static void check_free_debug(kmem_cache_t *cachep, void *objp, const char *fn)
     if (cachep->flags & SLAB_RED_ZONE) {
         uint64_t f = *rz_front(cachep, obj), b = *rz_back(cachep, obj);
         if (f == RED_MAGIC1 && b == RED_MAGIC1)
-            vm_die("%s(): double free of %p (cache `%s')", fn, objp,
-                   cachep->name);
+            kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
+                      cachep->name);
         if (f != RED_MAGIC2 || b != RED_MAGIC2)
-            vm_die("%s(): cache `%s': red zone overwritten at object %p "
-                   "(%s)",
-                   fn, cachep->name, objp,
-                   f != RED_MAGIC2 ? "before it" : "past its end");
+            kslab_die("%s(): cache `%s': red zone overwritten at object %p "
+                      "(%s)",
+                      fn, cachep->name, objp,
+                      f != RED_MAGIC2 ? "before it" : "past its end");
         *rz_front(cachep, obj) = RED_MAGIC1;
         *rz_back(cachep, obj) = RED_MAGIC1;
     }
@@ -911,7 +912,8 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
     struct slab_thread *t = slab_self;
     struct array_cache *ac = t->ac[cachep->id];
     if (ac->avail && ac->entry[ac->avail - 1] == objp)
-        vm_die("%s(): double free of %p (cache `%s')", fn, objp, cachep->name);
+        kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
+                  cachep->name);
     t = slow_thread();
     if (cachep->id && !t->dead && t != &slab_boot_thread) {
         ac = t->ac[cachep->id];
@@ -937,11 +939,11 @@ void slab_bad_pointer(const void *objp, const char *fn)
     struct page *page = vm_virt_to_page(objp);
     if (page && PageSlab(page)) {
         kmem_cache_t *cachep = GET_PAGE_CACHE(page);
-        vm_die("%s(): invalid pointer %p (not the start of an object of "
-               "cache `%s')",
-               fn, objp, cachep->name);
+        kslab_die("%s(): invalid pointer %p (not the start of an object of "
+                  "cache `%s')",
+                  fn, objp, cachep->name);
     }
-    vm_die("%s(): invalid pointer %p (not a slab object)", fn, objp);
+    kslab_die("%s(): invalid pointer %p (not a slab object)", fn, objp);
 }
 
 /* ---- the public object interface ---- */
@@ -967,9 +969,9 @@ void slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp)
     struct page *page = NULL;
     kmem_cache_t *owner = slab_cache_of(objp, &page);
     if (owner && owner != cachep)
-        vm_die("kmem_cache_free(): object %p belongs to cache `%s', not "
-               "`%s'",
-               objp, owner->name, cachep ? cachep->name : "(null)");
+        kslab_die("kmem_cache_free(): object %p belongs to cache `%s', not "
+                  "`%s'",
+                  objp, owner->name, cachep ? cachep->name : "(null)");
     slab_bad_pointer(objp, "kmem_cache_free");
 }
 
@@ -1160,26 +1162,26 @@ static unsigned long check_list(kmem_cache_t *cachep, struct list_head *list,
         kmem_bufctl_t *bufctl = slab_bufctl(slabp);
         for (kmem_bufctl_t i = slabp->free; i != BUFCTL_END; i = bufctl[i]) {
             if (i >= cachep->num || ++nfree > cachep->num)
-                vm_die("slab_check_cache(): cache `%s': broken free chain "
-                       "in slab %p",
-                       cachep->name, (void *)slabp);
+                kslab_die("slab_check_cache(): cache `%s': broken free chain "
+                          "in slab %p",
+                          cachep->name, (void *)slabp);
         }
         if (nfree + slabp->inuse != cachep->num)
-            vm_die("slab_check_cache(): cache `%s': slab %p has %u free + "
-                   "%u in use of %u",
-                   cachep->name, (void *)slabp, nfree, slabp->inuse,
-                   cachep->num);
+            kslab_die("slab_check_cache(): cache `%s': slab %p has %u free + "
+                      "%u in use of %u",
+                      cachep->name, (void *)slabp, nfree, slabp->inuse,
+                      cachep->num);
         int want = slabp->inuse == 0 ? 0 : nfree == 0 ? 2 : 1;
         if (want != kind && !(cachep->num == 0))
-            vm_die("slab_check_cache(): cache `%s': slab %p on the wrong "
-                   "list",
-                   cachep->name, (void *)slabp);
+            kslab_die("slab_check_cache(): cache `%s': slab %p on the wrong "
+                      "list",
+                      cachep->name, (void *)slabp);
         struct page *page = vm_virt_to_page(slabp->s_mem);
         if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
             GET_PAGE_SLAB(page) != slabp)
-            vm_die("slab_check_cache(): cache `%s': frame of slab %p does "
-                   "not point back",
-                   cachep->name, (void *)slabp);
+            kslab_die("slab_check_cache(): cache `%s': frame of slab %p does "
+                      "not point back",
+                      cachep->name, (void *)slabp);
         inuse += slabp->inuse;
     }
     return inuse;
@@ -1200,9 +1202,9 @@ unsigned long slab_check_cache(kmem_cache_t *cachep)
         nfree += cachep->num - s->inuse;
     }
     if (nfree != cachep->free_objects)
-        vm_die("slab_check_cache(): cache `%s': %lu free objects, counted "
-               "%lu",
-               cachep->name, nfree, cachep->free_objects);
+        kslab_die("slab_check_cache(): cache `%s': %lu free objects, counted "
+                  "%lu",
+                  cachep->name, nfree, cachep->free_objects);
     pthread_mutex_unlock(&cachep->spinlock);
     return inuse;
 }
@@ -1253,7 +1255,7 @@ void kmem_cache_init(void)
     if (slab_ready)
         goto out;
     if (vm_lowmem_init())
-        vm_die("kmem_cache_init(): cannot reserve low memory");
+        kslab_die("kmem_cache_init(): cannot reserve low memory");
     INIT_LIST_HEAD(&cache_cache.next);
     strcpy(cache_cache.name, "kmem_cache");
     cache_layout(&cache_cache, sizeof(kmem_cache_t), 0, SLAB_HWCACHE_ALIGN);

@@ -8,7 +8,7 @@
  * slab (on-slab) or in a kmalloc object (off-slab).  Free objects of a
  * slab are chained through bufctl indices from slabp->free.  Slabs sit on
  * one of three lists: full, partial, free.  Every frame of a slab has
- * PG_slab and points at its cache, its slab and s_mem (vm/page.h).
+ * PG_slab and points at its cache, its slab and s_mem (vm/frames/page.h).
  *
  * Per-thread array caches (2.4's per-CPU cpucache_t): each thread owns a
  * struct slab_thread with one struct array_cache pointer per cache id.  A
@@ -32,7 +32,7 @@
 
 #include <kslab/slab.h>
 
-#include "vm/page.h"
+#include "vm/frames/page.h"
 
 /* Build-time switch: statistics columns of slabinfo.  On by default; the
  * hit counters cost one increment per operation. */

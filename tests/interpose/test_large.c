@@ -1,6 +1,6 @@
 /*
- * tests/interpose/test_large.c — vm/large.c on its own (no interposer, so
- * it runs in the sanitizer build too): buddy blocks and own mappings,
+ * tests/interpose/test_large.c — interpose/large.c on its own (no interposer,
+ * so it runs in the sanitizer build too): buddy blocks and own mappings,
  * alignment, usable size, in-place growth, realloc across the kinds, the
  * huge-mapping cache and its bound, and the answers for pointers that are
  * not large blocks.
@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 
 #include "ktest.h"
-#include "vm/large.h"
+#include "interpose/large.h"
 
 #define KiB (1024UL)
 #define MiB (1024UL * 1024UL)

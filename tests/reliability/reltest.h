@@ -12,8 +12,8 @@
 #include <kslab/kslab.h>
 
 #include "slab/slab_internal.h"
-#include "vm/mm.h"
-#include "vm/page.h"
+#include "vm/mm/mm.h"
+#include "vm/frames/page.h"
 
 #include <sys/mman.h>
 

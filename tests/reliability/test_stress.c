@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 /* Bound of each case. */
 #define RUN_MS 1500

@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 #include "ktest.h"
-#include "vm/page.h"
+#include "vm/frames/page.h"
 
 static void test_every_order_is_aligned_and_distinct(void **state)
 {

@@ -14,7 +14,7 @@
 
 #include <kslab/vm.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 /* ASan would turn a deadly SIGSEGV into exit(1); the tests want the signal. */
 const char *__asan_default_options(void);

@@ -1,5 +1,5 @@
 /*
- * vm/mmap.c — the vmas of an mm: the sorted list, the AVL tree that 2.4.0
+ * vm/mm/mmap.c — the vmas of an mm: the sorted list, the AVL tree that 2.4.0
  * builds once an mm has AVL_MIN_MAP_COUNT vmas (mm/mmap_avl.c), the
  * mmap_cache, find_vma/find_vma_prev, insert_vm_struct, splitting and
  * merging of vmas, and the system calls that create and remove them:
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 static kmem_cache_t *vm_area_cachep;
 static pthread_once_t vma_once = PTHREAD_ONCE_INIT;
@@ -131,7 +131,7 @@ static struct vm_area_struct *avl_remove(struct vm_area_struct *root,
                                          struct vm_area_struct *n)
 {
     if (!root)
-        vm_die("avl_remove(): vma %p not in its mm's tree", (void *)n);
+        kslab_die("avl_remove(): vma %p not in its mm's tree", (void *)n);
     if (root == n) {
         struct vm_area_struct *l = n->vm_rb_left, *r = n->vm_rb_right, *m;
         if (!r)
@@ -245,8 +245,8 @@ void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma)
     struct vm_area_struct *prev;
     struct vm_area_struct *next = __find_vma_prev(mm, vma->vm_start, &prev);
     if (next && next->vm_start < vma->vm_end)
-        vm_die("insert_vm_struct(): %lx-%lx overlaps %lx-%lx", vma->vm_start,
-               vma->vm_end, next->vm_start, next->vm_end);
+        kslab_die("insert_vm_struct(): %lx-%lx overlaps %lx-%lx", vma->vm_start,
+                  vma->vm_end, next->vm_start, next->vm_end);
     vma->vm_mm = mm;
     vma->vm_next = next;
     if (prev)
@@ -265,8 +265,8 @@ void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma)
     struct vm_area_struct *prev;
     __find_vma_prev(mm, vma->vm_start, &prev);
     if ((prev ? prev->vm_next : mm->mmap) != vma)
-        vm_die("vm_unlink_vma(): vma %lx-%lx not in its mm", vma->vm_start,
-               vma->vm_end);
+        kslab_die("vm_unlink_vma(): vma %lx-%lx not in its mm", vma->vm_start,
+                  vma->vm_end);
     if (prev)
         prev->vm_next = vma->vm_next;
     else
@@ -336,14 +336,14 @@ static int avl_check(struct vm_area_struct *v, struct vm_area_struct **last,
         return 0;
     int l = avl_check(v->vm_rb_left, last, count);
     if (*last && (*last)->vm_next != v)
-        vm_die("vm_check_mm(): tree order differs from list at %lx",
-               v->vm_start);
+        kslab_die("vm_check_mm(): tree order differs from list at %lx",
+                  v->vm_start);
     *last = v;
     (*count)++;
     int r = avl_check(v->vm_rb_right, last, count);
     int h = 1 + (l > r ? l : r);
     if (h != v->vm_rb_height || l - r > 1 || r - l > 1)
-        vm_die("vm_check_mm(): AVL node %lx unbalanced", v->vm_start);
+        kslab_die("vm_check_mm(): AVL node %lx unbalanced", v->vm_start);
     return h;
 }
 
@@ -354,19 +354,19 @@ void vm_check_mm(struct mm_struct *mm)
     for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next, n++) {
         if (v->vm_start < end || v->vm_start >= v->vm_end ||
             v->vm_end > TASK_SIZE || (v->vm_start | v->vm_end) & ~PAGE_MASK)
-            vm_die("vm_check_mm(): bad vma %lx-%lx", v->vm_start, v->vm_end);
+            kslab_die("vm_check_mm(): bad vma %lx-%lx", v->vm_start, v->vm_end);
         if (v->vm_mm != mm)
-            vm_die("vm_check_mm(): vma %lx has another mm", v->vm_start);
+            kslab_die("vm_check_mm(): vma %lx has another mm", v->vm_start);
         end = v->vm_end;
     }
     if (n != mm->map_count)
-        vm_die("vm_check_mm(): map_count %d, list has %d", mm->map_count, n);
+        kslab_die("vm_check_mm(): map_count %d, list has %d", mm->map_count, n);
     if (mm->mmap_avl) {
         struct vm_area_struct *last = NULL;
         int count = 0;
         avl_check(mm->mmap_avl, &last, &count);
         if (count != n)
-            vm_die("vm_check_mm(): tree has %d vmas, list %d", count, n);
+            kslab_die("vm_check_mm(): tree has %d vmas, list %d", count, n);
     }
     /* rss: present ptes that are not the ZERO_PAGE (swap entries are not) */
     unsigned long rss = 0;
@@ -385,14 +385,14 @@ void vm_check_mm(struct mm_struct *mm)
                                   ((unsigned long)k << PAGE_SHIFT);
                 struct vm_area_struct *v = __find_vma(mm, a);
                 if (!v || v->vm_start > a)
-                    vm_die("vm_check_mm(): pte at %lx outside every vma", a);
+                    kslab_die("vm_check_mm(): pte at %lx outside every vma", a);
                 if (pte_present(pt[k]) && pte_pfn(pt[k]) != ZERO_PAGE_PFN)
                     rss++;
             }
         }
     }
     if (rss != mm->rss)
-        vm_die("vm_check_mm(): rss %lu, page tables say %lu", mm->rss, rss);
+        kslab_die("vm_check_mm(): rss %lu, page tables say %lu", mm->rss, rss);
 }
 
 /* ---- get_unmapped_area ---- */

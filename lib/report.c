@@ -1,5 +1,5 @@
 /*
- * vm/report.c — how kslab speaks when something is wrong: one line on
+ * lib/report.c — how kslab speaks when something is wrong: one line on
  * stderr, built in a stack buffer by a small formatter and written with
  * write(2), then abort() for corruption.  No stdio and no malloc here, so
  * it is safe from inside the allocator, with its locks held, and from a
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vm/page.h"
+#include "lib/report.h"
 
 struct out {
     char *buf;
@@ -99,7 +99,7 @@ out:
     return (int)o.len;
 }
 
-int vm_snprintf(char *buf, size_t size, const char *fmt, ...)
+int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -125,7 +125,7 @@ static void say(const char *fmt, va_list ap)
     }
 }
 
-void vm_die(const char *fmt, ...)
+void kslab_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -134,7 +134,7 @@ void vm_die(const char *fmt, ...)
     abort();
 }
 
-void vm_warn(const char *fmt, ...)
+void kslab_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

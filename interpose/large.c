@@ -1,9 +1,10 @@
 /*
- * vm/large.c — large malloc blocks (> KMALLOC_MAX_SIZE) for the interposer.
+ * interpose/large.c — large malloc blocks (> KMALLOC_MAX_SIZE) for the
+ * interposer.
  *
  * Two kinds of block, told apart by address:
  *  - a buddy block: a run of low-memory frames from vm_alloc_pages_exact().
- *    Its head page has PG_large and its length in frames in page->private;
+ *    Its head page has PG_private and its length in frames in page->private;
  *    the other frames carry nothing.  It grows in place with
  *    vm_grow_pages_exact() when the frames after it are free and shrinks
  *    with vm_shrink_pages_exact().  Giving the frames back to the host is the
@@ -30,7 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vm/large.h"
+#include "interpose/large.h"
 
 #define LARGE_FLAGS_GFP GFP_KERNEL
 
@@ -325,7 +326,7 @@ static struct page *large_head(const void *p)
     if ((uintptr_t)p & (PAGE_SIZE - 1))
         return NULL;
     struct page *page = vm_virt_to_page(p);
-    if (!page || !PageFlag(page, PG_large))
+    if (!page || !PageFlag(page, PG_private))
         return NULL;
     return page;
 }
@@ -348,7 +349,7 @@ static void *buddy_alloc(unsigned long npages, size_t align, int zero)
             vm_free_pages_exact(page + lead + npages, extra - lead);
         page += lead;
     }
-    SetPageFlag(page, PG_large);
+    SetPageFlag(page, PG_private);
     page->private = npages;
     void *p = vm_page_address(page);
     if (zero)
@@ -362,7 +363,7 @@ static void *buddy_alloc(unsigned long npages, size_t align, int zero)
 static void buddy_free(struct page *page)
 {
     unsigned long npages = page->private;
-    ClearPageFlag(page, PG_large);
+    ClearPageFlag(page, PG_private);
     page->private = 0;
     vm_free_pages_exact(page, npages);
     ADD(nr_free, 1);

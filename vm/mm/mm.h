@@ -1,5 +1,5 @@
 /*
- * vm/mm.h — the types of the emulated address spaces: mm_struct, the
+ * vm/mm/mm.h — the types of the emulated address spaces: mm_struct, the
  * three-level page tables (pgd → pmd → pte, the i386 PAE layout of 2.4:
  * 4 pgd entries of 1 GiB, 512 pmd entries of 2 MiB, 512 ptes of 4 KiB),
  * the high-memory frames that ptes point to, and the vm-internal helpers
@@ -15,14 +15,15 @@
  * holds either lock, so the SIGSEGV handler, which takes both, can never
  * wait on a lock its own faulting thread holds.
  */
-#ifndef KSLAB_VM_MM_H
-#define KSLAB_VM_MM_H
+#ifndef KSLAB_VM_MM_MM_H
+#define KSLAB_VM_MM_MM_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "vm/page.h"
+#include "vm/frames/highmem.h"
+#include "vm/frames/page.h"
 
 /* ---- page tables: the 2.4 i386 PAE split ---- */
 #define PGDIR_SHIFT 30
@@ -105,57 +106,6 @@ static inline pte_t *pte_offset(pmd_t *pmd, unsigned long addr)
     return pmd->pmd + ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1));
 }
 
-/* ---- high-memory frames (highmem.c) ---- */
-
-/*
- * User memory is a memfd of nr_frames pages ("physical RAM"), mapped whole
- * and shared at kmap so vm/ can read, zero and copy frames; frame pfn is
- * file offset pfn << PAGE_SHIFT and map[pfn] its struct page.  A used frame
- * has its bit set in the bitmap and page->count > 0.  Frame 0 is the
- * ZERO_PAGE: reserved, never freed, not reference counted.  PG_clean on a
- * free or fresh frame means its memfd page is a hole (reads as zeros), so a
- * new anonymous page needs no memset.
- */
-struct vm_highmem {
-    int memfd;
-    char *kmap;
-    struct page *map;
-    unsigned long nr_frames;
-    unsigned long *bitmap;
-    unsigned long cursor; /* next-fit search start */
-    unsigned long nr_free;
-    unsigned long limit; /* frames user memory may use (vm_set_ram_pages) */
-    atomic_flag lock;
-};
-extern struct vm_highmem vm_highmem;
-
-#define VM_DEFAULT_FRAMES (1UL << 20) /* 4 GiB of user memory */
-#define ZERO_PAGE_PFN 0UL
-
-int vm_highmem_init(void);
-/* One frame with count 1, near hint_pfn + 0 when that one is free. */
-struct page *vm_frame_alloc(unsigned long hint_pfn);
-
-/* Frees collected in runs of consecutive pfns, so one fallocate hole
- * punch returns a whole run to the host. */
-struct vm_free_batch {
-    unsigned long start, n;
-};
-void vm_frame_put(struct page *page, struct vm_free_batch *b);
-void vm_free_batch_flush(struct vm_free_batch *b);
-
-static inline unsigned long vm_frame_pfn(const struct page *page)
-{
-    return (unsigned long)(page - vm_highmem.map);
-}
-static inline struct page *vm_pfn_frame(unsigned long pfn)
-{
-    return &vm_highmem.map[pfn];
-}
-static inline void *vm_kmap(const struct page *page)
-{
-    return vm_highmem.kmap + (vm_frame_pfn(page) << PAGE_SHIFT);
-}
 static inline void get_page(struct page *page)
 {
     if (vm_frame_pfn(page) != ZERO_PAGE_PFN)
@@ -252,8 +202,6 @@ void vm_vmalloc_fork_lock(void);
 void vm_vmalloc_fork_unlock(int child);
 void vm_swap_fork_lock(void);
 void vm_swap_fork_unlock(int child);
-void vm_highmem_fork_lock(void);
-void vm_highmem_fork_unlock(int child);
 
 /* memory.c */
 int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
@@ -363,4 +311,4 @@ int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
                    unsigned long addr, pte_t *pte, struct page *page,
                    swp_entry_t entry, int write_access);
 
-#endif /* KSLAB_VM_MM_H */
+#endif /* KSLAB_VM_MM_MM_H */

@@ -1,5 +1,5 @@
 /*
- * vm/swapfile.c — swap areas (2.4 mm/swapfile.c): mkswap writes a swap
+ * vm/mm/swapfile.c — swap areas (2.4 mm/swapfile.c): mkswap writes a swap
  * file whose first page is the Linux v1 swap header ("SWAPSPACE2" in the
  * last ten bytes, version and last_page at offset 1024), sys_swapon
  * validates one and adds it to swap_info[] with a priority, sys_swapoff
@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 pthread_mutex_t vm_swap_lock = PTHREAD_MUTEX_INITIALIZER;
 /* guards the static swap header buffers of mkswap and swap_open */
@@ -104,7 +104,7 @@ static struct swap_info_struct *entry_area(swp_entry_t entry, const char *who)
     struct swap_info_struct *si = &swap_info[type];
     if (type >= MAX_SWAPFILES || !(si->flags & SWP_USED) || !off ||
         off >= si->max || !si->swap_map[off])
-        vm_die("%s(): bad swap entry %lx", who, entry.val);
+        kslab_die("%s(): bad swap entry %lx", who, entry.val);
     return si;
 }
 
@@ -396,8 +396,8 @@ static void count_swap_ptes(unsigned short **cnt)
                     SWP_OFFSET(e) < swap_info[SWP_TYPE(e)].max)
                     cnt[SWP_TYPE(e)][SWP_OFFSET(e)]++;
                 else if (pte_is_swap(*pte))
-                    vm_die("vm_check_swap(): pte at %lx holds bad entry %lx", a,
-                           e.val);
+                    kslab_die("vm_check_swap(): pte at %lx holds bad entry %lx",
+                              a, e.val);
                 a += PAGE_SIZE;
             }
         pthread_mutex_unlock(&mm->mmap_sem);
@@ -424,7 +424,7 @@ void vm_check_swap(void)
             cnt[i] = mmap(NULL, sz[i], PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
             if (cnt[i] == MAP_FAILED)
-                vm_die("vm_check_swap(): out of memory");
+                kslab_die("vm_check_swap(): out of memory");
         }
     count_swap_ptes(cnt);
     pthread_mutex_lock(&vm_swap_lock);
@@ -438,14 +438,15 @@ void vm_check_swap(void)
             if (__lookup_swap_cache(SWP_ENTRY(i, off)))
                 want++;
             if (si->swap_map[off] != want && si->swap_map[off] < SWAP_MAP_MAX)
-                vm_die("vm_check_swap(): slot %lu of area %d counts %u, "
-                       "ptes and cache say %lu",
-                       off, i, si->swap_map[off], want);
+                kslab_die("vm_check_swap(): slot %lu of area %d counts %u, "
+                          "ptes and cache say %lu",
+                          off, i, si->swap_map[off], want);
             inuse += si->swap_map[off] != 0;
         }
         if (si->swap_map[0] || inuse != si->inuse_pages)
-            vm_die("vm_check_swap(): area %d has %lu slots in use, counts %lu",
-                   i, inuse, si->inuse_pages);
+            kslab_die(
+                "vm_check_swap(): area %d has %lu slots in use, counts %lu", i,
+                inuse, si->inuse_pages);
     }
     pthread_mutex_unlock(&vm_swap_lock);
     for (int i = 0; i < MAX_SWAPFILES; i++)

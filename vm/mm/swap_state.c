@@ -1,5 +1,5 @@
 /*
- * vm/swap_state.c — the swap cache (2.4 mm/swap_state.c): pages that
+ * vm/mm/swap_state.c — the swap cache (2.4 mm/swap_state.c): pages that
  * have a swap slot and are also in memory, found by their swap entry.  A
  * page enters it when it is first swapped out (the slot is allocated, the
  * page is written once when the last pte lets go of it) or when it is read
@@ -17,7 +17,7 @@
  */
 #include <errno.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 #define SWAP_HASH 4096
 
@@ -48,8 +48,8 @@ struct page *__lookup_swap_cache(swp_entry_t entry)
 void __add_to_swap_cache(struct page *page, swp_entry_t entry)
 {
     if (PageSwapCache(page) || __lookup_swap_cache(entry))
-        vm_die("add_to_swap_cache(): page %lu / entry %lx already cached",
-               vm_frame_pfn(page), entry.val);
+        kslab_die("add_to_swap_cache(): page %lu / entry %lx already cached",
+                  vm_frame_pfn(page), entry.val);
     get_page(page);
     SetPageFlag(page, PG_swapcache);
     page->index = entry.val;
@@ -66,14 +66,14 @@ void __add_to_swap_cache(struct page *page, swp_entry_t entry)
 void __delete_from_swap_cache(struct page *page)
 {
     if (!PageSwapCache(page))
-        vm_die("delete_from_swap_cache(): page %lu is not cached",
-               vm_frame_pfn(page));
+        kslab_die("delete_from_swap_cache(): page %lu is not cached",
+                  vm_frame_pfn(page));
     swp_entry_t entry = {page->index};
     struct page **pp = bucket(entry);
     while (*pp != page) {
         if (!*pp)
-            vm_die("delete_from_swap_cache(): page %lu not in its bucket",
-                   vm_frame_pfn(page));
+            kslab_die("delete_from_swap_cache(): page %lu not in its bucket",
+                      vm_frame_pfn(page));
         pp = (struct page **)&(*pp)->private;
     }
     *pp = (struct page *)page->private;

@@ -1,6 +1,6 @@
 /*
- * vm/highmem.c — ZONE_HIGHMEM: the frames of user memory.  They live in a
- * memfd ("physical RAM", VM_DEFAULT_FRAMES pages, sparse until touched),
+ * vm/frames/highmem.c — ZONE_HIGHMEM: the frames of user memory.  They live in
+ * a memfd ("physical RAM", VM_DEFAULT_FRAMES pages, sparse until touched),
  * which is also mapped whole at vm_highmem.kmap so that vm/ can zero, copy
  * and write back frames without going through any user window.  A bitmap
  * says which frames are in use; allocation is next-fit from a cursor, or
@@ -22,7 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vm/mm.h"
+#include "vm/frames/highmem.h"
 
 struct vm_highmem vm_highmem = {.memfd = -1, .lock = ATOMIC_FLAG_INIT};
 static pthread_once_t highmem_once = PTHREAD_ONCE_INIT;
@@ -203,7 +203,7 @@ void vm_frame_put(struct page *page, struct vm_free_batch *b)
     if (old > 1)
         return;
     if (old != 1)
-        vm_die("put_page(): frame %lu has count %d", pfn, old);
+        kslab_die("put_page(): frame %lu has count %d", pfn, old);
     if (!b) {
         free_run(pfn, 1);
         return;
@@ -252,9 +252,9 @@ void vm_highmem_free_pages(struct page *page, unsigned int order)
     struct vm_highmem *h = &vm_highmem;
     if (!h->map || page < h->map || page >= h->map + h->nr_frames ||
         vm_frame_pfn(page) == ZERO_PAGE_PFN || !PageFlag(page, PG_highmem))
-        vm_die("__free_pages(): page %p (order %u) is not a high-memory "
-               "frame",
-               (void *)page, order);
+        kslab_die("__free_pages(): page %p (order %u) is not a high-memory "
+                  "frame",
+                  (void *)page, order);
     if (atomic_fetch_sub(&page->count, 1) != 1)
         return;
     unsigned long pfn = vm_frame_pfn(page);

@@ -1,5 +1,5 @@
 /*
- * vm/page.h — page frames: struct page, the zones and the low-memory
+ * vm/frames/page.h — page frames: struct page, the zones and the low-memory
  * direct map.  Every structure of the frame layer and its invariants are
  * here; the small inline helpers that the slab fast paths use are here too.
  *
@@ -13,8 +13,8 @@
  * rest.  ZONE_HIGHMEM (user memory, vm/ address spaces) has frames with no
  * address in the direct map.
  */
-#ifndef KSLAB_VM_PAGE_H
-#define KSLAB_VM_PAGE_H
+#ifndef KSLAB_VM_FRAMES_PAGE_H
+#define KSLAB_VM_FRAMES_PAGE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,12 +22,9 @@
 
 #include <kslab/vm.h>
 
-#include "vm/list.h"
-
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-#define __cold __attribute__((cold, noinline))
-#define __noinline __attribute__((noinline))
+#include "lib/compiler.h"
+#include "lib/list.h"
+#include "lib/report.h"
 
 /* 16 MiB of ZONE_DMA, as on a PC. */
 #define DMA_PAGES 4096UL
@@ -40,7 +37,7 @@
 #define PG_clean 2    /* free block whose frames were given back (zero) */
 #define PG_reserved 3 /* never handed out */
 #define PG_highmem 4  /* a user-memory frame, no direct-map address */
-#define PG_large 5    /* head of a large malloc block (interpose/) */
+#define PG_private 5  /* page->private holds its owner's data */
 #define PG_locked 6   /* under I/O (swap) */
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
@@ -180,7 +177,7 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
  * Returns the number of free frames seen. */
 unsigned long vm_check_zones(void);
 
-/* ZONE_HIGHMEM frames (vm/highmem.c): alloc_pages() with __GFP_HIGHMEM
+/* ZONE_HIGHMEM frames (vm/frames/highmem.c): alloc_pages() with __GFP_HIGHMEM
  * and __free_pages() of a PG_highmem page are routed here. */
 struct page *vm_highmem_alloc_pages(unsigned int order);
 void vm_highmem_free_pages(struct page *page, unsigned int order);
@@ -201,14 +198,4 @@ void vm_fork_prepare(void);
 void vm_fork_parent(void);
 void vm_fork_child(void);
 
-/* One line "kslab: ..." on stderr, then abort().  Takes a small printf
- * subset (%s %d %u %lu %zu %x %lx %p %c %%); no stdio, no malloc. */
-__attribute__((noreturn, cold, format(printf, 1, 2))) void
-vm_die(const char *fmt, ...);
-/* Same line without abort(): warnings. */
-__attribute__((cold, format(printf, 1, 2))) void vm_warn(const char *fmt, ...);
-/* Formats into buf (always NUL-terminated); returns the length. */
-int vm_snprintf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-#endif /* KSLAB_VM_PAGE_H */
+#endif /* KSLAB_VM_FRAMES_PAGE_H */

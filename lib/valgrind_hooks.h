@@ -1,5 +1,5 @@
 /*
- * vm/valgrind_hooks.h — kslab's tool hooks: what memcheck must be told so
+ * lib/valgrind_hooks.h — kslab's tool hooks: what memcheck must be told so
  * that a program running on kslab under valgrind gets the reports it would
  * get under glibc (leaks of its blocks, reads and writes outside them or
  * after free).  Everything here compiles to nothing when the valgrind
@@ -20,12 +20,12 @@
  * vm_tool_state starts VM_TOOL_UNKNOWN so that the very first call takes the
  * tool path, which asks RUNNING_ON_VALGRIND once and settles it.
  */
-#ifndef KSLAB_VM_VALGRIND_HOOKS_H
-#define KSLAB_VM_VALGRIND_HOOKS_H
+#ifndef KSLAB_LIB_VALGRIND_HOOKS_H
+#define KSLAB_LIB_VALGRIND_HOOKS_H
 
 #include <stddef.h>
 
-#include "vm/page.h"
+#include "lib/compiler.h"
 
 #if !defined(KSLAB_NO_VALGRIND) && defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -75,4 +75,4 @@ static inline void vg_make_usable(void *addr, size_t len)
 }
 #endif
 
-#endif /* KSLAB_VM_VALGRIND_HOOKS_H */
+#endif /* KSLAB_LIB_VALGRIND_HOOKS_H */

@@ -1,5 +1,5 @@
 /*
- * vm/fork.c — the life of an mm_struct (2.4 kernel/fork.c and the exit
+ * vm/mm/fork.c — the life of an mm_struct (2.4 kernel/fork.c and the exit
  * half of mm/mmap.c): mm_alloc builds an empty address space with its host
  * window and brk area, mmput drops a reference and tears the mm down at
  * the last one (exit_mmap: every vma zapped and closed, page tables freed,
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 static kmem_cache_t *mm_cachep;
 static pthread_once_t mm_once = PTHREAD_ONCE_INIT;
@@ -133,7 +133,7 @@ KSLAB_API void mmput(struct mm_struct *mm)
     if (old > 1)
         return;
     if (old != 1)
-        vm_die("mmput(): mm %p has %d users", (void *)mm, old);
+        kslab_die("mmput(): mm %p has %d users", (void *)mm, old);
     vm_mmlist_del(mm);
     vm_window_unregister(mm);
     exit_mmap(mm);
@@ -189,7 +189,7 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
             list = next;
         }
         if (mm->map_count != n)
-            vm_die("dup_mmap(): lost vmas");
+            kslab_die("dup_mmap(): lost vmas");
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * vm/meminfo.c — vm_meminfo, the "/proc/meminfo" view of the page layer
+ * vm/mm/meminfo.c — vm_meminfo, the "/proc/meminfo" view of the page layer
  * (2.4 fs/proc/proc_misc.c): low memory is the buddy zones (DMA and
  * Normal, as far as they have grown), high memory is user memory up to
  * its limit (vm_set_ram_pages); Cached is the page cache of file and
@@ -9,7 +9,7 @@
  */
 #include <stdio.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 #define KB(pages) ((pages) << (PAGE_SHIFT - 10))
 

@@ -1,5 +1,5 @@
 /*
- * vm/fault.c — real hardware faults.  Each mm's window is registered in a
+ * vm/mm/fault.c — real hardware faults.  Each mm's window is registered in a
  * fixed table that the SIGSEGV handler scans without a lock (slots are
  * published with release stores).  The handler turns the host address into
  * (mm, user address), reads from the CPU's error code whether the access
@@ -22,7 +22,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 #define VM_MAX_WINDOWS 4096
 
@@ -155,10 +155,10 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
     }
     if (why) {
         char line[160];
-        int n = vm_snprintf(line, sizeof line,
-                            "kslab: segmentation fault at user address "
-                            "%lx of mm %p: %s\n",
-                            addr, (void *)mm, why);
+        int n = kslab_snprintf(line, sizeof line,
+                               "kslab: segmentation fault at user address "
+                               "%lx of mm %p: %s\n",
+                               addr, (void *)mm, why);
         if (write(2, line, (size_t)n) < 0)
             n = 0;
     }

@@ -1,5 +1,5 @@
 /*
- * vm/vmalloc.c — virtually contiguous kernel memory from scattered frames
+ * vm/mm/vmalloc.c — virtually contiguous kernel memory from scattered frames
  * (2.4 mm/vmalloc.c).  The kernel page tables are init_mm's pgd, the
  * 2.4 split's fourth gigabyte: VMALLOC_START..VMALLOC_END are emulated
  * kernel addresses whose ptes point to ZONE_HIGHMEM frames, and the host
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 #define VMALLOC_START 0xC8000000UL /* 2.4: 8 MiB hole after the direct map */
 #define VMALLOC_END 0xFF000000UL
@@ -222,7 +222,7 @@ KSLAB_API void vfree(void *addr)
             break;
     if (!*p) {
         pthread_mutex_unlock(&vmlist_lock);
-        vm_die("vfree(): bad address %p", addr);
+        kslab_die("vfree(): bad address %p", addr);
     }
     struct vm_struct *area = *p;
     *p = area->next;

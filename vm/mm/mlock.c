@@ -1,5 +1,5 @@
 /*
- * vm/mlock.c — sys_mlock / sys_munlock (2.4 mm/mlock.c): VM_LOCKED on the
+ * vm/mm/mlock.c — sys_mlock / sys_munlock (2.4 mm/mlock.c): VM_LOCKED on the
  * vmas of a range (split and merged like mprotect), and every page of a
  * newly locked range faulted in by make_pages_present — written when the
  * vma is writable, swapped pages read back — so touching it later never
@@ -11,7 +11,7 @@
  */
 #include <errno.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
                     int on)

@@ -1,10 +1,10 @@
 /*
- * vm/large.h — large malloc blocks: page-granular blocks above the kmalloc
- * range (> KMALLOC_MAX_SIZE), for the interposer.
+ * interpose/large.h — large malloc blocks: page-granular blocks above the
+ * kmalloc range (> KMALLOC_MAX_SIZE), for the interposer.
  *
  * A block of up to LARGE_BUDDY_MAX_PAGES frames is a run of low-memory
  * frames from the buddy zones (vm_alloc_pages_exact); its head page carries
- * PG_large and its length in frames in page->private.  A bigger block (or
+ * PG_private and its length in frames in page->private.  A bigger block (or
  * one whose alignment does not fit a buddy block, or any block when low
  * memory is exhausted) is a host mapping of its own ("huge"), recorded in a
  * table keyed by its address; freed huge mappings are kept in a small cache
@@ -13,12 +13,12 @@
  * Every function is thread-safe: buddy blocks are serialised by the zone
  * locks of the page layer, huge blocks by one mutex of this file.
  */
-#ifndef KSLAB_VM_LARGE_H
-#define KSLAB_VM_LARGE_H
+#ifndef KSLAB_INTERPOSE_LARGE_H
+#define KSLAB_INTERPOSE_LARGE_H
 
 #include <stddef.h>
 
-#include "vm/page.h"
+#include "vm/frames/page.h"
 
 /* Largest block served from the buddy zones: one block of the top order. */
 #define LARGE_BUDDY_MAX_PAGES (1UL << (MAX_ORDER - 1))
@@ -79,4 +79,4 @@ void vm_large_fork_prepare(void);
 void vm_large_fork_parent(void);
 void vm_large_fork_child(void);
 
-#endif /* KSLAB_VM_LARGE_H */
+#endif /* KSLAB_INTERPOSE_LARGE_H */

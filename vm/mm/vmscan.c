@@ -1,5 +1,5 @@
 /*
- * vm/vmscan.c — page reclaim (2.4 mm/vmscan.c): the size limit of user
+ * vm/mm/vmscan.c — page reclaim (2.4 mm/vmscan.c): the size limit of user
  * memory (vm_set_ram_pages), its watermarks, and the scan that frees
  * frames by swapping pages out.  Reclaim is direct: the allocating path
  * (vm_alloc_user_frame, from a fault) reclaims when free frames fall
@@ -30,7 +30,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 #define SWAP_CLUSTER_MAX 32
 

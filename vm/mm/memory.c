@@ -1,5 +1,5 @@
 /*
- * vm/memory.c — page tables and demand paging (2.4 mm/memory.c): the
+ * vm/mm/memory.c — page tables and demand paging (2.4 mm/memory.c): the
  * pgd → pmd → pte walk and allocation, handle_mm_fault → handle_pte_fault
  * → do_no_page / do_anonymous_page / do_wp_page, zap_page_range,
  * clear_page_tables, copy_page_range (fork's COW), change_protection and
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 static kmem_cache_t *pgtable_cachep;
 static pthread_once_t pgtable_once = PTHREAD_ONCE_INIT;
@@ -615,8 +615,8 @@ void clear_page_tables(struct mm_struct *mm, unsigned long start,
             continue;
         for (int i = 0; i < PTRS_PER_PTE; i++)
             if (!pte_none(pmd->pmd[i]))
-                vm_die("clear_page_tables(): live pte at %lx",
-                       a + ((unsigned long)i << PAGE_SHIFT));
+                kslab_die("clear_page_tables(): live pte at %lx",
+                          a + ((unsigned long)i << PAGE_SHIFT));
         pgtable_free(pmd->pmd);
         pmd->pmd = NULL;
     }

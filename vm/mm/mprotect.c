@@ -1,5 +1,5 @@
 /*
- * vm/mprotect.c — sys_mprotect (2.4 mm/mprotect.c) and the range fixup it
+ * vm/mm/mprotect.c — sys_mprotect (2.4 mm/mprotect.c) and the range fixup it
  * shares with mlock: the vmas covering [start, end) take new flags, the
  * ones that stick out are split first (mprotect_fixup_start/_end/_middle
  * in 2.4), and afterwards compatible neighbours merge again.  mprotect then
@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                    unsigned long set, unsigned long clear, int protect)

@@ -1,5 +1,5 @@
 /*
- * vm/swap.c — swap-in (2.4 mm/memory.c's do_swap_page path and
+ * vm/mm/swap.c — swap-in (2.4 mm/memory.c's do_swap_page path and
  * mm/swap.c's page_cluster): swapin_readahead reads the aligned cluster
  * of 1 << page_cluster slots around a faulting entry into the swap cache,
  * so a scan that swapped pages out together takes one major fault per
@@ -10,7 +10,7 @@
  */
 #include <errno.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 /* 2.4 set it from memory size (2–4); 3 = clusters of 8 pages, 32 KiB. */
 int page_cluster = 3;

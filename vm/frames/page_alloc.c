@@ -1,7 +1,7 @@
 /*
- * vm/page_alloc.c — low memory and the buddy allocator.
+ * vm/frames/page_alloc.c — low memory and the buddy allocator.
  *
- * Low memory is the allocator's direct map (vm/page.h): one range of
+ * Low memory is the allocator's direct map (vm/frames/page.h): one range of
  * private anonymous host memory reserved PROT_NONE at start and committed
  * brk-style, ZONE_GROW_PAGES at a time, as the zones need frames.  mem_map
  * lives in a second reservation committed alongside.  ZONE_DMA is the first
@@ -34,8 +34,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
-#include "vm/page.h"
-#include "vm/valgrind_hooks.h"
+#include "vm/frames/page.h"
+#include "lib/valgrind_hooks.h"
 
 /* Default size of the direct-map reservation: 64 GiB of address space. */
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
@@ -55,7 +55,7 @@ struct zone_struct vm_zones[MAX_NR_ZONES] = {
 };
 
 #ifdef KSLAB_VALGRIND
-int vm_tool_state = VM_TOOL_UNKNOWN; /* vm/valgrind_hooks.h */
+int vm_tool_state = VM_TOOL_UNKNOWN; /* lib/valgrind_hooks.h */
 #endif
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -389,11 +389,11 @@ static void free_block_to_zone(struct page *page, unsigned int order)
     struct zone_struct *zone = &vm_zones[page->zone];
     pthread_mutex_lock(&zone->lock);
     if (pfn < zone->zone_start_pfn || pfn + (1UL << order) > zone->grown_pfn)
-        vm_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
-               order, zone->name);
+        kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
+                  order, zone->name);
     if (PageFlag(page, PG_buddy))
-        vm_die("__free_pages(): double free of frame %lu at %p", pfn,
-               vm_page_address(page));
+        kslab_die("__free_pages(): double free of frame %lu at %p", pfn,
+                  vm_page_address(page));
     __free_one_block(zone, pfn, order, 0);
     zone_maybe_release(zone);
     pthread_mutex_unlock(&zone->lock);
@@ -413,14 +413,14 @@ void __free_pages(struct page *page, unsigned int order)
     }
     if (order >= MAX_ORDER || !vm_lowmem.ready || page < vm_lowmem.mem_map ||
         page >= vm_lowmem.mem_map + atomic_load(&vm_lowmem.committed_pages))
-        vm_die("__free_pages(): invalid page %p (order %u)", (void *)page,
-               order);
+        kslab_die("__free_pages(): invalid page %p (order %u)", (void *)page,
+                  order);
     if (PageFlag(page, PG_buddy))
-        vm_die("__free_pages(): double free of frame %lu at %p",
-               vm_page_to_pfn(page), vm_page_address(page));
+        kslab_die("__free_pages(): double free of frame %lu at %p",
+                  vm_page_to_pfn(page), vm_page_address(page));
     int left = atomic_fetch_sub(&page->count, 1) - 1;
     if (left < 0)
-        vm_die("__free_pages(): page %p has no reference", (void *)page);
+        kslab_die("__free_pages(): page %p has no reference", (void *)page);
     if (left == 0)
         free_block_to_zone(page, order);
 }
@@ -437,7 +437,7 @@ void free_pages(unsigned long addr, unsigned int order)
         return;
     struct page *page = vm_virt_to_page((void *)addr);
     if (!page || (addr & ~PAGE_MASK))
-        vm_die("free_pages(): invalid address %p", (void *)addr);
+        kslab_die("free_pages(): invalid address %p", (void *)addr);
     __free_pages(page, order);
 }
 
@@ -507,13 +507,13 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
     unsigned long pfn = vm_page_to_pfn(page);
     struct zone_struct *zone = &vm_zones[page->zone];
     if (PageFlag(page, PG_buddy))
-        vm_die("free(): double free of block %p", vm_page_address(page));
+        kslab_die("free(): double free of block %p", vm_page_address(page));
     page->flags = 0;
     atomic_store(&page->count, 0);
     pthread_mutex_lock(&zone->lock);
     if (pfn < zone->zone_start_pfn || pfn + npages > zone->grown_pfn)
-        vm_die("free(): block %p of %lu pages outside zone %s",
-               vm_page_address(page), npages, zone->name);
+        kslab_die("free(): block %p of %lu pages outside zone %s",
+                  vm_page_address(page), npages, zone->name);
     __free_run(zone, pfn, npages);
     zone_maybe_release(zone);
     pthread_mutex_unlock(&zone->lock);
@@ -608,20 +608,21 @@ unsigned long vm_check_zones(void)
                     struct page *p = list_entry(pos, struct page, list);
                     unsigned long pfn = vm_page_to_pfn(p);
                     if (!PageFlag(p, PG_buddy) || p->order != (unsigned)o)
-                        vm_die("zone %s: block at frame %lu on list %d has "
-                               "order %u",
-                               zone->name, pfn, o, p->order);
+                        kslab_die("zone %s: block at frame %lu on list %d has "
+                                  "order %u",
+                                  zone->name, pfn, o, p->order);
                     if ((int)PageFlag(p, PG_clean) != cl)
-                        vm_die("zone %s: block at frame %lu on the %s list",
-                               zone->name, pfn, cl ? "clean" : "dirty");
+                        kslab_die("zone %s: block at frame %lu on the %s list",
+                                  zone->name, pfn, cl ? "clean" : "dirty");
                     if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
-                        vm_die("zone %s: block at frame %lu misaligned for "
-                               "order %d",
-                               zone->name, pfn, o);
+                        kslab_die("zone %s: block at frame %lu misaligned for "
+                                  "order %d",
+                                  zone->name, pfn, o);
                     if (pfn < zone->zone_start_pfn ||
                         pfn + (1UL << o) > zone->grown_pfn)
-                        vm_die("zone %s: block at frame %lu outside the zone",
-                               zone->name, pfn);
+                        kslab_die(
+                            "zone %s: block at frame %lu outside the zone",
+                            zone->name, pfn);
                     n++;
                     free += 1UL << o;
                     if (!cl)
@@ -629,13 +630,13 @@ unsigned long vm_check_zones(void)
                 }
             }
             if (n != zone->free_area[o].nr_free)
-                vm_die("zone %s: order %d lists %lu blocks, counts %lu",
-                       zone->name, o, n, zone->free_area[o].nr_free);
+                kslab_die("zone %s: order %d lists %lu blocks, counts %lu",
+                          zone->name, o, n, zone->free_area[o].nr_free);
         }
         if (free != zone->free_pages || dirty != zone->dirty_pages)
-            vm_die("zone %s: %lu free (%lu dirty) frames, counts %lu (%lu)",
-                   zone->name, free, dirty, zone->free_pages,
-                   zone->dirty_pages);
+            kslab_die("zone %s: %lu free (%lu dirty) frames, counts %lu (%lu)",
+                      zone->name, free, dirty, zone->free_pages,
+                      zone->dirty_pages);
         pthread_mutex_unlock(&zone->lock);
         total += free;
     }

@@ -1,5 +1,5 @@
 /*
- * vm/filemap.c — the vm_operations_struct of mappings that are not plain
+ * vm/mm/filemap.c — the vm_operations_struct of mappings that are not plain
  * anonymous memory.  A private file mapping reads each page from its fd
  * into a fresh frame at the first fault (nopage; there is no page cache,
  * so two mms mapping the same file privately read it separately).  A
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vm/mm.h"
+#include "vm/mm/mm.h"
 
 struct vm_shared_obj {
     atomic_int refs;
@@ -93,7 +93,7 @@ static void shared_write_page(struct vm_shared_obj *obj, unsigned long idx)
         return;
     size_t n = size - off < PAGE_SIZE ? size - off : PAGE_SIZE;
     if (pwrite(obj->fd, vm_kmap(page), n, (off_t)off) != (ssize_t)n)
-        vm_warn("msync: write-back of page %lu failed", obj->base + idx);
+        kslab_warn("msync: write-back of page %lu failed", obj->base + idx);
 }
 
 void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,

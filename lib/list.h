@@ -1,9 +1,9 @@
 /*
- * vm/list.h — the kernel's circular doubly linked list, used by every
+ * lib/list.h — the kernel's circular doubly linked list, used by every
  * layer for free lists, slab lists and the cache chain.
  */
-#ifndef KSLAB_VM_LIST_H
-#define KSLAB_VM_LIST_H
+#ifndef KSLAB_LIB_LIST_H
+#define KSLAB_LIB_LIST_H
 
 #include <stddef.h>
 
@@ -68,4 +68,4 @@ static inline int list_empty(const struct list_head *head)
     for (pos = (head)->next, n = pos->next; pos != (head);                     \
          pos = n, n = pos->next)
 
-#endif /* KSLAB_VM_LIST_H */
+#endif /* KSLAB_LIB_LIST_H */

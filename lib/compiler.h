@@ -1,0 +1,13 @@
+/*
+ * lib/compiler.h — the compiler attributes every layer uses: branch hints
+ * for the fast paths and the markers that keep slow paths out of line.
+ */
+#ifndef KSLAB_LIB_COMPILER_H
+#define KSLAB_LIB_COMPILER_H
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define __cold __attribute__((cold, noinline))
+#define __noinline __attribute__((noinline))
+
+#endif /* KSLAB_LIB_COMPILER_H */

@@ -1,0 +1,24 @@
+/*
+ * lib/report.h — the one-line error reporter (lib/report.c).  Every layer
+ * reports misuse and corruption through it: one line "kslab: ..." on
+ * stderr, written with write(2), then abort() for kslab_die().  No stdio
+ * and no malloc, so it is safe with allocator locks held and from a signal
+ * handler.
+ */
+#ifndef KSLAB_LIB_REPORT_H
+#define KSLAB_LIB_REPORT_H
+
+#include <stddef.h>
+
+/* One line "kslab: ..." on stderr, then abort().  Takes a small printf
+ * subset (%s %d %u %lu %zu %x %lx %p %c %%); no stdio, no malloc. */
+__attribute__((noreturn, cold, format(printf, 1, 2))) void
+kslab_die(const char *fmt, ...);
+/* Same line without abort(): warnings. */
+__attribute__((cold, format(printf, 1, 2))) void kslab_warn(const char *fmt,
+                                                            ...);
+/* Formats into buf (always NUL-terminated); returns the length. */
+int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* KSLAB_LIB_REPORT_H */
