@@ -83,7 +83,7 @@ static void test_program_keeps_its_kmalloc(void **s)
     char *p = kmalloc(10, GFP_KERNEL);
     kfree(p);
     program_calling = 0;
-    assert_true(p >= arena[0] && p < arena[8]);
+    assert_true(p >= &arena[0][0] && p < &arena[0][0] + sizeof(arena));
 }
 
 /* Returns its argument when every malloc succeeded. */
