@@ -47,14 +47,14 @@ check_exports() { # lib allow-header-api
     done
 }
 
-# Calls and jumps through the PLT (a PLT slot is named sym@plt) to a symbol
+# Calls and jumps (conditional tail calls too) through the PLT (a PLT slot is named sym@plt) to a symbol
 # the library itself exports.
 check_plt() { # lib
     local lib=$1 n
     local defined called
     defined=$(exports "$lib")
     called=$("$OBJDUMP" -d --no-show-raw-insn "$lib" |
-             grep -E '^\s+[0-9a-f]+:\s+(call|jmp|bnd jmp|notrack jmp)' |
+             grep -E '^\s+[0-9a-f]+:\s+((bnd|notrack) )?(call|j[a-z]+)\s' |
              grep -oE '<[^<>+]+@plt>' | sed 's/^<//; s/@plt>$//' | sort -u)
     for n in $called; do
         if in_list "$n" $defined; then
