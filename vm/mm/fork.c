@@ -161,7 +161,7 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
         tmp->vm_flags &= ~VM_LOCKED;
         tmp->vm_mm = mm;
         tmp->vm_next = NULL;
-        tmp->vm_rb_left = tmp->vm_rb_right = tmp->vm_rb_parent = NULL;
+        tmp->vm_avl_left = tmp->vm_avl_right = NULL;
         if (tmp->vm_ops && tmp->vm_ops->open)
             tmp->vm_ops->open(tmp);
         /* appended in order: the list stays sorted without a search */

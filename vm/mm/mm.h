@@ -22,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <kslab/slab.h> /* vmas, mms, page tables come from slab caches */
+
 #include "vm/frames/highmem.h"
 #include "vm/frames/page.h"
 
@@ -244,6 +246,17 @@ int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
  * merged as needed; protect also rewrites ptes and host protections. */
 int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                    unsigned long set, unsigned long clear, int protect);
+
+/* The operations of a mapping (2.4's struct vm_operations_struct): open
+ * when a vma is duplicated (split, fork), close when it goes away, nopage
+ * to bring in the page of a fault on a not-present pte.  nopage returns a
+ * page with a reference for the caller, or NULL (SIGBUS). */
+struct vm_operations_struct {
+    void (*open)(struct vm_area_struct *area);
+    void (*close)(struct vm_area_struct *area);
+    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
+                           int write_access);
+};
 
 /* The shared object of a MAP_SHARED mapping (anonymous or file): one frame
  * slot per page, shared by every vma that maps it, across splits and
