@@ -10,7 +10,8 @@
  * Each layer owns its locks and registers a hook for its level
  * (kslab_fork_register); lib/ never calls up into a layer by name.  The
  * address-space emulator registers its hook when it is first used (its
- * first mm), so a program that never uses it takes none of its locks.
+ * first mm, vmalloc or swap file), so a program that never uses it takes
+ * none of its locks.
  *
  * THE LOCK ORDER of kslab — every path that holds two kslab locks takes
  * them in this order, and prepare takes all of them in it:

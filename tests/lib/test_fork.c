@@ -184,6 +184,48 @@ static void test_fork_while_chain_lock_held(void **state)
 
 /* ---- the emulator's part of the protocol ---- */
 
+static void *vmallocator(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        char *p = vmalloc(16 * PAGE_SIZE); /* under vmlist_lock a while */
+        if (!p)
+            return (void *)1;
+        p[0] = 1;
+        vfree(p);
+    }
+    return NULL;
+}
+
+/* vmalloc alone (no mm yet) puts the emulator in the protocol: a fork
+ * beside a thread that vmallocs leaves the child a usable vmalloc. */
+static void test_fork_while_a_thread_vmallocs(void **state)
+{
+    (void)state;
+    pthread_t t;
+    void *r;
+    vfree(vmalloc(PAGE_SIZE));
+    atomic_store(&stop, 0);
+    assert_int_equal(pthread_create(&t, NULL, vmallocator, NULL), 0);
+    for (int i = 0; i < 100; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(CHILD_SECONDS);
+            char *p = vmalloc(4 * PAGE_SIZE);
+            if (!p)
+                _exit(2);
+            p[3 * PAGE_SIZE] = 1;
+            vfree(p);
+            _exit(0);
+        }
+        expect_child_ok(pid, "fork beside vmalloc");
+    }
+    atomic_store(&stop, 1);
+    pthread_join(t, &r);
+    assert_null(r);
+}
+
 struct mm_hold {
     struct mm_struct *mm;
 };
@@ -235,6 +277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fork_while_threads_allocate),
         cmocka_unit_test(test_fork_while_chain_lock_held),
+        cmocka_unit_test(test_fork_while_a_thread_vmallocs),
         cmocka_unit_test(test_fork_while_mmap_sem_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,8 +66,9 @@ void vm_mm_fork_child(void)
 static const struct kslab_fork_hook mm_fork_hook = {
     vm_mm_fork_prepare, vm_mm_fork_parent, vm_mm_fork_child};
 
-/* The emulator's part of the fork protocol, registered at its first use
- * (idempotent; one atomic load after the first time). */
+/* The emulator's part of the fork protocol, registered at its first use:
+ * the first mm, vmalloc, mkswap or swapon (idempotent; one atomic
+ * compare after the first time). */
 void vm_mm_fork_register(void)
 {
     kslab_fork_register(KSLAB_FORK_MM, &mm_fork_hook);
