@@ -31,7 +31,7 @@
  *        cache_chain_sem            the chain of caches (recursive)
  *        thread_lock                the list of threads
  *        cache_cache.spinlock, then every cache's spinlock, chain order
- *   5. KSLAB_FORK_FRAMES (vm/frames/page_alloc.c, vm_fork_prepare)
+ *   5. KSLAB_FORK_FRAMES (vm/frames/page_alloc.c, frames_fork_prepare)
  *        grow_lock                  growing the direct map
  *        the zone locks             DMA, Normal, HighMem
  *        vm_highmem.lock            the high-memory frames (a leaf)

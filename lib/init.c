@@ -32,7 +32,7 @@
  * RUNNING when it re-enters (an allocation made by the set-up itself) and
  * returns at once, so start-up neither recurses nor deadlocks.  Once the
  * slab level is reached, an allocation from any thread proceeds without
- * waiting for the rest (what the interposer's `ip_started` used to give).
+ * waiting for the rest.
  * When done, kslab_init() is one acquire load on slow paths; the fast
  * paths of malloc, free and kmem_cache_alloc never test it (before
  * start-up every thread's arrays are empty, so the first allocation takes

@@ -23,8 +23,11 @@
  * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
  * ask every other thread to drain its arrays at its next slow path.
  *
- * Locking: see slab_internal.h.  ctors and dtors run without any slab
- * lock held, so they may allocate.
+ * Locking: see slab_internal.h; the order of every kslab lock, and the
+ * fork protocol that takes them all (this file's hook is level
+ * KSLAB_FORK_SLAB), are at the top of lib/fork.c.  ctors and dtors run
+ * without any slab lock held, so they may allocate.  Start-up: cache_cache
+ * and the kmalloc caches are the level "slab" of lib/init.c's order.
  */
 #include <errno.h>
 #include <stdlib.h>

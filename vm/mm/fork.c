@@ -9,7 +9,9 @@
  *
  * Locking: mm_fork holds the parent's mmap_sem for the whole copy (the
  * child is not visible to anyone yet); mmput needs no lock — it runs when
- * nobody else may use the mm.
+ * nobody else may use the mm.  A host fork(): the emulator's locks are the
+ * first level of kslab's one fork protocol and lock order, written down at
+ * the top of lib/fork.c (vm_mm_fork_prepare below).
  */
 #include <errno.h>
 #include <string.h>
