@@ -83,8 +83,9 @@ KSLAB_API int kmem_cache_reap(int gfp_mask);
 /* Writes the /proc/slabinfo text (version 1.1); returns 0 or -errno. */
 KSLAB_API int kmem_slabinfo(FILE *out);
 
-/* Sets up cache_cache and the kmalloc caches.  Called automatically on
- * first use; calling it again does nothing. */
+/* Brings kslab up — the options, low memory, cache_cache and the kmalloc
+ * caches, the fork handlers (lib/init.c's order).  Called automatically
+ * on first use; calling it again does nothing. */
 KSLAB_API void kmem_cache_init(void);
 
 #ifdef __cplusplus

@@ -13,7 +13,9 @@
  *
  * Locking: vm_highmem.lock, a spinlock, guards the bitmap, the cursor and
  * nr_free; it is held for a few instructions and never while touching a
- * user window, so the SIGSEGV handler may take it.  page->count is atomic.
+ * user window, so the SIGSEGV handler may take it; it is the last lock of
+ * kslab's order (lib/fork.c).  page->count is atomic.  High memory is set
+ * up lazily, at its first use, through kslab_once() (lib/init.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +24,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/init.h"
 #include "vm/frames/highmem.h"
 
 struct vm_highmem vm_highmem = {.memfd = -1, .lock = ATOMIC_FLAG_INIT};
-static pthread_once_t highmem_once = PTHREAD_ONCE_INIT;
+static struct kslab_once highmem_once = KSLAB_ONCE_INIT;
 static int highmem_err;
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
@@ -105,7 +108,7 @@ fail:
 
 int vm_highmem_init(void)
 {
-    pthread_once(&highmem_once, highmem_setup);
+    kslab_once(&highmem_once, highmem_setup); /* lib/init.h */
     return highmem_err;
 }
 

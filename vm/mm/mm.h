@@ -187,12 +187,15 @@ void vm_window_unregister(struct mm_struct *mm);
 /*
  * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the
  * address-space side of vm/ in the order they nest — each mm's mmap_sem,
- * vm_mmlist_lock, the window table lock, vmlist_lock, vm_swap_lock, the
- * frame spinlock — so no other thread is inside any of them when the
- * process is copied; the parent releases them, the child makes them anew
- * (only the forking thread lives on there).  The pieces below are the
- * per-file halves, each lock owned where it is defined.
+ * vm_mmlist_lock, the window table lock, vmlist_lock, vm_swap_lock — so no
+ * other thread is inside any of them when the process is copied; the
+ * parent releases them, the child makes them anew (only the forking thread
+ * lives on there).  They are the first level of kslab's one fork protocol
+ * and lock order (lib/fork.c); vm_mm_fork_register() puts them there, at
+ * the emulator's first use.  The pieces below are the per-file halves,
+ * each lock owned where it is defined.
  */
+void vm_mm_fork_register(void);
 void vm_mm_fork_prepare(void);
 void vm_mm_fork_parent(void);
 void vm_mm_fork_child(void);

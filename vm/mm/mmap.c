@@ -16,10 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/init.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *vm_area_cachep;
-static pthread_once_t vma_once = PTHREAD_ONCE_INIT;
+static struct kslab_once vma_once = KSLAB_ONCE_INIT; /* lib/init.h */
 
 static void vma_cache_init(void)
 {
@@ -30,7 +31,7 @@ static void vma_cache_init(void)
 
 struct vm_area_struct *vm_area_alloc(void)
 {
-    pthread_once(&vma_once, vma_cache_init);
+    kslab_once(&vma_once, vma_cache_init);
     if (!vm_area_cachep)
         return NULL;
     struct vm_area_struct *vma = kmem_cache_alloc(vm_area_cachep, GFP_KERNEL);
