@@ -198,21 +198,32 @@ KSLAB_API void *calloc(size_t n, size_t size)
     return ip_large_malloc(total, PAGE_SIZE, 1);
 }
 
-/* realloc of a slab object: stays put when the new size needs the same
- * kmalloc cache (a shrink that frees at least half moves, so trimmed
- * buffers give memory back), otherwise allocate-copy-free. */
-static void *ip_realloc_small(void *p, size_t old, size_t size)
+/* The move every realloc path falls back to: a new block, the bytes both
+ * blocks have (min(old usable, new size): a block may be smaller than the
+ * new size even when that size is a slab one — an aligned large block of
+ * 100 KB realloc'd to 120 KB), the old block freed. */
+static void *ip_realloc_move(void *p, size_t old, size_t size)
 {
-    if (size <= old && size > old / 2)
-        return p;
     void *q = ip_malloc(size);
     if (!q)
         return NULL;
     memcpy(q, p, size < old ? size : old);
-    slab_kfree_inline(p, "realloc");
+    ip_free(p, "realloc");
     return q;
 }
 
+/* realloc of a slab object: stays put when the new size needs the same
+ * kmalloc cache (a shrink that frees at least half moves, so trimmed
+ * buffers give memory back), otherwise moves. */
+static void *ip_realloc_small(void *p, size_t old, size_t size)
+{
+    if (size <= old && size > old / 2)
+        return p;
+    return ip_realloc_move(p, old, size);
+}
+
+/* realloc of a large block: large.c resizes it (in place, mremap, or its
+ * own move) while the new size is a large one; a slab size moves. */
 static __noinline void *ip_realloc_large(void *p, size_t size)
 {
     size_t old = vm_large_usable(p);
@@ -220,12 +231,7 @@ static __noinline void *ip_realloc_large(void *p, size_t size)
         ip_bad_pointer("realloc", p);
     if (size > KMALLOC_MAX_SIZE)
         return vm_large_realloc(p, size);
-    void *q = ip_malloc(size);
-    if (!q)
-        return NULL;
-    memcpy(q, p, size);
-    vm_large_free(p);
-    return q;
+    return ip_realloc_move(p, old, size);
 }
 
 KSLAB_API void *realloc(void *p, size_t size)
