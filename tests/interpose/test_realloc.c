@@ -224,8 +224,9 @@ static void test_realloc_edges(void **s)
     assert_null(ra(p, big, 3));
     assert_int_equal(errno, ENOMEM);
     check(p, 300 * KiB, 3, "after a refused reallocarray");
-    p = reallocarray(p, 100, 5 * KiB);
-    assert_non_null(p);
+    unsigned char *q = reallocarray(p, 100, 5 * KiB);
+    assert_non_null(q);
+    p = q;
     check(p, 300 * KiB, 3, "reallocarray");
     assert_null(realloc(p, 0));
     p = realloc(NULL, 10);
