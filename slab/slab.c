@@ -1273,17 +1273,23 @@ int slab_shrink_all(void)
 {
     if (!__atomic_load_n(&slab_ready, __ATOMIC_ACQUIRE))
         return 0;
-    int freed = 0;
+    int freed = 0, round;
     request_drain();
-    slab_drain_self();
-    pthread_mutex_lock(&cache_chain_sem);
-    struct list_head *p;
-    list_for_each(p, &cache_cache.next)
-    {
-        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        freed += __kmem_cache_shrink_locked(c) << c->gfporder;
-    }
-    pthread_mutex_unlock(&cache_chain_sem);
+    /* Destroying a slab frees its off-slab management object into the
+     * calling thread's array: drain and shrink again until nothing moves. */
+    do {
+        round = 0;
+        slab_drain_self();
+        pthread_mutex_lock(&cache_chain_sem);
+        struct list_head *p;
+        list_for_each(p, &cache_cache.next)
+        {
+            kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+            round += __kmem_cache_shrink_locked(c) << c->gfporder;
+        }
+        pthread_mutex_unlock(&cache_chain_sem);
+        freed += round;
+    } while (round);
     return freed;
 }
 
