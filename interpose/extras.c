@@ -48,11 +48,12 @@ static void ip_figures(struct ip_figures *f)
     vm_large_get_stats(&ls);
     unsigned long committed = 0, nfree = 0, dirty = 0, blocks = 0;
     if (__atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)) {
-        committed = atomic_load_explicit(&vm_lowmem.committed_pages,
-                                         memory_order_relaxed);
         for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
             struct zone_struct *zone = &vm_zones[z];
             pthread_mutex_lock(&zone->lock);
+            /* the zone's frames handed to the buddy lists so far */
+            if (zone->grown_pfn > zone->zone_start_pfn)
+                committed += zone->grown_pfn - zone->zone_start_pfn;
             nfree += zone->free_pages;
             dirty += zone->dirty_pages;
             for (int o = 0; o < MAX_ORDER; o++)
