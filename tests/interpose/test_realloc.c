@@ -14,7 +14,9 @@
  *  - a sentinel block: a block of the new size is filled with 0xEE and freed
  *    just before the realloc; when the realloc hands that block out again
  *    (the thread's array, the huge-mapping cache and the buddy lists are
- *    LIFO), the bytes past the old block's usable size must still be 0xEE.
+ *    LIFO), the bytes past the old block's usable size must still be 0xEE;
+ *  - under valgrind's memcheck (a second ctest entry), where kslab's hooks
+ *    tell memcheck the extent of every block.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -22,6 +24,15 @@
 #include <sys/mman.h>
 
 #include "ktest.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #define KiB (1024UL)
 #define MiB (1024UL * 1024UL)
@@ -188,8 +199,13 @@ static void test_realloc_paths(void **s)
     }
     print_message("realloc paths: %u guarded, %u sentinel checks\n", guards,
                   sentinels);
-    assert_true(guards > 0);
-    assert_true(sentinels > 0);
+    /* Under memcheck (ctest runs this test there too) a block's usable
+     * size is the size asked for and freed blocks wait in a quarantine:
+     * memcheck itself sees every byte read past a block instead. */
+    if (!RUNNING_ON_VALGRIND) {
+        assert_true(guards > 0);
+        assert_true(sentinels > 0);
+    }
 }
 
 /* The reported crash: a 2 MiB-aligned 100000-byte block realloc'd to
