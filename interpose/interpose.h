@@ -3,6 +3,10 @@
  * start-up check of the slow paths and the loader's image.
  *
  * interpose/malloc.c   the exported malloc family (hot paths)
+ * interpose/large.c    blocks above the slab sizes
+ * interpose/tool.c     hooks on the malloc path: valgrind, M_PERTURB
+ * interpose/extras.c   mallinfo2, malloc_trim, malloc_stats, malloc_info,
+ *                      mallopt
  * interpose/init.c     the malloc layer's start-up level and fork hook,
  *                      statistics at exit, kslab_stats_print()
  */
@@ -26,5 +30,15 @@ static inline void ip_ensure_init(void)
  * before libc is relocated)?  Such a pointer is never ours and freeing it is
  * ignored rather than reported. */
 int ip_pointer_from_loader(const void *p);
+
+/*
+ * The one check of a pointer handed to the malloc family (interpose/
+ * malloc.c).  ip_block_size: the usable bytes of a live block, 0 for a
+ * block of the loader's own malloc.  ip_release: frees a live block (a
+ * loader block is ignored).  Any other pointer ends the process with one
+ * line naming the call fn and the address.
+ */
+size_t ip_block_size(const void *p, const char *fn);
+void ip_release(void *p, const char *fn);
 
 #endif /* KSLAB_INTERPOSE_H */

@@ -56,13 +56,34 @@ static struct {
     _Atomic unsigned long nr_alloc, nr_free, live_blocks, live_pages;
     _Atomic unsigned long huge_blocks, huge_bytes, huge_unmapped_bytes;
     _Atomic unsigned long grow_in_place, moved;
+    _Atomic unsigned long huge_max_blocks, huge_max_bytes;
 } st;
+
+/* Blocks of this many bytes and more are own mappings (M_MMAP_THRESHOLD);
+ * by default those that no buddy block can hold. */
+size_t vm_large_mmap_threshold = LARGE_MMAP_THRESHOLD_DEFAULT;
 
 #define ADD(ctr, v)                                                            \
     atomic_fetch_add_explicit(&st.ctr, (v), memory_order_relaxed)
 #define SUB(ctr, v)                                                            \
     atomic_fetch_sub_explicit(&st.ctr, (v), memory_order_relaxed)
 #define GET(ctr) atomic_load_explicit(&st.ctr, memory_order_relaxed)
+
+/* Raises the high-water mark ctr to at least v. */
+#define HIGH(ctr, v)                                                           \
+    do {                                                                       \
+        unsigned long _v = (v), _o = GET(ctr);                                 \
+        while (_o < _v && !atomic_compare_exchange_weak_explicit(              \
+                              &st.ctr, &_o, _v, memory_order_relaxed,          \
+                              memory_order_relaxed))                           \
+            ;                                                                  \
+    } while (0)
+
+static int want_buddy(size_t len, unsigned long npages)
+{
+    return npages <= LARGE_BUDDY_MAX_PAGES &&
+           len < __atomic_load_n(&vm_large_mmap_threshold, __ATOMIC_RELAXED);
+}
 
 /* ---- the huge-block table (huge_lock held) ---- */
 
@@ -249,8 +270,8 @@ out:
     if (zero && !fresh)
         memset(p, 0, len);
     ADD(nr_alloc, 1);
-    ADD(huge_blocks, 1);
-    ADD(huge_bytes, got);
+    HIGH(huge_max_blocks, ADD(huge_blocks, 1) + 1);
+    HIGH(huge_max_bytes, ADD(huge_bytes, got) + got);
     return p;
 }
 
@@ -307,7 +328,7 @@ static void *huge_realloc(void *p, size_t len)
         __huge_insert((uintptr_t)q, len);
     }
     if (len > old)
-        ADD(huge_bytes, len - old);
+        HIGH(huge_max_bytes, ADD(huge_bytes, len - old) + len - old);
     else
         SUB(huge_bytes, old - len);
     if (q == p && len > old)
@@ -386,7 +407,7 @@ void *vm_large_alloc(size_t size, size_t align, int zero)
     size_t len = PAGE_ALIGN(size);
     unsigned long npages = len >> PAGE_SHIFT;
     unsigned long extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
-    if (npages + extra <= LARGE_BUDDY_MAX_PAGES) {
+    if (want_buddy(len, npages + extra)) {
         int saved = errno;
         void *p = buddy_alloc(npages, align, zero);
         if (p)
@@ -443,7 +464,7 @@ void *vm_large_realloc(void *p, size_t size)
             SUB(live_pages, oldn - npages);
             return p;
         }
-        if (npages <= LARGE_BUDDY_MAX_PAGES &&
+        if (want_buddy(len, npages) &&
             vm_grow_pages_exact(page, oldn, npages) == 0) {
             page->private = npages;
             ADD(live_pages, npages - oldn);
@@ -478,12 +499,31 @@ void vm_large_get_stats(struct vm_large_stats *s)
     s->huge_unmapped_bytes = GET(huge_unmapped_bytes);
     s->grow_in_place = GET(grow_in_place);
     s->moved = GET(moved);
+    s->huge_max_blocks = GET(huge_max_blocks);
+    s->huge_max_bytes = GET(huge_max_bytes);
     pthread_mutex_lock(&huge_lock);
     s->huge_cached = 0;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
         s->huge_cached += huge_cache[i].addr != 0;
     s->huge_cached_bytes = huge_cache_bytes;
     pthread_mutex_unlock(&huge_lock);
+}
+
+size_t vm_large_trim(void)
+{
+    size_t bytes = 0;
+    pthread_mutex_lock(&huge_lock);
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        if (!huge_cache[i].addr)
+            continue;
+        huge_unmap((void *)huge_cache[i].addr, huge_cache[i].len);
+        bytes += huge_cache[i].len;
+        huge_cache[i].addr = 0;
+        huge_cache[i].len = 0;
+    }
+    huge_cache_bytes = 0;
+    pthread_mutex_unlock(&huge_lock);
+    return bytes;
 }
 
 void vm_large_fork_prepare(void)

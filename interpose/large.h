@@ -22,6 +22,10 @@
 
 /* Largest block served from the buddy zones: one block of the top order. */
 #define LARGE_BUDDY_MAX_PAGES (1UL << (MAX_ORDER - 1))
+/* Blocks this big or bigger are own mappings unless mallopt says else. */
+#define LARGE_MMAP_THRESHOLD_DEFAULT ((LARGE_BUDDY_MAX_PAGES + 1) << PAGE_SHIFT)
+extern size_t vm_large_mmap_threshold;
+
 /* Freed huge mappings kept for reuse: at most this many bytes ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)
 /* ... in at most this many mappings. */
@@ -40,6 +44,8 @@ struct vm_large_stats {
     unsigned long huge_unmapped_bytes; /* bytes given back with munmap */
     unsigned long grow_in_place;       /* realloc grown without a copy */
     unsigned long moved;               /* realloc that had to copy */
+    unsigned long huge_max_blocks;     /* high-water marks of own mappings */
+    unsigned long huge_max_bytes;
 };
 
 /*
@@ -73,6 +79,9 @@ size_t vm_large_usable(const void *p);
 void *vm_large_realloc(void *p, size_t size);
 
 void vm_large_get_stats(struct vm_large_stats *st);
+
+/* Unmaps every cached huge mapping (malloc_trim); returns the bytes. */
+size_t vm_large_trim(void);
 
 /* Fork handlers for the huge-mapping lock. */
 void vm_large_fork_prepare(void);

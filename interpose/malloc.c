@@ -21,6 +21,14 @@
  * interior pointer back.  (Up to three kmalloc classes are tried, since
  * the caches of 512 bytes and more align most objects to their size.)
  *
+ * Hooks (interpose/tool.c): every call reads ip_hooks once; when it is
+ * set (valgrind, M_PERTURB) the same allocation and free code runs with a
+ * hook after the allocation and before the free.
+ *
+ * Pointers: ip_block_size() and ip_release() are the one check of a
+ * pointer handed in (slab object, large block, the loader's, or misuse
+ * reported by ip_bad_pointer()).
+ *
  * No locks of this file; errors set errno and return NULL, as glibc does.
  */
 #include <errno.h>
@@ -42,27 +50,43 @@ static __cold void *ip_oom(void)
     return NULL;
 }
 
+/* The one report of a bad pointer: the call and the address, one line. */
 static __cold __attribute__((noreturn)) void ip_bad_pointer(const char *fn,
                                                             const void *p)
 {
     kslab_die("%s(): invalid pointer %p", fn, p);
 }
 
-/* Frees what slab_kfree_inline() did not take: a large block, or misuse. */
-static __cold void ip_free_other(void *p, const char *fn)
+/* A pointer that is neither a slab object nor a large block: a block of
+ * the loader's own malloc is let be, anything else is misuse. */
+static __cold void ip_foreign(const void *p, const char *fn)
 {
-    int r = vm_large_free(p);
-    if (likely(r == VM_LARGE_FREED))
-        return;
-    if (r == VM_LARGE_NOT_OURS && ip_pointer_from_loader(p))
-        return;
-    ip_bad_pointer(fn, p);
+    if (!ip_pointer_from_loader(p))
+        ip_bad_pointer(fn, p);
 }
 
-static __noinline void *ip_large_malloc(size_t size, size_t align, int zero)
+/* Frees what slab_kfree_inline() did not take. */
+static __cold __noinline void ip_release_large(void *p, const char *fn)
 {
-    ip_ensure_init();
-    return vm_large_alloc(size, align, zero);
+    if (unlikely(vm_large_free(p) != VM_LARGE_FREED))
+        ip_foreign(p, fn);
+}
+
+void ip_release(void *p, const char *fn)
+{
+    if (likely(slab_kfree_inline(p, fn)))
+        return;
+    ip_release_large(p, fn);
+}
+
+size_t ip_block_size(const void *p, const char *fn)
+{
+    size_t n = slab_ksize(p);
+    if (!n)
+        n = vm_large_usable(p);
+    if (unlikely(!n))
+        ip_foreign(p, fn);
+    return n;
 }
 
 /* Everything malloc does not do on an array-cache hit: start-up (before
@@ -90,19 +114,7 @@ static inline void ip_free(void *p, const char *fn)
         return;
     if (likely(slab_kfree_inline(p, fn)))
         return;
-    ip_free_other(p, fn);
-}
-
-/* Usable size of a live block; dies for a pointer kslab never returned. */
-static size_t ip_usable(void *p, const char *fn)
-{
-    size_t n = slab_ksize(p);
-    if (n)
-        return n;
-    n = vm_large_usable(p);
-    if (n)
-        return n;
-    ip_bad_pointer(fn, p);
+    ip_release_large(p, fn);
 }
 
 /* Rounds x (> 0, <= KMALLOC_MAX_SIZE) up to a power of two. */
@@ -114,8 +126,6 @@ static inline size_t pow2_roundup(size_t x)
 /* align: a power of two. */
 static void *ip_aligned(size_t align, size_t size)
 {
-    if (unlikely(ip_tool_wanted()) && vm_tool_active())
-        return ip_tool_alloc(size, align, 0);
     ip_ensure_init();
     if (align <= MALLOC_ALIGN)
         return ip_malloc(size);
@@ -133,53 +143,64 @@ static void *ip_aligned(size_t align, size_t size)
             want <<= 1;
         }
     }
-    return ip_large_malloc(size, align, 0);
+    return vm_large_alloc(size, align, 0);
 }
 
-/* The tool entries (out of line, tail-called): under valgrind the tool
- * path, otherwise — the first call, before the question is settled — the
- * plain one. */
-static __noinline void *ip_malloc_tool(size_t size, size_t align, int zero)
+/* ---- the hooks (interpose/tool.h): the same path, with a call after
+ * the allocation and before the free ---- */
+
+static __noinline void *ip_alloc_hooked(size_t size, size_t align, int zero)
 {
-    if (vm_tool_active())
-        return ip_tool_alloc(size, align, zero);
+    void *p = align > MALLOC_ALIGN ? ip_aligned(align, size) : ip_malloc(size);
+    return p ? ip_tool_alloc(p, size, zero) : NULL;
+}
+
+static __noinline void ip_free_hooked(void *p, const char *fn)
+{
+    if (p && ip_tool_free(p, fn))
+        ip_free(p, fn);
+}
+
+/* Every allocation and free of the family goes through these two. */
+static inline void *ip_alloc(size_t size, size_t align)
+{
+    if (ip_hooked())
+        return ip_alloc_hooked(size, align, 0);
     if (align > MALLOC_ALIGN)
         return ip_aligned(align, size);
-    void *p = ip_malloc(size);
-    return p && zero ? memset(p, 0, size) : p;
+    return ip_malloc(size);
 }
 
-static __noinline void ip_free_tool(void *p, const char *fn)
+static inline void ip_free_any(void *p, const char *fn)
 {
-    if (vm_tool_active())
-        ip_tool_free(p, fn);
+    if (ip_hooked())
+        ip_free_hooked(p, fn);
     else
         ip_free(p, fn);
 }
 
+/* Usable size of a live block (under memcheck: the size asked for). */
+static size_t ip_usable(void *p, const char *fn)
+{
+    size_t n = ip_block_size(p, fn);
+    if (ip_hooked() && n && ip_tool_on())
+        n = ip_tool_usable(p, n);
+    return n;
+}
+
 KSLAB_API void *malloc(size_t size)
 {
-    if (unlikely(ip_tool_wanted()))
-        return ip_malloc_tool(size, MALLOC_ALIGN, 0);
-    return ip_malloc(size);
+    return ip_alloc(size, MALLOC_ALIGN);
 }
 
 KSLAB_API void free(void *p)
 {
-    if (unlikely(ip_tool_wanted())) {
-        ip_free_tool(p, "free");
-        return;
-    }
-    ip_free(p, "free");
+    ip_free_any(p, "free");
 }
 
 KSLAB_API void cfree(void *p)
 {
-    if (unlikely(ip_tool_wanted())) {
-        ip_free_tool(p, "cfree");
-        return;
-    }
-    ip_free(p, "cfree");
+    ip_free_any(p, "cfree");
 }
 
 KSLAB_API void *calloc(size_t n, size_t size)
@@ -187,57 +208,71 @@ KSLAB_API void *calloc(size_t n, size_t size)
     size_t total;
     if (unlikely(__builtin_mul_overflow(n, size, &total)))
         return ip_oom();
-    if (unlikely(ip_tool_wanted()))
-        return ip_malloc_tool(total, MALLOC_ALIGN, 1);
+    if (ip_hooked())
+        return ip_alloc_hooked(total, MALLOC_ALIGN, 1);
     if (likely(total <= KMALLOC_MAX_SIZE)) {
         void *p = ip_malloc(total);
         if (unlikely(!p))
             return NULL;
         return memset(p, 0, total);
     }
-    return ip_large_malloc(total, PAGE_SIZE, 1);
+    ip_ensure_init();
+    return vm_large_alloc(total, PAGE_SIZE, 1);
+}
+
+/* The move every realloc path falls back to: a new block, the bytes both
+ * blocks have (min(old usable, new size): a block may be smaller than the
+ * new size even when that size is a slab one — an aligned large block of
+ * 100 KB realloc'd to 120 KB), the old block freed. */
+static void *ip_realloc_move(void *p, size_t old, size_t size)
+{
+    void *q = ip_alloc(size, MALLOC_ALIGN);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < old ? size : old);
+    ip_free_any(p, "realloc");
+    return q;
 }
 
 /* realloc of a slab object: stays put when the new size needs the same
  * kmalloc cache (a shrink that frees at least half moves, so trimmed
- * buffers give memory back), otherwise allocate-copy-free. */
+ * buffers give memory back), otherwise moves. */
 static void *ip_realloc_small(void *p, size_t old, size_t size)
 {
     if (size <= old && size > old / 2)
         return p;
-    void *q = ip_malloc(size);
-    if (!q)
-        return NULL;
-    memcpy(q, p, size < old ? size : old);
-    slab_kfree_inline(p, "realloc");
-    return q;
+    return ip_realloc_move(p, old, size);
 }
 
+/* realloc of a large block: large.c resizes it (in place, mremap, or its
+ * own move) while the new size is a large one; a slab size moves. */
 static __noinline void *ip_realloc_large(void *p, size_t size)
 {
-    size_t old = vm_large_usable(p);
-    if (!old)
+    size_t old = ip_block_size(p, "realloc");
+    if (!old) /* the loader's: its size is unknown */
         ip_bad_pointer("realloc", p);
     if (size > KMALLOC_MAX_SIZE)
         return vm_large_realloc(p, size);
-    void *q = ip_malloc(size);
-    if (!q)
-        return NULL;
-    memcpy(q, p, size);
-    vm_large_free(p);
-    return q;
+    return ip_realloc_move(p, old, size);
+}
+
+/* Under memcheck every realloc moves (through the hooks), as memcheck's
+ * own realloc does, so the old block is reported if used again. */
+static __noinline void *ip_realloc_tool(void *p, size_t size)
+{
+    return ip_realloc_move(p, ip_usable(p, "realloc"), size);
 }
 
 KSLAB_API void *realloc(void *p, size_t size)
 {
-    if (unlikely(ip_tool_wanted()) && vm_tool_active())
-        return ip_tool_realloc(p, size);
     if (!p)
-        return ip_malloc(size);
+        return ip_alloc(size, MALLOC_ALIGN);
     if (size == 0) {
-        ip_free(p, "realloc");
+        ip_free_any(p, "realloc");
         return NULL;
     }
+    if (ip_hooked() && ip_tool_on())
+        return ip_realloc_tool(p, size);
     ip_ensure_init();
     size_t old = slab_ksize(p);
     if (old)
@@ -258,7 +293,7 @@ KSLAB_API int posix_memalign(void **memptr, size_t align, size_t size)
     if (align < sizeof(void *) || (align & (align - 1)))
         return EINVAL;
     int saved = errno;
-    void *p = ip_aligned(align, size);
+    void *p = ip_alloc(size, align);
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -275,7 +310,7 @@ KSLAB_API void *aligned_alloc(size_t align, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    return ip_aligned(align, size);
+    return ip_alloc(size, align);
 }
 
 /* glibc's memalign: an alignment that is not a power of two is rounded up
@@ -288,12 +323,12 @@ KSLAB_API void *memalign(size_t align, size_t size)
     }
     if (align & (align - 1))
         align = (size_t)1 << (64 - __builtin_clzl(align));
-    return ip_aligned(align, size);
+    return ip_alloc(size, align);
 }
 
 KSLAB_API void *valloc(size_t size)
 {
-    return ip_aligned(PAGE_SIZE, size);
+    return ip_alloc(size, PAGE_SIZE);
 }
 
 KSLAB_API void *pvalloc(size_t size)
@@ -301,16 +336,12 @@ KSLAB_API void *pvalloc(size_t size)
     if (size > SIZE_MAX - PAGE_SIZE)
         return ip_oom();
     size = size ? PAGE_ALIGN(size) : PAGE_SIZE;
-    return ip_aligned(PAGE_SIZE, size);
+    return ip_alloc(size, PAGE_SIZE);
 }
 
 KSLAB_API size_t malloc_usable_size(void *p)
 {
-    if (!p)
-        return 0;
-    if (unlikely(ip_tool_wanted()) && vm_tool_active())
-        return ip_tool_usable(p);
-    return ip_usable(p, "malloc_usable_size");
+    return p ? ip_usable(p, "malloc_usable_size") : 0;
 }
 
 /* The names glibc's own code and old programs call. */

@@ -1,9 +1,14 @@
 /*
- * interpose/tool.h — the malloc family's path under a memory checker
- * (interpose/tool.c).  Each exported function of interpose/malloc.c starts
- * with `if (unlikely(ip_tool_wanted())) return ip_tool_...;`: one load and
- * one predictable branch when not under valgrind, nothing at all when kslab
- * is built without the valgrind headers.
+ * interpose/tool.h — hooks on the one malloc path (interpose/malloc.c) for
+ * a memory checker (valgrind's memcheck) and for mallopt(M_PERTURB).
+ *
+ * Every exported function of the malloc family reads ip_hooks once: zero
+ * (the normal case) is one load and one predictable branch, and the plain
+ * path runs; nonzero sends the call through the same allocation and free
+ * code with a hook after the allocation (ip_tool_alloc) and before the
+ * free (ip_tool_free).  There is no second allocator: the hooks only tell
+ * memcheck about the block, fill it, or keep a freed block out of use for
+ * a while (quarantine).
  */
 #ifndef KSLAB_INTERPOSE_TOOL_H
 #define KSLAB_INTERPOSE_TOOL_H
@@ -12,26 +17,36 @@
 
 #include "lib/valgrind_hooks.h"
 
-#ifdef KSLAB_VALGRIND
-/* Not yet known to be off: the caller tail-calls its out-of-line tool
- * entry, which settles the question (vm_tool_active()) and falls back to
- * the plain path when valgrind is absent.  Only one load and one branch
- * stay inline, so the hot functions need no stack frame. */
-static inline int ip_tool_wanted(void)
-{
-    return unlikely(__atomic_load_n(&vm_tool_state, __ATOMIC_RELAXED) !=
-                    VM_TOOL_OFF);
-}
-#else
-static inline int ip_tool_wanted(void)
-{
-    return 0;
-}
-#endif
+/* Bits of ip_hooks. */
+enum {
+    IP_HOOK_TOOL = 1,    /* valgrind: running under it, or not asked yet */
+    IP_HOOK_PERTURB = 2, /* mallopt(M_PERTURB) */
+};
+extern int ip_hooks;
 
-void *ip_tool_alloc(size_t size, size_t align, int zero);
-void ip_tool_free(void *p, const char *fn);
-void *ip_tool_realloc(void *p, size_t size);
-size_t ip_tool_usable(void *p);
+/* Nonzero when a hook may be on: the one test on every call. */
+static inline int ip_hooked(void)
+{
+    return unlikely(__atomic_load_n(&ip_hooks, __ATOMIC_RELAXED) != 0);
+}
+
+/* Under valgrind?  Settles the question at the first call (hooks on). */
+int ip_tool_on(void);
+
+/* After an allocation of size bytes (zero: calloc) at p: memcheck learns
+ * of the block, then it is zeroed or perturbed.  Returns p. */
+void *ip_tool_alloc(void *p, size_t size, int zero);
+
+/* Before p is freed: 1 when the caller frees it now, 0 when the hook kept
+ * it (quarantine) or memcheck reported the free as invalid. */
+int ip_tool_free(void *p, const char *fn);
+
+/* The size p was asked with (memcheck's view of the block), for a block
+ * of usable bytes. */
+size_t ip_tool_usable(void *p, size_t usable);
+
+/* mallopt(M_PERTURB, value): fill blocks with ~value on allocation and
+ * value on free; 0 turns it off. */
+void ip_set_perturb(int value);
 
 #endif /* KSLAB_INTERPOSE_TOOL_H */

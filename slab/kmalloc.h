@@ -109,4 +109,23 @@ size_t slab_ksize(const void *p);
  * before the first allocation: -EBUSY after, -EINVAL for other flags. */
 int slab_set_kmalloc_flags(unsigned long flags);
 
+/* What the slab caches hold, for mallinfo() and malloc_info(): a racy
+ * but consistent-enough snapshot.  Objects in use are those taken from
+ * their slabs and not sitting in a thread's array. */
+struct slab_usage {
+    unsigned long pages;                   /* frames of the slabs */
+    unsigned long inuse_objs, inuse_bytes; /* handed out */
+    unsigned long array_objs, array_bytes; /* free, in threads' arrays */
+    unsigned long free_objs, free_bytes;   /* free, on the slabs */
+};
+struct kmem_cache_s;
+void slab_usage(struct slab_usage *u);
+/* Adds one cache's figures (malloc_info's per-size lines). */
+void slab_cache_usage(struct kmem_cache_s *cachep, struct slab_usage *u);
+
+/* Drains the calling thread's arrays, asks the other threads to drain
+ * theirs, and gives every free slab back to the page layer; returns the
+ * frames freed (malloc_trim). */
+int slab_shrink_all(void);
+
 #endif /* KSLAB_SLAB_KMALLOC_H */

@@ -1220,6 +1220,78 @@ void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
+/* Adds cachep's figures to *u (chain lock held, or the cache private). */
+void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
+{
+    unsigned long slabs = 0, taken = 0, array = 0;
+    pthread_mutex_lock(&cachep->spinlock);
+    const struct list_head *lists[] = {
+        &cachep->slabs_full, &cachep->slabs_partial, &cachep->slabs_free};
+    for (int i = 0; i < 3; i++) {
+        const struct list_head *p;
+        list_for_each(p, lists[i])
+        {
+            slabs++;
+            taken += list_entry(p, slab_t, list)->inuse;
+        }
+    }
+    pthread_mutex_unlock(&cachep->spinlock);
+    if (cachep->id) {
+        pthread_mutex_lock(&thread_lock);
+        for (struct slab_thread *t = thread_list.next; t != &thread_list;
+             t = t->next)
+            array +=
+                __atomic_load_n(&t->ac[cachep->id]->avail, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&thread_lock);
+    }
+    if (array > taken) /* a racy snapshot of the arrays */
+        array = taken;
+    u->pages += slabs << cachep->gfporder;
+    u->inuse_objs += taken - array;
+    u->inuse_bytes += (taken - array) * cachep->objsize;
+    u->array_objs += array;
+    u->array_bytes += array * cachep->objsize;
+    u->free_objs += slabs * cachep->num - taken;
+    u->free_bytes += (slabs * cachep->num - taken) * cachep->objsize;
+}
+
+void slab_usage(struct slab_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    if (!kslab_init_reached(KSLAB_INIT_SLAB))
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    slab_cache_usage(&cache_cache, u);
+    struct list_head *p;
+    list_for_each(p, &cache_cache.next)
+        slab_cache_usage(list_entry(p, kmem_cache_t, next), u);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
+int slab_shrink_all(void)
+{
+    if (!kslab_init_reached(KSLAB_INIT_SLAB))
+        return 0;
+    int freed = 0, round;
+    request_drain();
+    /* Destroying a slab frees its off-slab management object into the
+     * calling thread's array: drain and shrink again until nothing moves. */
+    do {
+        round = 0;
+        slab_drain_self();
+        pthread_mutex_lock(&cache_chain_sem);
+        struct list_head *p;
+        list_for_each(p, &cache_cache.next)
+        {
+            kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+            round += __kmem_cache_shrink_locked(c) << c->gfporder;
+        }
+        pthread_mutex_unlock(&cache_chain_sem);
+        freed += round;
+    } while (round);
+    return freed;
+}
+
 #if SLAB_STATS
 void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
                            unsigned long *am, unsigned long *fh,

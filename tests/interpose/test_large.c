@@ -140,6 +140,37 @@ static void test_impossible_sizes(void **s)
     assert_int_equal(vm_large_usable(buf), 0);
 }
 
+/* M_MMAP_THRESHOLD's knob: blocks from the threshold up are own mappings;
+ * vm_large_trim() unmaps the cached ones; the high-water marks follow. */
+static void test_mmap_threshold_and_trim(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    size_t saved = vm_large_mmap_threshold;
+    vm_large_mmap_threshold = 256 * KiB;
+    char *p = vm_large_alloc(512 * KiB, PAGE_SIZE, 0);
+    assert_non_null(p);
+    assert_null(vm_virt_to_page(p)); /* a mapping of its own */
+    char *q = vm_large_alloc(200 * KiB, PAGE_SIZE, 0);
+    assert_non_null(vm_virt_to_page(q)); /* below: a buddy block */
+    /* a buddy block grown past the threshold becomes a mapping */
+    q = vm_large_realloc(q, 300 * KiB);
+    assert_null(vm_virt_to_page(q));
+    vm_large_mmap_threshold = saved;
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_true(st.huge_max_blocks >= 2);
+    assert_true(st.huge_max_bytes >= 812 * KiB);
+    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.huge_cached, 2);
+    assert_int_equal(vm_large_trim(), st.huge_cached_bytes);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.huge_cached, 0);
+    assert_int_equal(vm_large_trim(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_grow_in_place),
         cmocka_unit_test(test_cache_is_bounded),
         cmocka_unit_test(test_impossible_sizes),
+        cmocka_unit_test(test_mmap_threshold_and_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

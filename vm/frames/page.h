@@ -171,6 +171,10 @@ static inline int vm_addr_is_dma(const void *addr)
  * are left in each zone; returns the frames released. */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
+/* Dirty free frames a zone keeps before a purge gives the older ones back
+ * (down to half of it); mallopt(M_TRIM_THRESHOLD) sets it. */
+extern unsigned long vm_purge_threshold;
+
 /* Validates the buddy lists of every zone; aborts on a broken invariant.
  * Returns the number of free frames seen. */
 unsigned long vm_check_zones(void);

@@ -305,10 +305,13 @@ out:
     return released;
 }
 
+unsigned long vm_purge_threshold = PURGE_THRESHOLD_PAGES;
+
 static inline void zone_maybe_release(struct zone_struct *zone)
 {
-    if (zone->dirty_pages > PURGE_THRESHOLD_PAGES)
-        zone_release(zone, PURGE_MIN_ORDER, PURGE_THRESHOLD_PAGES / 2);
+    unsigned long t = __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
+    if (zone->dirty_pages > t)
+        zone_release(zone, PURGE_MIN_ORDER, t / 2);
 }
 
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep)

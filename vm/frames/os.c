@@ -1,0 +1,106 @@
+/*
+ * vm/frames/os.c — the host's memory primitives (see os.h): reservations
+ * of address space, private and shared mappings, protection, purging and
+ * the memfd behind user memory.  Each function is one or two system calls;
+ * the policy (when to commit, purge or map) lives with the callers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vm/frames/os.h"
+#include "vm/frames/page.h"
+
+_Static_assert(VM_OS_READ == PROT_READ && VM_OS_WRITE == PROT_WRITE &&
+                   VM_OS_EXEC == PROT_EXEC && VM_OS_NONE == PROT_NONE,
+               "VM_OS_* are the host's PROT_* bits");
+
+/* Maps len bytes aligned to align: over-maps by align and trims both ends. */
+static void *map_aligned(size_t len, size_t align, int prot, int flags)
+{
+    size_t extra = align > PAGE_SIZE ? align : 0;
+    if (len + extra < len)
+        return NULL;
+    char *m = mmap(NULL, len + extra, prot, flags, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (!extra)
+        return m;
+    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (a > m)
+        munmap(m, (size_t)(a - m));
+    if (m + len + extra > a + len)
+        munmap(a + len, (size_t)(m + len + extra - (a + len)));
+    return a;
+}
+
+void *vm_os_reserve(size_t len, size_t align)
+{
+    return map_aligned(len, align, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+}
+
+void *vm_os_alloc(size_t len, size_t align, int noreserve)
+{
+    return map_aligned(len, align, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS |
+                           (noreserve ? MAP_NORESERVE : 0));
+}
+
+void vm_os_free(void *addr, size_t len)
+{
+    munmap(addr, len);
+}
+
+int vm_os_protect(void *addr, size_t len, int prot)
+{
+    return mprotect(addr, len, prot) ? -errno : 0;
+}
+
+int vm_os_decommit(void *addr, size_t len)
+{
+    void *p =
+        mmap(addr, len, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
+void vm_os_purge(void *addr, size_t len)
+{
+    madvise(addr, len, MADV_DONTNEED);
+}
+
+void *vm_os_remap(void *addr, size_t old_len, size_t new_len)
+{
+    void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int vm_os_memfd(const char *name, size_t len)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, (off_t)len) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
+                       int populate)
+{
+    int flags = MAP_SHARED | (addr ? MAP_FIXED : MAP_NORESERVE) |
+                (populate ? MAP_POPULATE : 0);
+    void *p = mmap(addr, len, prot, flags, fd, off);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void vm_os_punch_hole(int fd, off_t off, size_t len)
+{
+    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
+}

@@ -1,0 +1,66 @@
+/*
+ * vm/frames/os.h — the host's memory primitives, the only place kslab
+ * calls mmap, munmap, mprotect, madvise, mremap, memfd_create and
+ * fallocate (mimalloc's os.c and libumem's vmem_mmap.c play this part).
+ * Every layer above reaches the host's memory through these calls, so
+ * what kslab asks of the kernel can be read, counted and changed in one
+ * file.
+ *
+ * All functions are thread-safe and async-signal-safe (system calls and
+ * arithmetic only); none allocates.  Addresses and lengths are
+ * page-aligned.  Failure is NULL or -errno, with nothing changed that the
+ * caller can see.
+ */
+#ifndef KSLAB_VM_FRAMES_OS_H
+#define KSLAB_VM_FRAMES_OS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Protection values, the host's PROT_* bits. */
+enum { VM_OS_NONE = 0, VM_OS_READ = 1, VM_OS_WRITE = 2, VM_OS_EXEC = 4 };
+
+/* Address space only: len bytes, inaccessible, not committed (no swap
+ * reservation), aligned to align (a power of two; 0 or PAGE_SIZE for
+ * none).  NULL when the host refuses (RLIMIT_AS, no room). */
+void *vm_os_reserve(size_t len, size_t align);
+
+/* Private zero-filled memory, readable and writable, aligned to align
+ * (0 or PAGE_SIZE for none); noreserve maps it MAP_NORESERVE.  NULL when
+ * the host refuses. */
+void *vm_os_alloc(size_t len, size_t align, int noreserve);
+
+/* Gives [addr, addr + len) back to the host; the range must be one the
+ * caller owns. */
+void vm_os_free(void *addr, size_t len);
+
+/* Changes the protection of [addr, addr + len): 0 or -errno. */
+int vm_os_protect(void *addr, size_t len, int prot);
+
+/* Replaces [addr, addr + len) by a fresh inaccessible reservation (the
+ * pages' contents go, the address range stays ours): 0 or -errno. */
+int vm_os_decommit(void *addr, size_t len);
+
+/* Tells the host the contents of [addr, addr + len) are no longer needed
+ * (MADV_DONTNEED: private pages read back as zero). */
+void vm_os_purge(void *addr, size_t len);
+
+/* Resizes the private mapping [addr, addr + old_len) to new_len, moving
+ * it when it cannot grow in place: the new address or NULL. */
+void *vm_os_remap(void *addr, size_t old_len, size_t new_len);
+
+/* A memfd of len bytes (close-on-exec), or -errno. */
+int vm_os_memfd(const char *name, size_t len);
+
+/* Maps len bytes of fd at offset off, shared, with protection prot: at
+ * addr exactly (MAP_FIXED, replacing what was there) when addr is not
+ * NULL, anywhere otherwise; populate asks the host to fill its page
+ * tables now.  The mapped address or NULL. */
+void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
+                       int populate);
+
+/* Punches a hole of len bytes at off in fd: the pages read as zero and
+ * their memory goes back to the host. */
+void vm_os_punch_hole(int fd, off_t off, size_t len);
+
+#endif /* KSLAB_VM_FRAMES_OS_H */
