@@ -30,32 +30,8 @@ static const char *self;
 static int run_self(const char *mode, const char *const *env, char *err,
                     size_t size)
 {
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        unsetenv("KSLAB_STATS");
-        unsetenv("KSLAB_DEBUG");
-        for (; *env; env++)
-            putenv((char *)*env);
-        execl(self, self, mode, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], err + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    err[n] = 0;
-    char sink[256];
-    while (read(pfd[0], sink, sizeof sink) > 0)
-        ;
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return st;
+    struct ktest_exec x = {self, mode, env};
+    return ktest_run_child(ktest_exec_self, &x, err, size);
 }
 
 static size_t count(const char *hay, const char *needle)

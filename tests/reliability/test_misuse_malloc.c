@@ -113,32 +113,12 @@ static char self[4096];
 /* Runs case i in a new process; returns its status, stderr in err. */
 static int run_case(size_t i, char *err, size_t size)
 {
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        char envbuf[64];
-        char *envp[] = {envbuf, NULL};
-        snprintf(envbuf, sizeof envbuf, "KSLAB_DEBUG=%s",
-                 cases[i].env ? cases[i].env : "");
-        execle(self, self, cases[i].name, (char *)NULL,
-               cases[i].env ? envp : (char *[]){NULL});
-        _exit(90);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], err + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    err[n] = 0;
-    close(pfd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return st;
+    char envbuf[64];
+    const char *env[] = {envbuf, NULL};
+    snprintf(envbuf, sizeof envbuf, "KSLAB_DEBUG=%s",
+             cases[i].env ? cases[i].env : "");
+    struct ktest_exec x = {self, cases[i].name, cases[i].env ? env : NULL};
+    return ktest_run_child(ktest_exec_self, &x, err, size);
 }
 
 static void test_each_misuse_one_line_and_abort(void **state)
