@@ -12,6 +12,7 @@
 #include "ktest.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <kslab/kslab.h>
 
@@ -67,6 +68,29 @@ static void case_double_free_later(void)
     free(launder(p));
 }
 
+static void *alloc_free_exit(void *arg)
+{
+    void **pp = arg;
+    *pp = malloc(100);
+    free(*pp);
+    return NULL;
+}
+
+/* p freed by a thread that then exits (its arrays go back to the slabs),
+ * freed again here: caught when this thread's array is flushed before p
+ * is allocated again (README, "Which misuse is caught"). */
+static void case_double_free_after_exit(void)
+{
+    void *p = NULL;
+    pthread_t t;
+    if (pthread_create(&t, NULL, alloc_free_exit, &p) != 0)
+        exit(3);
+    pthread_join(t, NULL);
+    free(launder(p));
+    for (int i = 0; i < 1000; i++) /* a full turn of the reap clock */
+        kmem_cache_reap(GFP_KERNEL);
+}
+
 static void case_interior(void)
 {
     char *p = malloc(100);
@@ -100,6 +124,8 @@ static const struct {
     {"other_allocator", case_other_allocator, NULL, "free(): invalid pointer"},
     {"destroyed_cache", case_destroyed_cache, NULL, "free(): invalid pointer"},
     {"double_free", case_double_free, NULL, "free(): double free of 0x"},
+    {"double_free_after_exit", case_double_free_after_exit, NULL,
+     "double free of 0x"},
     {"interior", case_interior, NULL, "free(): invalid pointer 0x"},
     {"redzone", case_redzone, "redzone", "red zone overwritten at object 0x"},
     {"poison", case_poison, "poison", "was written after it was freed"},
