@@ -110,6 +110,23 @@ static inline void ktest_exec_self(void *arg)
             fail_msg("stderr lacks \"%s\": %s", (needle), _err);               \
     } while (0)
 
+/* Fails unless the child (wait status st, stderr err) died of sig after
+ * exactly one line "kslab: ..." that contains needle; what names the case
+ * in the failure message. */
+static inline void ktest_assert_one_line(const char *what, int st,
+                                         const char *err, int sig,
+                                         const char *needle)
+{
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != sig)
+        fail_msg("%s: child status %#x, expected signal %d; stderr: %s", what,
+                 st, sig, err);
+    const char *nl = strchr(err, '\n');
+    if (strncmp(err, "kslab: ", 7) != 0 || !nl || nl[1] != 0)
+        fail_msg("%s: stderr is not one \"kslab: \" line: %s", what, err);
+    if (!strstr(err, needle))
+        fail_msg("%s: stderr lacks \"%s\": %s", what, needle, err);
+}
+
 /*
  * Checks in worker threads.  cmocka's assert_* and fail_msg long-jump to
  * the test's frame, which only the thread running the test has: a thread

@@ -110,15 +110,11 @@ static void run(void (*fn)(void *), const char *call, const char *what)
     char err[4096], want[160];
     *bad_addr = NULL;
     int st = ktest_run_child(fn, NULL, err, sizeof err);
-    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-        fail_msg("child status %#x, expected SIGABRT; stderr: %s", st, err);
+    ktest_assert_one_line(call, st, err, SIGABRT, "");
     assert_non_null(*bad_addr);
     snprintf(want, sizeof want, "kslab: %s(): %s %p", call, what, *bad_addr);
     if (strncmp(err, want, strlen(want)) != 0)
         fail_msg("stderr is not \"%s...\": %s", want, err);
-    const char *nl = strchr(err, '\n');
-    if (!nl || nl[1])
-        fail_msg("stderr is not one line: %s", err);
 }
 
 #define INVALID "invalid pointer"

@@ -153,15 +153,7 @@ static void test_each_misuse_one_line_and_abort(void **state)
     for (size_t i = 0; i < NCASES; i++) {
         char err[4096];
         int st = run_case(i, err, sizeof err);
-        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-            fail_msg("%s: status %#x, expected SIGABRT; stderr: %s",
-                     cases[i].name, st, err);
-        const char *nl = strchr(err, '\n');
-        if (strncmp(err, "kslab: ", 7) || !nl || nl[1])
-            fail_msg("%s: not one \"kslab: \" line: %s", cases[i].name, err);
-        if (!strstr(err, cases[i].needle))
-            fail_msg("%s: stderr lacks \"%s\": %s", cases[i].name,
-                     cases[i].needle, err);
+        ktest_assert_one_line(cases[i].name, st, err, SIGABRT, cases[i].needle);
         printf("%-18s %s", cases[i].name, err);
     }
 }
