@@ -1,7 +1,8 @@
 /*
- * tests/ktest.h — helpers shared by the cmocka tests: cmocka's includes,
- * RSS from /proc/self/statm, and running a function in a forked child to
- * check that it dies with the expected signal and stderr line.
+ * tests/ktest.h — the helpers every cmocka test shares: cmocka's includes,
+ * RSS from /proc/self/statm, running a function (or this program again) in
+ * a forked child with its stderr captured, checking that it dies with the
+ * expected signal and stderr line, and checks that work in worker threads.
  */
 #ifndef KSLAB_TESTS_KTEST_H
 #define KSLAB_TESTS_KTEST_H
@@ -16,9 +17,15 @@
 #include <unistd.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <pthread.h>
 
 #include <cmocka.h>
+
+/* The exit status of a test program that cannot run here: ctest shows it
+ * as skipped (SKIP_RETURN_CODE, set for every test by kslab_add_test). */
+#define KTEST_SKIP 77
 
 /* Resident set size of this process in bytes. */
 static inline size_t ktest_rss(void)
@@ -34,8 +41,10 @@ static inline size_t ktest_rss(void)
 }
 
 /*
- * Runs fn(arg) in a forked child with stderr captured.  Returns the
- * child's wait status; the child's stderr (up to size-1 bytes) is in err.
+ * The one child-stderr capture: runs fn(arg) in a forked child whose
+ * stderr goes to a pipe.  Returns the child's wait status; its stderr (up
+ * to size-1 bytes, the rest read and dropped) is in err.  fn may exec
+ * (ktest_exec_self) or return (the child then exits 0).
  */
 static inline int ktest_run_child(void (*fn)(void *), void *arg, char *err,
                                   size_t size)
@@ -48,6 +57,7 @@ static inline int ktest_run_child(void (*fn)(void *), void *arg, char *err,
     if (pid == 0) {
         close(pfd[0]);
         dup2(pfd[1], 2);
+        close(pfd[1]);
         signal(SIGABRT, SIG_DFL);
         fn(arg);
         _exit(0);
@@ -63,8 +73,30 @@ static inline int ktest_run_child(void (*fn)(void *), void *arg, char *err,
         ;
     close(pfd[0]);
     int status = 0;
-    waitpid(pid, &status, 0);
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
     return status;
+}
+
+/* What ktest_exec_self runs: this program again with argv[1] = mode, after
+ * unsetting every KSLAB_* option and putting the entries of env (NULL
+ * ended; may be NULL). */
+struct ktest_exec {
+    const char *self;
+    const char *mode;
+    const char *const *env;
+};
+
+static inline void ktest_exec_self(void *arg)
+{
+    const struct ktest_exec *x = arg;
+    unsetenv("KSLAB_STATS");
+    unsetenv("KSLAB_DEBUG");
+    unsetenv("KSLAB_LOWMEM_MB");
+    for (const char *const *e = x->env; e && *e; e++)
+        putenv((char *)*e);
+    execl(x->self, x->self, x->mode, (char *)NULL);
+    _exit(127);
 }
 
 /* Asserts the child died of sig and its stderr contains needle. */
@@ -78,5 +110,75 @@ static inline int ktest_run_child(void (*fn)(void *), void *arg, char *err,
         if (!strstr(_err, (needle)))                                           \
             fail_msg("stderr lacks \"%s\": %s", (needle), _err);               \
     } while (0)
+
+/* Fails unless the child (wait status st, stderr err) died of sig after
+ * exactly one line "kslab: ..." that contains needle; what names the case
+ * in the failure message. */
+static inline void ktest_assert_one_line(const char *what, int st,
+                                         const char *err, int sig,
+                                         const char *needle)
+{
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != sig)
+        fail_msg("%s: child status %#x, expected signal %d; stderr: %s", what,
+                 st, sig, err);
+    const char *nl = strchr(err, '\n');
+    if (strncmp(err, "kslab: ", 7) != 0 || !nl || nl[1] != 0)
+        fail_msg("%s: stderr is not one \"kslab: \" line: %s", what, err);
+    if (!strstr(err, needle))
+        fail_msg("%s: stderr lacks \"%s\": %s", what, needle, err);
+}
+
+/*
+ * Checks in worker threads.  cmocka's assert_* and fail_msg long-jump to
+ * the test's frame, which only the thread running the test has: a thread
+ * function uses ktest_check / ktest_fail instead.  In a worker they record
+ * the first failure and end the thread (pthread_exit); in the test's own
+ * thread (a helper shared by both) they fail the test at once.  After
+ * joining its workers the test calls ktest_workers_ok(), which fails the
+ * test with the first recorded failure.
+ */
+static pthread_mutex_t ktest_wlock = PTHREAD_MUTEX_INITIALIZER;
+static char ktest_wmsg[512];
+static int ktest_wfailures;
+
+static inline int ktest_in_main_thread(void)
+{
+    return syscall(SYS_gettid) == getpid();
+}
+
+__attribute__((format(printf, 3, 4))) static inline void
+ktest_fail_at(const char *file, int line, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (ktest_in_main_thread())
+        fail_msg("%s:%d: %s", file, line, msg);
+    pthread_mutex_lock(&ktest_wlock);
+    if (ktest_wfailures++ == 0)
+        snprintf(ktest_wmsg, sizeof ktest_wmsg, "%s:%d: %s", file, line, msg);
+    pthread_mutex_unlock(&ktest_wlock);
+    pthread_exit(NULL);
+}
+
+#define ktest_fail(...) ktest_fail_at(__FILE__, __LINE__, __VA_ARGS__)
+#define ktest_check(cond)                                                      \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            ktest_fail("%s", #cond);                                           \
+    } while (0)
+
+/* In the test's thread, after joining the workers. */
+static inline void ktest_workers_ok(void)
+{
+    pthread_mutex_lock(&ktest_wlock);
+    int n = ktest_wfailures;
+    ktest_wfailures = 0;
+    pthread_mutex_unlock(&ktest_wlock);
+    if (n)
+        fail_msg("%d worker thread(s) failed; first: %s", n, ktest_wmsg);
+}
 
 #endif /* KSLAB_TESTS_KTEST_H */

@@ -41,7 +41,7 @@ static void *stress(void *arg)
     for (int i = 0; i < 60000; i++) {
         size_t n = pick_size(&seed);
         unsigned char *p = malloc(n);
-        assert_non_null(p);
+        ktest_check(p);
         *(size_t *)p = n;
         p[n - 1] = (unsigned char)n;
         int slot = rand_r(&seed) % RING;
@@ -50,7 +50,7 @@ static void *stress(void *arg)
         if (old) {
             size_t m = *(size_t *)old;
             if (((unsigned char *)old)[m - 1] != (unsigned char)m)
-                fail_msg("block of %zu bytes corrupted", m);
+                ktest_fail("block of %zu bytes corrupted", m);
             free(old);
         }
     }
@@ -65,6 +65,7 @@ static void test_cross_thread_free(void **s)
         pthread_create(&t[i], NULL, stress, (void *)(intptr_t)i);
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(t[i], NULL);
+    ktest_workers_ok();
     for (int i = 0; i < NTHREADS; i++)
         for (int j = 0; j < RING; j++)
             free(atomic_exchange(&rings[i][j], NULL));

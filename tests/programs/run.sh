@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/programs/run.sh NAME LIBKSLAB WORKDIR HELPERDIR — runs one real
 # program workload twice, without and with LD_PRELOAD=LIBKSLAB, compares
-# the outputs, and checks from KSLAB_STATS that kslab served allocations.
+# the outputs, and checks from KSLAB_STATS that the process under test (by
+# its pid) was on kslab and served allocations from it.
 # Exit 77 = skipped (the program is not installed).  Also sourced by
 # bench.sh for the workload definitions (RUN_SH_SOURCED=1).
 set -u
@@ -16,13 +17,22 @@ need() {
     done
 }
 
+# under_test CMD...: runs CMD as a process under test.  Its pid (kept by
+# exec) is appended to $UNDER_TEST_PIDS, and the check at the end asks
+# that this very process wrote kslab statistics: another process of the
+# pipeline (md5sum, cmp) on kslab does not count.
+under_test() {
+    bash -c 'echo $$ >> "${UNDER_TEST_PIDS:-/dev/null}"; exec "$@"' under_test "$@"
+}
+
 # prepare_NAME: make the input once in $WORK/input; run_NAME DIR: run the
-# workload with DIR as scratch and print what must not change.
+# workload with DIR as scratch and print what must not change; the program
+# the workload is named for runs through under_test.
 prepare_python() { need /usr/bin/python3; }
-run_python() { PYTHONMALLOC=malloc /usr/bin/python3 "$SRC/alloc_heavy.py"; }
+run_python() { PYTHONMALLOC=malloc under_test /usr/bin/python3 "$SRC/alloc_heavy.py"; }
 
 prepare_cxx_aligned_new() { :; }
-run_cxx_aligned_new() { "$HELPERS/prog_aligned_new"; }
+run_cxx_aligned_new() { under_test "$HELPERS/prog_aligned_new"; }
 
 prepare_sort() {
     need sort awk
@@ -30,7 +40,7 @@ prepare_sort() {
         printf "%d %s line %d\n", (i * 7919) % 1000003, substr("qwertyuiopasdfgh", i % 16 + 1), i }' \
         > "$WORK/input/lines.txt"
 }
-run_sort() { sort --parallel=2 -S 32M "$WORK/input/lines.txt" | md5sum; }
+run_sort() { under_test sort --parallel=2 -S 32M "$WORK/input/lines.txt" | md5sum; }
 
 prepare_xz() {
     need xz awk
@@ -39,8 +49,8 @@ prepare_xz() {
         > "$WORK/input/data.txt"
 }
 run_xz() {
-    xz -T2 -6 --block-size=1MiB -c "$WORK/input/data.txt" > "$1/data.xz" || return 1
-    xz -T2 -d -c "$1/data.xz" | cmp - "$WORK/input/data.txt" && echo "round trip ok"
+    under_test xz -T2 -6 --block-size=1MiB -c "$WORK/input/data.txt" > "$1/data.xz" || return 1
+    under_test xz -T2 -d -c "$1/data.xz" | cmp - "$WORK/input/data.txt" && echo "round trip ok"
     md5sum < "$1/data.xz"
 }
 
@@ -61,7 +71,7 @@ prepare_gcc() {
     } > "$WORK/input/gen.c"
 }
 run_gcc() {
-    (cd "$1" && cp "$WORK/input/gen.c" . && gcc -O2 -c gen.c -o gen.o && gcc gen.o -o gen && ./gen && md5sum < gen.o)
+    (cd "$1" && cp "$WORK/input/gen.c" . && under_test gcc -O2 -c gen.c -o gen.o && gcc gen.o -o gen && ./gen && md5sum < gen.o)
 }
 
 prepare_git() {
@@ -82,18 +92,18 @@ run_git() {
                GIT_AUTHOR_DATE="2020-01-01T00:00:00Z" GIT_COMMITTER_DATE="2020-01-01T00:00:00Z"
         rm -rf "$1/repo" && cp -r "$WORK/input/tree" "$1/repo" && cd "$1/repo" || exit 1
         git -c init.defaultBranch=main init -q .
-        git add -A && git commit -q -m "first"
+        under_test git add -A && under_test git commit -q -m "first"
         sed -i 's/line 1 /line one /' dir*/file3.txt
         git commit -q -a -m "second"
         git log --stat | md5sum
         git rev-parse HEAD
-        git repack -adq && git count-objects -v | grep -E '^(count|in-pack|packs)'
+        under_test git repack -adq && git count-objects -v | grep -E '^(count|in-pack|packs)'
         git show --format=%s HEAD~1 | head -3
     )
 }
 
 prepare_bash() { need bash; }
-run_bash() { bash "$SRC/script.sh"; }
+run_bash() { under_test bash "$SRC/script.sh"; }
 
 # Under an address-space limit the program starts, runs out of memory
 # cleanly (MemoryError, not a crash) and goes on allocating.
@@ -101,7 +111,7 @@ prepare_rlimit_as() { need /usr/bin/python3; }
 run_rlimit_as() {
     (
         ulimit -v 400000
-        /usr/bin/python3 -c '
+        under_test /usr/bin/python3 -c '
 x = []
 try:
     while True:
@@ -114,7 +124,7 @@ print("ok", len([bytes(1000) for i in range(10000)]))'
 }
 
 prepare_fork_threads() { :; }
-run_fork_threads() { "$HELPERS/prog_fork_threads"; }
+run_fork_threads() { under_test "$HELPERS/prog_fork_threads"; }
 
 [ "${RUN_SH_SOURCED:-0}" = 1 ] && return 0
 
@@ -122,11 +132,12 @@ rm -rf "$WORK"
 mkdir -p "$WORK/input" "$WORK/ref" "$WORK/kslab"
 "prepare_$NAME" || { echo "FAIL: preparing $NAME"; exit 1; }
 STATS="$WORK/stats.txt"
+PIDS="$WORK/pids.txt"
 
 (cd "$WORK/ref" && unset LD_PRELOAD KSLAB_STATS KSLAB_DEBUG && "run_$NAME" "$WORK/ref") \
     > "$WORK/out.ref" 2> "$WORK/err.ref"
 rc_ref=$?
-(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" && "run_$NAME" "$WORK/kslab") \
+(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" UNDER_TEST_PIDS="$PIDS" && "run_$NAME" "$WORK/kslab") \
     > "$WORK/out.kslab" 2> "$WORK/err.kslab"
 rc_kslab=$?
 
@@ -144,13 +155,24 @@ if ! diff -u "$WORK/err.ref" "$WORK/err.kslab" > /dev/null; then
     diff -u "$WORK/err.ref" "$WORK/err.kslab" | head -20
     status=1
 fi
-# kslab was really used: statistics were written, with live kmalloc caches.
-procs=$(grep -c '^kslab: statistics of pid' "$STATS" 2>/dev/null || echo 0)
-used=$(awk '/^size-/ && $3 > 0 { n++ } END { print n + 0 }' "$STATS" 2>/dev/null || echo 0)
-if [ "$procs" -lt 1 ] || [ "$used" -lt 1 ]; then
-    echo "FAIL: no kslab statistics (processes $procs, caches used $used)"
+# kslab was really used by every process under test: each of their pids
+# wrote a statistics block ("kslab: statistics of pid N", at exit) with
+# kmalloc caches that served objects.
+procs=$(grep -c '^kslab: statistics of pid' "$STATS" 2>/dev/null)
+tested=0
+for pid in $(cat "$PIDS" 2>/dev/null); do
+    tested=$((tested + 1))
+    used=$(awk -v pid="$pid" '/^kslab: statistics of pid/ { mine = ($5 == pid) }
+        mine && /^size-/ && $3 > 0 { n++ } END { print n + 0 }' "$STATS" 2>/dev/null)
+    if [ "${used:-0}" -lt 1 ]; then
+        echo "FAIL: process under test $pid was not on kslab (no statistics with caches in use)"
+        status=1
+    fi
+done
+if [ $tested -lt 1 ]; then
+    echo "FAIL: no process under test ran (under_test not reached)"
     status=1
 fi
-echo "$NAME: exit $rc_kslab, $(wc -l < "$WORK/out.ref") lines of output agree: $([ $status = 0 ] && echo yes || echo no); kslab statistics from $procs process(es), $used kmalloc cache lines in use"
+echo "$NAME: exit $rc_kslab, $(wc -l < "$WORK/out.ref") lines of output agree: $([ $status = 0 ] && echo yes || echo no); $tested process(es) under test on kslab, statistics from ${procs:-0} process(es)"
 head -5 "$WORK/out.kslab"
 exit $status

@@ -41,8 +41,8 @@ static inline void blk_check(const struct blk *b)
 {
     for (size_t i = 0; i < b->size; i++)
         if (b->p[i] != b->fill)
-            fail_msg("block %p byte %zu of %zu is %#x, not %#x", (void *)b->p,
-                     i, b->size, b->p[i], b->fill);
+            ktest_fail("block %p byte %zu of %zu is %#x, not %#x", (void *)b->p,
+                       i, b->size, b->p[i], b->fill);
 }
 
 #endif /* KSLAB_TESTS_STRESS_UTIL_H */

@@ -21,15 +21,7 @@ static void expect_one_line(void (*fn)(void *), void *arg, const char *needle)
 {
     char err[4096];
     int st = ktest_run_child(fn, arg, err, sizeof err);
-    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-        fail_msg("child status %#x, expected SIGABRT; stderr: %s", st, err);
-    if (strncmp(err, "kslab: ", 7) != 0)
-        fail_msg("stderr does not start with \"kslab: \": %s", err);
-    const char *nl = strchr(err, '\n');
-    if (!nl || nl[1] != 0)
-        fail_msg("stderr is not exactly one line: %s", err);
-    if (!strstr(err, needle))
-        fail_msg("stderr lacks \"%s\": %s", needle, err);
+    ktest_assert_one_line("child", st, err, SIGABRT, needle);
 }
 
 /* ---- caught always (no debug flag) ---- */

@@ -112,7 +112,7 @@ static void *random_worker(void *arg)
             blk_check(b);
             size_t n = rnd_size(&w->seed);
             unsigned char *q = kmalloc(n, GFP_KERNEL);
-            assert_non_null(q);
+            ktest_check(q);
             memcpy(q, b->p, n < b->size ? n : b->size);
             kfree(b->p);
             b->p = q;
@@ -141,7 +141,7 @@ static void *random_worker(void *arg)
                 c->p = NULL;
             } else {
                 c->p = kmem_cache_alloc(shared_cache, GFP_KERNEL);
-                assert_non_null(c->p);
+                ktest_check(c->p);
                 c->size = shared_size;
                 blk_fill(c, &w->seed);
             }
@@ -150,13 +150,13 @@ static void *random_worker(void *arg)
         default:
             if (b->p) {
                 blk_check(b);
-                assert_true(ksize(b->p) >= b->size);
+                ktest_check(ksize(b->p) >= b->size);
                 kfree(b->p);
                 b->p = NULL;
             } else {
                 b->size = rnd_size(&w->seed);
                 b->p = kmalloc(b->size, GFP_KERNEL);
-                assert_non_null(b->p);
+                ktest_check(b->p);
                 blk_fill(b, &w->seed);
             }
         }
@@ -193,6 +193,7 @@ static void run_random(int nthreads)
     }
     for (int i = 0; i < nthreads; i++)
         pthread_join(w[i].tid, NULL);
+    ktest_workers_ok();
     drain_mailbox();
     assert_int_equal(kmem_cache_destroy(shared_cache), 0);
     rel_snapshot(&after);
@@ -222,7 +223,7 @@ static void *short_lived(void *arg)
     for (int i = 0; i < 64; i++) {
         struct blk b = {.size = rnd_size(&seed)};
         b.p = kmalloc(b.size, GFP_KERNEL);
-        assert_non_null(b.p);
+        ktest_check(b.p);
         blk_fill(&b, &seed);
         if (i < 8)
             keep[i] = b;
@@ -251,6 +252,7 @@ static void test_thread_churn(void **state)
                 0);
         for (int i = 0; i < 4; i++)
             pthread_join(t[i], NULL);
+        ktest_workers_ok();
         drain_mailbox();
     }
     rel_snapshot(&after);
@@ -275,7 +277,7 @@ static void *background(void *arg)
         } else {
             b->size = rnd_size(&w->seed);
             b->p = kmalloc(b->size, GFP_KERNEL);
-            assert_non_null(b->p);
+            ktest_check(b->p);
             blk_fill(b, &w->seed);
         }
     }
@@ -343,6 +345,7 @@ static void test_fork_while_threads_allocate(void **state)
     atomic_store(&stop_bg, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(w[i].tid, NULL);
+    ktest_workers_ok();
     rel_snapshot(&after);
     rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
     printf("stress: %d forks beside 3 allocating threads, nothing lost\n",
@@ -364,28 +367,27 @@ static void *vm_worker(void *arg)
         unsigned long a =
             do_mmap(shared_mm, -1, 0, VM_PAGES * PAGE_SIZE,
                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0);
-        assert_false(IS_ERR_VALUE(a));
+        ktest_check(!IS_ERR_VALUE(a));
         unsigned long tag = (unsigned long)rnd(&w->seed) << 8;
         for (int i = 0; i < VM_PAGES; i++) /* faults */
             *(volatile unsigned long *)mm_host(shared_mm, a + i * PAGE_SIZE) =
                 tag + i;
         if (rounds % 4 == 0) {
             struct mm_struct *c = mm_fork(shared_mm);
-            assert_non_null(c);
+            ktest_check(c);
             forks++;
             for (int i = 0; i < VM_PAGES; i++) {
                 volatile unsigned long *pc = mm_host(c, a + i * PAGE_SIZE);
-                assert_int_equal(*pc, tag + i);
+                ktest_check((*pc) == (tag + i));
                 *pc = ~tag; /* COW: the parent keeps its value */
             }
             vm_check_mm(c);
             mmput(c);
         }
         for (int i = 0; i < VM_PAGES; i++)
-            assert_int_equal(*(volatile unsigned long *)mm_host(
-                                 shared_mm, a + i * PAGE_SIZE),
-                             tag + i);
-        assert_int_equal(do_munmap(shared_mm, a, VM_PAGES * PAGE_SIZE), 0);
+            ktest_check((*(volatile unsigned long *)mm_host(
+                            shared_mm, a + i * PAGE_SIZE)) == (tag + i));
+        ktest_check((do_munmap(shared_mm, a, VM_PAGES * PAGE_SIZE)) == (0));
     }
     atomic_fetch_add(&vm_faults_done, rounds * VM_PAGES);
     atomic_fetch_add(&vm_forks_done, forks);
@@ -410,6 +412,7 @@ static void test_vm_threads_fault_fork_unmap(void **state)
     }
     for (int i = 0; i < 4; i++)
         pthread_join(w[i].tid, NULL);
+    ktest_workers_ok();
     vm_check_mm(shared_mm);
     assert_null(shared_mm->mmap);
     mmput(shared_mm);

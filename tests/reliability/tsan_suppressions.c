@@ -3,15 +3,17 @@
  * suppressions built into every program of the TSan configuration (KSLAB_TSAN:
  * the top-level CMakeLists adds this file to whatever links kslab_core).
  *
- * One suppression, for a false positive of the address-space emulator: a
- * fault handled in one thread maps a frame at a user page with mmap()
- * (vm/mm/memory.c, host_map_run), and TSan counts that mmap as a write to the
- * whole page.  Another thread that then reads or writes the page takes no
- * fault and no lock: what orders it after the mmap is the host's page
- * table, which TSan cannot see, so it reports a race between the mmap and
- * the access.  Races between two user accesses are still reported.
+ * Three suppressions.  The first (host_map_run) is for a false positive of
+ * the address-space emulator: a fault handled in one thread maps a frame at
+ * a user page with mmap() (vm/mm/memory.c, host_map_run), and TSan counts
+ * that mmap as a write to the whole page.  Another thread that then reads
+ * or writes the page takes no fault and no lock: what orders it after the
+ * mmap is the host's page table, which TSan cannot see, so it reports a
+ * race between the mmap and the access.  Races between two user accesses
+ * are still reported.
  *
- * And one benign race of the buddy allocator, as in Linux (page_is_buddy):
+ * The other two (__free_one_block, free_block_of) are for one benign race
+ * of the buddy allocator, as in Linux (page_is_buddy):
  * freeing a block looks at its buddy's struct page (vm/frames/page_alloc.c,
  * __free_one_block; free_block_of for in-place growth) under the zone lock
  * to see whether PG_buddy is set, while the buddy, when it is allocated,

@@ -12,48 +12,49 @@ enum { RING = 4096, ROUNDS = 200000 };
 
 struct ring {
     void *volatile slot[RING];
-    volatile size_t size[RING];
 };
 
 static struct ring ring;
 static kmem_cache_t *objcache;
 
-static void fill(unsigned char *p, size_t n, size_t tag)
+/* An object holds its length in its first word and a pattern derived
+ * from its address in every byte after it. */
+static void fill(unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(tag + i);
+    memcpy(p, &n, sizeof n);
+    for (size_t i = sizeof n; i < n; i++)
+        p[i] = (unsigned char)(((uintptr_t)p >> 4) + i);
 }
 
-static int intact(const unsigned char *p, size_t n, size_t tag)
+static int intact(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(tag + i))
+    for (size_t i = sizeof n; i < n; i++)
+        if (p[i] != (unsigned char)(((uintptr_t)p >> 4) + i))
             return 0;
     return 1;
 }
 
-/* Each thread replaces random slots: it frees what the other allocated. */
+/* Each thread replaces random slots: it frees what the other allocated,
+ * after checking every byte of it. */
 static void *swapper(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg;
     for (int r = 0; r < ROUNDS; r++) {
         unsigned k = rand_r(&seed) % RING;
-        size_t n = rand_r(&seed) % 700 + 1;
+        size_t n = rand_r(&seed) % 700 + sizeof(size_t);
         void *mine = (r & 1) ? kmalloc(n, GFP_KERNEL)
                              : kmem_cache_alloc(objcache, GFP_KERNEL);
         if (!mine)
             return (void *)1;
-        if (!(r & 1))
-            n = 0;
-        fill(mine, n ? n : 200, (uintptr_t)mine >> 4);
+        fill(mine, (r & 1) ? n : 200);
         void *old = __atomic_exchange_n(&ring.slot[k], mine, __ATOMIC_ACQ_REL);
-        size_t oldn = __atomic_exchange_n(&ring.size[k], n, __ATOMIC_ACQ_REL);
-        (void)oldn;
         if (old) {
-            struct page *pg = virt_to_page(old);
-            kmem_cache_t *c = GET_PAGE_CACHE(pg);
-            size_t len = c == objcache ? 200 : 1;
-            if (!intact(old, len, (uintptr_t)old >> 4))
+            kmem_cache_t *c = GET_PAGE_CACHE(virt_to_page(old));
+            size_t len;
+            memcpy(&len, old, sizeof len);
+            if (c == objcache ? len != 200 : len > ksize(old))
+                return (void *)3;
+            if (!intact(old, len))
                 return (void *)2;
             if (c == objcache)
                 kmem_cache_free(objcache, old);

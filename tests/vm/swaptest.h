@@ -2,7 +2,10 @@
  * tests/vm/swaptest.h — helpers of the swap tests: a temporary directory
  * for swap files (removed at teardown), a filled working set with a
  * per-page pattern that is checked word by word, and the pte of a user
- * address.  Each test sets the user-memory limit it needs and puts it back.
+ * address.  Each test sets the user-memory limit, swap areas and
+ * page_cluster it needs; swap_test_teardown (run after every test, also
+ * one an assert ended) lifts the limit, turns off and removes every swap
+ * file and puts page_cluster back.
  */
 #ifndef KSLAB_TESTS_SWAPTEST_H
 #define KSLAB_TESTS_SWAPTEST_H
@@ -13,29 +16,52 @@
 #include <sys/stat.h>
 
 static char swap_dir[64];
+static int swap_default_cluster;
 
+/* Group setup: the temporary directory; page_cluster as it was. */
 static inline int swap_dir_setup(void **state)
 {
     (void)state;
+    swap_default_cluster = vm_set_page_cluster(3);
+    vm_set_page_cluster(swap_default_cluster);
     const char *t = getenv("TMPDIR");
     snprintf(swap_dir, sizeof swap_dir, "%s/kslab-swap-XXXXXX",
              t && strlen(t) < 30 ? t : "/tmp");
     return mkdtemp(swap_dir) ? 0 : -1;
 }
 
-static inline int swap_dir_teardown(void **state)
+/* Turns off (if on) and removes every swap file of the directory. */
+static inline void swap_dir_empty(void)
 {
-    (void)state;
     DIR *d = opendir(swap_dir);
     struct dirent *e;
     char p[400];
     while (d && (e = readdir(d)))
         if (e->d_name[0] != '.') {
             snprintf(p, sizeof p, "%s/%s", swap_dir, e->d_name);
+            sys_swapoff(p); /* -EINVAL when it was not on */
             unlink(p);
         }
     if (d)
         closedir(d);
+}
+
+/* After every test: no user-memory limit (so that swapoff has room), no
+ * swap area on, no swap file left, the default page_cluster. */
+static inline int swap_test_teardown(void **state)
+{
+    vm_ram_teardown(state);
+    swap_dir_empty();
+    vm_set_page_cluster(swap_default_cluster);
+    return 0;
+}
+
+#define swap_unit_test(f) cmocka_unit_test_teardown(f, swap_test_teardown)
+
+static inline int swap_dir_teardown(void **state)
+{
+    (void)state;
+    swap_dir_empty();
     return rmdir(swap_dir);
 }
 

@@ -106,10 +106,16 @@ __attribute__((no_sanitize("undefined"))) static void null_deref(void *arg)
     _exit(4);
 }
 
+/* A fault outside every window is not kslab's: the process dies of
+ * SIGSEGV as it would without kslab, and kslab says nothing. */
 static void test_null_deref_outside_mm_dies(void **state)
 {
     (void)state;
-    ktest_expect_death(null_deref, NULL, SIGSEGV, "");
+    char err[4096];
+    int st = ktest_run_child(null_deref, NULL, err, sizeof err);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
+        fail_msg("child status %#x, expected SIGSEGV; stderr: %s", st, err);
+    assert_string_equal(err, "");
 }
 
 static void read_prot_none(void *arg)

@@ -40,7 +40,6 @@ static void test_working_set_4x_ram_intact(void **state)
     mmput(mm);
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
-    vm_set_ram_pages(0);
 }
 
 static void test_referenced_page_not_swapped(void **state)
@@ -228,7 +227,6 @@ static void test_mlocked_pages_never_swapped(void **state)
     mmput(mm);
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
-    vm_set_ram_pages(0);
 }
 
 struct reader {
@@ -273,7 +271,6 @@ static void test_two_threads_fault_swapped_pages(void **state)
     mmput(mm);
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
-    vm_set_ram_pages(0);
 }
 
 static void test_reclaim_takes_pages_of_other_mms(void **state)
@@ -303,20 +300,19 @@ static void test_reclaim_takes_pages_of_other_mms(void **state)
     mmput(b);
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
-    vm_set_ram_pages(0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_working_set_4x_ram_intact),
-        cmocka_unit_test(test_referenced_page_not_swapped),
-        cmocka_unit_test(test_clean_pages_dropped_without_io),
-        cmocka_unit_test(test_readahead_reads_aligned_cluster),
-        cmocka_unit_test(test_forked_pair_shares_swapped_pages),
-        cmocka_unit_test(test_mlocked_pages_never_swapped),
-        cmocka_unit_test(test_two_threads_fault_swapped_pages),
-        cmocka_unit_test(test_reclaim_takes_pages_of_other_mms),
+        swap_unit_test(test_working_set_4x_ram_intact),
+        swap_unit_test(test_referenced_page_not_swapped),
+        swap_unit_test(test_clean_pages_dropped_without_io),
+        swap_unit_test(test_readahead_reads_aligned_cluster),
+        swap_unit_test(test_forked_pair_shares_swapped_pages),
+        swap_unit_test(test_mlocked_pages_never_swapped),
+        swap_unit_test(test_two_threads_fault_swapped_pages),
+        swap_unit_test(test_reclaim_takes_pages_of_other_mms),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

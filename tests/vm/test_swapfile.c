@@ -169,7 +169,6 @@ static void test_swapoff_with_room(void **state)
     vm_check_mm(c);
     mmput(c);
     mmput(mm);
-    vm_set_ram_pages(0);
 }
 
 static void test_swapoff_without_room(void **state)
@@ -199,7 +198,6 @@ static void test_swapoff_without_room(void **state)
         assert_true(page_ok(mm, a, i, 4));
     vm_check_mm(mm);
     mmput(mm);
-    vm_set_ram_pages(0);
 }
 
 static void test_meminfo_fields(void **state)
@@ -232,19 +230,18 @@ static void test_meminfo_fields(void **state)
     assert_int_equal(meminfo("SwapFree:"), 64 * 4);
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
-    vm_set_ram_pages(0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mkswap_writes_linux_header),
-        cmocka_unit_test(test_bad_swap_files_refused),
-        cmocka_unit_test(test_max_swapfiles),
-        cmocka_unit_test(test_priority_decides_area),
-        cmocka_unit_test(test_swapoff_with_room),
-        cmocka_unit_test(test_swapoff_without_room),
-        cmocka_unit_test(test_meminfo_fields),
+        swap_unit_test(test_mkswap_writes_linux_header),
+        swap_unit_test(test_bad_swap_files_refused),
+        swap_unit_test(test_max_swapfiles),
+        swap_unit_test(test_priority_decides_area),
+        swap_unit_test(test_swapoff_with_room),
+        swap_unit_test(test_swapoff_without_room),
+        swap_unit_test(test_meminfo_fields),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

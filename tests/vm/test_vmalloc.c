@@ -107,7 +107,6 @@ static void test_vmalloc_bad_input(void **state)
     unsigned long before = vm_free_user_frames();
     assert_null(vmalloc(512 * PAGE_SIZE));
     assert_int_equal(vm_free_user_frames(), before);
-    vm_set_ram_pages(0);
 }
 
 static void bad_vfree(void *arg)
@@ -134,7 +133,7 @@ int main(void)
         cmocka_unit_test(test_vmalloc_to_page_distinct_per_page),
         cmocka_unit_test(test_guard_page_between_areas),
         cmocka_unit_test(test_vfree_gives_frames_back),
-        cmocka_unit_test(test_vmalloc_bad_input),
+        cmocka_unit_test_teardown(test_vmalloc_bad_input, vm_ram_teardown),
         cmocka_unit_test(test_vfree_of_a_bad_pointer_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,15 @@ static inline void child_default_segv(void)
     vm_fault_init();
 }
 
+/* Teardown of a test that limits user memory (vm_set_ram_pages): the
+ * limit is lifted even when an assert ended the test early. */
+static inline int vm_ram_teardown(void **state)
+{
+    (void)state;
+    vm_set_ram_pages(0);
+    return 0;
+}
+
 static inline struct mm_stat stat_of(struct mm_struct *mm)
 {
     struct mm_stat st;
