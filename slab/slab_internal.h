@@ -213,7 +213,7 @@ static inline struct page *slab_page_of(const void *objp)
                                              memory_order_relaxed)))
         return NULL;
     struct page *page = &vm_lowmem.mem_map[pfn];
-    if (unlikely(!PageSlab(page)))
+    if (unlikely(!PageSlabOwned(page)))
         return NULL;
     return page;
 }

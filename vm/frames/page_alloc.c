@@ -168,7 +168,8 @@ out:
 static inline void add_free_block(struct zone_struct *zone, struct page *page,
                                   unsigned int order, int clean)
 {
-    page->flags = (1UL << PG_buddy) | ((unsigned long)clean << PG_clean);
+    set_page_flags(page,
+                   (1UL << PG_buddy) | ((unsigned long)clean << PG_clean));
     page->order = order;
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
     list_add(&page->list, clean ? &zone->free_area[order].clean_list
@@ -187,7 +188,7 @@ static inline void del_free_block(struct zone_struct *zone, struct page *page,
     zone->free_pages -= 1UL << order;
     if (!PageFlag(page, PG_clean))
         zone->dirty_pages -= 1UL << order;
-    page->flags = 0;
+    set_page_flags(page, 0);
 }
 
 static inline struct page *pfn_to_page(unsigned long pfn)
@@ -508,7 +509,7 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
     struct zone_struct *zone = &vm_zones[page->zone];
     if (PageFlag(page, PG_buddy))
         kslab_die("free(): double free of block %p", vm_page_address(page));
-    page->flags = 0;
+    set_page_flags(page, 0);
     atomic_store(&page->count, 0);
     pthread_mutex_lock(&zone->lock);
     if (pfn < zone->zone_start_pfn || pfn + npages > zone->grown_pfn)
