@@ -245,13 +245,8 @@ static inline uint64_t slab_page_obj_index(const struct page *page,
 /* The frame of a slab object, or NULL if objp is not in a slab frame. */
 static inline struct page *slab_page_of(const void *objp)
 {
-    uintptr_t off = (uintptr_t)objp - (uintptr_t)vm_lowmem.base;
-    unsigned long pfn = off >> PAGE_SHIFT;
-    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
-                                             memory_order_relaxed)))
-        return NULL;
-    struct page *page = &vm_lowmem.mem_map[pfn];
-    if (unlikely(!PageSlabOwned(page)))
+    struct page *page = vm_virt_to_page(objp);
+    if (unlikely(!page) || unlikely(!PageSlabOwned(page)))
         return NULL;
     return page;
 }

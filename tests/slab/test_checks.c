@@ -25,14 +25,19 @@ static slab_t *partial_slab(const char *name, kmem_cache_t **pc, void **pobj)
     return GET_PAGE_SLAB(virt_to_page(p));
 }
 
+/* Allocates until the thread's array is refilled from the partial slab. */
+static void alloc_past_refill(kmem_cache_t *c)
+{
+    for (int i = 0; i < 1000; i++)
+        kmem_cache_alloc(c, GFP_KERNEL);
+}
+
 static void take_bad_free_index(void *arg)
 {
     (void)arg;
     kmem_cache_t *c;
-    slab_t *slabp = partial_slab("chk-free", &c, NULL);
-    slabp->free = 5000;
-    for (int i = 0; i < 1000; i++)
-        kmem_cache_alloc(c, GFP_KERNEL);
+    partial_slab("chk-free", &c, NULL)->free = 5000;
+    alloc_past_refill(c);
 }
 
 static void take_bad_bufctl(void *arg)
@@ -41,8 +46,7 @@ static void take_bad_bufctl(void *arg)
     kmem_cache_t *c;
     slab_t *slabp = partial_slab("chk-bufctl", &c, NULL);
     slab_bufctl(slabp)[slabp->free] = BUFCTL_ACTIVE;
-    for (int i = 0; i < 1000; i++)
-        kmem_cache_alloc(c, GFP_KERNEL);
+    alloc_past_refill(c);
 }
 
 static void put_bad_free_index(void *arg)

@@ -181,7 +181,10 @@ static inline struct page *vm_virt_to_page(const void *addr)
     if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
                                              memory_order_relaxed)))
         return NULL;
-    return &vm_lowmem.mem_map[pfn];
+    struct page *page = &vm_lowmem.mem_map[pfn];
+    if (!page) /* never: tells the compiler, so callers' tests go */
+        __builtin_unreachable();
+    return page;
 }
 
 static inline unsigned long vm_page_to_pfn(const struct page *page)
