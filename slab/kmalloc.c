@@ -193,11 +193,10 @@ void *slab_malloc_slow(size_t size)
 
 size_t slab_ksize(const void *objp)
 {
-    struct page *page;
-    kmem_cache_t *cachep = slab_cache_of(objp, &page);
-    if (!cachep || slab_page_obj_index(page, objp) >= cachep->num)
+    struct page *page = slab_page_of(objp);
+    if (!page || !slab_obj_start(page, objp))
         return 0;
-    return cachep->objsize;
+    return GET_PAGE_CACHE(page)->objsize;
 }
 
 size_t ksize(const void *objp)

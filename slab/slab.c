@@ -14,7 +14,8 @@
  * struct page (GET_PAGE_CACHE / GET_PAGE_SLAB), so kfree() needs no cache.
  *
  * 2.4 puts a per-CPU array of free objects in front of each cache; here
- * it is per thread (slab_thread, one TLS pointer).  A hit is a pop or push
+ * it is per thread (slab_thread, one TLS pointer; the registry of threads
+ * and their exit is slab/thread.c).  A hit is a pop or push
  * on the thread's own array: no lock, no atomic.  A miss refills or
  * flushes `batchcount` objects under the cache lock.  Arrays belong to
  * their thread: another thread never touches them, except for a thread
@@ -39,32 +40,12 @@
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
 
-/* The array every cache starts with in every thread: empty, full at 0. */
-struct array_cache slab_empty_ac = {.avail = 0, .limit = 0};
-
-#define EMPTY_ACS                                                              \
-    {                                                                          \
-        [0 ... SLAB_MAX_IDS - 1] = &slab_empty_ac                              \
-    }
-struct slab_thread slab_boot_thread = {.ac = EMPTY_ACS};
-static struct slab_thread slab_dead_thread = {.ac = EMPTY_ACS, .dead = 1};
-
-__thread struct slab_thread *slab_self
-    __attribute__((tls_model("initial-exec"))) = &slab_boot_thread;
-
 kmem_cache_t cache_cache;
 
 /* Recursive: slabinfo prints (and stdio may allocate) with it held. */
 static pthread_mutex_t cache_chain_sem = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slab_thread thread_list = {.next = &thread_list,
-                                         .prev = &thread_list};
-static unsigned long slab_drain_gen;
 static unsigned char cache_ids[SLAB_MAX_IDS]; /* 1 = id taken */
 static kmem_cache_t *clock_searchp = &cache_cache;
-static pthread_key_t thread_key;
-
-static void slab_thread_exit(void *arg);
 
 /* ---- object geometry ---- */
 
@@ -209,9 +190,6 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
         if (!num)
             continue;
         if (gfporder >= MAX_GFP_ORDER)
-            break;
-        if (gfporder >= BREAK_GFP_ORDER &&
-            (left_over * 8) <= (PAGE_SIZE << gfporder))
             break;
         if ((left_over * 8) <= (PAGE_SIZE << gfporder))
             break;
@@ -380,6 +358,8 @@ static void cache_init_objs(kmem_cache_t *cachep, slab_t *slabp,
     slabp->free = 0;
 }
 
+static void check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind);
+
 /* Grows a cache by one slab.  Called without the cache lock.  Returns 1
  * on success, 0 on failure (errno ENOMEM). */
 static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
@@ -437,6 +417,7 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
 #if SLAB_STATS
     cachep->grown++;
 #endif
+    KSLAB_DEBUG_CHECK(check_slab(cachep, slabp, 0));
     pthread_mutex_unlock(&cachep->spinlock);
     return 1;
 opps1:
@@ -444,7 +425,6 @@ opps1:
 failed:
     pthread_mutex_lock(&cachep->spinlock);
     cachep->growing--;
-    cachep->failures++;
 #if SLAB_STATS
     cachep->errors++;
 #endif
@@ -505,12 +485,22 @@ static int destroy_slab_list(kmem_cache_t *cachep, struct list_head *list)
 
 /* ---- objects on slabs (cache lock held) ---- */
 
+/* Takes the first free object of slabp, which has one.  Level 1: the index
+ * from the free chain and the one after it are in range (or the end). */
 static inline void *slab_take(kmem_cache_t *cachep, slab_t *slabp)
 {
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     unsigned int i = slabp->free;
+    KSLAB_CHECK(i < cachep->num,
+                "slab_take(): cache `%s': slab %p: free index %u, %u objects",
+                cachep->name, (void *)slabp, i, cachep->num);
+    kmem_bufctl_t next = bufctl[i];
+    KSLAB_CHECK(next < cachep->num || next == BUFCTL_END,
+                "slab_take(): cache `%s': slab %p: bufctl[%u] = 0x%x, %u "
+                "objects",
+                cachep->name, (void *)slabp, i, next, cachep->num);
     void *obj = slab_obj(cachep, slabp, i);
-    slabp->free = bufctl[i];
+    slabp->free = next;
     bufctl[i] = BUFCTL_ACTIVE;
     slabp->inuse++;
     cachep->free_objects--;
@@ -539,21 +529,25 @@ static inline slab_t *first_slab_with_free(kmem_cache_t *cachep)
     return NULL;
 }
 
-/* Returns one object to its slab; checks the pointer and double free. */
+/* Returns one object to its slab; checks the pointer and double free.
+ * Level 1: the slab's count and the head of its free chain are sane. */
 static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
 {
-    struct page *page = vm_virt_to_page(objp);
-    if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep)
+    struct page *page = slab_object_page(cachep, objp);
+    if (!page)
         slab_bad_pointer(objp, fn);
     slab_t *slabp = GET_PAGE_SLAB(page);
-    uint64_t idx = slab_page_obj_index(page, objp);
-    if (idx >= cachep->num)
-        slab_bad_pointer(objp, fn);
-    unsigned int i = (unsigned int)idx;
+    unsigned int i = (unsigned int)slab_page_obj_index(page, objp);
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     if (bufctl[i] != BUFCTL_ACTIVE)
         kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
                   cachep->name);
+    KSLAB_CHECK(slabp->inuse && slabp->inuse <= cachep->num &&
+                    (slabp->free < cachep->num || slabp->free == BUFCTL_END),
+                "slab_put(): cache `%s': slab %p: %u in use, free index 0x%x, "
+                "%u objects",
+                cachep->name, (void *)slabp, slabp->inuse, slabp->free,
+                cachep->num);
     bufctl[i] = slabp->free;
     slabp->free = i;
     cachep->free_objects++;
@@ -570,18 +564,29 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     }
 }
 
+/* Moves up to n free slabs, least recently used first, to `out` for
+ * destroy_slab_list(); returns the slabs moved.  Cache lock held. */
+static unsigned long move_free_slabs(kmem_cache_t *cachep,
+                                     struct list_head *out, unsigned long n)
+{
+    unsigned long moved = 0;
+    while (moved < n && !list_empty(&cachep->slabs_free)) {
+        slab_t *slabp = list_entry(cachep->slabs_free.prev, slab_t, list);
+        list_move(&slabp->list, out);
+        cachep->free_objects -= cachep->num;
+        moved++;
+    }
+    return moved;
+}
+
 /* Moves free slabs beyond free_limit to `out` (cache lock held). */
 static void trim_free_slabs(kmem_cache_t *cachep, struct list_head *out)
 {
-    if (cachep->flags & SLAB_NO_REAP)
+    if (cachep->flags & SLAB_NO_REAP ||
+        cachep->free_objects <= cachep->free_limit)
         return;
-    while (cachep->free_objects > cachep->free_limit &&
-           !list_empty(&cachep->slabs_free)) {
-        slab_t *slabp = list_entry(cachep->slabs_free.prev, slab_t, list);
-        list_del(&slabp->list);
-        list_add(&slabp->list, out);
-        cachep->free_objects -= cachep->num;
-    }
+    unsigned long excess = cachep->free_objects - cachep->free_limit;
+    move_free_slabs(cachep, out, (excess + cachep->num - 1) / cachep->num);
 }
 
 static void ac_fold_stats(kmem_cache_t *cachep, struct array_cache *ac);
@@ -674,9 +679,7 @@ static void free_direct(kmem_cache_t *cachep, void *objp, const char *fn)
     LIST_HEAD(doomed);
     if (cachep->flags & (SLAB_POISON | SLAB_RED_ZONE | SLAB_DEBUG_INITIAL)) {
         /* Validate the pointer before touching the object around it. */
-        struct page *page = vm_virt_to_page(objp);
-        if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
-            slab_page_obj_index(page, objp) >= cachep->num)
+        if (!slab_object_page(cachep, objp))
             slab_bad_pointer(objp, fn);
         check_free_debug(cachep, objp, fn);
     }
@@ -756,82 +759,31 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     }
 }
 
-/* Drains every array of thread t; chain lock held by the caller. */
-static void thread_drain_all(struct slab_thread *t, int release)
+/* kmem_cache_destroy(): t's array of the cache goes back and is freed. */
+static void drain_thread_ac(struct slab_thread *t, void *cachep)
+{
+    ac_drain(cachep, t, 1);
+}
+
+void slab_thread_drain(struct slab_thread *t, int release)
 {
     struct list_head *p;
+    pthread_mutex_lock(&cache_chain_sem);
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
         if (c->id)
             ac_drain(c, t, release);
     }
-}
-
-void slab_drain_self(void)
-{
-    struct slab_thread *t = slab_self;
-    if (t == &slab_boot_thread || t->dead)
-        return;
-    pthread_mutex_lock(&cache_chain_sem);
-    thread_drain_all(t, 0);
-    t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
-static void make_thread_key(void)
+/* Drains the calling thread's array of cachep: shrink and reap give back
+ * what this thread holds at once, as 2.4 drained the calling CPU's. */
+static void drain_own_array(kmem_cache_t *cachep)
 {
-    static int made;
-    if (!made) {
-        pthread_key_create(&thread_key, slab_thread_exit);
-        made = 1;
-    }
-}
-
-/* Gives the calling thread its slab_thread.  Returns the boot thread
- * (no arrays) when memory is short. */
-static __noinline struct slab_thread *thread_attach(void)
-{
-    struct slab_thread *t =
-        (struct slab_thread *)__get_free_pages(GFP_KERNEL, 0);
-    _Static_assert(sizeof(struct slab_thread) <= PAGE_SIZE,
-                   "slab_thread must fit a page");
-    if (!t)
-        return &slab_boot_thread;
-    for (unsigned int i = 0; i < SLAB_MAX_IDS; i++)
-        t->ac[i] = &slab_empty_ac;
-    t->dead = 0;
-    t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&thread_lock);
-    make_thread_key();
-    t->next = thread_list.next;
-    t->prev = &thread_list;
-    thread_list.next->prev = t;
-    thread_list.next = t;
-    pthread_mutex_unlock(&thread_lock);
-    slab_self = t;
-    pthread_setspecific(thread_key, t);
-    return t;
-}
-
-static void thread_release(struct slab_thread *t)
-{
-    thread_drain_all(t, 1);
-    pthread_mutex_lock(&thread_lock);
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
-    pthread_mutex_unlock(&thread_lock);
-    free_pages((unsigned long)t, 0);
-}
-
-/* Thread exit: the thread's cached objects go back to their caches. */
-static void slab_thread_exit(void *arg)
-{
-    struct slab_thread *t = arg;
-    slab_self = &slab_dead_thread;
-    pthread_mutex_lock(&cache_chain_sem);
-    thread_release(t);
-    pthread_mutex_unlock(&cache_chain_sem);
+    if (cachep->id && slab_thread_live(slab_self))
+        ac_drain(cachep, slab_self, 0);
 }
 
 /* The thread for a slow path: attached, and drained if asked to. */
@@ -840,13 +792,29 @@ static inline struct slab_thread *slow_thread(void)
     struct slab_thread *t = slab_self;
     if (unlikely(t == &slab_boot_thread)) {
         kslab_init();
-        t = thread_attach();
+        t = slab_thread_attach();
     }
     if (unlikely(t->drain_gen !=
                  __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED)) &&
-        !t->dead && t != &slab_boot_thread)
+        slab_thread_live(t))
         slab_drain_self();
     return t;
+}
+
+/* The thread's array of cachep, made at its first use; NULL when objects
+ * of cachep take the locked path (no id, a thread without arrays, no
+ * memory for the array). */
+static struct array_cache *thread_ac(kmem_cache_t *cachep,
+                                     struct slab_thread *t)
+{
+    if (!cachep->id || !slab_thread_live(t))
+        return NULL;
+    struct array_cache *ac = t->ac[cachep->id];
+    if (ac == &slab_empty_ac) {
+        ac = ac_create(cachep);
+        t->ac[cachep->id] = ac;
+    }
+    return ac == &slab_empty_ac ? NULL : ac;
 }
 
 /* Refills ac with up to batchcount objects; returns the number moved. */
@@ -882,23 +850,16 @@ static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
 
 void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
-    struct slab_thread *t = slow_thread();
-    if (cachep->id && !t->dead && t != &slab_boot_thread) {
-        struct array_cache *ac = t->ac[cachep->id];
-        if (ac == &slab_empty_ac) {
-            ac = ac_create(cachep);
-            t->ac[cachep->id] = ac;
-        }
-        if (ac != &slab_empty_ac) {
-            if (ac->avail || cache_refill(cachep, ac, flags)) {
+    struct array_cache *ac = thread_ac(cachep, slow_thread());
+    if (ac) {
+        if (ac->avail || cache_refill(cachep, ac, flags)) {
 #if SLAB_STATS
-                ac->allocmiss++;
+            ac->allocmiss++;
 #endif
-                return ac->entry[--ac->avail];
-            }
-            errno = ENOMEM;
-            return NULL;
+            return ac->entry[--ac->avail];
         }
+        errno = ENOMEM;
+        return NULL;
     }
     void *objp = slab_alloc_direct(cachep, flags);
     if (!objp)
@@ -908,35 +869,27 @@ void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
 
 void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
 {
-    struct slab_thread *t = slab_self;
-    struct array_cache *ac = t->ac[cachep->id];
+    struct array_cache *ac = slab_self->ac[cachep->id];
     if (ac->avail && ac->entry[ac->avail - 1] == objp)
         kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
                   cachep->name);
-    t = slow_thread();
-    if (cachep->id && !t->dead && t != &slab_boot_thread) {
-        ac = t->ac[cachep->id];
-        if (ac == &slab_empty_ac) {
-            ac = ac_create(cachep);
-            t->ac[cachep->id] = ac;
-        }
-        if (ac != &slab_empty_ac) {
-            if (ac->avail >= ac->limit)
-                cache_flusharray(cachep, ac);
+    ac = thread_ac(cachep, slow_thread());
+    if (ac) {
+        if (ac->avail >= ac->limit)
+            cache_flusharray(cachep, ac);
 #if SLAB_STATS
-            ac->freemiss++;
+        ac->freemiss++;
 #endif
-            ac->entry[ac->avail++] = objp;
-            return;
-        }
+        ac->entry[ac->avail++] = objp;
+        return;
     }
     free_direct(cachep, objp, fn);
 }
 
 void slab_bad_pointer(const void *objp, const char *fn)
 {
-    struct page *page = vm_virt_to_page(objp);
-    if (page && PageSlab(page)) {
+    struct page *page = slab_page_of(objp);
+    if (page) {
         kmem_cache_t *cachep = GET_PAGE_CACHE(page);
         kslab_die("%s(): invalid pointer %p (not the start of an object of "
                   "cache `%s')",
@@ -954,11 +907,9 @@ void *kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 
 void kmem_cache_free(kmem_cache_t *cachep, void *objp)
 {
-    struct page *page = NULL;
     if (unlikely(!objp))
         return;
-    if (unlikely(slab_cache_of(objp, &page) != cachep) ||
-        unlikely(slab_page_obj_index(page, objp) >= cachep->num))
+    if (unlikely(!slab_object_page(cachep, objp)))
         slab_bad_cache_pointer(cachep, objp);
     __kmem_cache_free_checked(cachep, objp, "kmem_cache_free");
 }
@@ -981,24 +932,16 @@ unsigned int kmem_cache_size(kmem_cache_t *cachep)
 
 /* ---- shrink, destroy, reap ---- */
 
-static void request_drain(void)
-{
-    __atomic_add_fetch(&slab_drain_gen, 1, __ATOMIC_RELAXED);
-}
-
 /* Frees every free slab; returns the slabs freed.  Chain lock held. */
 static int __kmem_cache_shrink_locked(kmem_cache_t *cachep)
 {
     LIST_HEAD(doomed);
     pthread_mutex_lock(&cachep->spinlock);
-    while (!list_empty(&cachep->slabs_free)) {
-        slab_t *slabp = list_entry(cachep->slabs_free.next, slab_t, list);
-        list_del(&slabp->list);
-        list_add(&slabp->list, &doomed);
-        cachep->free_objects -= cachep->num;
-    }
+    move_free_slabs(cachep, &doomed, ~0UL);
     pthread_mutex_unlock(&cachep->spinlock);
-    return destroy_slab_list(cachep, &doomed);
+    int n = destroy_slab_list(cachep, &doomed);
+    KSLAB_DEBUG_CHECK(slab_check_cache(cachep));
+    return n;
 }
 
 static int cache_in_use(kmem_cache_t *cachep)
@@ -1020,11 +963,9 @@ int kmem_cache_shrink(kmem_cache_t *cachep)
 {
     if (!cachep)
         return -EINVAL;
-    struct slab_thread *t = slab_self;
-    request_drain();
+    slab_request_drain();
     pthread_mutex_lock(&cache_chain_sem);
-    if (cachep->id && t != &slab_boot_thread && !t->dead)
-        ac_drain(cachep, t, 0);
+    drain_own_array(cachep);
     __kmem_cache_shrink_locked(cachep);
     pthread_mutex_unlock(&cache_chain_sem);
     return cache_in_use(cachep);
@@ -1043,13 +984,8 @@ int kmem_cache_destroy(kmem_cache_t *cachep)
     if (cachep == &cache_cache || slab_is_kmalloc_cache(cachep))
         return -EPERM;
     pthread_mutex_lock(&cache_chain_sem);
-    if (cachep->id) {
-        pthread_mutex_lock(&thread_lock);
-        for (struct slab_thread *t = thread_list.next; t != &thread_list;
-             t = t->next)
-            ac_drain(cachep, t, 1);
-        pthread_mutex_unlock(&thread_lock);
-    }
+    if (cachep->id)
+        slab_for_each_thread(drain_thread_ac, cachep);
     __kmem_cache_shrink_locked(cachep);
     if (cache_in_use(cachep)) {
         pthread_mutex_unlock(&cache_chain_sem);
@@ -1086,12 +1022,11 @@ int kmem_cache_reap(int gfp_mask)
     (void)gfp_mask;
     if (!kslab_init_reached(KSLAB_INIT_SLAB))
         return 0;
-    struct slab_thread *t = slab_self;
     kmem_cache_t *searchp, *best = NULL;
     unsigned int best_pages = 0, best_len = 0;
     int ret = 0;
 
-    request_drain();
+    slab_request_drain();
     pthread_mutex_lock(&cache_chain_sem);
     searchp = clock_searchp;
     for (int scan = 0; scan < REAP_SCANLEN;
@@ -1099,8 +1034,7 @@ int kmem_cache_reap(int gfp_mask)
         if (searchp->flags & SLAB_NO_REAP)
             continue;
         /* The chain head (cache_cache.next) links back to cache_cache. */
-        if (searchp->id && t != &slab_boot_thread && !t->dead)
-            ac_drain(searchp, t, 0);
+        drain_own_array(searchp);
         pthread_mutex_lock(&searchp->spinlock);
         if (searchp->growing || (searchp->dflags & DFLGS_GROWN)) {
             searchp->dflags &= ~DFLGS_GROWN;
@@ -1129,25 +1063,52 @@ int kmem_cache_reap(int gfp_mask)
     clock_searchp = searchp;
     if (best) {
         LIST_HEAD(doomed);
-        unsigned int n = (best_len + 1) / 2;
         pthread_mutex_lock(&best->spinlock);
-        while (n-- && !list_empty(&best->slabs_free)) {
-            slab_t *slabp = list_entry(best->slabs_free.prev, slab_t, list);
-            list_del(&slabp->list);
-            list_add(&slabp->list, &doomed);
-            best->free_objects -= best->num;
+        unsigned long n = move_free_slabs(best, &doomed, (best_len + 1) / 2);
 #if SLAB_STATS
-            best->reaped++;
+        best->reaped += n;
+#else
+        (void)n;
 #endif
-        }
         pthread_mutex_unlock(&best->spinlock);
         ret = destroy_slab_list(best, &doomed) << best->gfporder;
+        KSLAB_DEBUG_CHECK(slab_check_cache(best));
     }
     pthread_mutex_unlock(&cache_chain_sem);
     return ret;
 }
 
 /* ---- validation ---- */
+
+/* Validates one slab that belongs on list `kind` (0 free, 1 partial,
+ * 2 full): its free chain, its counts, its frames.  Cache lock held. */
+static void check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind)
+{
+    unsigned int nfree = 0;
+    kmem_bufctl_t *bufctl = slab_bufctl(slabp);
+    for (kmem_bufctl_t i = slabp->free; i != BUFCTL_END; i = bufctl[i]) {
+        if (i >= cachep->num || ++nfree > cachep->num)
+            kslab_die("slab_check_cache(): cache `%s': broken free chain "
+                      "in slab %p",
+                      cachep->name, (void *)slabp);
+    }
+    if (nfree + slabp->inuse != cachep->num)
+        kslab_die("slab_check_cache(): cache `%s': slab %p has %u free + "
+                  "%u in use of %u",
+                  cachep->name, (void *)slabp, nfree, slabp->inuse,
+                  cachep->num);
+    int want = slabp->inuse == 0 ? 0 : nfree == 0 ? 2 : 1;
+    if (want != kind)
+        kslab_die("slab_check_cache(): cache `%s': slab %p on the wrong "
+                  "list",
+                  cachep->name, (void *)slabp);
+    struct page *page = vm_virt_to_page(slabp->s_mem);
+    if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
+        GET_PAGE_SLAB(page) != slabp)
+        kslab_die("slab_check_cache(): cache `%s': frame of slab %p does "
+                  "not point back",
+                  cachep->name, (void *)slabp);
+}
 
 static unsigned long check_list(kmem_cache_t *cachep, struct list_head *list,
                                 int kind)
@@ -1157,30 +1118,7 @@ static unsigned long check_list(kmem_cache_t *cachep, struct list_head *list,
     list_for_each(p, list)
     {
         slab_t *slabp = list_entry(p, slab_t, list);
-        unsigned int nfree = 0;
-        kmem_bufctl_t *bufctl = slab_bufctl(slabp);
-        for (kmem_bufctl_t i = slabp->free; i != BUFCTL_END; i = bufctl[i]) {
-            if (i >= cachep->num || ++nfree > cachep->num)
-                kslab_die("slab_check_cache(): cache `%s': broken free chain "
-                          "in slab %p",
-                          cachep->name, (void *)slabp);
-        }
-        if (nfree + slabp->inuse != cachep->num)
-            kslab_die("slab_check_cache(): cache `%s': slab %p has %u free + "
-                      "%u in use of %u",
-                      cachep->name, (void *)slabp, nfree, slabp->inuse,
-                      cachep->num);
-        int want = slabp->inuse == 0 ? 0 : nfree == 0 ? 2 : 1;
-        if (want != kind && !(cachep->num == 0))
-            kslab_die("slab_check_cache(): cache `%s': slab %p on the wrong "
-                      "list",
-                      cachep->name, (void *)slabp);
-        struct page *page = vm_virt_to_page(slabp->s_mem);
-        if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
-            GET_PAGE_SLAB(page) != slabp)
-            kslab_die("slab_check_cache(): cache `%s': frame of slab %p does "
-                      "not point back",
-                      cachep->name, (void *)slabp);
+        check_slab(cachep, slabp, kind);
         inuse += slabp->inuse;
     }
     return inuse;
@@ -1220,6 +1158,18 @@ void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
+/* Objects of cache id in the threads' arrays (slab_thread_lock held). */
+struct array_count {
+    unsigned int id;
+    unsigned long n;
+};
+
+static void count_array(struct slab_thread *t, void *arg)
+{
+    struct array_count *c = arg;
+    c->n += __atomic_load_n(&t->ac[c->id]->avail, __ATOMIC_RELAXED);
+}
+
 /* Adds cachep's figures to *u (chain lock held, or the cache private). */
 void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
 {
@@ -1237,12 +1187,9 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     }
     pthread_mutex_unlock(&cachep->spinlock);
     if (cachep->id) {
-        pthread_mutex_lock(&thread_lock);
-        for (struct slab_thread *t = thread_list.next; t != &thread_list;
-             t = t->next)
-            array +=
-                __atomic_load_n(&t->ac[cachep->id]->avail, __ATOMIC_RELAXED);
-        pthread_mutex_unlock(&thread_lock);
+        struct array_count c = {cachep->id, 0};
+        slab_for_each_thread(count_array, &c);
+        array = c.n;
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;
@@ -1273,7 +1220,7 @@ int slab_shrink_all(void)
     if (!kslab_init_reached(KSLAB_INIT_SLAB))
         return 0;
     int freed = 0, round;
-    request_drain();
+    slab_request_drain();
     /* Destroying a slab frees its off-slab management object into the
      * calling thread's array: drain and shrink again until nothing moves. */
     do {
@@ -1292,26 +1239,6 @@ int slab_shrink_all(void)
     return freed;
 }
 
-#if SLAB_STATS
-void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
-                           unsigned long *am, unsigned long *fh,
-                           unsigned long *fm)
-{
-    if (!cachep->id)
-        return;
-    pthread_mutex_lock(&thread_lock);
-    for (struct slab_thread *t = thread_list.next; t != &thread_list;
-         t = t->next) {
-        const struct array_cache *ac = t->ac[cachep->id];
-        *ah += __atomic_load_n(&ac->allochit, __ATOMIC_RELAXED);
-        *am += __atomic_load_n(&ac->allocmiss, __ATOMIC_RELAXED);
-        *fh += __atomic_load_n(&ac->freehit, __ATOMIC_RELAXED);
-        *fm += __atomic_load_n(&ac->freemiss, __ATOMIC_RELAXED);
-    }
-    pthread_mutex_unlock(&thread_lock);
-}
-#endif
-
 /* ---- bootstrap and fork ---- */
 
 /* The fork hook (level KSLAB_FORK_SLAB; the order of every kslab lock is
@@ -1321,7 +1248,7 @@ static void slab_fork_prepare(void)
 {
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
-    pthread_mutex_lock(&thread_lock);
+    pthread_mutex_lock(&slab_thread_lock);
     pthread_mutex_lock(&cache_cache.spinlock);
     list_for_each(p, &cache_cache.next)
         pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
@@ -1333,7 +1260,7 @@ static void slab_fork_parent(void)
     list_for_each(p, &cache_cache.next)
         pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
     pthread_mutex_unlock(&cache_cache.spinlock);
-    pthread_mutex_unlock(&thread_lock);
+    pthread_mutex_unlock(&slab_thread_lock);
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
@@ -1350,18 +1277,12 @@ static void slab_fork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&thread_lock, NULL);
+    pthread_mutex_init(&slab_thread_lock, NULL);
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     list_for_each(p, &cache_cache.next)
         pthread_mutex_init(&list_entry(p, kmem_cache_t, next)->spinlock, NULL);
     pthread_mutex_lock(&cache_chain_sem);
-    struct slab_thread *t = thread_list.next;
-    while (t != &thread_list) {
-        struct slab_thread *next = t->next;
-        if (t != slab_self)
-            thread_release(t);
-        t = next;
-    }
+    slab_thread_release_others();
     pthread_mutex_unlock(&cache_chain_sem);
 }
 

@@ -20,9 +20,10 @@
  *
  * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
  * of a cache; cache_chain_sem guards the chain of caches and the id map;
- * thread_lock guards the list of threads.  Order: cache_chain_sem →
- * thread_lock → cachep->spinlock → zone locks (the whole order of kslab's
- * locks, and the fork protocol that takes them all, is in lib/fork.c).
+ * slab_thread_lock guards the list of threads.  Order: cache_chain_sem →
+ * slab_thread_lock → cachep->spinlock → zone locks (the whole order of
+ * kslab's locks, and the fork protocol that takes them all, is in
+ * lib/fork.c).
  */
 #ifndef KSLAB_SLAB_INTERNAL_H
 #define KSLAB_SLAB_INTERNAL_H
@@ -33,6 +34,7 @@
 
 #include <kslab/slab.h>
 
+#include "lib/assert.h"
 #include "vm/frames/page.h"
 
 /* Build-time switch: statistics columns of slabinfo.  On by default; the
@@ -44,7 +46,6 @@
 #define L1_CACHE_BYTES 64
 #define BYTES_PER_WORD sizeof(void *)
 #define MAX_GFP_ORDER 5 /* largest slab: 32 pages */
-#define BREAK_GFP_ORDER 2
 #define SLAB_LIMIT 0xfffffffcU
 #define REAP_SCANLEN 10
 #define REAP_PERFECT 10
@@ -54,7 +55,6 @@
 
 /* Internal cache flags (cflags), as in 2.4. */
 #define CFLGS_OFF_SLAB 0x010000UL
-#define CFLGS_OPTIMIZE 0x020000UL
 /* dflags */
 #define DFLGS_GROWN 0x000001UL
 
@@ -95,7 +95,7 @@ struct array_cache {
 
 struct slab_thread {
     struct array_cache *ac[SLAB_MAX_IDS];
-    struct slab_thread *next, *prev; /* all threads, under thread_lock */
+    struct slab_thread *next, *prev; /* all threads, under slab_thread_lock */
     unsigned long drain_gen;         /* last slab_drain_gen seen */
     int dead;                        /* exited: no more array caches */
 };
@@ -133,7 +133,6 @@ struct kmem_cache_s {
     unsigned long drain_gen;        /* bumped by shrink/reap */
     void (*ctor)(void *, kmem_cache_t *, unsigned long);
     void (*dtor)(void *, kmem_cache_t *, unsigned long);
-    unsigned long failures;
 
     /* 4) the cache chain */
     char name[KMEM_CACHE_NAME_MAX + 1];
@@ -152,10 +151,44 @@ struct kmem_cache_s {
 };
 
 extern kmem_cache_t cache_cache;
+
+/* ---- the thread registry (slab/thread.c) ---- */
+
+/* The array every cache starts with in every thread: empty, full at 0. */
 extern struct array_cache slab_empty_ac;
+/* A thread's slab_thread until its first slow path attaches it (or when
+ * there was no memory for one): every array empty, no arrays made. */
 extern struct slab_thread slab_boot_thread;
 extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
+/* Guards the list of threads; after cache_chain_sem, before cache locks. */
+extern pthread_mutex_t slab_thread_lock;
+/* Bumped by shrink/reap: every thread drains its arrays at its next slow
+ * path when its drain_gen is behind. */
+extern unsigned long slab_drain_gen;
+
+/* May t have arrays?  Not the boot thread and not an exited thread. */
+static inline int slab_thread_live(const struct slab_thread *t)
+{
+    return t != &slab_boot_thread && !t->dead;
+}
+
+/* Gives the calling thread its slab_thread (the boot thread when memory
+ * is short). */
+struct slab_thread *slab_thread_attach(void);
+/* Drains and frees every array of t, unlinks t and frees it.  Chain lock
+ * held; t is not in use (exited, or gone with a fork). */
+void slab_thread_release(struct slab_thread *t);
+/* In a fork child: releases every thread but the caller.  Chain lock held. */
+void slab_thread_release_others(void);
+/* Calls fn(t, arg) on every attached thread, slab_thread_lock held. */
+void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg);
+/* Asks every thread to drain its arrays at its next slow path. */
+void slab_request_drain(void);
+
+/* slab.c: drains every array of thread t into its cache and, if release,
+ * frees them; takes cache_chain_sem. */
+void slab_thread_drain(struct slab_thread *t, int release);
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
@@ -203,21 +236,41 @@ static inline uint64_t slab_page_obj_index(const struct page *page,
     return s ? (q >> s) | (q << (64 - s)) : q;
 }
 
+/*
+ * Pointer validation, in one place: slab_page_of() finds the slab frame
+ * of an address, slab_obj_start() says whether the address is an object
+ * start in that frame, slab_object_page() does both for a given cache.
+ */
+
 /* The frame of a slab object, or NULL if objp is not in a slab frame. */
 static inline struct page *slab_page_of(const void *objp)
 {
-    uintptr_t off = (uintptr_t)objp - (uintptr_t)vm_lowmem.base;
-    unsigned long pfn = off >> PAGE_SHIFT;
-    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
-                                             memory_order_relaxed)))
-        return NULL;
-    struct page *page = &vm_lowmem.mem_map[pfn];
-    if (unlikely(!PageSlab(page)))
+    struct page *page = vm_virt_to_page(objp);
+    if (unlikely(!page) || unlikely(!PageSlabOwned(page)))
         return NULL;
     return page;
 }
 
-/* The cache of a slab object, or NULL if objp is not in a slab frame. */
+/* Is objp the start of an object of the slab frame page? */
+static inline int slab_obj_start(const struct page *page, const void *objp)
+{
+    return likely(slab_page_obj_index(page, objp) < page->slab_num);
+}
+
+/* The frame of objp when it is the start of an object of cachep; NULL
+ * otherwise. */
+static inline struct page *slab_object_page(const kmem_cache_t *cachep,
+                                            const void *objp)
+{
+    struct page *page = slab_page_of(objp);
+    if (unlikely(!page) || unlikely(GET_PAGE_CACHE(page) != cachep) ||
+        unlikely(!slab_obj_start(page, objp)))
+        return NULL;
+    return page;
+}
+
+/* The cache of a slab frame, or NULL if objp is not in a slab frame (any
+ * address in the frame: no check of the object start). */
 static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
 {
     struct page *page = slab_page_of(objp);
@@ -225,6 +278,24 @@ static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
         return NULL;
     *ppage = page;
     return GET_PAGE_CACHE(page);
+}
+
+/* Pushes objp on a thread's array: 1, or 0 when the array is full or
+ * objp is the object freed last (a double free, which the slow path
+ * reports). */
+static inline int slab_ac_push(struct array_cache *ac, const void *objp)
+{
+    unsigned int avail = ac->avail;
+    if (likely(avail < ac->limit) &&
+        likely(!avail || ac->entry[avail - 1] != objp)) {
+#if SLAB_STATS
+        ac->freehit++;
+#endif
+        ac->entry[avail] = (void *)objp;
+        ac->avail = avail + 1;
+        return 1;
+    }
+    return 0;
 }
 
 static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
@@ -243,17 +314,8 @@ static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
                                              const char *fn)
 {
-    struct array_cache *ac = slab_self->ac[cachep->id];
-    unsigned int avail = ac->avail;
-    if (likely(avail < ac->limit) &&
-        likely(!avail || ac->entry[avail - 1] != objp)) {
-#if SLAB_STATS
-        ac->freehit++;
-#endif
-        ac->entry[avail] = objp;
-        ac->avail = avail + 1;
+    if (likely(slab_ac_push(slab_self->ac[cachep->id], objp)))
         return;
-    }
     slab_free_slow(cachep, objp, fn);
 }
 
@@ -265,19 +327,10 @@ static inline int slab_free_inline(const void *objp, const char *fn)
     struct page *page = slab_page_of(objp);
     if (unlikely(!page))
         return 0;
-    if (unlikely(slab_page_obj_index(page, objp) >= page->slab_num))
+    if (unlikely(!slab_obj_start(page, objp)))
         slab_bad_pointer(objp, fn);
-    struct array_cache *ac = slab_self->ac[page->slab_id];
-    unsigned int avail = ac->avail;
-    if (likely(avail < ac->limit) &&
-        likely(!avail || ac->entry[avail - 1] != objp)) {
-#if SLAB_STATS
-        ac->freehit++;
-#endif
-        ac->entry[avail] = (void *)objp;
-        ac->avail = avail + 1;
+    if (likely(slab_ac_push(slab_self->ac[page->slab_id], objp)))
         return 1;
-    }
     slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }
@@ -295,7 +348,7 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
                            unsigned long *fm);
 #endif
 
-/* Drains the calling thread's arrays of every cache. */
+/* Drains the calling thread's arrays of every cache (slab/thread.c). */
 void slab_drain_self(void);
 
 #endif /* KSLAB_SLAB_INTERNAL_H */

@@ -99,7 +99,7 @@ static void highmem_setup(void)
     h->cursor = 1;
     /* Frame 0 is the ZERO_PAGE: a hole in the memfd, mapped read-only. */
     set_bit(ZERO_PAGE_PFN);
-    h->map[0].flags = (1UL << PG_highmem) | (1UL << PG_reserved);
+    set_page_flags(&h->map[0], (1UL << PG_highmem) | (1UL << PG_reserved));
     atomic_store(&h->map[0].count, 1);
     return;
 fail:
@@ -136,10 +136,11 @@ static struct page *take_frame(unsigned long pfn)
     /* atomic store: vm_free_user_frames() reads it without hm_lock */
     __atomic_store_n(&vm_highmem.nr_free, vm_highmem.nr_free - 1,
                      __ATOMIC_RELAXED);
-    unsigned long clean = page->flags & (1UL << PG_clean);
-    if (!page->flags)
+    unsigned long flags = page_flags(page);
+    unsigned long clean = flags & (1UL << PG_clean);
+    if (!flags)
         clean = 1UL << PG_clean; /* never used: still a hole */
-    page->flags = (1UL << PG_highmem) | clean;
+    set_page_flags(page, (1UL << PG_highmem) | clean);
     page->order = 0;
     page->mapcount = 0;
     page->mapping = NULL;
@@ -181,7 +182,7 @@ static void free_run(unsigned long start, unsigned long n)
               (off_t)(start << PAGE_SHIFT), (off_t)(n << PAGE_SHIFT));
     hm_lock();
     for (unsigned long i = start; i < start + n; i++) {
-        h->map[i].flags = (1UL << PG_highmem) | (1UL << PG_clean);
+        set_page_flags(&h->map[i], (1UL << PG_highmem) | (1UL << PG_clean));
         clear_bit(i);
     }
     __atomic_store_n(&h->nr_free, h->nr_free + n, __ATOMIC_RELAXED);

@@ -38,12 +38,9 @@
 #define PG_reserved 3 /* never handed out */
 #define PG_highmem 4  /* a user-memory frame, no direct-map address */
 #define PG_private 5  /* page->private holds its owner's data */
-#define PG_locked 6   /* under I/O (swap) */
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
-#define PG_lru 10
-#define PG_uptodate 11
 
 /*
  * struct page — one page frame.
@@ -83,10 +80,46 @@ struct page {
     unsigned long private; /* owner-defined */
 };
 
-#define PageFlag(page, bit) (((page)->flags >> (bit)) & 1UL)
-#define SetPageFlag(page, bit) ((page)->flags |= 1UL << (bit))
-#define ClearPageFlag(page, bit) ((page)->flags &= ~(1UL << (bit)))
+/*
+ * page->flags is read without any lock: the kfree() fast path tests
+ * PG_slab of any frame, and freeing a buddy block looks at its buddy's
+ * PG_buddy under the zone lock while the buddy's owner, when it is
+ * allocated, changes its other bits without that lock (kmem_cache_grow
+ * setting PG_slab), as 2.4's page_is_buddy does.  And vm/mm sets PG_dirty
+ * of a shared frame while another thread may change its PG_swapcache.  So
+ * every access is atomic: relaxed loads (a plain load on x86) and atomic
+ * read-modify-write for a bit, a relaxed store for a whole word written by
+ * the frame's only owner.  Ordering comes from the locks and from
+ * committed_pages, not from these accesses.
+ */
+static inline unsigned long page_flags(const struct page *page)
+{
+    return __atomic_load_n(&page->flags, __ATOMIC_RELAXED);
+}
+
+static inline void set_page_flags(struct page *page, unsigned long flags)
+{
+    __atomic_store_n(&page->flags, flags, __ATOMIC_RELAXED);
+}
+
+#define PageFlag(page, bit) ((page_flags(page) >> (bit)) & 1UL)
+#define SetPageFlag(page, bit)                                                 \
+    ((void)__atomic_fetch_or(&(page)->flags, 1UL << (bit), __ATOMIC_RELAXED))
+#define ClearPageFlag(page, bit)                                               \
+    ((void)__atomic_fetch_and(&(page)->flags, ~(1UL << (bit)),                 \
+                              __ATOMIC_RELAXED))
 #define PageSlab(page) PageFlag(page, PG_slab)
+
+/*
+ * PG_slab of a frame that holds an object the caller owns, for the free
+ * fast paths only: a plain load.  While a frame is a slab nobody but its
+ * cache writes its flags, and the cache set PG_slab before any object of
+ * the frame was handed out (published under the cache lock), so for a
+ * valid pointer the load races with no writer.  An atomic load would cost
+ * the fast path two instructions: GCC neither folds it into the test nor
+ * takes it as proof that page is not NULL.
+ */
+#define PageSlabOwned(page) (((page)->flags >> PG_slab) & 1UL)
 
 #define SET_PAGE_CACHE(pg, x) ((pg)->list.next = (struct list_head *)(x))
 #define GET_PAGE_CACHE(pg) ((struct kmem_cache_s *)(pg)->list.next)
@@ -146,7 +179,10 @@ static inline struct page *vm_virt_to_page(const void *addr)
     if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
                                              memory_order_relaxed)))
         return NULL;
-    return &vm_lowmem.mem_map[pfn];
+    struct page *page = &vm_lowmem.mem_map[pfn];
+    if (!page) /* never: tells the compiler, so callers' tests go */
+        __builtin_unreachable();
+    return page;
 }
 
 static inline unsigned long vm_page_to_pfn(const struct page *page)

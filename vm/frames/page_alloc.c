@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include "lib/assert.h"
 #include "lib/fork.h"
 #include "lib/init.h"
 #include "lib/options.h"
@@ -161,10 +162,33 @@ KSLAB_INITCALL(KSLAB_INIT_FRAMES, lowmem_init);
 
 /* ---- buddy lists (zone lock held) ---- */
 
+static inline struct page *pfn_to_page(unsigned long pfn)
+{
+    return &vm_lowmem.mem_map[pfn];
+}
+
+/* Level-1 check of a free head (PG_buddy) at pfn before its order is
+ * trusted: below MAX_ORDER, aligned to it, inside the grown zone. */
+static inline void check_free_head(const char *fn, struct zone_struct *zone,
+                                   unsigned long pfn, const struct page *page)
+{
+    unsigned int o = page->order;
+    KSLAB_CHECK(o < MAX_ORDER &&
+                    !((pfn - zone->zone_start_pfn) & ((1UL << o) - 1)) &&
+                    pfn + (1UL << o) <= zone->grown_pfn,
+                "%s(): zone %s: free block at frame %lu has order %u", fn,
+                zone->name, pfn, o);
+}
+
 static inline void add_free_block(struct zone_struct *zone, struct page *page,
                                   unsigned int order, int clean)
 {
-    page->flags = (1UL << PG_buddy) | ((unsigned long)clean << PG_clean);
+    KSLAB_CHECK(!PageFlag(page, PG_buddy),
+                "add_free_block(): zone %s: frame %lu (order %u) is already "
+                "free",
+                zone->name, vm_page_to_pfn(page), order);
+    set_page_flags(page,
+                   (1UL << PG_buddy) | ((unsigned long)clean << PG_clean));
     page->order = order;
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
     list_add(&page->list, clean ? &zone->free_area[order].clean_list
@@ -178,17 +202,17 @@ static inline void add_free_block(struct zone_struct *zone, struct page *page,
 static inline void del_free_block(struct zone_struct *zone, struct page *page,
                                   unsigned int order)
 {
+    KSLAB_CHECK(PageFlag(page, PG_buddy) && page->order == order,
+                "del_free_block(): zone %s: frame %lu on the order-%u list "
+                "has order %u, flags 0x%lx",
+                zone->name, vm_page_to_pfn(page), order, page->order,
+                page_flags(page));
     list_del(&page->list);
     zone->free_area[order].nr_free--;
     zone->free_pages -= 1UL << order;
     if (!PageFlag(page, PG_clean))
         zone->dirty_pages -= 1UL << order;
-    page->flags = 0;
-}
-
-static inline struct page *pfn_to_page(unsigned long pfn)
-{
-    return &vm_lowmem.mem_map[pfn];
+    set_page_flags(page, 0);
 }
 
 /* Frees the block [pfn, pfn + 2^order) into zone, coalescing with free
@@ -202,7 +226,15 @@ static void __free_one_block(struct zone_struct *zone, unsigned long pfn,
         if (buddy_pfn + (1UL << order) > zone->grown_pfn)
             break;
         struct page *buddy = pfn_to_page(buddy_pfn);
-        if (!PageFlag(buddy, PG_buddy) || buddy->order != order)
+        if (!PageFlag(buddy, PG_buddy))
+            break;
+        check_free_head("__free_one_block", zone, buddy_pfn, buddy);
+        /* A larger free block just below holds the frames being freed. */
+        KSLAB_CHECK(buddy->order <= order || buddy_pfn > pfn,
+                    "__free_one_block(): zone %s: frame %lu (order %u) is "
+                    "inside the free block at frame %lu (order %u)",
+                    zone->name, pfn, order, buddy_pfn, buddy->order);
+        if (buddy->order != order)
             break;
         clean = clean && PageFlag(buddy, PG_clean);
         del_free_block(zone, buddy, order);
@@ -272,6 +304,7 @@ static int zone_grow(struct zone_struct *zone)
         pfn += 1UL << order;
     }
     pthread_mutex_unlock(&zone->lock);
+    KSLAB_DEBUG_CHECK(vm_check_zones());
     err = 0;
 out:
     pthread_mutex_unlock(&grow_lock);
@@ -418,6 +451,10 @@ void __free_pages(struct page *page, unsigned int order)
     if (PageFlag(page, PG_buddy))
         kslab_die("__free_pages(): double free of frame %lu at %p",
                   vm_page_to_pfn(page), vm_page_address(page));
+    KSLAB_CHECK(!PageSlab(page),
+                "__free_pages(): frame %lu at %p still belongs to a slab "
+                "cache (flags 0x%lx)",
+                vm_page_to_pfn(page), vm_page_address(page), page_flags(page));
     int left = atomic_fetch_sub(&page->count, 1) - 1;
     if (left < 0)
         kslab_die("__free_pages(): page %p has no reference", (void *)page);
@@ -508,7 +545,11 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
     struct zone_struct *zone = &vm_zones[page->zone];
     if (PageFlag(page, PG_buddy))
         kslab_die("free(): double free of block %p", vm_page_address(page));
-    page->flags = 0;
+    KSLAB_CHECK(!PageSlab(page),
+                "vm_free_pages_exact(): frame %lu at %p belongs to a slab "
+                "cache (flags 0x%lx)",
+                pfn, vm_page_address(page), page_flags(page));
+    set_page_flags(page, 0);
     atomic_store(&page->count, 0);
     pthread_mutex_lock(&zone->lock);
     if (pfn < zone->zone_start_pfn || pfn + npages > zone->grown_pfn)
@@ -527,7 +568,10 @@ static struct page *free_block_of(struct zone_struct *zone, unsigned long pfn,
         unsigned long head = zone->zone_start_pfn +
                              ((pfn - zone->zone_start_pfn) & ~((1UL << o) - 1));
         struct page *p = pfn_to_page(head);
-        if (PageFlag(p, PG_buddy) && p->order == o) {
+        if (!PageFlag(p, PG_buddy))
+            continue;
+        check_free_head("free_block_of", zone, head, p);
+        if (p->order == o) {
             *porder = o;
             return p;
         }

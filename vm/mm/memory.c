@@ -388,7 +388,7 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
     if (!zero && PageFlag(old, PG_swapcache)) {
         /* only we and the swap cache hold it, and no other pte holds its
-         * slot: reuse it, dirty (the seed: "marked dirty") */
+         * slot: reuse it, dirty (as 2.4 does: "marked dirty") */
         pthread_mutex_lock(&vm_swap_lock);
         int mine = PageFlag(old, PG_swapcache) && page_count(old) == 2 &&
                    __swap_count((swp_entry_t){old->index}) == 1;

@@ -7,7 +7,7 @@
  * page mapped MAP_SHARED from the memfd at its frame.  The pointer that
  * vmalloc returns is the host address; vmalloc_to_page turns it back
  * into a kernel address and walks pgd_offset_k → pmd_offset →
- * pte_offset → pte_page, as the seed's get_page does.  Areas (struct
+ * pte_offset → pte_page, as Linux 2.4's get_page does.  Areas (struct
  * vm_struct, on vmlist sorted by address) are found first-fit, each
  * followed by one unmapped guard page, so running off the end of one
  * faults instead of writing into the next.  vmalloc pages are counted in
@@ -90,7 +90,7 @@ static pte_t *pte_alloc_k(unsigned long k)
     return pte_offset(pmd, k);
 }
 
-/* The seed's get_page walk.  NULL where nothing is mapped. */
+/* Linux 2.4's get_page walk.  NULL where nothing is mapped. */
 static struct page *get_page_k(unsigned long address)
 {
     struct page *page = NULL;
