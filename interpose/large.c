@@ -23,15 +23,12 @@
  * huge_tab and huge_cache; no other lock is taken under it.  Counters are
  * relaxed atomics.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* mremap */
-#endif
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "interpose/large.h"
+#include "vm/frames/os.h"
 
 #define LARGE_FLAGS_GFP GFP_KERNEL
 
@@ -135,15 +132,14 @@ static int __huge_reserve(void)
     size_t cap = huge_cap ? huge_cap : 256;
     while ((huge_used + 1) * 4 > cap)
         cap *= 2;
-    struct huge_ent *tab = mmap(NULL, cap * sizeof *tab, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (tab == MAP_FAILED)
+    struct huge_ent *tab = vm_os_alloc(cap * sizeof *tab, 0, 0);
+    if (!tab)
         return -ENOMEM;
     for (size_t i = 0; i < huge_cap; i++)
         if (huge_tab[i].addr > HUGE_TOMB)
             __huge_put(tab, cap, huge_tab[i].addr, huge_tab[i].len);
     if (huge_tab)
-        munmap(huge_tab, huge_cap * sizeof *huge_tab);
+        vm_os_free(huge_tab, huge_cap * sizeof *huge_tab);
     huge_tab = tab;
     huge_cap = cap;
     huge_tombs = 0;
@@ -162,7 +158,7 @@ static void __huge_delete(struct huge_ent *e)
 
 static void huge_unmap(void *addr, size_t len)
 {
-    munmap(addr, len);
+    vm_os_free(addr, len);
     ADD(huge_unmapped_bytes, len);
 }
 
@@ -226,21 +222,7 @@ static void __huge_cache_put(void *addr, size_t len)
 /* Maps len bytes aligned to align (a power of two >= PAGE_SIZE). */
 static void *huge_map(size_t len, size_t align)
 {
-    size_t extra = align > PAGE_SIZE ? align : 0;
-    if (len + extra < len)
-        return NULL;
-    char *m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return NULL;
-    if (!extra)
-        return m;
-    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
-    if (a > m)
-        munmap(m, (size_t)(a - m));
-    if (m + len + extra > a + len)
-        munmap(a + len, (size_t)(m + len + extra - (a + len)));
-    return a;
+    return vm_os_alloc(len, align, 0);
 }
 
 static void *huge_alloc(size_t len, size_t align, int zero)
@@ -316,11 +298,9 @@ static void *huge_realloc(void *p, size_t len)
         q = p;
         goto out;
     }
-    q = mremap(p, old, len, MREMAP_MAYMOVE);
-    if (q == MAP_FAILED) {
-        q = NULL;
+    q = vm_os_remap(p, old, len);
+    if (!q)
         goto out;
-    }
     if (q == p) {
         e->len = len;
     } else {

@@ -31,7 +31,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "lib/assert.h"
@@ -40,6 +39,7 @@
 #include "lib/options.h"
 #include "lib/valgrind_hooks.h"
 #include "vm/frames/highmem.h"
+#include "vm/frames/os.h"
 #include "vm/frames/page.h"
 
 /* Default size of the direct-map reservation: 64 GiB of address space. */
@@ -91,21 +91,14 @@ static int lowmem_reserve(void)
     for (; bytes >= LOWMEM_MIN_BYTES; bytes /= 2) {
         unsigned long pages = bytes >> PAGE_SHIFT;
         size_t map_bytes = PAGE_ALIGN(pages * sizeof(struct page));
-        /* Over-reserve by one max-order block so base can be aligned. */
-        char *raw = mmap(NULL, bytes + align, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (raw == MAP_FAILED)
+        char *base = vm_os_reserve(bytes, align);
+        if (!base)
             continue;
-        void *map = mmap(NULL, map_bytes, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (map == MAP_FAILED) {
-            munmap(raw, bytes + align);
+        void *map = vm_os_reserve(map_bytes, 0);
+        if (!map) {
+            vm_os_free(base, bytes);
             continue;
         }
-        char *base = (char *)(((uintptr_t)raw + align - 1) & ~(align - 1));
-        if (base > raw)
-            munmap(raw, (size_t)(base - raw));
-        munmap(base + bytes, (size_t)(raw + align - base));
         vm_lowmem.base = base;
         vm_lowmem.mem_map = map;
         vm_lowmem.reserved_pages = pages;
@@ -119,12 +112,13 @@ static int lowmem_reserve(void)
 static int lowmem_commit(unsigned long from, unsigned long to)
 {
     char *start = vm_lowmem.base + (from << PAGE_SHIFT);
-    if (mprotect(start, (to - from) << PAGE_SHIFT, PROT_READ | PROT_WRITE))
+    if (vm_os_protect(start, (to - from) << PAGE_SHIFT,
+                      VM_OS_READ | VM_OS_WRITE))
         return -ENOMEM;
     uintptr_t m0 = (uintptr_t)&vm_lowmem.mem_map[from] & PAGE_MASK;
     uintptr_t m1 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[to]);
-    if (mprotect((void *)m0, m1 - m0, PROT_READ | PROT_WRITE)) {
-        mprotect(start, (to - from) << PAGE_SHIFT, PROT_NONE);
+    if (vm_os_protect((void *)m0, m1 - m0, VM_OS_READ | VM_OS_WRITE)) {
+        vm_os_protect(start, (to - from) << PAGE_SHIFT, VM_OS_NONE);
         return -ENOMEM;
     }
     return 0;
@@ -326,7 +320,7 @@ static unsigned long zone_release(struct zone_struct *zone,
             /* the least recently freed dirty block */
             struct page *page =
                 list_entry(area->free_list.prev, struct page, list);
-            madvise(vm_page_address(page), PAGE_SIZE << o, MADV_DONTNEED);
+            vm_os_purge(vm_page_address(page), PAGE_SIZE << o);
             SetPageFlag(page, PG_clean);
             list_move(&page->list, &area->clean_list);
             zone->dirty_pages -= 1UL << o;
