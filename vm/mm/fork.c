@@ -94,7 +94,6 @@ struct mm_struct *vm_mm_create(void)
     atomic_init(&mm->mm_users, 1);
     pthread_mutex_init(&mm->mmap_sem, NULL);
     mm->start_brk = mm->brk = VM_DEFAULT_BRK;
-    vm_mmlist_add(mm);
     return mm;
 fail:
     kmem_cache_free(mm_cachep, mm);
@@ -103,7 +102,10 @@ fail:
 
 KSLAB_API struct mm_struct *mm_alloc(void)
 {
-    return vm_mm_create();
+    struct mm_struct *mm = vm_mm_create();
+    if (mm)
+        vm_mmlist_add(mm);
+    return mm;
 }
 
 /* exit_mmap: the window is emptied first, so no frame is still visible
@@ -194,6 +196,13 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
     return 0;
 }
 
+/*
+ * The child is published — put on the mm list, where reclaim, swapoff and
+ * a host fork find mms — only once dup_mmap has filled it, and with its
+ * mmap_sem released: before that nobody can see it.  The parent's
+ * mmap_sem is held for the whole copy, so its ptes, and the swap counts
+ * and frame references they hold, cannot change under copy_page_range.
+ */
 KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
 {
     struct mm_struct *mm = vm_mm_create();
@@ -209,6 +218,7 @@ KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
         mmput(mm);
         return NULL;
     }
+    vm_mmlist_add(mm);
     return mm;
 }
 

@@ -179,6 +179,16 @@ int __swap_entry_used(swp_entry_t entry)
     return swap_info[type].swap_map[off];
 }
 
+/* Whether new ptes may take entry: its area is on and not being swapped
+ * off (a page swapped out again after try_to_unuse passed its mm would
+ * keep the area busy). */
+int __swap_entry_writeok(swp_entry_t entry)
+{
+    unsigned long type = SWP_TYPE(entry);
+    return type < MAX_SWAPFILES &&
+           (swap_info[type].flags & SWP_WRITEOK) == SWP_WRITEOK;
+}
+
 int swap_duplicate(swp_entry_t entry)
 {
     pthread_mutex_lock(&vm_swap_lock);

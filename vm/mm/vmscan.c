@@ -44,11 +44,13 @@ void vm_mmlist_add(struct mm_struct *mm)
     pthread_mutex_unlock(&vm_mmlist_lock);
 }
 
-/* At the last mmput: nobody can take a new reference any more. */
+/* At the last mmput: nobody can take a new reference any more.  An mm
+ * that never joined the list (mm_fork failed) has mmlist.next NULL. */
 void vm_mmlist_del(struct mm_struct *mm)
 {
     pthread_mutex_lock(&vm_mmlist_lock);
-    list_del(&mm->mmlist);
+    if (mm->mmlist.next)
+        list_del(&mm->mmlist);
     pthread_mutex_unlock(&vm_mmlist_lock);
 }
 
@@ -234,9 +236,16 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
         return 0;
     }
     int freed = 0, fresh = 0;
-    swp_entry_t entry = {page->index};
+    swp_entry_t entry;
+    /* PG_swapcache and page->index are read under vm_swap_lock only: the
+     * page may be shared with other mms (fork), whose reclaim may add it
+     * to the swap cache, or drop it from there, at any moment. */
     pthread_mutex_lock(&vm_swap_lock);
-    if (!PageFlag(page, PG_swapcache)) {
+    if (PageFlag(page, PG_swapcache)) {
+        entry = (swp_entry_t){page->index};
+        if (!__swap_entry_writeok(entry))
+            goto out; /* its area is going (swapoff): stay in memory */
+    } else {
         entry = __get_swap_page();
         if (!entry.val)
             goto out; /* no swap space: the page stays, armed */
