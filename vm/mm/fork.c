@@ -7,9 +7,14 @@
  * vmas (opening each, as a fork opens a file mapping) and
  * copy_page_range shares the frames copy-on-write.
  *
- * Locking: mm_fork holds the parent's mmap_sem for the whole copy (the
- * child is not visible to anyone yet); mmput needs no lock — it runs when
- * nobody else may use the mm.
+ * Locking (the order is in mm.h): mm_fork holds the parent's mmap_sem for
+ * the whole copy and publishes the child on the mm list only when it is
+ * complete; mmput needs no lock — it runs when nobody else may use the mm.
+ *
+ * A host fork() copies user memory for the child (vm_highmem_fork_lock,
+ * swap_fork_snapshot) while every vm lock is held, so the two processes'
+ * emulated memory is independent afterwards; in the child, the mm list
+ * and vmalloc remap their pages onto the copy as they are unlocked.
  */
 #include <errno.h>
 #include <string.h>
@@ -52,9 +57,13 @@ void vm_mm_fork_parent(void)
     vm_mmlist_fork_unlock(0);
 }
 
+/* The frames are the child's own copy once vm_highmem_fork_unlock has
+ * run; vmalloc and the mm list then remap their pages onto it. */
 void vm_mm_fork_child(void)
 {
-    vm_highmem_fork_unlock(1);
+    if (vm_highmem_fork_unlock(1) != 0)
+        kslab_warn("fork(): no copy of user memory for the child; its "
+                   "emulated memory is shared with the parent");
     vm_swap_fork_unlock(1);
     vm_vmalloc_fork_unlock(1);
     vm_window_fork_unlock(1);

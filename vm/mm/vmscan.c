@@ -146,16 +146,29 @@ void vm_mmlist_fork_lock(void)
     }
 }
 
+/* In the child of a host fork, after the frames were copied into the
+ * child's own memfd (highmem.c): every vma of mm is mapped again from
+ * its page tables, now onto that memfd; premapped runs are forgotten. */
+static void fork_remap_mm(struct mm_struct *mm)
+{
+    mm->premap_start = mm->premap_end = 0;
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+        if (vm_host_sync(mm, v->vm_start, v->vm_end) != 0)
+            kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
+}
+
 void vm_mmlist_fork_unlock(int child)
 {
     struct mm_struct *list = fork_locked;
     fork_locked = NULL;
     for (struct mm_struct *m = list; m; m = m->fork_next) {
         m->fork_locked = 0;
-        if (child)
+        if (child) {
+            fork_remap_mm(m);
             pthread_mutex_init(&m->mmap_sem, NULL);
-        else
+        } else {
             pthread_mutex_unlock(&m->mmap_sem);
+        }
     }
     if (child)
         pthread_mutex_init(&vm_mmlist_lock, NULL);
