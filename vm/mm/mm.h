@@ -202,6 +202,7 @@ struct mm_struct {
     /* vmscan.c: on vm_mmlist (under its lock); where the aging scan of
      * this mm resumes (under mmap_sem). */
     struct list_head mmlist;
+    unsigned long mmlist_seq;
     unsigned long swap_address;
     /* memory.c, under mmap_sem: host pages [premap_start, premap_end) of
      * the window map memfd frames premap_pfn onwards, PROT_NONE where the

@@ -653,8 +653,9 @@ KSLAB_API int sys_swapoff(const char *path)
     }
     struct swap_info_struct *si = &swap_info[type];
     unsigned long need = pages_to_read(si, type);
-    /* keep pages_min in reserve, as 2.4's vm_enough_memory keeps some */
-    if (need + vm_pages_min() > vm_free_user_frames()) {
+    /* keep pages_min in reserve, as 2.4's vm_enough_memory keeps some;
+     * an area with nothing to read back needs no memory at all */
+    if (need && need + vm_pages_min() > vm_free_user_frames()) {
         pthread_mutex_unlock(&vm_swap_lock);
         return -ENOMEM;
     }

@@ -37,9 +37,16 @@
 static LIST_HEAD(vm_mmlist);
 static pthread_mutex_t vm_mmlist_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The list is kept in order of mmlist_seq (an mm joins at the tail with
+ * the next number) and never reordered, so a walk with vm_mmlist_next
+ * (swapoff, vm_check_swap) visits every mm that stays, once; reclaim's
+ * clock over mms is a sequence number (mmlist_hand), not a rotation. */
+static unsigned long mmlist_seq_next, mmlist_hand;
+
 void vm_mmlist_add(struct mm_struct *mm)
 {
     pthread_mutex_lock(&vm_mmlist_lock);
+    mm->mmlist_seq = ++mmlist_seq_next;
     list_add_tail(&mm->mmlist, &vm_mmlist);
     pthread_mutex_unlock(&vm_mmlist_lock);
 }
@@ -83,23 +90,27 @@ struct mm_struct *vm_mmlist_next(struct mm_struct *prev)
     return mm;
 }
 
-/* The mm at the head, moved to the tail (the clock over mms), with a
+/* The next mm after the clock hand (the clock over mms, wrapping), with a
  * reference; NULL when there is none. */
 static struct mm_struct *mmlist_rotate(void)
 {
-    struct mm_struct *mm = NULL;
+    struct mm_struct *mm = NULL, *first = NULL;
     pthread_mutex_lock(&vm_mmlist_lock);
     struct list_head *pos;
     list_for_each(pos, &vm_mmlist)
     {
         struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
-        if (get_mm_not_zero(m)) {
+        if (!first && atomic_load(&m->mm_users) > 0)
+            first = m;
+        if (m->mmlist_seq > mmlist_hand && get_mm_not_zero(m)) {
             mm = m;
-            list_del(&m->mmlist);
-            list_add_tail(&m->mmlist, &vm_mmlist);
             break;
         }
     }
+    if (!mm && first && get_mm_not_zero(first))
+        mm = first;
+    if (mm)
+        mmlist_hand = mm->mmlist_seq;
     pthread_mutex_unlock(&vm_mmlist_lock);
     return mm;
 }
