@@ -109,11 +109,16 @@ fail:
     return NULL;
 }
 
+/* NULL with errno ENOMEM when no mm can be made (out of memory, or
+ * VM_MAX_WINDOWS mms alive). */
 KSLAB_API struct mm_struct *mm_alloc(void)
 {
     struct mm_struct *mm = vm_mm_create();
-    if (mm)
-        vm_mmlist_add(mm);
+    if (!mm) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    vm_mmlist_add(mm);
     return mm;
 }
 
@@ -214,9 +219,15 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
  */
 KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
 {
-    struct mm_struct *mm = vm_mm_create();
-    if (!mm)
+    if (!old) {
+        errno = EINVAL;
         return NULL;
+    }
+    struct mm_struct *mm = vm_mm_create();
+    if (!mm) {
+        errno = ENOMEM;
+        return NULL;
+    }
     pthread_mutex_lock(&old->mmap_sem);
     mm->start_brk = old->start_brk;
     mm->brk = old->brk;
@@ -225,6 +236,7 @@ KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
     pthread_mutex_unlock(&old->mmap_sem);
     if (r) {
         mmput(mm);
+        errno = r == -ENFILE ? ENFILE : ENOMEM;
         return NULL;
     }
     vm_mmlist_add(mm);
@@ -240,6 +252,12 @@ KSLAB_API void *mm_host(struct mm_struct *mm, unsigned long addr)
 
 KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st)
 {
+    if (!st)
+        return;
+    if (!mm) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
     pthread_mutex_lock(&mm->mmap_sem);
     memset(st, 0, sizeof(*st));
     st->rss = mm->rss;
