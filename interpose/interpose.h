@@ -1,11 +1,10 @@
 /*
  * interpose/interpose.h — what the files of the interposer share: the
- * start-up state, the options read from the environment, the fork handlers
- * and the cold error paths of the malloc family.
+ * start-up check of the slow paths and the loader's image.
  *
  * interpose/malloc.c   the exported malloc family (hot paths)
- * interpose/init.c     start-up, options (KSLAB_STATS, KSLAB_DEBUG), fork
- *                      handlers, statistics at exit, kslab_stats_print()
+ * interpose/init.c     the malloc layer's start-up level and fork hook,
+ *                      statistics at exit, kslab_stats_print()
  */
 #ifndef KSLAB_INTERPOSE_H
 #define KSLAB_INTERPOSE_H
@@ -13,20 +12,14 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "lib/init.h"
 #include "vm/frames/page.h"
 
-/* Nonzero once ip_init() has started; read on every allocation. */
-extern _Atomic int ip_started;
-
-/* Reads the options, applies them, registers the fork handlers.  Runs once
- * (before main as a constructor, or at the first allocation if that comes
- * first); re-entered allocations during it go straight through. */
-void ip_init(void);
-
+/* Start-up (lib/init.c) for the malloc family's slow paths: before it,
+ * every thread's arrays are empty, so the first allocation comes here. */
 static inline void ip_ensure_init(void)
 {
-    if (unlikely(!atomic_load_explicit(&ip_started, memory_order_relaxed)))
-        ip_init();
+    kslab_init();
 }
 
 /* Is p inside the dynamic loader's own image (its minimal malloc, used

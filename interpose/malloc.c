@@ -66,8 +66,8 @@ static __noinline void *ip_large_malloc(size_t size, size_t align, int zero)
 }
 
 /* Everything malloc does not do on an array-cache hit: start-up (before
- * ip_init() every thread's arrays are empty, so the first allocation comes
- * here), refill, large blocks and running out of memory. */
+ * it every thread's arrays are empty, so the first allocation comes here),
+ * refill, large blocks and running out of memory. */
 static __noinline void *ip_malloc_slow(size_t size)
 {
     ip_ensure_init();

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lib/init.h"
+#include "lib/options.h"
 #include "slab/kmalloc.h"
 
 kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
@@ -20,7 +22,7 @@ kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
 
 int slab_set_malloc_classes(int fine)
 {
-    if (slab_ready)
+    if (kslab_init_reached(KSLAB_INIT_SLAB))
         return -EBUSY;
     malloc_fine_classes = !!fine;
     return 0;
@@ -94,15 +96,17 @@ int slab_set_kmalloc_flags(unsigned long flags)
 {
     if (flags & ~(SLAB_POISON | SLAB_RED_ZONE))
         return -EINVAL;
-    if (slab_ready)
+    if (kslab_init_reached(KSLAB_INIT_SLAB))
         return -EBUSY;
     kmalloc_flags = flags;
     return 0;
 }
 
-/* Called once from kmem_cache_init() with the init lock held. */
+/* Called once by the slab's start-up (slab.c, slab_init), the options
+ * read: KSLAB_DEBUG's flags join those of slab_set_kmalloc_flags(). */
 void kmem_cache_sizes_init(void)
 {
+    kmalloc_flags |= kslab_opt.debug;
     for (unsigned int i = 0; i < KMALLOC_NR_SIZES; i++) {
         size_t size = 32UL << i;
         for (int dma = 0; dma < 2; dma++) {
@@ -146,8 +150,7 @@ void *slab_kmalloc_slow(size_t size, int flags)
         errno = ENOMEM;
         return NULL;
     }
-    if (unlikely(!slab_ready))
-        kmem_cache_init();
+    kslab_init();
     unsigned int idx = size ? kmalloc_index(size) : 0;
     kmem_cache_t *cachep =
         slab_kmalloc_caches[(flags & __GFP_DMA) ? 1 : 0][idx];
@@ -183,8 +186,7 @@ void *slab_malloc_slow(size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (unlikely(!slab_ready))
-        kmem_cache_init();
+    kslab_init();
     return __kmem_cache_alloc(slab_malloc_caches[slab_malloc_id(size)],
                               GFP_KERNEL);
 }

@@ -23,15 +23,20 @@
  * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
  * ask every other thread to drain its arrays at its next slow path.
  *
- * Locking: see slab_internal.h.  ctors and dtors run without any slab
- * lock held, so they may allocate.
+ * Locking: see slab_internal.h; the order of every kslab lock, and the
+ * fork protocol that takes them all (this file's hook is level
+ * KSLAB_FORK_SLAB), are at the top of lib/fork.c.  ctors and dtors run
+ * without any slab lock held, so they may allocate.  Start-up: cache_cache
+ * and the kmalloc caches are the level "slab" of lib/init.c's order.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "slab/kmalloc.h"
+#include "lib/fork.h"
+#include "lib/init.h"
 #include "lib/valgrind_hooks.h"
+#include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
 
 /* The array every cache starts with in every thread: empty, full at 0. */
@@ -48,7 +53,6 @@ __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec"))) = &slab_boot_thread;
 
 kmem_cache_t cache_cache;
-int slab_ready;
 
 /* Recursive: slabinfo prints (and stdio may allocate) with it held. */
 static pthread_mutex_t cache_chain_sem = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
@@ -59,9 +63,6 @@ static unsigned long slab_drain_gen;
 static unsigned char cache_ids[SLAB_MAX_IDS]; /* 1 = id taken */
 static kmem_cache_t *clock_searchp = &cache_cache;
 static pthread_key_t thread_key;
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread int slab_initialising
-    __attribute__((tls_model("initial-exec")));
 
 static void slab_thread_exit(void *arg);
 
@@ -268,8 +269,7 @@ kmem_cache_t *slab_cache_create(
     if (!valid_name(name) || !size || size > KMALLOC_MAX_SIZE ||
         (dtor && !ctor) || (flags & ~SLAB_VALID_FLAGS) || offset > size)
         goto fail;
-    if (!slab_ready && !slab_initialising)
-        kmem_cache_init();
+    kslab_init(); /* returns at once when start-up itself creates caches */
 
     cachep = slab_alloc_direct(&cache_cache, GFP_KERNEL);
     if (!cachep) {
@@ -839,8 +839,7 @@ static inline struct slab_thread *slow_thread(void)
 {
     struct slab_thread *t = slab_self;
     if (unlikely(t == &slab_boot_thread)) {
-        if (!slab_ready)
-            kmem_cache_init();
+        kslab_init();
         t = thread_attach();
     }
     if (unlikely(t->drain_gen !=
@@ -1085,7 +1084,7 @@ static kmem_cache_t *next_cache(kmem_cache_t *c)
 int kmem_cache_reap(int gfp_mask)
 {
     (void)gfp_mask;
-    if (!slab_ready)
+    if (!kslab_init_reached(KSLAB_INIT_SLAB))
         return 0;
     struct slab_thread *t = slab_self;
     kmem_cache_t *searchp, *best = NULL;
@@ -1243,84 +1242,46 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
 
 /* ---- bootstrap and fork ---- */
 
-/**
- * kmem_cache_init - set up cache_cache, then the kmalloc caches.
- * Idempotent; the first allocation calls it.
- */
-void kmem_cache_init(void)
+/* The fork hook (level KSLAB_FORK_SLAB; the order of every kslab lock is
+ * at the top of lib/fork.c): the chain, the thread list, then every
+ * cache in chain order, cache_cache first. */
+static void slab_fork_prepare(void)
 {
-    if (__atomic_load_n(&slab_ready, __ATOMIC_ACQUIRE))
-        return;
-    pthread_mutex_lock(&init_lock);
-    if (slab_ready)
-        goto out;
-    if (vm_lowmem_init())
-        kslab_die("kmem_cache_init(): cannot reserve low memory");
-    INIT_LIST_HEAD(&cache_cache.next);
-    strcpy(cache_cache.name, "kmem_cache");
-    cache_layout(&cache_cache, sizeof(kmem_cache_t), 0, SLAB_HWCACHE_ALIGN);
-    cache_init_lists(&cache_cache);
-    cache_cache.id = 0;
-    cache_cache.flags |= SLAB_NO_REAP;
-    cache_ids[0] = 1;
-    slab_initialising = 1;
-    kmem_cache_sizes_init();
-    slab_initialising = 0;
-    __atomic_store_n(&slab_ready, 1, __ATOMIC_RELEASE);
-out:
-    pthread_mutex_unlock(&init_lock);
-}
-
-void slab_fork_prepare(void)
-{
-    pthread_mutex_lock(&init_lock);
+    struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
     pthread_mutex_lock(&thread_lock);
-    if (slab_ready) {
-        pthread_mutex_lock(&cache_cache.spinlock);
-        struct list_head *p;
-        list_for_each(p, &cache_cache.next)
-            pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
-    }
-    vm_fork_prepare();
+    pthread_mutex_lock(&cache_cache.spinlock);
+    list_for_each(p, &cache_cache.next)
+        pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
 }
 
-void slab_fork_parent(void)
+static void slab_fork_parent(void)
 {
-    vm_fork_parent();
-    if (slab_ready) {
-        struct list_head *p;
-        list_for_each(p, &cache_cache.next)
-            pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
-        pthread_mutex_unlock(&cache_cache.spinlock);
-    }
+    struct list_head *p;
+    list_for_each(p, &cache_cache.next)
+        pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
+    pthread_mutex_unlock(&cache_cache.spinlock);
     pthread_mutex_unlock(&thread_lock);
     pthread_mutex_unlock(&cache_chain_sem);
-    pthread_mutex_unlock(&init_lock);
 }
 
 /* In the child only the forking thread exists.  The locks are made anew
  * (a recursive mutex remembers its owner's thread id, which the child does
  * not share), and the arrays of the other threads are orphans whose
- * objects are free here: they go back to the slabs. */
-void slab_fork_child(void)
+ * objects are free here: they go back to the slabs (the zones' child
+ * handler has run: lib/fork.c runs children bottom to top). */
+static void slab_fork_child(void)
 {
     pthread_mutexattr_t attr;
+    struct list_head *p;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&init_lock, NULL);
     pthread_mutex_init(&thread_lock, NULL);
-    if (slab_ready) {
-        struct list_head *p;
-        pthread_mutex_init(&cache_cache.spinlock, NULL);
-        list_for_each(p, &cache_cache.next) pthread_mutex_init(
-            &list_entry(p, kmem_cache_t, next)->spinlock, NULL);
-    }
-    vm_fork_child();
-    if (!slab_ready)
-        return;
+    pthread_mutex_init(&cache_cache.spinlock, NULL);
+    list_for_each(p, &cache_cache.next)
+        pthread_mutex_init(&list_entry(p, kmem_cache_t, next)->spinlock, NULL);
     pthread_mutex_lock(&cache_chain_sem);
     struct slab_thread *t = thread_list.next;
     while (t != &thread_list) {
@@ -1330,4 +1291,36 @@ void slab_fork_child(void)
         t = next;
     }
     pthread_mutex_unlock(&cache_chain_sem);
+}
+
+static const struct kslab_fork_hook slab_fork_hook = {
+    slab_fork_prepare, slab_fork_parent, slab_fork_child};
+
+/* Start-up, level KSLAB_INIT_SLAB (lib/init.c): cache_cache, then the
+ * kmalloc caches and the malloc classes, as 2.4's kmem_cache_init() and
+ * kmem_cache_sizes_init().  The zones are up (level frames). */
+static void slab_init(void)
+{
+    if (!vm_lowmem.ready)
+        kslab_die("kmem_cache_init(): cannot reserve low memory");
+    INIT_LIST_HEAD(&cache_cache.next);
+    strcpy(cache_cache.name, "kmem_cache");
+    cache_layout(&cache_cache, sizeof(kmem_cache_t), 0, SLAB_HWCACHE_ALIGN);
+    cache_init_lists(&cache_cache);
+    cache_cache.id = 0;
+    cache_cache.flags |= SLAB_NO_REAP;
+    cache_ids[0] = 1;
+    kmem_cache_sizes_init();
+    kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
+}
+KSLAB_INITCALL(KSLAB_INIT_SLAB, slab_init);
+
+/**
+ * kmem_cache_init - bring the allocator up: the whole start-up order of
+ * lib/init.c (low memory, the caches, the fork protocol).  Idempotent;
+ * the first allocation calls it.
+ */
+void kmem_cache_init(void)
+{
+    kslab_init();
 }

@@ -21,7 +21,8 @@
  * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
  * of a cache; cache_chain_sem guards the chain of caches and the id map;
  * thread_lock guards the list of threads.  Order: cache_chain_sem →
- * thread_lock → cachep->spinlock → zone locks.
+ * thread_lock → cachep->spinlock → zone locks (the whole order of kslab's
+ * locks, and the fork protocol that takes them all, is in lib/fork.c).
  */
 #ifndef KSLAB_SLAB_INTERNAL_H
 #define KSLAB_SLAB_INTERNAL_H
@@ -155,7 +156,6 @@ extern struct array_cache slab_empty_ac;
 extern struct slab_thread slab_boot_thread;
 extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
-extern int slab_ready;
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
@@ -187,7 +187,6 @@ void *slab_alloc_slow(kmem_cache_t *cachep, int flags);
 void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn);
 __cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
                                                        const char *fn);
-void slab_init_slow(void);
 
 /* Index of objp in the slab of page when it is an object start; >=
  * page->slab_num otherwise.  Exact for any object size: divisibility by
@@ -298,10 +297,5 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
 
 /* Drains the calling thread's arrays of every cache. */
 void slab_drain_self(void);
-
-/* Fork handlers (the interposer registers them). */
-void slab_fork_prepare(void);
-void slab_fork_parent(void);
-void slab_fork_child(void);
 
 #endif /* KSLAB_SLAB_INTERNAL_H */

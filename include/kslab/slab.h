@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <kslab/gfp.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,22 +23,6 @@ extern "C" {
 #endif
 
 typedef struct kmem_cache_s kmem_cache_t;
-
-/* Allocation flags (gfp_mask).  GFP_DMA may be or-ed into the others. */
-#define __GFP_WAIT 0x01
-#define __GFP_HIGH 0x02
-#define __GFP_IO 0x04
-#define __GFP_DMA 0x08
-#define __GFP_HIGHMEM 0x10
-#define __GFP_FS 0x80
-
-#define GFP_ATOMIC (__GFP_HIGH)
-#define GFP_NOIO (__GFP_HIGH | __GFP_WAIT)
-#define GFP_NOFS (__GFP_HIGH | __GFP_WAIT | __GFP_IO)
-#define GFP_KERNEL (__GFP_HIGH | __GFP_WAIT | __GFP_IO | __GFP_FS)
-#define GFP_USER (__GFP_WAIT | __GFP_IO | __GFP_FS)
-#define GFP_HIGHUSER (__GFP_WAIT | __GFP_IO | __GFP_FS | __GFP_HIGHMEM)
-#define GFP_DMA __GFP_DMA
 
 /* Cache flags for kmem_cache_create(); the values are those of Linux 2.4. */
 #define SLAB_DEBUG_FREE 0x00000100UL    /* accepted; checks are always on */
@@ -97,8 +83,9 @@ KSLAB_API int kmem_cache_reap(int gfp_mask);
 /* Writes the /proc/slabinfo text (version 1.1); returns 0 or -errno. */
 KSLAB_API int kmem_slabinfo(FILE *out);
 
-/* Sets up cache_cache and the kmalloc caches.  Called automatically on
- * first use; calling it again does nothing. */
+/* Brings kslab up — the options, low memory, cache_cache and the kmalloc
+ * caches, the fork handlers (lib/init.c's order).  Called automatically
+ * on first use; calling it again does nothing. */
 KSLAB_API void kmem_cache_init(void);
 
 #ifdef __cplusplus

@@ -14,16 +14,36 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include <kslab/slab.h>
+#include <kslab/gfp.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define PAGE_SHIFT 12
-#define PAGE_SIZE (1UL << PAGE_SHIFT)
-#define PAGE_MASK (~(PAGE_SIZE - 1))
+#ifndef KSLAB_API
+#define KSLAB_API __attribute__((visibility("default")))
+#endif
+
+/*
+ * The i386 page: 4 KiB.  <sys/user.h> (x86) defines PAGE_SHIFT, PAGE_SIZE
+ * and PAGE_MASK too, with the same values; each is defined here only if it
+ * is not yet, and spelled token for token as glibc spells it, so the two
+ * headers may be included in either order without a "redefined" warning.
+ */
+// clang-format off
+#ifndef PAGE_SHIFT
+#define PAGE_SHIFT		12
+#endif
+#ifndef PAGE_SIZE
+#define PAGE_SIZE		(1UL << PAGE_SHIFT)
+#endif
+#ifndef PAGE_MASK
+#define PAGE_MASK		(~(PAGE_SIZE-1))
+#endif
+// clang-format on
+#ifndef PAGE_ALIGN
 #define PAGE_ALIGN(addr) (((addr) + PAGE_SIZE - 1) & PAGE_MASK)
+#endif
 
 /* The buddy allocator serves orders 0 … MAX_ORDER-1 (2.4: 10). */
 #define MAX_ORDER 10
@@ -59,36 +79,32 @@ extern "C" {
 
 struct page;
 struct mm_struct;
-struct vm_area_struct;
+struct vm_operations_struct;
 
-/* Operations of a mapping, called as the seeds describe: open when a vma
- * is duplicated (split, fork), close when it goes away, nopage to bring in
- * the page of a fault on a not-present pte.  nopage returns a page with a
- * reference for the caller, or NULL (SIGBUS). */
-struct vm_operations_struct {
-    void (*open)(struct vm_area_struct *area);
-    void (*close)(struct vm_area_struct *area);
-    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
-                           int write_access);
-};
-
-/* One mapped range [vm_start, vm_end) of an mm.  The fields above the
- * marker are public and read-only for users; the rest belong to vm/. */
+/*
+ * One mapped range [vm_start, vm_end) of an mm, as find_vma() returns it.
+ * The first five fields are the public ones: users read them and never
+ * write them.  A vma is always made and freed by kslab (users never
+ * allocate, copy or size one); the fields after the marker are private to
+ * kslab's vm/mm/ and may change in any release.  They stay in this struct
+ * only because the vmas come from one slab cache of this layout.
+ */
 struct vm_area_struct {
     struct mm_struct *vm_mm;
     unsigned long vm_start;
     unsigned long vm_end;
     unsigned long vm_flags;
     unsigned long vm_pgoff; /* offset in the file, in pages */
-    /* --- private to vm/ --- */
+
+    /* ---- private to kslab (vm/mm/): do not use ---- */
     unsigned long vm_page_prot;
-    struct vm_area_struct *vm_next;
+    struct vm_area_struct *vm_next; /* the mm's list, by address */
     const struct vm_operations_struct *vm_ops;
     void *vm_private_data;
     int vm_file; /* host fd (dup'ed) of a file mapping, or -1 */
-    /* balanced-tree links, owned by mmap.c */
-    struct vm_area_struct *vm_rb_left, *vm_rb_right, *vm_rb_parent;
-    int vm_rb_height;
+    /* the mm's AVL tree by address (2.4.0's vm_avl_*), in mmap.c */
+    int vm_avl_height;
+    struct vm_area_struct *vm_avl_left, *vm_avl_right;
 };
 
 /* ---- page frames (buddy) ---- */
@@ -142,8 +158,13 @@ KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out);
 
 /* ---- swap and reclaim ---- */
 #define MAX_SWAPFILES 8
+/* sys_swapon flags: those of swapon(2), as <sys/swap.h> defines them. */
+#ifndef SWAP_FLAG_PREFER
 #define SWAP_FLAG_PREFER 0x8000
+#endif
+#ifndef SWAP_FLAG_PRIO_MASK
 #define SWAP_FLAG_PRIO_MASK 0x7fff
+#endif
 KSLAB_API int mkswap(const char *path, unsigned long pages);
 KSLAB_API int sys_swapon(const char *path, int swap_flags);
 KSLAB_API int sys_swapoff(const char *path);

@@ -1,9 +1,11 @@
 /*
  * tests/interpose/test_options.c — the options read from the environment
  * at start: KSLAB_STATS (stderr, a file, off), KSLAB_DEBUG (poison and red
- * zones on the kmalloc caches), and one warning for an unknown or malformed
- * option.  The program runs itself again with the environment to test
- * (argv[1] names what the child does) and checks its stderr and status.
+ * zones on the kmalloc caches), KSLAB_LOWMEM_MB, and one warning for an
+ * unknown or malformed option.  The program runs itself again with the
+ * environment to test (argv[1] names what the child does), or a program
+ * without kslab with libkslab-preload.so preloaded, and checks its stderr
+ * and status.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,10 +27,10 @@ static __attribute__((noinline)) void *launder(void *p)
 
 static const char *self;
 
-/* Runs `self mode` with extra environment entries; returns the wait
+/* Runs `path mode` with extra environment entries; returns the wait
  * status and the child's stderr in err. */
-static int run_self(const char *mode, const char *const *env, char *err,
-                    size_t size)
+static int run_prog(const char *path, const char *mode, const char *const *env,
+                    char *err, size_t size)
 {
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
@@ -38,9 +40,10 @@ static int run_self(const char *mode, const char *const *env, char *err,
         dup2(pfd[1], 2);
         unsetenv("KSLAB_STATS");
         unsetenv("KSLAB_DEBUG");
+        unsetenv("KSLAB_LOWMEM_MB");
         for (; *env; env++)
             putenv((char *)*env);
-        execl(self, self, mode, (char *)NULL);
+        execl(path, path, mode, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -56,6 +59,12 @@ static int run_self(const char *mode, const char *const *env, char *err,
     int st;
     waitpid(pid, &st, 0);
     return st;
+}
+
+static int run_self(const char *mode, const char *const *env, char *err,
+                    size_t size)
+{
+    return run_prog(self, mode, env, err, size);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -120,9 +129,52 @@ static void test_malformed_options_warn_once(void **s)
     int st = run_self("work", env, err, sizeof err);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(count(err, "KSLAB_STATS=maybe"), 1);
-    assert_int_equal(count(err, "'bogus'"), 1);
+    assert_int_equal(count(err, "KSLAB_DEBUG=poison,bogus"), 1);
     assert_int_equal(count(err, "KSLAB_FROBNICATE"), 1);
     assert_int_equal(count(err, "\n"), 3);
+}
+
+/* KSLAB_LOWMEM_MB is an option of the one table: honoured (the statistics
+ * show the reservation) and never called unknown. */
+static void test_lowmem_mb_honoured_without_warning(void **s)
+{
+    (void)s;
+    const char *env[] = {"KSLAB_LOWMEM_MB=256", "KSLAB_STATS=1", NULL};
+    int st = run_self("work", env, err, sizeof err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!strstr(err, "lowmem: 256 MiB reserved"))
+        fail_msg("no reservation of 256 MiB in: %s", err);
+    assert_null(strstr(err, "unknown option"));
+    assert_null(strstr(err, "ignored"));
+}
+
+/* The same under LD_PRELOAD of libkslab-preload.so, into a program that
+ * does not link kslab. */
+static void test_preload_lowmem_mb_honoured_without_warning(void **s)
+{
+    (void)s;
+    const char *env[] = {"LD_PRELOAD=" KSLAB_PRELOAD_SO, "KSLAB_LOWMEM_MB=128",
+                         "KSLAB_STATS=1", NULL};
+    int st = run_prog(PRELOAD_CHILD, "work", env, err, sizeof err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!strstr(err, "lowmem: 128 MiB reserved"))
+        fail_msg("no reservation of 128 MiB in: %s", err);
+    assert_null(strstr(err, "unknown option"));
+    assert_null(strstr(err, "ignored"));
+}
+
+/* An unknown KSLAB_FOO under the preload: exactly one line, and the
+ * known options are still read. */
+static void test_preload_unknown_option_one_line(void **s)
+{
+    (void)s;
+    const char *env[] = {"LD_PRELOAD=" KSLAB_PRELOAD_SO, "KSLAB_FOO=1",
+                         "KSLAB_LOWMEM_MB=64", NULL};
+    int st = run_prog(PRELOAD_CHILD, "work", env, err, sizeof err);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(count(err, "KSLAB_FOO"), 1);
+    assert_int_equal(count(err, "unknown option"), 1);
+    assert_int_equal(count(err, "\n"), 1);
 }
 
 static void test_debug_redzone_catches_overflow(void **s)
@@ -192,6 +244,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stats_off),
         cmocka_unit_test(test_stats_to_file),
         cmocka_unit_test(test_malformed_options_warn_once),
+        cmocka_unit_test(test_lowmem_mb_honoured_without_warning),
+        cmocka_unit_test(test_preload_lowmem_mb_honoured_without_warning),
+        cmocka_unit_test(test_preload_unknown_option_one_line),
         cmocka_unit_test(test_debug_redzone_catches_overflow),
         cmocka_unit_test(test_debug_poison_fills_freed),
     };

@@ -312,7 +312,6 @@ static void fork_child(struct blk *mine)
 static void test_fork_while_threads_allocate(void **state)
 {
     (void)state;
-    pthread_atfork(slab_fork_prepare, slab_fork_parent, slab_fork_child);
     struct rel_snapshot before, after;
     rel_snapshot(&before);
     struct worker w[3];

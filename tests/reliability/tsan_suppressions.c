@@ -22,7 +22,7 @@
  */
 /* The lock-order checker of TSan tracks at most 64 mutexes held by one
  * thread; kslab's fork handler holds every cache's lock across fork()
- * (slab_fork_prepare), more than 64 once the malloc size classes exist, and
+ * (lib/fork.c), more than 64 once the malloc size classes exist, and
  * TSan would stop with a CHECK failure.  So the deadlock detector is off in
  * the TSan configuration; data races are still reported. */
 const char *__tsan_default_options(void);

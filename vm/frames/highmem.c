@@ -13,7 +13,9 @@
  *
  * Locking: vm_highmem.lock, a spinlock, guards the bitmap, the cursor and
  * nr_free; it is held for a few instructions and never while touching a
- * user window, so the SIGSEGV handler may take it.  page->count is atomic.
+ * user window, so the SIGSEGV handler may take it; it is the last lock of
+ * kslab's order (lib/fork.c).  page->count is atomic.  High memory is set
+ * up lazily, at its first use, through kslab_once() (lib/init.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +24,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/init.h"
 #include "vm/frames/highmem.h"
 
 struct vm_highmem vm_highmem = {.memfd = -1, .lock = ATOMIC_FLAG_INIT};
-static pthread_once_t highmem_once = PTHREAD_ONCE_INIT;
+static struct kslab_once highmem_once = KSLAB_ONCE_INIT;
 static int highmem_err;
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
@@ -123,11 +126,9 @@ void vm_highmem_fork_lock(void)
     fork_fd = vm_highmem.memfd >= 0 ? highmem_snapshot() : -1;
 }
 
-/* 0, or -1 when the child still shares its parent's frames. */
-int vm_highmem_fork_unlock(int child)
+void vm_highmem_fork_unlock(int child)
 {
     struct vm_highmem *h = &vm_highmem;
-    int r = 0;
     if (h->memfd < 0)
         goto out;
     if (!child) {
@@ -135,18 +136,18 @@ int vm_highmem_fork_unlock(int child)
             close(fork_fd);
         goto out;
     }
-    r = -1;
-    if (fork_fd < 0 || dup3(fork_fd, h->memfd, O_CLOEXEC) < 0)
+    if (fork_fd < 0 || dup3(fork_fd, h->memfd, O_CLOEXEC) < 0) {
+        kslab_warn("fork(): no copy of user memory for the child; its "
+                   "emulated memory is shared with the parent");
         goto out;
+    }
     close(fork_fd);
     if (mmap(h->kmap, h->nr_frames << PAGE_SHIFT, PROT_READ | PROT_WRITE,
              MAP_SHARED | MAP_NORESERVE | MAP_FIXED, h->memfd, 0) == MAP_FAILED)
         kslab_die("fork(): cannot map the child's user memory");
-    r = 0;
 out:
     fork_fd = -1;
     hm_unlock(); /* a spinlock: released the same way on both sides */
-    return r;
 }
 
 static void *map_anon(size_t size)
@@ -188,7 +189,7 @@ fail:
 
 int vm_highmem_init(void)
 {
-    pthread_once(&highmem_once, highmem_setup);
+    kslab_once(&highmem_once, highmem_setup); /* lib/init.h */
     return highmem_err;
 }
 

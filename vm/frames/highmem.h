@@ -60,12 +60,12 @@ static inline void *vm_kmap(const struct page *page)
     return vm_highmem.kmap + (vm_frame_pfn(page) << PAGE_SHIFT);
 }
 
-/* Host fork(): the frame spinlock is taken last (vm/mm/fork.c), and the
+/* Host fork(): the frame spinlock is taken last (lib/fork.c), and the
  * frames in use are copied for the child, which gets them under the same
- * memfd number; unlock returns -1 in a child that still shares them (the
- * copy failed), 0 otherwise.  The child must then remap every mapping of
- * the memfd other than kmap (vm/mm does). */
+ * memfd number (it warns, and shares them, when the copy failed).  The
+ * child must then remap every mapping of the memfd other than kmap
+ * (vm/mm's child handler, which runs after this one, does). */
 void vm_highmem_fork_lock(void);
-int vm_highmem_fork_unlock(int child);
+void vm_highmem_fork_unlock(int child);
 
 #endif /* KSLAB_VM_FRAMES_HIGHMEM_H */

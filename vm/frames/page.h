@@ -124,7 +124,8 @@ struct zone_struct {
     struct free_area_struct free_area[MAX_ORDER];
 };
 
-/* The direct map.  base, mem_map and reserved_pages are set once. */
+/* The direct map.  base, mem_map and reserved_pages are set once, by
+ * start-up (lib/init.c, level frames), which then sets ready. */
 struct vm_lowmem {
     char *base;
     struct page *mem_map;
@@ -135,9 +136,6 @@ struct vm_lowmem {
 
 extern struct vm_lowmem vm_lowmem;
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
-
-/* Sets up the direct map; idempotent and thread-safe. 0 or -ENOMEM. */
-int vm_lowmem_init(void);
 
 /* Frame of a direct-map address, or NULL when addr is not in committed
  * low memory.  One subtraction, one compare: the kfree() fast path. */
@@ -192,10 +190,5 @@ int vm_grow_pages_exact(struct page *page, unsigned long old_npages,
                         unsigned long new_npages);
 void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
                            unsigned long new_npages);
-
-/* Fork handlers: take every zone lock before fork, drop them after. */
-void vm_fork_prepare(void);
-void vm_fork_parent(void);
-void vm_fork_child(void);
 
 #endif /* KSLAB_VM_FRAMES_PAGE_H */

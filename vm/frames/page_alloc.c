@@ -34,8 +34,12 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
-#include "vm/frames/page.h"
+#include "lib/fork.h"
+#include "lib/init.h"
+#include "lib/options.h"
 #include "lib/valgrind_hooks.h"
+#include "vm/frames/highmem.h"
+#include "vm/frames/page.h"
 
 /* Default size of the direct-map reservation: 64 GiB of address space. */
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
@@ -58,7 +62,6 @@ struct zone_struct vm_zones[MAX_NR_ZONES] = {
 int vm_tool_state = VM_TOOL_UNKNOWN; /* lib/valgrind_hooks.h */
 #endif
 
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- the direct map ---- */
@@ -67,12 +70,8 @@ static unsigned long lowmem_budget(void)
 {
     struct rlimit rl;
     unsigned long want = LOWMEM_DEFAULT_BYTES;
-    const char *env = getenv("KSLAB_LOWMEM_MB");
-    if (env) {
-        unsigned long mb = strtoul(env, NULL, 10);
-        if (mb >= 32)
-            want = mb << 20;
-    }
+    if (kslab_opt.lowmem_mb) /* KSLAB_LOWMEM_MB, lib/options.c */
+        want = kslab_opt.lowmem_mb << 20;
     if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         /* Leave at least half of the address-space limit to the program
          * (its stacks, libraries and other mappings). */
@@ -83,7 +82,7 @@ static unsigned long lowmem_budget(void)
     return want & ~((PAGE_SIZE << (MAX_ORDER - 1)) - 1);
 }
 
-/* Reserves the direct map and mem_map; the caller holds init_lock. */
+/* Reserves the direct map and mem_map; start-up only. */
 static int lowmem_reserve(void)
 {
     unsigned long bytes = lowmem_budget();
@@ -130,17 +129,16 @@ static int lowmem_commit(unsigned long from, unsigned long to)
     return 0;
 }
 
-int vm_lowmem_init(void)
+static const struct kslab_fork_hook frames_fork_hook;
+
+/* Start-up, level KSLAB_INIT_FRAMES (lib/init.c): the direct map and the
+ * zones.  When no low memory can be reserved, vm_lowmem.ready stays 0 and
+ * every allocation fails with ENOMEM (the slab's start-up dies). */
+static void lowmem_init(void)
 {
-    if (likely(__atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)))
-        return 0;
-    int err = 0;
-    pthread_mutex_lock(&init_lock);
-    if (vm_lowmem.ready)
-        goto out;
-    err = lowmem_reserve();
-    if (err)
-        goto out;
+    kslab_fork_register(KSLAB_FORK_FRAMES, &frames_fork_hook);
+    if (lowmem_reserve())
+        return;
     for (int z = 0; z < MAX_NR_ZONES; z++) {
         struct zone_struct *zone = &vm_zones[z];
         for (int o = 0; o < MAX_ORDER; o++) {
@@ -158,10 +156,8 @@ int vm_lowmem_init(void)
     vm_zones[ZONE_NORMAL].zone_end_pfn = vm_lowmem.reserved_pages;
     vm_zones[ZONE_NORMAL].grown_pfn = dma_end;
     __atomic_store_n(&vm_lowmem.ready, 1, __ATOMIC_RELEASE);
-out:
-    pthread_mutex_unlock(&init_lock);
-    return err;
 }
+KSLAB_INITCALL(KSLAB_INIT_FRAMES, lowmem_init);
 
 /* ---- buddy lists (zone lock held) ---- */
 
@@ -360,7 +356,8 @@ struct page *alloc_pages(int gfp_mask, unsigned int order)
         errno = EINVAL;
         return NULL;
     }
-    if (vm_lowmem_init()) {
+    kslab_init();
+    if (unlikely(!vm_lowmem.ready)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -643,26 +640,32 @@ unsigned long vm_check_zones(void)
     return total;
 }
 
-void vm_fork_prepare(void)
+/* The fork hook (level KSLAB_FORK_FRAMES, the last: the order of every
+ * kslab lock is at the top of lib/fork.c): grow_lock, the zones, the
+ * high-memory frames. */
+static void frames_fork_prepare(void)
 {
-    pthread_mutex_lock(&init_lock);
     pthread_mutex_lock(&grow_lock);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_lock(&vm_zones[z].lock);
+    vm_highmem_fork_lock();
 }
 
-void vm_fork_parent(void)
+static void frames_fork_parent(void)
 {
+    vm_highmem_fork_unlock(0);
     for (int z = MAX_NR_ZONES - 1; z >= 0; z--)
         pthread_mutex_unlock(&vm_zones[z].lock);
     pthread_mutex_unlock(&grow_lock);
-    pthread_mutex_unlock(&init_lock);
 }
 
-void vm_fork_child(void)
+static void frames_fork_child(void)
 {
-    pthread_mutex_init(&init_lock, NULL);
+    vm_highmem_fork_unlock(1);
     pthread_mutex_init(&grow_lock, NULL);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
 }
+
+static const struct kslab_fork_hook frames_fork_hook = {
+    frames_fork_prepare, frames_fork_parent, frames_fork_child};

@@ -7,23 +7,29 @@
  * vmas (opening each, as a fork opens a file mapping) and
  * copy_page_range shares the frames copy-on-write.
  *
- * Locking (the order is in mm.h): mm_fork holds the parent's mmap_sem for
- * the whole copy and publishes the child on the mm list only when it is
+ * Locking (vm/mm's order is at the top of mm.h; kslab's whole order at
+ * the top of lib/fork.c): mm_fork holds the parent's mmap_sem for the
+ * whole copy and publishes the child on the mm list only when it is
  * complete; mmput needs no lock — it runs when nobody else may use the mm.
  *
- * A host fork() copies user memory for the child (vm_highmem_fork_lock,
- * swap_fork_snapshot) while every vm lock is held, so the two processes'
- * emulated memory is independent afterwards; in the child, the mm list
- * and vmalloc remap their pages onto the copy as they are unlocked.
+ * A host fork(): the emulator's locks are the first level of kslab's one
+ * fork protocol (vm_mm_fork_prepare below).  User memory is copied for
+ * the child while every lock is held (the frames by the frames level,
+ * vm_highmem_fork_lock; the used swap slots by swap_fork_snapshot), so
+ * the two processes' emulated memory is independent afterwards; in the
+ * child, the mm list and vmalloc remap their pages onto the copy as they
+ * are unlocked — after the frames level's child handler has switched to it.
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lib/fork.h"
+#include "lib/init.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *mm_cachep;
-static pthread_once_t mm_once = PTHREAD_ONCE_INIT;
+static struct kslab_once mm_once = KSLAB_ONCE_INIT; /* lib/init.h */
 
 static void mm_cache_init(void)
 {
@@ -33,11 +39,14 @@ static void mm_cache_init(void)
 
 /**
  * vm_mm_fork_prepare - before a host fork(): takes the locks of the
- * address-space side of vm/ (see mm.h for the order).  It runs before the
- * slab's prepare handler, because a thread holding an mmap_sem may be
- * waiting for a cache lock (page tables and vmas come from the slab).
+ * address-space side of vm/ in the order they nest (the first level of
+ * kslab's lock order, written down at the top of lib/fork.c): a thread
+ * holding an mmap_sem may be waiting for a cache or zone lock (page tables
+ * and vmas come from the slab), so these come before the slab's.
  * vm_mm_fork_parent releases them; vm_mm_fork_child, in the child, makes
- * them anew.  Registered with pthread_atfork at the first mm.
+ * them anew — after the slab's and the zones' child handlers, so the
+ * references it drops may free.  Registered into the one fork protocol
+ * (lib/fork.c, level KSLAB_FORK_MM) when the emulator is first used.
  */
 void vm_mm_fork_prepare(void)
 {
@@ -45,47 +54,44 @@ void vm_mm_fork_prepare(void)
     vm_window_fork_lock();
     vm_vmalloc_fork_lock();
     vm_swap_fork_lock();
-    vm_highmem_fork_lock();
 }
 
 void vm_mm_fork_parent(void)
 {
-    vm_highmem_fork_unlock(0);
     vm_swap_fork_unlock(0);
     vm_vmalloc_fork_unlock(0);
     vm_window_fork_unlock(0);
     vm_mmlist_fork_unlock(0);
 }
 
-/* The frames are the child's own copy once vm_highmem_fork_unlock has
- * run; vmalloc and the mm list then remap their pages onto it. */
+/* The frames are the child's own copy once the frames level's child
+ * handler (vm_highmem_fork_unlock) has run; vmalloc and the mm list then
+ * remap their pages onto it. */
 void vm_mm_fork_child(void)
 {
-    if (vm_highmem_fork_unlock(1) != 0)
-        kslab_warn("fork(): no copy of user memory for the child; its "
-                   "emulated memory is shared with the parent");
     vm_swap_fork_unlock(1);
     vm_vmalloc_fork_unlock(1);
     vm_window_fork_unlock(1);
     vm_mmlist_fork_unlock(1);
 }
 
-/* pthread_atfork runs prepare handlers in reverse order of registration:
- * registered at the first mm, after the interposer's (registered at
- * start), ours runs first, and our child handler after the slab's. */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static const struct kslab_fork_hook mm_fork_hook = {
+    vm_mm_fork_prepare, vm_mm_fork_parent, vm_mm_fork_child};
 
-static void mm_atfork_init(void)
+/* The emulator's part of the fork protocol, registered at its first use:
+ * the first mm, vmalloc, mkswap or swapon (idempotent; one atomic
+ * compare after the first time). */
+void vm_mm_fork_register(void)
 {
-    pthread_atfork(vm_mm_fork_prepare, vm_mm_fork_parent, vm_mm_fork_child);
+    kslab_fork_register(KSLAB_FORK_MM, &mm_fork_hook);
 }
 
 struct mm_struct *vm_mm_create(void)
 {
     if (vm_highmem_init() != 0 || vm_fault_init() != 0)
         return NULL;
-    pthread_once(&atfork_once, mm_atfork_init);
-    pthread_once(&mm_once, mm_cache_init);
+    vm_mm_fork_register();
+    kslab_once(&mm_once, mm_cache_init);
     if (!mm_cachep)
         return NULL;
     struct mm_struct *mm = kmem_cache_alloc(mm_cachep, GFP_KERNEL);
@@ -177,7 +183,7 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
         tmp->vm_flags &= ~VM_LOCKED;
         tmp->vm_mm = mm;
         tmp->vm_next = NULL;
-        tmp->vm_rb_left = tmp->vm_rb_right = tmp->vm_rb_parent = NULL;
+        tmp->vm_avl_left = tmp->vm_avl_right = NULL;
         if (tmp->vm_ops && tmp->vm_ops->open)
             tmp->vm_ops->open(tmp);
         /* appended in order: the list stays sorted without a search */

@@ -17,10 +17,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "lib/init.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *pgtable_cachep;
-static pthread_once_t pgtable_once = PTHREAD_ONCE_INIT;
+static struct kslab_once pgtable_once = KSLAB_ONCE_INIT; /* lib/init.h */
 
 static void pgtable_cache_init(void)
 {
@@ -30,7 +31,7 @@ static void pgtable_cache_init(void)
 
 static void *pgtable_alloc(void)
 {
-    pthread_once(&pgtable_once, pgtable_cache_init);
+    kslab_once(&pgtable_once, pgtable_cache_init);
     void *p =
         pgtable_cachep ? kmem_cache_alloc(pgtable_cachep, GFP_KERNEL) : NULL;
     if (p)

@@ -13,8 +13,10 @@
  * never touches a user window while it holds any lock below, so the
  * SIGSEGV handler, which takes them, never waits on its own thread.
  *
- * The lock order of the address-space emulator — the one place it is
- * written down; every path takes them top to bottom:
+ * The lock order of the address-space emulator, in detail (kslab's whole
+ * order, every layer's, is at the top of lib/fork.c: these are its level
+ * 1, and vm_highmem.lock the leaf of its level 5); every path takes them
+ * top to bottom:
  *
  *   1. mm->mmap_sem      one per mm.  A thread waits for one only while it
  *                        holds no other (mm_fork holds the parent's; the
@@ -30,9 +32,9 @@
  *   5. vm_swap_lock      swap areas, swap_map counts, the swap cache and
  *                        PG_swapcache/PG_dirty/page->index of cached pages
  *                        (h_lock beside it, never nested with it).
+ *   then the slab's and the zones' locks (page tables and vmas are slab
+ *   objects), never held while taking any of the above, and last
  *   6. vm_highmem.lock   the frame bitmap, a spinlock (highmem.c).
- *   The slab's locks (page tables and vmas are slab objects) nest below
- *   mmap_sem and are never held while taking any of the above.
  *
  * The rules that keep mms that share frames and swap slots (after
  * mm_fork) consistent, each closing a window that once corrupted them:
@@ -57,6 +59,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+
+#include <kslab/slab.h> /* vmas, mms, page tables come from slab caches */
 
 #include "vm/frames/highmem.h"
 #include "vm/frames/page.h"
@@ -222,12 +226,15 @@ void vm_window_unregister(struct mm_struct *mm);
 /*
  * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the
  * address-space side of vm/ in the order they nest — each mm's mmap_sem,
- * vm_mmlist_lock, the window table lock, vmlist_lock, vm_swap_lock, the
- * frame spinlock — so no other thread is inside any of them when the
- * process is copied; the parent releases them, the child makes them anew
- * (only the forking thread lives on there).  The pieces below are the
- * per-file halves, each lock owned where it is defined.
+ * vm_mmlist_lock, the window table lock, vmlist_lock, vm_swap_lock — so no
+ * other thread is inside any of them when the process is copied; the
+ * parent releases them, the child makes them anew (only the forking thread
+ * lives on there).  They are the first level of kslab's one fork protocol
+ * and lock order (lib/fork.c); vm_mm_fork_register() puts them there, at
+ * the emulator's first use.  The pieces below are the per-file halves,
+ * each lock owned where it is defined.
  */
+void vm_mm_fork_register(void);
 void vm_mm_fork_prepare(void);
 void vm_mm_fork_parent(void);
 void vm_mm_fork_child(void);
@@ -281,6 +288,17 @@ int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
  * merged as needed; protect also rewrites ptes and host protections. */
 int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                    unsigned long set, unsigned long clear, int protect);
+
+/* The operations of a mapping (2.4's struct vm_operations_struct): open
+ * when a vma is duplicated (split, fork), close when it goes away, nopage
+ * to bring in the page of a fault on a not-present pte.  nopage returns a
+ * page with a reference for the caller, or NULL (SIGBUS). */
+struct vm_operations_struct {
+    void (*open)(struct vm_area_struct *area);
+    void (*close)(struct vm_area_struct *area);
+    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
+                           int write_access);
+};
 
 /* The shared object of a MAP_SHARED mapping (anonymous or file): one frame
  * slot per page, shared by every vma that maps it, across splits and

@@ -16,10 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/init.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *vm_area_cachep;
-static pthread_once_t vma_once = PTHREAD_ONCE_INIT;
+static struct kslab_once vma_once = KSLAB_ONCE_INIT; /* lib/init.h */
 
 static void vma_cache_init(void)
 {
@@ -30,7 +31,7 @@ static void vma_cache_init(void)
 
 struct vm_area_struct *vm_area_alloc(void)
 {
-    pthread_once(&vma_once, vma_cache_init);
+    kslab_once(&vma_once, vma_cache_init);
     if (!vm_area_cachep)
         return NULL;
     struct vm_area_struct *vma = kmem_cache_alloc(vm_area_cachep, GFP_KERNEL);
@@ -53,20 +54,20 @@ void vm_area_free(struct vm_area_struct *vma)
 
 static int avl_h(struct vm_area_struct *v)
 {
-    return v ? v->vm_rb_height : 0;
+    return v ? v->vm_avl_height : 0;
 }
 
 static void avl_fix(struct vm_area_struct *v)
 {
-    int l = avl_h(v->vm_rb_left), r = avl_h(v->vm_rb_right);
-    v->vm_rb_height = 1 + (l > r ? l : r);
+    int l = avl_h(v->vm_avl_left), r = avl_h(v->vm_avl_right);
+    v->vm_avl_height = 1 + (l > r ? l : r);
 }
 
 static struct vm_area_struct *avl_rot_right(struct vm_area_struct *v)
 {
-    struct vm_area_struct *l = v->vm_rb_left;
-    v->vm_rb_left = l->vm_rb_right;
-    l->vm_rb_right = v;
+    struct vm_area_struct *l = v->vm_avl_left;
+    v->vm_avl_left = l->vm_avl_right;
+    l->vm_avl_right = v;
     avl_fix(v);
     avl_fix(l);
     return l;
@@ -74,9 +75,9 @@ static struct vm_area_struct *avl_rot_right(struct vm_area_struct *v)
 
 static struct vm_area_struct *avl_rot_left(struct vm_area_struct *v)
 {
-    struct vm_area_struct *r = v->vm_rb_right;
-    v->vm_rb_right = r->vm_rb_left;
-    r->vm_rb_left = v;
+    struct vm_area_struct *r = v->vm_avl_right;
+    v->vm_avl_right = r->vm_avl_left;
+    r->vm_avl_left = v;
     avl_fix(v);
     avl_fix(r);
     return r;
@@ -85,17 +86,17 @@ static struct vm_area_struct *avl_rot_left(struct vm_area_struct *v)
 static struct vm_area_struct *avl_balance(struct vm_area_struct *v)
 {
     avl_fix(v);
-    int b = avl_h(v->vm_rb_left) - avl_h(v->vm_rb_right);
+    int b = avl_h(v->vm_avl_left) - avl_h(v->vm_avl_right);
     if (b > 1) {
-        struct vm_area_struct *l = v->vm_rb_left;
-        if (avl_h(l->vm_rb_left) < avl_h(l->vm_rb_right))
-            v->vm_rb_left = avl_rot_left(l);
+        struct vm_area_struct *l = v->vm_avl_left;
+        if (avl_h(l->vm_avl_left) < avl_h(l->vm_avl_right))
+            v->vm_avl_left = avl_rot_left(l);
         return avl_rot_right(v);
     }
     if (b < -1) {
-        struct vm_area_struct *r = v->vm_rb_right;
-        if (avl_h(r->vm_rb_right) < avl_h(r->vm_rb_left))
-            v->vm_rb_right = avl_rot_right(r);
+        struct vm_area_struct *r = v->vm_avl_right;
+        if (avl_h(r->vm_avl_right) < avl_h(r->vm_avl_left))
+            v->vm_avl_right = avl_rot_right(r);
         return avl_rot_left(v);
     }
     return v;
@@ -105,25 +106,25 @@ static struct vm_area_struct *avl_insert(struct vm_area_struct *root,
                                          struct vm_area_struct *n)
 {
     if (!root) {
-        n->vm_rb_left = n->vm_rb_right = n->vm_rb_parent = NULL;
-        n->vm_rb_height = 1;
+        n->vm_avl_left = n->vm_avl_right = NULL;
+        n->vm_avl_height = 1;
         return n;
     }
     if (n->vm_start < root->vm_start)
-        root->vm_rb_left = avl_insert(root->vm_rb_left, n);
+        root->vm_avl_left = avl_insert(root->vm_avl_left, n);
     else
-        root->vm_rb_right = avl_insert(root->vm_rb_right, n);
+        root->vm_avl_right = avl_insert(root->vm_avl_right, n);
     return avl_balance(root);
 }
 
 static struct vm_area_struct *avl_remove_min(struct vm_area_struct *root,
                                              struct vm_area_struct **min)
 {
-    if (!root->vm_rb_left) {
+    if (!root->vm_avl_left) {
         *min = root;
-        return root->vm_rb_right;
+        return root->vm_avl_right;
     }
-    root->vm_rb_left = avl_remove_min(root->vm_rb_left, min);
+    root->vm_avl_left = avl_remove_min(root->vm_avl_left, min);
     return avl_balance(root);
 }
 
@@ -133,18 +134,18 @@ static struct vm_area_struct *avl_remove(struct vm_area_struct *root,
     if (!root)
         kslab_die("avl_remove(): vma %p not in its mm's tree", (void *)n);
     if (root == n) {
-        struct vm_area_struct *l = n->vm_rb_left, *r = n->vm_rb_right, *m;
+        struct vm_area_struct *l = n->vm_avl_left, *r = n->vm_avl_right, *m;
         if (!r)
             return l;
         r = avl_remove_min(r, &m);
-        m->vm_rb_left = l;
-        m->vm_rb_right = r;
+        m->vm_avl_left = l;
+        m->vm_avl_right = r;
         return avl_balance(m);
     }
     if (n->vm_start < root->vm_start)
-        root->vm_rb_left = avl_remove(root->vm_rb_left, n);
+        root->vm_avl_left = avl_remove(root->vm_avl_left, n);
     else
-        root->vm_rb_right = avl_remove(root->vm_rb_right, n);
+        root->vm_avl_right = avl_remove(root->vm_avl_right, n);
     return avl_balance(root);
 }
 
@@ -172,9 +173,9 @@ struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr)
                 best = v;
                 if (v->vm_start <= addr)
                     break;
-                v = v->vm_rb_left;
+                v = v->vm_avl_left;
             } else {
-                v = v->vm_rb_right;
+                v = v->vm_avl_right;
             }
         }
     } else {
@@ -197,9 +198,9 @@ struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
         for (v = mm->mmap_avl; v;) {
             if (v->vm_end <= addr) {
                 prev = v;
-                v = v->vm_rb_right;
+                v = v->vm_avl_right;
             } else {
-                v = v->vm_rb_left;
+                v = v->vm_avl_left;
             }
         }
     } else {
@@ -334,15 +335,15 @@ static int avl_check(struct vm_area_struct *v, struct vm_area_struct **last,
 {
     if (!v)
         return 0;
-    int l = avl_check(v->vm_rb_left, last, count);
+    int l = avl_check(v->vm_avl_left, last, count);
     if (*last && (*last)->vm_next != v)
         kslab_die("vm_check_mm(): tree order differs from list at %lx",
                   v->vm_start);
     *last = v;
     (*count)++;
-    int r = avl_check(v->vm_rb_right, last, count);
+    int r = avl_check(v->vm_avl_right, last, count);
     int h = 1 + (l > r ? l : r);
-    if (h != v->vm_rb_height || l - r > 1 || r - l > 1)
+    if (h != v->vm_avl_height || l - r > 1 || r - l > 1)
         kslab_die("vm_check_mm(): AVL node %lx unbalanced", v->vm_start);
     return h;
 }

@@ -356,6 +356,7 @@ KSLAB_API int mkswap(const char *path, unsigned long pages)
     struct stat st;
     if (!path || pages < SWAP_MIN_PAGES || pages > SWP_MAX_OFFSET)
         return -EINVAL;
+    vm_mm_fork_register(); /* h_lock and vm_swap_lock: lib/fork.c */
     if (stat(path, &st) == 0) {
         pthread_mutex_lock(&vm_swap_lock);
         int on = find_area(st.st_dev, st.st_ino) >= 0;
@@ -429,6 +430,7 @@ KSLAB_API int sys_swapon(const char *path, int swap_flags)
     unsigned long max = 0;
     if (!path || (swap_flags & ~(SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK)))
         return -EINVAL;
+    vm_mm_fork_register();
     if (strlen(path) >= PATH_MAX)
         return -ENAMETOOLONG;
     int fd = swap_open(path, &st, &max);

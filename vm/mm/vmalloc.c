@@ -184,6 +184,7 @@ KSLAB_API void *vmalloc(unsigned long size)
         errno = ENOMEM;
         return NULL;
     }
+    vm_mm_fork_register(); /* vmlist_lock is in the fork protocol */
     unsigned long n = PAGE_ALIGN(size) >> PAGE_SHIFT;
     pthread_mutex_lock(&vmlist_lock);
     struct vm_struct *area =

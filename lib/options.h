@@ -1,0 +1,44 @@
+/*
+ * lib/options.h — kslab's options: one table (lib/options.c) of every
+ * KSLAB_* environment variable, read once by the start-up code (the first
+ * step of lib/init.c's order) into kslab_opt, which every layer reads.
+ * A new option is one row of the table, one field here and one row of
+ * interpose/README.md's options table.
+ */
+#ifndef KSLAB_LIB_OPTIONS_H
+#define KSLAB_LIB_OPTIONS_H
+
+#include <limits.h>
+#include <stddef.h>
+
+/* The options, as read at start.  Written only while start-up reads the
+ * environment (before any layer is set up); read-only after. */
+struct kslab_options {
+    int stats;                 /* KSLAB_STATS: statistics at exit */
+    char stats_path[PATH_MAX]; /*   to this file (append); "" = stderr */
+    unsigned long debug;       /* KSLAB_DEBUG: SLAB_POISON | SLAB_RED_ZONE */
+    unsigned long lowmem_mb;   /* KSLAB_LOWMEM_MB: 0 = the default size */
+};
+
+extern struct kslab_options kslab_opt;
+
+/* One row of the table.  parse() returns 0 when it took the value, -1
+ * when the value is malformed (the reader then warns once; kslab_opt is
+ * left as it was). */
+struct kslab_option {
+    const char *name;   /* "KSLAB_STATS" */
+    const char *values; /* what it accepts, as the README shows it */
+    const char *doc;    /* what it does, one line */
+    int (*parse)(const char *value);
+};
+
+extern const struct kslab_option kslab_option_table[];
+extern const size_t kslab_nr_options;
+
+/* Reads the environment into kslab_opt: `environ`, or the process's
+ * initial environment from /proc/self/environ when libc has not set
+ * environ yet; nothing in a set-user-id process (AT_SECURE).  No malloc,
+ * no stdio, no getenv.  Called once, by start-up. */
+void kslab_options_read(void);
+
+#endif /* KSLAB_LIB_OPTIONS_H */

@@ -1,0 +1,143 @@
+/*
+ * tests/lib/test_options.c — the one options table (lib/options.c) in a
+ * program that links only kslab_core: the options are read by start-up
+ * itself (no interposer), KSLAB_LOWMEM_MB sizes the direct map, an
+ * unknown KSLAB_* variable or a malformed value gives exactly one warning
+ * line, and every option of the table has its row in interpose/README.md.
+ * The program runs itself again with the environment to test.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include "ktest.h"
+#include "lib/options.h"
+#include "slab/kmalloc.h"
+
+static const char *self;
+static char err[1 << 14];
+
+/* Runs `self mode` with extra environment entries; the wait status, and
+ * the child's stderr in err. */
+static int run_self(const char *mode, const char *const *env)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        unsetenv("KSLAB_STATS");
+        unsetenv("KSLAB_DEBUG");
+        unsetenv("KSLAB_LOWMEM_MB");
+        for (; *env; env++)
+            putenv((char *)*env);
+        alarm(30);
+        execl(self, self, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < sizeof err &&
+           (r = read(pfd[0], err + n, sizeof err - 1 - n)) > 0)
+        n += (size_t)r;
+    err[n] = 0;
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+/* The child: allocates, then exits with the direct map's size in MiB / 32
+ * (below 8 GiB), or 255 for a larger one (the default is 64 GiB). */
+static int child_lowmem(void)
+{
+    kfree(kmalloc(100, GFP_KERNEL));
+    unsigned long mb = vm_lowmem.reserved_pages >> (20 - PAGE_SHIFT);
+    return mb / 32 < 255 ? (int)(mb / 32) : 255;
+}
+
+static void test_lowmem_mb_sizes_the_direct_map(void **s)
+{
+    (void)s;
+    const char *env[] = {"KSLAB_LOWMEM_MB=256", NULL};
+    int st = run_self("lowmem", env);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 256 / 32);
+    assert_string_equal(err, "");
+}
+
+static void test_unknown_option_one_line(void **s)
+{
+    (void)s;
+    const char *env[] = {"KSLAB_FOO=1", "KSLAB_LOWMEM_MB=128", NULL};
+    int st = run_self("lowmem", env);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 128 / 32); /* the rest still read */
+    assert_int_equal(count(err, "\n"), 1);
+    assert_int_equal(count(err, "KSLAB_FOO"), 1);
+    assert_non_null(strstr(err, "unknown option"));
+}
+
+static void test_malformed_value_one_line(void **s)
+{
+    (void)s;
+    const char *cases[] = {
+        "KSLAB_LOWMEM_MB=12",       "KSLAB_LOWMEM_MB=abc",
+        "KSLAB_LOWMEM_MB=",         "KSLAB_LOWMEM_MB=99999999999",
+        "KSLAB_DEBUG=poison,bogus", "KSLAB_STATS=maybe"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *env[] = {cases[i], NULL};
+        int st = run_self("lowmem", env);
+        assert_true(WIFEXITED(st));
+        if (count(err, "\n") != 1 || count(err, cases[i]) != 1)
+            fail_msg("%s: stderr: %s", cases[i], err);
+        /* ignored: the default reservation (64 GiB, or less under a
+         * limit), not the malformed value */
+        assert_true(WEXITSTATUS(st) != 0);
+    }
+}
+
+/* One row per option in the README's options table. */
+static void test_every_option_documented(void **s)
+{
+    (void)s;
+    static char text[1 << 16];
+    FILE *f = fopen(KSLAB_SOURCE_DIR "/interpose/README.md", "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    for (size_t i = 0; i < kslab_nr_options; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "| `%s` |", kslab_option_table[i].name);
+        if (count(text, row) != 1)
+            fail_msg("interpose/README.md: %zu rows \"%s\"", count(text, row),
+                     row);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    self = argv[0];
+    if (argc > 1 && !strcmp(argv[1], "lowmem"))
+        return child_lowmem();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lowmem_mb_sizes_the_direct_map),
+        cmocka_unit_test(test_unknown_option_one_line),
+        cmocka_unit_test(test_malformed_value_one_line),
+        cmocka_unit_test(test_every_option_documented),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fails when an #include in the library goes up a layer (tools/architecture.md).
+# A layer may include its own headers, the public <kslab/...> headers and the
+# headers of the layers below it, nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# layer directory -> the project directories its files may include from
+declare -A allowed=(
+    [lib]="lib"
+    [vm/frames]="lib vm/frames"
+    [slab]="lib vm/frames slab"
+    [vm/mm]="lib vm/frames slab vm/mm"
+    [interpose]="lib vm/frames slab interpose"
+)
+
+status=0
+for layer in "${!allowed[@]}"; do
+    [ -d "$layer" ] || continue
+    for f in "$layer"/*.[ch]; do
+        [ -e "$f" ] || continue
+        while IFS= read -r line; do
+            inc=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]+"([^"]+)".*/\1/' <<<"$line")
+            dir=$(dirname "$inc")
+            ok=0
+            for a in ${allowed[$layer]}; do
+                [ "$dir" = "$a" ] && ok=1
+            done
+            if [ $ok = 0 ]; then
+                echo "$f: includes \"$inc\": $layer may include only from: ${allowed[$layer]}"
+                status=1
+            fi
+        done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' "$f" || true)
+    done
+done
+# Public headers include only each other.
+if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' include/kslab/*.h; then
+    echo "include/kslab: public headers include only <kslab/...> and system headers"
+    status=1
+fi
+[ $status = 0 ] && echo "kslab: layers clean"
+exit $status
