@@ -556,8 +556,8 @@ KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
 
 /* make_pages_present: faults in every page of [addr, end) as a locked
  * vma wants it (written when the vma is writable, so no fault is left). */
-int make_pages_present(struct mm_struct *mm, unsigned long addr,
-                       unsigned long end)
+int __make_pages_present(struct mm_struct *mm, unsigned long addr,
+                         unsigned long end)
 {
     for (addr &= PAGE_MASK; addr < end; addr += PAGE_SIZE) {
         struct vm_area_struct *vma = __find_vma(mm, addr);

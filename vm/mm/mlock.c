@@ -34,7 +34,7 @@ static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
     int r = vm_fixup_range(mm, start, end, on ? VM_LOCKED : 0,
                            on ? 0 : VM_LOCKED, 0);
     if (r == 0 && on)
-        r = make_pages_present(mm, start, end);
+        r = __make_pages_present(mm, start, end);
     pthread_mutex_unlock(&mm->mmap_sem);
     return r;
 }

@@ -258,8 +258,8 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
                     struct vm_area_struct *vma);
 void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
                           unsigned long start, unsigned long end);
-int make_pages_present(struct mm_struct *mm, unsigned long addr,
-                       unsigned long end);
+int __make_pages_present(struct mm_struct *mm, unsigned long addr,
+                         unsigned long end);
 unsigned long vm_pte_prot(unsigned long vm_flags);
 pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);

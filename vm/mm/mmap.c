@@ -611,7 +611,7 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     insert_vm_struct(mm, vma);
     if (vm_flags & VM_LOCKED) {
         mm->locked_vm += len >> PAGE_SHIFT;
-        make_pages_present(mm, addr, addr + len);
+        __make_pages_present(mm, addr, addr + len);
     }
     vm_merge_around(mm, vma);
     return addr;
@@ -669,7 +669,7 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
     insert_vm_struct(mm, vma);
     if (vma->vm_flags & VM_LOCKED) {
         mm->locked_vm += len >> PAGE_SHIFT;
-        make_pages_present(mm, addr, addr + len);
+        __make_pages_present(mm, addr, addr + len);
     }
     vm_merge_around(mm, vma);
     return addr;
