@@ -6,8 +6,10 @@
  * while and mmput it — with user memory limited to 1500 frames and swap
  * on, so every thread's faults reclaim pages of the others' mms and
  * children while they are being forked, written and torn down.  Every
- * value read back is checked (parent and child); at the end the swap
- * counts must add up.  Bounded in time (~6 s of work, less under TSan).
+ * value read back is checked (parent and child), and now and then a host
+ * fork()'s child checks (and writes) its copies; at the end the swap
+ * counts must add up.  Bounded in time (~6 s of work, less under TSan;
+ * VM_STRESS_MS sets it, see tools/vm_stress.sh).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -80,6 +82,33 @@ static void child_check_all(struct child *c, unsigned long a)
         check_val("child", c->mm, a + i * PAGE_SIZE, i, c->val[i]);
 }
 
+static _Atomic unsigned long host_forks;
+
+#if !defined(__SANITIZE_THREAD__)
+static void host_fork_check(struct mm_struct *mm, unsigned long a,
+                            const unsigned long *v, struct child *kid)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        child_default_segv();
+        int bad = 0;
+        for (unsigned long i = 0; i < PAGES; i += 3) {
+            bad += U64(mm, a + i * PAGE_SIZE) != v[i];
+            bad += U64(kid->mm, a + i * PAGE_SIZE) != kid->val[i];
+            U64(mm, a + i * PAGE_SIZE) = ~v[i]; /* never seen by the parent */
+        }
+        _exit(bad ? 1 : 0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        bad("host fork child", 0, (unsigned long)st, 0);
+    atomic_fetch_add(&host_forks, 1);
+}
+#endif
+
 static void *worker(void *arg)
 {
     unsigned long id = (unsigned long)arg;
@@ -136,6 +165,13 @@ static void *worker(void *arg)
                 put_val(c, a + i * PAGE_SIZE, kid->val[i]);
                 atomic_fetch_add(&cows, 1);
             }
+#if !defined(__SANITIZE_THREAD__)
+            /* now and then a host fork(): the child checks its own copy
+             * of this mm and of the child mm, and changes them, while
+             * the parent goes on (TSan: no fork of a threaded process) */
+            if (id == 0 && (xs(&seed) & 15) == 0)
+                host_fork_check(mm, a, v, kid);
+#endif
             if (xs(&seed) & 1) { /* or gone at once */
                 child_check_all(kid, a);
                 mmput(c);
@@ -159,19 +195,22 @@ static void test_fork_exit_fault_race_reclaim(void **state)
     const char *sw = swap_on("fork_reclaim", SWAP_PAGES, 0);
     vm_set_ram_pages(RAM);
     pthread_t t[THREADS];
+    /* VM_STRESS_MS: a longer run (tools/vm_stress.sh) */
+    const char *env = getenv("VM_STRESS_MS");
+    double run_ms = env ? atof(env) : RUN_MS;
 #if defined(__SANITIZE_THREAD__)
-    stop_at = ms_now() + RUN_MS / 2;
-#else
-    stop_at = ms_now() + RUN_MS;
+    if (!env)
+        run_ms /= 2;
 #endif
+    stop_at = ms_now() + run_ms;
     for (unsigned long i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
     printf("fork_reclaim: %lu reads, %lu mm_forks, %lu COW writes, "
-           "%lu wrong\n",
+           "%lu host forks, %lu wrong\n",
            atomic_load(&reads), atomic_load(&forks), atomic_load(&cows),
-           atomic_load(&wrong));
+           atomic_load(&host_forks), atomic_load(&wrong));
     if (atomic_load(&wrong))
         fail_msg("%lu wrong values; first: %s", atomic_load(&wrong),
                  first_wrong);
