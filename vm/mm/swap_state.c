@@ -178,13 +178,16 @@ void free_swap_and_cache(swp_entry_t entry)
 }
 
 /* A pte mapping a page that may be cached goes away: as
- * free_swap_and_cache, for the page side. */
+ * free_swap_and_cache, for the page side.  The page is looked at while
+ * our reference still holds it: once dropped, another mm's last
+ * reference may free it at any moment. */
 void vm_put_swapcache_page(struct page *page)
 {
     pthread_mutex_lock(&vm_swap_lock);
+    int last = PageSwapCache(page) && page_count(page) == 2 &&
+               __swap_count((swp_entry_t){page->index}) == 1;
     put_page(page);
-    if (PageSwapCache(page) && page_count(page) == 1 &&
-        __swap_count((swp_entry_t){page->index}) == 1)
+    if (last)
         __delete_from_swap_cache(page);
     pthread_mutex_unlock(&vm_swap_lock);
 }
