@@ -175,6 +175,20 @@ KSLAB_API int vm_meminfo(FILE *out);
  * order or -EINVAL. */
 KSLAB_API int vm_set_page_cluster(int order);
 
+/* ---- kernel access to user memory (vm/mm/uaccess.c) ----
+ * The host kernel does not fault into kslab: hand emulated memory to a
+ * system call only through these (copy into or out of a buffer of your
+ * own), or after get_user_pages/make_pages_present made the pages
+ * present with the access the call needs. */
+KSLAB_API unsigned long copy_to_user(struct mm_struct *mm, unsigned long uaddr,
+                                     const void *src, unsigned long n);
+KSLAB_API unsigned long copy_from_user(struct mm_struct *mm, void *dst,
+                                       unsigned long uaddr, unsigned long n);
+KSLAB_API long get_user_pages(struct mm_struct *mm, unsigned long start,
+                              unsigned long nr, int write, struct page **pages);
+KSLAB_API int make_pages_present(struct mm_struct *mm, unsigned long start,
+                                 unsigned long end);
+
 /* ---- vmalloc ---- */
 KSLAB_API void *vmalloc(unsigned long size);
 KSLAB_API void vfree(void *addr);

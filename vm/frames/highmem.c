@@ -45,17 +45,6 @@ static void hm_unlock(void)
     atomic_flag_clear_explicit(&vm_highmem.lock, memory_order_release);
 }
 
-void vm_highmem_fork_lock(void)
-{
-    hm_lock();
-}
-
-void vm_highmem_fork_unlock(int child)
-{
-    (void)child; /* a spinlock: released the same way on both sides */
-    hm_unlock();
-}
-
 static int test_bit(unsigned long nr)
 {
     return (vm_highmem.bitmap[nr / BITS_PER_LONG] >> (nr % BITS_PER_LONG)) & 1;
@@ -67,6 +56,98 @@ static void set_bit(unsigned long nr)
 static void clear_bit(unsigned long nr)
 {
     vm_highmem.bitmap[nr / BITS_PER_LONG] &= ~(1UL << (nr % BITS_PER_LONG));
+}
+
+/*
+ * Host fork(): user memory is a shared memfd, and a shared mapping stays
+ * shared in a child, so a child would write its parent's frames and both
+ * frame allocators would hand out the same frames.  So, with every vm
+ * lock held (vm/mm/fork.c takes this one last), the frames in use are
+ * copied into a new memfd; the child swaps it in under the same fd
+ * number and remaps kmap (vm/mm then remaps every window and the vmalloc
+ * range), the parent closes it.  The cost is one in-kernel copy of the
+ * resident user memory per host fork (see the README), in runs of
+ * frames in use, each one pwrite from kmap (twice as fast here as
+ * copy_file_range between the two memfds).  When the copy cannot be made
+ * (out of memory), the child warns and keeps sharing.
+ */
+static int fork_fd = -1;
+
+static int copy_run(int fd, unsigned long start, unsigned long n)
+{
+    off_t off = (off_t)(start << PAGE_SHIFT);
+    size_t left = n << PAGE_SHIFT;
+    while (left) {
+        ssize_t r = pwrite(fd, vm_highmem.kmap + off, left, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        left -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+/* A private copy of the frames in use, as a new memfd (-1: none). */
+static int highmem_snapshot(void)
+{
+    struct vm_highmem *h = &vm_highmem;
+    int fd = memfd_create("kslab-highmem", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)(h->nr_frames << PAGE_SHIFT)) != 0)
+        goto fail;
+    for (unsigned long i = 1; i < h->nr_frames;) {
+        unsigned long w = h->bitmap[i / BITS_PER_LONG];
+        if (!w && !(i % BITS_PER_LONG)) {
+            i += BITS_PER_LONG;
+            continue;
+        }
+        if (!test_bit(i)) {
+            i++;
+            continue;
+        }
+        unsigned long start = i;
+        while (i < h->nr_frames && test_bit(i))
+            i++;
+        if (copy_run(fd, start, i - start) != 0)
+            goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+void vm_highmem_fork_lock(void)
+{
+    hm_lock();
+    fork_fd = vm_highmem.memfd >= 0 ? highmem_snapshot() : -1;
+}
+
+void vm_highmem_fork_unlock(int child)
+{
+    struct vm_highmem *h = &vm_highmem;
+    if (h->memfd < 0)
+        goto out;
+    if (!child) {
+        if (fork_fd >= 0)
+            close(fork_fd);
+        goto out;
+    }
+    if (fork_fd < 0 || dup3(fork_fd, h->memfd, O_CLOEXEC) < 0) {
+        kslab_warn("fork(): no copy of user memory for the child; its "
+                   "emulated memory is shared with the parent");
+        goto out;
+    }
+    close(fork_fd);
+    if (mmap(h->kmap, h->nr_frames << PAGE_SHIFT, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_NORESERVE | MAP_FIXED, h->memfd, 0) == MAP_FAILED)
+        kslab_die("fork(): cannot map the child's user memory");
+out:
+    fork_fd = -1;
+    hm_unlock(); /* a spinlock: released the same way on both sides */
 }
 
 static void *map_anon(size_t size)

@@ -60,7 +60,11 @@ static inline void *vm_kmap(const struct page *page)
     return vm_highmem.kmap + (vm_frame_pfn(page) << PAGE_SHIFT);
 }
 
-/* Host fork(): the frame spinlock is taken last (vm/mm/fork.c). */
+/* Host fork(): the frame spinlock is taken last (lib/fork.c), and the
+ * frames in use are copied for the child, which gets them under the same
+ * memfd number (it warns, and shares them, when the copy failed).  The
+ * child must then remap every mapping of the memfd other than kmap
+ * (vm/mm's child handler, which runs after this one, does). */
 void vm_highmem_fork_lock(void);
 void vm_highmem_fork_unlock(int child);
 

@@ -141,18 +141,44 @@ out:
     return why;
 }
 
+/*
+ * A fault that is not kslab's goes to the handler installed before ours,
+ * as the kernel would have delivered it: its sa_mask (and the signal
+ * itself unless SA_NODEFER) blocked while it runs — our own handler is
+ * SA_NODEFER, so a handler that longjmps out leaves the mask as the
+ * program expects — and with SA_RESETHAND the disposition goes back to
+ * the default first, so the repeated fault kills.  An ignored SIGSEGV
+ * that was sent (kill, raise) is dropped; an ignored real fault kills,
+ * as the kernel's force_sig_fault does.  The stack is the one ours runs
+ * on: ours is SA_ONSTACK, so a thread with an alternate stack (a stack
+ * overflow handler) gets it.
+ */
 static void chain(int sig, siginfo_t *si, void *uc, const char *why,
                   unsigned long addr, struct mm_struct *mm)
 {
     struct sigaction old = old_segv;
-    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction) {
-        old.sa_sigaction(sig, si, uc);
+    int handler = (old.sa_flags & SA_SIGINFO)
+                      ? old.sa_sigaction != NULL
+                      : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN;
+    if (handler) {
+        if (old.sa_flags & SA_RESETHAND) {
+            memset(&old_segv, 0, sizeof old_segv);
+            old_segv.sa_handler = SIG_DFL;
+        }
+        sigset_t mask = old.sa_mask, saved;
+        if (!(old.sa_flags & SA_NODEFER))
+            sigaddset(&mask, sig);
+        pthread_sigmask(SIG_BLOCK, &mask, &saved);
+        if (old.sa_flags & SA_SIGINFO)
+            old.sa_sigaction(sig, si, uc);
+        else
+            old.sa_handler(sig);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         return;
     }
-    if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
-        old.sa_handler(sig);
-        return;
-    }
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN &&
+        si->si_code <= 0)
+        return; /* sent and ignored */
     if (why) {
         char line[160];
         int n = kslab_snprintf(line, sizeof line,
@@ -207,7 +233,7 @@ int vm_fault_init(void)
     if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = segv_handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         old_segv = cur;
         if (sigaction(SIGSEGV, &sa, NULL) != 0)

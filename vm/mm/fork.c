@@ -7,11 +7,18 @@
  * vmas (opening each, as a fork opens a file mapping) and
  * copy_page_range shares the frames copy-on-write.
  *
- * Locking: mm_fork holds the parent's mmap_sem for the whole copy (the
- * child is not visible to anyone yet); mmput needs no lock — it runs when
- * nobody else may use the mm.  A host fork(): the emulator's locks are the
- * first level of kslab's one fork protocol and lock order, written down at
- * the top of lib/fork.c (vm_mm_fork_prepare below).
+ * Locking (vm/mm's order is at the top of mm.h; kslab's whole order at
+ * the top of lib/fork.c): mm_fork holds the parent's mmap_sem for the
+ * whole copy and publishes the child on the mm list only when it is
+ * complete; mmput needs no lock — it runs when nobody else may use the mm.
+ *
+ * A host fork(): the emulator's locks are the first level of kslab's one
+ * fork protocol (vm_mm_fork_prepare below).  User memory is copied for
+ * the child while every lock is held (the frames by the frames level,
+ * vm_highmem_fork_lock; the used swap slots by swap_fork_snapshot), so
+ * the two processes' emulated memory is independent afterwards; in the
+ * child, the mm list and vmalloc remap their pages onto the copy as they
+ * are unlocked — after the frames level's child handler has switched to it.
  */
 #include <errno.h>
 #include <string.h>
@@ -57,6 +64,9 @@ void vm_mm_fork_parent(void)
     vm_mmlist_fork_unlock(0);
 }
 
+/* The frames are the child's own copy once the frames level's child
+ * handler (vm_highmem_fork_unlock) has run; vmalloc and the mm list then
+ * remap their pages onto it. */
 void vm_mm_fork_child(void)
 {
     vm_swap_fork_unlock(1);
@@ -99,16 +109,23 @@ struct mm_struct *vm_mm_create(void)
     atomic_init(&mm->mm_users, 1);
     pthread_mutex_init(&mm->mmap_sem, NULL);
     mm->start_brk = mm->brk = VM_DEFAULT_BRK;
-    vm_mmlist_add(mm);
     return mm;
 fail:
     kmem_cache_free(mm_cachep, mm);
     return NULL;
 }
 
+/* NULL with errno ENOMEM when no mm can be made (out of memory, or
+ * VM_MAX_WINDOWS mms alive). */
 KSLAB_API struct mm_struct *mm_alloc(void)
 {
-    return vm_mm_create();
+    struct mm_struct *mm = vm_mm_create();
+    if (!mm) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    vm_mmlist_add(mm);
+    return mm;
 }
 
 /* exit_mmap: the window is emptied first, so no frame is still visible
@@ -199,11 +216,24 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
     return 0;
 }
 
+/*
+ * The child is published — put on the mm list, where reclaim, swapoff and
+ * a host fork find mms — only once dup_mmap has filled it, and with its
+ * mmap_sem released: before that nobody can see it.  The parent's
+ * mmap_sem is held for the whole copy, so its ptes, and the swap counts
+ * and frame references they hold, cannot change under copy_page_range.
+ */
 KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
 {
-    struct mm_struct *mm = vm_mm_create();
-    if (!mm)
+    if (!old) {
+        errno = EINVAL;
         return NULL;
+    }
+    struct mm_struct *mm = vm_mm_create();
+    if (!mm) {
+        errno = ENOMEM;
+        return NULL;
+    }
     pthread_mutex_lock(&old->mmap_sem);
     mm->start_brk = old->start_brk;
     mm->brk = old->brk;
@@ -212,8 +242,10 @@ KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
     pthread_mutex_unlock(&old->mmap_sem);
     if (r) {
         mmput(mm);
+        errno = r == -ENFILE ? ENFILE : ENOMEM;
         return NULL;
     }
+    vm_mmlist_add(mm);
     return mm;
 }
 
@@ -226,6 +258,12 @@ KSLAB_API void *mm_host(struct mm_struct *mm, unsigned long addr)
 
 KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st)
 {
+    if (!st)
+        return;
+    if (!mm) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
     pthread_mutex_lock(&mm->mmap_sem);
     memset(st, 0, sizeof(*st));
     st->rss = mm->rss;

@@ -7,6 +7,7 @@
  * SwapCached the swap cache.  Locking: the counters are read without
  * their locks — the view is a snapshot, each number consistent alone.
  */
+#include <errno.h>
 #include <stdio.h>
 
 #include "vm/mm/mm.h"
@@ -19,6 +20,8 @@
  */
 KSLAB_API int vm_meminfo(FILE *out)
 {
+    if (!out)
+        return -EINVAL;
     unsigned long low_total = 0, low_free = 0;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         struct zone_struct *zone = &vm_zones[z];

@@ -384,11 +384,14 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     int zero = pte_pfn(entry) == ZERO_PAGE_PFN;
 
     mm->min_flt++;
-    if ((vma->vm_flags & VM_SHARED) || (!zero && page_count(old) == 1))
+    /* the only reference is ours (a cached page has the cache's too) */
+    if ((vma->vm_flags & VM_SHARED) ||
+        (!zero && atomic_load_explicit(&old->count, memory_order_acquire) == 1))
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
-    if (!zero && PageFlag(old, PG_swapcache)) {
+    if (!zero && page_count(old) == 2) {
         /* only we and the swap cache hold it, and no other pte holds its
-         * slot: reuse it, dirty (as 2.4 does: "marked dirty") */
+         * slot: reuse it, dirty (as 2.4 does: "marked dirty").  Under
+         * vm_swap_lock: another mm's reclaim changes PG_swapcache. */
         pthread_mutex_lock(&vm_swap_lock);
         int mine = PageFlag(old, PG_swapcache) && page_count(old) == 2 &&
                    __swap_count((swp_entry_t){old->index}) == 1;
@@ -398,29 +401,44 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
         if (mine)
             return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
     }
+    /* The new frame may come from direct reclaim, which scans this mm as
+     * well (held): it may arm or swap out this very pte and drop its
+     * reference.  So, as 2.4 holds old across the allocation with
+     * page_table_lock dropped, we keep a reference of our own and go on
+     * only if the pte is still the one that faulted (else the access is
+     * simply retried). */
+    if (!zero)
+        get_page(old);
     struct page *new = zero ? alloc_zeroed(mm, addr)
                             : vm_alloc_user_frame(mm, frame_hint(mm, addr));
+    int r = -1;
     if (!new)
-        return -1;
+        goto out;
+    r = 1;
+    if (pte_val(*pte) != pte_val(entry)) {
+        put_page(new);
+        goto out;
+    }
     if (!zero) {
         memcpy(vm_kmap(new), vm_kmap(old), PAGE_SIZE);
         ClearPageFlag(new, PG_clean);
     }
-    int r = set_pte_host(mm, addr, pte,
-                         mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                         _PAGE_DIRTY | _PAGE_ACCESSED));
+    r = set_pte_host(mm, addr, pte,
+                     mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                     _PAGE_DIRTY | _PAGE_ACCESSED));
     if (r < 0) {
         put_page(new);
+        goto out;
+    }
+    if (zero) {
+        mm->rss++;
         return r;
     }
-    if (zero)
-        mm->rss++;
-    else
-        mm->cow_flt++;
-    if (!zero && PageFlag(old, PG_swapcache))
-        vm_put_swapcache_page(old);
-    else
-        put_page(old);
+    mm->cow_flt++;
+    vm_pte_page_put(old, NULL); /* the pte's reference */
+out:
+    if (!zero)
+        vm_pte_page_put(old, NULL); /* ours */
     return r;
 }
 
@@ -538,8 +556,8 @@ KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
 
 /* make_pages_present: faults in every page of [addr, end) as a locked
  * vma wants it (written when the vma is writable, so no fault is left). */
-int make_pages_present(struct mm_struct *mm, unsigned long addr,
-                       unsigned long end)
+int __make_pages_present(struct mm_struct *mm, unsigned long addr,
+                         unsigned long end)
 {
     for (addr &= PAGE_MASK; addr < end; addr += PAGE_SIZE) {
         struct vm_area_struct *vma = __find_vma(mm, addr);
@@ -587,10 +605,7 @@ void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
             if (pte_pfn(*pte) != ZERO_PAGE_PFN)
                 mm->rss--;
             *pte = __pte(0);
-            if (PageFlag(page, PG_swapcache))
-                vm_put_swapcache_page(page);
-            else
-                vm_frame_put(page, &batch);
+            vm_pte_page_put(page, &batch);
         }
         a += PAGE_SIZE;
     }

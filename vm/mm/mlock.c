@@ -16,7 +16,14 @@
 static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
                     int on)
 {
-    len = PAGE_ALIGN(len + (start & ~PAGE_MASK));
+    if (!mm)
+        return -EINVAL;
+    /* a range that rounds up past the end of the address space is
+     * -ENOMEM (2.4 let the rounding wrap to 0 and returned 0) */
+    size_t total = len + (start & ~PAGE_MASK);
+    if (total < len || PAGE_ALIGN(total) < total)
+        return -ENOMEM;
+    len = PAGE_ALIGN(total);
     start &= PAGE_MASK;
     unsigned long end = start + len;
     if (end < start || end > TASK_SIZE)
@@ -27,7 +34,7 @@ static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
     int r = vm_fixup_range(mm, start, end, on ? VM_LOCKED : 0,
                            on ? 0 : VM_LOCKED, 0);
     if (r == 0 && on)
-        r = make_pages_present(mm, start, end);
+        r = __make_pages_present(mm, start, end);
     pthread_mutex_unlock(&mm->mmap_sem);
     return r;
 }

@@ -9,11 +9,49 @@
  * reads or changes the vmas, the page tables, the counters and the host
  * mappings of that mm — system calls and faults alike (2.4 had mmap_sem
  * plus page_table_lock; one lock is enough here because a fault always
- * needs both).  Functions named __xxx expect mmap_sem held.  The frame
- * allocator (highmem.c) has its own spinlock, taken innermost and only for
- * a few instructions.  kslab code never touches a user window while it
- * holds either lock, so the SIGSEGV handler, which takes both, can never
- * wait on a lock its own faulting thread holds.
+ * needs both).  Functions named __xxx expect mmap_sem held.  kslab code
+ * never touches a user window while it holds any lock below, so the
+ * SIGSEGV handler, which takes them, never waits on its own thread.
+ *
+ * The lock order of the address-space emulator, in detail (kslab's whole
+ * order, every layer's, is at the top of lib/fork.c: these are its level
+ * 1, and vm_highmem.lock the leaf of its level 5); every path takes them
+ * top to bottom:
+ *
+ *   1. mm->mmap_sem      one per mm.  A thread waits for one only while it
+ *                        holds no other (mm_fork holds the parent's; the
+ *                        child is private until published).  Reclaim from
+ *                        a fault holds the faulting mm's and only
+ *                        trylocks the others; try_to_free_pages, swapoff
+ *                        and vm_check_swap take one at a time.  A host
+ *                        fork() takes them all (vm_mmlist_fork_lock),
+ *                        waiting for one only with vm_mmlist_lock dropped.
+ *   2. vm_mmlist_lock    the list of published mms (vmscan.c).
+ *   3. windows_lock      the window table (fault.c).
+ *   4. vmlist_lock       the vmalloc range (vmalloc.c).
+ *   5. vm_swap_lock      swap areas, swap_map counts, the swap cache and
+ *                        PG_swapcache/PG_dirty/page->index of cached pages
+ *                        (h_lock beside it, never nested with it).
+ *   then the slab's and the zones' locks (page tables and vmas are slab
+ *   objects), never held while taking any of the above, and last
+ *   6. vm_highmem.lock   the frame bitmap, a spinlock (highmem.c).
+ *
+ * The rules that keep mms that share frames and swap slots (after
+ * mm_fork) consistent, each closing a window that once corrupted them:
+ *  - an mm is on the mm list — visible to reclaim, swapoff and a host
+ *    fork — only once it is complete (mm_fork publishes the child after
+ *    dup_mmap) and until its last mmput (no reference can be taken then,
+ *    so exit_mmap runs alone);
+ *  - whether a page is in the swap cache, and its entry, is read under
+ *    vm_swap_lock whenever another reference to the page may exist
+ *    (vm_pte_page_put, try_to_swap_out, do_wp_page): another mm's reclaim
+ *    adds and removes it.  A page whose count is 1 is held by the caller's
+ *    pte alone and cannot be in the cache;
+ *  - direct reclaim from a fault also scans the faulting mm, so a fault
+ *    that allocates a frame while it holds a pte value (do_wp_page) keeps
+ *    its own page reference across the allocation and checks afterwards
+ *    that the pte is unchanged (2.4's pte_same after dropping
+ *    page_table_lock).
  */
 #ifndef KSLAB_VM_MM_MM_H
 #define KSLAB_VM_MM_MM_H
@@ -168,6 +206,7 @@ struct mm_struct {
     /* vmscan.c: on vm_mmlist (under its lock); where the aging scan of
      * this mm resumes (under mmap_sem). */
     struct list_head mmlist;
+    unsigned long mmlist_seq;
     unsigned long swap_address;
     /* memory.c, under mmap_sem: host pages [premap_start, premap_end) of
      * the window map memfd frames premap_pfn onwards, PROT_NONE where the
@@ -219,8 +258,8 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
                     struct vm_area_struct *vma);
 void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
                           unsigned long start, unsigned long end);
-int make_pages_present(struct mm_struct *mm, unsigned long addr,
-                       unsigned long end);
+int __make_pages_present(struct mm_struct *mm, unsigned long addr,
+                         unsigned long end);
 unsigned long vm_pte_prot(unsigned long vm_flags);
 pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
@@ -273,10 +312,10 @@ void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
  *
  * vm_swap_lock, one mutex, guards the swap areas, their swap_map counts
  * and the swap cache (hash, list, PG_swapcache and page->index of cached
- * pages); swap I/O runs under it.  Order: mmap_sem → vm_swap_lock →
- * the frame spinlock.  It is never held while touching a user window, and
- * no frame is allocated while it is held (allocation may reclaim, which
- * takes it).  Functions named __xxx below expect it held.
+ * pages); swap I/O runs under it.  Order (see the top): mmap_sem → vm_swap_lock
+ * → the frame spinlock.  It is never held while touching a user window, and no
+ * frame is allocated while it is held (allocation may reclaim, which takes it).
+ * Functions named __xxx below expect it held.
  */
 extern pthread_mutex_t vm_swap_lock;
 extern int page_cluster;
@@ -286,6 +325,7 @@ int __swap_duplicate(swp_entry_t entry);
 void __swap_free(swp_entry_t entry);
 int __swap_count(swp_entry_t entry);
 int __swap_entry_used(swp_entry_t entry);
+int __swap_entry_writeok(swp_entry_t entry);
 /* Swap I/O counters of the whole system (2.4's pswpin / pswpout). */
 extern _Atomic unsigned long vm_pswpin, vm_pswpout;
 int swap_duplicate(swp_entry_t entry);
@@ -304,6 +344,7 @@ struct page *read_swap_cache_async(struct mm_struct *held, swp_entry_t entry,
                                    int readahead);
 void free_swap_and_cache(swp_entry_t entry);
 void vm_put_swapcache_page(struct page *page);
+void vm_pte_page_put(struct page *page, struct vm_free_batch *b);
 unsigned long vm_swap_cache_pages(void);
 unsigned long __shrink_cache(unsigned long want, int all);
 

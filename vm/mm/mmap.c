@@ -495,6 +495,8 @@ int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
 
 KSLAB_API int do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
 {
+    if (!mm)
+        return -EINVAL;
     pthread_mutex_lock(&mm->mmap_sem);
     int r = __do_munmap(mm, addr, len);
     pthread_mutex_unlock(&mm->mmap_sem);
@@ -609,7 +611,7 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     insert_vm_struct(mm, vma);
     if (vm_flags & VM_LOCKED) {
         mm->locked_vm += len >> PAGE_SHIFT;
-        make_pages_present(mm, addr, addr + len);
+        __make_pages_present(mm, addr, addr + len);
     }
     vm_merge_around(mm, vma);
     return addr;
@@ -626,6 +628,8 @@ KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
                                 unsigned long prot, unsigned long flags,
                                 unsigned long offset)
 {
+    if (!mm)
+        return (unsigned long)-EINVAL;
     pthread_mutex_lock(&mm->mmap_sem);
     unsigned long r = __do_mmap(mm, fd, addr, len, prot, flags, offset);
     pthread_mutex_unlock(&mm->mmap_sem);
@@ -639,6 +643,10 @@ KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
 static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
                               unsigned long len)
 {
+    /* a length that rounds past the end is -ENOMEM, as in current Linux's
+     * vm_brk_flags (2.4 let PAGE_ALIGN wrap to 0 and returned addr) */
+    if (PAGE_ALIGN(len) < len)
+        return (unsigned long)-ENOMEM;
     len = PAGE_ALIGN(len);
     if (!len)
         return addr;
@@ -661,7 +669,7 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
     insert_vm_struct(mm, vma);
     if (vma->vm_flags & VM_LOCKED) {
         mm->locked_vm += len >> PAGE_SHIFT;
-        make_pages_present(mm, addr, addr + len);
+        __make_pages_present(mm, addr, addr + len);
     }
     vm_merge_around(mm, vma);
     return addr;
@@ -670,6 +678,8 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
 KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
                                unsigned long len)
 {
+    if (!mm)
+        return (unsigned long)-EINVAL;
     pthread_mutex_lock(&mm->mmap_sem);
     unsigned long r = __do_brk(mm, addr, len);
     pthread_mutex_unlock(&mm->mmap_sem);

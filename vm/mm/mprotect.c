@@ -86,12 +86,19 @@ KSLAB_API int sys_mprotect(struct mm_struct *mm, unsigned long start,
         return -EINVAL;
     if (prot & ~(unsigned long)(PROT_READ | PROT_WRITE | PROT_EXEC))
         return -EINVAL;
+    if (!mm)
+        return -EINVAL;
+    if (!len)
+        return 0;
+    /* a length that rounds up past the end of the address space is
+     * -ENOMEM, as in current Linux (2.4 let PAGE_ALIGN wrap to 0 and
+     * returned 0 having done nothing) */
+    if (PAGE_ALIGN(len) < len)
+        return -ENOMEM;
     len = PAGE_ALIGN(len);
     unsigned long end = start + len;
     if (end < start || end > TASK_SIZE)
         return -ENOMEM;
-    if (!len)
-        return 0;
     unsigned long set = 0;
     if (prot & PROT_READ)
         set |= VM_READ;

@@ -177,16 +177,38 @@ void free_swap_and_cache(swp_entry_t entry)
     pthread_mutex_unlock(&vm_swap_lock);
 }
 
-/* A pte mapping a cached page goes away (zap): as free_swap_and_cache,
- * for the page side. */
+/* A pte mapping a page that may be cached goes away: as
+ * free_swap_and_cache, for the page side.  The page is looked at while
+ * our reference still holds it: once dropped, another mm's last
+ * reference may free it at any moment. */
 void vm_put_swapcache_page(struct page *page)
 {
     pthread_mutex_lock(&vm_swap_lock);
+    int last = PageSwapCache(page) && page_count(page) == 2 &&
+               __swap_count((swp_entry_t){page->index}) == 1;
     put_page(page);
-    if (PageSwapCache(page) && page_count(page) == 1 &&
-        __swap_count((swp_entry_t){page->index}) == 1)
+    if (last)
         __delete_from_swap_cache(page);
     pthread_mutex_unlock(&vm_swap_lock);
+}
+
+/*
+ * A pte's reference to page goes (zap, a COW break).  When it is the only
+ * reference, nobody else can reach the page — the swap cache would hold
+ * one more — so it is freed without vm_swap_lock (into b when given).
+ * Otherwise other ptes or the swap cache share it, and whether it is
+ * cached is decided under vm_swap_lock: another mm's reclaim may be
+ * adding it to the cache, or dropping it, at this moment.
+ */
+void vm_pte_page_put(struct page *page, struct vm_free_batch *b)
+{
+    if (vm_frame_pfn(page) == ZERO_PAGE_PFN)
+        return;
+    if (atomic_load_explicit(&page->count, memory_order_acquire) == 1) {
+        vm_frame_put(page, b);
+        return;
+    }
+    vm_put_swapcache_page(page);
 }
 
 unsigned long vm_swap_cache_pages(void)

@@ -30,15 +30,20 @@ pthread_mutex_t vm_swap_lock = PTHREAD_MUTEX_INITIALIZER;
 /* guards the static swap header buffers of mkswap and swap_open */
 static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void swap_fork_snapshot(void);
+static void swap_fork_switch(int child);
+
 /* h_lock is never held with vm_swap_lock: either order is safe. */
 void vm_swap_fork_lock(void)
 {
     pthread_mutex_lock(&h_lock);
     pthread_mutex_lock(&vm_swap_lock);
+    swap_fork_snapshot();
 }
 
 void vm_swap_fork_unlock(int child)
 {
+    swap_fork_switch(child);
     if (child) {
         pthread_mutex_init(&vm_swap_lock, NULL);
         pthread_mutex_init(&h_lock, NULL);
@@ -179,6 +184,16 @@ int __swap_entry_used(swp_entry_t entry)
     return swap_info[type].swap_map[off];
 }
 
+/* Whether new ptes may take entry: its area is on and not being swapped
+ * off (a page swapped out again after try_to_unuse passed its mm would
+ * keep the area busy). */
+int __swap_entry_writeok(swp_entry_t entry)
+{
+    unsigned long type = SWP_TYPE(entry);
+    return type < MAX_SWAPFILES &&
+           (swap_info[type].flags & SWP_WRITEOK) == SWP_WRITEOK;
+}
+
 int swap_duplicate(swp_entry_t entry)
 {
     pthread_mutex_lock(&vm_swap_lock);
@@ -230,6 +245,93 @@ void vm_swap_totals(unsigned long *total, unsigned long *free)
         *free += si->max - 1 - si->inuse_pages;
     }
     pthread_mutex_unlock(&vm_swap_lock);
+}
+
+/*
+ * Host fork(): after it the parent and the child each have their own
+ * swap_map, so they must not share the slots either — one would reuse a
+ * slot the other still reads.  With vm_swap_lock held (no swap I/O runs)
+ * the used slots of every area are copied into a new memfd, which
+ * becomes the child's backing of that area (same path, device and inode
+ * for swapon/swapoff; the data lives in memory).  The cost is a copy of
+ * the swap in use.  An area whose copy fails is left unusable in the
+ * child (-EIO on every swap I/O), never shared.
+ */
+static int fork_swap_fd[MAX_SWAPFILES];
+
+/* In the kernel when it can (same file system type); else through a
+ * static buffer (every other thread is stopped at the vm locks). */
+static int copy_slots(int from, int to, unsigned long off, unsigned long n)
+{
+    static char buf[16 * PAGE_SIZE];
+    off64_t in = (off64_t)(off << PAGE_SHIFT), out = in;
+    size_t left = n << PAGE_SHIFT;
+    while (left) {
+        ssize_t r = copy_file_range(from, &in, to, &out, left, 0);
+        if (r <= 0)
+            break;
+        left -= (size_t)r;
+    }
+    while (left) {
+        size_t chunk = left < sizeof buf ? left : sizeof buf;
+        ssize_t r = pread(from, buf, chunk, (off_t)in);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || pwrite(to, buf, (size_t)r, (off_t)out) != r)
+            return -1;
+        in += r;
+        out += r;
+        left -= (size_t)r;
+    }
+    return 0;
+}
+
+static int swap_snapshot(struct swap_info_struct *si)
+{
+    int fd = memfd_create("kslab-swap", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)(si->max << PAGE_SHIFT)) != 0)
+        goto fail;
+    for (unsigned long off = 1; off < si->max;) {
+        if (!si->swap_map[off]) {
+            off++;
+            continue;
+        }
+        unsigned long start = off;
+        while (off < si->max && si->swap_map[off])
+            off++;
+        if (copy_slots(si->fd, fd, start, off - start) != 0)
+            goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+static void swap_fork_snapshot(void)
+{
+    for (int i = 0; i < MAX_SWAPFILES; i++)
+        fork_swap_fd[i] =
+            (swap_info[i].flags & SWP_USED) ? swap_snapshot(&swap_info[i]) : -1;
+}
+
+static void swap_fork_switch(int child)
+{
+    for (int i = 0; i < MAX_SWAPFILES; i++) {
+        int fd = fork_swap_fd[i];
+        fork_swap_fd[i] = -1;
+        if (!(swap_info[i].flags & SWP_USED))
+            continue;
+        if (!child) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        close(swap_info[i].fd);
+        swap_info[i].fd = fd; /* -1: every swap I/O fails, nothing shared */
+    }
 }
 
 /* ---- mkswap, swapon ---- */
@@ -553,8 +655,9 @@ KSLAB_API int sys_swapoff(const char *path)
     }
     struct swap_info_struct *si = &swap_info[type];
     unsigned long need = pages_to_read(si, type);
-    /* keep pages_min in reserve, as 2.4's vm_enough_memory keeps some */
-    if (need + vm_pages_min() > vm_free_user_frames()) {
+    /* keep pages_min in reserve, as 2.4's vm_enough_memory keeps some;
+     * an area with nothing to read back needs no memory at all */
+    if (need && need + vm_pages_min() > vm_free_user_frames()) {
         pthread_mutex_unlock(&vm_swap_lock);
         return -ENOMEM;
     }

@@ -41,13 +41,6 @@ void vm_vmalloc_fork_lock(void)
     pthread_mutex_lock(&vmlist_lock);
 }
 
-void vm_vmalloc_fork_unlock(int child)
-{
-    if (child)
-        pthread_mutex_init(&vmlist_lock, NULL);
-    else
-        pthread_mutex_unlock(&vmlist_lock);
-}
 static char *vmalloc_base;
 static unsigned long vmalloc_pages;
 
@@ -56,6 +49,35 @@ static unsigned long vmalloc_pages;
 static char *k2host(unsigned long k)
 {
     return vmalloc_base + (k - VMALLOC_START);
+}
+
+/* In the child of a host fork, after the frames were copied into the
+ * child's own memfd (highmem.c): every present vmalloc pte is mapped
+ * again, from that memfd. */
+static void vmalloc_fork_remap(void)
+{
+    for (struct vm_struct *a = vmlist; a; a = a->next)
+        for (unsigned long k = a->addr; k < a->addr + a->size; k += PAGE_SIZE) {
+            pgd_t *pgd = pgd_offset_k(k);
+            if (!pgd->pgd || !pmd_offset(pgd, k)->pmd)
+                continue;
+            pte_t *pte = pte_offset(pmd_offset(pgd, k), k);
+            if (pte_present(*pte))
+                mmap(k2host(k), PAGE_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
+                     (off_t)(pte_pfn(*pte) << PAGE_SHIFT));
+        }
+}
+
+void vm_vmalloc_fork_unlock(int child)
+{
+    if (child) {
+        if (vmalloc_base)
+            vmalloc_fork_remap();
+        pthread_mutex_init(&vmlist_lock, NULL);
+    } else {
+        pthread_mutex_unlock(&vmlist_lock);
+    }
 }
 
 static int vmalloc_init(void)

@@ -37,18 +37,27 @@
 static LIST_HEAD(vm_mmlist);
 static pthread_mutex_t vm_mmlist_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The list is kept in order of mmlist_seq (an mm joins at the tail with
+ * the next number) and never reordered, so a walk with vm_mmlist_next
+ * (swapoff, vm_check_swap) visits every mm that stays, once; reclaim's
+ * clock over mms is a sequence number (mmlist_hand), not a rotation. */
+static unsigned long mmlist_seq_next, mmlist_hand;
+
 void vm_mmlist_add(struct mm_struct *mm)
 {
     pthread_mutex_lock(&vm_mmlist_lock);
+    mm->mmlist_seq = ++mmlist_seq_next;
     list_add_tail(&mm->mmlist, &vm_mmlist);
     pthread_mutex_unlock(&vm_mmlist_lock);
 }
 
-/* At the last mmput: nobody can take a new reference any more. */
+/* At the last mmput: nobody can take a new reference any more.  An mm
+ * that never joined the list (mm_fork failed) has mmlist.next NULL. */
 void vm_mmlist_del(struct mm_struct *mm)
 {
     pthread_mutex_lock(&vm_mmlist_lock);
-    list_del(&mm->mmlist);
+    if (mm->mmlist.next)
+        list_del(&mm->mmlist);
     pthread_mutex_unlock(&vm_mmlist_lock);
 }
 
@@ -81,23 +90,27 @@ struct mm_struct *vm_mmlist_next(struct mm_struct *prev)
     return mm;
 }
 
-/* The mm at the head, moved to the tail (the clock over mms), with a
+/* The next mm after the clock hand (the clock over mms, wrapping), with a
  * reference; NULL when there is none. */
 static struct mm_struct *mmlist_rotate(void)
 {
-    struct mm_struct *mm = NULL;
+    struct mm_struct *mm = NULL, *first = NULL;
     pthread_mutex_lock(&vm_mmlist_lock);
     struct list_head *pos;
     list_for_each(pos, &vm_mmlist)
     {
         struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
-        if (get_mm_not_zero(m)) {
+        if (!first && atomic_load(&m->mm_users) > 0)
+            first = m;
+        if (m->mmlist_seq > mmlist_hand && get_mm_not_zero(m)) {
             mm = m;
-            list_del(&m->mmlist);
-            list_add_tail(&m->mmlist, &vm_mmlist);
             break;
         }
     }
+    if (!mm && first && get_mm_not_zero(first))
+        mm = first;
+    if (mm)
+        mmlist_hand = mm->mmlist_seq;
     pthread_mutex_unlock(&vm_mmlist_lock);
     return mm;
 }
@@ -144,16 +157,29 @@ void vm_mmlist_fork_lock(void)
     }
 }
 
+/* In the child of a host fork, after the frames were copied into the
+ * child's own memfd (highmem.c): every vma of mm is mapped again from
+ * its page tables, now onto that memfd; premapped runs are forgotten. */
+static void fork_remap_mm(struct mm_struct *mm)
+{
+    mm->premap_start = mm->premap_end = 0;
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+        if (vm_host_sync(mm, v->vm_start, v->vm_end) != 0)
+            kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
+}
+
 void vm_mmlist_fork_unlock(int child)
 {
     struct mm_struct *list = fork_locked;
     fork_locked = NULL;
     for (struct mm_struct *m = list; m; m = m->fork_next) {
         m->fork_locked = 0;
-        if (child)
+        if (child) {
+            fork_remap_mm(m);
             pthread_mutex_init(&m->mmap_sem, NULL);
-        else
+        } else {
             pthread_mutex_unlock(&m->mmap_sem);
+        }
     }
     if (child)
         pthread_mutex_init(&vm_mmlist_lock, NULL);
@@ -234,9 +260,16 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
         return 0;
     }
     int freed = 0, fresh = 0;
-    swp_entry_t entry = {page->index};
+    swp_entry_t entry;
+    /* PG_swapcache and page->index are read under vm_swap_lock only: the
+     * page may be shared with other mms (fork), whose reclaim may add it
+     * to the swap cache, or drop it from there, at any moment. */
     pthread_mutex_lock(&vm_swap_lock);
-    if (!PageFlag(page, PG_swapcache)) {
+    if (PageFlag(page, PG_swapcache)) {
+        entry = (swp_entry_t){page->index};
+        if (!__swap_entry_writeok(entry))
+            goto out; /* its area is going (swapoff): stay in memory */
+    } else {
         entry = __get_swap_page();
         if (!entry.val)
             goto out; /* no swap space: the page stays, armed */

@@ -1,0 +1,124 @@
+/*
+ * tests/vm/test_swapoff_race.c — sys_swapoff against the rest: an area
+ * that holds no page goes off whatever memory is free; and swapoff/swapon
+ * of one area in a loop while threads fault, mm_fork, COW-write and exit
+ * under reclaim never loses a value, never leaves the area busy with
+ * pages that kept arriving (-EBUSY), and leaves the swap counts right.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "swaptest.h"
+
+static void test_swapoff_of_empty_area_needs_no_memory(void **state)
+{
+    (void)state;
+    vm_set_ram_pages(64);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 64 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    assert_false(IS_ERR_VALUE(a));
+    unsigned long i;
+    for (i = 0; i < 64 && vm_free_user_frames() > 0; i++)
+        U64(mm, a + i * PAGE_SIZE) = i; /* user memory full, no swap */
+    const char *sw = swap_on("empty", 64, 0);
+    assert_int_equal(sys_swapoff(sw), 0);
+    assert_int_equal(sys_swapon(sw, 0), 0); /* not left on */
+    assert_int_equal(sys_swapoff(sw), 0);
+    mmput(mm);
+    vm_set_ram_pages(0);
+}
+
+#define THREADS 2
+#define PAGES 400
+
+static double ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static _Atomic int stop;
+static _Atomic unsigned long wrong;
+
+static void *worker(void *arg)
+{
+    unsigned long id = (unsigned long)arg;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (unsigned long i = 0; i < PAGES; i++)
+        U64(mm, a + i * PAGE_SIZE) = (id << 32) | i;
+    unsigned long round = 0;
+    while (!atomic_load(&stop)) {
+        round++;
+        for (unsigned long i = round % 7; i < PAGES; i += 7)
+            if (U64(mm, a + i * PAGE_SIZE) != ((id << 32) | i))
+                atomic_fetch_add(&wrong, 1);
+        struct mm_struct *c = mm_fork(mm);
+        if (!c) {
+            atomic_fetch_add(&wrong, 1);
+            continue;
+        }
+        for (unsigned long i = round % 5; i < PAGES; i += 25)
+            U64(c, a + i * PAGE_SIZE) = ~i;
+        for (unsigned long i = round % 5; i < PAGES; i += 25)
+            if (U64(c, a + i * PAGE_SIZE) != ~i)
+                atomic_fetch_add(&wrong, 1);
+        mmput(c);
+    }
+    for (unsigned long i = 0; i < PAGES; i++)
+        if (U64(mm, a + i * PAGE_SIZE) != ((id << 32) | i))
+            atomic_fetch_add(&wrong, 1);
+    mmput(mm);
+    return NULL;
+}
+
+static void test_swapoff_loop_beside_fork_and_reclaim(void **state)
+{
+    (void)state;
+    const char *keep = swap_on("keep", 4096, SWAP_FLAG_PREFER | 1);
+    const char *flip = swap_on("flip", 4096, SWAP_FLAG_PREFER | 2);
+    vm_set_ram_pages(950);
+    pthread_t t[THREADS];
+    for (unsigned long i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
+    int offs = 0, busy = 0, nomem = 0;
+    double until = ms_now() + 3000;
+    while (ms_now() < until) {
+        int r = sys_swapoff(flip);
+        if (r == 0) {
+            offs++;
+            assert_int_equal(sys_swapon(flip, SWAP_FLAG_PREFER | 2), 0);
+        } else if (r == -EBUSY) {
+            busy++;
+        } else {
+            assert_int_equal(r, -ENOMEM);
+            nomem++;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    printf("swapoff_race: %d swapoffs, %d -EBUSY, %d -ENOMEM, %lu wrong\n",
+           offs, busy, nomem, atomic_load(&wrong));
+    assert_int_equal(atomic_load(&wrong), 0);
+    assert_int_equal(busy, 0);
+    vm_check_swap();
+    assert_int_equal(sys_swapoff(flip), 0);
+    assert_int_equal(sys_swapoff(keep), 0);
+    vm_set_ram_pages(0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_swapoff_of_empty_area_needs_no_memory),
+        cmocka_unit_test(test_swapoff_loop_beside_fork_and_reclaim),
+    };
+    return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
+}

@@ -1,0 +1,106 @@
+/*
+ * tests/vm/test_uaccess.c — copy_to_user / copy_from_user /
+ * get_user_pages / make_pages_present: emulated memory handed to code
+ * that must not fault (the host kernel in a system call).  Copies fault
+ * pages in, break COW, stop at the first page the mm does not allow and
+ * report the bytes not copied; after get_user_pages, read(2) and write(2)
+ * on window addresses work where they failed with EFAULT before.
+ */
+#include "vmtest.h"
+
+static void test_copy_to_and_from_fresh_pages(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    char src[3 * 4096], dst[3 * 4096];
+    for (size_t i = 0; i < sizeof src; i++)
+        src[i] = (char)(i * 7 + 1);
+    assert_int_equal(copy_to_user(mm, a + 100, src, sizeof src), 0);
+    assert_int_equal(U8(mm, a + 100), (unsigned char)src[0]);
+    assert_int_equal(U8(mm, a + 100 + 5000), (unsigned char)src[5000]);
+    assert_int_equal(copy_from_user(mm, dst, a + 100, sizeof dst), 0);
+    assert_memory_equal(src, dst, sizeof src);
+    /* a never touched page reads as zero */
+    memset(dst, 1, 16);
+    assert_int_equal(copy_from_user(mm, dst, a + 3 * PAGE_SIZE + 200, 16), 0);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(dst[i], 0);
+    vm_check_mm(mm);
+    mmput(mm);
+}
+
+static void test_copy_stops_at_forbidden_page(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    unsigned long r = anon(mm, a + 2 * PAGE_SIZE, PAGE_SIZE, PROT_READ,
+                           MAP_PRIVATE | MAP_FIXED);
+    assert_int_equal(r, a + 2 * PAGE_SIZE);
+    char buf[3 * 4096] = {0};
+    /* 100 bytes before the read-only page are copied, the rest are not */
+    assert_int_equal(copy_to_user(mm, a + 2 * PAGE_SIZE - 100, buf, 300), 200);
+    assert_int_equal(copy_from_user(mm, buf, a + 2 * PAGE_SIZE - 100, 300), 0);
+    /* past the last vma nothing can be read */
+    assert_int_equal(copy_from_user(mm, buf, a + 3 * PAGE_SIZE - 10, 20), 10);
+    assert_int_equal(copy_to_user(NULL, a, buf, 5), 5);
+    assert_int_equal(copy_to_user(mm, TASK_SIZE - 2, buf, 5), 5);
+    mmput(mm);
+}
+
+static void test_copy_to_user_breaks_cow(void **state)
+{
+    (void)state;
+    struct mm_struct *p = mm_alloc();
+    unsigned long a =
+        anon(p, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    U64(p, a) = 111;
+    struct mm_struct *c = mm_fork(p);
+    unsigned long v = 222;
+    assert_int_equal(copy_to_user(c, a, &v, sizeof v), 0);
+    assert_int_equal(U64(c, a), 222);
+    assert_int_equal(U64(p, a), 111);
+    mmput(c);
+    mmput(p);
+}
+
+static void test_syscalls_after_get_user_pages(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "hello", 5), 5);
+    /* not present: the kernel does not fault into kslab */
+    assert_int_equal(read(fds[0], mm_host(mm, a), 5), -1);
+    assert_int_equal(errno, EFAULT);
+    struct page *pages[2];
+    assert_int_equal(get_user_pages(mm, a, 2, 1, pages), 2);
+    assert_int_equal(read(fds[0], mm_host(mm, a), 5), 5);
+    assert_memory_equal(mm_host(mm, a), "hello", 5);
+    put_page(pages[0]);
+    put_page(pages[1]);
+    assert_int_equal(make_pages_present(mm, a, a + 2 * PAGE_SIZE), 0);
+    assert_int_equal(write(fds[1], mm_host(mm, a), 5), 5);
+    assert_int_equal(get_user_pages(mm, a + 8 * PAGE_SIZE, 1, 0, NULL),
+                     -EFAULT);
+    close(fds[0]);
+    close(fds[1]);
+    mmput(mm);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_copy_to_and_from_fresh_pages),
+        cmocka_unit_test(test_copy_stops_at_forbidden_page),
+        cmocka_unit_test(test_copy_to_user_breaks_cow),
+        cmocka_unit_test(test_syscalls_after_get_user_pages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

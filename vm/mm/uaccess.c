@@ -1,0 +1,138 @@
+/*
+ * vm/mm/uaccess.c — kernel access to user memory (2.4's copy_to_user /
+ * copy_from_user and map_user_kiobuf's get_user_pages): how a program
+ * hands emulated memory to a system call or any code that must not fault.
+ * The host kernel touching a page of a window that is not present (or a
+ * COW page, for a write) fails with EFAULT instead of faulting into
+ * kslab, so these walk the page tables under mmap_sem, fault each page in
+ * with __handle_mm_fault first (a write breaks COW), and copy through the
+ * frame's kmap — never through the window, which keeps the rule that no
+ * kslab code touches a window while it holds a lock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vm/mm/mm.h"
+
+/* The frame of addr, faulted in for write or read; NULL when the access
+ * is not allowed (no vma, protection) or memory is out.  mmap_sem held. */
+static struct page *follow_page_in(struct mm_struct *mm, unsigned long addr,
+                                   int write)
+{
+    struct vm_area_struct *vma = __find_vma(mm, addr);
+    if (!vma || vma->vm_start > addr || !vm_access_ok(vma, write))
+        return NULL;
+    for (int tries = 0; tries < 4; tries++) {
+        pte_t *pte = vm_pte_lookup(mm, addr);
+        if (pte && pte_present(*pte) && !(pte_val(*pte) & _PAGE_PROTNONE) &&
+            (!write || pte_write(*pte)))
+            return pte_page(*pte);
+        if (__handle_mm_fault(mm, vma, addr, write) <= 0)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* Copies n bytes between buf and user memory at uaddr; returns the bytes
+ * not copied (0 on success), as 2.4. */
+static unsigned long uaccess(struct mm_struct *mm, unsigned long uaddr,
+                             void *buf, unsigned long n, int write)
+{
+    if (!mm || !n)
+        return n;
+    if (uaddr >= TASK_SIZE)
+        return n;
+    unsigned long left = n;
+    char *p = buf;
+    pthread_mutex_lock(&mm->mmap_sem);
+    while (left) {
+        unsigned long off = uaddr & ~PAGE_MASK;
+        unsigned long chunk = PAGE_SIZE - off < left ? PAGE_SIZE - off : left;
+        if (uaddr >= TASK_SIZE)
+            break;
+        struct page *page = follow_page_in(mm, uaddr & PAGE_MASK, write);
+        if (!page)
+            break;
+        char *k = (char *)vm_kmap(page) + off;
+        if (write)
+            memcpy(k, p, chunk);
+        else
+            memcpy(p, k, chunk);
+        p += chunk;
+        uaddr += chunk;
+        left -= chunk;
+    }
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return left;
+}
+
+/**
+ * copy_to_user - copy @n bytes from @src into user memory of @mm at
+ * @uaddr, faulting pages in (and breaking COW) as a user write would.
+ * Returns the bytes not copied: 0, or what lies past the first page the
+ * mm does not allow to be written.  Process context, no lock held.
+ */
+KSLAB_API unsigned long copy_to_user(struct mm_struct *mm, unsigned long uaddr,
+                                     const void *src, unsigned long n)
+{
+    return uaccess(mm, uaddr, (void *)(uintptr_t)src, n, 1);
+}
+
+/**
+ * copy_from_user - copy @n bytes of user memory of @mm at @uaddr into
+ * @dst, faulting pages in as a user read would.  Returns the bytes not
+ * copied.  Process context, no lock held.
+ */
+KSLAB_API unsigned long copy_from_user(struct mm_struct *mm, void *dst,
+                                       unsigned long uaddr, unsigned long n)
+{
+    return uaccess(mm, uaddr, dst, n, 0);
+}
+
+/**
+ * get_user_pages - fault in @nr pages from @start (for writing when
+ * @write) and, when @pages is not NULL, store each one's struct page with
+ * a reference the caller drops with put_page.  After it returns, the
+ * host mappings of those pages allow the access, so a system call may be
+ * given their window addresses until the mm changes them (munmap,
+ * mprotect, reclaim of a page not pinned).  Returns the pages done, or
+ * -EFAULT when not even the first could be (-EINVAL for bad arguments).
+ */
+KSLAB_API long get_user_pages(struct mm_struct *mm, unsigned long start,
+                              unsigned long nr, int write, struct page **pages)
+{
+    if (!mm || (start & ~PAGE_MASK))
+        return -EINVAL;
+    long done = 0;
+    pthread_mutex_lock(&mm->mmap_sem);
+    for (; (unsigned long)done < nr; done++) {
+        unsigned long addr = start + ((unsigned long)done << PAGE_SHIFT);
+        if (addr >= TASK_SIZE || addr < start)
+            break;
+        struct page *page = follow_page_in(mm, addr, write);
+        if (!page)
+            break;
+        if (pages) {
+            get_page(page);
+            pages[done] = page;
+        }
+    }
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return done ? done : -EFAULT;
+}
+
+/**
+ * make_pages_present - fault in every page of [@start, @end) of @mm as
+ * its vma allows (written when writable).  Returns 0, or -ENOMEM when a
+ * page is not mapped or memory is out.  Process context, no lock held.
+ */
+KSLAB_API int make_pages_present(struct mm_struct *mm, unsigned long start,
+                                 unsigned long end)
+{
+    if (!mm || end < start || end > TASK_SIZE)
+        return -EINVAL;
+    pthread_mutex_lock(&mm->mmap_sem);
+    int r = __make_pages_present(mm, start, end);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
