@@ -18,10 +18,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 struct vm_shared_obj {
@@ -121,14 +121,13 @@ static void shared_open(struct vm_area_struct *vma)
     unsigned long npages = (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
     size_t bytes = PAGE_ALIGN(sizeof(*obj) + npages * sizeof(struct page *));
     /* slots of a large mapping exceed kmalloc: whole pages from the host */
-    obj = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-               -1, 0);
-    if (obj == MAP_FAILED)
+    obj = vm_os_alloc(bytes, 0, 0);
+    if (!obj)
         return;
     atomic_init(&obj->refs, 1);
     obj->fd = -1;
     if (vma->vm_file >= 0 && (obj->fd = dup(vma->vm_file)) < 0) {
-        munmap(obj, bytes);
+        vm_os_free(obj, bytes);
         return;
     }
     obj->base = vma->vm_pgoff;
@@ -155,7 +154,7 @@ static void shared_close(struct vm_area_struct *vma)
     if (obj->fd >= 0)
         close(obj->fd);
     pthread_mutex_destroy(&obj->lock);
-    munmap(obj, obj->bytes);
+    vm_os_free(obj, obj->bytes);
 }
 
 static struct page *shared_nopage(struct vm_area_struct *vma,

@@ -22,10 +22,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lib/fork.h"
 #include "lib/init.h"
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *mm_cachep;
@@ -98,12 +98,11 @@ struct mm_struct *vm_mm_create(void)
     if (!mm)
         return NULL;
     memset(mm, 0, sizeof(*mm));
-    mm->window = mmap(NULL, TASK_SIZE, PROT_NONE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mm->window == MAP_FAILED)
+    mm->window = vm_os_reserve(TASK_SIZE, 0);
+    if (!mm->window)
         goto fail;
     if (vm_window_register(mm) != 0) {
-        munmap(mm->window, TASK_SIZE);
+        vm_os_free(mm->window, TASK_SIZE);
         goto fail;
     }
     atomic_init(&mm->mm_users, 1);
@@ -159,7 +158,7 @@ KSLAB_API void mmput(struct mm_struct *mm)
     vm_mmlist_del(mm);
     vm_window_unregister(mm);
     exit_mmap(mm);
-    munmap(mm->window, TASK_SIZE);
+    vm_os_free(mm->window, TASK_SIZE);
     pthread_mutex_destroy(&mm->mmap_sem);
     kmem_cache_free(mm_cachep, mm);
 }

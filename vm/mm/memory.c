@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include "lib/init.h"
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 static kmem_cache_t *pgtable_cachep;
@@ -111,10 +112,7 @@ int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
     if (start >= end)
         return 0;
     premap_forget(mm, start, end);
-    void *p =
-        mmap(mm->window + start, end - start, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    return p == MAP_FAILED ? -ENOMEM : 0;
+    return vm_os_decommit(mm->window + start, end - start) ? -ENOMEM : 0;
 }
 
 /* populate: fill the host pte now (one page, at a fault), so the retried
@@ -124,10 +122,10 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
                         int populate)
 {
     premap_forget(mm, addr, addr + (npages << PAGE_SHIFT));
-    void *p = mmap(mm->window + addr, npages << PAGE_SHIFT, prot,
-                   MAP_SHARED | MAP_FIXED | (populate ? MAP_POPULATE : 0),
-                   vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT));
-    return p == MAP_FAILED ? -ENOMEM : 0;
+    void *p = vm_os_map_shared(mm->window + addr, npages << PAGE_SHIFT, prot,
+                               vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
+                               populate);
+    return p ? 0 : -ENOMEM;
 }
 
 static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
@@ -170,7 +168,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
                 r = remap ? vm_host_unmap(mm, run, run + len) : 0;
             else if (remap)
                 r = host_map_run(mm, run, n, run_pfn, run_prot, 0);
-            else if (mprotect(mm->window + run, len, run_prot) != 0)
+            else if (vm_os_protect(mm->window + run, len, run_prot) != 0)
                 r = -ENOMEM;
             if (r)
                 err = r;
@@ -291,7 +289,7 @@ static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
     int prot = host_prot(entry);
 
     if (premap_hit(mm, addr, pfn) &&
-        mprotect(mm->window + addr, PAGE_SIZE, prot) == 0) {
+        vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
         *pte = entry;
         return 1;
     }
@@ -302,15 +300,15 @@ static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
     if (!n)
         return set_pte_host(mm, addr, pte, entry);
     premap_forget(mm, addr, addr + ((n + 1) << PAGE_SHIFT));
-    void *p = mmap(mm->window + addr, (n + 1) << PAGE_SHIFT, PROT_NONE,
-                   MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
-                   (off_t)(pfn << PAGE_SHIFT));
-    if (p == MAP_FAILED)
+    void *p =
+        vm_os_map_shared(mm->window + addr, (n + 1) << PAGE_SHIFT, VM_OS_NONE,
+                         vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT), 0);
+    if (!p)
         return set_pte_host(mm, addr, pte, entry);
     mm->premap_start = addr;
     mm->premap_end = addr + ((n + 1) << PAGE_SHIFT);
     mm->premap_pfn = pfn;
-    if (mprotect(mm->window + addr, PAGE_SIZE, prot) == 0) {
+    if (vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
         *pte = entry;
         return 1;
     }

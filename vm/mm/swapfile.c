@@ -20,10 +20,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 pthread_mutex_t vm_swap_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -288,11 +288,9 @@ static int copy_slots(int from, int to, unsigned long off, unsigned long n)
 
 static int swap_snapshot(struct swap_info_struct *si)
 {
-    int fd = memfd_create("kslab-swap", MFD_CLOEXEC);
+    int fd = vm_os_memfd("kslab-swap", si->max << PAGE_SHIFT);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)(si->max << PAGE_SHIFT)) != 0)
-        goto fail;
     for (unsigned long off = 1; off < si->max;) {
         if (!si->swap_map[off]) {
             off++;
@@ -437,9 +435,8 @@ KSLAB_API int sys_swapon(const char *path, int swap_flags)
     if (fd < 0)
         return fd;
     size_t mapsz = PAGE_ALIGN(max * sizeof(unsigned short));
-    unsigned short *map = mmap(NULL, mapsz, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED) {
+    unsigned short *map = vm_os_alloc(mapsz, 0, 0);
+    if (!map) {
         close(fd);
         return -ENOMEM;
     }
@@ -472,7 +469,7 @@ KSLAB_API int sys_swapon(const char *path, int swap_flags)
 out:
     pthread_mutex_unlock(&vm_swap_lock);
     if (r) {
-        munmap(map, mapsz);
+        vm_os_free(map, mapsz);
         close(fd);
     }
     return r;
@@ -525,9 +522,8 @@ void vm_check_swap(void)
     pthread_mutex_unlock(&vm_swap_lock);
     for (int i = 0; i < MAX_SWAPFILES; i++)
         if (sz[i]) {
-            cnt[i] = mmap(NULL, sz[i], PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (cnt[i] == MAP_FAILED)
+            cnt[i] = vm_os_alloc(sz[i], 0, 0);
+            if (!cnt[i])
                 kslab_die("vm_check_swap(): out of memory");
         }
     count_swap_ptes(cnt);
@@ -555,7 +551,7 @@ void vm_check_swap(void)
     pthread_mutex_unlock(&vm_swap_lock);
     for (int i = 0; i < MAX_SWAPFILES; i++)
         if (cnt[i])
-            munmap(cnt[i], sz[i]);
+            vm_os_free(cnt[i], sz[i]);
 }
 
 /* ---- swapoff ---- */
@@ -676,7 +672,7 @@ KSLAB_API int sys_swapoff(const char *path)
     int fd = si->fd;
     memset(si, 0, sizeof *si);
     pthread_mutex_unlock(&vm_swap_lock);
-    munmap(map, mapsz);
+    vm_os_free(map, mapsz);
     close(fd);
     return 0;
 }

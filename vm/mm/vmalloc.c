@@ -19,8 +19,8 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 #define VMALLOC_START 0xC8000000UL /* 2.4: 8 MiB hole after the direct map */
@@ -63,9 +63,9 @@ static void vmalloc_fork_remap(void)
                 continue;
             pte_t *pte = pte_offset(pmd_offset(pgd, k), k);
             if (pte_present(*pte))
-                mmap(k2host(k), PAGE_SIZE, PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
-                     (off_t)(pte_pfn(*pte) << PAGE_SHIFT));
+                vm_os_map_shared(k2host(k), PAGE_SIZE, VM_OS_READ | VM_OS_WRITE,
+                                 vm_highmem.memfd,
+                                 (off_t)(pte_pfn(*pte) << PAGE_SHIFT), 0);
         }
 }
 
@@ -84,9 +84,8 @@ static int vmalloc_init(void)
 {
     if (vmalloc_base)
         return 0;
-    void *p = mmap(NULL, VMALLOC_END - VMALLOC_START, PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    void *p = vm_os_reserve(VMALLOC_END - VMALLOC_START, 0);
+    if (!p)
         return -ENOMEM;
     vmalloc_base = p;
     return 0;
@@ -155,8 +154,7 @@ static struct vm_struct *get_vm_area(unsigned long size)
 /* Unmaps [k, k + n pages) and gives the frames back.  vmlist_lock held. */
 static void unmap_area(unsigned long k, unsigned long n)
 {
-    mmap(k2host(k), n << PAGE_SHIFT, PROT_NONE,
-         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    vm_os_decommit(k2host(k), n << PAGE_SHIFT);
     for (unsigned long i = 0; i < n; i++) {
         unsigned long a = k + (i << PAGE_SHIFT);
         pte_t *pte = pte_offset(pmd_offset(pgd_offset_k(a), a), a);
@@ -210,9 +208,9 @@ KSLAB_API void *vmalloc(unsigned long size)
         if (pte)
             vmalloc_pages++;
         pthread_mutex_unlock(&vmlist_lock);
-        if (!pte || mmap(k2host(k), PAGE_SIZE, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_FIXED, vm_highmem.memfd,
-                         (off_t)(prev << PAGE_SHIFT)) == MAP_FAILED) {
+        if (!pte || !vm_os_map_shared(
+                        k2host(k), PAGE_SIZE, VM_OS_READ | VM_OS_WRITE,
+                        vm_highmem.memfd, (off_t)(prev << PAGE_SHIFT), 0)) {
             if (!pte)
                 put_page(page);
             else

@@ -27,9 +27,9 @@
  */
 #include <errno.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <time.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 #define SWAP_CLUSTER_MAX 32
@@ -255,7 +255,7 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
     if (!(pte_val(e) & _PAGE_OLD)) {
         /* when the host refuses (vm.max_map_count), the page is simply
          * not armed this time */
-        if (mprotect(mm->window + addr, PAGE_SIZE, PROT_NONE) == 0)
+        if (vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE) == 0)
             *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }
