@@ -99,6 +99,8 @@ __attribute__((constructor(101))) static void ip_constructor(void)
 
 KSLAB_API void kslab_stats_print(FILE *out)
 {
+    if (!out)
+        return;
     struct vm_large_stats s;
     kmem_slabinfo(out);
     vm_large_get_stats(&s);

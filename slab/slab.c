@@ -900,8 +900,16 @@ void slab_bad_pointer(const void *objp, const char *fn)
 
 /* ---- the public object interface ---- */
 
+static __cold void *kmem_cache_alloc_einval(void)
+{
+    errno = EINVAL;
+    return NULL;
+}
+
 void *kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 {
+    if (unlikely(!cachep)) /* no cache: an error, not a crash */
+        return kmem_cache_alloc_einval();
     return __kmem_cache_alloc(cachep, flags);
 }
 

@@ -365,9 +365,17 @@ static void test_large_memory_returned(void **state)
     assert_true(ktest_rss() < rss0 + 70 * MiB);
 }
 
+/* kslab_stats_print(NULL) is a no-op, not a crash. */
+static void test_stats_print_null(void **state)
+{
+    (void)state;
+    kslab_stats_print(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stats_print_null),
         cmocka_unit_test(test_malloc_is_kslab),
         cmocka_unit_test(test_alignment_16),
         cmocka_unit_test(test_zero_sizes),

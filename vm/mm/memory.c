@@ -544,6 +544,8 @@ KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                               unsigned long address, int write_access)
 {
     int r = 0;
+    if (!mm)
+        return 0; /* as for an address no vma covers: SIGBUS */
     pthread_mutex_lock(&mm->mmap_sem);
     if (vma && vma->vm_mm == mm && vma->vm_start <= address &&
         address < vma->vm_end && vm_access_ok(vma, write_access))

@@ -214,6 +214,8 @@ struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
 KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
                                           unsigned long addr)
 {
+    if (!mm)
+        return NULL;
     pthread_mutex_lock(&mm->mmap_sem);
     struct vm_area_struct *v = __find_vma(mm, addr);
     pthread_mutex_unlock(&mm->mmap_sem);
@@ -224,6 +226,8 @@ KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
                                                unsigned long addr,
                                                struct vm_area_struct **pprev)
 {
+    if (!mm || !pprev)
+        return NULL;
     pthread_mutex_lock(&mm->mmap_sem);
     struct vm_area_struct *v = __find_vma_prev(mm, addr, pprev);
     pthread_mutex_unlock(&mm->mmap_sem);
@@ -690,6 +694,8 @@ KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
  * move is not possible (the brk(2) contract). */
 KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk)
 {
+    if (!mm)
+        return (unsigned long)-EINVAL;
     pthread_mutex_lock(&mm->mmap_sem);
     unsigned long newbrk, oldbrk, ret = mm->brk;
     if (brk < mm->start_brk || brk > TASK_UNMAPPED_BASE)
@@ -718,6 +724,8 @@ out:
 
 KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out)
 {
+    if (!mm || !out)
+        return -EINVAL;
     int n = 0;
     pthread_mutex_lock(&mm->mmap_sem);
     for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next) {
