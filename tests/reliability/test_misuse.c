@@ -201,6 +201,32 @@ static void test_double_free_any_order_debug(void **state)
                     "kmem_cache_free(): double free of 0x");
 }
 
+/* A block freed with another order than it was allocated with: the
+ * frames a smaller order would keep, or a larger one would take from
+ * someone else, are caught at the free. */
+static void free_pages_smaller_order(void *arg)
+{
+    (void)arg;
+    unsigned long a = __get_free_pages(GFP_KERNEL, 2);
+    free_pages(a, 0);
+}
+
+static void free_pages_larger_order(void *arg)
+{
+    (void)arg;
+    struct page *p = alloc_pages(GFP_KERNEL, 1);
+    __free_pages(p, 3);
+}
+
+static void test_free_pages_wrong_order_always(void **state)
+{
+    (void)state;
+    expect_one_line(free_pages_smaller_order, NULL,
+                    "free_pages(): block at 0x");
+    expect_one_line(free_pages_larger_order, NULL,
+                    "__free_pages(): block at 0x");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_red_zone_debug),
         cmocka_unit_test(test_poison_debug),
         cmocka_unit_test(test_double_free_any_order_debug),
+        cmocka_unit_test(test_free_pages_wrong_order_always),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

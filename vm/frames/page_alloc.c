@@ -430,6 +430,35 @@ static void free_block_to_zone(struct page *page, unsigned int order)
  * __free_pages - drop a reference to a block from alloc_pages().
  * The block goes back to the buddy lists when the count reaches zero.
  */
+/* Drops a reference to a low-memory block; fn is the public call, for the
+ * one-line report of a misuse. */
+static void free_pages_ref(struct page *page, unsigned int order,
+                           const char *fn)
+{
+    if (order >= MAX_ORDER || !vm_lowmem.ready || page < vm_lowmem.mem_map ||
+        page >= vm_lowmem.mem_map + atomic_load(&vm_lowmem.committed_pages))
+        kslab_die("%s(): invalid page %p (order %u)", fn, (void *)page, order);
+    if (PageFlag(page, PG_buddy))
+        kslab_die("%s(): double free of frame %lu at %p", fn,
+                  vm_page_to_pfn(page), vm_page_address(page));
+    KSLAB_CHECK(!PageSlab(page),
+                "%s(): frame %lu at %p still belongs to a slab cache "
+                "(flags 0x%lx)",
+                fn, vm_page_to_pfn(page), vm_page_address(page),
+                page_flags(page));
+    /* The order is the block's, recorded by alloc_pages(): another order
+     * would give back frames the caller does not own, or keep some. */
+    if (unlikely(page->order != order))
+        kslab_die("%s(): block at %p was allocated with order %u, freed "
+                  "with order %u",
+                  fn, vm_page_address(page), page->order, order);
+    int left = atomic_fetch_sub(&page->count, 1) - 1;
+    if (left < 0)
+        kslab_die("%s(): page %p has no reference", fn, (void *)page);
+    if (left == 0)
+        free_block_to_zone(page, order);
+}
+
 void __free_pages(struct page *page, unsigned int order)
 {
     if (!page)
@@ -438,22 +467,7 @@ void __free_pages(struct page *page, unsigned int order)
         vm_highmem_free_pages(page, order);
         return;
     }
-    if (order >= MAX_ORDER || !vm_lowmem.ready || page < vm_lowmem.mem_map ||
-        page >= vm_lowmem.mem_map + atomic_load(&vm_lowmem.committed_pages))
-        kslab_die("__free_pages(): invalid page %p (order %u)", (void *)page,
-                  order);
-    if (PageFlag(page, PG_buddy))
-        kslab_die("__free_pages(): double free of frame %lu at %p",
-                  vm_page_to_pfn(page), vm_page_address(page));
-    KSLAB_CHECK(!PageSlab(page),
-                "__free_pages(): frame %lu at %p still belongs to a slab "
-                "cache (flags 0x%lx)",
-                vm_page_to_pfn(page), vm_page_address(page), page_flags(page));
-    int left = atomic_fetch_sub(&page->count, 1) - 1;
-    if (left < 0)
-        kslab_die("__free_pages(): page %p has no reference", (void *)page);
-    if (left == 0)
-        free_block_to_zone(page, order);
+    free_pages_ref(page, order, "__free_pages");
 }
 
 unsigned long __get_free_pages(int gfp_mask, unsigned int order)
@@ -469,7 +483,7 @@ void free_pages(unsigned long addr, unsigned int order)
     struct page *page = vm_virt_to_page((void *)addr);
     if (!page || (addr & ~PAGE_MASK))
         kslab_die("free_pages(): invalid address %p", (void *)addr);
-    __free_pages(page, order);
+    free_pages_ref(page, order, "free_pages");
 }
 
 void *page_address(struct page *page)
