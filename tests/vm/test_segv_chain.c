@@ -3,7 +3,9 @@
  * program's own handler exactly as it would without kslab: SA_RESETHAND
  * runs it once and then the default kills, SA_NODEFER with longjmp works
  * every time, SA_ONSTACK catches a stack overflow on the alternate stack,
- * and an ignored SIGSEGV that was sent is ignored.  Each case runs in a
+ * and an ignored SIGSEGV that was sent is ignored; a handler installed
+ * after kslab's (sigaction or signal) is chained behind it and reported
+ * back as the program's.  Each case runs in a
  * forked child whose handler was installed before kslab's; an emulated mm
  * is in use beside it.
  */
@@ -157,6 +159,84 @@ static void test_ignored_sent_sigsegv_is_ignored(void **state)
     assert_int_equal(WEXITSTATUS(st), 7);
 }
 
+/* A handler installed after kslab's (a crash reporter set up after the
+ * first mm): emulated faults stay kslab's, the program's handler gets its
+ * own faults, and sigaction() reports the program's handler back. */
+static volatile sig_atomic_t late_calls;
+static sigjmp_buf late_jb;
+
+static void late_handler(int sig)
+{
+    (void)sig;
+    late_calls++;
+    siglongjmp(late_jb, 1);
+}
+
+static void late_body(int use_signal)
+{
+    vm_fault_init();
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    if (IS_ERR_VALUE(a))
+        _exit(91);
+    if (use_signal) {
+        if (signal(SIGSEGV, late_handler) == SIG_ERR)
+            _exit(92);
+    } else {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = late_handler;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGSEGV, &sa, NULL) != 0)
+            _exit(92);
+    }
+    struct sigaction cur;
+    sigaction(SIGSEGV, NULL, &cur);
+    if (cur.sa_handler != late_handler)
+        _exit(93); /* kslab's handler reported, not the program's */
+    for (int i = 0; i < 4; i++) /* demand faults: kslab's */
+        U64(mm, a + i * PAGE_SIZE) = (uint64_t)i + 1;
+    for (int i = 0; i < 4; i++)
+        if (U64(mm, a + i * PAGE_SIZE) != (uint64_t)i + 1)
+            _exit(94);
+    if (late_calls)
+        _exit(95); /* the program's handler took an emulated fault */
+    guard = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    alarm(10);
+    if (!sigsetjmp(late_jb, 1))
+        *(volatile char *)guard = 1; /* the program's own fault */
+    if (late_calls != 1)
+        _exit(96);
+    _exit(0);
+}
+
+static void late_sigaction_body(void)
+{
+    late_body(0);
+}
+
+static void late_signal_body(void)
+{
+    late_body(1);
+}
+
+static void test_handler_installed_later_is_chained(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* the sanitizer intercepts sigaction and signal itself; kslab does not
+     * wrap them there */
+    skip();
+#endif
+    int st = run(late_sigaction_body);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    st = run(late_signal_body);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_nodefer_longjmp_handler_works_every_time),
         cmocka_unit_test(test_onstack_handler_catches_stack_overflow),
         cmocka_unit_test(test_ignored_sent_sigsegv_is_ignored),
+        cmocka_unit_test(test_handler_installed_later_is_chained),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

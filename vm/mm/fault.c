@@ -11,9 +11,19 @@
  * none, the default action is restored and the fault repeats, so the
  * process dies of SIGSEGV as it would have without kslab.
  *
+ * Once kslab's handler is installed it stays first, whoever installs a
+ * SIGSEGV handler later: this file exports sigaction(), signal() and
+ * bsd_signal() (libkslab.so and libkslab.a only — the preload library has
+ * no emulator), which for SIGSEGV record the program's handler as the one
+ * kslab chains to and report it back, as the JVM's signal chaining does;
+ * every other signal, and SIGSEGV before the first mm, goes to libc's
+ * __sigaction.  kslab itself calls __sigaction, never the wrapper.
+ *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
  * by a thread while it touches a user window, and never calls malloc or
- * stdio.  Several threads may be in the handler at once.
+ * stdio.  Several threads may be in the handler at once.  The chained
+ * handler (old_segv) is written under chain_lock and read by the handler
+ * through a sequence count, so a handler never sees half of an update.
  */
 #include <errno.h>
 #include <signal.h>
@@ -32,6 +42,51 @@ static struct {
 static atomic_int nr_windows; /* high-water mark of used slots */
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction old_segv;
+/* old_segv's sequence count (odd while it is written) and its writers'
+ * lock; segv_installed is set once kslab's handler is in place. */
+static atomic_uint old_segv_seq;
+static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int segv_installed;
+
+/*
+ * libc's own sigaction (the wrapper below is kslab's).  Under ASan or TSan
+ * the sanitizer intercepts sigaction and signal itself and must see every
+ * handler: there kslab neither wraps them nor goes around the sanitizer.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KSLAB_SIGNAL_CHAIN 0
+#define real_sigaction sigaction
+#else
+#define KSLAB_SIGNAL_CHAIN 1
+extern int __sigaction(int sig, const struct sigaction *act,
+                       struct sigaction *oact);
+#define real_sigaction __sigaction
+#endif
+
+/* A consistent copy of old_segv (async-signal-safe). */
+static struct sigaction chained_handler(void)
+{
+    struct sigaction a;
+    unsigned int seq;
+    do {
+        while (
+            (seq = atomic_load_explicit(&old_segv_seq, memory_order_acquire)) &
+            1)
+            ;
+        memcpy(&a, &old_segv, sizeof a);
+        atomic_thread_fence(memory_order_acquire);
+    } while (atomic_load_explicit(&old_segv_seq, memory_order_relaxed) != seq);
+    return a;
+}
+
+/* Replaces old_segv; chain_lock held. */
+static void set_chained_handler(const struct sigaction *a)
+{
+    atomic_fetch_add_explicit(&old_segv_seq, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy(&old_segv, a, sizeof *a);
+    atomic_fetch_add_explicit(&old_segv_seq, 1, memory_order_release);
+}
 
 int vm_window_register(struct mm_struct *mm)
 {
@@ -155,14 +210,16 @@ out:
 static void chain(int sig, siginfo_t *si, void *uc, const char *why,
                   unsigned long addr, struct mm_struct *mm)
 {
-    struct sigaction old = old_segv;
+    struct sigaction old = chained_handler();
     int handler = (old.sa_flags & SA_SIGINFO)
                       ? old.sa_sigaction != NULL
                       : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN;
     if (handler) {
         if (old.sa_flags & SA_RESETHAND) {
-            memset(&old_segv, 0, sizeof old_segv);
-            old_segv.sa_handler = SIG_DFL;
+            struct sigaction dfl;
+            memset(&dfl, 0, sizeof dfl);
+            dfl.sa_handler = SIG_DFL;
+            set_chained_handler(&dfl);
         }
         sigset_t mask = old.sa_mask, saved;
         if (!(old.sa_flags & SA_NODEFER))
@@ -190,7 +247,8 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    sigaction(SIGSEGV, &dfl, NULL);
+    atomic_store(&segv_installed, 0);
+    real_sigaction(SIGSEGV, &dfl, NULL);
     if (si->si_code <= 0) /* sent, not a fault: it will not repeat */
         raise(sig);
 }
@@ -227,17 +285,79 @@ int vm_fault_init(void)
 {
     struct sigaction cur, sa;
     int r = 0;
-    pthread_mutex_lock(&windows_lock);
-    sigaction(SIGSEGV, NULL, &cur);
+    pthread_mutex_lock(&chain_lock);
+    real_sigaction(SIGSEGV, NULL, &cur);
     if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = segv_handler;
         sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
-        old_segv = cur;
-        if (sigaction(SIGSEGV, &sa, NULL) != 0)
+        set_chained_handler(&cur);
+        if (real_sigaction(SIGSEGV, &sa, NULL) != 0)
             r = -errno;
     }
-    pthread_mutex_unlock(&windows_lock);
+    if (!r)
+        atomic_store(&segv_installed, 1);
+    pthread_mutex_unlock(&chain_lock);
     return r;
 }
+
+/* ---- keeping the handler first ---- */
+
+#if KSLAB_SIGNAL_CHAIN
+
+/**
+ * sigaction - libc's sigaction(2), except that once kslab's SIGSEGV
+ * handler is installed a SIGSEGV disposition is the one kslab chains to:
+ * act becomes the program's handler for the faults that are not kslab's,
+ * and oact reports the program's previous one, never kslab's.
+ */
+KSLAB_API int sigaction(int sig, const struct sigaction *act,
+                        struct sigaction *oact)
+{
+    if (sig != SIGSEGV || !atomic_load(&segv_installed))
+        return real_sigaction(sig, act, oact);
+    pthread_mutex_lock(&chain_lock);
+    if (!atomic_load(&segv_installed)) { /* reset to the default meanwhile */
+        pthread_mutex_unlock(&chain_lock);
+        return real_sigaction(sig, act, oact);
+    }
+    struct sigaction prev = chained_handler();
+    if (act) {
+        struct sigaction a = *act;
+        sigdelset(&a.sa_mask, SIGKILL); /* as the kernel drops them */
+        sigdelset(&a.sa_mask, SIGSTOP);
+        set_chained_handler(&a);
+    }
+    pthread_mutex_unlock(&chain_lock);
+    if (oact)
+        *oact = prev;
+    return 0;
+}
+
+/**
+ * signal - BSD signal() (glibc's): SA_RESTART, the signal itself blocked
+ * while the handler runs; through sigaction() above, so a SIGSEGV handler
+ * installed with it is chained behind kslab's.
+ */
+KSLAB_API __sighandler_t signal(int sig, __sighandler_t handler)
+{
+    struct sigaction act, old;
+    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    sigaddset(&act.sa_mask, sig);
+    act.sa_flags = SA_RESTART;
+    if (sigaction(sig, &act, &old) < 0)
+        return SIG_ERR;
+    /* sa_handler and sa_sigaction share their storage (a union) */
+    return old.sa_handler;
+}
+
+KSLAB_API __sighandler_t bsd_signal(int sig, __sighandler_t handler)
+    __attribute__((alias("signal"), copy(signal)));
+#endif /* KSLAB_SIGNAL_CHAIN */
