@@ -282,11 +282,23 @@ static void *free_large_in_thread(void *arg)
     return (void *)(uintptr_t)st.tcache_blocks;
 }
 
+static unsigned long zone_free_pages(void)
+{
+    unsigned long n = 0;
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        n += vm_zones[z].free_pages;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    }
+    return n;
+}
+
 /* A thread's cache goes back to the zones when the thread exits. */
 static void test_tcache_thread_exit(void **s)
 {
     (void)s;
     vm_large_trim();
+    unsigned long before = zone_free_pages();
     pthread_t t;
     void *held;
     assert_int_equal(pthread_create(&t, NULL, free_large_in_thread, NULL), 0);
@@ -296,6 +308,8 @@ static void test_tcache_thread_exit(void **s)
     vm_large_get_stats(&st);
     assert_int_equal(st.tcache_blocks, 0);
     assert_int_equal(st.tcache_bytes, 0);
+    /* every frame is back (the frames the zones grew by are free too) */
+    assert_true(zone_free_pages() >= before);
 }
 
 /* vm_large_trim() (malloc_trim) empties the thread caches. */
