@@ -193,7 +193,7 @@ void RegisterAll()
     AddShape("shape_mstress_4t",
              [] { return wl_mstress(4, bench_scaled(200000, 500)); });
     AddShape("shape_large_5_25M",
-             [] { return wl_large_loop(bench_scaled(100, 5)); });
+             [] { return wl_large_loop(bench_scaled(400, 5)); });
     for (int t : {1, 2})
         AddShape("shape_alloctest_" + std::to_string(t) + "t", [t] {
             return wl_alloctest(t, bench_scaled(1000000 / t, 2000));
