@@ -95,6 +95,20 @@ struct wl_larson *wl_larson_init(size_t slots);
 uint64_t wl_larson_run(struct wl_larson *l, int threads, uint64_t n);
 void wl_larson_fini(struct wl_larson *l);
 
+/* ---- the shapes of other allocator benchmarks (shapes.c) ---- */
+
+/* @threads threads each build and tear down @rounds trees of @nodes nodes
+ * (1 in 64 of 64 ... 360 KiB, the rest 16 ... 700 B); operation = a node. */
+uint64_t wl_tree(int threads, size_t nodes, uint64_t rounds);
+/* mstress: @threads threads, @steps replacements each of random linear
+ * sizes with rare very large ones, some handed between threads. */
+uint64_t wl_mstress(int threads, uint64_t steps);
+/* malloc-large: @steps allocations of 5 ... 25 MiB, zeroed, 20 alive. */
+uint64_t wl_large_loop(uint64_t steps);
+/* alloc-test: @threads threads, @steps replacements each of objects of
+ * 8 B ... 32 KiB in an array of 2048. */
+uint64_t wl_alloctest(int threads, uint64_t steps);
+
 /* ---- kslab's own API, when libkslab.so is preloaded (kslab_api.c) ---- */
 
 typedef struct kmem_cache_s kmem_cache_t;

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "bench.h"
 
 namespace
@@ -136,6 +138,28 @@ void Frag(benchmark::State &st)
     st.counters["live_after_free_MiB"] = r.live_after_free / mib;
 }
 
+// The shapes of other benchmarks (shapes.c): one run of a fixed amount of
+// work (so the pause below is taken once), then, with everything freed, a
+// pause of a second (10 ms in smoke runs, BENCH_SCALE < 0.1) and the RSS:
+// what the allocator gives back by itself.
+template <class F> void Shape(benchmark::State &st, F run)
+{
+    uint64_t ops = 0;
+    for (auto _ : st)
+        ops += run();
+    Count(st, ops);
+    usleep(bench_scale() < 0.1 ? 10000 : 1000000);
+    st.counters["rss_1s_MiB"] = bench_rss() / (1024.0 * 1024.0);
+}
+
+template <class F> void AddShape(const std::string &name, F run)
+{
+    benchmark::RegisterBenchmark(
+        name.c_str(), [run](benchmark::State &st) { Shape(st, run); })
+        ->UseRealTime()
+        ->Iterations(1);
+}
+
 template <class F> void Add(const std::string &name, F f)
 {
     benchmark::RegisterBenchmark(name.c_str(), f)->UseRealTime();
@@ -163,6 +187,17 @@ void RegisterAll()
         Add("large_" + std::to_string(s >> 10) + "K",
             [s](benchmark::State &st) { Large(st, s); });
     benchmark::RegisterBenchmark("frag", Frag)->UseRealTime()->Iterations(1);
+    for (int t : {2, 4})
+        AddShape("shape_tree_" + std::to_string(t) + "t",
+                 [t] { return wl_tree(t, 4000, bench_scaled(80 / t, 1)); });
+    AddShape("shape_mstress_4t",
+             [] { return wl_mstress(4, bench_scaled(200000, 500)); });
+    AddShape("shape_large_5_25M",
+             [] { return wl_large_loop(bench_scaled(400, 5)); });
+    for (int t : {1, 2})
+        AddShape("shape_alloctest_" + std::to_string(t) + "t", [t] {
+            return wl_alloctest(t, bench_scaled(1000000 / t, 2000));
+        });
 }
 
 } // namespace

@@ -17,8 +17,8 @@
  *   smblks    free objects in threads' arrays (glibc's fastbins), fsmblks
  *             their bytes
  *   hblks     own mappings in use, hblkhd their bytes
- *   keepcost  what malloc_trim(0) can give back: dirty free frames and
- *             cached mappings
+ *   keepcost  what malloc_trim(0) can give back: dirty free frames,
+ *             cached mappings and the threads' cached large blocks
  * Each is a racy snapshot (the locks are taken one at a time).
  */
 #include <errno.h>
@@ -67,12 +67,13 @@ static void ip_figures(struct ip_figures *f)
     if (f->uord > f->arena) /* snapshots taken at different moments */
         f->uord = f->arena;
     f->ford = f->arena - f->uord;
-    f->ordblks = su.free_objs + su.array_objs + blocks + ls.huge_cached;
+    f->ordblks = su.free_objs + su.array_objs + blocks + ls.huge_cached +
+                 ls.tcache_blocks;
     f->smblks = su.array_objs;
     f->fsmblks = su.array_bytes;
     f->hblks = ls.huge_blocks;
     f->hblkhd = ls.huge_bytes;
-    f->keep = (dirty << PAGE_SHIFT) + ls.huge_cached_bytes;
+    f->keep = (dirty << PAGE_SHIFT) + ls.huge_cached_bytes + ls.tcache_bytes;
     f->max_hblks = ls.huge_max_blocks;
     f->max_hblkhd = ls.huge_max_bytes;
     f->slab_free_objs = su.free_objs;

@@ -7,8 +7,9 @@
  *    Its head page has PG_private and its length in frames in page->private;
  *    the other frames carry nothing.  It grows in place with
  *    vm_grow_pages_exact() when the frames after it are free and shrinks
- *    with vm_shrink_pages_exact().  Giving the frames back to the host is the
- *    buddy allocator's job (it purges dirty free frames with hysteresis).
+ *    with vm_shrink_pages_exact().  A freed one goes first to the freeing
+ *    thread's cache (below), for that thread's next block of its size;
+ *    giving the frames back to the host is the buddy allocator's job.
  *  - a huge block: a host mapping of its own, for blocks beyond the largest
  *    buddy order, for alignments a buddy block cannot give, and as a
  *    fallback when low memory is exhausted.  The mapping starts exactly at
@@ -16,12 +17,14 @@
  *    itself a host mapping: no malloc here).  A freed mapping goes to a small
  *    cache (huge_cache) so that a program that allocates and frees big
  *    buffers in a loop makes no system call per allocation; the cache is
- *    bounded by HUGE_CACHE_MAX_BYTES and anything beyond is unmapped.
+ *    bounded by HUGE_CACHE_SLOTS and HUGE_CACHE_MAX_BYTES, anything beyond
+ *    is unmapped, and malloc_trim() unmaps it all.
  *
  * Locking: buddy blocks need none of ours (the zone locks serialise the
  * frames; the head page belongs to the block's owner).  huge_lock protects
- * huge_tab and huge_cache; no other lock is taken under it.  Counters are
- * relaxed atomics.
+ * huge_tab and huge_cache; no other lock is taken under it (the mmap of a
+ * new mapping is made outside it).  The thread caches have locks of their
+ * own (see there).  Counters are relaxed atomics.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -54,6 +57,7 @@ static struct {
     _Atomic unsigned long huge_blocks, huge_bytes, huge_unmapped_bytes;
     _Atomic unsigned long grow_in_place, moved;
     _Atomic unsigned long huge_max_blocks, huge_max_bytes;
+    _Atomic unsigned long tcache_hits, huge_cache_hits;
 } st;
 
 /* Blocks of this many bytes and more are own mappings (M_MMAP_THRESHOLD);
@@ -163,15 +167,19 @@ static void huge_unmap(void *addr, size_t len)
 }
 
 /* A mapping of at least len bytes from the cache, or NULL (huge_lock
- * held): the smallest cached mapping that fits and is at most twice len.
- * It is taken whole (*got bytes), without a system call; the slack is
- * memory the cache held anyway, and lets realloc grow without one. */
+ * held): the smallest cached mapping that fits and is at most
+ * HUGE_CACHE_SLACK times len.  It is taken whole (*got bytes), without a
+ * system call; the slack is memory the cache held anyway, and lets realloc
+ * grow without one.  Taking the smallest that fits and evicting the
+ * smallest (below) lets a program that allocates and frees blocks of
+ * varying size settle on mappings of its largest size, reused with no
+ * system call (glibc reuses its heap, tcmalloc its spans, to this end). */
 static void *__huge_cache_take(size_t len, size_t *got)
 {
     int best = -1;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         size_t l = huge_cache[i].len;
-        if (!huge_cache[i].addr || l < len || l / 2 > len)
+        if (!huge_cache[i].addr || l < len || l / HUGE_CACHE_SLACK > len)
             continue;
         if (best < 0 || l < huge_cache[best].len)
             best = i;
@@ -186,21 +194,22 @@ static void *__huge_cache_take(size_t len, size_t *got)
     return addr;
 }
 
-/* Keeps a freed mapping for reuse, or unmaps it (huge_lock held); evicts
- * the largest cached mappings to stay under HUGE_CACHE_MAX_BYTES. */
+/* Keeps a freed mapping for reuse, or unmaps it (huge_lock held); to stay
+ * within HUGE_CACHE_SLOTS and HUGE_CACHE_MAX_BYTES it evicts the smallest
+ * cached mappings, as long as they are no bigger than this one. */
 static void __huge_cache_put(void *addr, size_t len)
 {
-    if (len > HUGE_CACHE_MAX_BYTES / 2) {
+    if (len > HUGE_CACHE_MAX_BYTES) {
         huge_unmap(addr, len);
         return;
     }
     for (;;) {
-        int empty = -1, big = -1;
+        int empty = -1, small = -1;
         for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
             if (!huge_cache[i].addr)
                 empty = i;
-            else if (big < 0 || huge_cache[i].len > huge_cache[big].len)
-                big = i;
+            else if (small < 0 || huge_cache[i].len < huge_cache[small].len)
+                small = i;
         }
         if (empty >= 0 && huge_cache_bytes + len <= HUGE_CACHE_MAX_BYTES) {
             huge_cache[empty].addr = (uintptr_t)addr;
@@ -208,14 +217,14 @@ static void __huge_cache_put(void *addr, size_t len)
             huge_cache_bytes += len;
             return;
         }
-        if (big < 0 || huge_cache[big].len < len) {
+        if (small < 0 || huge_cache[small].len > len) {
             huge_unmap(addr, len);
             return;
         }
-        huge_unmap((void *)huge_cache[big].addr, huge_cache[big].len);
-        huge_cache_bytes -= huge_cache[big].len;
-        huge_cache[big].addr = 0;
-        huge_cache[big].len = 0;
+        huge_unmap((void *)huge_cache[small].addr, huge_cache[small].len);
+        huge_cache_bytes -= huge_cache[small].len;
+        huge_cache[small].addr = 0;
+        huge_cache[small].len = 0;
     }
 }
 
@@ -229,17 +238,25 @@ static void *huge_alloc(size_t len, size_t align, int zero)
 {
     void *p = NULL;
     int fresh = 0;
+    size_t got = len;
     pthread_mutex_lock(&huge_lock);
     if (__huge_reserve() != 0)
         goto out;
-    size_t got = len;
     if (align <= PAGE_SIZE)
         p = __huge_cache_take(len, &got);
-    if (!p) {
-        /* mmap outside the lock would be nicer; a huge block is rare
-         * enough that the simple rule wins. */
+    if (p) {
+        ADD(huge_cache_hits, 1);
+    } else {
+        /* the system call outside the lock */
+        pthread_mutex_unlock(&huge_lock);
         p = huge_map(len, align);
         fresh = 1;
+        got = len;
+        pthread_mutex_lock(&huge_lock);
+        if (p && __huge_reserve() != 0) {
+            vm_os_free(p, len);
+            p = NULL;
+        }
     }
     if (p)
         __huge_insert((uintptr_t)p, got);
@@ -372,6 +389,240 @@ static void buddy_free(struct page *page)
     SUB(live_pages, npages);
 }
 
+/* ---- the per-thread cache of buddy blocks ----
+ *
+ * Like the per-CPU page lists Linux gained after 2.4 and tcmalloc's
+ * thread caches: a thread that frees a buddy block keeps it, by size
+ * class, for its next allocation of that size, without the zone lock.
+ * Class c holds blocks of at least tc_class_pages(c) frames (and fewer
+ * than the next class's), so every block of bin tc_class_ceil(n) fits a
+ * request of n frames.  The cache's own lock is taken by its thread (never
+ * contended but by vm_large_trim() and fork); tc_lock guards the list of
+ * caches and comes first in the order; the zone locks come last.
+ */
+struct large_tcache {
+    pthread_mutex_t lock;
+    struct large_tcache *next, *prev; /* on tc_list, under tc_lock */
+    size_t bytes;                     /* held, under lock */
+    unsigned long nr;
+    unsigned char count[LARGE_TCACHE_CLASSES];
+    struct page *bin[LARGE_TCACHE_CLASSES][LARGE_TCACHE_BIN];
+};
+
+#define TC_MIN_PAGES 36UL /* the smallest class */
+#define TC_MAX_PAGES 512UL
+
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct large_tcache tc_list = {.next = &tc_list, .prev = &tc_list};
+/* A thread past its exit hook, or one without memory for a cache. */
+static struct large_tcache tc_none;
+static __thread struct large_tcache *tc_self
+    __attribute__((tls_model("initial-exec")));
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(LARGE_BUDDY_MAX_PAGES <= TC_MAX_PAGES,
+               "the classes must cover every buddy block");
+
+/* Classes: 8 a doubling of the length in frames, 36, 40, ..., 64, 72,
+ * ..., 128, 144, ..., 512; class c is (c / 8 + 5, c % 8) in (k, m) with
+ * 2^k + (m + 1) 2^(k - 3) frames. */
+
+/* The smallest class of at least n frames (n <= TC_MAX_PAGES). */
+static int tc_class_ceil(unsigned long n)
+{
+    if (n <= TC_MIN_PAGES)
+        return 0;
+    int k = 63 - __builtin_clzl(n - 1); /* 2^k < n <= 2^(k+1) */
+    unsigned long step = 1UL << (k - 3);
+    return (k - 5) * 8 + (int)((n - (1UL << k) + step - 1) / step) - 1;
+}
+
+/* The largest class of at most n frames, -1 for none. */
+static int tc_class_floor(unsigned long n)
+{
+    if (n < TC_MIN_PAGES || n > TC_MAX_PAGES)
+        return -1;
+    int k = 63 - __builtin_clzl(n - 1); /* 2^k < n <= 2^(k+1) */
+    unsigned long m = (n - (1UL << k)) >> (k - 3);
+    return m ? (k - 5) * 8 + (int)m - 1 : (k - 6) * 8 + 7;
+}
+
+/* Gives a cached block's frames back to the zones. */
+static void tc_release(struct page *page)
+{
+    unsigned long npages = page->private;
+    page->private = 0;
+    vm_free_pages_exact(page, npages);
+}
+
+/* Empties tc (its lock held, or its thread gone); returns the bytes. */
+static size_t __tc_flush(struct large_tcache *tc)
+{
+    size_t bytes = tc->bytes;
+    for (int c = 0; c < LARGE_TCACHE_CLASSES; c++) {
+        for (int i = 0; i < tc->count[c]; i++)
+            tc_release(tc->bin[c][i]);
+        tc->count[c] = 0;
+    }
+    tc->bytes = 0;
+    tc->nr = 0;
+    return bytes;
+}
+
+/* Thread exit: the cache goes back to the zones. */
+static void tc_exit(void *arg)
+{
+    struct large_tcache *tc = arg;
+    tc_self = &tc_none;
+    pthread_mutex_lock(&tc_lock);
+    tc->prev->next = tc->next;
+    tc->next->prev = tc->prev;
+    pthread_mutex_unlock(&tc_lock);
+    pthread_mutex_lock(&tc->lock);
+    __tc_flush(tc);
+    pthread_mutex_unlock(&tc->lock);
+    free_pages((unsigned long)tc, 0);
+}
+
+static void tc_make_key(void)
+{
+    pthread_key_create(&tc_key, tc_exit);
+}
+
+static __cold struct large_tcache *tc_attach(void)
+{
+    pthread_once(&tc_once, tc_make_key);
+    _Static_assert(sizeof(struct large_tcache) <= PAGE_SIZE,
+                   "a thread's cache must fit a page");
+    struct large_tcache *tc =
+        (struct large_tcache *)__get_free_pages(GFP_KERNEL, 0);
+    if (!tc) {
+        tc_self = &tc_none;
+        return NULL;
+    }
+    memset(tc, 0, sizeof *tc);
+    pthread_mutex_init(&tc->lock, NULL);
+    pthread_mutex_lock(&tc_lock);
+    tc->next = tc_list.next;
+    tc->prev = &tc_list;
+    tc_list.next->prev = tc;
+    tc_list.next = tc;
+    pthread_mutex_unlock(&tc_lock);
+    tc_self = tc;
+    pthread_setspecific(tc_key, tc);
+    return tc;
+}
+
+/* A cached block of at least n frames, made live, or NULL. */
+static void *tc_alloc(unsigned long n, int zero)
+{
+    struct large_tcache *tc = tc_self;
+    if (!tc || tc == &tc_none || n > TC_MAX_PAGES)
+        return NULL;
+    struct page *page = NULL;
+    int lo = tc_class_floor(n), hi = tc_class_ceil(n);
+    pthread_mutex_lock(&tc->lock);
+    /* the bin below holds blocks of n frames and more too; then the bin
+     * of n's class and the one above (at most a quarter more) */
+    if (lo >= 0 && lo != hi) {
+        for (int i = tc->count[lo] - 1; i >= 0; i--) {
+            if (tc->bin[lo][i]->private >= n) {
+                page = tc->bin[lo][i];
+                tc->bin[lo][i] = tc->bin[lo][--tc->count[lo]];
+                break;
+            }
+        }
+    }
+    for (int c = hi; !page && c <= hi + 1 && c < LARGE_TCACHE_CLASSES; c++)
+        if (tc->count[c])
+            page = tc->bin[c][--tc->count[c]];
+    if (page) {
+        tc->bytes -= page->private << PAGE_SHIFT;
+        tc->nr--;
+    }
+    pthread_mutex_unlock(&tc->lock);
+    if (!page)
+        return NULL;
+    unsigned long npages = page->private;
+    SetPageFlag(page, PG_private);
+    void *p = vm_page_address(page);
+    if (zero)
+        memset(p, 0, n << PAGE_SHIFT);
+    ADD(nr_alloc, 1);
+    ADD(live_blocks, 1);
+    ADD(live_pages, npages);
+    ADD(tcache_hits, 1);
+    return p;
+}
+
+/* Keeps the live block at page in the calling thread's cache: 1, or 0
+ * when it does not fit (no class, bin full, the thread's bound reached). */
+static int tc_free(struct page *page)
+{
+    unsigned long npages = page->private;
+    int c = tc_class_floor(npages);
+    if (c < 0)
+        return 0;
+    struct large_tcache *tc = tc_self;
+    if (unlikely(!tc))
+        tc = tc_attach();
+    if (!tc || tc == &tc_none)
+        return 0;
+    size_t len = npages << PAGE_SHIFT;
+    /* M_TRIM_THRESHOLD bounds what a thread keeps too (0: nothing) */
+    size_t max = LARGE_TCACHE_MAX_BYTES;
+    unsigned long trim = __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
+    if (trim < (max >> PAGE_SHIFT))
+        max = trim << PAGE_SHIFT;
+    int kept = 0;
+    pthread_mutex_lock(&tc->lock);
+    if (tc->count[c] < LARGE_TCACHE_BIN && tc->bytes + len <= max) {
+        /* free to the program from here on: a second free is caught */
+        ClearPageFlag(page, PG_private);
+        tc->bin[c][tc->count[c]++] = page;
+        tc->bytes += len;
+        tc->nr++;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&tc->lock);
+    if (kept) {
+        ADD(nr_free, 1);
+        SUB(live_blocks, 1);
+        SUB(live_pages, npages);
+    }
+    return kept;
+}
+
+/* Empties every thread's cache: the bytes given back to the zones. */
+static size_t tc_flush_all(void)
+{
+    size_t bytes = 0;
+    pthread_mutex_lock(&tc_lock);
+    for (struct large_tcache *tc = tc_list.next; tc != &tc_list;
+         tc = tc->next) {
+        pthread_mutex_lock(&tc->lock);
+        bytes += __tc_flush(tc);
+        pthread_mutex_unlock(&tc->lock);
+    }
+    pthread_mutex_unlock(&tc_lock);
+    return bytes;
+}
+
+static void tc_sum(unsigned long *blocks, unsigned long *bytes)
+{
+    *blocks = *bytes = 0;
+    pthread_mutex_lock(&tc_lock);
+    for (struct large_tcache *tc = tc_list.next; tc != &tc_list;
+         tc = tc->next) {
+        pthread_mutex_lock(&tc->lock);
+        *blocks += tc->nr;
+        *bytes += tc->bytes;
+        pthread_mutex_unlock(&tc->lock);
+    }
+    pthread_mutex_unlock(&tc_lock);
+}
+
 /* ---- the interface ---- */
 
 void *vm_large_alloc(size_t size, size_t align, int zero)
@@ -388,8 +639,13 @@ void *vm_large_alloc(size_t size, size_t align, int zero)
     unsigned long npages = len >> PAGE_SHIFT;
     unsigned long extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
     if (want_buddy(len, npages + extra)) {
+        void *p = extra ? NULL : tc_alloc(npages, zero);
+        if (p)
+            return p;
         int saved = errno;
-        void *p = buddy_alloc(npages, align, zero);
+        p = buddy_alloc(npages, align, zero);
+        if (!p && tc_flush_all()) /* memory short: empty the caches */
+            p = buddy_alloc(npages, align, zero);
         if (p)
             return p;
         errno = saved; /* low memory full: fall back to a mapping */
@@ -404,9 +660,10 @@ int vm_large_free(void *p)
     struct page *page = vm_virt_to_page(p);
     if (page) {
         page = large_head(p);
-        if (page)
-            buddy_free(page);
-        else
+        if (page) {
+            if (!tc_free(page))
+                buddy_free(page);
+        } else
             ret = VM_LARGE_BAD;
     } else if (!huge_free(p)) {
         ret = VM_LARGE_NOT_OURS;
@@ -481,6 +738,9 @@ void vm_large_get_stats(struct vm_large_stats *s)
     s->moved = GET(moved);
     s->huge_max_blocks = GET(huge_max_blocks);
     s->huge_max_bytes = GET(huge_max_bytes);
+    s->tcache_hits = GET(tcache_hits);
+    s->huge_cache_hits = GET(huge_cache_hits);
+    tc_sum(&s->tcache_blocks, &s->tcache_bytes);
     pthread_mutex_lock(&huge_lock);
     s->huge_cached = 0;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
@@ -491,7 +751,7 @@ void vm_large_get_stats(struct vm_large_stats *s)
 
 size_t vm_large_trim(void)
 {
-    size_t bytes = 0;
+    size_t bytes = tc_flush_all();
     pthread_mutex_lock(&huge_lock);
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         if (!huge_cache[i].addr)
@@ -508,16 +768,37 @@ size_t vm_large_trim(void)
 
 void vm_large_fork_prepare(void)
 {
+    pthread_mutex_lock(&tc_lock);
+    for (struct large_tcache *tc = tc_list.next; tc != &tc_list; tc = tc->next)
+        pthread_mutex_lock(&tc->lock);
     pthread_mutex_lock(&huge_lock);
 }
 
 void vm_large_fork_parent(void)
 {
     pthread_mutex_unlock(&huge_lock);
+    for (struct large_tcache *tc = tc_list.next; tc != &tc_list; tc = tc->next)
+        pthread_mutex_unlock(&tc->lock);
+    pthread_mutex_unlock(&tc_lock);
 }
 
-/* The child is single-threaded: a fresh mutex is the simplest unlock. */
+/* The child is single-threaded: fresh mutexes are the simplest unlock.
+ * The caches of the threads that did not come along go back to the zones
+ * (whose child handlers have run). */
 void vm_large_fork_child(void)
 {
     pthread_mutex_init(&huge_lock, NULL);
+    pthread_mutex_init(&tc_lock, NULL);
+    struct large_tcache *tc = tc_list.next;
+    while (tc != &tc_list) {
+        struct large_tcache *next = tc->next;
+        pthread_mutex_init(&tc->lock, NULL);
+        if (tc != tc_self) {
+            __tc_flush(tc);
+            tc->prev->next = tc->next;
+            tc->next->prev = tc->prev;
+            free_pages((unsigned long)tc, 0);
+        }
+        tc = next;
+    }
 }

@@ -10,8 +10,13 @@
  * table keyed by its address; freed huge mappings are kept in a small cache
  * (hysteresis) and unmapped past HUGE_CACHE_MAX_BYTES.
  *
+ * Freed buddy blocks go first to a cache of the freeing thread (below), so
+ * a thread that frees and allocates large blocks takes no global lock.
+ *
  * Every function is thread-safe: buddy blocks are serialised by the zone
- * locks of the page layer, huge blocks by one mutex of this file.
+ * locks of the page layer, huge blocks by one mutex of this file, a
+ * thread's cache by a lock of its own that only vm_large_trim() and fork
+ * take from another thread.
  */
 #ifndef KSLAB_INTERPOSE_LARGE_H
 #define KSLAB_INTERPOSE_LARGE_H
@@ -28,8 +33,22 @@ extern size_t vm_large_mmap_threshold;
 
 /* Freed huge mappings kept for reuse: at most this many bytes ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)
-/* ... in at most this many mappings. */
-#define HUGE_CACHE_SLOTS 8
+/* ... in at most this many mappings ... */
+#define HUGE_CACHE_SLOTS 16
+/* ... and one is reused for a request at least 1/HUGE_CACHE_SLACK of it. */
+#define HUGE_CACHE_SLACK 8
+
+/*
+ * The per-thread cache of freed buddy blocks: by size class (8 classes per
+ * doubling of the length, 36 ... 512 frames), at most LARGE_TCACHE_BIN
+ * blocks a class and LARGE_TCACHE_MAX_BYTES a thread.  A block in it is
+ * free to the program (its head loses PG_private, so a second free of it
+ * is VM_LARGE_BAD) and held by the thread; it goes back to the zones at
+ * thread exit, by vm_large_trim() and when the zones run short.
+ */
+#define LARGE_TCACHE_CLASSES 32
+#define LARGE_TCACHE_BIN 8
+#define LARGE_TCACHE_MAX_BYTES (8UL << 20)
 
 /* Totals for kslab_stats_print(); a consistent-enough snapshot. */
 struct vm_large_stats {
@@ -46,6 +65,10 @@ struct vm_large_stats {
     unsigned long moved;               /* realloc that had to copy */
     unsigned long huge_max_blocks;     /* high-water marks of own mappings */
     unsigned long huge_max_bytes;
+    unsigned long tcache_blocks; /* buddy blocks held in thread caches */
+    unsigned long tcache_bytes;
+    unsigned long tcache_hits;     /* allocations served by a thread cache */
+    unsigned long huge_cache_hits; /* ... by a cached mapping */
 };
 
 /*
@@ -80,7 +103,8 @@ void *vm_large_realloc(void *p, size_t size);
 
 void vm_large_get_stats(struct vm_large_stats *st);
 
-/* Unmaps every cached huge mapping (malloc_trim); returns the bytes. */
+/* Empties every thread's cache of buddy blocks and unmaps every cached
+ * huge mapping (malloc_trim); returns the bytes given back. */
 size_t vm_large_trim(void);
 
 /* Fork handlers for the huge-mapping lock. */

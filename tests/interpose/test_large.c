@@ -6,11 +6,13 @@
  * not large blocks.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
 #include "ktest.h"
 #include "interpose/large.h"
+#include "vm/frames/os.h"
 
 #define KiB (1024UL)
 #define MiB (1024UL * 1024UL)
@@ -165,10 +167,168 @@ static void test_mmap_threshold_and_trim(void **s)
     assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
     vm_large_get_stats(&st);
     assert_int_equal(st.huge_cached, 2);
-    assert_int_equal(vm_large_trim(), st.huge_cached_bytes);
+    assert_int_equal(vm_large_trim(), st.huge_cached_bytes + st.tcache_bytes);
     vm_large_get_stats(&st);
     assert_int_equal(st.huge_cached, 0);
+    assert_int_equal(st.tcache_bytes, 0);
     assert_int_equal(vm_large_trim(), 0);
+}
+
+/* A loop allocating and freeing blocks of 5 ... 25 MiB, a few alive at
+ * once (the malloc-large shape): after a warm-up no mapping is made or
+ * unmapped.  Each block is written at its ends only: the counts are what
+ * is tested. */
+static void test_huge_steady_state(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    enum { LIVE = 4, WARM = 200, STEADY = 400 };
+    char *v[LIVE] = {0};
+    unsigned int seed = 42;
+    struct vm_os_counts a = {0}, b;
+    for (int i = 0; i < WARM + STEADY; i++) {
+        if (i == WARM)
+            vm_os_get_counts(&a);
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 5 * MiB + (seed >> 8) % (20 * MiB + 1);
+        int k = (int)((seed >> 4) % LIVE);
+        char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+        assert_non_null(p);
+        p[0] = 1;
+        p[n - 1] = 1;
+        if (v[k])
+            assert_int_equal(vm_large_free(v[k]), VM_LARGE_FREED);
+        v[k] = p;
+    }
+    vm_os_get_counts(&b);
+    print_message("steady state: %lu maps, %lu unmaps, %lu remaps\n",
+                  b.map - a.map, b.unmap - a.unmap, b.remap - a.remap);
+    assert_int_equal(b.map - a.map, 0);
+    assert_int_equal(b.unmap - a.unmap, 0);
+    assert_int_equal(b.remap - a.remap, 0);
+    for (int k = 0; k < LIVE; k++)
+        assert_int_equal(vm_large_free(v[k]), VM_LARGE_FREED);
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_true(st.huge_cached <= HUGE_CACHE_SLOTS);
+    assert_true(st.huge_cached_bytes <= HUGE_CACHE_MAX_BYTES);
+    assert_true(vm_large_trim() >= st.huge_cached_bytes);
+}
+
+/* A freed buddy block stays with the thread and comes back for the next
+ * block of its size class, with no frame taken from the zones. */
+static void test_tcache_reuse(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    struct vm_large_stats a, b;
+    char *p = vm_large_alloc(300 * KiB, PAGE_SIZE, 0);
+    assert_non_null(p);
+    memset(p, 5, 300 * KiB);
+    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    vm_large_get_stats(&a);
+    assert_int_equal(a.tcache_blocks, 1);
+    assert_int_equal(a.tcache_bytes, PAGE_ALIGN(300 * KiB));
+    char *q = vm_large_alloc(290 * KiB, PAGE_SIZE, 1); /* same class */
+    assert_ptr_equal(q, p);
+    assert_int_equal(vm_large_usable(q), PAGE_ALIGN(300 * KiB));
+    for (size_t i = 0; i < 290 * KiB; i++)
+        assert_int_equal(q[i], 0); /* calloc's promise holds */
+    vm_large_get_stats(&b);
+    assert_int_equal(b.tcache_blocks, 0);
+    assert_int_equal(b.tcache_hits, a.tcache_hits + 1);
+    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
+    /* the bound: at most LARGE_TCACHE_MAX_BYTES a thread */
+    char *v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = vm_large_alloc(2 * MiB - 8 * KiB, PAGE_SIZE, 0);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(vm_large_free(v[i]), VM_LARGE_FREED);
+    vm_large_get_stats(&b);
+    assert_true(b.tcache_bytes <= LARGE_TCACHE_MAX_BYTES);
+    assert_true(b.tcache_blocks <= LARGE_TCACHE_BIN + 1);
+    vm_large_trim();
+}
+
+/* A block in the thread's cache is free: freeing it again, or asking its
+ * size, is the answer for a freed block. */
+static void test_tcache_double_free(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    char *p = vm_large_alloc(160 * KiB, PAGE_SIZE, 0);
+    assert_non_null(p);
+    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_int_equal(st.tcache_blocks, 1); /* it sits in the cache */
+    assert_int_equal(vm_large_usable(p), 0);
+    assert_int_equal(vm_large_free(p), VM_LARGE_BAD);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.tcache_blocks, 1); /* and stays there once */
+    vm_large_trim();
+}
+
+static void *free_large_in_thread(void *arg)
+{
+    (void)arg;
+    void *v[4];
+    for (int i = 0; i < 4; i++)
+        v[i] = vm_large_alloc((200 + 100 * (size_t)i) * KiB, PAGE_SIZE, 0);
+    for (int i = 0; i < 4; i++)
+        vm_large_free(v[i]);
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    return (void *)(uintptr_t)st.tcache_blocks;
+}
+
+static unsigned long zone_free_pages(void)
+{
+    unsigned long n = 0;
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        n += vm_zones[z].free_pages;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    }
+    return n;
+}
+
+/* A thread's cache goes back to the zones when the thread exits. */
+static void test_tcache_thread_exit(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    unsigned long before = zone_free_pages();
+    pthread_t t;
+    void *held;
+    assert_int_equal(pthread_create(&t, NULL, free_large_in_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &held), 0);
+    assert_int_equal((uintptr_t)held, 4); /* it had cached them */
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_int_equal(st.tcache_blocks, 0);
+    assert_int_equal(st.tcache_bytes, 0);
+    /* every frame is back (the frames the zones grew by are free too) */
+    assert_true(zone_free_pages() >= before);
+}
+
+/* vm_large_trim() (malloc_trim) empties the thread caches. */
+static void test_tcache_trim(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    void *v[3];
+    for (int i = 0; i < 3; i++)
+        v[i] = vm_large_alloc(256 * KiB, PAGE_SIZE, 0);
+    for (int i = 0; i < 3; i++)
+        vm_large_free(v[i]);
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_int_equal(st.tcache_bytes, 3 * 256 * KiB);
+    assert_true(vm_large_trim() >= 3 * 256 * KiB);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.tcache_blocks, 0);
+    assert_int_equal(st.tcache_bytes, 0);
 }
 
 int main(void)
@@ -182,6 +342,11 @@ int main(void)
         cmocka_unit_test(test_cache_is_bounded),
         cmocka_unit_test(test_impossible_sizes),
         cmocka_unit_test(test_mmap_threshold_and_trim),
+        cmocka_unit_test(test_huge_steady_state),
+        cmocka_unit_test(test_tcache_reuse),
+        cmocka_unit_test(test_tcache_double_free),
+        cmocka_unit_test(test_tcache_thread_exit),
+        cmocka_unit_test(test_tcache_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

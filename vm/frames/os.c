@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,12 +18,28 @@ _Static_assert(VM_OS_READ == PROT_READ && VM_OS_WRITE == PROT_WRITE &&
                    VM_OS_EXEC == PROT_EXEC && VM_OS_NONE == PROT_NONE,
                "VM_OS_* are the host's PROT_* bits");
 
+static struct {
+    _Atomic unsigned long map, unmap, remap, purge;
+} os_counts;
+
+#define COUNT(c)                                                               \
+    atomic_fetch_add_explicit(&os_counts.c, 1, memory_order_relaxed)
+
+void vm_os_get_counts(struct vm_os_counts *c)
+{
+    c->map = atomic_load_explicit(&os_counts.map, memory_order_relaxed);
+    c->unmap = atomic_load_explicit(&os_counts.unmap, memory_order_relaxed);
+    c->remap = atomic_load_explicit(&os_counts.remap, memory_order_relaxed);
+    c->purge = atomic_load_explicit(&os_counts.purge, memory_order_relaxed);
+}
+
 /* Maps len bytes aligned to align: over-maps by align and trims both ends. */
 static void *map_aligned(size_t len, size_t align, int prot, int flags)
 {
     size_t extra = align > PAGE_SIZE ? align : 0;
     if (len + extra < len)
         return NULL;
+    COUNT(map);
     char *m = mmap(NULL, len + extra, prot, flags, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
@@ -51,6 +68,7 @@ void *vm_os_alloc(size_t len, size_t align, int noreserve)
 
 void vm_os_free(void *addr, size_t len)
 {
+    COUNT(unmap);
     munmap(addr, len);
 }
 
@@ -69,11 +87,13 @@ int vm_os_decommit(void *addr, size_t len)
 
 void vm_os_purge(void *addr, size_t len)
 {
+    COUNT(purge);
     madvise(addr, len, MADV_DONTNEED);
 }
 
 void *vm_os_remap(void *addr, size_t old_len, size_t new_len)
 {
+    COUNT(remap);
     void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
     return p == MAP_FAILED ? NULL : p;
 }
@@ -94,6 +114,7 @@ int vm_os_memfd(const char *name, size_t len)
 void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
                        int populate)
 {
+    COUNT(map);
     int flags = MAP_SHARED | (addr ? MAP_FIXED : MAP_NORESERVE) |
                 (populate ? MAP_POPULATE : 0);
     void *p = mmap(addr, len, prot, flags, fd, off);

@@ -63,4 +63,13 @@ void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
  * their memory goes back to the host. */
 void vm_os_punch_hole(int fd, off_t off, size_t len);
 
+/* Calls made so far, for tests and statistics (relaxed counters). */
+struct vm_os_counts {
+    unsigned long map;   /* vm_os_reserve, vm_os_alloc, vm_os_map_shared */
+    unsigned long unmap; /* vm_os_free */
+    unsigned long remap; /* vm_os_remap */
+    unsigned long purge; /* vm_os_purge */
+};
+void vm_os_get_counts(struct vm_os_counts *c);
+
 #endif /* KSLAB_VM_FRAMES_OS_H */
