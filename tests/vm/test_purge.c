@@ -86,7 +86,7 @@ static void test_recently_freed_memory_is_kept(void **state)
     for (int round = 0; round < 4; round++) {
         fill_and_free_most();
         free_the_rest();
-        sleep_ms(100);
+        sleep_ms(50);
     }
     assert_int_equal(zone_field(&zone->released_pages), released);
     assert_true(zone_field(&zone->dirty_pages) >= NPAGES);

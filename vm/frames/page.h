@@ -155,6 +155,7 @@ struct zone_struct {
     unsigned long free_pages;
     unsigned long dirty_pages;
     unsigned long released_pages; /* stats: frames given back so far */
+    unsigned long nr_allocs;      /* allocations so far (idle test) */
     unsigned long purging_pages;  /* free frames off the lists, being
                                      given back (not in free_pages) */
     struct free_area_struct free_area[MAX_ORDER];

@@ -39,7 +39,10 @@
  * The trigger must not depend on the program calling kslab (a program that
  * frees its heap and then sleeps must still shrink), so passes run in a
  * background thread, started lazily by the first free that leaves dirty
- * memory behind: it wakes every PURGE_TICK_MS, and exits once no zone has
+ * memory behind: it wakes every PURGE_TICK_MS (a zone with no allocation
+ * during a whole tick is idle: its blocks go back after a quarter of the
+ * decay time, so a program that frees its heap and sleeps shrinks within
+ * about 0.4 s), and exits once no zone has
  * had dirty memory for PURGE_IDLE_TICKS ticks (so a process whose main
  * thread calls pthread_exit() is not kept alive for long; exit() ends it at
  * once, it is detached).  It runs with every signal blocked and is never in
@@ -91,9 +94,9 @@
 /* A dirty free block goes back to the host once it has been free this long. */
 #define PURGE_DECAY_MS 1000UL
 /* The background purge wakes this often. */
-#define PURGE_TICK_MS 200UL
+#define PURGE_TICK_MS 100UL
 /* ... and exits after this many ticks with no dirty memory in any zone. */
-#define PURGE_IDLE_TICKS 25
+#define PURGE_IDLE_TICKS 50
 /* Blocks taken off the lists per lock hold of a purge pass. */
 #define PURGE_BATCH 64
 
@@ -207,6 +210,8 @@ static void lowmem_init(void)
     vm_zones[ZONE_NORMAL].zone_start_pfn = dma_end;
     vm_zones[ZONE_NORMAL].zone_end_pfn = vm_lowmem.reserved_pages;
     vm_zones[ZONE_NORMAL].grown_pfn = dma_end;
+    if (kslab_opt.decay_set) /* KSLAB_DECAY_MS */
+        vm_purge_decay_ms = kslab_opt.decay_ms;
     __atomic_store_n(&vm_lowmem.ready, 1, __ATOMIC_RELEASE);
 }
 KSLAB_INITCALL(KSLAB_INIT_FRAMES, lowmem_init);
@@ -469,18 +474,30 @@ static unsigned long dirty_total(void)
     return d;
 }
 
-/* One decay pass: every block free for vm_purge_decay_ms goes back.
+/* One decay pass: every block free for vm_purge_decay_ms goes back, and in
+ * a zone nobody allocated from since the last pass (a program that sleeps,
+ * or only frees, has no use for its dirty memory) every block free for a
+ * quarter of that.
  * Returns the dirty frames left. */
 static unsigned long purge_pass(void)
 {
+    static unsigned long seen_allocs[ZONE_NORMAL + 1];
     unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
     unsigned long now = now_ms();
-    if (decay != ULONG_MAX && now >= decay) {
-        pthread_mutex_lock(&purge_lock);
-        for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
-            zone_purge(&vm_zones[z], 0, 0, now - decay);
-        pthread_mutex_unlock(&purge_lock);
+    if (decay == ULONG_MAX)
+        return dirty_total();
+    pthread_mutex_lock(&purge_lock);
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        unsigned long allocs = vm_zones[z].nr_allocs;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+        unsigned long before = now >= decay ? now - decay : 0;
+        if (allocs == seen_allocs[z] && now >= decay / 4)
+            before = now - decay / 4; /* idle zone */
+        seen_allocs[z] = allocs;
+        zone_purge(&vm_zones[z], 0, 0, before);
     }
+    pthread_mutex_unlock(&purge_lock);
     return dirty_total();
 }
 
@@ -594,6 +611,7 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
         pthread_mutex_lock(&zone->lock);
         struct page *page = __rmqueue(zone, order);
         unsigned long seen = zone->grown_pfn;
+        zone->nr_allocs++;
         pthread_mutex_unlock(&zone->lock);
         if (page) {
             /* under valgrind: frames may have held freed malloc blocks */
