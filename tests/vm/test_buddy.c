@@ -356,7 +356,7 @@ static void test_buddy_flag_reads_race_with_owners_writes(void **state)
 int main(void)
 {
     /* Exact counts below: no background purge between two looks. */
-    vm_purge_decay_ms = ULONG_MAX;
+    __atomic_store_n(&vm_purge_decay_ms, ULONG_MAX, __ATOMIC_RELAXED);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_order_is_aligned_and_distinct),
         cmocka_unit_test(test_bad_order_is_refused),

@@ -14,6 +14,19 @@
 #include "ktest.h"
 #include "vm/frames/page.h"
 
+/* A sanitizer's shadow of the memory written stays resident: RSS says
+ * nothing there (the zone's counters still do). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL 0
+#else
+#define RSS_MEANINGFUL 1
+#endif
+
+static void set_decay(unsigned long ms)
+{
+    __atomic_store_n(&vm_purge_decay_ms, ms, __ATOMIC_RELAXED);
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -57,7 +70,7 @@ static void free_the_rest(void)
 static void test_rss_falls_while_the_program_sleeps(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = 500;
+    set_decay(500);
     vm_release_free(0, 0);
     size_t base = ktest_rss();
     fill_and_free_most();
@@ -65,11 +78,18 @@ static void test_rss_falls_while_the_program_sleeps(void **state)
     assert_true(high > base + (56UL << 20));
     size_t live = (NPAGES / KEEP_EVERY) * PAGE_SIZE; /* 4 MiB */
     size_t rss = high;
-    for (int t = 0; t < 100 && rss > base + live + (8UL << 20); t++) {
+    unsigned long dirty = NPAGES;
+    for (int t = 0; t < 100; t++) {
+        if (dirty <= NPAGES / 16 &&
+            (!RSS_MEANINGFUL || rss <= base + live + (8UL << 20)))
+            break;
         sleep_ms(100); /* no allocator call meanwhile */
         rss = ktest_rss();
+        dirty = zone_field(&vm_zones[ZONE_NORMAL].dirty_pages);
     }
-    assert_true(rss <= base + live + (8UL << 20));
+    assert_true(dirty <= NPAGES / 16);
+    if (RSS_MEANINGFUL)
+        assert_true(rss <= base + live + (8UL << 20));
     free_the_rest();
     vm_check_zones();
 }
@@ -79,7 +99,7 @@ static void test_rss_falls_while_the_program_sleeps(void **state)
 static void test_recently_freed_memory_is_kept(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = 60000;
+    set_decay(60000);
     sleep_ms(300); /* a pass under the old decay ends */
     struct zone_struct *zone = &vm_zones[ZONE_NORMAL];
     unsigned long released = zone_field(&zone->released_pages);
@@ -90,7 +110,7 @@ static void test_recently_freed_memory_is_kept(void **state)
     }
     assert_int_equal(zone_field(&zone->released_pages), released);
     assert_true(zone_field(&zone->dirty_pages) >= NPAGES);
-    vm_purge_decay_ms = 500;
+    set_decay(500);
 }
 
 /* The purge hook runs just before each madvise: no zone lock may be held
@@ -114,8 +134,8 @@ static void check_no_lock(void *addr, size_t len)
 static void test_no_system_call_under_the_zone_lock(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = ULONG_MAX; /* only this thread purges */
-    sleep_ms(300);                 /* a background pass under way ends */
+    set_decay(ULONG_MAX); /* only this thread purges */
+    sleep_ms(300);        /* a background pass under way ends */
     fill_and_free_most();
     vm_purge_hook = check_no_lock;
     vm_release_free(0, 0); /* the malloc_trim path */
@@ -126,7 +146,7 @@ static void test_no_system_call_under_the_zone_lock(void **state)
     assert_int_equal(hook_locked, 0);
     assert_int_equal(zone_field(&vm_zones[ZONE_NORMAL].dirty_pages), 0);
     vm_check_zones();
-    vm_purge_decay_ms = 500;
+    set_decay(500);
 }
 
 /* Purged blocks, small ones included, read back as zero, carry PG_clean
@@ -134,7 +154,7 @@ static void test_no_system_call_under_the_zone_lock(void **state)
 static void test_purged_blocks_read_zero_and_are_reused(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = ULONG_MAX;
+    set_decay(ULONG_MAX);
     enum { N = 64 };
     unsigned long a[N];
     for (int i = 0; i < N; i++) {
@@ -161,7 +181,7 @@ static void test_purged_blocks_read_zero_and_are_reused(void **state)
     for (int i = 0; i < N; i++)
         free_pages(a[i], i % 3);
     vm_check_zones();
-    vm_purge_decay_ms = 500;
+    set_decay(500);
 }
 
 /* While a purge gives memory back, another thread allocates and frees in
@@ -196,7 +216,7 @@ static void wait_for_other(void *addr, size_t len)
 static void test_allocation_does_not_wait_for_a_purge(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = ULONG_MAX;
+    set_decay(ULONG_MAX);
     sleep_ms(300);
     fill_and_free_most();
     free_the_rest();
@@ -211,14 +231,17 @@ static void test_allocation_does_not_wait_for_a_purge(void **state)
     assert_null(ret);
     assert_int_equal(done_during_purge, 1); /* not after it */
     vm_check_zones();
-    vm_purge_decay_ms = 500;
+    set_decay(500);
 }
 
 /* In a fork child the background purge is started anew and works. */
 static void test_purge_runs_in_a_fork_child(void **state)
 {
     (void)state;
-    vm_purge_decay_ms = 300;
+#ifdef __SANITIZE_THREAD__
+    skip(); /* no thread in a fork child there (page_alloc.c) */
+#endif
+    set_decay(300);
     fill_and_free_most(); /* the parent's purge thread exists now */
     free_the_rest();
     pid_t pid = fork();
@@ -237,7 +260,7 @@ static void test_purge_runs_in_a_fork_child(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    vm_purge_decay_ms = 500;
+    set_decay(500);
 }
 
 int main(void)

@@ -546,6 +546,8 @@ static void purger_kick(void)
             purge_pass();
         return;
     }
+    if (__atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED) == ULONG_MAX)
+        return; /* no decay: nothing for a thread to do */
     int expect = PURGER_IDLE;
     if (!atomic_compare_exchange_strong(&purger_state, &expect, PURGER_RUNNING))
         return;
@@ -963,9 +965,15 @@ static void frames_fork_child(void)
     pthread_mutex_init(&purge_lock, NULL);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
-    /* The background purge did not come along: the next free starts one
-     * (one that could not be created gets another try). */
+        /* The background purge did not come along: the next free starts one
+         * (one that could not be created gets another try).  ThreadSanitizer
+         * kills a fork child of a threaded process that starts a thread: there
+         * the child's frees run the passes themselves. */
+#ifdef __SANITIZE_THREAD__
+    atomic_store(&purger_state, PURGER_NONE);
+#else
     atomic_store(&purger_state, PURGER_IDLE);
+#endif
     atomic_store(&purger_last_ms, 0);
 }
 
