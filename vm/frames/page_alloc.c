@@ -98,7 +98,7 @@
 /* ... and exits after this many ticks with no dirty memory in any zone. */
 #define PURGE_IDLE_TICKS 50
 /* Blocks taken off the lists per lock hold of a purge pass. */
-#define PURGE_BATCH 64
+#define PURGE_BATCH 256
 
 struct vm_lowmem vm_lowmem;
 struct zone_struct vm_zones[MAX_NR_ZONES] = {
