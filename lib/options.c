@@ -85,6 +85,24 @@ static int opt_lowmem_mb(const char *v)
     return 0;
 }
 
+/* Milliseconds, decimal, at most an hour. */
+static int opt_decay_ms(const char *v)
+{
+    unsigned long ms = 0;
+    if (!*v)
+        return -1;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9' || ms > 3600000UL)
+            return -1;
+        ms = ms * 10 + (unsigned long)(*v - '0');
+    }
+    if (ms > 3600000UL)
+        return -1;
+    kslab_opt.decay_ms = ms;
+    kslab_opt.decay_set = 1;
+    return 0;
+}
+
 /* ---- the table ---- */
 
 const struct kslab_option kslab_option_table[] = {
@@ -101,6 +119,11 @@ const struct kslab_option kslab_option_table[] = {
      "size of the low-memory (direct-map) reservation; default 64 GiB, and "
      "at most half of an address-space limit (ulimit -v)",
      opt_lowmem_mb},
+    {"KSLAB_DECAY_MS", "a number of milliseconds, at most 3600000",
+     "free memory goes back to the host once it has been free this long "
+     "(while the program allocates; at once when it does not); default "
+     "1000",
+     opt_decay_ms},
 };
 
 const size_t kslab_nr_options =

@@ -18,6 +18,8 @@ struct kslab_options {
     char stats_path[PATH_MAX]; /*   to this file (append); "" = stderr */
     unsigned long debug;       /* KSLAB_DEBUG: SLAB_POISON | SLAB_RED_ZONE */
     unsigned long lowmem_mb;   /* KSLAB_LOWMEM_MB: 0 = the default size */
+    unsigned long decay_ms;    /* KSLAB_DECAY_MS, when decay_set */
+    int decay_set;
 };
 
 extern struct kslab_options kslab_opt;

@@ -18,6 +18,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <kslab/vm.h>
@@ -154,6 +155,9 @@ struct zone_struct {
     unsigned long free_pages;
     unsigned long dirty_pages;
     unsigned long released_pages; /* stats: frames given back so far */
+    unsigned long nr_allocs;      /* allocations so far (idle test) */
+    unsigned long purging_pages;  /* free frames off the lists, being
+                                     given back (not in free_pages) */
     struct free_area_struct free_area[MAX_ORDER];
 };
 
@@ -203,13 +207,25 @@ static inline int vm_addr_is_dma(const void *addr)
 }
 
 /* Gives free frames back to the host now: dirty free blocks of order >=
- * min_order, least recently freed first, until at most keep dirty frames
- * are left in each zone; returns the frames released. */
+ * min_order, largest first and least recently freed first, until at most
+ * keep dirty frames are left in each zone; returns the frames released.
+ * Makes its system calls without the zone locks (page_alloc.c). */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
-/* Dirty free frames a zone keeps before a purge gives the older ones back
- * (down to half of it); mallopt(M_TRIM_THRESHOLD) sets it. */
+/* An optional cap on the dirty free frames of a zone: a free that leaves
+ * more gives the oldest back at once, down to half of it.  ULONG_MAX (the
+ * default): no cap, only the time decay; mallopt(M_TRIM_THRESHOLD) sets
+ * it. */
 extern unsigned long vm_purge_threshold;
+
+/* A dirty free block goes back to the host once it has been free this
+ * many milliseconds (the background purge, page_alloc.c); ULONG_MAX: never
+ * by time. */
+extern unsigned long vm_purge_decay_ms;
+
+/* Tests only: called with each range just before it is given back, with
+ * no zone lock held. */
+extern void (*vm_purge_hook)(void *addr, size_t len);
 
 /* Validates the buddy lists of every zone; aborts on a broken invariant.
  * Returns the number of free frames seen. */

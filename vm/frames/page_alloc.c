@@ -13,25 +13,67 @@
  * free_area[k].  Allocation splits larger blocks; freeing coalesces with
  * the buddy (pfn ^ 2^k) while it is free and of the same order.
  *
- * Giving memory back: freed frames stay "dirty" (they hold host memory).
- * Dirty and clean free blocks sit on separate lists (free_area_struct);
- * allocation takes dirty blocks first, so recently freed memory is reused
- * without page faults.  When a zone's dirty free frames exceed
- * PURGE_THRESHOLD_PAGES, dirty free blocks of order >= PURGE_MIN_ORDER,
- * largest orders first and least recently freed first, are
- * madvise(MADV_DONTNEED)ed and moved to the clean lists until half the
- * threshold is left — one system call per large block, never one per free.
+ * Giving memory back (time decay, after jemalloc's dirty_decay_ms): freed
+ * frames stay "dirty" (they hold host memory) and sit on the dirty lists,
+ * most recently freed first, each head stamped with the time it was freed
+ * (page->private, ms of CLOCK_MONOTONIC_COARSE).  Allocation takes dirty
+ * blocks first, so memory freed and soon needed again is reused without a
+ * page fault and never given back: a program whose heap swings by any
+ * amount within PURGE_DECAY_MS makes no madvise at all (the old policy, a
+ * purge whenever dirty memory passed 32 MiB, made one per swing and
+ * faulted the memory in again).  A block that has stayed free for
+ * PURGE_DECAY_MS goes back to the host, whatever its order: single free
+ * frames between live slabs too, so RSS falls to near the live size after a
+ * program frees most of its heap.  A purge pass takes the eligible blocks
+ * off the lists in batches (largest orders first, oldest first), sorts a
+ * batch by frame and gives back each run of adjacent blocks with one
+ * madvise(MADV_DONTNEED) (vm_os_purge), so scattered small blocks cost one
+ * call per run, not per block.
+ *
+ * No system call is made under a zone lock: a pass unlinks a batch from the
+ * free lists (the heads lose PG_buddy, so neither __rmqueue nor a
+ * neighbour's coalescing can see them; zone->purging_pages counts them),
+ * drops the lock, madvises, retakes the lock and frees the blocks onto the
+ * clean lists, merging as usual.  Passes are serialised by purge_lock.
+ *
+ * The trigger must not depend on the program calling kslab (a program that
+ * frees its heap and then sleeps must still shrink), so passes run in a
+ * background thread, started lazily by the first free that leaves dirty
+ * memory behind: it wakes every PURGE_TICK_MS (a zone with no allocation
+ * during a whole tick is idle: its blocks go back after a quarter of the
+ * decay time, so a program that frees its heap and sleeps shrinks within
+ * about 0.4 s), and exits once no zone has
+ * had dirty memory for PURGE_IDLE_TICKS ticks (so a process whose main
+ * thread calls pthread_exit() is not kept alive for long; exit() ends it at
+ * once, it is detached).  It runs with every signal blocked and is never in
+ * a fork child: the frames' fork hook marks it stopped there and the next
+ * free starts a new one.  A timer (timer_create) would also fire without
+ * the program's help, but SIGEV_SIGNAL takes a signal from the program and
+ * SIGEV_THREAD is a thread anyway, without control of its signal mask or
+ * lifetime.  When the thread cannot be created, frees run the pass
+ * themselves, at most once per tick.  vm_purge_threshold
+ * (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap: a free that leaves
+ * more dirty memory than that gives the oldest back at once (outside the
+ * lock) down to half of it; by default there is no cap.  vm_release_free()
+ * (malloc_trim) runs the same pass for every free block.  MADV_DONTNEED,
+ * not MADV_FREE: a clean block must read as zero (PG_clean), and RSS must
+ * fall for the frames to be seen as given back.
  *
  * Locking: each zone has its own mutex; every buddy list and counter of a
  * zone is under it.  Growing the direct map takes grow_lock (then the zone
- * lock).  committed_pages is published with a release store after the new
- * mem_map entries are initialised, so lock-free readers (virt_to_page)
- * never see an uninitialised struct page.
+ * lock); the commit (mprotect) runs under grow_lock only, which a thread
+ * needs only to grow a zone itself, and a thread that waited for it does
+ * not grow again when the zone was grown meanwhile.  Lock order: purge_lock,
+ * grow_lock, the zone locks.  committed_pages is published with a release store
+ * after the new mem_map entries are initialised, so lock-free readers
+ * (virt_to_page) never see an uninitialised struct page.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "lib/assert.h"
 #include "lib/fork.h"
@@ -49,8 +91,14 @@
 /* Dirty free memory kept for reuse (per zone): a purge starts above the
  * threshold and stops at half of it, so memory freed and soon needed again
  * is not given back and faulted in again. */
-#define PURGE_THRESHOLD_PAGES 8192UL /* 32 MiB */
-#define PURGE_MIN_ORDER 4            /* give back blocks of 64 KiB and up */
+/* A dirty free block goes back to the host once it has been free this long. */
+#define PURGE_DECAY_MS 1000UL
+/* The background purge wakes this often. */
+#define PURGE_TICK_MS 100UL
+/* ... and exits after this many ticks with no dirty memory in any zone. */
+#define PURGE_IDLE_TICKS 50
+/* Blocks taken off the lists per lock hold of a purge pass. */
+#define PURGE_BATCH 256
 
 struct vm_lowmem vm_lowmem;
 struct zone_struct vm_zones[MAX_NR_ZONES] = {
@@ -64,6 +112,18 @@ int vm_tool_state = VM_TOOL_UNKNOWN; /* lib/valgrind_hooks.h */
 #endif
 
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Serialises purge passes (and is what the fork hook waits on while a pass
+ * has blocks off the lists). */
+static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Milliseconds of the coarse monotonic clock (vDSO: no system call). */
+static inline unsigned long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (unsigned long)ts.tv_sec * 1000UL +
+           (unsigned long)ts.tv_nsec / 1000000UL;
+}
 
 /* ---- the direct map ---- */
 
@@ -150,6 +210,8 @@ static void lowmem_init(void)
     vm_zones[ZONE_NORMAL].zone_start_pfn = dma_end;
     vm_zones[ZONE_NORMAL].zone_end_pfn = vm_lowmem.reserved_pages;
     vm_zones[ZONE_NORMAL].grown_pfn = dma_end;
+    if (kslab_opt.decay_set) /* KSLAB_DECAY_MS */
+        vm_purge_decay_ms = kslab_opt.decay_ms;
     __atomic_store_n(&vm_lowmem.ready, 1, __ATOMIC_RELEASE);
 }
 KSLAB_INITCALL(KSLAB_INIT_FRAMES, lowmem_init);
@@ -184,6 +246,7 @@ static inline void add_free_block(struct zone_struct *zone, struct page *page,
     set_page_flags(page,
                    (1UL << PG_buddy) | ((unsigned long)clean << PG_clean));
     page->order = order;
+    page->private = clean ? 0 : now_ms(); /* when it became free (dirty) */
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
     list_add(&page->list, clean ? &zone->free_area[order].clean_list
                                 : &zone->free_area[order].free_list);
@@ -262,14 +325,20 @@ static struct page *__rmqueue(struct zone_struct *zone, unsigned int order)
     return NULL;
 }
 
-/* Commits ZONE_GROW_PAGES more frames to zone.  Zone lock NOT held. */
-static int zone_grow(struct zone_struct *zone)
+/* Commits ZONE_GROW_PAGES more frames to zone, unless another thread grew
+ * it since the caller saw it at seen_pfn (then 0 at once: try again).  Zone
+ * lock NOT held; the commit runs under grow_lock only. */
+static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
 {
     int err = -ENOMEM;
     pthread_mutex_lock(&grow_lock);
     pthread_mutex_lock(&zone->lock);
     unsigned long from = zone->grown_pfn;
     pthread_mutex_unlock(&zone->lock);
+    if (from != seen_pfn) {
+        pthread_mutex_unlock(&grow_lock);
+        return 0;
+    }
     unsigned long to = from + ZONE_GROW_PAGES;
     if (to > zone->zone_end_pfn)
         to = zone->zone_end_pfn;
@@ -305,40 +374,222 @@ out:
     return err;
 }
 
-/* Purges dirty free memory of a zone when it passes the threshold.
- * Zone lock held; drops nothing (madvise on free frames is safe under it:
- * nobody else can touch a free frame). */
-static unsigned long zone_release(struct zone_struct *zone,
-                                  unsigned int min_order, unsigned long keep)
+/* ---- giving memory back ---- */
+
+unsigned long vm_purge_threshold = ULONG_MAX; /* no cap unless mallopt */
+unsigned long vm_purge_decay_ms = PURGE_DECAY_MS;
+void (*vm_purge_hook)(void *addr, size_t len);
+
+struct purge_item {
+    unsigned long pfn;
+    unsigned int order;
+};
+
+/* Gives a batch of blocks that are off the lists back to the host, one
+ * madvise per run of adjacent blocks.  No lock held but purge_lock. */
+static void purge_batch_os(struct purge_item *b, int n)
 {
-    unsigned long released = 0;
-    for (int o = MAX_ORDER - 1; o >= (int)min_order; o--) {
-        struct free_area_struct *area = &zone->free_area[o];
-        while (!list_empty(&area->free_list)) {
-            if (zone->dirty_pages <= keep)
-                goto out;
-            /* the least recently freed dirty block */
-            struct page *page =
-                list_entry(area->free_list.prev, struct page, list);
-            vm_os_purge(vm_page_address(page), PAGE_SIZE << o);
-            SetPageFlag(page, PG_clean);
-            list_move(&page->list, &area->clean_list);
-            zone->dirty_pages -= 1UL << o;
-            released += 1UL << o;
-        }
+    for (int i = 1; i < n; i++) { /* by frame: a batch is small */
+        struct purge_item x = b[i];
+        int j = i;
+        for (; j > 0 && b[j - 1].pfn > x.pfn; j--)
+            b[j] = b[j - 1];
+        b[j] = x;
     }
-out:
-    zone->released_pages += released;
+    void (*hook)(void *, size_t) =
+        __atomic_load_n(&vm_purge_hook, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n;) {
+        unsigned long start = b[i].pfn;
+        unsigned long end = start + (1UL << b[i].order);
+        for (i++; i < n && b[i].pfn == end; i++)
+            end += 1UL << b[i].order;
+        void *addr = vm_lowmem.base + (start << PAGE_SHIFT);
+        size_t len = (end - start) << PAGE_SHIFT;
+        if (hook)
+            hook(addr, len);
+        vm_os_purge(addr, len);
+    }
+}
+
+/* Gives back dirty free blocks of zone of order >= min_order that became
+ * free at or before `before` (ms; ULONG_MAX: any), largest orders first and
+ * the least recently freed first, until at most keep dirty frames are left.
+ * Batches are unlinked under the zone lock, madvised without it and freed
+ * onto the clean lists under it again.  purge_lock held.  Returns the
+ * frames given back. */
+static unsigned long zone_purge(struct zone_struct *zone,
+                                unsigned int min_order, unsigned long keep,
+                                unsigned long before)
+{
+    struct purge_item batch[PURGE_BATCH];
+    unsigned long released = 0, budget;
+    pthread_mutex_lock(&zone->lock);
+    budget = 2 * zone->free_pages + 1; /* bounds a pass racing with frees */
+    pthread_mutex_unlock(&zone->lock);
+    while (released < budget) {
+        int n = 0;
+        unsigned long pages = 0;
+        pthread_mutex_lock(&zone->lock);
+        for (int o = MAX_ORDER - 1; o >= (int)min_order && n < PURGE_BATCH;
+             o--) {
+            struct list_head *list = &zone->free_area[o].free_list;
+            while (n < PURGE_BATCH && !list_empty(list) &&
+                   zone->dirty_pages > keep) {
+                struct page *page = list_entry(list->prev, struct page, list);
+                if (page->private > before)
+                    break; /* the rest of the list is younger */
+                /* Off the lists, PG_buddy cleared: neither allocated nor
+                 * merged with a neighbour until it comes back. */
+                del_free_block(zone, page, (unsigned int)o);
+                batch[n].pfn = vm_page_to_pfn(page);
+                batch[n].order = (unsigned int)o;
+                n++;
+                pages += 1UL << o;
+            }
+        }
+        zone->purging_pages += pages;
+        pthread_mutex_unlock(&zone->lock);
+        if (!n)
+            break;
+        purge_batch_os(batch, n);
+        pthread_mutex_lock(&zone->lock);
+        for (int i = 0; i < n; i++)
+            __free_one_block(zone, batch[i].pfn, batch[i].order, 1);
+        zone->purging_pages -= pages;
+        zone->released_pages += pages;
+        pthread_mutex_unlock(&zone->lock);
+        released += pages;
+    }
     return released;
 }
 
-unsigned long vm_purge_threshold = PURGE_THRESHOLD_PAGES;
-
-static inline void zone_maybe_release(struct zone_struct *zone)
+static unsigned long dirty_total(void)
 {
-    unsigned long t = __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
-    if (zone->dirty_pages > t)
-        zone_release(zone, PURGE_MIN_ORDER, t / 2);
+    unsigned long d = 0;
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        d += vm_zones[z].dirty_pages;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    }
+    return d;
+}
+
+/* One decay pass: every block free for vm_purge_decay_ms goes back, and in
+ * a zone nobody allocated from since the last pass (a program that sleeps,
+ * or only frees, has no use for its dirty memory) every block free for a
+ * quarter of that.
+ * Returns the dirty frames left. */
+static unsigned long purge_pass(void)
+{
+    static unsigned long seen_allocs[ZONE_NORMAL + 1];
+    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
+    unsigned long now = now_ms();
+    if (decay == ULONG_MAX)
+        return dirty_total();
+    pthread_mutex_lock(&purge_lock);
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        unsigned long allocs = vm_zones[z].nr_allocs;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+        unsigned long before = now >= decay ? now - decay : 0;
+        if (allocs == seen_allocs[z] && now >= decay / 4)
+            before = now - decay / 4; /* idle zone */
+        seen_allocs[z] = allocs;
+        zone_purge(&vm_zones[z], 0, 0, before);
+    }
+    pthread_mutex_unlock(&purge_lock);
+    return dirty_total();
+}
+
+/* The background purge: idle (not running), running, or none (it could
+ * not be created: frees run the pass themselves, once per tick). */
+enum { PURGER_IDLE, PURGER_RUNNING, PURGER_NONE };
+static _Atomic int purger_state;
+static _Atomic unsigned long purger_last_ms;
+static _Thread_local int purger_starting;
+
+static void *purger_main(void *arg)
+{
+    (void)arg;
+    int idle = 0;
+    for (;;) {
+        struct timespec ts = {0, (long)PURGE_TICK_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        if (purge_pass()) {
+            idle = 0;
+            continue;
+        }
+        if (++idle < PURGE_IDLE_TICKS)
+            continue;
+        atomic_store(&purger_state, PURGER_IDLE);
+        /* A free between the pass and the store saw us running and did
+         * not start a thread: look once more. */
+        int expect = PURGER_IDLE;
+        if (!dirty_total() || !atomic_compare_exchange_strong(
+                                  &purger_state, &expect, PURGER_RUNNING))
+            return NULL;
+        idle = 0;
+    }
+}
+
+/* After a free left dirty memory: makes sure something will purge it. */
+static void purger_kick(void)
+{
+    int state = atomic_load_explicit(&purger_state, memory_order_relaxed);
+    if (likely(state == PURGER_RUNNING) || purger_starting)
+        return;
+    if (state == PURGER_NONE) {
+        unsigned long now = now_ms();
+        unsigned long last = atomic_load(&purger_last_ms);
+        if (now - last >= PURGE_TICK_MS &&
+            atomic_compare_exchange_strong(&purger_last_ms, &last, now))
+            purge_pass();
+        return;
+    }
+    if (__atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED) == ULONG_MAX)
+        return; /* no decay: nothing for a thread to do */
+    int expect = PURGER_IDLE;
+    if (!atomic_compare_exchange_strong(&purger_state, &expect, PURGER_RUNNING))
+        return;
+    /* pthread_create allocates (the new thread's TLS): no kslab lock is
+     * held here, and purger_starting stops a nested start. */
+    purger_starting = 1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
+    pthread_attr_t attr;
+    pthread_t t;
+    int err = pthread_attr_init(&attr);
+    if (!err) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64UL << 10);
+        err = pthread_create(&t, &attr, purger_main, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    purger_starting = 0;
+    if (err)
+        atomic_store(&purger_state, PURGER_NONE);
+}
+
+/* Called by every free path after it dropped the zone lock; over: the
+ * free left more dirty memory than the cap (vm_purge_threshold). */
+static void after_free(struct zone_struct *zone, int over)
+{
+    if (unlikely(over) && pthread_mutex_trylock(&purge_lock) == 0) {
+        unsigned long t =
+            __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
+        zone_purge(zone, 0, t / 2, ULONG_MAX);
+        pthread_mutex_unlock(&purge_lock);
+    }
+    purger_kick();
+}
+
+/* Zone lock held: did the free just done pass the cap? */
+static inline int over_cap(const struct zone_struct *zone)
+{
+    return zone->dirty_pages >
+           __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
 }
 
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
@@ -346,11 +597,11 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
     unsigned long n = 0;
     if (!vm_lowmem.ready)
         return 0;
-    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
-        pthread_mutex_lock(&vm_zones[z].lock);
-        n += zone_release(&vm_zones[z], min_order, keep);
-        pthread_mutex_unlock(&vm_zones[z].lock);
-    }
+    pthread_mutex_lock(&purge_lock);
+    unsigned long now = now_ms();
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
+        n += zone_purge(&vm_zones[z], min_order, keep, now);
+    pthread_mutex_unlock(&purge_lock);
     return n;
 }
 
@@ -361,13 +612,15 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
     for (;;) {
         pthread_mutex_lock(&zone->lock);
         struct page *page = __rmqueue(zone, order);
+        unsigned long seen = zone->grown_pfn;
+        zone->nr_allocs++;
         pthread_mutex_unlock(&zone->lock);
         if (page) {
             /* under valgrind: frames may have held freed malloc blocks */
             vg_make_usable(vm_page_address(page), PAGE_SIZE << order);
             return page;
         }
-        if (zone_grow(zone))
+        if (zone_grow(zone, seen))
             return NULL;
     }
 }
@@ -422,8 +675,9 @@ static void free_block_to_zone(struct page *page, unsigned int order)
         kslab_die("__free_pages(): double free of frame %lu at %p", pfn,
                   vm_page_address(page));
     __free_one_block(zone, pfn, order, 0);
-    zone_maybe_release(zone);
+    int over = over_cap(zone);
     pthread_mutex_unlock(&zone->lock);
+    after_free(zone, over);
 }
 
 /**
@@ -564,8 +818,9 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
         kslab_die("free(): block %p of %lu pages outside zone %s",
                   vm_page_address(page), npages, zone->name);
     __free_run(zone, pfn, npages);
-    zone_maybe_release(zone);
+    int over = over_cap(zone);
     pthread_mutex_unlock(&zone->lock);
+    after_free(zone, over);
 }
 
 /* Finds the free block that holds frame pfn, or NULL.  Zone lock held. */
@@ -634,8 +889,9 @@ void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
     pthread_mutex_lock(&zone->lock);
     __free_run(zone, vm_page_to_pfn(page) + new_npages,
                old_npages - new_npages);
-    zone_maybe_release(zone);
+    int over = over_cap(zone);
     pthread_mutex_unlock(&zone->lock);
+    after_free(zone, over);
 }
 
 /* ---- validation and fork ---- */
@@ -700,6 +956,7 @@ unsigned long vm_check_zones(void)
  * high-memory frames. */
 static void frames_fork_prepare(void)
 {
+    pthread_mutex_lock(&purge_lock); /* no pass has blocks off the lists */
     pthread_mutex_lock(&grow_lock);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_lock(&vm_zones[z].lock);
@@ -712,14 +969,26 @@ static void frames_fork_parent(void)
     for (int z = MAX_NR_ZONES - 1; z >= 0; z--)
         pthread_mutex_unlock(&vm_zones[z].lock);
     pthread_mutex_unlock(&grow_lock);
+    pthread_mutex_unlock(&purge_lock);
 }
 
 static void frames_fork_child(void)
 {
     vm_highmem_fork_unlock(1);
     pthread_mutex_init(&grow_lock, NULL);
+    pthread_mutex_init(&purge_lock, NULL);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
+        /* The background purge did not come along: the next free starts one
+         * (one that could not be created gets another try).  ThreadSanitizer
+         * kills a fork child of a threaded process that starts a thread: there
+         * the child's frees run the passes themselves. */
+#ifdef __SANITIZE_THREAD__
+    atomic_store(&purger_state, PURGER_NONE);
+#else
+    atomic_store(&purger_state, PURGER_IDLE);
+#endif
+    atomic_store(&purger_last_ms, 0);
 }
 
 static const struct kslab_fork_hook frames_fork_hook = {
