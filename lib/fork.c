@@ -24,14 +24,17 @@
  *        vmlist_lock                vm/mm/vmalloc.c
  *        h_lock, vm_swap_lock       vm/mm/swapfile.c
  *   2. KSLAB_FORK_MALLOC (interpose/large.c)
+ *        tc_lock                    the list of per-thread large caches
+ *        each thread cache's lock   list order
  *        huge_lock                  the table of own mappings
  *   3. KSLAB_FORK_INIT (lib/init.c)
  *        init_lock                  every once-only set-up (recursive)
  *   4. KSLAB_FORK_SLAB (slab/slab.c, slab_fork_prepare)
  *        cache_chain_sem            the chain of caches (recursive)
- *        thread_lock                the list of threads
+ *        slab_thread_lock           the list of threads (slab/thread.c)
  *        cache_cache.spinlock, then every cache's spinlock, chain order
  *   5. KSLAB_FORK_FRAMES (vm/frames/page_alloc.c, frames_fork_prepare)
+ *        purge_lock                 one purge pass at a time
  *        grow_lock                  growing the direct map
  *        the zone locks             DMA, Normal, HighMem
  *        vm_highmem.lock            the high-memory frames (a leaf)
