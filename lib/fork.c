@@ -20,7 +20,8 @@
  *        every mm's mmap_sem        (each taken with vm_mmlist_lock
  *                                    dropped: no path holds two)
  *        vm_mmlist_lock             vm/mm/vmscan.c
- *        windows_lock               vm/mm/fault.c, the window table
+ *        chain_lock, windows_lock   vm/mm/fault.c: the chained SIGSEGV
+ *                                    handler, the window table
  *        vmlist_lock                vm/mm/vmalloc.c
  *        h_lock, vm_swap_lock       vm/mm/swapfile.c
  *   2. KSLAB_FORK_MALLOC (interpose/large.c)

@@ -41,11 +41,11 @@ static struct {
 } windows[VM_MAX_WINDOWS];
 static atomic_int nr_windows; /* high-water mark of used slots */
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction old_segv;
 /* old_segv's sequence count (odd while it is written) and its writers'
  * lock; segv_installed is set once kslab's handler is in place. */
 static atomic_uint old_segv_seq;
-static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int segv_installed;
 
 /*
@@ -122,17 +122,23 @@ void vm_window_unregister(struct mm_struct *mm)
     mm->window_slot = -1;
 }
 
+/* Host fork (lib/fork.c): chain_lock, then windows_lock; never nested
+ * otherwise. */
 void vm_window_fork_lock(void)
 {
+    pthread_mutex_lock(&chain_lock);
     pthread_mutex_lock(&windows_lock);
 }
 
 void vm_window_fork_unlock(int child)
 {
-    if (child)
+    if (child) {
         pthread_mutex_init(&windows_lock, NULL);
-    else
+        pthread_mutex_init(&chain_lock, NULL);
+    } else {
         pthread_mutex_unlock(&windows_lock);
+        pthread_mutex_unlock(&chain_lock);
+    }
 }
 
 static struct mm_struct *window_lookup(uintptr_t a)
