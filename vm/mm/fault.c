@@ -22,8 +22,8 @@
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
  * by a thread while it touches a user window, and never calls malloc or
  * stdio.  Several threads may be in the handler at once.  The chained
- * handler (old_segv) is written under chain_lock and read by the handler
- * through a sequence count, so a handler never sees half of an update.
+ * handler (old_segv) is written under chain_lock and published with a
+ * release store, read by the handler without a lock.
  */
 #include <errno.h>
 #include <signal.h>
@@ -42,10 +42,13 @@ static struct {
 static atomic_int nr_windows; /* high-water mark of used slots */
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sigaction old_segv;
-/* old_segv's sequence count (odd while it is written) and its writers'
- * lock; segv_installed is set once kslab's handler is in place. */
-static atomic_uint old_segv_seq;
+/* The handler kslab chains to: written into the slot not in use, under
+ * chain_lock, then published by one release store, so the SIGSEGV handler
+ * (which takes no lock) copies a whole one.  A reader would see a torn
+ * copy only if two updates completed while it copied 152 bytes.
+ * segv_installed is set once kslab's handler is in place. */
+static struct sigaction old_segv_slot[2];
+static struct sigaction *_Atomic old_segv = &old_segv_slot[0];
 static atomic_int segv_installed;
 
 /*
@@ -63,29 +66,23 @@ extern int __sigaction(int sig, const struct sigaction *act,
 #define real_sigaction __sigaction
 #endif
 
-/* A consistent copy of old_segv (async-signal-safe). */
+/* A copy of the chained handler (async-signal-safe). */
 static struct sigaction chained_handler(void)
 {
     struct sigaction a;
-    unsigned int seq;
-    do {
-        while (
-            (seq = atomic_load_explicit(&old_segv_seq, memory_order_acquire)) &
-            1)
-            ;
-        memcpy(&a, &old_segv, sizeof a);
-        atomic_thread_fence(memory_order_acquire);
-    } while (atomic_load_explicit(&old_segv_seq, memory_order_relaxed) != seq);
+    memcpy(&a, atomic_load_explicit(&old_segv, memory_order_acquire), sizeof a);
     return a;
 }
 
-/* Replaces old_segv; chain_lock held. */
+/* Replaces the chained handler; chain_lock held. */
 static void set_chained_handler(const struct sigaction *a)
 {
-    atomic_fetch_add_explicit(&old_segv_seq, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    memcpy(&old_segv, a, sizeof *a);
-    atomic_fetch_add_explicit(&old_segv_seq, 1, memory_order_release);
+    struct sigaction *cur =
+        atomic_load_explicit(&old_segv, memory_order_relaxed);
+    struct sigaction *next =
+        cur == &old_segv_slot[0] ? &old_segv_slot[1] : &old_segv_slot[0];
+    memcpy(next, a, sizeof *a);
+    atomic_store_explicit(&old_segv, next, memory_order_release);
 }
 
 int vm_window_register(struct mm_struct *mm)
