@@ -57,6 +57,13 @@ static atomic_int segv_installed;
  * handler: there kslab neither wraps them nor goes around the sanitizer.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KSLAB_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define KSLAB_SANITIZED 1
+#endif
+#endif
+#ifdef KSLAB_SANITIZED
 #define KSLAB_SIGNAL_CHAIN 0
 #define real_sigaction sigaction
 #else
@@ -362,5 +369,7 @@ KSLAB_API __sighandler_t signal(int sig, __sighandler_t handler)
 }
 
 KSLAB_API __sighandler_t bsd_signal(int sig, __sighandler_t handler)
-    __attribute__((alias("signal"), copy(signal)));
+{
+    return signal(sig, handler);
+}
 #endif /* KSLAB_SIGNAL_CHAIN */
