@@ -402,8 +402,8 @@ static void buddy_free(struct page *page)
  */
 struct large_tcache {
     pthread_mutex_t lock;
-    struct large_tcache *next, *prev; /* on tc_list, under tc_lock */
-    size_t bytes;                     /* held, under lock */
+    struct list_head link; /* on tc_list, under tc_lock */
+    size_t bytes;          /* held, under lock */
     unsigned long nr;
     unsigned char count[LARGE_TCACHE_CLASSES];
     struct page *bin[LARGE_TCACHE_CLASSES][LARGE_TCACHE_BIN];
@@ -413,7 +413,8 @@ struct large_tcache {
 #define TC_MAX_PAGES 512UL
 
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct large_tcache tc_list = {.next = &tc_list, .prev = &tc_list};
+static LIST_HEAD(tc_list);
+#define tc_of(p) list_entry(p, struct large_tcache, link)
 /* A thread past its exit hook, or one without memory for a cache. */
 static struct large_tcache tc_none;
 static __thread struct large_tcache *tc_self
@@ -476,8 +477,7 @@ static void tc_exit(void *arg)
     struct large_tcache *tc = arg;
     tc_self = &tc_none;
     pthread_mutex_lock(&tc_lock);
-    tc->prev->next = tc->next;
-    tc->next->prev = tc->prev;
+    list_del(&tc->link);
     pthread_mutex_unlock(&tc_lock);
     pthread_mutex_lock(&tc->lock);
     __tc_flush(tc);
@@ -504,10 +504,7 @@ static __cold struct large_tcache *tc_attach(void)
     memset(tc, 0, sizeof *tc);
     pthread_mutex_init(&tc->lock, NULL);
     pthread_mutex_lock(&tc_lock);
-    tc->next = tc_list.next;
-    tc->prev = &tc_list;
-    tc_list.next->prev = tc;
-    tc_list.next = tc;
+    list_add(&tc->link, &tc_list);
     pthread_mutex_unlock(&tc_lock);
     tc_self = tc;
     pthread_setspecific(tc_key, tc);
@@ -599,8 +596,8 @@ static size_t tc_flush_all(void)
 {
     size_t bytes = 0;
     pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_list.next; tc != &tc_list;
-         tc = tc->next) {
+    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
+         tc = tc_of(tc->link.next)) {
         pthread_mutex_lock(&tc->lock);
         bytes += __tc_flush(tc);
         pthread_mutex_unlock(&tc->lock);
@@ -613,8 +610,8 @@ static void tc_sum(unsigned long *blocks, unsigned long *bytes)
 {
     *blocks = *bytes = 0;
     pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_list.next; tc != &tc_list;
-         tc = tc->next) {
+    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
+         tc = tc_of(tc->link.next)) {
         pthread_mutex_lock(&tc->lock);
         *blocks += tc->nr;
         *bytes += tc->bytes;
@@ -769,7 +766,8 @@ size_t vm_large_trim(void)
 void vm_large_fork_prepare(void)
 {
     pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_list.next; tc != &tc_list; tc = tc->next)
+    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
+         tc = tc_of(tc->link.next))
         pthread_mutex_lock(&tc->lock);
     pthread_mutex_lock(&huge_lock);
 }
@@ -777,7 +775,8 @@ void vm_large_fork_prepare(void)
 void vm_large_fork_parent(void)
 {
     pthread_mutex_unlock(&huge_lock);
-    for (struct large_tcache *tc = tc_list.next; tc != &tc_list; tc = tc->next)
+    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
+         tc = tc_of(tc->link.next))
         pthread_mutex_unlock(&tc->lock);
     pthread_mutex_unlock(&tc_lock);
 }
@@ -789,16 +788,15 @@ void vm_large_fork_child(void)
 {
     pthread_mutex_init(&huge_lock, NULL);
     pthread_mutex_init(&tc_lock, NULL);
-    struct large_tcache *tc = tc_list.next;
-    while (tc != &tc_list) {
-        struct large_tcache *next = tc->next;
+    struct list_head *p, *n;
+    list_for_each_safe(p, n, &tc_list)
+    {
+        struct large_tcache *tc = tc_of(p);
         pthread_mutex_init(&tc->lock, NULL);
         if (tc != tc_self) {
             __tc_flush(tc);
-            tc->prev->next = tc->next;
-            tc->next->prev = tc->prev;
+            list_del(&tc->link);
             free_pages((unsigned long)tc, 0);
         }
-        tc = next;
     }
 }
