@@ -10,4 +10,13 @@
 #define __cold __attribute__((cold, noinline))
 #define __noinline __attribute__((noinline))
 
+/* KSLAB_TSAN_BUILD: compiled with ThreadSanitizer (gcc or clang). */
+#if defined(__SANITIZE_THREAD__)
+#define KSLAB_TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KSLAB_TSAN_BUILD 1
+#endif
+#endif
+
 #endif /* KSLAB_LIB_COMPILER_H */

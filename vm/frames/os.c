@@ -9,8 +9,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/compiler.h"
 #include "vm/frames/os.h"
 #include "vm/frames/page.h"
 
@@ -31,6 +33,29 @@ void vm_os_get_counts(struct vm_os_counts *c)
     c->unmap = atomic_load_explicit(&os_counts.unmap, memory_order_relaxed);
     c->remap = atomic_load_explicit(&os_counts.remap, memory_order_relaxed);
     c->purge = atomic_load_explicit(&os_counts.purge, memory_order_relaxed);
+}
+
+/*
+ * Mappings over emulated user memory (an mm's window, vmalloc space).
+ * ThreadSanitizer's mmap interceptor records a mapping as a write of the
+ * whole range by the mapping thread.  Here the mapping thread is the one
+ * that took a fault, and the threads that later use the page take no fault
+ * and no lock: what orders their accesses after the mmap is the host's
+ * page table, which TSan cannot see, so every such access would be
+ * reported as a race with the fault handler.  In a TSan build these
+ * mappings are made with the raw system call, which TSan does not see; the
+ * races it reports there are then only those between the program's own
+ * accesses, which it sees in full.
+ */
+static void *window_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                         off_t off)
+{
+#ifdef KSLAB_TSAN_BUILD
+    long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    return r == -1 ? MAP_FAILED : (void *)r;
+#else
+    return mmap(addr, len, prot, flags, fd, off);
+#endif
 }
 
 /* Maps len bytes aligned to align: over-maps by align and trims both ends. */
@@ -79,9 +104,9 @@ int vm_os_protect(void *addr, size_t len, int prot)
 
 int vm_os_decommit(void *addr, size_t len)
 {
-    void *p =
-        mmap(addr, len, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    void *p = window_mmap(
+        addr, len, PROT_NONE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     return p == MAP_FAILED ? -errno : 0;
 }
 
@@ -117,7 +142,8 @@ void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
     COUNT(map);
     int flags = MAP_SHARED | (addr ? MAP_FIXED : MAP_NORESERVE) |
                 (populate ? MAP_POPULATE : 0);
-    void *p = mmap(addr, len, prot, flags, fd, off);
+    void *p = addr ? window_mmap(addr, len, prot, flags, fd, off)
+                   : mmap(NULL, len, prot, flags, fd, off);
     return p == MAP_FAILED ? NULL : p;
 }
 
