@@ -186,6 +186,11 @@ KSLAB_API unsigned long copy_from_user(struct mm_struct *mm, void *dst,
                                        unsigned long uaddr, unsigned long n);
 KSLAB_API long get_user_pages(struct mm_struct *mm, unsigned long start,
                               unsigned long nr, int write, struct page **pages);
+/* Drop the pins (and references) get_user_pages returned in pages: while
+ * pinned, a page keeps its frame and its window mapping whatever reclaim
+ * and mm_fork do. */
+KSLAB_API void unpin_user_page(struct page *page);
+KSLAB_API void unpin_user_pages(struct page **pages, unsigned long nr);
 KSLAB_API int make_pages_present(struct mm_struct *mm, unsigned long start,
                                  unsigned long end);
 

@@ -4,9 +4,11 @@
  * that must not fault (the host kernel in a system call).  Copies fault
  * pages in, break COW, stop at the first page the mm does not allow and
  * report the bytes not copied; after get_user_pages, read(2) and write(2)
- * on window addresses work where they failed with EFAULT before.
+ * on window addresses work where they failed with EFAULT before, and
+ * keep working while the pages are pinned, whatever reclaim and mm_fork
+ * do meanwhile.
  */
-#include "vmtest.h"
+#include "swaptest.h"
 
 static void test_copy_to_and_from_fresh_pages(void **state)
 {
@@ -83,8 +85,7 @@ static void test_syscalls_after_get_user_pages(void **state)
     assert_int_equal(get_user_pages(mm, a, 2, 1, pages), 2);
     assert_int_equal(read(fds[0], mm_host(mm, a), 5), 5);
     assert_memory_equal(mm_host(mm, a), "hello", 5);
-    put_page(pages[0]);
-    put_page(pages[1]);
+    unpin_user_pages(pages, 2);
     assert_int_equal(make_pages_present(mm, a, a + 2 * PAGE_SIZE), 0);
     assert_int_equal(write(fds[1], mm_host(mm, a), 5), 5);
     assert_int_equal(get_user_pages(mm, a + 8 * PAGE_SIZE, 1, 0, NULL),
@@ -94,6 +95,124 @@ static void test_syscalls_after_get_user_pages(void **state)
     mmput(mm);
 }
 
+/* A system call into pinned pages works after reclaim ran over the mm:
+ * the pinned pages are neither armed nor swapped out, the others are;
+ * once unpinned they go too. */
+static void test_pinned_pages_survive_reclaim(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    swap_on("pin", 4 * N, 0);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, N * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (unsigned long i = 0; i < N; i++)
+        fill_page(mm, a, i, 7);
+    struct page *pages[2];
+    assert_int_equal(get_user_pages(mm, a, 2, 1, pages), 2);
+    /* two laps of the clock: arm, then evict */
+    try_to_free_pages(4 * N);
+    try_to_free_pages(4 * N);
+    assert_true(count_swapped(mm, a + 2 * PAGE_SIZE, N - 2) > 0);
+    assert_int_equal(count_swapped(mm, a, 2), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "pinned", 6), 6);
+    assert_int_equal(read(fds[0], mm_host(mm, a + 100), 6), 6);
+    assert_int_equal(write(fds[1], mm_host(mm, a + PAGE_SIZE), 64), 64);
+    assert_memory_equal(mm_host(mm, a + 100), "pinned", 6);
+    unpin_user_pages(pages, 2);
+    try_to_free_pages(4 * N);
+    try_to_free_pages(4 * N);
+    assert_int_equal(count_swapped(mm, a, 2), 2);
+    char back[6];
+    assert_int_equal(copy_from_user(mm, back, a + 100, 6), 0);
+    assert_memory_equal(back, "pinned", 6);
+    for (unsigned long i = 2; i < N; i++)
+        assert_true(page_ok(mm, a, i, 7));
+    vm_check_mm(mm);
+    mmput(mm);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* mm_fork while a page is pinned: the parent's window stays writable (a
+ * read(2) into it still works), the child has its own copy of the
+ * contents at fork time, and later stores on either side stay apart. */
+static void test_fork_copies_pinned_page(void **state)
+{
+    (void)state;
+    struct mm_struct *p = mm_alloc();
+    unsigned long a =
+        anon(p, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    U64(p, a) = 1;
+    U64(p, a + PAGE_SIZE) = 2;
+    struct page *pg;
+    assert_int_equal(get_user_pages(p, a, 1, 1, &pg), 1);
+    struct mm_struct *c = mm_fork(p);
+    assert_non_null(c);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], "parent!!", 8), 8);
+    assert_int_equal(read(fds[0], mm_host(p, a), 8), 8);
+    assert_memory_equal(mm_host(p, a), "parent!!", 8);
+    assert_int_equal(U64(c, a), 1);
+    U64(c, a) = 3;
+    assert_memory_equal(mm_host(p, a), "parent!!", 8);
+    /* the unpinned page is shared COW as usual */
+    assert_int_equal(U64(c, a + PAGE_SIZE), 2);
+    unpin_user_page(pg);
+    U64(p, a + PAGE_SIZE) = 4;
+    assert_int_equal(U64(c, a + PAGE_SIZE), 2);
+    vm_check_mm(p);
+    vm_check_mm(c);
+    mmput(c);
+    mmput(p);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* A write fault on a pinned page whose other reference is its pte keeps
+ * the page (no copy behind the pin's back). */
+static void test_write_fault_keeps_pinned_page(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    U64(mm, a) = 5;
+    struct page *pg;
+    assert_int_equal(get_user_pages(mm, a, 1, 0, &pg), 1);
+    assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ), 0);
+    assert_int_equal(sys_mprotect(mm, a, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+    U64(mm, a) = 6;
+    assert_ptr_equal(pte_page(pte_of(mm, a)), pg);
+    assert_int_equal(((unsigned long *)vm_kmap(pg))[0], 6);
+    unpin_user_page(pg);
+    mmput(mm);
+}
+
+static void test_unpin_twice_dies(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct mm_struct *mm = mm_alloc();
+        unsigned long a =
+            anon(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+        struct page *pg;
+        if (get_user_pages(mm, a, 1, 1, &pg) != 1)
+            _exit(3);
+        unpin_user_page(pg);
+        unpin_user_page(pg);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +220,10 @@ int main(void)
         cmocka_unit_test(test_copy_stops_at_forbidden_page),
         cmocka_unit_test(test_copy_to_user_breaks_cow),
         cmocka_unit_test(test_syscalls_after_get_user_pages),
+        swap_unit_test(test_pinned_pages_survive_reclaim),
+        cmocka_unit_test(test_fork_copies_pinned_page),
+        cmocka_unit_test(test_write_fault_keeps_pinned_page),
+        cmocka_unit_test(test_unpin_twice_dies),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

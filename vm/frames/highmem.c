@@ -223,7 +223,7 @@ static struct page *take_frame(unsigned long pfn)
         clean = 1UL << PG_clean; /* never used: still a hole */
     set_page_flags(page, (1UL << PG_highmem) | clean);
     page->order = 0;
-    page->mapcount = 0;
+    page->pins = 0;
     page->mapping = NULL;
     page->index = 0;
     atomic_store_explicit(&page->count, 1, memory_order_relaxed);

@@ -76,7 +76,7 @@ struct page {
     atomic_int count;
     unsigned int order;
     unsigned int zone;     /* index into vm_zones[] */
-    unsigned int mapcount; /* user ptes mapping this frame (vm/) */
+    unsigned int pins;     /* get_user_pages pins of a user frame (vm/mm/) */
     void *mapping;         /* owner when in a cache (swap, file) */
     unsigned long private; /* owner-defined */
 };

@@ -384,7 +384,9 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     mm->min_flt++;
     /* the only reference is ours (a cached page has the cache's too) */
     if ((vma->vm_flags & VM_SHARED) ||
-        (!zero && atomic_load_explicit(&old->count, memory_order_acquire) == 1))
+        (!zero && atomic_load_explicit(&old->count, memory_order_acquire) -
+                          (int)page_pins(old) ==
+                      1))
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
     if (!zero && page_count(old) == 2) {
         /* only we and the swap cache hold it, and no other pte holds its
@@ -657,9 +659,27 @@ void vm_pgtable_free_all(struct mm_struct *mm)
  * copy_page_range: the child's ptes of vma are the parent's, each frame
  * gaining a reference.  A COW mapping — (vm_flags & (VM_SHARED |
  * VM_MAYWRITE)) == VM_MAYWRITE — is write-protected on both sides, so the
- * first write on either side faults into do_wp_page.  The parent's host
+ * first write on either side faults into do_wp_page; a pinned page is
+ * copied for the child instead (copy_pinned_page).  The parent's host
  * mappings are write-protected here; the child's are built by the caller.
  */
+/* A pinned page of a COW mapping at fork: the child's pte d gets a
+ * copy, so the parent's mapping (which a system call may be using) is
+ * not write-protected (later Linux does the same for pages pinned for
+ * DMA).  The child's host mapping is built by the caller. */
+static int copy_pinned_page(struct mm_struct *dst, unsigned long addr, pte_t *d,
+                            pte_t pte)
+{
+    struct page *new = vm_alloc_user_frame(dst, frame_hint(dst, addr));
+    if (!new)
+        return -ENOMEM;
+    memcpy(vm_kmap(new), vm_kmap(pte_page(pte)), PAGE_SIZE);
+    ClearPageFlag(new, PG_clean);
+    *d = mk_pte(new, (pte_val(pte) & ~PAGE_MASK & ~_PAGE_OLD) | _PAGE_DIRTY);
+    dst->rss++;
+    return 0;
+}
+
 int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
                     struct vm_area_struct *vma)
 {
@@ -683,6 +703,16 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
             if (!d)
                 return -ENOMEM;
             pte_t pte = *s;
+            if (cow && pte_pfn(pte) != ZERO_PAGE_PFN &&
+                page_pins(pte_page(pte))) {
+                /* pinned: the parent keeps it, writable; the child gets
+                 * a copy now */
+                int r = copy_pinned_page(dst, a, d, pte);
+                if (r)
+                    return r;
+                a += PAGE_SIZE;
+                continue;
+            }
             if (cow && pte_write(pte)) {
                 pte = pte_wrprotect(pte);
                 *s = pte;
@@ -722,7 +752,7 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
             pte_t new = __pte((pte_pfn(old) << PAGE_SHIFT) | prot |
                               (pte_val(old) & _PAGE_DIRTY));
             if (keep_rw && pte_dirty(old) && pte_pfn(old) != ZERO_PAGE_PFN &&
-                page_count(pte_page(old)) == 1)
+                page_unpinned_count(pte_page(old)) == 1)
                 new = pte_mkwrite(new);
             *pte = new;
         }

@@ -159,6 +159,23 @@ static inline void put_page(struct page *page)
 {
     vm_frame_put(page, NULL);
 }
+
+/*
+ * Pins (get_user_pages with pages, dropped by unpin_user_page): a pinned
+ * frame is one whose window mapping a system call may be using, so
+ * reclaim neither arms nor swaps it out, fork copies it for the child
+ * instead of write-protecting it, and a write fault keeps it when the
+ * only other references are pins.  Each pin also holds a reference, so
+ * page_count - page_pins is what the ptes and the caches hold.
+ */
+static inline unsigned int page_pins(struct page *page)
+{
+    return __atomic_load_n(&page->pins, __ATOMIC_ACQUIRE);
+}
+static inline int page_unpinned_count(struct page *page)
+{
+    return page_count(page) - (int)page_pins(page);
+}
 #define ZERO_PAGE(addr) vm_pfn_frame(ZERO_PAGE_PFN)
 
 static inline pte_t mk_pte(struct page *page, unsigned long prot)

@@ -91,12 +91,18 @@ KSLAB_API unsigned long copy_from_user(struct mm_struct *mm, void *dst,
 
 /**
  * get_user_pages - fault in @nr pages from @start (for writing when
- * @write) and, when @pages is not NULL, store each one's struct page with
- * a reference the caller drops with put_page.  After it returns, the
- * host mappings of those pages allow the access, so a system call may be
- * given their window addresses until the mm changes them (munmap,
- * mprotect, reclaim of a page not pinned).  Returns the pages done, or
- * -EFAULT when not even the first could be (-EINVAL for bad arguments).
+ * @write) and, when @pages is not NULL, pin each one and store its struct
+ * page; the caller drops each pin with unpin_user_page (or all of them
+ * with unpin_user_pages).  After it returns, the host mappings of those
+ * pages allow the access, so a system call may be given their window
+ * addresses.  While pinned, a page keeps its frame and its mapping:
+ * reclaim neither arms nor swaps it out, and mm_fork copies it for the
+ * child rather than write-protecting it (later Linux's rule for pages
+ * pinned for DMA; 2.4's kiobufs relied on the page lock instead).  Only
+ * the mm's own changes (munmap, mprotect, mremap) take the mapping away.
+ * Without @pages the pages are only faulted in, as make_pages_present
+ * does.  Returns the pages done, or -EFAULT when not even the first could
+ * be (-EINVAL for bad arguments).
  */
 KSLAB_API long get_user_pages(struct mm_struct *mm, unsigned long start,
                               unsigned long nr, int write, struct page **pages)
@@ -114,11 +120,42 @@ KSLAB_API long get_user_pages(struct mm_struct *mm, unsigned long start,
             break;
         if (pages) {
             get_page(page);
+            if (vm_frame_pfn(page) != ZERO_PAGE_PFN)
+                __atomic_add_fetch(&page->pins, 1, __ATOMIC_RELEASE);
             pages[done] = page;
         }
     }
     pthread_mutex_unlock(&mm->mmap_sem);
     return done ? done : -EFAULT;
+}
+
+/**
+ * unpin_user_page - drops a pin get_user_pages took, and its reference.
+ * A page that is not pinned is heap corruption (a second unpin, or a page
+ * get_user_pages did not return): one line on stderr, then abort().
+ */
+KSLAB_API void unpin_user_page(struct page *page)
+{
+    if (!page)
+        return;
+    if (vm_frame_pfn(page) != ZERO_PAGE_PFN) {
+        unsigned int pins = __atomic_load_n(&page->pins, __ATOMIC_RELAXED);
+        do {
+            if (pins == 0)
+                kslab_die("unpin_user_page(): frame %lu is not pinned",
+                          vm_frame_pfn(page));
+        } while (!__atomic_compare_exchange_n(&page->pins, &pins, pins - 1, 0,
+                                              __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED));
+    }
+    put_page(page);
+}
+
+/** unpin_user_pages - unpin_user_page for each of @nr pages. */
+KSLAB_API void unpin_user_pages(struct page **pages, unsigned long nr)
+{
+    for (unsigned long i = 0; pages && i < nr; i++)
+        unpin_user_page(pages[i]);
 }
 
 /**

@@ -17,7 +17,7 @@
  * swap cache and replaces the pte with the swap entry; the last pte to
  * let go writes the page (only when dirty) and frees the frame.  Pages of
  * VM_LOCKED vmas, of shared and file mappings, and PROT_NONE pages are
- * never scanned.
+ * never scanned; pinned pages (get_user_pages) are passed over.
  *
  * Locking: vm_mmlist_lock guards the list of mms; it is never held while
  * waiting for an mmap_sem.  Reclaim from a fault already holds the
@@ -252,6 +252,8 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
 {
     pte_t e = *pte;
     struct page *page = pte_page(e);
+    if (page_pins(page))
+        return 0; /* a system call may be using its window (uaccess.c) */
     if (!(pte_val(e) & _PAGE_OLD)) {
         /* when the host refuses (vm.max_map_count), the page is simply
          * not armed this time */
