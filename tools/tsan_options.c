@@ -19,4 +19,3 @@ const char *__tsan_default_options(void)
 {
     return "detect_deadlocks=0";
 }
-
