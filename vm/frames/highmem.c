@@ -21,11 +21,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "lib/init.h"
 #include "vm/frames/highmem.h"
+#include "vm/frames/os.h"
 
 struct vm_highmem vm_highmem = {.memfd = -1, .lock = ATOMIC_FLAG_INIT};
 static struct kslab_once highmem_once = KSLAB_ONCE_INIT;
@@ -93,11 +93,9 @@ static int copy_run(int fd, unsigned long start, unsigned long n)
 static int highmem_snapshot(void)
 {
     struct vm_highmem *h = &vm_highmem;
-    int fd = memfd_create("kslab-highmem", MFD_CLOEXEC);
+    int fd = vm_os_memfd("kslab-highmem", h->nr_frames << PAGE_SHIFT);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)(h->nr_frames << PAGE_SHIFT)) != 0)
-        goto fail;
     for (unsigned long i = 1; i < h->nr_frames;) {
         unsigned long w = h->bitmap[i / BITS_PER_LONG];
         if (!w && !(i % BITS_PER_LONG)) {
@@ -142,19 +140,12 @@ void vm_highmem_fork_unlock(int child)
         goto out;
     }
     close(fork_fd);
-    if (mmap(h->kmap, h->nr_frames << PAGE_SHIFT, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_NORESERVE | MAP_FIXED, h->memfd, 0) == MAP_FAILED)
+    if (!vm_os_map_shared(h->kmap, h->nr_frames << PAGE_SHIFT,
+                          VM_OS_READ | VM_OS_WRITE, h->memfd, 0, 0))
         kslab_die("fork(): cannot map the child's user memory");
 out:
     fork_fd = -1;
     hm_unlock(); /* a spinlock: released the same way on both sides */
-}
-
-static void *map_anon(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
 }
 
 static void highmem_setup(void)
@@ -163,15 +154,15 @@ static void highmem_setup(void)
     unsigned long n = VM_DEFAULT_FRAMES;
     size_t bytes = n << PAGE_SHIFT;
 
-    h->memfd = memfd_create("kslab-highmem", MFD_CLOEXEC);
-    if (h->memfd < 0 || ftruncate(h->memfd, (off_t)bytes) != 0)
+    h->memfd = vm_os_memfd("kslab-highmem", bytes);
+    if (h->memfd < 0)
         goto fail;
-    h->kmap = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_NORESERVE, h->memfd, 0);
-    if (h->kmap == MAP_FAILED)
+    h->kmap =
+        vm_os_map_shared(NULL, bytes, VM_OS_READ | VM_OS_WRITE, h->memfd, 0, 0);
+    if (!h->kmap)
         goto fail;
-    h->map = map_anon(n * sizeof(struct page));
-    h->bitmap = map_anon(n / 8);
+    h->map = vm_os_alloc(n * sizeof(struct page), 0, 1);
+    h->bitmap = vm_os_alloc(n / 8, 0, 1);
     if (!h->map || !h->bitmap)
         goto fail;
     h->nr_frames = n;
@@ -259,8 +250,7 @@ out:
 static void free_run(unsigned long start, unsigned long n)
 {
     struct vm_highmem *h = &vm_highmem;
-    fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-              (off_t)(start << PAGE_SHIFT), (off_t)(n << PAGE_SHIFT));
+    vm_os_punch_hole(h->memfd, (off_t)(start << PAGE_SHIFT), n << PAGE_SHIFT);
     hm_lock();
     for (unsigned long i = start; i < start + n; i++) {
         set_page_flags(&h->map[i], (1UL << PG_highmem) | (1UL << PG_clean));
