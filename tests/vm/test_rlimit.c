@@ -85,6 +85,12 @@ static void test_data_limit(void **state)
     assert_int_equal(sys_brk(mm, brk + 4 * P), brk + 4 * P);
     assert_false(IS_ERR_VALUE(anon(mm, 0, 4 * P, RW, MAP_PRIVATE)));
     assert_int_equal(anon(mm, 0, P, RW, MAP_PRIVATE), (unsigned long)-ENOMEM);
+    /* a limit lowered below the break: brk checks the new break against
+     * it first (check_data_rlimit), so even a shrink that stays beyond it
+     * fails, and one to within it works */
+    assert_int_equal(mm_setrlimit(mm, RLIMIT_DATA, 2 * P), 0);
+    assert_int_equal(sys_brk(mm, brk + 3 * P), brk + 4 * P);
+    assert_int_equal(sys_brk(mm, brk + 2 * P), brk + 2 * P);
     vm_check_mm(mm);
     mmput(mm);
 }
