@@ -121,6 +121,18 @@ void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
     return p == MAP_FAILED ? NULL : p;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int vm_os_populate(void *addr, size_t len, int write)
+{
+    return madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ)
+               ? -errno
+               : 0;
+}
+
 void vm_os_punch_hole(int fd, off_t off, size_t len)
 {
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
