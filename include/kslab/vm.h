@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/resource.h> /* RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, ... */
 
 #include <kslab/gfp.h>
 
@@ -141,6 +142,17 @@ KSLAB_API struct vm_area_struct *find_vma(struct mm_struct *mm,
 KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
                                                unsigned long addr,
                                                struct vm_area_struct **pprev);
+/*
+ * The resource limits of one mm, as setrlimit(2) sets a process's (one
+ * value, both soft and hard): resource is RLIMIT_AS, RLIMIT_DATA,
+ * RLIMIT_STACK or RLIMIT_MEMLOCK, value in bytes or RLIM_INFINITY.
+ * Returns 0, or -EINVAL (NULL mm, another resource) with nothing changed.
+ * A new mm has RLIMIT_STACK and RLIMIT_MEMLOCK of 8 MiB (Linux's defaults)
+ * and no other limit; mm_fork copies them.  See README.md for what each
+ * limit refuses and with which error.
+ */
+KSLAB_API int mm_setrlimit(struct mm_struct *mm, int resource,
+                           unsigned long value);
 KSLAB_API int handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                               unsigned long address, int write_access);
 

@@ -147,6 +147,26 @@ void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
     return p == MAP_FAILED ? NULL : p;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Set once a kernel older than 5.14 refused the advice: no more calls. */
+static atomic_int populate_unsupported;
+
+int vm_os_populate(void *addr, size_t len, int write)
+{
+    if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed))
+        return -EINVAL;
+    if (!madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+        return 0;
+    int e = errno;
+    if (e == EINVAL)
+        atomic_store_explicit(&populate_unsupported, 1, memory_order_relaxed);
+    return -e;
+}
+
 void vm_os_punch_hole(int fd, off_t off, size_t len)
 {
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);

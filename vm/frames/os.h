@@ -59,6 +59,12 @@ int vm_os_memfd(const char *name, size_t len);
 void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
                        int populate);
 
+/* Fills the host page tables of [addr, addr + len) now, for writing when
+ * write (MADV_POPULATE_WRITE / _READ, Linux 5.14): the access that follows
+ * does not fault.  0 or -errno (-EINVAL from an older kernel: nothing
+ * done, the access faults as before). */
+int vm_os_populate(void *addr, size_t len, int write);
+
 /* Punches a hole of len bytes at off in fd: the pages read as zero and
  * their memory goes back to the host. */
 void vm_os_punch_hole(int fd, off_t off, size_t len);

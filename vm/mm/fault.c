@@ -3,8 +3,9 @@
  * fixed table that the SIGSEGV handler scans without a lock (slots are
  * published with release stores).  The handler turns the host address into
  * (mm, user address), reads from the CPU's error code whether the access
- * was a write, takes the mm's mmap_sem, checks the access against the vma
- * as 2.4's do_page_fault does, calls __handle_mm_fault and returns so the
+ * was a write, takes the mm's mmap_sem, grows a stack the address is just
+ * below (vm_expand_stack), checks the access against the vma as 2.4's
+ * do_page_fault does, calls __handle_mm_fault and returns so the
  * instruction is retried.  A real error (no vma, an access the vma does
  * not allow, SIGBUS from nopage, out of memory) or a fault outside every
  * window goes to the handler that was installed before ours; if there was
@@ -183,8 +184,16 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
     const char *why = NULL;
     pthread_mutex_lock(&mm->mmap_sem);
     struct vm_area_struct *vma = __find_vma(mm, addr);
-    if (!vma || vma->vm_start > addr) {
+    if (!vma) {
         why = "no vma";
+        goto out;
+    }
+    /* below a stack: it grows (vm_expand_stack), unless a limit or
+     * another mapping's guard gap stops it */
+    if (vma->vm_start > addr && vm_expand_stack(mm, vma, addr) != 0) {
+        why = (vma->vm_flags & VM_GROWSDOWN)
+                  ? "stack cannot grow (RLIMIT_STACK, RLIMIT_AS or guard gap)"
+                  : "no vma";
         goto out;
     }
     if (write < 0) {

@@ -108,6 +108,7 @@ struct mm_struct *vm_mm_create(void)
     atomic_init(&mm->mm_users, 1);
     pthread_mutex_init(&mm->mmap_sem, NULL);
     mm->start_brk = mm->brk = VM_DEFAULT_BRK;
+    vm_rlimit_init(mm);
     return mm;
 fail:
     kmem_cache_free(mm_cachep, mm);
@@ -237,6 +238,7 @@ KSLAB_API struct mm_struct *mm_fork(struct mm_struct *old)
     mm->start_brk = old->start_brk;
     mm->brk = old->brk;
     mm->def_flags = old->def_flags;
+    memcpy(mm->rlim, old->rlim, sizeof mm->rlim);
     int r = dup_mmap(mm, old);
     pthread_mutex_unlock(&old->mmap_sem);
     if (r) {

@@ -282,6 +282,14 @@ static unsigned long premap_ahead(struct vm_area_struct *vma,
     return n;
 }
 
+/* An mprotect does not fill the host pte: without this the retried access
+ * would take a second host fault (the memfd page allocated there). */
+static void premap_populate(struct mm_struct *mm, unsigned long addr, int prot)
+{
+    if (prot != PROT_NONE)
+        vm_os_populate(mm->window + addr, PAGE_SIZE, prot & PROT_WRITE);
+}
+
 static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
                           unsigned long addr, pte_t *pte, pte_t entry)
 {
@@ -291,6 +299,7 @@ static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
     if (premap_hit(mm, addr, pfn) &&
         vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
         *pte = entry;
+        premap_populate(mm, addr, prot);
         return 1;
     }
     pte_t *prev = (addr & ~PMD_MASK) ? pte - 1 : NULL;
@@ -310,6 +319,7 @@ static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
     mm->premap_pfn = pfn;
     if (vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
         *pte = entry;
+        premap_populate(mm, addr, prot);
         return 1;
     }
     return set_pte_host(mm, addr, pte, entry);
@@ -372,6 +382,16 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
     return r;
 }
 
+/* The copy of a COW break.  A frame given back to the host (PG_clean: a
+ * hole of the memfd) would take a host fault at the first store through
+ * the kmap; populating it first costs a system call instead of a trap. */
+static void copy_frame(struct page *to, struct page *from)
+{
+    if (PageFlag(to, PG_clean))
+        vm_os_populate(vm_kmap(to), PAGE_SIZE, 1);
+    memcpy(vm_kmap(to), vm_kmap(from), PAGE_SIZE);
+}
+
 /* A write to a present, write-protected page: shared mappings just become
  * writable; a private page is reused when this pte holds its only
  * reference, and copied otherwise (break_cow). */
@@ -420,7 +440,7 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
         goto out;
     }
     if (!zero) {
-        memcpy(vm_kmap(new), vm_kmap(old), PAGE_SIZE);
+        copy_frame(new, old);
         ClearPageFlag(new, PG_clean);
     }
     r = set_pte_host(mm, addr, pte,

@@ -7,11 +7,35 @@
  * not inherit VM_LOCKED.  The reclaim scan (vmscan.c) skips VM_LOCKED
  * vmas, so locked pages are never armed for aging nor swapped.
  *
+ * RLIMIT_MEMLOCK (mm_setrlimit) bounds the pages an mm has locked, as in
+ * current Linux: a limit of 0 refuses mlock with -EPERM (can_do_mlock), a
+ * lock that would take the mm's locked pages (those of the range already
+ * locked not counted twice) beyond it is -ENOMEM.  An emulated mm has no
+ * capabilities, so nothing is exempt as CAP_IPC_LOCK is in Linux.  2.4
+ * let only CAP_IPC_LOCK lock at all (-EPERM otherwise), then checked the
+ * limit and half of physical memory.
+ *
  * Locking: mmap_sem for the whole call.
  */
 #include <errno.h>
 
 #include "vm/mm/mm.h"
+
+/* RLIMIT_MEMLOCK for locking [start, end): 0, -EPERM or -ENOMEM. */
+static int mlock_limit_ok(struct mm_struct *mm, unsigned long start,
+                          unsigned long end)
+{
+    unsigned long lim = mm->rlim[RLIMIT_MEMLOCK];
+    if (!lim)
+        return -EPERM;
+    if (lim == RLIM_INFINITY)
+        return 0;
+    unsigned long locked =
+        ((end - start) >> PAGE_SHIFT) +
+        vm_count_pages(mm, 0, TASK_SIZE, VM_LOCKED, VM_LOCKED) -
+        vm_count_pages(mm, start, end, VM_LOCKED, VM_LOCKED);
+    return locked <= lim >> PAGE_SHIFT ? 0 : -ENOMEM;
+}
 
 static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
                     int on)
@@ -31,7 +55,9 @@ static int do_mlock(struct mm_struct *mm, unsigned long start, size_t len,
     if (!len)
         return 0;
     pthread_mutex_lock(&mm->mmap_sem);
-    int r = vm_fixup_range(mm, start, end, on ? VM_LOCKED : 0,
+    int r = on ? mlock_limit_ok(mm, start, end) : 0;
+    if (r == 0)
+        r = vm_fixup_range(mm, start, end, on ? VM_LOCKED : 0,
                            on ? 0 : VM_LOCKED, 0);
     if (r == 0 && on)
         r = __make_pages_present(mm, start, end);

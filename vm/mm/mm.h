@@ -59,6 +59,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/resource.h> /* RLIMIT_*, RLIM_NLIMITS, RLIM_INFINITY */
 
 #include <kslab/slab.h> /* vmas, mms, page tables come from slab caches */
 
@@ -217,7 +218,7 @@ struct mm_struct {
     int window_slot;
     unsigned long start_brk, brk;
     unsigned long def_flags;
-    unsigned long locked_vm;
+    unsigned long locked_vm; /* unused: counted from the vmas (mmap.c) */
     unsigned long rss, min_flt, maj_flt, cow_flt, zero_flt;
     unsigned long swap_in, swap_out;
     /* vmscan.c: on vm_mmlist (under its lock); where the aging scan of
@@ -233,6 +234,11 @@ struct mm_struct {
     /* vmscan.c: the chain of mms whose mmap_sem a host fork() holds. */
     struct mm_struct *fork_next;
     int fork_locked;
+    /* mmap.c: the resource limits of this mm, in bytes (RLIM_INFINITY:
+     * none), indexed by resource; only RLIMIT_AS, RLIMIT_DATA,
+     * RLIMIT_STACK and RLIMIT_MEMLOCK are used.  Under mmap_sem; mm_fork
+     * copies them. */
+    unsigned long rlim[RLIM_NLIMITS];
 };
 
 /* fault.c: window registry and the SIGSEGV handler. */
@@ -300,6 +306,16 @@ int vm_dup_vma_file(struct vm_area_struct *dst,
 struct mm_struct *vm_mm_create(void);
 void vm_check_mm(struct mm_struct *mm);
 int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
+/* Stacks and limits (mmap.c).  The gap below a VM_GROWSDOWN vma that no
+ * other mapping is placed in and a stack does not grow into (current
+ * Linux's stack_guard_gap, 256 pages; 2.4 had none). */
+#define VM_STACK_GUARD_GAP (256UL << PAGE_SHIFT)
+void vm_rlimit_init(struct mm_struct *mm);
+int vm_expand_stack(struct mm_struct *mm, struct vm_area_struct *vma,
+                    unsigned long address);
+unsigned long vm_count_pages(struct mm_struct *mm, unsigned long start,
+                             unsigned long end, unsigned long mask,
+                             unsigned long want);
 
 /* mprotect.c: vmas of [start, end) get (flags & ~clear) | set, split and
  * merged as needed; protect also rewrites ptes and host protections. */

@@ -3,7 +3,11 @@
  * builds once an mm has AVL_MIN_MAP_COUNT vmas (mm/mmap_avl.c), the
  * mmap_cache, find_vma/find_vma_prev, insert_vm_struct, splitting and
  * merging of vmas, and the system calls that create and remove them:
- * do_mmap, do_munmap, do_brk, sys_brk; also mm_dump_maps.
+ * do_mmap, do_munmap, do_brk, sys_brk; also mm_dump_maps.  And the two
+ * things that bound how far an mm may grow: stacks (MAP_GROWSDOWN vmas that
+ * expand_stack extends downwards on a fault just below them, with a guard
+ * gap nothing else is placed in) and the per-mm resource limits
+ * (mm_setrlimit: RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_MEMLOCK).
  *
  * Locking: every exported call takes mm->mmap_sem for its whole run; the
  * __xxx versions expect it held.  A call that fails returns -errno before
@@ -234,15 +238,6 @@ KSLAB_API struct vm_area_struct *find_vma_prev(struct mm_struct *mm,
     return v;
 }
 
-/* The first vma that intersects [start, end), or NULL. */
-static struct vm_area_struct *find_vma_intersection(struct mm_struct *mm,
-                                                    unsigned long start,
-                                                    unsigned long end)
-{
-    struct vm_area_struct *v = __find_vma(mm, start);
-    return v && v->vm_start < end ? v : NULL;
-}
-
 /* ---- insertion, removal, split, merge ---- */
 
 void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma)
@@ -400,8 +395,196 @@ void vm_check_mm(struct mm_struct *mm)
         kslab_die("vm_check_mm(): rss %lu, page tables say %lu", mm->rss, rss);
 }
 
+/* ---- stacks and resource limits ---- */
+
+/*
+ * The lowest address a mapping below v may end at: v->vm_start, less the
+ * guard gap when v is a stack (current Linux's vm_start_gap).  2.4 had no
+ * gap: a mapping placed just below a stack stopped it silently, and a
+ * stack that grew up to another mapping ran into it with nothing between.
+ */
+static unsigned long vm_start_gap(const struct vm_area_struct *v)
+{
+    unsigned long s = v->vm_start;
+    if (v->vm_flags & VM_GROWSDOWN)
+        s = s > VM_STACK_GUARD_GAP ? s - VM_STACK_GUARD_GAP : 0;
+    return s;
+}
+
+/* A new mm's limits, Linux's INIT_RLIMITS: 8 MiB of stack (_STK_LIM) and
+ * of locked memory (MLOCK_LIMIT since Linux 5.16; it was 64 KiB before,
+ * and 2.4 let only CAP_IPC_LOCK lock at all), everything else unlimited. */
+void vm_rlimit_init(struct mm_struct *mm)
+{
+    for (int i = 0; i < RLIM_NLIMITS; i++)
+        mm->rlim[i] = RLIM_INFINITY;
+    mm->rlim[RLIMIT_STACK] = 8UL << 20;
+    mm->rlim[RLIMIT_MEMLOCK] = 8UL << 20;
+}
+
+/**
+ * mm_setrlimit - set one resource limit of @mm to @value bytes (both soft
+ * and hard: an mm has one value), RLIM_INFINITY for none.  @resource is
+ * RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK or RLIMIT_MEMLOCK; anything else,
+ * or no mm, is -EINVAL with nothing changed.  A limit below what the mm
+ * already uses is allowed, as setrlimit(2) allows it: it refuses further
+ * growth only.  Takes mmap_sem.
+ */
+KSLAB_API int mm_setrlimit(struct mm_struct *mm, int resource,
+                           unsigned long value)
+{
+    if (!mm)
+        return -EINVAL;
+    switch (resource) {
+    case RLIMIT_AS:
+    case RLIMIT_DATA:
+    case RLIMIT_STACK:
+    case RLIMIT_MEMLOCK:
+        break;
+    default:
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&mm->mmap_sem);
+    mm->rlim[resource] = value;
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return 0;
+}
+
+/*
+ * Pages of [start, end) in vmas whose (vm_flags & mask) == want.  The
+ * counters Linux keeps (total_vm, data_vm, locked_vm) are counted here
+ * from the vmas instead, and only when a finite limit needs them, so the
+ * many paths that move vma bounds need no bookkeeping; the price is a
+ * walk of the vma list at an mmap, brk, mlock or stack growth under a
+ * finite limit.
+ */
+unsigned long vm_count_pages(struct mm_struct *mm, unsigned long start,
+                             unsigned long end, unsigned long mask,
+                             unsigned long want)
+{
+    unsigned long n = 0;
+    if (start >= end)
+        return 0;
+    for (struct vm_area_struct *v = __find_vma(mm, start);
+         v && v->vm_start < end; v = v->vm_next) {
+        if ((v->vm_flags & mask) != want)
+            continue;
+        unsigned long s = v->vm_start > start ? v->vm_start : start;
+        unsigned long e = v->vm_end < end ? v->vm_end : end;
+        n += (e - s) >> PAGE_SHIFT;
+    }
+    return n;
+}
+
+/* What current Linux counts as data (is_data_mapping): private, writable,
+ * not a stack.  2.4 counted only brk against RLIMIT_DATA. */
+#define VM_DATA_MASK (VM_WRITE | VM_SHARED | VM_GROWSDOWN)
+#define VM_DATA_WANT VM_WRITE
+
+/*
+ * may_expand_vm: may the mm get npages more of vmas with flags, the pages
+ * it has in [ostart, oend) (about to be replaced, MAP_FIXED or brk) given
+ * back first?  RLIMIT_AS bounds every vma, RLIMIT_DATA the data ones.
+ */
+static int may_expand_vm(struct mm_struct *mm, unsigned long flags,
+                         unsigned long npages, unsigned long ostart,
+                         unsigned long oend)
+{
+    unsigned long as = mm->rlim[RLIMIT_AS], data = mm->rlim[RLIMIT_DATA];
+    if (as != RLIM_INFINITY) {
+        unsigned long total = vm_count_pages(mm, 0, TASK_SIZE, 0, 0) -
+                              vm_count_pages(mm, ostart, oend, 0, 0);
+        if (total + npages > as >> PAGE_SHIFT)
+            return 0;
+    }
+    if (data != RLIM_INFINITY && (flags & VM_DATA_MASK) == VM_DATA_WANT) {
+        unsigned long used =
+            vm_count_pages(mm, 0, TASK_SIZE, VM_DATA_MASK, VM_DATA_WANT) -
+            vm_count_pages(mm, ostart, oend, VM_DATA_MASK, VM_DATA_WANT);
+        if (used + npages > data >> PAGE_SHIFT)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * mlock_future_ok: may bytes more be locked (VM_LOCKED in flags) under
+ * RLIMIT_MEMLOCK?  An emulated mm has no capabilities, so no caller is
+ * exempt (a process with CAP_IPC_LOCK is, in Linux).
+ */
+static int mlock_future_ok(struct mm_struct *mm, unsigned long flags,
+                           unsigned long bytes)
+{
+    unsigned long lim = mm->rlim[RLIMIT_MEMLOCK];
+    if (!(flags & VM_LOCKED) || lim == RLIM_INFINITY)
+        return 1;
+    unsigned long locked =
+        vm_count_pages(mm, 0, TASK_SIZE, VM_LOCKED, VM_LOCKED) +
+        (bytes >> PAGE_SHIFT);
+    return locked <= lim >> PAGE_SHIFT;
+}
+
+/**
+ * vm_expand_stack - grow the VM_GROWSDOWN @vma of @mm down to cover
+ * @address (below vma->vm_start), as a fault or a kernel access there
+ * asks.  The rules are current Linux's expand_downwards/acct_stack_growth:
+ *  - the vma below (if it is not a stack itself and is accessible — a
+ *    PROT_NONE guard mapping does not count) must end at least
+ *    VM_STACK_GUARD_GAP below the new start (2.4 had no gap);
+ *  - the whole stack, vm_end - address, must fit RLIMIT_STACK;
+ *  - the growth must fit RLIMIT_AS, and RLIMIT_MEMLOCK when locked.
+ * 2.4's i386 do_page_fault also refused an access more than 32 bytes
+ * below the stack pointer; current Linux dropped that check, and an
+ * emulated mm has no stack pointer to check against.  Returns 0 or
+ * -ENOMEM (-EFAULT when the vma is not a stack); mmap_sem held.
+ */
+int vm_expand_stack(struct mm_struct *mm, struct vm_area_struct *vma,
+                    unsigned long address)
+{
+    address &= PAGE_MASK;
+    if (!(vma->vm_flags & VM_GROWSDOWN))
+        return -EFAULT;
+    if (address >= vma->vm_start)
+        return 0;
+    struct vm_area_struct *prev;
+    if (__find_vma_prev(mm, vma->vm_start, &prev) != vma)
+        kslab_die("vm_expand_stack(): vma %lx-%lx not in its mm", vma->vm_start,
+                  vma->vm_end);
+    if (prev && prev->vm_end > address)
+        return -ENOMEM;
+    if (prev && !(prev->vm_flags & VM_GROWSDOWN) &&
+        (prev->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) &&
+        address - prev->vm_end < VM_STACK_GUARD_GAP)
+        return -ENOMEM;
+    unsigned long grow = (vma->vm_start - address) >> PAGE_SHIFT;
+    if (vma->vm_end - address > mm->rlim[RLIMIT_STACK])
+        return -ENOMEM;
+    if (!may_expand_vm(mm, vma->vm_flags, grow, 0, 0))
+        return -ENOMEM;
+    if (!mlock_future_ok(mm, vma->vm_flags, grow << PAGE_SHIFT))
+        return -ENOMEM;
+    /* the tree is keyed by vm_start and nothing lies in between: moving
+     * the start in place keeps the order */
+    vma->vm_start = address;
+    vma->vm_pgoff -= grow;
+    return 0;
+}
+
 /* ---- get_unmapped_area ---- */
 
+/* Free room for [addr, addr + len): no vma there, nor the guard gap of a
+ * stack above it. */
+static int area_free(struct mm_struct *mm, unsigned long addr,
+                     unsigned long len)
+{
+    struct vm_area_struct *v = __find_vma(mm, addr);
+    return !v || addr + len <= vm_start_gap(v);
+}
+
+/* Without MAP_FIXED a mapping is never placed in a stack's guard gap (the
+ * hint is dropped, the search skips it), as current Linux.  MAP_FIXED is
+ * obeyed even there, as Linux obeys it: the stack then cannot grow to
+ * within the gap of the new mapping (vm_expand_stack). */
 static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
                                        unsigned long len, unsigned long flags)
 {
@@ -412,17 +595,17 @@ static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
     }
     if (addr) {
         addr = PAGE_ALIGN(addr);
-        if (addr <= TASK_SIZE - len &&
-            !find_vma_intersection(mm, addr, addr + len))
+        if (addr <= TASK_SIZE - len && area_free(mm, addr, len))
             return addr;
     }
     addr = TASK_UNMAPPED_BASE;
     for (struct vm_area_struct *v = __find_vma(mm, addr);; v = v->vm_next) {
         if (addr > TASK_SIZE - len)
             return (unsigned long)-ENOMEM;
-        if (!v || addr + len <= v->vm_start)
+        if (!v || addr + len <= vm_start_gap(v))
             return addr;
-        addr = v->vm_end;
+        if (v->vm_end > addr)
+            addr = v->vm_end;
     }
 }
 
@@ -571,6 +754,12 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
         return (unsigned long)-EOVERFLOW;
     if (!anon && (r = check_file(fd, prot, flags, &clear)) != 0)
         return (unsigned long)(long)r;
+    /* a stack is private anonymous memory (current Linux's do_mmap) */
+    if ((flags & MAP_GROWSDOWN) && (!anon || type != MAP_PRIVATE))
+        return (unsigned long)-EINVAL;
+    /* MAP_LOCKED needs some RLIMIT_MEMLOCK (can_do_mlock) */
+    if ((flags & MAP_LOCKED) && !mm->rlim[RLIMIT_MEMLOCK])
+        return (unsigned long)-EPERM;
     if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
         return (unsigned long)-ENOMEM;
     addr = get_unmapped_area(mm, addr, len, flags);
@@ -582,6 +771,13 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     if (type == MAP_SHARED)
         vm_flags |= VM_SHARED | VM_MAYSHARE;
     vm_flags &= ~clear;
+    /* the limits, Linux's errors: locking beyond RLIMIT_MEMLOCK is
+     * -EAGAIN, growing beyond RLIMIT_AS or RLIMIT_DATA -ENOMEM; a
+     * MAP_FIXED mapping gives back what it replaces */
+    if (!mlock_future_ok(mm, vm_flags, len))
+        return (unsigned long)-EAGAIN;
+    if (!may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
+        return (unsigned long)-ENOMEM;
 
     struct vm_area_struct *vma = vm_area_alloc();
     if (!vma)
@@ -613,10 +809,8 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     if ((r = __do_munmap(mm, addr, len)) != 0)
         goto fail_close;
     insert_vm_struct(mm, vma);
-    if (vm_flags & VM_LOCKED) {
-        mm->locked_vm += len >> PAGE_SHIFT;
+    if (vm_flags & VM_LOCKED)
         __make_pages_present(mm, addr, addr + len);
-    }
     vm_merge_around(mm, vma);
     return addr;
 fail_close:
@@ -658,6 +852,14 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
         return (unsigned long)-EINVAL;
     if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
         return (unsigned long)-ENOMEM;
+    unsigned long flags = VM_DATA_DEFAULT_FLAGS | mm->def_flags;
+    /* current Linux's vm_brk_flags: -EAGAIN past RLIMIT_MEMLOCK when
+     * locked, -ENOMEM past RLIMIT_AS or RLIMIT_DATA (2.4's do_brk checked
+     * RLIMIT_AS and left RLIMIT_DATA to sys_brk) */
+    if (!mlock_future_ok(mm, flags, len))
+        return (unsigned long)-EAGAIN;
+    if (!may_expand_vm(mm, flags, len >> PAGE_SHIFT, addr, addr + len))
+        return (unsigned long)-ENOMEM;
     struct vm_area_struct *vma = vm_area_alloc();
     if (!vma)
         return (unsigned long)-ENOMEM;
@@ -668,13 +870,11 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
     }
     vma->vm_start = addr;
     vma->vm_end = addr + len;
-    vma->vm_flags = VM_DATA_DEFAULT_FLAGS | mm->def_flags;
+    vma->vm_flags = flags;
     vma->vm_page_prot = vm_pte_prot(vma->vm_flags);
     insert_vm_struct(mm, vma);
-    if (vma->vm_flags & VM_LOCKED) {
-        mm->locked_vm += len >> PAGE_SHIFT;
+    if (vma->vm_flags & VM_LOCKED)
         __make_pages_present(mm, addr, addr + len);
-    }
     vm_merge_around(mm, vma);
     return addr;
 }
@@ -691,7 +891,10 @@ KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
 }
 
 /* sys_brk: moves the break; returns the new one, or the old one when the
- * move is not possible (the brk(2) contract). */
+ * move is not possible (the brk(2) contract): beyond RLIMIT_DATA (checked
+ * first, as current Linux's check_data_rlimit, so even a shrink that
+ * stays beyond a lowered limit fails), into a mapping or a stack's guard
+ * gap, or when do_brk refuses. */
 KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk)
 {
     if (!mm)
@@ -699,6 +902,9 @@ KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk)
     pthread_mutex_lock(&mm->mmap_sem);
     unsigned long newbrk, oldbrk, ret = mm->brk;
     if (brk < mm->start_brk || brk > TASK_UNMAPPED_BASE)
+        goto out;
+    if (mm->rlim[RLIMIT_DATA] != RLIM_INFINITY &&
+        brk - mm->start_brk > mm->rlim[RLIMIT_DATA])
         goto out;
     newbrk = PAGE_ALIGN(brk);
     oldbrk = PAGE_ALIGN(mm->brk);
@@ -709,7 +915,7 @@ KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk)
             goto set;
         goto out;
     }
-    if (find_vma_intersection(mm, oldbrk, newbrk + PAGE_SIZE))
+    if (!area_free(mm, oldbrk, newbrk + PAGE_SIZE - oldbrk))
         goto out;
     if (__do_brk(mm, oldbrk, newbrk - oldbrk) != oldbrk)
         goto out;

@@ -15,12 +15,16 @@
 #include "vm/mm/mm.h"
 
 /* The frame of addr, faulted in for write or read; NULL when the access
- * is not allowed (no vma, protection) or memory is out.  mmap_sem held. */
+ * is not allowed (no vma, protection) or memory is out.  An address just
+ * below a stack grows it first, as a user access there would (Linux's
+ * find_extend_vma).  mmap_sem held. */
 static struct page *follow_page_in(struct mm_struct *mm, unsigned long addr,
                                    int write)
 {
     struct vm_area_struct *vma = __find_vma(mm, addr);
-    if (!vma || vma->vm_start > addr || !vm_access_ok(vma, write))
+    if (!vma || (vma->vm_start > addr && vm_expand_stack(mm, vma, addr) != 0))
+        return NULL;
+    if (!vm_access_ok(vma, write))
         return NULL;
     for (int tries = 0; tries < 4; tries++) {
         pte_t *pte = vm_pte_lookup(mm, addr);
