@@ -161,6 +161,10 @@ KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out);
 /* msync(2): flags are <sys/mman.h>'s MS_ASYNC, MS_SYNC, MS_INVALIDATE. */
 KSLAB_API int sys_msync(struct mm_struct *mm, unsigned long start, size_t len,
                         int flags);
+/* The page cache behind the file or shared mapping at addr: its pages and
+ * the vmas of every mm on its share lists.  Returns the vmas listed. */
+KSLAB_API int mm_dump_mapping(struct mm_struct *mm, unsigned long addr,
+                              FILE *out);
 
 /* ---- swap and reclaim ---- */
 #define MAX_SWAPFILES 8

@@ -360,6 +360,38 @@ static void test_cached_counts_page_cache(void **state)
     close(fd);
 }
 
+static void test_dump_mapping(void **state)
+{
+    (void)state;
+    int fd = make_file(2);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
+    unsigned long p = do_mmap(mm, fd, 0, PAGE_SIZE, RW, MAP_PRIVATE, 0);
+    unsigned long q = anon(mm, 0, PAGE_SIZE, RW, MAP_PRIVATE);
+    struct mm_struct *c = mm_fork(mm);
+    (void)U64(mm, a);
+    char buf[2048];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(mm_dump_mapping(mm, p, f), 4);
+    fclose(f);
+    assert_non_null(strstr(buf, "4 vmas, 1 pages cached"));
+    char *sh = strstr(buf, "i_mmap_shared:"), *pr = strstr(buf, "i_mmap:");
+    assert_non_null(sh);
+    assert_non_null(pr);
+    int n = 0;
+    for (char *s = sh; (s = strstr(s, "[mm ")) && s < pr; s++)
+        n++;
+    assert_int_equal(n, 2);
+    f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(mm_dump_mapping(mm, q, f), -ENOENT);
+    assert_int_equal(mm_dump_mapping(NULL, a, f), -EINVAL);
+    assert_int_equal(mm_dump_mapping(mm, a, NULL), -EINVAL);
+    fclose(f);
+    mmput(c);
+    mmput(mm);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_share_lists_follow_fork_split_unmap),
         cmocka_unit_test(test_shared_anonymous_lists),
         cmocka_unit_test(test_cached_counts_page_cache),
+        cmocka_unit_test(test_dump_mapping),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

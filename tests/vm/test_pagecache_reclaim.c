@@ -10,6 +10,8 @@
 #include "swaptest.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 
 #define RW (PROT_READ | PROT_WRITE)
 #define RAM 64UL
@@ -223,6 +225,95 @@ static void test_locked_file_pages_stay(void **state)
     close(fd);
 }
 
+/* Threads racing: each has its own mm mapping one file MAP_SHARED (its
+ * own pages of it to write, the others' to read) and a shared anonymous
+ * region forked into a child mm, with user memory small enough that each
+ * fault reclaims pages of the others' mms. */
+#define RACE_THREADS 3
+#define RACE_PAGES 48
+
+struct racer {
+    pthread_t tid;
+    int t, fd;
+    _Atomic unsigned long *rounds; /* per file page: the last round stored */
+    int bad;
+};
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    unsigned long n = RACE_THREADS * RACE_PAGES;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, r->fd, 0, n * PAGE_SIZE, RW, MAP_SHARED, 0);
+    unsigned long s = anon(mm, 0, RACE_PAGES * PAGE_SIZE, RW, MAP_SHARED);
+    struct mm_struct *c = mm_fork(mm);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned long round = 1; ms_since(&t0) < 1500; round++) {
+        for (unsigned long i = 0; i < RACE_PAGES; i++) {
+            unsigned long pg = i * RACE_THREADS + (unsigned long)r->t;
+            U64(mm, a + pg * PAGE_SIZE) = round;
+            U64(mm, a + pg * PAGE_SIZE + 2048) = round ^ pg;
+            atomic_store(&r->rounds[pg], round);
+            U64(mm, s + i * PAGE_SIZE) = round + i;
+        }
+        for (unsigned long i = 0; i < RACE_PAGES; i++) {
+            unsigned long pg = i * RACE_THREADS + (unsigned long)r->t;
+            if (U64(c, s + i * PAGE_SIZE) != round + i ||
+                U64(mm, a + pg * PAGE_SIZE) != round ||
+                U64(mm, a + pg * PAGE_SIZE + 2048) != (round ^ pg))
+                r->bad++;
+        }
+        /* the others' pages: never older than what they had stored
+         * before this read began */
+        for (unsigned long pg = 0; pg < n; pg++) {
+            unsigned long want = atomic_load(&r->rounds[pg]);
+            if (U64(mm, a + pg * PAGE_SIZE) < want)
+                r->bad++;
+        }
+    }
+    mmput(c);
+    mmput(mm);
+    return NULL;
+}
+
+static void test_threads_share_file_under_reclaim(void **state)
+{
+    (void)state;
+    swap_on("race", 8 * RAM, 0);
+    unsigned long n = RACE_THREADS * RACE_PAGES;
+    int fd = make_file(n);
+    static _Atomic unsigned long rounds[RACE_THREADS * RACE_PAGES];
+    struct racer r[RACE_THREADS];
+    vm_set_ram_pages(2 * RAM);
+    for (int t = 0; t < RACE_THREADS; t++) {
+        r[t] = (struct racer){0, t, fd, rounds, 0};
+        assert_int_equal(pthread_create(&r[t].tid, NULL, race, &r[t]), 0);
+    }
+    for (int t = 0; t < RACE_THREADS; t++) {
+        pthread_join(r[t].tid, NULL);
+        assert_int_equal(r[t].bad, 0);
+    }
+    /* everything was written back at the last mmput */
+    for (unsigned long pg = 0; pg < n; pg++) {
+        unsigned long v[2];
+        assert_int_equal(pread(fd, &v[0], 8, (off_t)(pg * PAGE_SIZE)), 8);
+        assert_int_equal(pread(fd, &v[1], 8, (off_t)(pg * PAGE_SIZE + 2048)),
+                         8);
+        assert_int_equal(v[0], atomic_load(&rounds[pg]));
+        assert_int_equal(v[1], v[0] ^ pg);
+    }
+    vm_check_swap();
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +321,7 @@ int main(void)
         swap_unit_test(test_writer_reader_under_reclaim),
         swap_unit_test(test_shared_anonymous_swapped_and_shared_again),
         swap_unit_test(test_locked_file_pages_stay),
+        swap_unit_test(test_threads_share_file_under_reclaim),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

@@ -364,8 +364,8 @@ static void filemap_close(struct vm_area_struct *vma)
     if (!m)
         return;
     struct stat st;
-    int gone = m->fd >= 0 && fstat(m->fd, &st) == 0 && st.st_nlink == 0;
     pthread_mutex_lock(&pagecache_lock);
+    int gone = m->fd >= 0 && fstat(m->fd, &st) == 0 && st.st_nlink == 0;
     share_unlink(vma);
     vma->vm_private_data = NULL;
     if (--m->i_count == 0) {
@@ -517,8 +517,7 @@ static int __writeback_range(struct mm_struct *mm, struct vm_area_struct *vma,
 void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
                          unsigned long end)
 {
-    struct address_space *m = vma->vm_private_data;
-    if (!m || m->fd < 0)
+    if (!vma->vm_private_data || vma->vm_file < 0)
         return;
     pthread_mutex_lock(&pagecache_lock);
     __writeback_range(vma->vm_mm, vma, start, end);
@@ -532,7 +531,7 @@ void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
  * the dirty pages of the range are written back.  mmap_sem held.
  */
 static int filemap_sync(struct mm_struct *mm, struct vm_area_struct *vma,
-                        unsigned long start, unsigned long end)
+                        unsigned long start, unsigned long end, int flags)
 {
     int changed = 0;
     for (unsigned long a = start; a < end;) {
@@ -555,6 +554,9 @@ static int filemap_sync(struct mm_struct *mm, struct vm_area_struct *vma,
         return -ENOMEM;
     pthread_mutex_lock(&pagecache_lock);
     int r = __writeback_range(mm, vma, start, end);
+    struct address_space *m = vma->vm_private_data;
+    if (r == 0 && (flags & MS_SYNC) && fdatasync(m->fd) != 0 && errno != EINVAL)
+        r = -EIO;
     pthread_mutex_unlock(&pagecache_lock);
     return r;
 }
@@ -602,13 +604,9 @@ KSLAB_API int sys_msync(struct mm_struct *mm, unsigned long start, size_t len,
             break;
         }
         unsigned long e = vma->vm_end < end ? vma->vm_end : end;
-        struct address_space *m = vma->vm_private_data;
-        if ((vma->vm_flags & VM_SHARED) && vma->vm_ops == &vm_shared_ops && m &&
-            m->fd >= 0) {
-            int r = filemap_sync(mm, vma, start, e);
-            if (r == 0 && (flags & MS_SYNC) && fdatasync(m->fd) != 0 &&
-                errno != EINVAL)
-                r = -EIO;
+        if ((vma->vm_flags & VM_SHARED) && vma->vm_ops == &vm_shared_ops &&
+            vma->vm_private_data && vma->vm_file >= 0) {
+            int r = filemap_sync(mm, vma, start, e, flags);
             if (r)
                 err = r;
         }
@@ -750,4 +748,56 @@ void vm_pagecache_fork_unlock(int child)
         pthread_mutex_init(&pagecache_lock, NULL);
     else
         pthread_mutex_unlock(&pagecache_lock);
+}
+
+/* ---- the view for people ---- */
+
+static int dump_list(FILE *out, const char *name, struct vm_area_struct *head)
+{
+    int n = 0;
+    fprintf(out, "%s:", name);
+    for (struct vm_area_struct *v = head; v; v = v->vm_next_share, n++)
+        fprintf(out, " [mm %p %08lx-%08lx pgoff %lu]", (void *)v->vm_mm,
+                v->vm_start, v->vm_end, v->vm_pgoff);
+    fprintf(out, "%s\n", n ? "" : " (none)");
+    return n;
+}
+
+/**
+ * mm_dump_mapping - prints the page cache behind the mapping at @addr of
+ * @mm: the file's address_space (or the shared anonymous object), its
+ * cached and swapped pages, and the vmas of every mm on its i_mmap and
+ * i_mmap_shared lists.  A snapshot for a quiet system (other mms' vmas
+ * are read without their mmap_sem).  Returns the number of vmas listed,
+ * -EINVAL for a bad argument or -ENOENT when no file or shared mapping
+ * covers @addr.  Process context, no lock held.
+ */
+KSLAB_API int mm_dump_mapping(struct mm_struct *mm, unsigned long addr,
+                              FILE *out)
+{
+    if (!mm || !out)
+        return -EINVAL;
+    int n = -ENOENT;
+    pthread_mutex_lock(&mm->mmap_sem);
+    struct vm_area_struct *vma = __find_vma(mm, addr);
+    struct address_space *m = NULL;
+    if (vma && vma->vm_start <= addr &&
+        (vma->vm_ops == &vm_shared_ops || vma->vm_ops == &vm_file_private_ops))
+        m = vma->vm_private_data;
+    if (m) {
+        pthread_mutex_lock(&pagecache_lock);
+        if (m->fd >= 0)
+            fprintf(out, "address_space %p: file %02lx:%02lx %lu, ", (void *)m,
+                    (m->dev >> 8) & 0xfff, m->dev & 0xff, m->ino);
+        else
+            fprintf(out, "address_space %p: shared anonymous, %lu pages, ",
+                    (void *)m, m->size);
+        fprintf(out, "%lu vmas, %lu pages cached, %lu on swap\n", m->i_count,
+                m->nrpages, m->nrswapped);
+        n = dump_list(out, "  i_mmap_shared", m->i_mmap_shared);
+        n += dump_list(out, "  i_mmap", m->i_mmap);
+        pthread_mutex_unlock(&pagecache_lock);
+    }
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return n;
 }
