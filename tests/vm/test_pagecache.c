@@ -331,6 +331,18 @@ static void test_shared_anonymous_lists(void **state)
     mmput(mm);
 }
 
+/* Open fds of the process: an address_space holds one of its file. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
 static void test_cached_counts_page_cache(void **state)
 {
     (void)state;
@@ -345,6 +357,7 @@ static void test_cached_counts_page_cache(void **state)
     assert_int_equal(ftruncate(fd, 16 * PAGE_SIZE), 0);
     unsigned long before = meminfo("Cached:");
     struct mm_struct *mm = mm_alloc();
+    int fds = open_fds();
     unsigned long a =
         do_mmap(mm, fd, 0, 16 * PAGE_SIZE, PROT_READ, MAP_SHARED, 0);
     for (unsigned long i = 0; i < 16; i++)
@@ -354,9 +367,19 @@ static void test_cached_counts_page_cache(void **state)
     mmput(mm);
     /* the pages stay cached after the last unmap, until reclaim */
     assert_int_equal(meminfo("Cached:"), before + 16 * PAGE_SIZE / 1024);
+    assert_int_equal(open_fds(), fds + 1); /* the address_space's */
+    /* the last cached page gone, the address_space goes */
     try_to_free_pages(1UL << 20);
     assert_int_equal(meminfo("Cached:"), 0);
+    assert_int_equal(open_fds(), fds);
+    /* a deleted file's address_space goes with its last mapping */
     unlink(path);
+    mm = mm_alloc();
+    a = do_mmap(mm, fd, 0, PAGE_SIZE, PROT_READ, MAP_SHARED, 0);
+    assert_int_equal(U64(mm, a), 0);
+    mmput(mm);
+    assert_int_equal(meminfo("Cached:"), 0);
+    assert_int_equal(open_fds(), fds);
     close(fd);
 }
 
