@@ -23,6 +23,7 @@
  *        chain_lock, windows_lock   vm/mm/fault.c: the chained SIGSEGV
  *                                    handler, the window table
  *        vmlist_lock                vm/mm/vmalloc.c
+ *        pagecache_lock             vm/mm/filemap.c: the page cache
  *        h_lock, vm_swap_lock       vm/mm/swapfile.c
  *   2. KSLAB_FORK_MALLOC (interpose/large.c)
  *        tc_lock                    the list of per-thread large caches

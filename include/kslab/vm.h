@@ -106,6 +106,9 @@ struct vm_area_struct {
     /* the mm's AVL tree by address (2.4.0's vm_avl_*), in mmap.c */
     int vm_avl_height;
     struct vm_area_struct *vm_avl_left, *vm_avl_right;
+    /* the i_mmap / i_mmap_shared list of the mapping (vm_private_data) */
+    struct vm_area_struct *vm_next_share;
+    struct vm_area_struct **vm_pprev_share;
 };
 
 /* ---- page frames (buddy) ---- */
@@ -167,6 +170,13 @@ struct mm_stat {
 };
 KSLAB_API void mm_get_stat(struct mm_struct *mm, struct mm_stat *st);
 KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out);
+/* msync(2): flags are <sys/mman.h>'s MS_ASYNC, MS_SYNC, MS_INVALIDATE. */
+KSLAB_API int sys_msync(struct mm_struct *mm, unsigned long start, size_t len,
+                        int flags);
+/* The page cache behind the file or shared mapping at addr: its pages and
+ * the vmas of every mm on its share lists.  Returns the vmas listed. */
+KSLAB_API int mm_dump_mapping(struct mm_struct *mm, unsigned long addr,
+                              FILE *out);
 
 /* ---- swap and reclaim ---- */
 #define MAX_SWAPFILES 8

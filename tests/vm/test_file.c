@@ -108,6 +108,7 @@ static void touch_past_eof(void *arg)
 {
     (void)arg;
     child_default_segv();
+    signal(SIGBUS, SIG_DFL); /* cmocka's handler would catch it */
     char path[64];
     int fd = make_file(path, 1);
     struct mm_struct *mm = mm_alloc();
@@ -122,7 +123,7 @@ static void touch_past_eof(void *arg)
 static void test_past_eof_dies(void **state)
 {
     (void)state;
-    ktest_expect_death(touch_past_eof, NULL, SIGSEGV, "SIGBUS");
+    ktest_expect_death(touch_past_eof, NULL, SIGBUS, "bus error");
 }
 
 int main(void)

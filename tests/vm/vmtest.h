@@ -20,7 +20,7 @@
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
-    return "handle_segv=0:allow_user_segv_handler=1";
+    return "handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1";
 }
 
 #define U8(mm, a) (*(volatile unsigned char *)mm_host((mm), (a)))

@@ -42,6 +42,7 @@
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
+#define PG_pagecache 10 /* in vm/mm's page cache: mapping, index */
 
 /*
  * struct page — one page frame.

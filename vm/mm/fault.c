@@ -6,9 +6,11 @@
  * was a write, takes the mm's mmap_sem, grows a stack the address is just
  * below (vm_expand_stack), checks the access against the vma as 2.4's
  * do_page_fault does, calls __handle_mm_fault and returns so the
- * instruction is retried.  A real error (no vma, an access the vma does
- * not allow, SIGBUS from nopage, out of memory) or a fault outside every
- * window goes to the handler that was installed before ours; if there was
+ * instruction is retried.  An access that the mapping cannot back (a page
+ * wholly beyond the end of its file) becomes a SIGBUS with BUS_ADRERR, as
+ * Linux delivers it (force_sigbus).  A real error (no vma, an access the
+ * vma does not allow, out of memory) or a fault outside every window goes
+ * to the handler that was installed before ours; if there was
  * none, the default action is restored and the fault repeats, so the
  * process dies of SIGSEGV as it would have without kslab.
  *
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -179,6 +182,10 @@ static int fault_is_write(void *ucontext)
 #endif
 }
 
+/* fault_in's answer for an access the mapping cannot back (a page wholly
+ * beyond the end of its file, an I/O error): a SIGBUS, not a SIGSEGV. */
+static const char why_sigbus[] = "bus error (beyond the end of the file)";
+
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 {
     const char *why = NULL;
@@ -206,7 +213,7 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
     }
     int r = __handle_mm_fault(mm, vma, addr, write);
     if (r == 0)
-        why = "SIGBUS (page not available)";
+        why = why_sigbus;
     else if (r < 0)
         why = "out of memory";
 out:
@@ -272,6 +279,53 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
         raise(sig);
 }
 
+/*
+ * force_sig_fault(SIGBUS, BUS_ADRERR, address) as Linux does it for a
+ * mapping that cannot back a page: the host raised SIGSEGV, so kslab
+ * queues a SIGBUS to this thread with the fault's si_code and si_addr
+ * (rt_tgsigqueueinfo accepts a positive si_code for the caller itself).
+ * The kernel delivers it once this handler returns, before the faulting
+ * instruction runs again — to the program's SIGBUS handler with the
+ * faulting context, or, with none, the process dies of SIGBUS.  As
+ * force_sig does, a blocked or ignored SIGBUS is unblocked (in the mask
+ * sigreturn restores) and reset to the default first.  A handler that
+ * returns sees the access fault again, as on Linux.
+ */
+static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
+                         struct mm_struct *mm)
+{
+    ucontext_t *uc = ucontext;
+    struct sigaction cur;
+    real_sigaction(SIGBUS, NULL, &cur);
+    int dfl = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL;
+    int ign = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
+    if (ign || sigismember(&uc->uc_sigmask, SIGBUS) == 1) {
+        struct sigaction def;
+        memset(&def, 0, sizeof def);
+        def.sa_handler = SIG_DFL;
+        real_sigaction(SIGBUS, &def, NULL);
+        sigdelset(&uc->uc_sigmask, SIGBUS);
+        dfl = 1;
+    }
+    if (dfl) {
+        char line[160];
+        int n = kslab_snprintf(line, sizeof line,
+                               "kslab: bus error at user address %lx of mm "
+                               "%p: %s\n",
+                               addr, (void *)mm, why_sigbus);
+        if (write(2, line, (size_t)n) < 0)
+            n = 0;
+    }
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGBUS;
+    si.si_code = BUS_ADRERR;
+    si.si_addr = fault->si_addr;
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid),
+                SIGBUS, &si) != 0)
+        raise(SIGBUS); /* no queue: the signal without its details */
+}
+
 static void segv_handler(int sig, siginfo_t *si, void *uc)
 {
     int saved_errno = errno;
@@ -285,7 +339,9 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
         if (mm) {
             addr = a - (uintptr_t)mm->window;
             why = fault_in(mm, addr, fault_is_write(uc));
-            if (!why) {
+            if (why == why_sigbus)
+                force_sigbus(si, uc, addr, mm);
+            if (!why || why == why_sigbus) {
                 errno = saved_errno;
                 return;
             }

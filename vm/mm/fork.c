@@ -53,12 +53,14 @@ void vm_mm_fork_prepare(void)
     vm_mmlist_fork_lock();
     vm_window_fork_lock();
     vm_vmalloc_fork_lock();
+    vm_pagecache_fork_lock();
     vm_swap_fork_lock();
 }
 
 void vm_mm_fork_parent(void)
 {
     vm_swap_fork_unlock(0);
+    vm_pagecache_fork_unlock(0);
     vm_vmalloc_fork_unlock(0);
     vm_window_fork_unlock(0);
     vm_mmlist_fork_unlock(0);
@@ -70,6 +72,7 @@ void vm_mm_fork_parent(void)
 void vm_mm_fork_child(void)
 {
     vm_swap_fork_unlock(1);
+    vm_pagecache_fork_unlock(1);
     vm_vmalloc_fork_unlock(1);
     vm_window_fork_unlock(1);
     vm_mmlist_fork_unlock(1);

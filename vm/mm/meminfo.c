@@ -2,9 +2,9 @@
  * vm/mm/meminfo.c — vm_meminfo, the "/proc/meminfo" view of the page layer
  * (2.4 fs/proc/proc_misc.c): low memory is the buddy zones (DMA and
  * Normal, as far as they have grown), high memory is user memory up to
- * its limit (vm_set_ram_pages); Cached is the page cache of file and
- * shared mappings, which this layer does not count separately (0),
- * SwapCached the swap cache.  Locking: the counters are read without
+ * its limit (vm_set_ram_pages); Cached is the page cache (pages of
+ * mapped files and of shared anonymous memory, filemap.c), SwapCached the
+ * swap cache.  Locking: the counters are read without
  * their locks — the view is a snapshot, each number consistent alone.
  */
 #include <errno.h>
@@ -54,9 +54,9 @@ KSLAB_API int vm_meminfo(FILE *out)
                    "VmallocUsed:  %8lu kB\n"
                    "PswpIn:       %8lu\n"
                    "PswpOut:      %8lu\n",
-                   KB(low_total + high_total), KB(low_free + high_free), 0UL,
-                   KB(vm_swap_cache_pages()), KB(high_total), KB(high_free),
-                   KB(low_total), KB(low_free), KB(swap_total), KB(swap_free),
-                   KB(vm_total), KB(vm_used), (unsigned long)vm_pswpin,
-                   (unsigned long)vm_pswpout);
+                   KB(low_total + high_total), KB(low_free + high_free),
+                   KB(vm_page_cache_pages()), KB(vm_swap_cache_pages()),
+                   KB(high_total), KB(high_free), KB(low_total), KB(low_free),
+                   KB(swap_total), KB(swap_free), KB(vm_total), KB(vm_used),
+                   (unsigned long)vm_pswpin, (unsigned long)vm_pswpout);
 }

@@ -357,8 +357,10 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
     if (!vma->vm_ops || !vma->vm_ops->nopage)
         return do_anonymous_page(mm, vma, addr, pte, write_access);
     struct page *page = vma->vm_ops->nopage(vma, addr, write_access);
-    if (!page)
-        return 0; /* SIGBUS */
+    if (page == NOPAGE_SIGBUS)
+        return 0;
+    if (page == NOPAGE_OOM)
+        return -1;
     if (write_access && !(vma->vm_flags & VM_SHARED) && page_count(page) > 1) {
         struct page *new = vm_alloc_user_frame(mm, frame_hint(mm, addr));
         if (!new) {
@@ -371,8 +373,15 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
         page = new;
     }
     pte_t entry = mk_pte(page, vma->vm_page_prot);
-    if (write_access)
+    if (write_access) {
         entry = pte_mkdirty(pte_mkwrite(entry));
+        if (vma->vm_flags & VM_SHARED)
+            SetPageFlag(page, PG_dirty);
+    } else if ((vma->vm_flags & VM_SHARED) && vma->vm_file >= 0) {
+        /* a shared file page is mapped clean: its first store faults
+         * (do_wp_page) and marks it dirty — no hardware dirty bit here */
+        entry = pte_wrprotect(entry);
+    }
     mm->min_flt++;
     int r = set_pte_host(mm, addr, pte, entry);
     if (r < 0)
@@ -406,8 +415,13 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     if ((vma->vm_flags & VM_SHARED) ||
         (!zero && atomic_load_explicit(&old->count, memory_order_acquire) -
                           (int)page_pins(old) ==
-                      1))
+                      1)) {
+        /* a shared page stored to is dirty: written back before it goes
+         * (2.4 marks the pte; the page cache reads it from the page) */
+        if ((vma->vm_flags & VM_SHARED) && !zero)
+            SetPageFlag(old, PG_dirty);
         return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
+    }
     if (!zero && page_count(old) == 2) {
         /* only we and the swap cache hold it, and no other pte holds its
          * slot: reuse it, dirty (as 2.4 does: "marked dirty").  Under
@@ -760,6 +774,9 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
 {
     unsigned long prot = vma->vm_page_prot;
     int keep_rw = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+    /* a clean shared file page stays read-only: its next store must
+     * fault to mark it dirty (do_wp_page) */
+    int clean_ro = (vma->vm_flags & VM_SHARED) && vma->vm_file >= 0;
 
     for (unsigned long a = start; a < end;) {
         pte_t *pte = vm_pte_lookup(mm, a);
@@ -774,6 +791,8 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
             if (keep_rw && pte_dirty(old) && pte_pfn(old) != ZERO_PAGE_PFN &&
                 page_unpinned_count(pte_page(old)) == 1)
                 new = pte_mkwrite(new);
+            if (clean_ro && !pte_dirty(old))
+                new = pte_wrprotect(new);
             *pte = new;
         }
         a += PAGE_SIZE;

@@ -29,6 +29,10 @@
  *   2. vm_mmlist_lock    the list of published mms (vmscan.c).
  *   3. windows_lock      the window table (fault.c).
  *   4. vmlist_lock       the vmalloc range (vmalloc.c).
+ *   4a. pagecache_lock   the page cache: address_spaces, their share lists
+ *                        and swap slots, the page hash (filemap.c).  Taken
+ *                        with an mmap_sem held or none; never while a frame
+ *                        is allocated.
  *   5. vm_swap_lock      swap areas, swap_map counts, the swap cache and
  *                        PG_swapcache/PG_dirty/page->index of cached pages
  *                        (h_lock beside it, never nested with it).
@@ -323,23 +327,59 @@ int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                    unsigned long set, unsigned long clear, int protect);
 
 /* The operations of a mapping (2.4's struct vm_operations_struct): open
- * when a vma is duplicated (split, fork), close when it goes away, nopage
- * to bring in the page of a fault on a not-present pte.  nopage returns a
- * page with a reference for the caller, or NULL (SIGBUS). */
+ * when a vma is made or duplicated (do_mmap, split, fork), close when it
+ * goes away, nopage to bring in the page of a fault on a not-present pte.
+ * nopage returns a page with a reference for the caller, NOPAGE_SIGBUS or
+ * NOPAGE_OOM. */
 struct vm_operations_struct {
     void (*open)(struct vm_area_struct *area);
     void (*close)(struct vm_area_struct *area);
     struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
                            int write_access);
 };
+#define NOPAGE_SIGBUS ((struct page *)0)
+#define NOPAGE_OOM ((struct page *)-1)
 
-/* The shared object of a MAP_SHARED mapping (anonymous or file): one frame
- * slot per page, shared by every vma that maps it, across splits and
- * forks (the role of a shmem inode / the page cache in 2.4). */
+/*
+ * The page cache of one mapped file (2.4's struct address_space with the
+ * inode's share lists), or the object of one MAP_SHARED|MAP_ANONYMOUS
+ * mapping (fd -1: 2.4's shmem inode).  Found by (dev, ino) in filemap.c's
+ * inode table; lives while a vma uses it (i_count) or a page of it is
+ * cached (nrpages).  i_mmap links the private vmas of the file, and
+ * i_mmap_shared the shared ones, through vm_next_share / vm_pprev_share.
+ * Shared anonymous memory has size pages; a page of it that reclaim wrote
+ * to swap has its slot in swap[] (one swap_map count each).  Every field
+ * is under pagecache_lock.
+ */
+struct address_space {
+    struct address_space *i_next; /* inode table bucket, or anon list */
+    unsigned long dev, ino;
+    int fd;       /* dup of the file for I/O, or -1 */
+    int writable; /* fd is O_RDWR (write-back needs it) */
+    unsigned long i_count;
+    unsigned long nrpages;
+    struct vm_area_struct *i_mmap;
+    struct vm_area_struct *i_mmap_shared;
+    unsigned long size;
+    swp_entry_t *swap;
+    size_t swap_bytes;
+    unsigned long nrswapped;
+};
+
+/* filemap.c: file mappings and shared anonymous memory share these ops
+ * (vm_private_data is the address_space). */
+extern pthread_mutex_t pagecache_lock;
 extern const struct vm_operations_struct vm_shared_ops;
 extern const struct vm_operations_struct vm_file_private_ops;
 void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
                          unsigned long end);
+unsigned long vm_page_cache_pages(void);
+unsigned long vm_shrink_page_cache(unsigned long want);
+int vm_shmem_unuse(unsigned int type);
+void vm_shmem_for_each_swap(void (*fn)(swp_entry_t entry, void *arg),
+                            void *arg);
+void vm_pagecache_fork_lock(void);
+void vm_pagecache_fork_unlock(int child);
 
 /* ---- swap (swapfile.c, swap_state.c, swap.c, vmscan.c) ----
  *

@@ -795,9 +795,11 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
         }
         vma->vm_ops = &vm_file_private_ops;
     }
-    if (vm_flags & VM_MAYSHARE) {
-        /* shared: frames live in an object all sharers see (nopage) */
+    if (vm_flags & VM_MAYSHARE)
         vma->vm_ops = &vm_shared_ops;
+    if (vma->vm_ops) {
+        /* the file's page cache, or a new shared anonymous object, and
+         * the vma on its share list (filemap.c) */
         vma->vm_mm = mm;
         vma->vm_ops->open(vma);
         if (!vma->vm_private_data) {

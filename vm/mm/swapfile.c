@@ -477,10 +477,22 @@ out:
 
 /* ---- the validator ---- */
 
-/* Counts, into cnt[type][off], every pte of every mm holding a swap entry.
- * Takes each mm's mmap_sem in turn. */
+/* A slot held by shared anonymous memory counts like a pte. */
+static void count_shmem_slot(swp_entry_t e, void *arg)
+{
+    unsigned short **cnt = arg;
+    if (SWP_TYPE(e) >= MAX_SWAPFILES || !cnt[SWP_TYPE(e)] ||
+        SWP_OFFSET(e) >= swap_info[SWP_TYPE(e)].max)
+        kslab_die("vm_check_swap(): shared memory holds bad entry %lx", e.val);
+    cnt[SWP_TYPE(e)][SWP_OFFSET(e)]++;
+}
+
+/* Counts, into cnt[type][off], every pte of every mm holding a swap entry,
+ * and every slot of shared anonymous memory.  Takes each mm's mmap_sem in
+ * turn, then pagecache_lock. */
 static void count_swap_ptes(unsigned short **cnt)
 {
+    vm_shmem_for_each_swap(count_shmem_slot, cnt);
     for (struct mm_struct *mm = vm_mmlist_next(NULL); mm;
          mm = vm_mmlist_next(mm)) {
         pthread_mutex_lock(&mm->mmap_sem);
@@ -608,6 +620,10 @@ static int try_to_unuse(int type)
                 return r;
             }
         }
+        /* shared anonymous memory keeps its slots in its objects */
+        int r = vm_shmem_unuse((unsigned int)type);
+        if (r)
+            return r;
         pthread_mutex_lock(&vm_swap_lock);
         for (unsigned long off = 1; off < si->max; off++) {
             if (!si->swap_map[off])

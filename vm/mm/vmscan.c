@@ -15,9 +15,13 @@
  * a page still _PAGE_OLD when the hand comes back was not referenced and
  * goes to try_to_swap_out, which gives it a swap slot and a place in the
  * swap cache and replaces the pte with the swap entry; the last pte to
- * let go writes the page (only when dirty) and frees the frame.  Pages of
- * VM_LOCKED vmas, of shared and file mappings, and PROT_NONE pages are
- * never scanned; pinned pages (get_user_pages) are passed over.
+ * let go writes the page (only when dirty) and frees the frame.  A page of
+ * the page cache (file mappings, shared anonymous memory) just loses the
+ * pte, and vm_shrink_page_cache (filemap.c) frees the cached pages no pte
+ * maps: clean file pages without I/O, dirty ones after write-back, shared
+ * anonymous ones after a write to swap.  Pages of VM_LOCKED vmas and
+ * PROT_NONE pages are never scanned; pinned pages (get_user_pages) are
+ * passed over.
  *
  * Locking: vm_mmlist_lock guards the list of mms; it is never held while
  * waiting for an mmap_sem.  Reclaim from a fault already holds the
@@ -261,6 +265,20 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
             *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }
+    if (PageFlag(page, PG_pagecache)) {
+        /* a page of the page cache (a file, shared anonymous memory):
+         * only the pte goes, its dirt moving to the page; the cache keeps
+         * the page and shrink_page_cache frees it once no pte maps it
+         * (2.4's try_to_swap_out for a page with a mapping) */
+        if (vm_host_unmap(mm, addr, addr + PAGE_SIZE) != 0)
+            return 0;
+        if (pte_val(e) & (_PAGE_RW | _PAGE_DIRTY))
+            SetPageFlag(page, PG_dirty);
+        *pte = __pte(0);
+        mm->rss--;
+        put_page(page); /* the cache still holds it */
+        return 0;
+    }
     int freed = 0, fresh = 0;
     swp_entry_t entry;
     /* PG_swapcache and page->index are read under vm_swap_lock only: the
@@ -310,9 +328,12 @@ out:
     return freed;
 }
 
+/* Every vma but a locked one (mlock: its pages never leave) or an I/O
+ * one: private anonymous pages go to swap, page-cache pages (files,
+ * shared anonymous memory) are unmapped for shrink_page_cache. */
 static int scannable(struct vm_area_struct *v)
 {
-    return !(v->vm_flags & (VM_LOCKED | VM_SHARED | VM_IO)) && !v->vm_ops;
+    return !(v->vm_flags & (VM_LOCKED | VM_IO));
 }
 
 /* The clock hand over one mm, mmap_sem held: at most two laps of its
@@ -366,6 +387,8 @@ unsigned long do_try_to_free_pages(struct mm_struct *held, unsigned long want)
     pthread_mutex_lock(&vm_swap_lock);
     unsigned long freed = __shrink_cache(want, 0);
     pthread_mutex_unlock(&vm_swap_lock);
+    if (freed < want)
+        freed += vm_shrink_page_cache(want - freed);
 
     for (int pass = 0; pass < 2 && freed < want; pass++) {
         int n = mmlist_count();
@@ -390,6 +413,8 @@ unsigned long do_try_to_free_pages(struct mm_struct *held, unsigned long want)
             freed += __shrink_cache(want - freed, 0);
             pthread_mutex_unlock(&vm_swap_lock);
         }
+        if (freed < want)
+            freed += vm_shrink_page_cache(want - freed);
     }
     return freed;
 }
