@@ -89,8 +89,10 @@ static int child_exhaust(void)
 {
     errno = 0;
     void *huge = malloc(2UL << 30);
-    if (huge || errno != ENOMEM)
+    if (huge || errno != ENOMEM) {
+        free(huge);
         return 10;
+    }
     void *big = malloc(128UL << 20);
     if (!big)
         return 11;
@@ -105,8 +107,11 @@ static int child_exhaust(void)
     if (n < (320UL << 20) / 1024)
         return 13;
     errno = 0;
-    if (malloc(64UL << 20) || errno != ENOMEM)
+    void *more = malloc(64UL << 20);
+    if (more || errno != ENOMEM) {
+        free(more);
         return 14;
+    }
     release(&head);
     size_t again = fill(&head, 1000, n / 2, &err);
     if (again != n / 2)
