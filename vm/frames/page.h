@@ -211,23 +211,56 @@ extern struct vm_lowmem vm_lowmem;
 extern struct vm_section vm_sections[VM_MAX_SECTIONS];
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
 
+/* The section table (page_alloc.c): a granule of 4 MiB of address
+ * space, VM_SECT_GRAN_SHIFT, below 2^VM_SECT_VA_BITS, splits into the
+ * index of a leaf in vm_sect_l1 and, VM_SECT_L2_BITS, of its entry: the
+ * index of the section there (0: none; the first section is never in it).
+ * Sections start on a granule boundary.  Entries and leaves are only ever
+ * set, with release stores, after the section is written. */
+#define VM_SECT_GRAN_SHIFT 22
+#define VM_SECT_VA_BITS 47
+#define VM_SECT_L2_BITS 13
+#define VM_SECT_L1_SIZE                                                        \
+    (1UL << (VM_SECT_VA_BITS - VM_SECT_GRAN_SHIFT - VM_SECT_L2_BITS))
+extern uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
+
 /* The slow paths of the helpers below: a frame outside the first
  * section (page_alloc.c). */
-struct page *vm_virt_to_page_slow(const void *addr);
 unsigned long vm_page_to_pfn_slow(const struct page *page);
 void *vm_page_address_slow(const struct page *page);
 struct page *vm_pfn_to_page_slow(unsigned long pfn);
 
+/* The section holding address a, or 0: loads only, lock-free. */
+static inline unsigned int vm_sect_lookup(uintptr_t a)
+{
+    if (a >> VM_SECT_VA_BITS)
+        return 0;
+    uint16_t *leaf = __atomic_load_n(
+        &vm_sect_l1[a >> (VM_SECT_GRAN_SHIFT + VM_SECT_L2_BITS)],
+        __ATOMIC_ACQUIRE);
+    if (!leaf)
+        return 0;
+    return __atomic_load_n(
+        &leaf[(a >> VM_SECT_GRAN_SHIFT) & ((1UL << VM_SECT_L2_BITS) - 1)],
+        __ATOMIC_ACQUIRE);
+}
+
+/* vm_virt_to_page for an address outside the committed first section
+ * (page_alloc.c): out of line and cold, so that the callers' fast paths
+ * stay small enough to be inlined where they were (an inlined lookup kept
+ * kfree's code as it was but made GCC stop inlining free()'s). */
+__attribute__((cold)) struct page *vm_virt_to_page_other(const void *addr);
+
 /* Frame of a direct-map address, or NULL when addr is not in committed
  * low memory.  One subtraction, one compare for the first section: the
- * kfree() fast path; the other sections are looked up out of line. */
+ * kfree() fast path; the other sections through the section table. */
 static inline struct page *vm_virt_to_page(const void *addr)
 {
     uintptr_t off = (uintptr_t)addr - (uintptr_t)vm_lowmem.base;
     unsigned long pfn = off >> PAGE_SHIFT;
     if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.fast_pages,
                                              memory_order_relaxed)))
-        return vm_virt_to_page_slow(addr);
+        return vm_virt_to_page_other(addr);
     struct page *page = &vm_lowmem.mem_map[pfn];
     if (!page) /* never: tells the compiler, so callers' tests go */
         __builtin_unreachable();

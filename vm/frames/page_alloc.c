@@ -88,16 +88,11 @@
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
 /* Smallest reservation we accept. */
 #define LOWMEM_MIN_BYTES (32UL << 20)
-/* Sections start on this boundary (a multiple of the top-order block): the
- * granule of the section table. */
-#define SECT_GRAN_SHIFT 22
-/* The section table: a granule number (an address below 2^SECT_VA_BITS,
- * shifted right by SECT_GRAN_SHIFT) splits into SECT_L1 bits that pick a
- * leaf and SECT_L2_BITS that pick its entry, the section's index (0: none;
- * the first section is never in it). */
-#define SECT_VA_BITS 47
-#define SECT_L2_BITS 13
-#define SECT_L1_SIZE (1UL << (SECT_VA_BITS - SECT_GRAN_SHIFT - SECT_L2_BITS))
+/* The section table (page.h): sections start on a boundary of its
+ * granule, a multiple of the top-order block. */
+#define SECT_GRAN_SHIFT VM_SECT_GRAN_SHIFT
+#define SECT_VA_BITS VM_SECT_VA_BITS
+#define SECT_L2_BITS VM_SECT_L2_BITS
 /* Dirty free memory kept for reuse (per zone): a purge starts above the
  * threshold and stops at half of it, so memory freed and soon needed again
  * is not given back and faulted in again. */
@@ -153,21 +148,11 @@ static inline unsigned long now_ms(void)
 
 static int lowmem_sectioned;          /* growing by sections */
 static unsigned long lowmem_capacity; /* most frames low memory may have */
-static uint16_t *sect_l1[SECT_L1_SIZE];
+uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
 
-/* The index of the section holding address a, 0 when none but the first
- * can.  Lock-free. */
 static unsigned int sect_lookup(uintptr_t a)
 {
-    if (a >> SECT_VA_BITS)
-        return 0;
-    uintptr_t g = a >> SECT_GRAN_SHIFT;
-    uint16_t *leaf =
-        __atomic_load_n(&sect_l1[g >> SECT_L2_BITS], __ATOMIC_ACQUIRE);
-    if (!leaf)
-        return 0;
-    return __atomic_load_n(&leaf[g & ((1UL << SECT_L2_BITS) - 1)],
-                           __ATOMIC_ACQUIRE);
+    return vm_sect_lookup(a);
 }
 
 /* Bytes of a section's mapping: its frames, then its struct pages. */
@@ -188,17 +173,18 @@ static int sect_publish(unsigned int idx)
     if (((uintptr_t)s->base + sect_bytes(s->nr_pages) - 1) >> SECT_VA_BITS)
         return -ENOMEM; /* beyond the table (a 57-bit address space) */
     for (uintptr_t g = g0; g <= g1; g++) {
-        if (sect_l1[g >> SECT_L2_BITS])
+        if (vm_sect_l1[g >> SECT_L2_BITS])
             continue;
         uint16_t *leaf =
             vm_os_alloc(sizeof(uint16_t) << SECT_L2_BITS, PAGE_SIZE, 0);
         if (!leaf)
             return -ENOMEM;
-        __atomic_store_n(&sect_l1[g >> SECT_L2_BITS], leaf, __ATOMIC_RELEASE);
+        __atomic_store_n(&vm_sect_l1[g >> SECT_L2_BITS], leaf,
+                         __ATOMIC_RELEASE);
     }
     for (uintptr_t g = g0; g <= g1; g++)
         __atomic_store_n(
-            &sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
+            &vm_sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
             (uint16_t)idx, __ATOMIC_RELEASE);
     return 0;
 }
@@ -228,16 +214,13 @@ static const struct vm_section *page_section(const struct page *page)
     return s;
 }
 
-struct page *vm_virt_to_page_slow(const void *addr)
+struct page *vm_virt_to_page_other(const void *addr)
 {
-    if (atomic_load_explicit(&vm_lowmem.nr_sections, memory_order_relaxed) <= 1)
-        return NULL;
-    unsigned int idx = sect_lookup((uintptr_t)addr);
+    unsigned int idx = vm_sect_lookup((uintptr_t)addr);
     if (!idx)
         return NULL;
     const struct vm_section *s = &vm_sections[idx];
-    uintptr_t off = (uintptr_t)addr - (uintptr_t)s->base;
-    unsigned long i = off >> PAGE_SHIFT;
+    unsigned long i = ((uintptr_t)addr - (uintptr_t)s->base) >> PAGE_SHIFT;
     if (i >= s->nr_pages ||
         s->start_pfn + i >= atomic_load_explicit(&vm_lowmem.committed_pages,
                                                  memory_order_acquire))
