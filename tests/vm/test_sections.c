@@ -19,6 +19,14 @@
 #include "slab/kmalloc.h"
 #include "vm/frames/page.h"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SECT_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SECT_SANITIZER 1
+#endif
+#endif
+
 static const char *self;
 
 /* Runs this program with argv[1] = mode under an address-space limit of
@@ -281,7 +289,7 @@ int main(int argc, char **argv)
             return child_small();
         return 2;
     }
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef SECT_SANITIZER
     /* a sanitizer's shadow memory needs terabytes of address space */
     fprintf(stderr, "test_sections: skipped under a sanitizer\n");
     return KTEST_SKIP;

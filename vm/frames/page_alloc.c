@@ -264,7 +264,9 @@ static int lowmem_page_valid(const struct page *page)
     if (!s)
         return 0;
     uintptr_t off = (uintptr_t)page - (uintptr_t)s->map;
-    if (off % sizeof(struct page) || off / sizeof(struct page) >= s->nr_pages)
+    if (off % sizeof(struct page) ||
+        off / sizeof(struct page) >=
+            __atomic_load_n(&s->nr_pages, __ATOMIC_RELAXED))
         return 0;
     return s->start_pfn + off / sizeof(struct page) <
            atomic_load(&vm_lowmem.committed_pages);
@@ -335,7 +337,7 @@ static void lowmem_go_sectioned(void)
     uintptr_t m1 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[first]);
     if (m1 > m0)
         vm_os_free((void *)m0, m1 - m0);
-    vm_sections[0].nr_pages = keep;
+    __atomic_store_n(&vm_sections[0].nr_pages, keep, __ATOMIC_RELAXED);
     vm_lowmem.reserved_pages = keep;
     __atomic_store_n(&vm_lowmem.first_pages, keep, __ATOMIC_RELAXED);
 }
