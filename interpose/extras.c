@@ -31,6 +31,7 @@
 #include "interpose/interpose.h"
 #include "interpose/large.h"
 #include "interpose/tool.h"
+#include "lib/options.h"
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
 
@@ -223,30 +224,48 @@ KSLAB_API int malloc_info(int options, FILE *fp)
 /* glibc's largest M_MXFAST. */
 #define IP_MXFAST_MAX (80 * sizeof(size_t) / 4)
 
+/* The parameters mallopt() and the environment (ip_glibc_options) set. */
+static void set_trim_threshold(unsigned long frames)
+{
+    __atomic_store_n(&vm_purge_threshold, frames, __ATOMIC_RELAXED);
+}
+
+static void set_mmap_threshold(size_t bytes)
+{
+    __atomic_store_n(&vm_large_mmap_threshold, bytes, __ATOMIC_RELAXED);
+}
+
+static void set_mmap_max(int n)
+{
+    __atomic_store_n(&vm_large_mmap_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+}
+
 /*
  * mallopt - glibc's parameters.  Honoured: M_TRIM_THRESHOLD (the dirty free
  * memory a zone keeps before the oldest is given back; negative: never),
  * M_MMAP_THRESHOLD (blocks from this size up are own mappings; slab sizes,
- * up to 128 KiB, stay slab objects), M_PERTURB (blocks are filled with
- * ~value when handed out and value when freed, as glibc does).  Accepted
- * without effect, as they have no kslab meaning: M_TOP_PAD, M_MMAP_MAX,
- * M_CHECK_ACTION, M_ARENA_TEST, M_ARENA_MAX, M_MXFAST (in glibc's range).
- * Returns 1 for those, 0 for a value glibc refuses or an unknown param.
+ * up to 128 KiB, stay slab objects), M_MMAP_MAX (at most this many own
+ * mappings live; past it a block that fits a buddy block comes from low
+ * memory; negative: as 0), M_PERTURB (blocks are filled with ~value when
+ * handed out and value when freed, as glibc does).  Accepted without
+ * effect, as they have no kslab meaning: M_TOP_PAD, M_CHECK_ACTION,
+ * M_ARENA_TEST, M_ARENA_MAX, M_MXFAST (in glibc's range).  Returns 1 for
+ * those, 0 for a value glibc refuses or an unknown param.
  */
 KSLAB_API int mallopt(int param, int value)
 {
     switch (param) {
     case M_TRIM_THRESHOLD:
-        __atomic_store_n(&vm_purge_threshold,
-                         value < 0 ? ULONG_MAX
-                                   : (unsigned long)value >> PAGE_SHIFT,
-                         __ATOMIC_RELAXED);
+        set_trim_threshold(value < 0 ? ULONG_MAX
+                                     : (unsigned long)value >> PAGE_SHIFT);
         return 1;
     case M_MMAP_THRESHOLD:
         if (value < 0 || (unsigned long)value > IP_MMAP_THRESHOLD_MAX)
             return 0;
-        __atomic_store_n(&vm_large_mmap_threshold, (size_t)value,
-                         __ATOMIC_RELAXED);
+        set_mmap_threshold((size_t)value);
+        return 1;
+    case M_MMAP_MAX:
+        set_mmap_max(value);
         return 1;
     case M_PERTURB:
         ip_set_perturb(value);
@@ -254,7 +273,6 @@ KSLAB_API int mallopt(int param, int value)
     case M_MXFAST:
         return value >= 0 && (size_t)value <= IP_MXFAST_MAX;
     case M_TOP_PAD:
-    case M_MMAP_MAX:
     case M_CHECK_ACTION:
     case M_ARENA_TEST:
     case M_ARENA_MAX:
@@ -262,4 +280,22 @@ KSLAB_API int mallopt(int param, int value)
     default:
         return 0;
     }
+}
+
+/* Start-up (interpose/init.c): glibc's MALLOC_*_ variables and glibc.malloc.*
+ * tunables, read by lib/options.c, applied as mallopt() applies them (the
+ * reader kept only values in mallopt's range).  M_TOP_PAD, M_ARENA_MAX and
+ * M_ARENA_TEST have no effect either way. */
+void ip_glibc_options(void)
+{
+    unsigned int set = kslab_opt.glibc_set;
+    const unsigned long *v = kslab_opt.glibc;
+    if (set & (1U << KSLAB_GLIBC_TRIM_THRESHOLD))
+        set_trim_threshold(v[KSLAB_GLIBC_TRIM_THRESHOLD] >> PAGE_SHIFT);
+    if (set & (1U << KSLAB_GLIBC_MMAP_THRESHOLD))
+        set_mmap_threshold(v[KSLAB_GLIBC_MMAP_THRESHOLD]);
+    if (set & (1U << KSLAB_GLIBC_MMAP_MAX))
+        set_mmap_max((int)v[KSLAB_GLIBC_MMAP_MAX]);
+    if (set & (1U << KSLAB_GLIBC_PERTURB))
+        ip_set_perturb((int)v[KSLAB_GLIBC_PERTURB]);
 }

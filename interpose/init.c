@@ -79,6 +79,7 @@ static const struct kslab_fork_hook ip_fork_hook = {
 static void ip_init(void)
 {
     ldso_find();
+    ip_glibc_options();
     if (kslab_opt.stats && !kslab_opt.stats_path[0]) {
         stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (stats_fd >= 0 && fstat(stats_fd, &stats_fd_st) != 0) {

@@ -41,4 +41,8 @@ int ip_pointer_from_loader(const void *p);
 size_t ip_block_size(const void *p, const char *fn);
 void ip_release(void *p, const char *fn);
 
+/* Applies glibc's MALLOC_*_ variables and glibc.malloc.* tunables, as
+ * read by lib/options.c, as mallopt() would (extras.c); start-up only. */
+void ip_glibc_options(void);
+
 #endif /* KSLAB_INTERPOSE_H */

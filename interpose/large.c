@@ -63,6 +63,7 @@ static struct {
 /* Blocks of this many bytes and more are own mappings (M_MMAP_THRESHOLD);
  * by default those that no buddy block can hold. */
 size_t vm_large_mmap_threshold = LARGE_MMAP_THRESHOLD_DEFAULT;
+int vm_large_mmap_max = LARGE_MMAP_MAX_DEFAULT;
 
 #define ADD(ctr, v)                                                            \
     atomic_fetch_add_explicit(&st.ctr, (v), memory_order_relaxed)
@@ -82,8 +83,11 @@ size_t vm_large_mmap_threshold = LARGE_MMAP_THRESHOLD_DEFAULT;
 
 static int want_buddy(size_t len, unsigned long npages)
 {
-    return npages <= LARGE_BUDDY_MAX_PAGES &&
-           len < __atomic_load_n(&vm_large_mmap_threshold, __ATOMIC_RELAXED);
+    if (npages > LARGE_BUDDY_MAX_PAGES)
+        return 0;
+    return len < __atomic_load_n(&vm_large_mmap_threshold, __ATOMIC_RELAXED) ||
+           GET(huge_blocks) >= (unsigned long)__atomic_load_n(
+                                   &vm_large_mmap_max, __ATOMIC_RELAXED);
 }
 
 /* ---- the huge-block table (huge_lock held) ---- */

@@ -30,6 +30,11 @@
 /* Blocks this big or bigger are own mappings unless mallopt says else. */
 #define LARGE_MMAP_THRESHOLD_DEFAULT ((LARGE_BUDDY_MAX_PAGES + 1) << PAGE_SHIFT)
 extern size_t vm_large_mmap_threshold;
+/* At most this many own mappings live at once (M_MMAP_MAX; glibc's
+ * default): past it a block that fits a buddy block comes from low memory.
+ * A bigger one, or one when low memory is full, is still a mapping. */
+#define LARGE_MMAP_MAX_DEFAULT 65536
+extern int vm_large_mmap_max;
 
 /* Freed huge mappings kept for reuse: at most this many bytes ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)

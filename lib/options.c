@@ -103,6 +103,127 @@ static int opt_decay_ms(const char *v)
     return 0;
 }
 
+/* glibc's parameters given by GLIBC_TUNABLES (bit p), which a MALLOC_*_
+ * variable does not override; set while GLIBC_TUNABLES is parsed. */
+static unsigned int glibc_from_tunables;
+static int glibc_in_tunables;
+
+/* glibc's parameters.  A number as glibc's tunables read it (decimal,
+ * 0x hexadecimal or 0 octal), within [min, max]; anything else is ignored,
+ * as glibc ignores it. */
+static int glibc_number(const char *v, unsigned long min, unsigned long max,
+                        enum kslab_glibc_param param)
+{
+    if (!glibc_in_tunables && (glibc_from_tunables & (1U << param)))
+        return 0;
+    unsigned long n = 0, base = 10;
+    if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X') && v[2]) {
+        base = 16;
+        v += 2;
+    } else if (v[0] == '0' && v[1]) {
+        base = 8;
+        v++;
+    }
+    if (!*v)
+        return -1;
+    for (; *v; v++) {
+        unsigned long d;
+        if (*v >= '0' && *v <= '9')
+            d = (unsigned long)(*v - '0');
+        else if (*v >= 'a' && *v <= 'f')
+            d = (unsigned long)(*v - 'a' + 10);
+        else if (*v >= 'A' && *v <= 'F')
+            d = (unsigned long)(*v - 'A' + 10);
+        else
+            return -1;
+        if (d >= base || n > (ULONG_MAX - d) / base)
+            return -1;
+        n = n * base + d;
+    }
+    if (n < min || n > max)
+        return -1;
+    kslab_opt.glibc[param] = n;
+    kslab_opt.glibc_set |= 1U << param;
+    if (glibc_in_tunables)
+        glibc_from_tunables |= 1U << param;
+    return 0;
+}
+
+static int opt_trim_threshold(const char *v)
+{
+    return glibc_number(v, 0, ULONG_MAX, KSLAB_GLIBC_TRIM_THRESHOLD);
+}
+
+static int opt_top_pad(const char *v)
+{
+    return glibc_number(v, 0, ULONG_MAX, KSLAB_GLIBC_TOP_PAD);
+}
+
+/* glibc's largest: HEAP_MAX_SIZE / 2 on 64 bits. */
+static int opt_mmap_threshold(const char *v)
+{
+    return glibc_number(v, 0, 32UL << 20, KSLAB_GLIBC_MMAP_THRESHOLD);
+}
+
+static int opt_mmap_max(const char *v)
+{
+    return glibc_number(v, 0, INT_MAX, KSLAB_GLIBC_MMAP_MAX);
+}
+
+static int opt_perturb(const char *v)
+{
+    return glibc_number(v, 0, 0xff, KSLAB_GLIBC_PERTURB);
+}
+
+static int opt_arena_max(const char *v)
+{
+    return glibc_number(v, 1, ULONG_MAX, KSLAB_GLIBC_ARENA_MAX);
+}
+
+static int opt_arena_test(const char *v)
+{
+    return glibc_number(v, 1, ULONG_MAX, KSLAB_GLIBC_ARENA_TEST);
+}
+
+/* The glibc.malloc.* tunables of GLIBC_TUNABLES ("name=value:name=value"),
+ * by the parsers of the MALLOC_*_ rows; other tunables are glibc's. */
+static const struct {
+    const char *name;
+    int (*parse)(const char *value);
+} glibc_tunables[] = {
+    {"glibc.malloc.trim_threshold", opt_trim_threshold},
+    {"glibc.malloc.top_pad", opt_top_pad},
+    {"glibc.malloc.mmap_threshold", opt_mmap_threshold},
+    {"glibc.malloc.mmap_max", opt_mmap_max},
+    {"glibc.malloc.perturb", opt_perturb},
+    {"glibc.malloc.arena_max", opt_arena_max},
+    {"glibc.malloc.arena_test", opt_arena_test},
+};
+
+static int opt_tunables(const char *v)
+{
+    glibc_in_tunables = 1;
+    while (*v) {
+        const char *end = strchr(v, ':');
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        const char *eq = memchr(v, '=', n);
+        char value[32];
+        if (eq && (size_t)(v + n - eq - 1) < sizeof value) {
+            size_t k = (size_t)(eq - v);
+            memcpy(value, eq + 1, (size_t)(v + n - eq - 1));
+            value[v + n - eq - 1] = 0;
+            for (size_t i = 0;
+                 i < sizeof glibc_tunables / sizeof glibc_tunables[0]; i++)
+                if (strlen(glibc_tunables[i].name) == k &&
+                    !strncmp(v, glibc_tunables[i].name, k))
+                    glibc_tunables[i].parse(value);
+        }
+        v += n + (end ? 1 : 0);
+    }
+    glibc_in_tunables = 0;
+    return 0;
+}
+
 /* ---- the table ---- */
 
 const struct kslab_option kslab_option_table[] = {
@@ -116,14 +237,42 @@ const struct kslab_option kslab_option_table[] = {
      "(from the start: set before the caches are made)",
      opt_debug},
     {"KSLAB_LOWMEM_MB", "a number of MiB, 32 or more",
-     "size of the low-memory (direct-map) reservation; default 64 GiB, and "
-     "at most half of an address-space limit (ulimit -v)",
+     "size of the low-memory (direct-map) reservation; default 64 GiB; under "
+     "an address-space limit (ulimit -v) the most low memory may grow to, "
+     "by 32 MiB sections reserved as needed",
      opt_lowmem_mb},
     {"KSLAB_DECAY_MS", "a number of milliseconds, at most 3600000",
      "free memory goes back to the host once it has been free this long "
      "(while the program allocates; at once when it does not); default "
      "1000",
      opt_decay_ms},
+    {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
+     "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "
+     "thread's cache of large blocks) keeps before the oldest goes back",
+     opt_trim_threshold},
+    {"MALLOC_TOP_PAD_", "a number of bytes",
+     "as mallopt(M_TOP_PAD): accepted, no effect", opt_top_pad},
+    {"MALLOC_MMAP_THRESHOLD_", "a number of bytes, at most 33554432",
+     "as mallopt(M_MMAP_THRESHOLD): blocks from this size up are own "
+     "mappings",
+     opt_mmap_threshold},
+    {"MALLOC_MMAP_MAX_", "a number, at most 2147483647",
+     "as mallopt(M_MMAP_MAX): at most this many own mappings live; further "
+     "big blocks come from low memory",
+     opt_mmap_max},
+    {"MALLOC_PERTURB_", "a number, 0 to 255",
+     "as mallopt(M_PERTURB): blocks are filled with ~value when handed out "
+     "and value when freed",
+     opt_perturb},
+    {"MALLOC_ARENA_MAX", "a number, 1 or more",
+     "as mallopt(M_ARENA_MAX): accepted, no effect", opt_arena_max},
+    {"MALLOC_ARENA_TEST", "a number, 1 or more",
+     "as mallopt(M_ARENA_TEST): accepted, no effect", opt_arena_test},
+    {"GLIBC_TUNABLES", "glibc.malloc.NAME=value:...",
+     "glibc.malloc.trim_threshold, top_pad, mmap_threshold, mmap_max, "
+     "perturb, arena_max and arena_test, as the MALLOC_ variables (and over "
+     "them); other tunables are left to glibc",
+     opt_tunables},
 };
 
 const size_t kslab_nr_options =
@@ -136,10 +285,11 @@ static void warn_unknown(const char *e, size_t namelen)
     char known[256];
     size_t len = 0;
     for (size_t i = 0; i < kslab_nr_options; i++)
-        len += (size_t)kslab_snprintf(
-            known + (len < sizeof known ? len : sizeof known - 1),
-            len < sizeof known ? sizeof known - len : 1, "%s%s", i ? ", " : "",
-            kslab_option_table[i].name);
+        if (!strncmp(kslab_option_table[i].name, "KSLAB_", 6))
+            len += (size_t)kslab_snprintf(
+                known + (len < sizeof known ? len : sizeof known - 1),
+                len < sizeof known ? sizeof known - len : 1, "%s%s",
+                i ? ", " : "", kslab_option_table[i].name);
     char name[64];
     size_t k = namelen < sizeof name - 1 ? namelen : sizeof name - 1;
     memcpy(name, e, k);
@@ -147,10 +297,14 @@ static void warn_unknown(const char *e, size_t namelen)
     kslab_warn("unknown option %s ignored (known: %s)", name, known);
 }
 
-/* One "NAME=value" entry of the environment. */
+/* One "NAME=value" entry of the environment.  KSLAB_* names are ours: an
+ * unknown one or a malformed value is warned about.  glibc's names
+ * (MALLOC_*, GLIBC_TUNABLES) are glibc's too: the rest of them, and
+ * values glibc would ignore, are ignored silently. */
 static void opt_entry(const char *e)
 {
-    if (strncmp(e, "KSLAB_", 6))
+    int ours = !strncmp(e, "KSLAB_", 6);
+    if (!ours && strncmp(e, "MALLOC_", 7) && strncmp(e, "GLIBC_TUNABLES=", 15))
         return;
     const char *eq = strchr(e, '=');
     size_t n = eq ? (size_t)(eq - e) : strlen(e);
@@ -158,11 +312,12 @@ static void opt_entry(const char *e)
         const struct kslab_option *o = &kslab_option_table[i];
         if (strlen(o->name) != n || strncmp(e, o->name, n))
             continue;
-        if (!eq || o->parse(eq + 1))
+        if ((!eq || o->parse(eq + 1)) && ours)
             kslab_warn("%s: expected %s; ignored", e, o->values);
         return;
     }
-    warn_unknown(e, n);
+    if (ours)
+        warn_unknown(e, n);
 }
 
 /* The initial environment from /proc, entry by entry; entries longer than

@@ -11,6 +11,20 @@
 #include <limits.h>
 #include <stddef.h>
 
+/* glibc's malloc parameters, read from its MALLOC_*_ variables and its
+ * glibc.malloc.* tunables (GLIBC_TUNABLES) and applied as mallopt() would
+ * (interpose/extras.c). */
+enum kslab_glibc_param {
+    KSLAB_GLIBC_TRIM_THRESHOLD, /* M_TRIM_THRESHOLD */
+    KSLAB_GLIBC_TOP_PAD,        /* M_TOP_PAD */
+    KSLAB_GLIBC_MMAP_THRESHOLD, /* M_MMAP_THRESHOLD */
+    KSLAB_GLIBC_MMAP_MAX,       /* M_MMAP_MAX */
+    KSLAB_GLIBC_PERTURB,        /* M_PERTURB */
+    KSLAB_GLIBC_ARENA_MAX,      /* M_ARENA_MAX */
+    KSLAB_GLIBC_ARENA_TEST,     /* M_ARENA_TEST */
+    KSLAB_GLIBC_NR
+};
+
 /* The options, as read at start.  Written only while start-up reads the
  * environment (before any layer is set up); read-only after. */
 struct kslab_options {
@@ -20,12 +34,15 @@ struct kslab_options {
     unsigned long lowmem_mb;   /* KSLAB_LOWMEM_MB: 0 = the default size */
     unsigned long decay_ms;    /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;
+    unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
+    unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };
 
 extern struct kslab_options kslab_opt;
 
 /* One row of the table.  parse() returns 0 when it took the value, -1
- * when the value is malformed (the reader then warns once; kslab_opt is
+ * when the value is malformed (the reader then warns once, for a KSLAB_*
+ * option; a glibc one is ignored silently, as glibc does; kslab_opt is
  * left as it was). */
 struct kslab_option {
     const char *name;   /* "KSLAB_STATS" */

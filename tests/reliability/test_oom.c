@@ -3,8 +3,8 @@
  *
  * Each case runs in a child that sets RLIMIT_AS and then executes this
  * program again (argv[1] names the case), so that kslab starts under the
- * limit as a real program would (its low-memory reservation takes at most
- * half of the limit).  The child allocates until kslab says no, checks that
+ * limit as a real program would (its low memory then grows by sections as
+ * it is used).  The child allocates until kslab says no, checks that
  * the answer is NULL with errno ENOMEM (0 from __get_free_pages, NULL from
  * mm_alloc/mm_fork, -ENOMEM from the vm calls), that nothing was left
  * half-done (every cache and zone validates, and after everything is freed

@@ -58,18 +58,33 @@ static void *window_mmap(void *addr, size_t len, int prot, int flags, int fd,
 #endif
 }
 
-/* Maps len bytes aligned to align: over-maps by align and trims both ends. */
+/* Maps len bytes aligned to align.  First the exact length: the host
+ * places a mapping at the top of a gap, so when that address is not
+ * aligned the aligned address below it is usually free, and is tried next
+ * (MAP_FIXED_NOREPLACE: never over another mapping).  Only then over-maps
+ * by align and trims both ends: under an address-space limit (RLIMIT_AS)
+ * the over-mapping needs align bytes of room the others do not. */
 static void *map_aligned(size_t len, size_t align, int prot, int flags)
 {
     size_t extra = align > PAGE_SIZE ? align : 0;
     if (len + extra < len)
         return NULL;
     COUNT(map);
-    char *m = mmap(NULL, len + extra, prot, flags, -1, 0);
+    char *m = mmap(NULL, len, prot, flags, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    if (!extra)
+    if (!extra || !((uintptr_t)m & (align - 1)))
         return m;
+    munmap(m, len);
+    char *want = (char *)((uintptr_t)m & ~(uintptr_t)(align - 1));
+    m = mmap(want, len, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == want)
+        return m;
+    if (m != MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE */
+        munmap(m, len);
+    m = mmap(NULL, len + extra, prot, flags, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
     char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
     if (a > m)
         munmap(m, (size_t)(a - m));

@@ -3,15 +3,31 @@
  * direct map.  Every structure of the frame layer and its invariants are
  * here; the small inline helpers that the slab fast paths use are here too.
  *
- * Low memory is one reserved range of private anonymous host memory
- * [lowmem.base, lowmem.base + lowmem.reserved_pages << PAGE_SHIFT).  Frame
- * number pfn is the page at base + (pfn << PAGE_SHIFT) and mem_map[pfn] is
- * its struct page.  The range is committed (made readable and writable)
- * from the bottom up as the zones grow; lowmem.committed_pages only ever
- * grows, so a lock-free reader that sees a pfn below it may use
- * mem_map[pfn].  ZONE_DMA is the first DMA_PAGES frames, ZONE_NORMAL the
- * rest.  ZONE_HIGHMEM (user memory, vm/ address spaces) has frames with no
- * address in the direct map.
+ * Low memory is the direct map: frames numbered 0, 1, ... (pfn), each with
+ * its struct page.  It lives in one or more sections, each a reserved
+ * range of private anonymous host memory holding a run of frames and,
+ * after them, their struct pages.  The first section is the fast one:
+ * frame pfn < lowmem.first_pages is the page at base + (pfn << PAGE_SHIFT)
+ * and mem_map[pfn] is its struct page.  Without an address-space limit
+ * (RLIMIT_AS) it is the only section, reserved whole at start (64 GiB of
+ * address space by default, PROT_NONE: it costs nothing but address
+ * space).  Under a limit a reservation counts against it whether it is
+ * used or not, so low memory grows by sections instead (the
+ * discontiguous memory of Linux 2.4, later sparsemem): the first holds
+ * VM_SECTION_PAGES frames, and each further section of VM_SECTION_PAGES
+ * frames is reserved when the zones grow into it, anywhere in the address
+ * space.  The frame numbers stay one run (section k > 0 has frames
+ * first_pages + (k - 1) * VM_SECTION_PAGES onwards) and every section is
+ * a whole number of top-order blocks, so no buddy block spans two
+ * sections.  A section other than the first is found from an address by
+ * a two-level table (page_alloc.c), on the slow path only.
+ *
+ * Frames are committed (made readable and writable) from the bottom up as
+ * the zones grow; lowmem.committed_pages only ever grows, so a lock-free
+ * reader that sees a pfn below it may use its struct page.  ZONE_DMA is
+ * the first frames (DMA_PAGES, or a quarter of a smaller first section),
+ * ZONE_NORMAL the rest.  ZONE_HIGHMEM (user memory, vm/ address spaces)
+ * has frames with no address in the direct map.
  */
 #ifndef KSLAB_VM_FRAMES_PAGE_H
 #define KSLAB_VM_FRAMES_PAGE_H
@@ -31,6 +47,11 @@
 #define DMA_PAGES 4096UL
 /* Zones grow by this many frames at a time (4 MiB): a brk-style commit. */
 #define ZONE_GROW_PAGES 1024UL
+/* Frames of a section when low memory grows by sections (32 MiB): a
+ * multiple of ZONE_GROW_PAGES and of the top-order block. */
+#define VM_SECTION_PAGES 8192UL
+/* Most sections: 128 GiB of low memory under an address-space limit. */
+#define VM_MAX_SECTIONS 4096
 
 /* page->flags bits. */
 #define PG_slab 0     /* owned by a slab cache: list.next/prev = cache/slab */
@@ -162,42 +183,119 @@ struct zone_struct {
     struct free_area_struct free_area[MAX_ORDER];
 };
 
-/* The direct map.  base, mem_map and reserved_pages are set once, by
- * start-up (lib/init.c, level frames), which then sets ready. */
+/* The direct map.  base, mem_map and first_pages (the first section) are
+ * set by start-up (lib/init.c, level frames), which then sets ready;
+ * first_pages only shrinks later (a limit set after start, page_alloc.c)
+ * and never below a frame in use.  fast_pages is the part of the first
+ * section that is committed: the range of the fast path. */
 struct vm_lowmem {
     char *base;
     struct page *mem_map;
-    unsigned long reserved_pages;
+    unsigned long first_pages;
+    _Atomic unsigned long fast_pages;
+    unsigned long reserved_pages; /* frames of every section reserved */
     _Atomic unsigned long committed_pages;
+    _Atomic int nr_sections; /* sections reserved, the first included */
     int ready;
 };
 
+/* A section: frames [start_pfn, start_pfn + nr_pages) at base, their
+ * struct pages at map.  Written once, before the section is published. */
+struct vm_section {
+    char *base;
+    struct page *map;
+    unsigned long start_pfn;
+    unsigned long nr_pages;
+};
+
 extern struct vm_lowmem vm_lowmem;
+extern struct vm_section vm_sections[VM_MAX_SECTIONS];
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
 
+/* The section table (page_alloc.c): a granule of 4 MiB of address
+ * space, VM_SECT_GRAN_SHIFT, below 2^VM_SECT_VA_BITS, splits into the
+ * index of a leaf in vm_sect_l1 and, VM_SECT_L2_BITS, of its entry: the
+ * index of the section there (0: none; the first section is never in it).
+ * Sections start on a granule boundary.  Entries and leaves are only ever
+ * set, with release stores, after the section is written. */
+#define VM_SECT_GRAN_SHIFT 22
+#define VM_SECT_VA_BITS 47
+#define VM_SECT_L2_BITS 13
+#define VM_SECT_L1_SIZE                                                        \
+    (1UL << (VM_SECT_VA_BITS - VM_SECT_GRAN_SHIFT - VM_SECT_L2_BITS))
+extern uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
+
+/* The slow paths of the helpers below: a frame outside the first
+ * section (page_alloc.c). */
+unsigned long vm_page_to_pfn_slow(const struct page *page);
+void *vm_page_address_slow(const struct page *page);
+struct page *vm_pfn_to_page_slow(unsigned long pfn);
+
+/* The section holding address a, or 0: loads only, lock-free. */
+static inline unsigned int vm_sect_lookup(uintptr_t a)
+{
+    if (a >> VM_SECT_VA_BITS)
+        return 0;
+    uint16_t *leaf = __atomic_load_n(
+        &vm_sect_l1[a >> (VM_SECT_GRAN_SHIFT + VM_SECT_L2_BITS)],
+        __ATOMIC_ACQUIRE);
+    if (!leaf)
+        return 0;
+    return __atomic_load_n(
+        &leaf[(a >> VM_SECT_GRAN_SHIFT) & ((1UL << VM_SECT_L2_BITS) - 1)],
+        __ATOMIC_ACQUIRE);
+}
+
+/* vm_virt_to_page for an address outside the committed first section
+ * (page_alloc.c): out of line and cold, so that the callers' fast paths
+ * stay small enough to be inlined where they were (an inlined lookup kept
+ * kfree's code as it was but made GCC stop inlining free()'s). */
+__attribute__((cold)) struct page *vm_virt_to_page_other(const void *addr);
+
 /* Frame of a direct-map address, or NULL when addr is not in committed
- * low memory.  One subtraction, one compare: the kfree() fast path. */
+ * low memory.  One subtraction, one compare for the first section: the
+ * kfree() fast path; the other sections through the section table. */
 static inline struct page *vm_virt_to_page(const void *addr)
 {
     uintptr_t off = (uintptr_t)addr - (uintptr_t)vm_lowmem.base;
     unsigned long pfn = off >> PAGE_SHIFT;
-    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.committed_pages,
+    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.fast_pages,
                                              memory_order_relaxed)))
-        return NULL;
+        return vm_virt_to_page_other(addr);
     struct page *page = &vm_lowmem.mem_map[pfn];
     if (!page) /* never: tells the compiler, so callers' tests go */
         __builtin_unreachable();
     return page;
 }
 
+/* Is page a struct page of the first section? */
+static inline int vm_page_in_first(const struct page *page)
+{
+    return (uintptr_t)page - (uintptr_t)vm_lowmem.mem_map <
+           __atomic_load_n(&vm_lowmem.first_pages, __ATOMIC_RELAXED) *
+               sizeof(struct page);
+}
+
 static inline unsigned long vm_page_to_pfn(const struct page *page)
 {
-    return (unsigned long)(page - vm_lowmem.mem_map);
+    if (likely(vm_page_in_first(page)))
+        return (unsigned long)(page - vm_lowmem.mem_map);
+    return vm_page_to_pfn_slow(page);
 }
 
 static inline void *vm_page_address(const struct page *page)
 {
-    return vm_lowmem.base + (vm_page_to_pfn(page) << PAGE_SHIFT);
+    if (likely(vm_page_in_first(page)))
+        return vm_lowmem.base +
+               ((unsigned long)(page - vm_lowmem.mem_map) << PAGE_SHIFT);
+    return vm_page_address_slow(page);
+}
+
+static inline struct page *vm_pfn_to_page(unsigned long pfn)
+{
+    if (likely(pfn < __atomic_load_n(&vm_lowmem.first_pages, __ATOMIC_RELAXED)))
+        return &vm_lowmem.mem_map[pfn];
+    return vm_pfn_to_page_slow(pfn);
 }
 
 /* Is addr inside a ZONE_DMA frame? */

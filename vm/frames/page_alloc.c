@@ -86,8 +86,13 @@
 
 /* Default size of the direct-map reservation: 64 GiB of address space. */
 #define LOWMEM_DEFAULT_BYTES (64UL << 30)
-/* Smallest reservation we accept under an address-space limit. */
+/* Smallest reservation we accept. */
 #define LOWMEM_MIN_BYTES (32UL << 20)
+/* The section table (page.h): sections start on a boundary of its
+ * granule, a multiple of the top-order block. */
+#define SECT_GRAN_SHIFT VM_SECT_GRAN_SHIFT
+#define SECT_VA_BITS VM_SECT_VA_BITS
+#define SECT_L2_BITS VM_SECT_L2_BITS
 /* Dirty free memory kept for reuse (per zone): a purge starts above the
  * threshold and stops at half of it, so memory freed and soon needed again
  * is not given back and faulted in again. */
@@ -101,6 +106,7 @@
 #define PURGE_BATCH 256
 
 struct vm_lowmem vm_lowmem;
+struct vm_section vm_sections[VM_MAX_SECTIONS];
 struct zone_struct vm_zones[MAX_NR_ZONES] = {
     [ZONE_DMA] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "DMA"},
     [ZONE_NORMAL] = {.lock = PTHREAD_MUTEX_INITIALIZER, .name = "Normal"},
@@ -125,58 +131,293 @@ static inline unsigned long now_ms(void)
            (unsigned long)ts.tv_nsec / 1000000UL;
 }
 
-/* ---- the direct map ---- */
+/* ---- the direct map ----
+ *
+ * Without an address-space limit: one reservation of the whole direct map
+ * (lowmem_budget()) and one of its mem_map, as in Linux 2.4 on a machine
+ * with one memory node.  Under a limit (RLIMIT_AS at start, or set later:
+ * lowmem_extend()): sections of VM_SECTION_PAGES frames, each one
+ * reservation with its struct pages after its frames, reserved when a zone
+ * grows into it; growth fails (ENOMEM) when the host refuses the next
+ * section, which is how the limit left at that moment is honoured.
+ * Sections are never given back.  lowmem_sectioned, the section count and
+ * the table are written under grow_lock; readers look sections up without
+ * a lock (the table and nr_sections are published with release stores
+ * after the section is written).
+ */
 
-static unsigned long lowmem_budget(void)
+static int lowmem_sectioned;          /* growing by sections */
+static unsigned long lowmem_capacity; /* most frames low memory may have */
+uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
+
+static unsigned int sect_lookup(uintptr_t a)
+{
+    return vm_sect_lookup(a);
+}
+
+/* Bytes of a section's mapping: its frames, then its struct pages. */
+static size_t sect_bytes(unsigned long pages)
+{
+    return (pages << PAGE_SHIFT) + PAGE_ALIGN(pages * sizeof(struct page));
+}
+
+/* Enters section idx in the table: every granule its mapping touches.
+ * The leaves are made first, so a failure (-ENOMEM) enters nothing.
+ * grow_lock held. */
+static int sect_publish(unsigned int idx)
+{
+    const struct vm_section *s = &vm_sections[idx];
+    uintptr_t g0 = (uintptr_t)s->base >> SECT_GRAN_SHIFT;
+    uintptr_t g1 =
+        ((uintptr_t)s->base + sect_bytes(s->nr_pages) - 1) >> SECT_GRAN_SHIFT;
+    if (((uintptr_t)s->base + sect_bytes(s->nr_pages) - 1) >> SECT_VA_BITS)
+        return -ENOMEM; /* beyond the table (a 57-bit address space) */
+    for (uintptr_t g = g0; g <= g1; g++) {
+        if (vm_sect_l1[g >> SECT_L2_BITS])
+            continue;
+        uint16_t *leaf =
+            vm_os_alloc(sizeof(uint16_t) << SECT_L2_BITS, PAGE_SIZE, 0);
+        if (!leaf)
+            return -ENOMEM;
+        __atomic_store_n(&vm_sect_l1[g >> SECT_L2_BITS], leaf,
+                         __ATOMIC_RELEASE);
+    }
+    for (uintptr_t g = g0; g <= g1; g++)
+        __atomic_store_n(
+            &vm_sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
+            (uint16_t)idx, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* The section of frame pfn (reserved). */
+static inline const struct vm_section *pfn_section(unsigned long pfn)
+{
+    unsigned long first =
+        __atomic_load_n(&vm_lowmem.first_pages, __ATOMIC_RELAXED);
+    if (pfn < first)
+        return &vm_sections[0];
+    return &vm_sections[1 + (pfn - first) / VM_SECTION_PAGES];
+}
+
+/* The section whose struct pages hold page, or NULL. */
+static const struct vm_section *page_section(const struct page *page)
+{
+    if (vm_page_in_first(page))
+        return &vm_sections[0];
+    unsigned int idx = sect_lookup((uintptr_t)page);
+    if (!idx)
+        return NULL;
+    const struct vm_section *s = &vm_sections[idx];
+    uintptr_t off = (uintptr_t)page - (uintptr_t)s->map;
+    if (off >= s->nr_pages * sizeof(struct page))
+        return NULL;
+    return s;
+}
+
+struct page *vm_virt_to_page_other(const void *addr)
+{
+    unsigned int idx = vm_sect_lookup((uintptr_t)addr);
+    if (!idx)
+        return NULL;
+    const struct vm_section *s = &vm_sections[idx];
+    unsigned long i = ((uintptr_t)addr - (uintptr_t)s->base) >> PAGE_SHIFT;
+    if (i >= s->nr_pages ||
+        s->start_pfn + i >= atomic_load_explicit(&vm_lowmem.committed_pages,
+                                                 memory_order_acquire))
+        return NULL;
+    return &s->map[i];
+}
+
+unsigned long vm_page_to_pfn_slow(const struct page *page)
+{
+    const struct vm_section *s = page_section(page);
+    if (!s)
+        kslab_die("struct page %p is not a low-memory frame", (void *)page);
+    return s->start_pfn + (unsigned long)(page - s->map);
+}
+
+void *vm_page_address_slow(const struct page *page)
+{
+    const struct vm_section *s = page_section(page);
+    if (!s)
+        kslab_die("struct page %p is not a low-memory frame", (void *)page);
+    return s->base + ((unsigned long)(page - s->map) << PAGE_SHIFT);
+}
+
+struct page *vm_pfn_to_page_slow(unsigned long pfn)
+{
+    const struct vm_section *s = pfn_section(pfn);
+    return &s->map[pfn - s->start_pfn];
+}
+
+/* The direct-map address of frame pfn (reserved). */
+static inline char *pfn_address(unsigned long pfn)
+{
+    const struct vm_section *s = pfn_section(pfn);
+    return s->base + ((pfn - s->start_pfn) << PAGE_SHIFT);
+}
+
+/* Is page a struct page of committed low memory? */
+static int lowmem_page_valid(const struct page *page)
+{
+    const struct vm_section *s = page_section(page);
+    if (!s)
+        return 0;
+    uintptr_t off = (uintptr_t)page - (uintptr_t)s->map;
+    if (off % sizeof(struct page) ||
+        off / sizeof(struct page) >=
+            __atomic_load_n(&s->nr_pages, __ATOMIC_RELAXED))
+        return 0;
+    return s->start_pfn + off / sizeof(struct page) <
+           atomic_load(&vm_lowmem.committed_pages);
+}
+
+/* Is there an address-space limit now? */
+static int as_limited(void)
 {
     struct rlimit rl;
+    return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+/* The frames low memory may grow to: KSLAB_LOWMEM_MB or the default,
+ * whole top-order blocks. */
+static unsigned long lowmem_budget(void)
+{
     unsigned long want = LOWMEM_DEFAULT_BYTES;
     if (kslab_opt.lowmem_mb) /* KSLAB_LOWMEM_MB, lib/options.c */
         want = kslab_opt.lowmem_mb << 20;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        /* Leave at least half of the address-space limit to the program
-         * (its stacks, libraries and other mappings). */
-        unsigned long half = (unsigned long)(rl.rlim_cur / 2);
-        if (want > half)
-            want = half;
-    }
-    return want & ~((PAGE_SIZE << (MAX_ORDER - 1)) - 1);
+    return (want & ~((PAGE_SIZE << (MAX_ORDER - 1)) - 1)) >> PAGE_SHIFT;
 }
 
-/* Reserves the direct map and mem_map; start-up only. */
+/* Reserves one more section (grow_lock held): 0 or -ENOMEM. */
+static int lowmem_add_section(void)
+{
+    int n = atomic_load_explicit(&vm_lowmem.nr_sections, memory_order_relaxed);
+    unsigned long start = vm_lowmem.reserved_pages;
+    if (n >= VM_MAX_SECTIONS || start + VM_SECTION_PAGES > lowmem_capacity)
+        return -ENOMEM;
+    char *base =
+        vm_os_reserve(sect_bytes(VM_SECTION_PAGES), 1UL << SECT_GRAN_SHIFT);
+    if (!base)
+        return -ENOMEM;
+    struct vm_section *s = &vm_sections[n];
+    s->base = base;
+    s->map = (struct page *)(base + (VM_SECTION_PAGES << PAGE_SHIFT));
+    s->start_pfn = start;
+    s->nr_pages = VM_SECTION_PAGES;
+    if (sect_publish((unsigned int)n)) {
+        vm_os_free(base, sect_bytes(VM_SECTION_PAGES));
+        return -ENOMEM;
+    }
+    vm_lowmem.reserved_pages = start + VM_SECTION_PAGES;
+    atomic_store_explicit(&vm_lowmem.nr_sections, n + 1, memory_order_release);
+    return 0;
+}
+
+/* A limit set after start finds the whole direct map reserved, which
+ * leaves the program little or nothing under it: give back the part of the
+ * first section no zone has grown into (the frames from the end of ZONE_NORMAL
+ * as grown, and their struct pages) and grow by sections from there.
+ * grow_lock held. */
+static void lowmem_go_sectioned(void)
+{
+    struct zone_struct *normal = &vm_zones[ZONE_NORMAL];
+    pthread_mutex_lock(&normal->lock);
+    unsigned long keep = normal->grown_pfn;
+    pthread_mutex_unlock(&normal->lock);
+    unsigned long first = vm_lowmem.first_pages;
+    lowmem_sectioned = 1;
+    if (keep >= first)
+        return;
+    /* Frames [keep, first) belong to no one: keep is where ZONE_NORMAL
+     * stops (a multiple of ZONE_GROW_PAGES from its start), past ZONE_DMA. */
+    vm_os_free(vm_lowmem.base + (keep << PAGE_SHIFT), (first - keep)
+                                                          << PAGE_SHIFT);
+    uintptr_t m0 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[keep]);
+    uintptr_t m1 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[first]);
+    if (m1 > m0)
+        vm_os_free((void *)m0, m1 - m0);
+    __atomic_store_n(&vm_sections[0].nr_pages, keep, __ATOMIC_RELAXED);
+    vm_lowmem.reserved_pages = keep;
+    __atomic_store_n(&vm_lowmem.first_pages, keep, __ATOMIC_RELAXED);
+}
+
+/* Makes sure frames below `to` are reserved (grow_lock held): 0 or
+ * -ENOMEM. */
+static int lowmem_extend(unsigned long to)
+{
+    if (!lowmem_sectioned && as_limited())
+        lowmem_go_sectioned();
+    while (to > vm_lowmem.reserved_pages)
+        if (!lowmem_sectioned || lowmem_add_section())
+            return -ENOMEM;
+    return 0;
+}
+
+/* Reserves the direct map and mem_map; start-up only.  Under an
+ * address-space limit, the first section alone. */
 static int lowmem_reserve(void)
 {
-    unsigned long bytes = lowmem_budget();
+    unsigned long budget = lowmem_budget();
     size_t align = PAGE_SIZE << (MAX_ORDER - 1);
-    for (; bytes >= LOWMEM_MIN_BYTES; bytes /= 2) {
-        unsigned long pages = bytes >> PAGE_SHIFT;
-        size_t map_bytes = PAGE_ALIGN(pages * sizeof(struct page));
-        char *base = vm_os_reserve(bytes, align);
+    if (as_limited()) {
+        unsigned long cap = (unsigned long)VM_MAX_SECTIONS * VM_SECTION_PAGES;
+        if (budget > cap)
+            budget = cap;
+        budget -= budget % VM_SECTION_PAGES;
+        char *base =
+            vm_os_reserve(sect_bytes(VM_SECTION_PAGES), 1UL << SECT_GRAN_SHIFT);
         if (!base)
-            continue;
-        void *map = vm_os_reserve(map_bytes, 0);
-        if (!map) {
-            vm_os_free(base, bytes);
-            continue;
-        }
+            return -ENOMEM;
+        lowmem_sectioned = 1;
+        lowmem_capacity = budget;
         vm_lowmem.base = base;
-        vm_lowmem.mem_map = map;
-        vm_lowmem.reserved_pages = pages;
-        return 0;
+        vm_lowmem.mem_map =
+            (struct page *)(base + (VM_SECTION_PAGES << PAGE_SHIFT));
+        vm_lowmem.first_pages = VM_SECTION_PAGES;
+        vm_lowmem.reserved_pages = VM_SECTION_PAGES;
+    } else {
+        unsigned long bytes = budget << PAGE_SHIFT;
+        for (; bytes >= LOWMEM_MIN_BYTES; bytes /= 2) {
+            unsigned long pages = bytes >> PAGE_SHIFT;
+            size_t map_bytes = PAGE_ALIGN(pages * sizeof(struct page));
+            char *base = vm_os_reserve(bytes, align);
+            if (!base)
+                continue;
+            void *map = vm_os_reserve(map_bytes, 0);
+            if (!map) {
+                vm_os_free(base, bytes);
+                continue;
+            }
+            vm_lowmem.base = base;
+            vm_lowmem.mem_map = map;
+            vm_lowmem.first_pages = pages;
+            vm_lowmem.reserved_pages = pages;
+            lowmem_capacity = pages;
+            break;
+        }
+        if (!vm_lowmem.base)
+            return -ENOMEM;
     }
-    return -ENOMEM;
+    vm_sections[0].base = vm_lowmem.base;
+    vm_sections[0].map = vm_lowmem.mem_map;
+    vm_sections[0].start_pfn = 0;
+    vm_sections[0].nr_pages = vm_lowmem.first_pages;
+    atomic_store_explicit(&vm_lowmem.nr_sections, 1, memory_order_release);
+    return 0;
 }
 
-/* Makes frames [from, to) and their mem_map entries usable.  grow_lock
- * held.  Returns 0 or -ENOMEM. */
+/* Makes frames [from, to) and their mem_map entries usable; they are in
+ * one section.  grow_lock held.  Returns 0 or -ENOMEM. */
 static int lowmem_commit(unsigned long from, unsigned long to)
 {
-    char *start = vm_lowmem.base + (from << PAGE_SHIFT);
+    const struct vm_section *s = pfn_section(from);
+    char *start = s->base + ((from - s->start_pfn) << PAGE_SHIFT);
     if (vm_os_protect(start, (to - from) << PAGE_SHIFT,
                       VM_OS_READ | VM_OS_WRITE))
         return -ENOMEM;
-    uintptr_t m0 = (uintptr_t)&vm_lowmem.mem_map[from] & PAGE_MASK;
-    uintptr_t m1 = PAGE_ALIGN((uintptr_t)&vm_lowmem.mem_map[to]);
+    uintptr_t m0 = (uintptr_t)&s->map[from - s->start_pfn] & PAGE_MASK;
+    uintptr_t m1 = PAGE_ALIGN((uintptr_t)&s->map[to - s->start_pfn]);
     if (vm_os_protect((void *)m0, m1 - m0, VM_OS_READ | VM_OS_WRITE)) {
         vm_os_protect(start, (to - from) << PAGE_SHIFT, VM_OS_NONE);
         return -ENOMEM;
@@ -201,14 +442,14 @@ static void lowmem_init(void)
             INIT_LIST_HEAD(&zone->free_area[o].clean_list);
         }
     }
-    unsigned long dma_end = DMA_PAGES < vm_lowmem.reserved_pages / 4
+    unsigned long dma_end = DMA_PAGES < vm_lowmem.first_pages / 4
                                 ? DMA_PAGES
-                                : vm_lowmem.reserved_pages / 4;
+                                : vm_lowmem.first_pages / 4;
     vm_zones[ZONE_DMA].zone_start_pfn = 0;
     vm_zones[ZONE_DMA].zone_end_pfn = dma_end;
     vm_zones[ZONE_DMA].grown_pfn = 0;
     vm_zones[ZONE_NORMAL].zone_start_pfn = dma_end;
-    vm_zones[ZONE_NORMAL].zone_end_pfn = vm_lowmem.reserved_pages;
+    vm_zones[ZONE_NORMAL].zone_end_pfn = lowmem_capacity;
     vm_zones[ZONE_NORMAL].grown_pfn = dma_end;
     if (kslab_opt.decay_set) /* KSLAB_DECAY_MS */
         vm_purge_decay_ms = kslab_opt.decay_ms;
@@ -220,7 +461,7 @@ KSLAB_INITCALL(KSLAB_INIT_FRAMES, lowmem_init);
 
 static inline struct page *pfn_to_page(unsigned long pfn)
 {
-    return &vm_lowmem.mem_map[pfn];
+    return vm_pfn_to_page(pfn);
 }
 
 /* Level-1 check of a free head (PG_buddy) at pfn before its order is
@@ -344,6 +585,9 @@ static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
         to = zone->zone_end_pfn;
     if (from >= to)
         goto out;
+    if (to > vm_lowmem.reserved_pages || !lowmem_sectioned)
+        if (lowmem_extend(to))
+            goto out;
     if (lowmem_commit(from, to))
         goto out;
     for (unsigned long pfn = from; pfn < to; pfn++) {
@@ -354,6 +598,11 @@ static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
     unsigned long committed = atomic_load(&vm_lowmem.committed_pages);
     if (to > committed)
         atomic_store_explicit(&vm_lowmem.committed_pages, to,
+                              memory_order_release);
+    unsigned long fast =
+        to < vm_lowmem.first_pages ? to : vm_lowmem.first_pages;
+    if (fast > atomic_load(&vm_lowmem.fast_pages))
+        atomic_store_explicit(&vm_lowmem.fast_pages, fast,
                               memory_order_release);
     pthread_mutex_lock(&zone->lock);
     zone->grown_pfn = to;
@@ -401,9 +650,12 @@ static void purge_batch_os(struct purge_item *b, int n)
     for (int i = 0; i < n;) {
         unsigned long start = b[i].pfn;
         unsigned long end = start + (1UL << b[i].order);
-        for (i++; i < n && b[i].pfn == end; i++)
+        char *addr = pfn_address(start);
+        /* one run: adjacent frames, in one section (or adjacent ones) */
+        for (i++; i < n && b[i].pfn == end &&
+                  pfn_address(end) == addr + ((end - start) << PAGE_SHIFT);
+             i++)
             end += 1UL << b[i].order;
-        void *addr = vm_lowmem.base + (start << PAGE_SHIFT);
         size_t len = (end - start) << PAGE_SHIFT;
         if (hook)
             hook(addr, len);
@@ -689,8 +941,7 @@ static void free_block_to_zone(struct page *page, unsigned int order)
 static void free_pages_ref(struct page *page, unsigned int order,
                            const char *fn)
 {
-    if (order >= MAX_ORDER || !vm_lowmem.ready || page < vm_lowmem.mem_map ||
-        page >= vm_lowmem.mem_map + atomic_load(&vm_lowmem.committed_pages))
+    if (order >= MAX_ORDER || !vm_lowmem.ready || !lowmem_page_valid(page))
         kslab_die("%s(): invalid page %p (order %u)", fn, (void *)page, order);
     if (PageFlag(page, PG_buddy))
         kslab_die("%s(): double free of frame %lu at %p", fn,
@@ -853,6 +1104,9 @@ int vm_grow_pages_exact(struct page *page, unsigned long old_npages,
     int err = -ENOMEM;
     pthread_mutex_lock(&zone->lock);
     if (end > zone->grown_pfn)
+        goto out;
+    /* frames of two sections are not adjacent in the address space */
+    if (pfn_section(vm_page_to_pfn(page)) != pfn_section(end - 1))
         goto out;
     /* First check that every frame wanted is free, then claim them. */
     for (unsigned long p = pfn; p < end;) {

@@ -1,0 +1,84 @@
+/*
+ * tests/interpose/test_aslimit.c — malloc under an address-space limit
+ * (ulimit -v, RLIMIT_AS), as glibc's malloc behaves there: low memory is
+ * reserved as it is used, so a program may map most of the limit itself
+ * and still malloc the rest; past the limit malloc returns NULL with errno
+ * ENOMEM (no abort) and works again once blocks are freed.  Runs
+ * aslimit_child.c, linked with libkslab.so and under
+ * LD_PRELOAD=libkslab-preload.so, with the limit set before exec.
+ */
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "ktest.h"
+
+/* Runs path with argv[1] = mode under a limit of limit bytes, preloading
+ * preload when not NULL; returns its exit status or 100 + the signal. */
+static int run(const char *path, const char *mode, unsigned long limit,
+               const char *preload)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl))
+            _exit(126);
+        unsetenv("KSLAB_LOWMEM_MB");
+        if (preload)
+            setenv("LD_PRELOAD", preload, 1);
+        else
+            unsetenv("LD_PRELOAD");
+        execl(path, path, mode, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+#define GIB (1UL << 30)
+
+static void test_map_then_malloc_linked(void **s)
+{
+    (void)s;
+    assert_int_equal(run(CHILD_LINKED, "map", 4 * GIB, NULL), 0);
+}
+
+static void test_map_then_malloc_preloaded(void **s)
+{
+    (void)s;
+    assert_int_equal(run(CHILD_PLAIN, "map", 4 * GIB, KSLAB_PRELOAD_SO), 0);
+}
+
+static void test_past_the_limit_linked(void **s)
+{
+    (void)s;
+    assert_int_equal(run(CHILD_LINKED, "exhaust", GIB / 2, NULL), 0);
+}
+
+static void test_past_the_limit_preloaded(void **s)
+{
+    (void)s;
+    assert_int_equal(run(CHILD_PLAIN, "exhaust", GIB / 2, KSLAB_PRELOAD_SO), 0);
+}
+
+/* The same program with glibc's malloc: what the others match. */
+static void test_glibc_does_the_same(void **s)
+{
+    (void)s;
+    assert_int_equal(run(CHILD_PLAIN, "map", 4 * GIB, NULL), 0);
+    assert_int_equal(run(CHILD_PLAIN, "exhaust", GIB / 2, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_glibc_does_the_same),
+        cmocka_unit_test(test_map_then_malloc_linked),
+        cmocka_unit_test(test_map_then_malloc_preloaded),
+        cmocka_unit_test(test_past_the_limit_linked),
+        cmocka_unit_test(test_past_the_limit_preloaded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
