@@ -901,7 +901,9 @@ static __cold __noinline void *debug_alloc(kmem_cache_t *cachep, int flags)
     return objp;
 }
 
-void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
+/* Out of line: were it inlined, kmem_cache_alloc()'s hit would carry the
+ * slow path's stack frame. */
+__noinline void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
     if (unlikely(kslab_opt.dbg))
         return debug_alloc(cachep, flags);
