@@ -778,11 +778,9 @@ static void maps_line(struct search *s, char *line, uintptr_t mysp)
 /* The roots: every readable and writable mapping that is not kslab's
  * heap or tables (data and bss of every object, thread stacks, static
  * TLS and the TCBs, mappings a runtime makes for its own heap). */
-static __noinline void scan_roots(struct search *s)
+static __noinline void scan_roots(struct search *s, uintptr_t mysp)
 {
     static char buf[8192];
-    __builtin_unwind_init(); /* callee-saved registers onto the stack */
-    volatile uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return;
@@ -796,7 +794,7 @@ static __noinline void scan_roots(struct search *s)
         char *line = buf, *nl;
         while ((nl = strchr(line, '\n'))) {
             *nl = 0;
-            maps_line(s, line, here - 256);
+            maps_line(s, line, mysp);
             line = nl + 1;
         }
         len = (size_t)(buf + len - line);
@@ -1007,6 +1005,7 @@ static size_t report_leaks(FILE *out, struct leak_group *g, size_t ng)
  */
 size_t kslab_leak_check(FILE *out)
 {
+    __builtin_unwind_init(); /* the caller's registers onto the stack */
     static pthread_mutex_t leak_lock = PTHREAD_MUTEX_INITIALIZER;
     if (!out)
         out = stderr;
@@ -1020,7 +1019,10 @@ size_t kslab_leak_check(FILE *out)
     struct leak_group *g = NULL;
     if (snapshot(&s))
         goto out;
-    scan_roots(&s);
+    /* The caller's callee-saved registers are pushed just below this
+     * frame's base; deeper is the search's own stack (sorting leaves
+     * block addresses there): the calling thread is scanned from here. */
+    scan_roots(&s, (uintptr_t)__builtin_frame_address(0) - 64);
     drain(&s, BLK_REACHED);
     for (size_t i = 0; i < s.n; i++) { /* leaked blocks' children */
         if (s.blk[i].mark != BLK_LEAKED)
