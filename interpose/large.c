@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "interpose/large.h"
+#include "slab/debug.h"
 #include "vm/frames/os.h"
 
 #define LARGE_FLAGS_GFP GFP_KERNEL
@@ -143,11 +144,14 @@ static int __huge_reserve(void)
     struct huge_ent *tab = vm_os_alloc(cap * sizeof *tab, 0, 0);
     if (!tab)
         return -ENOMEM;
+    slab_debug_exclude(tab, cap * sizeof *tab); /* not a leak-search root */
     for (size_t i = 0; i < huge_cap; i++)
         if (huge_tab[i].addr > HUGE_TOMB)
             __huge_put(tab, cap, huge_tab[i].addr, huge_tab[i].len);
-    if (huge_tab)
+    if (huge_tab) {
+        slab_debug_exclude(huge_tab, 0);
         vm_os_free(huge_tab, huge_cap * sizeof *huge_tab);
+    }
     huge_tab = tab;
     huge_cap = cap;
     huge_tombs = 0;
@@ -626,7 +630,7 @@ static void tc_sum(unsigned long *blocks, unsigned long *bytes)
 
 /* ---- the interface ---- */
 
-void *vm_large_alloc(size_t size, size_t align, int zero)
+static void *large_alloc(size_t size, size_t align, int zero)
 {
     if (!size)
         size = 1;
@@ -654,7 +658,7 @@ void *vm_large_alloc(size_t size, size_t align, int zero)
     return huge_alloc(len, align, zero);
 }
 
-int vm_large_free(void *p)
+static int large_free(void *p)
 {
     int saved = errno;
     int ret = VM_LARGE_FREED;
@@ -682,7 +686,7 @@ size_t vm_large_usable(const void *p)
     return huge_usable(p);
 }
 
-void *vm_large_realloc(void *p, size_t size)
+static void *large_realloc(void *p, size_t size)
 {
     if (size > (size_t)PTRDIFF_MAX - PAGE_SIZE) {
         errno = ENOMEM;
@@ -717,12 +721,36 @@ void *vm_large_realloc(void *p, size_t size)
         if (len <= old) /* shrinking a huge block stays a mapping */
             return huge_realloc(p, len);
     }
-    void *q = vm_large_alloc(size, PAGE_SIZE, 0);
+    void *q = large_alloc(size, PAGE_SIZE, 0);
     if (!q)
         return NULL;
     memcpy(q, p, old < len ? old : len);
-    vm_large_free(p);
+    large_free(p);
     ADD(moved, 1);
+    return q;
+}
+
+/* The interface with the KSLAB_DEBUG hooks (slab/debug.h) around it. */
+void *vm_large_alloc(size_t size, size_t align, int zero)
+{
+    void *p = large_alloc(size, align, zero);
+    if (slab_debug_tracking() && p)
+        slab_debug_alloc(p, size);
+    return p;
+}
+
+int vm_large_free(void *p)
+{
+    if (slab_debug_tracking())
+        slab_debug_free(p, "free");
+    return large_free(p);
+}
+
+void *vm_large_realloc(void *p, size_t size)
+{
+    void *q = large_realloc(p, size);
+    if (slab_debug_tracking() && q)
+        slab_debug_move(p, q, size);
     return q;
 }
 

@@ -47,23 +47,83 @@ static int opt_stats(const char *v)
     return 0;
 }
 
+/* A decimal number of n characters, at most max; -1 when malformed. */
+static long opt_number(const char *v, size_t n, unsigned long max)
+{
+    unsigned long x = 0;
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || x > max)
+            return -1;
+        x = x * 10 + (unsigned long)(v[i] - '0');
+    }
+    return x > max ? -1 : (long)x;
+}
+
+/* The word w (n characters) of KSLAB_DEBUG into flags/dbg/log. */
+static int opt_debug_word(const char *w, size_t n, unsigned long *flags,
+                          unsigned int *dbg, unsigned long *log)
+{
+#define IS(word) (n == sizeof(word) - 1 && !strncmp(w, word, n))
+    if (IS("poison"))
+        *flags |= SLAB_POISON;
+    else if (IS("redzone") || IS("red_zone"))
+        *flags |= SLAB_RED_ZONE;
+    else if (IS("audit"))
+        *dbg |= KSLAB_DBG_AUDIT;
+    else if (IS("verify"))
+        *dbg |= KSLAB_DBG_VERIFY;
+    else if (IS("leaks"))
+        *dbg |= KSLAB_DBG_LEAKS | KSLAB_DBG_AUDIT;
+    else if (IS("log"))
+        *dbg |= KSLAB_DBG_LOG;
+    else if (n > 4 && !strncmp(w, "log=", 4)) {
+        long x = opt_number(w + 4, n - 4, KSLAB_LOG_MAX);
+        if (x < 1)
+            return -1;
+        *dbg |= KSLAB_DBG_LOG;
+        *log = (unsigned long)x;
+    } else if (n)
+        return -1;
+#undef IS
+    return 0;
+}
+
 /* A comma-separated list of words; any unknown word rejects the value. */
 static int opt_debug(const char *v)
 {
-    unsigned long flags = 0;
+    unsigned long flags = 0, log = KSLAB_LOG_DEFAULT;
+    unsigned int dbg = 0;
     while (*v) {
         const char *end = strchr(v, ',');
         size_t n = end ? (size_t)(end - v) : strlen(v);
-        if (n == 6 && !strncmp(v, "poison", 6))
-            flags |= SLAB_POISON;
-        else if ((n == 7 && !strncmp(v, "redzone", 7)) ||
-                 (n == 8 && !strncmp(v, "red_zone", 8)))
-            flags |= SLAB_RED_ZONE;
-        else if (n)
+        if (opt_debug_word(v, n, &flags, &dbg, &log))
             return -1;
         v += n + (end ? 1 : 0);
     }
     kslab_opt.debug = flags;
+    kslab_opt.dbg = dbg;
+    kslab_opt.log_entries = log;
+    return 0;
+}
+
+/* 1 … 255. */
+static int opt_leaks_exitcode(const char *v)
+{
+    long x = opt_number(v, strlen(v), 255);
+    if (x < 1)
+        return -1;
+    kslab_opt.leaks_exitcode = (int)x;
+    return 0;
+}
+
+static int opt_leaks_suppress(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || n >= sizeof kslab_opt.leaks_suppress)
+        return -1;
+    memcpy(kslab_opt.leaks_suppress, v, n + 1);
     return 0;
 }
 
@@ -232,10 +292,22 @@ const struct kslab_option kslab_option_table[] = {
      "appended to that file (one block per process, headed by its pid), "
      "0 off (the default)",
      opt_stats},
-    {"KSLAB_DEBUG", "poison, redzone or poison,redzone",
-     "SLAB_POISON and/or SLAB_RED_ZONE on the kmalloc and malloc caches "
-     "(from the start: set before the caches are made)",
+    {"KSLAB_DEBUG",
+     "a comma-separated list of poison, redzone, audit, log or log=N, "
+     "verify, leaks",
+     "poison/redzone: SLAB_POISON/SLAB_RED_ZONE on the kmalloc and malloc "
+     "caches; audit: allocating and freeing thread, time and stack of every "
+     "block, printed with every corruption report; log=N: ring of the last "
+     "N (4096) events (kslab_log_print); verify: cache validators at every "
+     "slow path; leaks: audit and a leak report at exit (kslab_leak_check)",
      opt_debug},
+    {"KSLAB_LEAKS_EXITCODE", "a number 1 to 255",
+     "with KSLAB_DEBUG=leaks, a run that leaks exits with this status",
+     opt_leaks_exitcode},
+    {"KSLAB_LEAKS_SUPPRESS", "/path",
+     "with KSLAB_DEBUG=leaks, a file of `leak:pattern' lines: leaks whose "
+     "stack has a function or object containing pattern are not reported",
+     opt_leaks_suppress},
     {"KSLAB_LOWMEM_MB", "a number of MiB, 32 or more",
      "size of the low-memory (direct-map) reservation; default 64 GiB; under "
      "an address-space limit (ulimit -v) the most low memory may grow to, "

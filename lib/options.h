@@ -31,12 +31,25 @@ struct kslab_options {
     int stats;                 /* KSLAB_STATS: statistics at exit */
     char stats_path[PATH_MAX]; /*   to this file (append); "" = stderr */
     unsigned long debug;       /* KSLAB_DEBUG: SLAB_POISON | SLAB_RED_ZONE */
-    unsigned long lowmem_mb;   /* KSLAB_LOWMEM_MB: 0 = the default size */
-    unsigned long decay_ms;    /* KSLAB_DECAY_MS, when decay_set */
+    unsigned int dbg;          /* KSLAB_DEBUG: KSLAB_DBG_* (slab/debug.c) */
+    unsigned long log_entries; /*   log=N: events the ring keeps */
+    int leaks_exitcode;        /* KSLAB_LEAKS_EXITCODE: 0 = exit unchanged */
+    char leaks_suppress[PATH_MAX]; /* KSLAB_LEAKS_SUPPRESS: "" = none */
+    unsigned long lowmem_mb;       /* KSLAB_LOWMEM_MB: 0 = the default size */
+    unsigned long decay_ms;        /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };
+
+/* Bits of kslab_opt.dbg (KSLAB_DEBUG words). */
+#define KSLAB_DBG_AUDIT 0x1u  /* audit: who allocated and freed each block */
+#define KSLAB_DBG_LOG 0x2u    /* log[=N]: the ring of the last N events */
+#define KSLAB_DBG_VERIFY 0x4u /* verify: validators at every slow path */
+#define KSLAB_DBG_LEAKS 0x8u  /* leaks: audit + leak search at exit */
+#define KSLAB_DBG_TRACK (KSLAB_DBG_AUDIT | KSLAB_DBG_LOG | KSLAB_DBG_LEAKS)
+#define KSLAB_LOG_DEFAULT 4096UL
+#define KSLAB_LOG_MAX (1UL << 22)
 
 extern struct kslab_options kslab_opt;
 

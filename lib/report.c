@@ -134,6 +134,26 @@ void kslab_die(const char *fmt, ...)
     abort();
 }
 
+static void (*report_hook)(const void *addr);
+
+void kslab_set_report_hook(void (*hook)(const void *addr))
+{
+    __atomic_store_n(&report_hook, hook, __ATOMIC_RELEASE);
+}
+
+void kslab_die_at(const void *addr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say(fmt, ap);
+    va_end(ap);
+    void (*hook)(const void *) =
+        __atomic_exchange_n(&report_hook, NULL, __ATOMIC_ACQ_REL);
+    if (hook) /* once: a corruption found while reporting just aborts */
+        hook(addr);
+    abort();
+}
+
 void kslab_warn(const char *fmt, ...)
 {
     va_list ap;

@@ -36,7 +36,9 @@
 
 #include "lib/fork.h"
 #include "lib/init.h"
+#include "lib/options.h"
 #include "lib/valgrind_hooks.h"
+#include "slab/debug.h"
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
 
@@ -229,11 +231,15 @@ static void cache_init_lists(kmem_cache_t *cachep)
     INIT_LIST_HEAD(&cachep->slabs_free);
 }
 
-/* Debug caches and caches without an id go the locked way every time. */
+/* Debug caches and caches without an id go the locked way every time;
+ * so does every cache while blocks are tracked (KSLAB_DEBUG audit, log,
+ * leaks: slab/debug.h), so that each allocation and free reaches the
+ * hooks of the slow path. */
 static int cache_wants_arrays(const kmem_cache_t *cachep)
 {
     return !(cachep->flags &
-             (SLAB_RED_ZONE | SLAB_POISON | SLAB_DEBUG_INITIAL));
+             (SLAB_RED_ZONE | SLAB_POISON | SLAB_DEBUG_INITIAL)) &&
+           !slab_debug_tracking();
 }
 
 kmem_cache_t *slab_cache_create(
@@ -443,14 +449,17 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
             if (cachep->flags & SLAB_RED_ZONE) {
                 if (*rz_front(cachep, obj) != RED_MAGIC1 ||
                     *rz_back(cachep, obj) != RED_MAGIC1)
-                    kslab_die("kmem_slab_destroy(): cache `%s': red zone of "
-                              "free object %p overwritten",
-                              cachep->name, (char *)obj + cachep->obj_offset);
+                    kslab_die_at((char *)obj + cachep->obj_offset,
+                                 "kmem_slab_destroy(): cache `%s': red zone of "
+                                 "free object %p overwritten",
+                                 cachep->name,
+                                 (char *)obj + cachep->obj_offset);
             }
             if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
-                kslab_die("kmem_slab_destroy(): cache `%s': free object %p "
-                          "was written after it was freed",
-                          cachep->name, (char *)obj + cachep->obj_offset);
+                kslab_die_at((char *)obj + cachep->obj_offset,
+                             "kmem_slab_destroy(): cache `%s': free object %p "
+                             "was written after it was freed",
+                             cachep->name, (char *)obj + cachep->obj_offset);
             if (cachep->dtor)
                 cachep->dtor((char *)obj + cachep->obj_offset, cachep, 0);
         }
@@ -540,8 +549,8 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     unsigned int i = (unsigned int)slab_page_obj_index(page, objp);
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     if (bufctl[i] != BUFCTL_ACTIVE)
-        kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
-                  cachep->name);
+        kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
+                     cachep->name);
     KSLAB_CHECK(slabp->inuse && slabp->inuse <= cachep->num &&
                     (slabp->free < cachep->num || slabp->free == BUFCTL_END),
                 "slab_put(): cache `%s': slab %p: %u in use, free index 0x%x, "
@@ -617,15 +626,17 @@ static void check_alloc_debug(kmem_cache_t *cachep, void *objp)
 {
     void *obj = (char *)objp - cachep->obj_offset;
     if (cachep->flags & SLAB_POISON && !poison_intact(cachep, obj))
-        kslab_die("kmem_cache_alloc(): cache `%s': object %p was written "
-                  "after it was freed",
-                  cachep->name, objp);
+        kslab_die_at(objp,
+                     "kmem_cache_alloc(): cache `%s': object %p was written "
+                     "after it was freed",
+                     cachep->name, objp);
     if (cachep->flags & SLAB_RED_ZONE) {
         if (*rz_front(cachep, obj) != RED_MAGIC1 ||
             *rz_back(cachep, obj) != RED_MAGIC1)
-            kslab_die("kmem_cache_alloc(): cache `%s': red zone of free "
-                      "object %p overwritten",
-                      cachep->name, objp);
+            kslab_die_at(objp,
+                         "kmem_cache_alloc(): cache `%s': red zone of free "
+                         "object %p overwritten",
+                         cachep->name, objp);
         *rz_front(cachep, obj) = RED_MAGIC2;
         *rz_back(cachep, obj) = RED_MAGIC2;
     }
@@ -637,13 +648,14 @@ static void check_free_debug(kmem_cache_t *cachep, void *objp, const char *fn)
     if (cachep->flags & SLAB_RED_ZONE) {
         uint64_t f = *rz_front(cachep, obj), b = *rz_back(cachep, obj);
         if (f == RED_MAGIC1 && b == RED_MAGIC1)
-            kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
-                      cachep->name);
+            kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
+                         cachep->name);
         if (f != RED_MAGIC2 || b != RED_MAGIC2)
-            kslab_die("%s(): cache `%s': red zone overwritten at object %p "
-                      "(%s)",
-                      fn, cachep->name, objp,
-                      f != RED_MAGIC2 ? "before it" : "past its end");
+            kslab_die_at(objp,
+                         "%s(): cache `%s': red zone overwritten at object "
+                         "%p (%s)",
+                         fn, cachep->name, objp,
+                         f != RED_MAGIC2 ? "before it" : "past its end");
         *rz_front(cachep, obj) = RED_MAGIC1;
         *rz_back(cachep, obj) = RED_MAGIC1;
     }
@@ -848,7 +860,17 @@ static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
     free_block(cachep, ac, n);
 }
 
-void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
+/* ... and before a free (objp is an object of cachep). */
+static __cold __noinline void debug_free(kmem_cache_t *cachep, void *objp,
+                                         const char *fn)
+{
+    if (kslab_opt.dbg & KSLAB_DBG_VERIFY)
+        slab_check_cache(cachep);
+    if (slab_debug_tracking())
+        slab_debug_free(objp, fn);
+}
+
+static inline void *__slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
     struct array_cache *ac = thread_ac(cachep, slow_thread());
     if (ac) {
@@ -867,12 +889,35 @@ void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
     return objp;
 }
 
+/* KSLAB_DEBUG verify, audit, log, leaks: the cache checked before, the
+ * block recorded after. */
+static __cold __noinline void *debug_alloc(kmem_cache_t *cachep, int flags)
+{
+    if (kslab_opt.dbg & KSLAB_DBG_VERIFY)
+        slab_check_cache(cachep);
+    void *objp = __slab_alloc_slow(cachep, flags);
+    if (objp && slab_debug_tracking())
+        slab_debug_alloc(objp, cachep->objsize);
+    return objp;
+}
+
+/* Out of line: were it inlined, kmem_cache_alloc()'s hit would carry the
+ * slow path's stack frame. */
+__noinline void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
+{
+    if (unlikely(kslab_opt.dbg))
+        return debug_alloc(cachep, flags);
+    return __slab_alloc_slow(cachep, flags);
+}
+
 void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
 {
+    if (unlikely(kslab_opt.dbg))
+        debug_free(cachep, objp, fn);
     struct array_cache *ac = slab_self->ac[cachep->id];
     if (ac->avail && ac->entry[ac->avail - 1] == objp)
-        kslab_die("%s(): double free of %p (cache `%s')", fn, objp,
-                  cachep->name);
+        kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
+                     cachep->name);
     ac = thread_ac(cachep, slow_thread());
     if (ac) {
         if (ac->avail >= ac->limit)
@@ -891,11 +936,13 @@ void slab_bad_pointer(const void *objp, const char *fn)
     struct page *page = slab_page_of(objp);
     if (page) {
         kmem_cache_t *cachep = GET_PAGE_CACHE(page);
-        kslab_die("%s(): invalid pointer %p (not the start of an object of "
-                  "cache `%s')",
-                  fn, objp, cachep->name);
+        kslab_die_at(objp,
+                     "%s(): invalid pointer %p (not the start of an object "
+                     "of cache `%s')",
+                     fn, objp, cachep->name);
     }
-    kslab_die("%s(): invalid pointer %p (not a slab object)", fn, objp);
+    kslab_die_at(objp, "%s(): invalid pointer %p (not a slab object)", fn,
+                 objp);
 }
 
 /* ---- the public object interface ---- */
@@ -927,9 +974,10 @@ void slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp)
     struct page *page = NULL;
     kmem_cache_t *owner = slab_cache_of(objp, &page);
     if (owner && owner != cachep)
-        kslab_die("kmem_cache_free(): object %p belongs to cache `%s', not "
-                  "`%s'",
-                  objp, owner->name, cachep ? cachep->name : "(null)");
+        kslab_die_at(objp,
+                     "kmem_cache_free(): object %p belongs to cache `%s', not "
+                     "`%s'",
+                     objp, owner->name, cachep ? cachep->name : "(null)");
     slab_bad_pointer(objp, "kmem_cache_free");
 }
 
@@ -1088,56 +1136,78 @@ int kmem_cache_reap(int gfp_mask)
 
 /* ---- validation ---- */
 
+/* How a validator reports a broken invariant: kslab_die (the debug
+ * checks, the fuzzer) or kslab_warn (kslab_verify(), which counts). */
+typedef void (*check_say_t)(const char *fmt, ...);
+
 /* Validates one slab that belongs on list `kind` (0 free, 1 partial,
- * 2 full): its free chain, its counts, its frames.  Cache lock held. */
-static void check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind)
+ * 2 full): its free chain, its counts, its frames.  Cache lock held.
+ * Returns 0, or -EFAULT after say() told what is broken. */
+static int __check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind,
+                        check_say_t say)
 {
     unsigned int nfree = 0;
     kmem_bufctl_t *bufctl = slab_bufctl(slabp);
     for (kmem_bufctl_t i = slabp->free; i != BUFCTL_END; i = bufctl[i]) {
-        if (i >= cachep->num || ++nfree > cachep->num)
-            kslab_die("slab_check_cache(): cache `%s': broken free chain "
-                      "in slab %p",
-                      cachep->name, (void *)slabp);
+        if (i >= cachep->num || ++nfree > cachep->num) {
+            say("slab_check_cache(): cache `%s': broken free chain in slab "
+                "%p",
+                cachep->name, (void *)slabp);
+            return -EFAULT;
+        }
     }
-    if (nfree + slabp->inuse != cachep->num)
-        kslab_die("slab_check_cache(): cache `%s': slab %p has %u free + "
-                  "%u in use of %u",
-                  cachep->name, (void *)slabp, nfree, slabp->inuse,
-                  cachep->num);
+    if (nfree + slabp->inuse != cachep->num) {
+        say("slab_check_cache(): cache `%s': slab %p has %u free + %u in use "
+            "of %u",
+            cachep->name, (void *)slabp, nfree, slabp->inuse, cachep->num);
+        return -EFAULT;
+    }
     int want = slabp->inuse == 0 ? 0 : nfree == 0 ? 2 : 1;
-    if (want != kind)
-        kslab_die("slab_check_cache(): cache `%s': slab %p on the wrong "
-                  "list",
-                  cachep->name, (void *)slabp);
+    if (want != kind) {
+        say("slab_check_cache(): cache `%s': slab %p on the wrong list",
+            cachep->name, (void *)slabp);
+        return -EFAULT;
+    }
     struct page *page = vm_virt_to_page(slabp->s_mem);
     if (!page || !PageSlab(page) || GET_PAGE_CACHE(page) != cachep ||
-        GET_PAGE_SLAB(page) != slabp)
-        kslab_die("slab_check_cache(): cache `%s': frame of slab %p does "
-                  "not point back",
-                  cachep->name, (void *)slabp);
+        GET_PAGE_SLAB(page) != slabp) {
+        say("slab_check_cache(): cache `%s': frame of slab %p does not point "
+            "back",
+            cachep->name, (void *)slabp);
+        return -EFAULT;
+    }
+    return 0;
 }
 
-static unsigned long check_list(kmem_cache_t *cachep, struct list_head *list,
-                                int kind)
+static void check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind)
 {
-    unsigned long inuse = 0;
+    __check_slab(cachep, slabp, kind, (check_say_t)kslab_die);
+}
+
+static int check_list(kmem_cache_t *cachep, struct list_head *list, int kind,
+                      check_say_t say, unsigned long *inuse)
+{
     struct list_head *p;
     list_for_each(p, list)
     {
         slab_t *slabp = list_entry(p, slab_t, list);
-        check_slab(cachep, slabp, kind);
-        inuse += slabp->inuse;
+        if (__check_slab(cachep, slabp, kind, say))
+            return -EFAULT;
+        *inuse += slabp->inuse;
     }
-    return inuse;
+    return 0;
 }
 
-unsigned long slab_check_cache(kmem_cache_t *cachep)
+/* The whole cache: every list, then the free count.  0 or -EFAULT. */
+static int __verify_cache(kmem_cache_t *cachep, check_say_t say,
+                          unsigned long *inuse)
 {
     pthread_mutex_lock(&cachep->spinlock);
-    unsigned long inuse = check_list(cachep, &cachep->slabs_free, 0) +
-                          check_list(cachep, &cachep->slabs_partial, 1) +
-                          check_list(cachep, &cachep->slabs_full, 2);
+    int err = check_list(cachep, &cachep->slabs_free, 0, say, inuse);
+    if (!err)
+        err = check_list(cachep, &cachep->slabs_partial, 1, say, inuse);
+    if (!err)
+        err = check_list(cachep, &cachep->slabs_full, 2, say, inuse);
     unsigned long nfree = 0;
     struct list_head *p;
     list_for_each(p, &cachep->slabs_free) nfree += cachep->num;
@@ -1146,12 +1216,26 @@ unsigned long slab_check_cache(kmem_cache_t *cachep)
         slab_t *s = list_entry(p, slab_t, list);
         nfree += cachep->num - s->inuse;
     }
-    if (nfree != cachep->free_objects)
-        kslab_die("slab_check_cache(): cache `%s': %lu free objects, counted "
-                  "%lu",
-                  cachep->name, nfree, cachep->free_objects);
+    if (!err && nfree != cachep->free_objects) {
+        say("slab_check_cache(): cache `%s': %lu free objects, counted %lu",
+            cachep->name, nfree, cachep->free_objects);
+        err = -EFAULT;
+    }
     pthread_mutex_unlock(&cachep->spinlock);
+    return err;
+}
+
+unsigned long slab_check_cache(kmem_cache_t *cachep)
+{
+    unsigned long inuse = 0;
+    __verify_cache(cachep, (check_say_t)kslab_die, &inuse);
     return inuse;
+}
+
+int slab_verify_cache(kmem_cache_t *cachep)
+{
+    unsigned long inuse = 0;
+    return __verify_cache(cachep, (check_say_t)kslab_warn, &inuse);
 }
 
 /* ---- views ---- */

@@ -338,6 +338,8 @@ static inline int slab_free_inline(const void *objp, const char *fn)
 /* Validation of a cache's lists and counters; aborts on a broken
  * invariant.  Returns the number of objects in use on the slab lists. */
 unsigned long slab_check_cache(kmem_cache_t *cachep);
+/* The same validation, reported with one line (no abort): 0 or -EFAULT. */
+int slab_verify_cache(kmem_cache_t *cachep);
 
 /* Calls fn on every cache, cache_cache first, with the chain locked. */
 void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out);

@@ -18,6 +18,7 @@
  * Locking: slab_thread_lock guards the list; releasing a thread also takes
  * cache_chain_sem (slab_thread_drain), which comes first in the order.
  */
+#include "slab/debug.h"
 #include "slab/slab_internal.h"
 
 #define EMPTY_ACS                                                              \
@@ -41,6 +42,8 @@ static pthread_key_t thread_key;
 /* Thread exit: the thread's cached objects go back to their caches. */
 static void slab_thread_exit(void *arg)
 {
+    if (slab_debug_tracking())
+        slab_debug_thread_exit();
     slab_self = &slab_dead_thread;
     slab_thread_release(arg);
 }

@@ -954,9 +954,10 @@ static void free_pages_ref(struct page *page, unsigned int order,
     /* The order is the block's, recorded by alloc_pages(): another order
      * would give back frames the caller does not own, or keep some. */
     if (unlikely(page->order != order))
-        kslab_die("%s(): block at %p was allocated with order %u, freed "
-                  "with order %u",
-                  fn, vm_page_address(page), page->order, order);
+        kslab_die_at(vm_page_address(page),
+                     "%s(): block at %p was allocated with order %u, freed "
+                     "with order %u",
+                     fn, vm_page_address(page), page->order, order);
     int left = atomic_fetch_sub(&page->count, 1) - 1;
     if (left < 0)
         kslab_die("%s(): page %p has no reference", fn, (void *)page);

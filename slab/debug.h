@@ -1,0 +1,49 @@
+/*
+ * slab/debug.h — kslab's debugging machinery (slab/debug.c), the model
+ * being Solaris libumem's UMEM_DEBUG=audit, UMEM_LOGGING=transaction and
+ * ::findleaks.  Switched on by KSLAB_DEBUG (lib/options.c):
+ *
+ *   audit   every block (malloc family, kmalloc, kmem_cache_alloc) gets an
+ *           audit record: allocating thread, time, stack; once freed, the
+ *           freeing thread, time and stack.  Every corruption report then
+ *           prints them after its one line.
+ *   log[=N] a ring of the last N (4096) allocation and free events.
+ *   verify  the cache's validator at every slow path; kslab_verify() on
+ *           demand whatever the options.
+ *   leaks   audit, plus a conservative leak search at exit.
+ *
+ * With audit, log or leaks on, the caches are made without per-thread
+ * arrays, so every allocation and free of a block takes the slow path of
+ * slab.c, where the hooks below are called; the large blocks call them
+ * from interpose/large.c.  With KSLAB_DEBUG unset the fast paths are the
+ * same instructions as without this file: the hooks sit behind the test
+ * of kslab_opt.dbg on the slow paths only.
+ */
+#ifndef KSLAB_SLAB_DEBUG_H
+#define KSLAB_SLAB_DEBUG_H
+
+#include <stddef.h>
+
+#include "lib/compiler.h"
+#include "lib/options.h"
+
+/* Is any of audit, log, leaks on (blocks are tracked)? */
+static inline int slab_debug_tracking(void)
+{
+    return unlikely(kslab_opt.dbg & KSLAB_DBG_TRACK);
+}
+
+/* After a block of size bytes at p was handed out. */
+void slab_debug_alloc(void *p, size_t size);
+/* Before the block at p is given back by fn ("free", "kfree" ...): dies
+ * with both stacks when the audit record says it is already free. */
+void slab_debug_free(const void *p, const char *fn);
+/* A block moved (realloc that the block layer did itself). */
+void slab_debug_move(const void *old, void *p, size_t size);
+/* The calling thread is exiting (its stack is no longer a root). */
+void slab_debug_thread_exit(void);
+/* kslab's own memory that holds block addresses but is not a root of the
+ * leak search (a table of large blocks); len 0 forgets addr. */
+void slab_debug_exclude(const void *addr, size_t len);
+
+#endif /* KSLAB_SLAB_DEBUG_H */

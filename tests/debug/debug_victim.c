@@ -1,0 +1,235 @@
+/*
+ * tests/debug/debug_victim.c — the program the KSLAB_DEBUG tests run
+ * (test_debug.c), linked with libkslab.so and exporting its functions
+ * (-rdynamic) so that the reports name them.  argv[1] picks the scenario;
+ * the test reads what it prints and how it ends.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kslab/kslab.h>
+
+#define NOINLINE __attribute__((noinline, noipa))
+
+void *volatile victim_sink;
+void *victim_global;              /* reachable: a root */
+static __thread void *victim_tls; /* reachable: static TLS */
+
+NOINLINE void *victim_alloc_block(size_t n)
+{
+    return malloc(n);
+}
+
+NOINLINE void victim_free_block(void *p)
+{
+    free(p);
+}
+
+NOINLINE void *victim_cache_alloc(kmem_cache_t *c)
+{
+    return kmem_cache_alloc(c, GFP_KERNEL);
+}
+
+NOINLINE void victim_cache_free(kmem_cache_t *c, void *p)
+{
+    kmem_cache_free(c, p);
+}
+
+/* Clears the stack below the caller, so that no stale copy of a pointer
+ * dropped by an earlier call keeps its block reachable. */
+NOINLINE void victim_scrub(void)
+{
+    volatile char buf[32768];
+    memset((char *)buf, 0, sizeof buf);
+}
+
+static int double_free(void)
+{
+    void *p = victim_alloc_block(40);
+    victim_free_block(p);
+    victim_free_block(p);
+    return 0;
+}
+
+static int invalid_free(void)
+{
+    char *p = victim_alloc_block(64);
+    victim_free_block(p + 16);
+    return 0;
+}
+
+static int cache_double_free(void)
+{
+    kmem_cache_t *c = kmem_cache_create("victim-cache", 72, 0, 0, NULL, NULL);
+    void *p = victim_cache_alloc(c);
+    victim_cache_free(c, p);
+    victim_cache_free(c, p);
+    return 0;
+}
+
+NOINLINE void victim_overrun(char *p, size_t n)
+{
+    memset(p, 'x', n + 8);
+}
+
+static int redzone(void)
+{
+    char *p = victim_alloc_block(64);
+    victim_overrun(p, 64);
+    victim_free_block(p);
+    return 0;
+}
+
+/* ---- log: 8 threads ---- */
+
+#define LOG_THREADS 8
+#define LOG_ROUNDS 1000
+
+static void *log_thread(void *arg)
+{
+    size_t size = 100 + (size_t)(uintptr_t)arg;
+    for (int i = 0; i < LOG_ROUNDS; i++)
+        victim_free_block(victim_alloc_block(size));
+    return NULL;
+}
+
+static int log_threads(void)
+{
+    pthread_t t[LOG_THREADS];
+    for (uintptr_t i = 0; i < LOG_THREADS; i++)
+        pthread_create(&t[i], NULL, log_thread, (void *)i);
+    for (int i = 0; i < LOG_THREADS; i++)
+        pthread_join(t[i], NULL);
+    kslab_log_print(stdout);
+    return 0;
+}
+
+/* ---- leaks ---- */
+
+struct node {
+    struct node *next;
+    char pad[88];
+};
+
+NOINLINE void victim_leak_list(void)
+{
+    struct node *volatile head = NULL;
+    for (int i = 0; i < 3; i++) {
+        struct node *n = victim_alloc_block(sizeof *n);
+        n->next = head;
+        head = n;
+    }
+    head = NULL;
+}
+
+NOINLINE void victim_keep_global(void)
+{
+    victim_global = victim_alloc_block(200);
+}
+
+NOINLINE void victim_tls_keep(void)
+{
+    victim_tls = victim_alloc_block(300);
+}
+
+NOINLINE void *victim_thread_leaker(void *arg)
+{
+    (void)arg;
+    victim_sink = victim_alloc_block(400);
+    victim_sink = NULL;
+    victim_scrub();
+    return NULL;
+}
+
+static pthread_barrier_t held_barrier, held_done;
+
+NOINLINE void *victim_held_by_thread(void *arg)
+{
+    (void)arg;
+    void *volatile mine = victim_alloc_block(500);
+    pthread_barrier_wait(&held_barrier); /* main searches now */
+    pthread_barrier_wait(&held_done);
+    victim_free_block(mine);
+    return NULL;
+}
+
+NOINLINE void victim_from_dlopen(const char *lib)
+{
+    void *h = dlopen(lib, RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "dlopen %s: %s\n", lib, dlerror());
+        exit(2);
+    }
+    void (*keep)(void *) = (void (*)(void *))dlsym(h, "debug_lib_keep");
+    keep(victim_alloc_block(600));
+}
+
+static int leaks(const char *lib)
+{
+    pthread_t t;
+    victim_leak_list();
+    victim_keep_global();
+    victim_tls_keep();
+    victim_from_dlopen(lib);
+    /* the holder first: a thread made after the leaker exited would run
+     * on its stack (glibc reuses them), scanned whole as a live one's */
+    pthread_barrier_init(&held_barrier, NULL, 2);
+    pthread_barrier_init(&held_done, NULL, 2);
+    pthread_t holder;
+    pthread_create(&holder, NULL, victim_held_by_thread, NULL);
+    pthread_barrier_wait(&held_barrier);
+    pthread_create(&t, NULL, victim_thread_leaker, NULL);
+    pthread_join(t, NULL);
+    victim_scrub();
+    size_t n = kslab_leak_check(stdout);
+    printf("leaked %zu\n", n);
+    pthread_barrier_wait(&held_done);
+    pthread_join(holder, NULL);
+    fflush(stdout);
+    return 0;
+}
+
+/* No leak at all: the exit code stays 0 even with KSLAB_LEAKS_EXITCODE. */
+static int clean(void)
+{
+    victim_free_block(victim_alloc_block(10));
+    victim_keep_global();
+    return 0;
+}
+
+/* A leak found at exit. */
+static int exit_leak(void)
+{
+    victim_leak_list();
+    victim_scrub();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    const char *m = argv[1];
+    if (!strcmp(m, "double_free"))
+        return double_free();
+    if (!strcmp(m, "invalid_free"))
+        return invalid_free();
+    if (!strcmp(m, "cache_double_free"))
+        return cache_double_free();
+    if (!strcmp(m, "redzone"))
+        return redzone();
+    if (!strcmp(m, "log_threads"))
+        return log_threads();
+    if (!strcmp(m, "leaks") && argc > 2)
+        return leaks(argv[2]);
+    if (!strcmp(m, "clean"))
+        return clean();
+    if (!strcmp(m, "exit_leak"))
+        return exit_leak();
+    return 2;
+}

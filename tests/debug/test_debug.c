@@ -1,0 +1,293 @@
+/*
+ * tests/debug/test_debug.c — KSLAB_DEBUG audit, log, leaks, seen from
+ * outside: each test runs tests/debug/debug_victim (linked with
+ * libkslab.so) with the option set and reads its output and status.
+ * Also the leak search over real programs (python3, bash, perl) through
+ * libkslab-preload.so: no leak reported where there is none.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char out[1 << 20];
+
+/* Runs argv with the environment entries env (NULL-terminated) added;
+ * stdout and stderr into out[].  Returns the wait status. */
+static int run(char *const argv[], const char *const env[])
+{
+    char path[] = "/tmp/kslab-debug-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *)*e);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    close(fd);
+    return status;
+}
+
+static int victim(const char *mode, const char *const env[])
+{
+    char *argv[] = {(char *)VICTIM, (char *)mode, (char *)DEBUG_LIB, NULL};
+    return run(argv, env);
+}
+
+/* The text between `from' and the next line that is not a frame. */
+static const char *section(const char *from)
+{
+    const char *p = strstr(out, from);
+    if (!p)
+        print_message("no \"%s\" in:\n%s\n", from, out);
+    assert_non_null(p);
+    return p;
+}
+
+/* Is `what' in the frames listed right after a line with `heading'? */
+static int stack_names(const char *heading, const char *what)
+{
+    for (const char *h = section(heading); h; h = strstr(h + 1, heading)) {
+        const char *p = strchr(h, '\n');
+        while (p && !strncmp(p + 1, "    #", 5)) {
+            const char *nl = strchr(p + 1, '\n');
+            size_t len = nl ? (size_t)(nl - p) : strlen(p);
+            if (memmem(p, len, what, strlen(what)))
+                return 1;
+            p = nl;
+        }
+    }
+    return 0;
+}
+
+static void expect_abort(int status)
+{
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        print_message("status 0x%x, output:\n%s\n", status, out);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+}
+
+static void audit_double_free_names_both_stacks(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=audit", NULL};
+    expect_abort(victim("double_free", env));
+    assert_non_null(strstr(out, "kslab: free(): double free of"));
+    assert_true(stack_names("allocated by thread", "victim_alloc_block"));
+    assert_true(stack_names("freed by thread", "victim_free_block"));
+    assert_true(stack_names("detected in thread", "victim_free_block"));
+}
+
+static void audit_invalid_free_names_the_block(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=audit", NULL};
+    expect_abort(victim("invalid_free", env));
+    assert_non_null(strstr(out, "invalid pointer"));
+    assert_non_null(strstr(out, "the address is inside it"));
+    assert_true(stack_names("allocated by thread", "victim_alloc_block"));
+    assert_true(stack_names("detected in thread", "victim_free_block"));
+}
+
+static void audit_kmem_cache_double_free(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=audit", NULL};
+    expect_abort(victim("cache_double_free", env));
+    assert_non_null(strstr(out, "kmem_cache_free(): double free of"));
+    assert_true(stack_names("allocated by thread", "victim_cache_alloc"));
+    assert_true(stack_names("freed by thread", "victim_cache_free"));
+}
+
+static void audit_red_zone_report_names_the_allocation(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=audit,redzone", NULL};
+    expect_abort(victim("redzone", env));
+    assert_non_null(strstr(out, "red zone overwritten"));
+    assert_true(stack_names("allocated by thread", "victim_alloc_block"));
+}
+
+static void log_report_lists_the_address_history(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=log", NULL};
+    expect_abort(victim("double_free", env));
+    const char *p = section("log: events at");
+    assert_non_null(strstr(p, " alloc "));
+    assert_non_null(strstr(p, " free "));
+    assert_true(stack_names(" alloc 0x", "victim_alloc_block"));
+}
+
+/* 8 threads make 16000 events; the ring of 1000 holds exactly the last
+ * 1000, numbered without a gap, each whole (an event torn by a writer
+ * would be left out, and leave a gap). */
+static void log_ring_wraps_under_8_threads(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=log=1000", NULL};
+    int status = victim("log_threads", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unsigned long long n, first, last;
+    const char *h = section("kslab: log of ");
+    assert_int_equal(sscanf(h, "kslab: log of %llu events (%llu to %llu)", &n,
+                            &first, &last),
+                     3);
+    assert_int_equal(n, 1000);
+    assert_true(last >= 16000);
+    assert_int_equal(last - first + 1, 1000);
+    unsigned long long expect = first, seen = 0;
+    for (const char *p = strchr(h, '\n'); p; p = strchr(p + 1, '\n')) {
+        unsigned long long seq;
+        char op[8];
+        size_t size;
+        if (sscanf(p + 1, "#%llu %*s s thread %*d %7s %*s size %zu", &seq, op,
+                   &size) != 3)
+            continue;
+        assert_int_equal(seq, expect);
+        expect++;
+        seen++;
+        assert_true(!strcmp(op, "alloc") || !strcmp(op, "free"));
+        assert_true(size > 0 || !strcmp(op, "free")); /* no audit */
+    }
+    assert_int_equal(seen, 1000);
+}
+
+static void leaks_found_and_not_found(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=leaks", NULL};
+    int status = victim("leaks", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* kslab_leak_check()'s report, before the one at exit */
+    char *end = strstr(out, "leaked ");
+    assert_non_null(end);
+    *end = 0;
+    assert_non_null(strstr(out, "Direct leak of "));
+    assert_true(stack_names("Direct leak of ", "victim_leak_list"));
+    assert_non_null(strstr(out, "Indirect leak of "));
+    assert_true(stack_names("Indirect leak of ", "victim_leak_list"));
+    assert_non_null(strstr(out, "victim_thread_leaker"));
+    assert_non_null(strstr(out, "SUMMARY: kslab: "));
+    assert_null(strstr(out, "victim_keep_global"));
+    assert_null(strstr(out, "victim_tls_keep"));
+    assert_null(strstr(out, "victim_held_by_thread"));
+    assert_null(strstr(out, "victim_from_dlopen"));
+    /* the DTV of the exited thread: glibc keeps it in the TCB of the
+     * stack it caches for reuse */
+    assert_null(strstr(out, "_dl_allocate_tls"));
+}
+
+static void leaks_suppressed(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/kslab-supp-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "# test\nleak:victim_leak_list\nleak:thread_leaker\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char supp[300];
+    snprintf(supp, sizeof supp, "KSLAB_LEAKS_SUPPRESS=%s", path);
+    const char *env[] = {"KSLAB_DEBUG=leaks", supp, NULL};
+    int status = victim("leaks", env);
+    unlink(path);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_null(strstr(out, "victim_leak_list"));
+    assert_null(strstr(out, "victim_thread_leaker"));
+    assert_non_null(strstr(out, "kslab: suppressed "));
+    assert_non_null(strstr(out, "leaked 0"));
+}
+
+static void leaks_exit_code(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=leaks", "KSLAB_LEAKS_EXITCODE=42", NULL};
+    int status = victim("exit_leak", env);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 42);
+    assert_true(stack_names("Direct leak of ", "victim_leak_list"));
+    status = victim("clean", env);
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        print_message("%s\n", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_null(strstr(out, "leak of"));
+}
+
+/* Real programs through the preloaded library: nothing reported. */
+static void no_leak_in_program(const char *prog, char *const argv[])
+{
+    if (access(prog, X_OK)) {
+        print_message("%s not installed: skipped\n", prog);
+        return;
+    }
+    const char *env[] = {"LD_PRELOAD=" PRELOAD, "KSLAB_DEBUG=leaks",
+                         "KSLAB_LEAKS_EXITCODE=23", "PERL_DESTRUCT_LEVEL=2",
+                         NULL};
+    int status = run(argv, env);
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+        print_message("%s: status 0x%x\n%s\n", prog, status, out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_null(strstr(out, "leak of"));
+}
+
+static void leaks_none_in_python_bash_perl(void **state)
+{
+    (void)state;
+    char *py[] = {"/usr/bin/python3", "-c",
+                  "import json,re\n"
+                  "d={'k%d'%i:[i,str(i)] for i in range(500)}\n"
+                  "s=json.dumps(d); assert json.loads(s)==d\n"
+                  "print(len(re.findall(r'k\\d+', s)))",
+                  NULL};
+    no_leak_in_program(py[0], py);
+    char *sh[] = {"/bin/bash", "-c",
+                  "x=$(echo hi); for i in $(seq 50); do y=\"$y$i\"; done; "
+                  "declare -A h; h[a]=1; echo $x ${#y} ${h[a]}",
+                  NULL};
+    no_leak_in_program(sh[0], sh);
+    /* perl frees its interpreter's memory at exit only when asked
+     * (PERL_DESTRUCT_LEVEL=2); without it memcheck calls those blocks
+     * definitely lost too */
+    char *pl[] = {"/usr/bin/perl", "-e",
+                  "my %h=map {$_=>$_*2} 1..500; my @k=sort keys %h; "
+                  "print scalar(@k), \"\\n\"",
+                  NULL};
+    no_leak_in_program(pl[0], pl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(audit_double_free_names_both_stacks),
+        cmocka_unit_test(audit_invalid_free_names_the_block),
+        cmocka_unit_test(audit_kmem_cache_double_free),
+        cmocka_unit_test(audit_red_zone_report_names_the_allocation),
+        cmocka_unit_test(log_report_lists_the_address_history),
+        cmocka_unit_test(log_ring_wraps_under_8_threads),
+        cmocka_unit_test(leaks_found_and_not_found),
+        cmocka_unit_test(leaks_suppressed),
+        cmocka_unit_test(leaks_exit_code),
+        cmocka_unit_test(leaks_none_in_python_bash_perl),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
