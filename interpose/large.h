@@ -36,7 +36,8 @@
 #define LARGE_MMAP_THRESHOLD_DEFAULT ((LARGE_BUDDY_MAX_PAGES + 1) << PAGE_SHIFT)
 extern size_t vm_large_mmap_threshold;
 
-/* Freed huge mappings kept for reuse: at most this many bytes ... */
+/* Freed huge mappings kept for reuse (each at most the decay time,
+ * vm_purge_decay_ms): at most this many bytes ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)
 /* ... in at most this many mappings ... */
 #define HUGE_CACHE_SLOTS 16
