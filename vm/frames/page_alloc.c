@@ -71,7 +71,7 @@
  * operation to be safe (its own lock is uncontended but for a drain).  Low
  * orders only: they are the slabs' sizes, they would make the list hold
  * too much memory if larger (the cap is PCP_HIGH_PAGES frames a list, 1
- * MiB a thread over both zones), and a larger block is a large malloc
+ * MiB a thread and zone), and a larger block is a large malloc
  * block, which interpose/large.c caches per thread already.  Every path
  * that must see all free memory drains the lists first: vm_release_free
  * (malloc_trim), an allocation that finds the zones exhausted, the purge
