@@ -712,6 +712,14 @@ static pthread_once_t pcp_once = PTHREAD_ONCE_INIT;
 _Static_assert(sizeof(struct per_cpu_pages) <= PAGE_SIZE,
                "a thread's page lists must fit a page");
 
+/* pcp->frames changes under the lists' lock and is read without it (the
+ * sums): a relaxed atomic store. */
+static inline void pcp_frames_add(struct per_cpu_pages *pcp, long delta)
+{
+    __atomic_store_n(&pcp->frames, pcp->frames + (unsigned long)delta,
+                     __ATOMIC_RELAXED);
+}
+
 /* Gives up to `frames` frames of the oldest blocks of l back to zone z
  * (ULONG_MAX: all).  The list's lock held. */
 static void pcp_give_back(struct per_cpu_pages *pcp, int z, unsigned int order,
@@ -736,7 +744,7 @@ static void pcp_give_back(struct per_cpu_pages *pcp, int z, unsigned int order,
         __free_one_block(zone, vm_page_to_pfn(page), order, clean);
     }
     pthread_mutex_unlock(&zone->lock);
-    pcp->frames -= n;
+    pcp_frames_add(pcp, -(long)n);
 }
 
 /* Every list of pcp back to the zones; its lock held. */
@@ -884,13 +892,13 @@ static struct page *pcp_alloc(struct zone_struct *zone, unsigned int order)
         }
         pthread_mutex_unlock(&zone->lock);
         l->count += n;
-        pcp->frames += n << order;
+        pcp_frames_add(pcp, (long)(n << order));
     }
     if (l->count) {
         page = list_entry(l->list.next, struct page, list);
         list_del(&page->list);
         l->count--;
-        pcp->frames -= 1UL << order;
+        pcp_frames_add(pcp, -(1L << order));
         set_page_flags(page, 0);
     }
     pthread_mutex_unlock(&pcp->lock);
@@ -916,7 +924,7 @@ static int pcp_free(struct page *page, unsigned int order)
     page->order = order;
     list_add(&page->list, &l->list);
     l->count++;
-    pcp->frames += 1UL << order;
+    pcp_frames_add(pcp, 1L << order);
     if ((l->count << order) > PCP_HIGH_PAGES)
         pcp_give_back(pcp, z, order, PCP_BATCH_PAGES);
     pthread_mutex_unlock(&pcp->lock);
