@@ -78,8 +78,8 @@ int main(int argc, char **argv)
             pthread_create(&th[i], NULL, worker, (void *)i);
         for (int i = 0; i < threads; i++)
             pthread_join(th[i], NULL);
-        t[run] = (now() - t0) /
-                 ((double)threads * rounds * NCACHES * PER_CACHE);
+        t[run] =
+            (now() - t0) / ((double)threads * rounds * NCACHES * PER_CACHE);
     }
     qsort(t, RUNS, sizeof t[0], cmp);
     printf("page_churn: %d threads: %.1f ns per object (median of %d)\n",
