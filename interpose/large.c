@@ -1,5 +1,5 @@
 /*
- * interpose/large.c — large malloc blocks (> KMALLOC_MAX_SIZE) for the
+ * interpose/large.c — large malloc blocks (> LARGE_MIN_SIZE) for the
  * interposer.
  *
  * Two kinds of block, told apart by address:
@@ -18,7 +18,9 @@
  *    cache (huge_cache) so that a program that allocates and frees big
  *    buffers in a loop makes no system call per allocation; the cache is
  *    bounded by HUGE_CACHE_SLOTS and HUGE_CACHE_MAX_BYTES, anything beyond
- *    is unmapped, and malloc_trim() unmaps it all.
+ *    is unmapped, a mapping cached for the decay time (KSLAB_DECAY_MS) is
+ *    unmapped by the page layer's purge pass (vm_purge_register), and
+ *    malloc_trim() unmaps it all.
  *
  * Locking: buddy blocks need none of ours (the zone locks serialise the
  * frames; the head page belongs to the block's owner).  huge_lock protects
@@ -29,10 +31,20 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "interpose/large.h"
 #include "slab/debug.h"
 #include "vm/frames/os.h"
+
+/* Milliseconds of the coarse monotonic clock (vDSO: no system call). */
+static unsigned long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (unsigned long)ts.tv_sec * 1000UL +
+           (unsigned long)ts.tv_nsec / 1000000UL;
+}
 
 #define LARGE_FLAGS_GFP GFP_KERNEL
 
@@ -49,9 +61,12 @@ struct huge_ent {
 static struct huge_ent *huge_tab;
 static size_t huge_cap, huge_used, huge_tombs;
 
-/* Freed mappings kept for reuse; addr 0 = empty slot. */
+/* Freed mappings kept for reuse; addr 0 = empty slot.  huge_cache_ms:
+ * when each was freed (ms, CLOCK_MONOTONIC_COARSE), for the decay. */
 static struct huge_ent huge_cache[HUGE_CACHE_SLOTS];
+static unsigned long huge_cache_ms[HUGE_CACHE_SLOTS];
 static size_t huge_cache_bytes;
+static int huge_decay_registered;
 
 static struct {
     _Atomic unsigned long nr_alloc, nr_free, live_blocks, live_pages;
@@ -222,6 +237,7 @@ static void __huge_cache_put(void *addr, size_t len)
         if (empty >= 0 && huge_cache_bytes + len <= HUGE_CACHE_MAX_BYTES) {
             huge_cache[empty].addr = (uintptr_t)addr;
             huge_cache[empty].len = len;
+            huge_cache_ms[empty] = now_ms();
             huge_cache_bytes += len;
             return;
         }
@@ -234,6 +250,29 @@ static void __huge_cache_put(void *addr, size_t len)
         huge_cache[small].addr = 0;
         huge_cache[small].len = 0;
     }
+}
+
+/* The decay of the cache (vm_purge_register): every mapping cached for
+ * decay ms at time now is unmapped, outside huge_lock; returns the pages
+ * still cached.  Called by the page layer's purge pass, no lock held. */
+static unsigned long huge_decay(unsigned long now, unsigned long decay)
+{
+    struct huge_ent old[HUGE_CACHE_SLOTS];
+    int n = 0;
+    pthread_mutex_lock(&huge_lock);
+    for (int i = 0; now && i < HUGE_CACHE_SLOTS; i++) {
+        if (!huge_cache[i].addr || huge_cache_ms[i] + decay > now)
+            continue;
+        old[n++] = huge_cache[i];
+        huge_cache_bytes -= huge_cache[i].len;
+        huge_cache[i].addr = 0;
+        huge_cache[i].len = 0;
+    }
+    size_t left = huge_cache_bytes;
+    pthread_mutex_unlock(&huge_lock);
+    for (int i = 0; i < n; i++)
+        huge_unmap((void *)old[i].addr, old[i].len);
+    return left >> PAGE_SHIFT;
 }
 
 /* Maps len bytes aligned to align (a power of two >= PAGE_SIZE). */
@@ -294,7 +333,12 @@ static int huge_free(void *p)
     size_t len = e->len;
     __huge_delete(e);
     __huge_cache_put(p, len);
+    int reg = huge_decay_registered;
+    huge_decay_registered = 1;
     pthread_mutex_unlock(&huge_lock);
+    if (!reg)
+        vm_purge_register(huge_decay);
+    vm_purge_kick(); /* something gives the mapping back by time */
     ADD(nr_free, 1);
     SUB(huge_blocks, 1);
     SUB(huge_bytes, len);
@@ -417,7 +461,7 @@ struct large_tcache {
     struct page *bin[LARGE_TCACHE_CLASSES][LARGE_TCACHE_BIN];
 };
 
-#define TC_MIN_PAGES 36UL /* the smallest class */
+#define TC_MIN_PAGES 9UL /* the smallest class */
 #define TC_MAX_PAGES 512UL
 
 static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -433,8 +477,8 @@ static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 _Static_assert(LARGE_BUDDY_MAX_PAGES <= TC_MAX_PAGES,
                "the classes must cover every buddy block");
 
-/* Classes: 8 a doubling of the length in frames, 36, 40, ..., 64, 72,
- * ..., 128, 144, ..., 512; class c is (c / 8 + 5, c % 8) in (k, m) with
+/* Classes: 8 a doubling of the length in frames, 9, 10, ..., 16, 18,
+ * ..., 32, 36, ..., 512; class c is (c / 8 + 3, c % 8) in (k, m) with
  * 2^k + (m + 1) 2^(k - 3) frames. */
 
 /* The smallest class of at least n frames (n <= TC_MAX_PAGES). */
@@ -444,7 +488,7 @@ static int tc_class_ceil(unsigned long n)
         return 0;
     int k = 63 - __builtin_clzl(n - 1); /* 2^k < n <= 2^(k+1) */
     unsigned long step = 1UL << (k - 3);
-    return (k - 5) * 8 + (int)((n - (1UL << k) + step - 1) / step) - 1;
+    return (k - 3) * 8 + (int)((n - (1UL << k) + step - 1) / step) - 1;
 }
 
 /* The largest class of at most n frames, -1 for none. */
@@ -454,7 +498,7 @@ static int tc_class_floor(unsigned long n)
         return -1;
     int k = 63 - __builtin_clzl(n - 1); /* 2^k < n <= 2^(k+1) */
     unsigned long m = (n - (1UL << k)) >> (k - 3);
-    return m ? (k - 5) * 8 + (int)m - 1 : (k - 6) * 8 + 7;
+    return m ? (k - 3) * 8 + (int)m - 1 : (k - 4) * 8 + 7;
 }
 
 /* Gives a cached block's frames back to the zones. */

@@ -1,6 +1,6 @@
 /*
- * interpose/large.h — large malloc blocks: page-granular blocks above the
- * kmalloc range (> KMALLOC_MAX_SIZE), for the interposer.
+ * interpose/large.h — large malloc blocks: page-granular blocks above
+ * LARGE_MIN_SIZE (64 KiB), for the interposer.
  *
  * A block of up to LARGE_BUDDY_MAX_PAGES frames is a run of low-memory
  * frames from the buddy zones (vm_alloc_pages_exact); its head page carries
@@ -25,6 +25,11 @@
 
 #include "vm/frames/page.h"
 
+/* malloc requests above this size are large blocks (the slab's classes
+ * are powers of two from 32 KiB: a block of 64 KiB + 1 would take 128 KiB
+ * there, a run of 17 frames here).  kmalloc keeps its caches up to
+ * KMALLOC_MAX_SIZE. */
+#define LARGE_MIN_SIZE (64UL << 10)
 /* Largest block served from the buddy zones: one block of the top order. */
 #define LARGE_BUDDY_MAX_PAGES (1UL << (MAX_ORDER - 1))
 /* Blocks this big or bigger are own mappings unless mallopt says else. */
@@ -36,7 +41,8 @@ extern size_t vm_large_mmap_threshold;
 #define LARGE_MMAP_MAX_DEFAULT 65536
 extern int vm_large_mmap_max;
 
-/* Freed huge mappings kept for reuse: at most this many bytes ... */
+/* Freed huge mappings kept for reuse (each at most the decay time,
+ * vm_purge_decay_ms): at most this many bytes ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)
 /* ... in at most this many mappings ... */
 #define HUGE_CACHE_SLOTS 16
@@ -45,13 +51,13 @@ extern int vm_large_mmap_max;
 
 /*
  * The per-thread cache of freed buddy blocks: by size class (8 classes per
- * doubling of the length, 36 ... 512 frames), at most LARGE_TCACHE_BIN
+ * doubling of the length, 9 ... 512 frames), at most LARGE_TCACHE_BIN
  * blocks a class and LARGE_TCACHE_MAX_BYTES a thread.  A block in it is
  * free to the program (its head loses PG_private, so a second free of it
  * is VM_LARGE_BAD) and held by the thread; it goes back to the zones at
  * thread exit, by vm_large_trim() and when the zones run short.
  */
-#define LARGE_TCACHE_CLASSES 32
+#define LARGE_TCACHE_CLASSES 48
 #define LARGE_TCACHE_BIN 8
 #define LARGE_TCACHE_MAX_BYTES (8UL << 20)
 
@@ -100,7 +106,7 @@ size_t vm_large_usable(const void *p);
 
 /*
  * vm_large_realloc - resizes the live large block p to size bytes (size >
- * KMALLOC_MAX_SIZE): in place when the following frames are free, by
+ * LARGE_MIN_SIZE): in place when the following frames are free, by
  * mremap for a huge mapping, else by allocate-copy-free.  Returns the block,
  * or NULL with errno ENOMEM leaving p untouched.
  */

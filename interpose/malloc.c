@@ -2,7 +2,7 @@
  * interpose/malloc.c — the malloc family, exported from libkslab.so and
  * libkslab.a, with glibc's contracts.
  *
- * Routing: a request of at most KMALLOC_MAX_SIZE (128 KiB) is a slab
+ * Routing: a request of at most LARGE_MIN_SIZE (64 KiB) is a slab
  * object of the malloc size classes (slab_malloc_inline: the kmalloc caches
  * plus intermediate ones, four classes per doubling; the per-thread array
  * cache, no lock on a hit); anything larger is a large block of whole pages
@@ -95,7 +95,7 @@ size_t ip_block_size(const void *p, const char *fn)
 static __noinline void *ip_malloc_slow(size_t size)
 {
     ip_ensure_init();
-    if (size > KMALLOC_MAX_SIZE)
+    if (size > LARGE_MIN_SIZE)
         return vm_large_alloc(size, PAGE_SIZE, 0);
     void *p = slab_malloc_slow(size);
     return p ? p : ip_oom();
@@ -129,7 +129,7 @@ static void *ip_aligned(size_t align, size_t size)
     ip_ensure_init();
     if (align <= MALLOC_ALIGN)
         return ip_malloc(size);
-    if (align <= PAGE_SIZE && size <= KMALLOC_MAX_SIZE) {
+    if (align <= PAGE_SIZE && size <= LARGE_MIN_SIZE) {
         /* Small caches align objects to a cache line or less; bigger ones
          * (off-slab management) mostly to their size: try three classes. */
         size_t want = pow2_roundup(size > align ? size : align);
@@ -210,7 +210,7 @@ KSLAB_API void *calloc(size_t n, size_t size)
         return ip_oom();
     if (ip_hooked())
         return ip_alloc_hooked(total, MALLOC_ALIGN, 1);
-    if (likely(total <= KMALLOC_MAX_SIZE)) {
+    if (likely(total <= LARGE_MIN_SIZE)) {
         void *p = ip_malloc(total);
         if (unlikely(!p))
             return NULL;
@@ -251,7 +251,7 @@ static __noinline void *ip_realloc_large(void *p, size_t size)
     size_t old = ip_block_size(p, "realloc");
     if (!old) /* the loader's: its size is unknown */
         ip_bad_pointer("realloc", p);
-    if (size > KMALLOC_MAX_SIZE)
+    if (size > LARGE_MIN_SIZE)
         return vm_large_realloc(p, size);
     return ip_realloc_move(p, old, size);
 }

@@ -37,6 +37,8 @@
  *        cache_cache.spinlock, then every cache's spinlock, chain order
  *   5. KSLAB_FORK_FRAMES (vm/frames/page_alloc.c, frames_fork_prepare)
  *        purge_lock                 one purge pass at a time
+ *        pcp_list_lock              the list of the threads' page lists
+ *        each thread's page lists   list order
  *        grow_lock                  growing the direct map
  *        the zone locks             DMA, Normal, HighMem
  *        vm_highmem.lock            the high-memory frames (a leaf)

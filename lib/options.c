@@ -15,6 +15,7 @@
  * writes.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -145,10 +146,16 @@ static int opt_lowmem_mb(const char *v)
     return 0;
 }
 
-/* Milliseconds, decimal, at most an hour. */
+/* Milliseconds, decimal, at most an hour; or "never" (ULONG_MAX: no
+ * purge by time and no background thread). */
 static int opt_decay_ms(const char *v)
 {
     unsigned long ms = 0;
+    if (!strcmp(v, "never")) {
+        kslab_opt.decay_ms = ULONG_MAX;
+        kslab_opt.decay_set = 1;
+        return 0;
+    }
     if (!*v)
         return -1;
     for (; *v; v++) {
@@ -313,10 +320,11 @@ const struct kslab_option kslab_option_table[] = {
      "an address-space limit (ulimit -v) the most low memory may grow to, "
      "by 32 MiB sections reserved as needed",
      opt_lowmem_mb},
-    {"KSLAB_DECAY_MS", "a number of milliseconds, at most 3600000",
-     "free memory goes back to the host once it has been free this long "
-     "(while the program allocates; at once when it does not); default "
-     "1000",
+    {"KSLAB_DECAY_MS", "a number of milliseconds, at most 3600000, or never",
+     "free memory (free frames, cached own mappings) goes back to the host "
+     "once it has been free this long (while the program allocates; at once "
+     "when it does not), from a background thread; default 1000; never: "
+     "only malloc_trim gives it back and no thread is started",
      opt_decay_ms},
     {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
      "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "ktest.h"
 #include "interpose/large.h"
@@ -331,8 +332,37 @@ static void test_tcache_trim(void **s)
     assert_int_equal(st.tcache_bytes, 0);
 }
 
+/* A cached mapping goes back to the host once it has been cached for the
+ * decay time, while the program sleeps (the page layer's purge). */
+static void test_cached_mapping_decays(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    unsigned long unmapped = st.huge_unmapped_bytes;
+    __atomic_store_n(&vm_purge_decay_ms, 200, __ATOMIC_RELAXED);
+    size_t n = 3 * LARGE_BUDDY_MAX_PAGES * PAGE_SIZE;
+    char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+    assert_non_null(p);
+    memset(p, 3, n);
+    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.huge_cached_bytes, n); /* kept for reuse at first */
+    for (int t = 0; t < 100 && st.huge_cached_bytes; t++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL); /* no allocator call meanwhile */
+        vm_large_get_stats(&st);
+    }
+    __atomic_store_n(&vm_purge_decay_ms, 60000, __ATOMIC_RELAXED);
+    assert_int_equal(st.huge_cached_bytes, 0);
+    assert_int_equal(st.huge_unmapped_bytes, unmapped + n);
+}
+
 int main(void)
 {
+    /* the cache's contents are tested: nothing decays meanwhile */
+    vm_purge_decay_ms = 60000;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buddy_block),
         cmocka_unit_test(test_huge_block),
@@ -347,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_tcache_double_free),
         cmocka_unit_test(test_tcache_thread_exit),
         cmocka_unit_test(test_tcache_trim),
+        cmocka_unit_test(test_cached_mapping_decays),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

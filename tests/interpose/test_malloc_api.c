@@ -372,6 +372,38 @@ static void test_stats_print_null(void **state)
     kslab_stats_print(NULL);
 }
 
+/* Blocks above 64 KiB are runs of the pages they need, not the slab's
+ * 128 KiB class: 64 KiB + 1 byte takes 17 pages (a thread's cache of freed
+ * blocks may hand out one of up to a quarter more); calloc zeroes, realloc
+ * keeps the bytes, free takes them back. */
+static void test_blocks_above_64k_are_exact_page_runs(void **s)
+{
+    (void)s;
+    for (size_t size = (64 << 10) + 1; size <= (128 << 10); size += 12345) {
+        char *p = malloc(size);
+        assert_non_null(p);
+        size_t want = (size + 4095) & ~(size_t)4095;
+        assert_in_range(malloc_usable_size(p), want, want + want / 4 + 4096);
+        memset(p, 0x5c, size);
+        char *q = realloc(p, size + 4096);
+        assert_non_null(q);
+        assert_true(malloc_usable_size(q) >= size + 4096);
+        for (size_t i = 0; i < size; i += 511)
+            assert_int_equal((unsigned char)q[i], 0x5c);
+        free(q);
+        char *z = calloc(1, size);
+        assert_non_null(z);
+        assert_in_range(malloc_usable_size(z), want, want + want / 4 + 4096);
+        for (size_t i = 0; i < size; i += 97)
+            assert_int_equal(z[i], 0);
+        free(z);
+    }
+    /* 64 KiB itself is still a slab object */
+    char *p = malloc(64 << 10);
+    assert_int_equal(malloc_usable_size(p), 64 << 10);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_large_steady_state_no_munmap),
         cmocka_unit_test(test_libc_aliases),
         cmocka_unit_test(test_large_memory_returned),
+        cmocka_unit_test(test_blocks_above_64k_are_exact_page_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,10 +10,13 @@
 #define _GNU_SOURCE
 #endif
 #include <stdlib.h>
+#include <limits.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "ktest.h"
 #include "lib/options.h"
+#include "vm/frames/page.h"
 #include "slab/kmalloc.h"
 
 static const char *self;
@@ -78,6 +81,46 @@ static void test_lowmem_mb_sizes_the_direct_map(void **s)
     assert_string_equal(err, "");
 }
 
+/* The child of KSLAB_DECAY_MS=never: frees memory, sleeps past the
+ * default decay and exits with the number of threads it has (1: no
+ * background purge was started) — 100 + it when the decay is not off. */
+static int child_no_decay(void)
+{
+    for (int i = 0; i < 64; i++)
+        free_pages(__get_free_pages(GFP_KERNEL, 4), 4);
+    kfree(kmalloc(100, GFP_KERNEL));
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    int threads = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Threads:", 8))
+            threads = atoi(line + 8);
+    if (f)
+        fclose(f);
+    return vm_purge_decay_ms == ULONG_MAX ? threads : 100 + threads;
+}
+
+static void test_decay_never_starts_no_thread(void **s)
+{
+    (void)s;
+    const char *env[] = {"KSLAB_DECAY_MS=never", NULL};
+    int st = run_self("nodecay", env);
+    assert_true(WIFEXITED(st));
+#ifdef __SANITIZE_THREAD__
+    /* ThreadSanitizer's own background thread may be there */
+    assert_true(WEXITSTATUS(st) >= 1 && WEXITSTATUS(st) <= 2);
+#else
+    assert_int_equal(WEXITSTATUS(st), 1);
+#endif
+    assert_string_equal(err, "");
+    const char *env2[] = {"KSLAB_DECAY_MS=50", NULL};
+    st = run_self("nodecay", env2); /* the background purge runs */
+    assert_true(WIFEXITED(st));
+    assert_true(WEXITSTATUS(st) >= 102); /* (a sanitizer adds threads) */
+}
+
 static void test_unknown_option_one_line(void **s)
 {
     (void)s;
@@ -133,8 +176,11 @@ int main(int argc, char **argv)
     self = argv[0];
     if (argc > 1 && !strcmp(argv[1], "lowmem"))
         return child_lowmem();
+    if (argc > 1 && !strcmp(argv[1], "nodecay"))
+        return child_no_decay();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lowmem_mb_sizes_the_direct_map),
+        cmocka_unit_test(test_decay_never_starts_no_thread),
         cmocka_unit_test(test_unknown_option_one_line),
         cmocka_unit_test(test_malformed_value_one_line),
         cmocka_unit_test(test_every_option_documented),

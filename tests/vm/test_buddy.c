@@ -138,6 +138,7 @@ static void bad_order_in_free_head(void *arg)
 static void list_order_mismatch(void *arg)
 {
     (void)arg;
+    vm_drain_pages(); /* the allocation refills from the zone's list */
     struct page *p = free_head_beside_used();
     p[1].order = 1; /* the most recently freed order-0 block: taken next */
     __get_free_pages(GFP_KERNEL, 0);

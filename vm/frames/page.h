@@ -60,6 +60,7 @@
 #define PG_reserved 3 /* never handed out */
 #define PG_highmem 4  /* a user-memory frame, no direct-map address */
 #define PG_private 5  /* page->private holds its owner's data */
+#define PG_pcp 6      /* free, on a thread's page list (page_alloc.c) */
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
@@ -311,6 +312,15 @@ static inline int vm_addr_is_dma(const void *addr)
  * Makes its system calls without the zone locks (page_alloc.c). */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
+/* Gives every thread's page lists (the free blocks of orders below
+ * PCP_ORDERS a thread keeps for itself, page_alloc.c) back to the zones;
+ * returns the frames moved.  Any context but a zone lock held. */
+unsigned long vm_drain_pages(void);
+
+/* Free frames on the threads' page lists now (dirty: they hold host
+ * memory); they count as free memory, as the zones' free_pages do. */
+unsigned long vm_pcp_pages(void);
+
 /* An optional cap on the dirty free frames of a zone: a free that leaves
  * more gives the oldest back at once, down to half of it.  ULONG_MAX (the
  * default): no cap, only the time decay; mallopt(M_TRIM_THRESHOLD) sets
@@ -318,9 +328,19 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 extern unsigned long vm_purge_threshold;
 
 /* A dirty free block goes back to the host once it has been free this
- * many milliseconds (the background purge, page_alloc.c); ULONG_MAX: never
- * by time. */
+ * many milliseconds (the background purge, page_alloc.c); ULONG_MAX
+ * (KSLAB_DECAY_MS=never): never by time, and no background thread. */
 extern unsigned long vm_purge_decay_ms;
+
+/* Memory of a layer above that decays like free frames (interpose/large.c:
+ * cached own mappings): fn(now, decay) gives back what has been free for
+ * decay ms at time now (ms of CLOCK_MONOTONIC_COARSE; now 0: nothing) and
+ * returns what it still holds (nonzero keeps the background purge alive).
+ * Each purge pass calls it with no kslab lock held.  vm_purge_kick()
+ * makes sure a pass will run (starts the background purge). */
+void vm_purge_register(unsigned long (*fn)(unsigned long now,
+                                           unsigned long decay));
+void vm_purge_kick(void);
 
 /* Tests only: called with each range just before it is given back, with
  * no zone lock held. */

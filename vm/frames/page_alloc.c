@@ -59,14 +59,35 @@
  * not MADV_FREE: a clean block must read as zero (PG_clean), and RSS must
  * fall for the frames to be seen as given back.
  *
+ * The threads' page lists (after the per-CPU page lists Linux gained after
+ * 2.4): every slab grow and destroy is an alloc_pages()/free_pages() of a
+ * low order, and with one mutex per zone two threads that grow and shrink
+ * caches queue on it.  So a thread keeps, per zone, a short list of free
+ * blocks of each order below PCP_ORDERS (0 … 3, up to 32 KiB: the orders
+ * of every slab of objects up to 4 KiB and most above), takes from it
+ * without the zone lock and moves blocks between it and the zone
+ * PCP_BATCH_PAGES frames per lock hold.  Per thread, not per CPU: a user
+ * thread cannot stay on a CPU, and a per-thread list needs no atomic
+ * operation to be safe (its own lock is uncontended but for a drain).  Low
+ * orders only: they are the slabs' sizes, they would make the list hold
+ * too much memory if larger (the cap is PCP_HIGH_PAGES frames a list, 1
+ * MiB a thread and zone), and a larger block is a large malloc
+ * block, which interpose/large.c caches per thread already.  Every path
+ * that must see all free memory drains the lists first: vm_release_free
+ * (malloc_trim), an allocation that finds the zones exhausted, the purge
+ * pass (the lists of a thread idle since the pass before, so an idle
+ * thread's frames decay like the zones'), thread exit and a fork child.
+ * Frames on the lists count as free and dirty (vm_pcp_pages).
+ *
  * Locking: each zone has its own mutex; every buddy list and counter of a
  * zone is under it.  Growing the direct map takes grow_lock (then the zone
  * lock); the commit (mprotect) runs under grow_lock only, which a thread
  * needs only to grow a zone itself, and a thread that waited for it does
  * not grow again when the zone was grown meanwhile.  Lock order: purge_lock,
- * grow_lock, the zone locks.  committed_pages is published with a release store
- * after the new mem_map entries are initialised, so lock-free readers
- * (virt_to_page) never see an uninitialised struct page.
+ * pcp_list_lock, a thread's page-list lock, grow_lock, the zone locks.
+ * committed_pages is published with a release store after the new mem_map
+ * entries are initialised, so lock-free readers (virt_to_page) never see an
+ * uninitialised struct page.
  */
 #include <errno.h>
 #include <signal.h>
@@ -104,6 +125,12 @@
 #define PURGE_IDLE_TICKS 50
 /* Blocks taken off the lists per lock hold of a purge pass. */
 #define PURGE_BATCH 256
+/* The threads' page lists: orders below PCP_ORDERS (up to 32 KiB) ... */
+#define PCP_ORDERS 4
+/* ... moved to and from a zone PCP_BATCH_PAGES frames per lock hold ... */
+#define PCP_BATCH_PAGES 16UL
+/* ... and at most PCP_HIGH_PAGES frames a list before a batch goes back. */
+#define PCP_HIGH_PAGES 64UL
 
 struct vm_lowmem vm_lowmem;
 struct vm_section vm_sections[VM_MAX_SECTIONS];
@@ -121,6 +148,8 @@ static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Serialises purge passes (and is what the fork hook waits on while a pass
  * has blocks off the lists). */
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void pcp_drain_all(int idle_only);
 
 /* Milliseconds of the coarse monotonic clock (vDSO: no system call). */
 static inline unsigned long now_ms(void)
@@ -717,13 +746,33 @@ static unsigned long zone_purge(struct zone_struct *zone,
 
 static unsigned long dirty_total(void)
 {
-    unsigned long d = 0;
+    unsigned long d = vm_pcp_pages();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
         d += vm_zones[z].dirty_pages;
         pthread_mutex_unlock(&vm_zones[z].lock);
     }
     return d;
+}
+
+/* The layer above's memory that decays too (interpose/large.c's cached
+ * mappings): called by each pass with no kslab lock held. */
+static unsigned long (*_Atomic purge_extra)(unsigned long now,
+                                            unsigned long decay);
+
+void vm_purge_register(unsigned long (*fn)(unsigned long now,
+                                           unsigned long decay))
+{
+    atomic_store(&purge_extra, fn);
+}
+
+/* Memory left to decay: dirty frames plus what purge_extra still holds
+ * (now 0: only counted, nothing given back). */
+static unsigned long pending_total(unsigned long now, unsigned long decay)
+{
+    unsigned long (*fn)(unsigned long, unsigned long) =
+        atomic_load(&purge_extra);
+    return dirty_total() + (fn ? fn(now, decay) : 0);
 }
 
 /* One decay pass: every block free for vm_purge_decay_ms goes back, and in
@@ -739,6 +788,7 @@ static unsigned long purge_pass(void)
     if (decay == ULONG_MAX)
         return dirty_total();
     pthread_mutex_lock(&purge_lock);
+    pcp_drain_all(1); /* lists of threads idle since the last pass */
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
         unsigned long allocs = vm_zones[z].nr_allocs;
@@ -750,7 +800,7 @@ static unsigned long purge_pass(void)
         zone_purge(&vm_zones[z], 0, 0, before);
     }
     pthread_mutex_unlock(&purge_lock);
-    return dirty_total();
+    return pending_total(now, decay);
 }
 
 /* The background purge: idle (not running), running, or none (it could
@@ -777,8 +827,8 @@ static void *purger_main(void *arg)
         /* A free between the pass and the store saw us running and did
          * not start a thread: look once more. */
         int expect = PURGER_IDLE;
-        if (!dirty_total() || !atomic_compare_exchange_strong(
-                                  &purger_state, &expect, PURGER_RUNNING))
+        if (!pending_total(0, 0) || !atomic_compare_exchange_strong(
+                                        &purger_state, &expect, PURGER_RUNNING))
             return NULL;
         idle = 0;
     }
@@ -824,6 +874,12 @@ static void purger_kick(void)
         atomic_store(&purger_state, PURGER_NONE);
 }
 
+void vm_purge_kick(void)
+{
+    if (vm_lowmem.ready)
+        purger_kick();
+}
+
 /* Called by every free path after it dropped the zone lock; over: the
  * free left more dirty memory than the cap (vm_purge_threshold). */
 static void after_free(struct zone_struct *zone, int over)
@@ -850,11 +906,327 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
     if (!vm_lowmem.ready)
         return 0;
     pthread_mutex_lock(&purge_lock);
+    pcp_drain_all(0);
     unsigned long now = now_ms();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         n += zone_purge(&vm_zones[z], min_order, keep, now);
     pthread_mutex_unlock(&purge_lock);
     return n;
+}
+
+/* ---- the threads' page lists ----
+ *
+ * A thread keeps free blocks of orders below PCP_ORDERS for itself, one
+ * list per zone and order (struct per_cpu_pages: Linux's per-CPU page
+ * lists, per thread here).  alloc_pages() takes the first block of its
+ * list and refills an empty list with a batch from the zone; a free puts
+ * the block first on the list and gives the oldest batch back when the
+ * list passes PCP_HIGH_PAGES frames; both hold the zone lock once per
+ * batch, not once per block.  A block on a list is free and dirty: PG_pcp
+ * (PG_buddy clear, so it neither merges with a neighbour nor is handed out
+ * by the zone), its order in page->order, PG_clean kept.  The lists go
+ * back to the zones at thread exit (a pthread key destructor), in a fork
+ * child (for the threads that did not come along), by vm_release_free()
+ * and vm_drain_pages(), when an allocation finds the zones exhausted, and
+ * by the purge pass for a thread that made no page-list call since the
+ * pass before (so an idle thread's frames decay like any others).
+ *
+ * Each thread's lists have a lock of their own, taken by the thread (never
+ * contended but by a drain from another thread); pcp_list_lock guards the
+ * list of them.  Order: purge_lock, pcp_list_lock, a thread's lock, then
+ * grow_lock and the zone locks.
+ */
+struct pcp_list {
+    struct list_head list;
+    unsigned long count; /* blocks */
+};
+
+struct per_cpu_pages {
+    pthread_mutex_t lock;
+    struct list_head link; /* on pcp_all, under pcp_list_lock */
+    unsigned long frames;  /* held, under lock (read relaxed by sums) */
+    unsigned long ops;     /* list calls so far (the idle test) */
+    unsigned long seen_ops;
+    struct pcp_list lists[ZONE_NORMAL + 1][PCP_ORDERS];
+};
+
+static pthread_mutex_t pcp_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static LIST_HEAD(pcp_all);
+#define pcp_of(p) list_entry(p, struct per_cpu_pages, link)
+/* A thread past its exit hook, one being set up, or one without memory
+ * for lists: straight to the zones. */
+static struct per_cpu_pages pcp_none;
+static __thread struct per_cpu_pages *pcp_self
+    __attribute__((tls_model("initial-exec")));
+static pthread_key_t pcp_key;
+static pthread_once_t pcp_once = PTHREAD_ONCE_INIT;
+
+_Static_assert(sizeof(struct per_cpu_pages) <= PAGE_SIZE,
+               "a thread's page lists must fit a page");
+
+/* pcp->frames changes under the lists' lock and is read without it (the
+ * sums): a relaxed atomic store. */
+static inline void pcp_frames_add(struct per_cpu_pages *pcp, long delta)
+{
+    __atomic_store_n(&pcp->frames, pcp->frames + (unsigned long)delta,
+                     __ATOMIC_RELAXED);
+}
+
+/* Gives up to `frames` frames of the oldest blocks of l back to zone z
+ * (ULONG_MAX: all).  The list's lock held. */
+static void pcp_give_back(struct per_cpu_pages *pcp, int z, unsigned int order,
+                          unsigned long frames)
+{
+    struct pcp_list *l = &pcp->lists[z][order];
+    struct zone_struct *zone = &vm_zones[z];
+    unsigned long n = 0;
+    pthread_mutex_lock(&zone->lock);
+    while (l->count && n < frames) {
+        struct page *page = list_entry(l->list.prev, struct page, list);
+        KSLAB_CHECK(PageFlag(page, PG_pcp) && page->order == order,
+                    "pcp_give_back(): zone %s: frame %lu on the order-%u "
+                    "list has order %u, flags 0x%lx",
+                    zone->name, vm_page_to_pfn(page), order, page->order,
+                    page_flags(page));
+        int clean = (int)PageFlag(page, PG_clean);
+        list_del(&page->list);
+        set_page_flags(page, 0);
+        l->count--;
+        n += 1UL << order;
+        __free_one_block(zone, vm_page_to_pfn(page), order, clean);
+    }
+    pthread_mutex_unlock(&zone->lock);
+    pcp_frames_add(pcp, -(long)n);
+}
+
+/* Every list of pcp back to the zones; its lock held. */
+static void __pcp_drain(struct per_cpu_pages *pcp)
+{
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
+        for (unsigned int o = 0; o < PCP_ORDERS; o++)
+            if (pcp->lists[z][o].count)
+                pcp_give_back(pcp, z, o, ULONG_MAX);
+}
+
+/* Drains every thread's lists, or (idle_only) those of the threads that
+ * made no list call since the last look. */
+static void pcp_drain_all(int idle_only)
+{
+    pthread_mutex_lock(&pcp_list_lock);
+    struct list_head *p;
+    list_for_each(p, &pcp_all)
+    {
+        struct per_cpu_pages *pcp = pcp_of(p);
+        pthread_mutex_lock(&pcp->lock);
+        if (!idle_only || pcp->ops == pcp->seen_ops)
+            __pcp_drain(pcp);
+        pcp->seen_ops = pcp->ops;
+        pthread_mutex_unlock(&pcp->lock);
+    }
+    pthread_mutex_unlock(&pcp_list_lock);
+}
+
+unsigned long vm_drain_pages(void)
+{
+    if (!vm_lowmem.ready)
+        return 0;
+    unsigned long n = vm_pcp_pages();
+    pcp_drain_all(0);
+    return n;
+}
+
+unsigned long vm_pcp_pages(void)
+{
+    unsigned long n = 0;
+    pthread_mutex_lock(&pcp_list_lock);
+    struct list_head *p;
+    list_for_each(p, &pcp_all) n +=
+        __atomic_load_n(&pcp_of(p)->frames, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&pcp_list_lock);
+    return n;
+}
+
+/* The page of a thread's lists back to its zone, straight (no list: in a
+ * fork child the thread that forks must not set up lists of its own). */
+static void pcp_free_self(struct per_cpu_pages *pcp)
+{
+    struct page *page = vm_virt_to_page(pcp);
+    struct zone_struct *zone = &vm_zones[page->zone];
+    atomic_store_explicit(&page->count, 0, memory_order_relaxed);
+    set_page_flags(page, 0);
+    pthread_mutex_lock(&zone->lock);
+    __free_one_block(zone, vm_page_to_pfn(page), 0, 0);
+    pthread_mutex_unlock(&zone->lock);
+}
+
+/* Thread exit: the lists go back to the zones. */
+static void pcp_exit(void *arg)
+{
+    struct per_cpu_pages *pcp = arg;
+    pcp_self = &pcp_none;
+    pthread_mutex_lock(&pcp_list_lock);
+    list_del(&pcp->link);
+    pthread_mutex_unlock(&pcp_list_lock);
+    pthread_mutex_lock(&pcp->lock);
+    __pcp_drain(pcp);
+    pthread_mutex_unlock(&pcp->lock);
+    pcp_free_self(pcp);
+}
+
+static void pcp_make_key(void)
+{
+    pthread_key_create(&pcp_key, pcp_exit);
+}
+
+static struct page *zone_alloc(struct zone_struct *zone, unsigned int order);
+
+/* The calling thread's lists, made on its first page call. */
+static __cold struct per_cpu_pages *pcp_attach(void)
+{
+    /* pthread_setspecific may allocate: no lists meanwhile */
+    pcp_self = &pcp_none;
+    pthread_once(&pcp_once, pcp_make_key);
+    struct page *page = zone_alloc(&vm_zones[ZONE_NORMAL], 0);
+    if (!page)
+        return &pcp_none;
+    page->order = 0;
+    atomic_store_explicit(&page->count, 1, memory_order_relaxed);
+    struct per_cpu_pages *pcp = vm_page_address(page);
+    memset(pcp, 0, sizeof *pcp);
+    pthread_mutex_init(&pcp->lock, NULL);
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
+        for (unsigned int o = 0; o < PCP_ORDERS; o++)
+            INIT_LIST_HEAD(&pcp->lists[z][o].list);
+    if (pthread_setspecific(pcp_key, pcp)) {
+        pcp_free_self(pcp);
+        return &pcp_none;
+    }
+    pthread_mutex_lock(&pcp_list_lock);
+    list_add(&pcp->link, &pcp_all);
+    pthread_mutex_unlock(&pcp_list_lock);
+    pcp_self = pcp;
+    return pcp;
+}
+
+static inline struct per_cpu_pages *pcp_get(void)
+{
+    struct per_cpu_pages *pcp = pcp_self;
+    if (unlikely(!pcp))
+        pcp = pcp_attach();
+    return pcp;
+}
+
+/* A block of `order` (< PCP_ORDERS) from the thread's list for zone,
+ * refilled with a batch when empty; NULL when the zone has none at hand
+ * (the caller then grows it). */
+static struct page *pcp_alloc(struct zone_struct *zone, unsigned int order)
+{
+    struct per_cpu_pages *pcp = pcp_get();
+    if (pcp == &pcp_none)
+        return NULL;
+    int z = (int)(zone - vm_zones);
+    struct pcp_list *l = &pcp->lists[z][order];
+    struct page *page = NULL;
+    pthread_mutex_lock(&pcp->lock);
+    pcp->ops++;
+    if (!l->count) {
+        unsigned long n = 0, want = PCP_BATCH_PAGES >> order;
+        pthread_mutex_lock(&zone->lock);
+        zone->nr_allocs++;
+        for (; n < (want ? want : 1); n++) {
+            struct page *p = __rmqueue(zone, order);
+            if (!p)
+                break;
+            set_page_flags(p, (1UL << PG_pcp) |
+                                  (page_flags(p) & (1UL << PG_clean)));
+            p->order = order;
+            list_add_tail(&p->list, &l->list);
+        }
+        pthread_mutex_unlock(&zone->lock);
+        l->count += n;
+        pcp_frames_add(pcp, (long)(n << order));
+    }
+    if (l->count) {
+        page = list_entry(l->list.next, struct page, list);
+        list_del(&page->list);
+        l->count--;
+        pcp_frames_add(pcp, -(1L << order));
+        set_page_flags(page, 0);
+    }
+    pthread_mutex_unlock(&pcp->lock);
+    if (page)
+        vg_make_usable(vm_page_address(page), PAGE_SIZE << order);
+    return page;
+}
+
+/* Puts a freed block (order < PCP_ORDERS) on the thread's list: 1, or 0
+ * when it goes to the zone (no lists, or a trim cap below a list). */
+static int pcp_free(struct page *page, unsigned int order)
+{
+    if (__atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED) < PCP_HIGH_PAGES)
+        return 0;
+    struct per_cpu_pages *pcp = pcp_get();
+    if (pcp == &pcp_none)
+        return 0;
+    int z = (int)page->zone;
+    struct pcp_list *l = &pcp->lists[z][order];
+    pthread_mutex_lock(&pcp->lock);
+    pcp->ops++;
+    set_page_flags(page, 1UL << PG_pcp);
+    page->order = order;
+    list_add(&page->list, &l->list);
+    l->count++;
+    pcp_frames_add(pcp, 1L << order);
+    if ((l->count << order) > PCP_HIGH_PAGES)
+        pcp_give_back(pcp, z, order, PCP_BATCH_PAGES);
+    pthread_mutex_unlock(&pcp->lock);
+    return 1;
+}
+
+/* Validates every thread's lists; returns the frames on them. */
+static unsigned long pcp_check(void)
+{
+    unsigned long total = 0;
+    pthread_mutex_lock(&pcp_list_lock);
+    struct list_head *p, *q;
+    list_for_each(p, &pcp_all)
+    {
+        struct per_cpu_pages *pcp = pcp_of(p);
+        unsigned long frames = 0;
+        pthread_mutex_lock(&pcp->lock);
+        for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+            struct zone_struct *zone = &vm_zones[z];
+            for (unsigned int o = 0; o < PCP_ORDERS; o++) {
+                unsigned long n = 0;
+                list_for_each(q, &pcp->lists[z][o].list)
+                {
+                    struct page *pg = list_entry(q, struct page, list);
+                    unsigned long pfn = vm_page_to_pfn(pg);
+                    if (!PageFlag(pg, PG_pcp) || PageFlag(pg, PG_buddy) ||
+                        pg->order != o || pg->zone != (unsigned)z ||
+                        pfn < zone->zone_start_pfn ||
+                        pfn + (1UL << o) > zone->zone_end_pfn)
+                        kslab_die("zone %s: frame %lu on a thread's order-%u "
+                                  "list has order %u, flags 0x%lx",
+                                  zone->name, pfn, o, pg->order,
+                                  page_flags(pg));
+                    n++;
+                }
+                if (n != pcp->lists[z][o].count)
+                    kslab_die("zone %s: a thread's order-%u list holds %lu "
+                              "blocks, counts %lu",
+                              zone->name, o, n, pcp->lists[z][o].count);
+                frames += n << o;
+            }
+        }
+        if (frames != pcp->frames)
+            kslab_die("a thread's page lists hold %lu frames, count %lu",
+                      frames, pcp->frames);
+        pthread_mutex_unlock(&pcp->lock);
+        total += frames;
+    }
+    pthread_mutex_unlock(&pcp_list_lock);
+    return total;
 }
 
 /* ---- the public interface ---- */
@@ -875,6 +1247,17 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
         if (zone_grow(zone, seen))
             return NULL;
     }
+}
+
+/* ZONE_NORMAL (unless __GFP_DMA), then ZONE_DMA, growing them. */
+static struct page *zones_alloc(int gfp_mask, unsigned int order)
+{
+    struct page *page = NULL;
+    if (!(gfp_mask & __GFP_DMA))
+        page = zone_alloc(&vm_zones[ZONE_NORMAL], order);
+    if (!page)
+        page = zone_alloc(&vm_zones[ZONE_DMA], order);
+    return page;
 }
 
 /**
@@ -899,10 +1282,15 @@ struct page *alloc_pages(int gfp_mask, unsigned int order)
     struct page *page = NULL;
     if (gfp_mask & __GFP_HIGHMEM)
         page = vm_highmem_alloc_pages(order);
-    if (!page && !(gfp_mask & __GFP_DMA))
-        page = zone_alloc(&vm_zones[ZONE_NORMAL], order);
+    if (!page && order < PCP_ORDERS)
+        page = pcp_alloc(
+            &vm_zones[gfp_mask & __GFP_DMA ? ZONE_DMA : ZONE_NORMAL], order);
     if (!page)
-        page = zone_alloc(&vm_zones[ZONE_DMA], order);
+        page = zones_alloc(gfp_mask, order);
+    if (!page && vm_pcp_pages()) { /* frames on the threads' lists */
+        pcp_drain_all(0);
+        page = zones_alloc(gfp_mask, order);
+    }
     if (!page) {
         errno = ENOMEM;
         return NULL;
@@ -919,8 +1307,16 @@ static void free_block_to_zone(struct page *page, unsigned int order)
 {
     unsigned long pfn = vm_page_to_pfn(page);
     struct zone_struct *zone = &vm_zones[page->zone];
+    if (unlikely(page->zone > ZONE_NORMAL || pfn < zone->zone_start_pfn ||
+                 pfn + (1UL << order) > zone->zone_end_pfn))
+        kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
+                  order, zone->name);
+    if (order < PCP_ORDERS && pcp_free(page, order)) {
+        purger_kick();
+        return;
+    }
     pthread_mutex_lock(&zone->lock);
-    if (pfn < zone->zone_start_pfn || pfn + (1UL << order) > zone->grown_pfn)
+    if (pfn + (1UL << order) > zone->grown_pfn)
         kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
                   order, zone->name);
     if (PageFlag(page, PG_buddy))
@@ -943,7 +1339,7 @@ static void free_pages_ref(struct page *page, unsigned int order,
 {
     if (order >= MAX_ORDER || !vm_lowmem.ready || !lowmem_page_valid(page))
         kslab_die("%s(): invalid page %p (order %u)", fn, (void *)page, order);
-    if (PageFlag(page, PG_buddy))
+    if (page_flags(page) & ((1UL << PG_buddy) | (1UL << PG_pcp)))
         kslab_die("%s(): double free of frame %lu at %p", fn,
                   vm_page_to_pfn(page), vm_page_address(page));
     KSLAB_CHECK(!PageSlab(page),
@@ -1057,7 +1453,7 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
 {
     unsigned long pfn = vm_page_to_pfn(page);
     struct zone_struct *zone = &vm_zones[page->zone];
-    if (PageFlag(page, PG_buddy))
+    if (page_flags(page) & ((1UL << PG_buddy) | (1UL << PG_pcp)))
         kslab_die("free(): double free of block %p", vm_page_address(page));
     KSLAB_CHECK(!PageSlab(page),
                 "vm_free_pages_exact(): frame %lu at %p belongs to a slab "
@@ -1153,9 +1549,9 @@ void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
 
 unsigned long vm_check_zones(void)
 {
-    unsigned long total = 0;
     if (!vm_lowmem.ready)
         return 0;
+    unsigned long total = pcp_check();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         struct zone_struct *zone = &vm_zones[z];
         unsigned long free = 0, dirty = 0;
@@ -1207,11 +1603,14 @@ unsigned long vm_check_zones(void)
 }
 
 /* The fork hook (level KSLAB_FORK_FRAMES, the last: the order of every
- * kslab lock is at the top of lib/fork.c): grow_lock, the zones, the
- * high-memory frames. */
+ * kslab lock is at the top of lib/fork.c): purge_lock, the page lists,
+ * grow_lock, the zones, the high-memory frames. */
 static void frames_fork_prepare(void)
 {
     pthread_mutex_lock(&purge_lock); /* no pass has blocks off the lists */
+    pthread_mutex_lock(&pcp_list_lock);
+    struct list_head *p;
+    list_for_each(p, &pcp_all) pthread_mutex_lock(&pcp_of(p)->lock);
     pthread_mutex_lock(&grow_lock);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_lock(&vm_zones[z].lock);
@@ -1224,6 +1623,9 @@ static void frames_fork_parent(void)
     for (int z = MAX_NR_ZONES - 1; z >= 0; z--)
         pthread_mutex_unlock(&vm_zones[z].lock);
     pthread_mutex_unlock(&grow_lock);
+    struct list_head *p;
+    list_for_each(p, &pcp_all) pthread_mutex_unlock(&pcp_of(p)->lock);
+    pthread_mutex_unlock(&pcp_list_lock);
     pthread_mutex_unlock(&purge_lock);
 }
 
@@ -1234,10 +1636,24 @@ static void frames_fork_child(void)
     pthread_mutex_init(&purge_lock, NULL);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
-        /* The background purge did not come along: the next free starts one
-         * (one that could not be created gets another try).  ThreadSanitizer
-         * kills a fork child of a threaded process that starts a thread: there
-         * the child's frees run the passes themselves. */
+    /* The lists of the threads that did not come along go back to the
+     * zones; their pages too. */
+    pthread_mutex_init(&pcp_list_lock, NULL);
+    struct list_head *p, *n;
+    list_for_each(p, &pcp_all) pthread_mutex_init(&pcp_of(p)->lock, NULL);
+    list_for_each_safe(p, n, &pcp_all)
+    {
+        struct per_cpu_pages *pcp = pcp_of(p);
+        if (pcp == pcp_self)
+            continue;
+        __pcp_drain(pcp);
+        list_del(&pcp->link);
+        pcp_free_self(pcp);
+    }
+    /* The background purge did not come along: the next free starts one
+     * (one that could not be created gets another try).  ThreadSanitizer
+     * kills a fork child of a threaded process that starts a thread: there
+     * the child's frees run the passes themselves. */
 #ifdef __SANITIZE_THREAD__
     atomic_store(&purger_state, PURGER_NONE);
 #else
