@@ -9,6 +9,9 @@
 #include <malloc.h>
 #include <stdint.h>
 
+#include <kslab/gfp.h>
+#include <kslab/vm.h>
+
 #include "ktest.h"
 
 #define KiB (1024UL)
@@ -116,6 +119,28 @@ static void test_trim(void **s)
     /* what is left free after a trim is little: arena counts the frames
      * the zones really hold, not the address range up to the highest one */
     assert_true(b.fordblks < 4 * MiB);
+}
+
+/* Frames a thread's page list keeps after free_pages are free memory
+ * kslab holds and malloc_trim gives back: keepcost counts them. */
+static void test_keepcost_counts_page_lists(void **s)
+{
+    (void)s;
+    malloc_trim(0);
+    struct mallinfo2 a = mallinfo2();
+    unsigned long p[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = __get_free_pages(GFP_KERNEL, 0);
+        assert_true(p[i] != 0);
+        touch((void *)p[i], 4096);
+    }
+    for (int i = 0; i < 8; i++)
+        free_pages(p[i], 0);
+    struct mallinfo2 b = mallinfo2();
+    assert_true(b.keepcost >= a.keepcost + 8 * 4096);
+    assert_int_equal(malloc_trim(0), 1);
+    struct mallinfo2 c = mallinfo2();
+    assert_true(c.keepcost + 8 * 4096 <= b.keepcost);
 }
 
 static void test_mallopt(void **s)
@@ -266,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_uordblks_moves),
         cmocka_unit_test(test_hblks),
         cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_keepcost_counts_page_lists),
         cmocka_unit_test(test_mallopt),
         cmocka_unit_test(test_perturb),
         cmocka_unit_test(test_trim_threshold),
