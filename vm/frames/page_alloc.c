@@ -645,10 +645,13 @@ static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
         pfn += 1UL << order;
     }
     pthread_mutex_unlock(&zone->lock);
-    KSLAB_DEBUG_CHECK(vm_check_zones());
     err = 0;
 out:
     pthread_mutex_unlock(&grow_lock);
+    /* after grow_lock: the check takes the page lists' locks, which come
+     * before it in the lock order (lib/fork.c) */
+    if (!err)
+        KSLAB_DEBUG_CHECK(vm_check_zones());
     return err;
 }
 
