@@ -925,7 +925,10 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
 #if SLAB_STATS
         ac->freemiss++;
 #endif
-        ac->entry[ac->avail++] = objp;
+        unsigned int avail = ac->avail;
+        ac->entry[avail] = objp;
+        /* entry, then count: see slab_ac_push */
+        __atomic_store_n(&ac->avail, avail + 1, __ATOMIC_RELEASE);
         return;
     }
     free_direct(cachep, objp, fn);

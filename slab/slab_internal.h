@@ -292,7 +292,10 @@ static inline int slab_ac_push(struct array_cache *ac, const void *objp)
         ac->freehit++;
 #endif
         ac->entry[avail] = (void *)objp;
-        ac->avail = avail + 1;
+        /* the entry before the count (a release store: a plain mov on
+         * x86): a fork child drains the arrays of the threads it did not
+         * inherit up to avail, and must not find a stale entry there */
+        __atomic_store_n(&ac->avail, avail + 1, __ATOMIC_RELEASE);
         return 1;
     }
     return 0;
