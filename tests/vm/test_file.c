@@ -8,21 +8,6 @@
 
 #define RW (PROT_READ | PROT_WRITE)
 
-static int make_file(char *path, unsigned long pages)
-{
-    strcpy(path, "/tmp/kslab-file-XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    for (unsigned long i = 0; i < pages; i++) {
-        unsigned long page[PAGE_SIZE / sizeof(unsigned long)];
-        for (size_t j = 0; j < PAGE_SIZE / sizeof(unsigned long); j++)
-            page[j] = i * 1000 + j;
-        assert_int_equal(write(fd, page, PAGE_SIZE), PAGE_SIZE);
-    }
-    return fd;
-}
-
 static unsigned long file_word(int fd, unsigned long page, unsigned long j)
 {
     unsigned long v = 0;
@@ -33,8 +18,7 @@ static unsigned long file_word(int fd, unsigned long page, unsigned long j)
 static void test_private_file_mapping(void **state)
 {
     (void)state;
-    char path[64];
-    int fd = make_file(path, 4);
+    int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a =
         do_mmap(mm, fd, 0, 3 * PAGE_SIZE, RW, MAP_PRIVATE, PAGE_SIZE);
@@ -62,8 +46,7 @@ static void test_private_file_mapping(void **state)
 static void test_shared_file_written_back(void **state)
 {
     (void)state;
-    char path[64];
-    int fd = make_file(path, 4);
+    int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
     assert_false(IS_ERR_VALUE(a));
@@ -89,8 +72,7 @@ static void test_shared_file_written_back(void **state)
 static void test_shared_split_keeps_object(void **state)
 {
     (void)state;
-    char path[64];
-    int fd = make_file(path, 4);
+    int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
     assert_int_equal(sys_mprotect(mm, a + PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
@@ -109,8 +91,7 @@ static void touch_past_eof(void *arg)
     (void)arg;
     child_default_segv();
     signal(SIGBUS, SIG_DFL); /* cmocka's handler would catch it */
-    char path[64];
-    int fd = make_file(path, 1);
+    int fd = patterned_file(1);
     struct mm_struct *mm = mm_alloc();
     unsigned long a =
         do_mmap(mm, fd, 0, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0);

@@ -14,21 +14,6 @@
 
 #define RW (PROT_READ | PROT_WRITE)
 
-static int make_file(unsigned long pages)
-{
-    char path[] = "/tmp/kslab-pcache-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    for (unsigned long i = 0; i < pages; i++) {
-        unsigned long page[PAGE_SIZE / sizeof(unsigned long)];
-        for (size_t j = 0; j < PAGE_SIZE / sizeof(unsigned long); j++)
-            page[j] = i * 1000 + j;
-        assert_int_equal(write(fd, page, PAGE_SIZE), PAGE_SIZE);
-    }
-    return fd;
-}
-
 /* A second, independent fd of the same file. */
 static int reopen(int fd)
 {
@@ -76,7 +61,7 @@ static int count_share(struct vm_area_struct *head)
 static void test_two_mms_share_file_frames(void **state)
 {
     (void)state;
-    int fd = make_file(4), fd2 = reopen(fd);
+    int fd = patterned_file(4), fd2 = reopen(fd);
     struct mm_struct *w = mm_alloc(), *r = mm_alloc();
     unsigned long a = do_mmap(w, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
     unsigned long b =
@@ -116,7 +101,7 @@ static void test_two_mms_share_file_frames(void **state)
 static void test_private_mapping_diverges_after_first_store(void **state)
 {
     (void)state;
-    int fd = make_file(2);
+    int fd = patterned_file(2);
     struct mm_struct *s = mm_alloc(), *p = mm_alloc();
     unsigned long a = do_mmap(s, fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
     unsigned long b = do_mmap(p, fd, 0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, 0);
@@ -152,7 +137,7 @@ static void test_private_mapping_diverges_after_first_store(void **state)
 static void test_msync_writes_back(void **state)
 {
     (void)state;
-    int fd = make_file(4);
+    int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
     U64(mm, a + 8) = 21;
@@ -184,7 +169,7 @@ static void test_msync_writes_back(void **state)
 static void test_msync_errors(void **state)
 {
     (void)state;
-    int fd = make_file(4);
+    int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
     U64(mm, a) = 31;
@@ -219,7 +204,7 @@ static void test_msync_errors(void **state)
 static void test_munmap_and_mmput_write_back(void **state)
 {
     (void)state;
-    int fd = make_file(4);
+    int fd = patterned_file(4);
     struct mm_struct *w = mm_alloc(), *r = mm_alloc();
     unsigned long a = do_mmap(w, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
     unsigned long b = do_mmap(r, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
@@ -241,7 +226,7 @@ static void test_munmap_and_mmput_write_back(void **state)
 static void test_shared_page_mapped_clean_until_stored(void **state)
 {
     (void)state;
-    int fd = make_file(2);
+    int fd = patterned_file(2);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
     assert_int_equal(U64(mm, a), 0);
@@ -273,7 +258,7 @@ static void test_shared_page_mapped_clean_until_stored(void **state)
 static void test_share_lists_follow_fork_split_unmap(void **state)
 {
     (void)state;
-    int fd = make_file(8);
+    int fd = patterned_file(8);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 8 * PAGE_SIZE, RW, MAP_SHARED, 0);
     unsigned long p = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, 0);
@@ -386,7 +371,7 @@ static void test_cached_counts_page_cache(void **state)
 static void test_dump_mapping(void **state)
 {
     (void)state;
-    int fd = make_file(2);
+    int fd = patterned_file(2);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
     unsigned long p = do_mmap(mm, fd, 0, PAGE_SIZE, RW, MAP_PRIVATE, 0);

@@ -18,10 +18,7 @@
 
 static int make_file(unsigned long pages)
 {
-    char path[] = "/tmp/kslab-pcr-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
+    int fd = tmp_file();
     assert_int_equal(ftruncate(fd, (off_t)(pages * PAGE_SIZE)), 0);
     return fd;
 }

@@ -49,10 +49,7 @@ static void restore_handler(void)
 
 static int make_file(unsigned long bytes)
 {
-    char path[] = "/tmp/kslab-sigbus-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
+    int fd = tmp_file();
     for (unsigned long off = 0; off < bytes; off += 8) {
         unsigned long w = off / 8 + 1;
         assert_int_equal(pwrite(fd, &w, 8, (off_t)off), 8);

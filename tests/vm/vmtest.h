@@ -67,4 +67,28 @@ static inline int count_vmas(struct mm_struct *mm)
     return n;
 }
 
+/* An unlinked temporary file: its descriptor. */
+static inline int tmp_file(void)
+{
+    char path[] = "/tmp/kslab-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    return fd;
+}
+
+/* A temporary file of pages pages, word j of page i holding
+ * i * 1000 + j. */
+static inline int patterned_file(unsigned long pages)
+{
+    int fd = tmp_file();
+    for (unsigned long i = 0; i < pages; i++) {
+        unsigned long page[PAGE_SIZE / sizeof(unsigned long)];
+        for (size_t j = 0; j < PAGE_SIZE / sizeof(unsigned long); j++)
+            page[j] = i * 1000 + j;
+        assert_int_equal(write(fd, page, PAGE_SIZE), PAGE_SIZE);
+    }
+    return fd;
+}
+
 #endif

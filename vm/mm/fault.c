@@ -184,6 +184,18 @@ static int fault_is_write(void *ucontext)
 
 /* fault_in's answer for an access the mapping cannot back (a page wholly
  * beyond the end of its file, an I/O error): a SIGBUS, not a SIGSEGV. */
+/* The one line before a fault kills the process (async-signal-safe). */
+static void say_fault(const char *what, unsigned long addr,
+                      struct mm_struct *mm, const char *why)
+{
+    char line[160];
+    int n = kslab_snprintf(line, sizeof line,
+                           "kslab: %s at user address %lx of mm %p: %s\n", what,
+                           addr, (void *)mm, why);
+    if (write(2, line, (size_t)n) < 0)
+        n = 0;
+}
+
 static const char why_sigbus[] = "bus error (beyond the end of the file)";
 
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
@@ -261,15 +273,8 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
     if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN &&
         si->si_code <= 0)
         return; /* sent and ignored */
-    if (why) {
-        char line[160];
-        int n = kslab_snprintf(line, sizeof line,
-                               "kslab: segmentation fault at user address "
-                               "%lx of mm %p: %s\n",
-                               addr, (void *)mm, why);
-        if (write(2, line, (size_t)n) < 0)
-            n = 0;
-    }
+    if (why)
+        say_fault("segmentation fault", addr, mm, why);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -307,15 +312,8 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
         sigdelset(&uc->uc_sigmask, SIGBUS);
         dfl = 1;
     }
-    if (dfl) {
-        char line[160];
-        int n = kslab_snprintf(line, sizeof line,
-                               "kslab: bus error at user address %lx of mm "
-                               "%p: %s\n",
-                               addr, (void *)mm, why_sigbus);
-        if (write(2, line, (size_t)n) < 0)
-            n = 0;
-    }
+    if (dfl)
+        say_fault("bus error", addr, mm, why_sigbus);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     si.si_signo = SIGBUS;
