@@ -140,11 +140,13 @@ static void log_report_lists_the_address_history(void **state)
 
 /* 8 threads make 16000 events; the ring of 1000 holds exactly the last
  * 1000, numbered without a gap, each whole (an event torn by a writer
- * would be left out, and leave a gap). */
+ * would be left out, and leave a gap).  An event logged while the ring
+ * prints (kslab_log_print does not wait) may take the oldest slots: the
+ * print may start a few events late, never with a gap after that. */
 static void log_ring_wraps_under_8_threads(void **state)
 {
     (void)state;
-    const char *env[] = {"KSLAB_DEBUG=log=1000", NULL};
+    const char *env[] = {"KSLAB_DEBUG=log=1000", "KSLAB_DECAY_MS=never", NULL};
     int status = victim("log_threads", env);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     unsigned long long n, first, last;
@@ -163,13 +165,16 @@ static void log_ring_wraps_under_8_threads(void **state)
         if (sscanf(p + 1, "#%llu %*s s thread %*d %7s %*s size %zu", &seq, op,
                    &size) != 3)
             continue;
+        if (!seen && seq > expect && seq < first + 8)
+            expect = seq; /* the oldest few taken meanwhile */
         assert_int_equal(seq, expect);
         expect++;
         seen++;
         assert_true(!strcmp(op, "alloc") || !strcmp(op, "free"));
         assert_true(size > 0 || !strcmp(op, "free")); /* no audit */
     }
-    assert_int_equal(seen, 1000);
+    assert_int_equal(expect, last + 1);
+    assert_true(seen > 1000 - 8);
 }
 
 static void leaks_found_and_not_found(void **state)
