@@ -139,7 +139,12 @@ static void list_order_mismatch(void *arg)
 {
     (void)arg;
     vm_drain_pages(); /* the allocation refills from the zone's list */
-    struct page *p = free_head_beside_used();
+    /* a slab pageblock's block (an exact block's frames are in a run
+     * pageblock, whose blocks alloc_pages() does not take) */
+    struct page *p = alloc_pages(GFP_KERNEL, 1);
+    assert_non_null(p);
+    vm_shrink_pages_exact(p, 2, 1);
+    assert_true(PageFlag(p + 1, PG_buddy));
     p[1].order = 1; /* the most recently freed order-0 block: taken next */
     __get_free_pages(GFP_KERNEL, 0);
 }

@@ -152,14 +152,31 @@ static inline void set_page_flags(struct page *page, unsigned long flags)
 
 enum { ZONE_DMA, ZONE_NORMAL, ZONE_HIGHMEM, MAX_NR_ZONES };
 
-/* Free blocks of one order.  free_list holds the dirty blocks (their
- * frames still hold host memory), most recently freed first; clean_list
- * the blocks given back to the host.  Allocation prefers dirty blocks (no
- * page faults); a purge gives back the least recently freed first. */
+/*
+ * Pageblocks (the grouping by mobility of later Linux: pageblock_order,
+ * migrate types): low memory is cut into blocks of the top order, 2 MiB,
+ * and a pageblock that has been split belongs to one use: PB_SLAB, the
+ * low orders of alloc_pages() (slabs, thread structures, page tables), or
+ * PB_RUN, the page-granular runs of large malloc blocks
+ * (vm_alloc_pages_exact).  A free block below the top order is on the
+ * lists of its pageblock's type; a whole free pageblock belongs to no one
+ * (it is on the PB_SLAB lists of the top order) and is claimed by the
+ * first type that splits it.  See page_alloc.c for why and for the
+ * fallback (stealing a pageblock).
+ */
+#define PB_ORDER (MAX_ORDER - 1)
+#define PB_PAGES (1UL << PB_ORDER)
+enum { PB_SLAB, PB_RUN, PB_TYPES };
+
+/* Free blocks of one order.  free_list[type] holds the dirty blocks of
+ * that pageblock type (their frames still hold host memory), most recently
+ * freed first; clean_list[type] the blocks given back to the host.
+ * Allocation prefers dirty blocks (no page faults); a purge gives back the
+ * least recently freed first. */
 struct free_area_struct {
-    struct list_head free_list;
-    struct list_head clean_list;
-    unsigned long nr_free; /* blocks on both lists */
+    struct list_head free_list[PB_TYPES];
+    struct list_head clean_list[PB_TYPES];
+    unsigned long nr_free; /* blocks on all the lists */
 };
 
 /*
@@ -181,6 +198,8 @@ struct zone_struct {
     unsigned long nr_allocs;      /* allocations so far (idle test) */
     unsigned long purging_pages;  /* free frames off the lists, being
                                      given back (not in free_pages) */
+    unsigned long pb_stolen;      /* stats: pageblocks claimed from the
+                                     other type (the fallback) */
     struct free_area_struct free_area[MAX_ORDER];
 };
 

@@ -59,6 +59,34 @@
  * not MADV_FREE: a clean block must read as zero (PG_clean), and RSS must
  * fall for the frames to be seen as given back.
  *
+ * Pageblocks (grouping by mobility, the migrate types of later Linux,
+ * page.h): the zone is cut into pageblocks of the top order (2 MiB), and a
+ * split pageblock serves one use: PB_SLAB (alloc_pages(): slabs, thread
+ * structures, page tables, the threads' page lists) or PB_RUN (the
+ * page-granular runs of large malloc blocks, vm_alloc_pages_exact).  Each
+ * order has lists per type; a free block goes on its pageblock's, a whole
+ * free pageblock on no one's (the top order has one set of lists).  Why:
+ * in one pool of free frames a run takes an aligned 2^k block and gives its
+ * tail back, and the next slab grow takes that tail (the smallest fitting
+ * block comes first); once the run is freed it cannot merge back, so the
+ * next run of that size needs new frames.  In bench/'s tree shape (one
+ * node in 64 of 64 ... 360 KiB among 16 ... 700 B) that left about 28 MiB
+ * in use in 61 MiB of committed frames; with pageblocks a run's tail stays
+ * in run pageblocks for the next runs, freed runs merge back up to whole
+ * pageblocks, and the peak RSS fell from 94 to 56 MiB (time per node to
+ * 0.56x).  Linux 2.4 has no such grouping: its buddy lists were shared by
+ * every use and high orders failed the same way after a while.
+ * Allocation of type t: the lists of t, else a whole free pageblock (it
+ * becomes t's); else a pageblock of the other type with at least half of
+ * it free in one block, which is claimed whole with every free block in it
+ * (move_freepages_block() of later Linux: what is freed there later goes to
+ * t too); else the zone grows; only when it cannot, any block of the other
+ * type, its pageblock left as it is (__rmqueue_fallback()).  A run grows in
+ * place only within its own pageblock, into run pageblocks or into whole
+ * free ones.  Aligned 2^k blocks are kept (no first-fit of unaligned runs):
+ * inside run pageblocks the tails serve the smaller runs, which was
+ * enough.  The purge sees every order of both types.
+ *
  * The threads' page lists (after the per-CPU page lists Linux gained after
  * 2.4): every slab grow and destroy is an alloc_pages()/free_pages() of a
  * low order, and with one mutex per zone two threads that grow and shrink
@@ -145,6 +173,9 @@ int vm_tool_state = VM_TOOL_UNKNOWN; /* lib/valgrind_hooks.h */
 #endif
 
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The type of each pageblock of low memory (PB_SLAB, PB_RUN), one byte a
+ * pageblock, under the zone locks. */
+static unsigned char *pb_types;
 /* Serialises purge passes (and is what the fork hook waits on while a pass
  * has blocks off the lists). */
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -464,16 +495,22 @@ static void lowmem_init(void)
     kslab_fork_register(KSLAB_FORK_FRAMES, &frames_fork_hook);
     if (lowmem_reserve())
         return;
+    /* One byte a pageblock, touched only where the zones grow. */
+    pb_types = vm_os_alloc((lowmem_capacity >> PB_ORDER) + 1, 0, 1);
+    if (!pb_types)
+        return;
     for (int z = 0; z < MAX_NR_ZONES; z++) {
         struct zone_struct *zone = &vm_zones[z];
-        for (int o = 0; o < MAX_ORDER; o++) {
-            INIT_LIST_HEAD(&zone->free_area[o].free_list);
-            INIT_LIST_HEAD(&zone->free_area[o].clean_list);
-        }
+        for (int o = 0; o < MAX_ORDER; o++)
+            for (int t = 0; t < PB_TYPES; t++) {
+                INIT_LIST_HEAD(&zone->free_area[o].free_list[t]);
+                INIT_LIST_HEAD(&zone->free_area[o].clean_list[t]);
+            }
     }
     unsigned long dma_end = DMA_PAGES < vm_lowmem.first_pages / 4
                                 ? DMA_PAGES
                                 : vm_lowmem.first_pages / 4;
+    dma_end &= ~(PB_PAGES - 1); /* zones start on a pageblock */
     vm_zones[ZONE_DMA].zone_start_pfn = 0;
     vm_zones[ZONE_DMA].zone_end_pfn = dma_end;
     vm_zones[ZONE_DMA].grown_pfn = 0;
@@ -493,6 +530,26 @@ static inline struct page *pfn_to_page(unsigned long pfn)
     return vm_pfn_to_page(pfn);
 }
 
+/* The type of the pageblock holding frame pfn (page.h): PB_SLAB or
+ * PB_RUN.  Meaningful only while the pageblock is split; under its zone's
+ * lock (zones start on a pageblock boundary). */
+static inline unsigned int pb_type(unsigned long pfn)
+{
+    return pb_types[pfn >> PB_ORDER];
+}
+
+static inline void set_pb_type(unsigned long pfn, unsigned int type)
+{
+    pb_types[pfn >> PB_ORDER] = (unsigned char)type;
+}
+
+/* The lists a free block [pfn, pfn + 2^order) goes on: its pageblock's
+ * type, or PB_SLAB's for a whole free pageblock (it belongs to no one). */
+static inline unsigned int free_type(unsigned long pfn, unsigned int order)
+{
+    return order >= PB_ORDER ? PB_SLAB : pb_type(pfn);
+}
+
 /* Level-1 check of a free head (PG_buddy) at pfn before its order is
  * trusted: below MAX_ORDER, aligned to it, inside the grown zone. */
 static inline void check_free_head(const char *fn, struct zone_struct *zone,
@@ -506,9 +563,11 @@ static inline void check_free_head(const char *fn, struct zone_struct *zone,
                 zone->name, pfn, o);
 }
 
-static inline void add_free_block(struct zone_struct *zone, struct page *page,
+static inline void add_free_block(struct zone_struct *zone, unsigned long pfn,
                                   unsigned int order, int clean)
 {
+    struct page *page = pfn_to_page(pfn);
+    unsigned int t = free_type(pfn, order);
     KSLAB_CHECK(!PageFlag(page, PG_buddy),
                 "add_free_block(): zone %s: frame %lu (order %u) is already "
                 "free",
@@ -518,8 +577,8 @@ static inline void add_free_block(struct zone_struct *zone, struct page *page,
     page->order = order;
     page->private = clean ? 0 : now_ms(); /* when it became free (dirty) */
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
-    list_add(&page->list, clean ? &zone->free_area[order].clean_list
-                                : &zone->free_area[order].free_list);
+    list_add(&page->list, clean ? &zone->free_area[order].clean_list[t]
+                                : &zone->free_area[order].free_list[t]);
     zone->free_area[order].nr_free++;
     zone->free_pages += 1UL << order;
     if (!clean)
@@ -569,28 +628,105 @@ static void __free_one_block(struct zone_struct *zone, unsigned long pfn,
             pfn = buddy_pfn;
         order++;
     }
-    add_free_block(zone, pfn_to_page(pfn), order, clean);
+    add_free_block(zone, pfn, order, clean);
 }
 
-/* Takes a block of exactly `order` from zone, splitting a larger one. */
-static struct page *__rmqueue(struct zone_struct *zone, unsigned int order)
+/* The first block of the lists of `type` at order cur, dirty first. */
+static inline struct page *first_free(struct zone_struct *zone,
+                                      unsigned int cur, unsigned int type)
+{
+    struct free_area_struct *area = &zone->free_area[cur];
+    struct list_head *list = &area->free_list[type];
+    if (list_empty(list))
+        list = &area->clean_list[type];
+    if (list_empty(list))
+        return NULL;
+    return list_entry(list->next, struct page, list);
+}
+
+/* Takes page, the free block of order cur at pfn, off its list and
+ * gives back its upper halves down to order (expand() in 2.4). */
+static struct page *take_block(struct zone_struct *zone, struct page *page,
+                               unsigned long pfn, unsigned int cur,
+                               unsigned int order)
+{
+    int clean = (int)PageFlag(page, PG_clean);
+    del_free_block(zone, page, cur);
+    while (cur > order) {
+        cur--;
+        add_free_block(zone, pfn + (1UL << cur), cur, clean);
+    }
+    return page;
+}
+
+/* Takes a block of exactly `order` from zone for a use of `type`,
+ * splitting a larger one of its pageblocks or, failing that, a whole free
+ * pageblock, which becomes that type's. */
+static struct page *__rmqueue(struct zone_struct *zone, unsigned int order,
+                              unsigned int type)
 {
     for (unsigned int cur = order; cur < MAX_ORDER; cur++) {
-        struct free_area_struct *area = &zone->free_area[cur];
-        struct list_head *list = &area->free_list;
-        if (list_empty(list))
-            list = &area->clean_list;
-        if (list_empty(list))
+        unsigned int t = cur >= PB_ORDER ? PB_SLAB : type;
+        struct page *page = first_free(zone, cur, t);
+        if (!page)
             continue;
-        struct page *page = list_entry(list->next, struct page, list);
-        int clean = PageFlag(page, PG_clean);
-        del_free_block(zone, page, cur);
-        /* Give back the upper halves: expand() in 2.4. */
-        while (cur > order) {
-            cur--;
-            add_free_block(zone, page + (1UL << cur), cur, clean);
+        unsigned long pfn = vm_page_to_pfn(page);
+        if (cur >= PB_ORDER && order < PB_ORDER)
+            set_pb_type(pfn, type);
+        return take_block(zone, page, pfn, cur, order);
+    }
+    return NULL;
+}
+
+/* Moves every free block of the pageblock holding pfn to the lists of
+ * `type` and makes the pageblock that type's (move_freepages_block() in
+ * later Linux). */
+static void claim_pageblock(struct zone_struct *zone, unsigned long pfn,
+                            unsigned int type)
+{
+    unsigned long start = pfn & ~(PB_PAGES - 1), end = start + PB_PAGES;
+    set_pb_type(start, type);
+    for (pfn = start; pfn < end;) {
+        struct page *p = pfn_to_page(pfn);
+        if (!PageFlag(p, PG_buddy)) {
+            pfn++;
+            continue;
         }
-        return page;
+        unsigned int o = p->order;
+        check_free_head("claim_pageblock", zone, pfn, p);
+        struct free_area_struct *area = &zone->free_area[o];
+        list_del(&p->list);
+        list_add(&p->list, PageFlag(p, PG_clean) ? &area->clean_list[type]
+                                                 : &area->free_list[type]);
+        pfn += 1UL << o;
+    }
+    zone->pb_stolen++;
+}
+
+/* The fallback when neither the lists of `type` nor a whole free pageblock
+ * has a block of `order`: take one from the other type's pageblocks,
+ * largest first (__rmqueue_fallback() in later Linux).  A block of half a
+ * pageblock or more brings its whole pageblock along (the rest of it is
+ * mostly free, and what is freed there later goes to `type`); a smaller
+ * one is taken only when `any` (the zone cannot grow) and leaves its
+ * pageblock as it was. */
+static struct page *__rmqueue_steal(struct zone_struct *zone,
+                                    unsigned int order, unsigned int type,
+                                    int any)
+{
+    unsigned int other = type == PB_SLAB ? PB_RUN : PB_SLAB;
+    for (int cur = PB_ORDER - 1; cur >= (int)order; cur--) {
+        if (!any && cur < PB_ORDER - 1)
+            break;
+        struct page *page = first_free(zone, (unsigned int)cur, other);
+        if (!page)
+            continue;
+        unsigned long pfn = vm_page_to_pfn(page);
+        if (cur >= PB_ORDER - 1) {
+            claim_pageblock(zone, pfn, type);
+            return __rmqueue(zone, order, type);
+        }
+        return take_block(zone, page, pfn, (unsigned int)cur, order);
     }
     return NULL;
 }
@@ -714,21 +850,25 @@ static unsigned long zone_purge(struct zone_struct *zone,
         int n = 0;
         unsigned long pages = 0;
         pthread_mutex_lock(&zone->lock);
+        /* every order and both pageblock types are eligible */
         for (int o = MAX_ORDER - 1; o >= (int)min_order && n < PURGE_BATCH;
              o--) {
-            struct list_head *list = &zone->free_area[o].free_list;
-            while (n < PURGE_BATCH && !list_empty(list) &&
-                   zone->dirty_pages > keep) {
-                struct page *page = list_entry(list->prev, struct page, list);
-                if (page->private > before)
-                    break; /* the rest of the list is younger */
-                /* Off the lists, PG_buddy cleared: neither allocated nor
-                 * merged with a neighbour until it comes back. */
-                del_free_block(zone, page, (unsigned int)o);
-                batch[n].pfn = vm_page_to_pfn(page);
-                batch[n].order = (unsigned int)o;
-                n++;
-                pages += 1UL << o;
+            for (int t = 0; t < PB_TYPES; t++) {
+                struct list_head *list = &zone->free_area[o].free_list[t];
+                while (n < PURGE_BATCH && !list_empty(list) &&
+                       zone->dirty_pages > keep) {
+                    struct page *page =
+                        list_entry(list->prev, struct page, list);
+                    if (page->private > before)
+                        break; /* the rest of the list is younger */
+                    /* Off the lists, PG_buddy cleared: neither allocated
+                     * nor merged with a neighbour until it comes back. */
+                    del_free_block(zone, page, (unsigned int)o);
+                    batch[n].pfn = vm_page_to_pfn(page);
+                    batch[n].order = (unsigned int)o;
+                    n++;
+                    pages += 1UL << o;
+                }
             }
         }
         zone->purging_pages += pages;
@@ -1081,7 +1221,8 @@ static void pcp_make_key(void)
     pthread_key_create(&pcp_key, pcp_exit);
 }
 
-static struct page *zone_alloc(struct zone_struct *zone, unsigned int order);
+static struct page *zone_alloc(struct zone_struct *zone, unsigned int order,
+                               unsigned int type);
 
 /* The calling thread's lists, made on its first page call. */
 static __cold struct per_cpu_pages *pcp_attach(void)
@@ -1089,7 +1230,7 @@ static __cold struct per_cpu_pages *pcp_attach(void)
     /* pthread_setspecific may allocate: no lists meanwhile */
     pcp_self = &pcp_none;
     pthread_once(&pcp_once, pcp_make_key);
-    struct page *page = zone_alloc(&vm_zones[ZONE_NORMAL], 0);
+    struct page *page = zone_alloc(&vm_zones[ZONE_NORMAL], 0, PB_SLAB);
     if (!page)
         return &pcp_none;
     page->order = 0;
@@ -1137,7 +1278,7 @@ static struct page *pcp_alloc(struct zone_struct *zone, unsigned int order)
         pthread_mutex_lock(&zone->lock);
         zone->nr_allocs++;
         for (; n < (want ? want : 1); n++) {
-            struct page *p = __rmqueue(zone, order);
+            struct page *p = __rmqueue(zone, order, PB_SLAB);
             if (!p)
                 break;
             set_page_flags(p, (1UL << PG_pcp) |
@@ -1234,11 +1375,17 @@ static unsigned long pcp_check(void)
 
 /* ---- the public interface ---- */
 
-static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
+/* A block of `order` for a use of `type` from zone: its own pageblocks, a
+ * whole free one, half a pageblock of the other type; then the zone grows;
+ * only when it cannot, any block of the other type. */
+static struct page *zone_alloc(struct zone_struct *zone, unsigned int order,
+                               unsigned int type)
 {
-    for (;;) {
+    for (int any = 0;;) {
         pthread_mutex_lock(&zone->lock);
-        struct page *page = __rmqueue(zone, order);
+        struct page *page = __rmqueue(zone, order, type);
+        if (!page)
+            page = __rmqueue_steal(zone, order, type, any);
         unsigned long seen = zone->grown_pfn;
         zone->nr_allocs++;
         pthread_mutex_unlock(&zone->lock);
@@ -1247,31 +1394,28 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order)
             vg_make_usable(vm_page_address(page), PAGE_SIZE << order);
             return page;
         }
-        if (zone_grow(zone, seen))
+        if (any)
             return NULL;
+        if (zone_grow(zone, seen))
+            any = 1;
     }
 }
 
 /* ZONE_NORMAL (unless __GFP_DMA), then ZONE_DMA, growing them. */
-static struct page *zones_alloc(int gfp_mask, unsigned int order)
+static struct page *zones_alloc(int gfp_mask, unsigned int order,
+                                unsigned int type)
 {
     struct page *page = NULL;
     if (!(gfp_mask & __GFP_DMA))
-        page = zone_alloc(&vm_zones[ZONE_NORMAL], order);
+        page = zone_alloc(&vm_zones[ZONE_NORMAL], order, type);
     if (!page)
-        page = zone_alloc(&vm_zones[ZONE_DMA], order);
+        page = zone_alloc(&vm_zones[ZONE_DMA], order, type);
     return page;
 }
 
-/**
- * alloc_pages - allocate 2^order contiguous page frames.
- * @gfp_mask: __GFP_DMA for ZONE_DMA frames; __GFP_HIGHMEM may give user
- *            memory (no direct-map address); otherwise ZONE_NORMAL, then
- *            ZONE_DMA as a fallback, as 2.4 does.
- * Returns the first frame with count 1, or NULL (errno ENOMEM/EINVAL).
- * Any context; takes the zone lock.
- */
-struct page *alloc_pages(int gfp_mask, unsigned int order)
+/* alloc_pages() for a use of `type` (PB_SLAB, PB_RUN). */
+static struct page *alloc_pages_type(int gfp_mask, unsigned int order,
+                                     unsigned int type)
 {
     if (order >= MAX_ORDER) {
         errno = EINVAL;
@@ -1285,14 +1429,14 @@ struct page *alloc_pages(int gfp_mask, unsigned int order)
     struct page *page = NULL;
     if (gfp_mask & __GFP_HIGHMEM)
         page = vm_highmem_alloc_pages(order);
-    if (!page && order < PCP_ORDERS)
+    if (!page && order < PCP_ORDERS && type == PB_SLAB)
         page = pcp_alloc(
             &vm_zones[gfp_mask & __GFP_DMA ? ZONE_DMA : ZONE_NORMAL], order);
     if (!page)
-        page = zones_alloc(gfp_mask, order);
+        page = zones_alloc(gfp_mask, order, type);
     if (!page && vm_pcp_pages()) { /* frames on the threads' lists */
         pcp_drain_all(0);
-        page = zones_alloc(gfp_mask, order);
+        page = zones_alloc(gfp_mask, order, type);
     }
     if (!page) {
         errno = ENOMEM;
@@ -1303,6 +1447,19 @@ struct page *alloc_pages(int gfp_mask, unsigned int order)
         atomic_store_explicit(&page->count, 1, memory_order_relaxed);
     }
     return page;
+}
+
+/**
+ * alloc_pages - allocate 2^order contiguous page frames.
+ * @gfp_mask: __GFP_DMA for ZONE_DMA frames; __GFP_HIGHMEM may give user
+ *            memory (no direct-map address); otherwise ZONE_NORMAL, then
+ *            ZONE_DMA as a fallback, as 2.4 does.
+ * Returns the first frame with count 1, or NULL (errno ENOMEM/EINVAL).
+ * Any context; takes the zone lock.
+ */
+struct page *alloc_pages(int gfp_mask, unsigned int order)
+{
+    return alloc_pages_type(gfp_mask, order, PB_SLAB);
 }
 
 /* Returns a block to its zone; the caller dropped the last reference. */
@@ -1438,14 +1595,21 @@ struct page *vm_alloc_pages_exact(int gfp_mask, unsigned long npages)
         return NULL;
     }
     unsigned int order = order_for(npages);
-    struct page *page = alloc_pages(gfp_mask & ~__GFP_HIGHMEM, order);
+    struct page *page =
+        alloc_pages_type(gfp_mask & ~__GFP_HIGHMEM, order, PB_RUN);
     if (!page)
         return NULL;
     unsigned long extra = (1UL << order) - npages;
-    if (extra) {
-        struct zone_struct *zone = &vm_zones[page->zone];
+    struct zone_struct *zone = &vm_zones[page->zone];
+    unsigned long pfn = vm_page_to_pfn(page);
+    if (extra || order >= PB_ORDER) {
         pthread_mutex_lock(&zone->lock);
-        __free_run(zone, vm_page_to_pfn(page) + npages, extra);
+        /* a whole pageblock: what it gives back (its tail, a shrink) is a
+         * run's */
+        if (order >= PB_ORDER)
+            set_pb_type(pfn, PB_RUN);
+        if (extra)
+            __free_run(zone, pfn + npages, extra);
         pthread_mutex_unlock(&zone->lock);
     }
     page->order = order_for(npages);
@@ -1508,19 +1672,27 @@ int vm_grow_pages_exact(struct page *page, unsigned long old_npages,
     /* frames of two sections are not adjacent in the address space */
     if (pfn_section(vm_page_to_pfn(page)) != pfn_section(end - 1))
         goto out;
-    /* First check that every frame wanted is free, then claim them. */
+    /* First check that every frame wanted is free, in the block's own
+     * pageblock, a run pageblock or a whole free one (not another slab
+     * pageblock: that would mix the uses again), then claim them. */
     for (unsigned long p = pfn; p < end;) {
         unsigned int o;
         struct page *blk = free_block_of(zone, p, &o);
         if (!blk)
             goto out;
-        p = vm_page_to_pfn(blk) + (1UL << o);
+        unsigned long head = vm_page_to_pfn(blk);
+        if (free_type(head, o) != PB_RUN && o < PB_ORDER &&
+            (head ^ (pfn - 1)) >> PB_ORDER)
+            goto out;
+        p = head + (1UL << o);
     }
     while (pfn < end) {
         unsigned int o;
         struct page *blk = free_block_of(zone, pfn, &o);
         unsigned long head = vm_page_to_pfn(blk);
         unsigned long tail = head + (1UL << o);
+        if (o >= PB_ORDER)
+            set_pb_type(head, PB_RUN);
         del_free_block(zone, blk, o);
         if (head < pfn)
             __free_run(zone, head, pfn - head);
@@ -1561,9 +1733,11 @@ unsigned long vm_check_zones(void)
         pthread_mutex_lock(&zone->lock);
         for (int o = 0; o < MAX_ORDER; o++) {
             unsigned long n = 0;
-            for (int cl = 0; cl < 2; cl++) {
-                struct list_head *head = cl ? &zone->free_area[o].clean_list
-                                            : &zone->free_area[o].free_list;
+            for (int cl = 0; cl < 2 * PB_TYPES; cl++) {
+                unsigned int t = (unsigned int)cl >> 1;
+                struct list_head *head = cl & 1
+                                             ? &zone->free_area[o].clean_list[t]
+                                             : &zone->free_area[o].free_list[t];
                 struct list_head *pos;
                 list_for_each(pos, head)
                 {
@@ -1573,9 +1747,14 @@ unsigned long vm_check_zones(void)
                         kslab_die("zone %s: block at frame %lu on list %d has "
                                   "order %u",
                                   zone->name, pfn, o, p->order);
-                    if ((int)PageFlag(p, PG_clean) != cl)
+                    if ((int)PageFlag(p, PG_clean) != (cl & 1))
                         kslab_die("zone %s: block at frame %lu on the %s list",
-                                  zone->name, pfn, cl ? "clean" : "dirty");
+                                  zone->name, pfn, cl & 1 ? "clean" : "dirty");
+                    if (free_type(pfn, (unsigned int)o) != t)
+                        kslab_die("zone %s: block at frame %lu (order %d) on "
+                                  "the lists of pageblock type %u, not %u",
+                                  zone->name, pfn, o, t,
+                                  free_type(pfn, (unsigned int)o));
                     if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
                         kslab_die("zone %s: block at frame %lu misaligned for "
                                   "order %d",
@@ -1587,7 +1766,7 @@ unsigned long vm_check_zones(void)
                             zone->name, pfn);
                     n++;
                     free += 1UL << o;
-                    if (!cl)
+                    if (!(cl & 1))
                         dirty += 1UL << o;
                 }
             }
