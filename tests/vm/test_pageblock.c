@@ -4,10 +4,13 @@
  * separate 2 MiB pageblocks, so the tails of runs are not taken by slabs
  * and freed runs merge back into blocks a run of any size can use; a use
  * that has nothing left claims a mostly free pageblock of the other before
- * the zone grows; free blocks of every order and both types are given back
- * by the purge.
+ * the zone grows, and takes any piece of it when the zones cannot grow;
+ * free blocks of every order and both types are given back by the purge.
  */
 #include <limits.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ktest.h"
 #include "vm/frames/page.h"
@@ -184,9 +187,70 @@ static void test_purge_gives_back_every_order_of_both_types(void **state)
     vm_check_zones();
 }
 
-int main(void)
+/* Free frames of ZONE_NORMAL and ZONE_DMA and of the threads' lists. */
+static unsigned long free_frames(void)
 {
+    unsigned long n = vm_pcp_pages();
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
+        pthread_mutex_lock(&vm_zones[z].lock);
+        n += vm_zones[z].free_pages;
+        pthread_mutex_unlock(&vm_zones[z].lock);
+    }
+    return n;
+}
+
+/* In 32 MiB of low memory (KSLAB_LOWMEM_MB=32): runs of 17 frames fill
+ * the zones, leaving 15 free frames of run pageblocks after each; when
+ * the zones cannot grow, slab pages are taken from those pieces.  Exit
+ * status 0 or the failed step. */
+static int child_full(void)
+{
+    static struct page *runs[2048];
+    int nruns = 0;
+    while (nruns < 2048 &&
+           (runs[nruns] = vm_alloc_pages_exact(GFP_KERNEL, 17)) != NULL)
+        nruns++;
+    if (nruns < 100 || nruns == 2048)
+        return 10;
+    unsigned long before = free_frames(), got = 0;
+    while (alloc_pages(GFP_KERNEL, 0))
+        got++;
+    fprintf(stderr, "%d runs; %lu free frames, %lu slab pages then\n", nruns,
+            before, got);
+    if (got + 64 < before) /* the rest of the slab pageblocks only */
+        return 11;
+    vm_check_zones();
+    return 0;
+}
+
+static const char *self_path;
+
+/* A slab allocation that finds every zone full takes any block of the run
+ * pageblocks (the fallback of last resort). */
+static void test_full_zones_lend_run_frames_to_slabs(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"KSLAB_LOWMEM_MB=32", NULL};
+    struct ktest_exec x = {self_path, "full", env};
+    char err[4096];
+    int st = ktest_run_child(ktest_exec_self, &x, err, sizeof err);
+    print_message("%s", err);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "full"))
+        return child_full();
+    static char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0)
+        return 1;
+    self[len] = 0;
+    self_path = self;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_zones_lend_run_frames_to_slabs),
         cmocka_unit_test(test_runs_among_slabs_reuse_their_frames),
         cmocka_unit_test(test_slab_claims_a_half_free_run_pageblock),
         cmocka_unit_test(test_purge_gives_back_every_order_of_both_types),
