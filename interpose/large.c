@@ -66,7 +66,8 @@ static struct huge_ent huge_cache[HUGE_CACHE_SLOTS];
 static unsigned long huge_cache_ms[HUGE_CACHE_SLOTS];
 static size_t huge_cache_bytes;
 static int huge_decay_registered;
-static unsigned long huge_allocs; /* huge blocks allocated, for the decay */
+/* When the last huge block was allocated (ms), for the decay. */
+static unsigned long huge_alloc_ms;
 
 static struct {
     _Atomic unsigned long nr_alloc, nr_free, live_blocks, live_pages;
@@ -456,20 +457,16 @@ static void *huge_gather(size_t len, struct huge_ent *r, int n, size_t *dirty)
 
 /* The decay of the pool (vm_purge_register): every range freed for decay
  * ms at time now is unmapped, outside huge_lock; for a quarter of that
- * when no huge block was allocated since the pass before (a program that
- * sleeps, or only frees, has no use for it: the page layer's rule for its
- * zones).  Returns the pages still kept.  Called by the page layer's purge
- * pass, no lock held; now 0 only counts. */
+ * when no huge block was allocated for that quarter (a program that
+ * sleeps, or only frees, has no use for it; the page layer's zones have
+ * the like rule).  Returns the pages still kept.  Called by the page
+ * layer's purge pass, no lock held; now 0 only counts. */
 static unsigned long huge_decay(unsigned long now, unsigned long decay)
 {
-    static unsigned long seen_allocs;
     struct huge_drop d = {0};
     pthread_mutex_lock(&huge_lock);
-    if (now) {
-        if (huge_allocs == seen_allocs)
-            decay /= 4;
-        seen_allocs = huge_allocs;
-    }
+    if (now && now - huge_alloc_ms >= decay / 4)
+        decay /= 4;
     for (int i = 0; now && i < HUGE_CACHE_SLOTS; i++) {
         if (!huge_cache[i].addr || huge_cache_ms[i] + decay > now)
             continue;
@@ -497,7 +494,7 @@ static void *huge_alloc(size_t len, size_t align, int zero)
     pthread_mutex_lock(&huge_lock);
     if (__huge_reserve() != 0)
         goto out;
-    huge_allocs++;
+    huge_alloc_ms = now_ms();
     if (align <= PAGE_SIZE) {
         p = __huge_cache_take(len, &got);
         if (!p && !__huge_may_grow(len))
