@@ -170,6 +170,40 @@ static void test_huge_split_no_slack(void **s)
     vm_large_trim();
 }
 
+/* A huge block grows by realloc into the freed range that follows it,
+ * in place and without a system call; shrunk below half, it gives its
+ * tail back to that range. */
+static void test_huge_realloc_into_pool(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    char *big = vm_large_alloc(24 * MiB, PAGE_SIZE, 0);
+    assert_non_null(big);
+    assert_int_equal(vm_large_free(big), VM_LARGE_FREED);
+    char *p = vm_large_alloc(6 * MiB, PAGE_SIZE, 0);
+    assert_ptr_equal(p, big);
+    memset(p, 7, 6 * MiB);
+    struct vm_os_counts a, b;
+    vm_os_get_counts(&a);
+    char *q = vm_large_realloc(p, 12 * MiB);
+    vm_os_get_counts(&b);
+    assert_ptr_equal(q, p);
+    assert_int_equal(b.remap, a.remap);
+    assert_int_equal(b.map, a.map);
+    assert_int_equal(vm_large_usable(q), 12 * MiB);
+    assert_int_equal(q[6 * MiB - 1], 7);
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    assert_int_equal(st.huge_cached_bytes, 12 * MiB);
+    q = vm_large_realloc(q, 4 * MiB); /* below half: the tail goes back */
+    assert_ptr_equal(q, p);
+    vm_large_get_stats(&st);
+    assert_int_equal(st.huge_cached_bytes, 20 * MiB);
+    assert_int_equal(st.huge_cached, 1);
+    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
+    vm_large_trim();
+}
+
 /* When no freed range holds a block and the pool may not grow, its ranges
  * are moved together into the block: their pages (and bytes) come along,
  * none is faulted in fresh. */
@@ -572,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_grow_in_place),
         cmocka_unit_test(test_cache_is_bounded),
         cmocka_unit_test(test_huge_split_no_slack),
+        cmocka_unit_test(test_huge_realloc_into_pool),
         cmocka_unit_test(test_huge_gather),
         cmocka_unit_test(test_impossible_sizes),
         cmocka_unit_test(test_mmap_threshold_and_trim),
