@@ -108,10 +108,12 @@ KSLAB_API void kslab_stats_print(FILE *out)
     fprintf(out,
             "large: %lu allocated, %lu freed; buddy blocks %lu (%lu pages); "
             "own mappings %lu (%lu bytes); cached mappings %lu (%lu bytes); "
-            "unmapped %lu bytes; realloc in place %lu, moved %lu\n",
+            "unmapped %lu bytes; realloc in place %lu, moved %lu; "
+            "mappings reused %lu, gathered %lu\n",
             s.nr_alloc, s.nr_free, s.live_blocks, s.live_pages, s.huge_blocks,
             s.huge_bytes, s.huge_cached, s.huge_cached_bytes,
-            s.huge_unmapped_bytes, s.grow_in_place, s.moved);
+            s.huge_unmapped_bytes, s.grow_in_place, s.moved, s.huge_cache_hits,
+            s.huge_gathered);
     fprintf(out, "lowmem: %lu MiB reserved, %lu MiB committed\n",
             vm_lowmem.reserved_pages >> (20 - PAGE_SHIFT),
             (unsigned long)atomic_load(&vm_lowmem.committed_pages) >>

@@ -10,23 +10,23 @@
  *    with vm_shrink_pages_exact().  A freed one goes first to the freeing
  *    thread's cache (below), for that thread's next block of its size;
  *    giving the frames back to the host is the buddy allocator's job.
- *  - a huge block: a host mapping of its own, for blocks beyond the largest
- *    buddy order, for alignments a buddy block cannot give, and as a
- *    fallback when low memory is exhausted.  The mapping starts exactly at
- *    the block and is recorded in an open-addressing hash table (huge_tab,
- *    itself a host mapping: no malloc here).  A freed mapping goes to a small
- *    cache (huge_cache) so that a program that allocates and frees big
- *    buffers in a loop makes no system call per allocation; the cache is
- *    bounded by HUGE_CACHE_SLOTS and HUGE_CACHE_MAX_BYTES, anything beyond
- *    is unmapped, a mapping cached for the decay time (KSLAB_DECAY_MS) is
- *    unmapped by the page layer's purge pass (vm_purge_register), and
- *    malloc_trim() unmaps it all.
+ *  - a huge block: host memory of its own (a fresh mapping, or a part of
+ *    ranges freed before), for blocks beyond the largest buddy order, for
+ *    alignments a buddy block cannot give, and as a fallback when low
+ *    memory is exhausted.  It is recorded in an open-addressing hash table
+ * (huge_tab, itself a host mapping: no malloc here).  A freed huge block goes
+ * to a pool of address ranges (huge_cache, below) that the next huge blocks are
+ * cut from, so a program that allocates and frees big buffers in a loop makes
+ * no system call per allocation; the pool is bounded (see there), a range kept
+ * for the decay time (KSLAB_DECAY_MS) is unmapped by the page layer's purge
+ * pass (vm_purge_register), and malloc_trim() unmaps it all.
  *
  * Locking: buddy blocks need none of ours (the zone locks serialise the
  * frames; the head page belongs to the block's owner).  huge_lock protects
- * huge_tab and huge_cache; no other lock is taken under it (the mmap of a
- * new mapping is made outside it).  The thread caches have locks of their
- * own (see there).  Counters are relaxed atomics.
+ * huge_tab and huge_cache; no other lock is taken under it, and the only
+ * system calls under it are the table's growth and huge_realloc's mremap.  The
+ * thread caches have locks of their own (see there).  Counters are relaxed
+ * atomics.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -51,15 +51,14 @@ static unsigned long now_ms(void)
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct huge_ent {
-    uintptr_t addr; /* 0 = empty, HUGE_TOMB = deleted */
+    uintptr_t addr; /* 0 = empty */
     size_t len;     /* bytes mapped, a multiple of PAGE_SIZE */
 };
-#define HUGE_TOMB ((uintptr_t)1)
 
 /* The table of live huge blocks: huge_cap slots (a power of two), at most
  * half of them used or deleted. */
 static struct huge_ent *huge_tab;
-static size_t huge_cap, huge_used, huge_tombs;
+static size_t huge_cap, huge_used;
 
 /* Freed mappings kept for reuse; addr 0 = empty slot.  huge_cache_ms:
  * when each was freed (ms, CLOCK_MONOTONIC_COARSE), for the decay. */
@@ -67,13 +66,15 @@ static struct huge_ent huge_cache[HUGE_CACHE_SLOTS];
 static unsigned long huge_cache_ms[HUGE_CACHE_SLOTS];
 static size_t huge_cache_bytes;
 static int huge_decay_registered;
+/* When the last huge block was allocated (ms), for the decay. */
+static unsigned long huge_alloc_ms;
 
 static struct {
     _Atomic unsigned long nr_alloc, nr_free, live_blocks, live_pages;
     _Atomic unsigned long huge_blocks, huge_bytes, huge_unmapped_bytes;
     _Atomic unsigned long grow_in_place, moved;
     _Atomic unsigned long huge_max_blocks, huge_max_bytes;
-    _Atomic unsigned long tcache_hits, huge_cache_hits;
+    _Atomic unsigned long tcache_hits, huge_cache_hits, huge_gathered;
 } st;
 
 /* Blocks of this many bytes and more are own mappings (M_MMAP_THRESHOLD);
@@ -126,32 +127,28 @@ static struct huge_ent *__huge_find(uintptr_t addr)
     }
 }
 
-/* Puts addr in the first empty or deleted slot of its chain; returns
- * whether that slot was a deleted one. */
-static int __huge_put(struct huge_ent *tab, size_t cap, uintptr_t addr,
-                      size_t len)
+/* Puts addr in the first empty slot of its chain. */
+static void __huge_put(struct huge_ent *tab, size_t cap, uintptr_t addr,
+                       size_t len)
 {
     size_t i = huge_hash(addr, cap);
-    while (tab[i].addr > HUGE_TOMB)
+    while (tab[i].addr)
         i = (i + 1) & (cap - 1);
-    int tomb = tab[i].addr == HUGE_TOMB;
     tab[i].addr = addr;
     tab[i].len = len;
-    return tomb;
 }
 
 /* Records a live block in huge_tab (room reserved). */
 static void __huge_insert(uintptr_t addr, size_t len)
 {
-    if (__huge_put(huge_tab, huge_cap, addr, len))
-        huge_tombs--;
+    __huge_put(huge_tab, huge_cap, addr, len);
     huge_used++;
 }
 
 /* Makes room for one more entry: 0 or -ENOMEM. */
 static int __huge_reserve(void)
 {
-    if (huge_tab && (huge_used + huge_tombs + 1) * 2 <= huge_cap)
+    if (huge_tab && (huge_used + 1) * 2 <= huge_cap)
         return 0;
     size_t cap = huge_cap ? huge_cap : 256;
     while ((huge_used + 1) * 4 > cap)
@@ -161,7 +158,7 @@ static int __huge_reserve(void)
         return -ENOMEM;
     slab_debug_exclude(tab, cap * sizeof *tab); /* not a leak-search root */
     for (size_t i = 0; i < huge_cap; i++)
-        if (huge_tab[i].addr > HUGE_TOMB)
+        if (huge_tab[i].addr)
             __huge_put(tab, cap, huge_tab[i].addr, huge_tab[i].len);
     if (huge_tab) {
         slab_debug_exclude(huge_tab, 0);
@@ -169,16 +166,31 @@ static int __huge_reserve(void)
     }
     huge_tab = tab;
     huge_cap = cap;
-    huge_tombs = 0;
     return 0;
 }
 
+/* Deletes e by moving back the entries of its chain after it that may sit
+ * in its place (backward-shift deletion): no deleted marks pile up, so a
+ * program that allocates and frees huge blocks in a loop never has the
+ * table rebuilt (a mapping and an unmapping). */
 static void __huge_delete(struct huge_ent *e)
 {
-    e->addr = HUGE_TOMB;
-    e->len = 0;
+    size_t mask = huge_cap - 1, i = (size_t)(e - huge_tab), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (huge_tab[j].addr == 0)
+            break;
+        size_t k = huge_hash(huge_tab[j].addr, huge_cap);
+        /* entry j may move to i unless its home k is in (i, j] */
+        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            huge_tab[i] = huge_tab[j];
+            i = j;
+        }
+    }
+    huge_tab[i].addr = 0;
+    huge_tab[i].len = 0;
     huge_used--;
-    huge_tombs++;
 }
 
 /* ---- huge blocks ---- */
@@ -189,89 +201,281 @@ static void huge_unmap(void *addr, size_t len)
     ADD(huge_unmapped_bytes, len);
 }
 
-/* A mapping of at least len bytes from the cache, or NULL (huge_lock
- * held): the smallest cached mapping that fits and is at most
- * HUGE_CACHE_SLACK times len.  It is taken whole (*got bytes), without a
- * system call; the slack is memory the cache held anyway, and lets realloc
- * grow without one.  Taking the smallest that fits and evicting the
- * smallest (below) lets a program that allocates and frees blocks of
- * varying size settle on mappings of its largest size, reused with no
- * system call (glibc reuses its heap, tcmalloc its spans, to this end). */
+/* ---- the pool of freed huge memory (huge_lock held unless said) ----
+ *
+ * huge_cache holds address ranges freed by the program, still mapped and
+ * resident, kept coalesced: no two of them touch.  An allocation takes the
+ * smallest range that fits (best fit) and splits it: the block gets exactly
+ * its pages and the rest stays in the pool, so a block is never backed by
+ * more memory than it asked for (the peak RSS of a program is its live
+ * bytes plus at most HUGE_CACHE_MAX_BYTES).  When no range fits, the
+ * ranges are gathered with mremap into one block (huge_gather): their page
+ * tables move, their pages stay resident, so the block faults in none of
+ * them and the pool gives its memory back to use.  A program that
+ * allocates and frees big buffers in a loop thus makes no system call while
+ * a range fits, and faults in no page while the pool holds enough; glibc
+ * reuses its heap, tcmalloc its spans, to the same end, without the bound.
+ * Past HUGE_CACHE_MAX_BYTES the ranges freed longest ago are unmapped
+ * (from their ends), as is every range after the decay time. */
+
+/* Ranges to unmap once huge_lock is dropped. */
+struct huge_drop {
+    int n;
+    struct huge_ent r[HUGE_CACHE_SLOTS + 2];
+};
+
+static void drop_add(struct huge_drop *d, uintptr_t addr, size_t len)
+{
+    d->r[d->n].addr = addr;
+    d->r[d->n].len = len;
+    d->n++;
+}
+
+/* Unmaps what was dropped (no lock held). */
+static void drop_unmap(struct huge_drop *d)
+{
+    for (int i = 0; i < d->n; i++)
+        huge_unmap((void *)d->r[i].addr, d->r[i].len);
+    d->n = 0;
+}
+
+static void __cache_clear(int i)
+{
+    huge_cache_bytes -= huge_cache[i].len;
+    huge_cache[i].addr = 0;
+    huge_cache[i].len = 0;
+}
+
+/* The slot freed longest ago, -1 if none. */
+static int __cache_oldest(void)
+{
+    int old = -1;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+        if (huge_cache[i].addr &&
+            (old < 0 || huge_cache_ms[i] < huge_cache_ms[old]))
+            old = i;
+    return old;
+}
+
+/* The recent peak of the live huge bytes: the highest in the current
+ * window of the decay time or the one before (huge_lock held). */
+static size_t huge_peak_cur, huge_peak_prev;
+static unsigned long huge_peak_ms;
+
+static void __huge_peak_note(void)
+{
+    size_t live = GET(huge_bytes);
+    unsigned long now = now_ms();
+    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
+    if (now - huge_peak_ms >= decay) {
+        huge_peak_prev = huge_peak_cur;
+        huge_peak_cur = live;
+        huge_peak_ms = now;
+    }
+    if (live > huge_peak_cur)
+        huge_peak_cur = live;
+}
+
+static size_t __huge_peak(void)
+{
+    return huge_peak_cur > huge_peak_prev ? huge_peak_cur : huge_peak_prev;
+}
+
+/* What the pool may hold: what the live huge bytes are below their recent
+ * peak (memory the program has just shown it uses), plus a headroom of
+ * HUGE_CACHE_MAX_BYTES.  Peak RSS stays within the live peak plus the
+ * headroom (huge_lock held). */
+static size_t __huge_cache_cap(void)
+{
+    size_t peak = __huge_peak(), live = GET(huge_bytes);
+    return (peak > live ? peak - live : 0) + HUGE_CACHE_MAX_BYTES;
+}
+
+/* Whether a block of len bytes no range holds should be fresh memory: while
+ * the live bytes, the pool and the block stay within the recent peak plus
+ * the headroom.  The pool then grows to hold ranges that fit the blocks;
+ * past that the pool's ranges are gathered (huge_lock held). */
+static int __huge_may_grow(size_t len)
+{
+    return GET(huge_bytes) + huge_cache_bytes + len <=
+           __huge_peak() + HUGE_CACHE_MAX_BYTES;
+}
+
+/* Takes len bytes from the smallest range that holds them: the range's
+ * head, or all of it when what would be left is under 1/16 of len (*got:
+ * the bytes taken).  NULL when no range fits. */
 static void *__huge_cache_take(size_t len, size_t *got)
 {
     int best = -1;
     for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
         size_t l = huge_cache[i].len;
-        if (!huge_cache[i].addr || l < len || l / HUGE_CACHE_SLACK > len)
-            continue;
-        if (best < 0 || l < huge_cache[best].len)
+        if (huge_cache[i].addr && l >= len &&
+            (best < 0 || l < huge_cache[best].len))
             best = i;
     }
     if (best < 0)
         return NULL;
     void *addr = (void *)huge_cache[best].addr;
-    *got = huge_cache[best].len;
-    huge_cache[best].addr = 0;
-    huge_cache[best].len = 0;
-    huge_cache_bytes -= *got;
+    size_t left = huge_cache[best].len - len;
+    if (left < len / 16 || left < PAGE_SIZE) {
+        *got = huge_cache[best].len;
+        __cache_clear(best);
+    } else {
+        *got = len;
+        huge_cache[best].addr += len;
+        huge_cache[best].len = left;
+        huge_cache_bytes -= len;
+    }
     return addr;
 }
 
-/* Keeps a freed mapping for reuse, or unmaps it (huge_lock held); to stay
- * within HUGE_CACHE_SLOTS and HUGE_CACHE_MAX_BYTES it evicts the smallest
- * cached mappings, as long as they are no bigger than this one. */
-static void __huge_cache_put(void *addr, size_t len)
+/* Gives the range [addr, addr + len) to the pool, merged with the ranges
+ * it touches; then evicts, from the ranges freed longest ago, what passes
+ * HUGE_CACHE_SLOTS or HUGE_CACHE_MAX_BYTES (into *d, to be unmapped). */
+static void __huge_cache_put(uintptr_t addr, size_t len, struct huge_drop *d)
 {
-    if (len > HUGE_CACHE_MAX_BYTES) {
-        huge_unmap(addr, len);
+    size_t cap = __huge_cache_cap();
+    if (len > cap) {
+        drop_add(d, addr, len);
         return;
     }
-    for (;;) {
-        int empty = -1, small = -1;
-        for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-            if (!huge_cache[i].addr)
-                empty = i;
-            else if (small < 0 || huge_cache[i].len < huge_cache[small].len)
-                small = i;
+    uintptr_t start = addr, end = addr + len;
+    int empty = -1;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        uintptr_t a = huge_cache[i].addr;
+        if (a && a + huge_cache[i].len == start) {
+            addr = a;
+            len += huge_cache[i].len;
+            __cache_clear(i);
+        } else if (a && a == end) {
+            len += huge_cache[i].len;
+            __cache_clear(i);
         }
-        if (empty >= 0 && huge_cache_bytes + len <= HUGE_CACHE_MAX_BYTES) {
-            huge_cache[empty].addr = (uintptr_t)addr;
-            huge_cache[empty].len = len;
-            huge_cache_ms[empty] = now_ms();
-            huge_cache_bytes += len;
-            return;
+        if (!huge_cache[i].addr)
+            empty = i;
+    }
+    if (empty < 0) { /* every slot taken: the oldest range goes */
+        empty = __cache_oldest();
+        drop_add(d, huge_cache[empty].addr, huge_cache[empty].len);
+        __cache_clear(empty);
+    }
+    huge_cache[empty].addr = addr;
+    huge_cache[empty].len = len;
+    huge_cache_ms[empty] = now_ms();
+    huge_cache_bytes += len;
+    while (huge_cache_bytes > cap) {
+        int o = __cache_oldest();
+        size_t over = huge_cache_bytes - cap;
+        if (over >= huge_cache[o].len) {
+            drop_add(d, huge_cache[o].addr, huge_cache[o].len);
+            __cache_clear(o);
+        } else { /* the range's tail: the rest stays whole */
+            huge_cache[o].len -= over;
+            huge_cache_bytes -= over;
+            drop_add(d, huge_cache[o].addr + huge_cache[o].len, over);
         }
-        if (small < 0 || huge_cache[small].len > len) {
-            huge_unmap(addr, len);
-            return;
-        }
-        huge_unmap((void *)huge_cache[small].addr, huge_cache[small].len);
-        huge_cache_bytes -= huge_cache[small].len;
-        huge_cache[small].addr = 0;
-        huge_cache[small].len = 0;
     }
 }
 
-/* The decay of the cache (vm_purge_register): every mapping cached for
- * decay ms at time now is unmapped, outside huge_lock; returns the pages
- * still cached.  Called by the page layer's purge pass, no lock held. */
+/* Takes ranges off the pool for a block of len bytes that none holds: the
+ * largest first, until len is covered, the last one cut to what is still
+ * missing (its tail taken, its head left).  Returns how many (into r[]);
+ * r[0] is the largest. */
+static int __huge_cache_claim(size_t len, struct huge_ent *r)
+{
+    int n = 0;
+    size_t have = 0;
+    while (have < len) {
+        int big = -1;
+        for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+            if (huge_cache[i].addr &&
+                (big < 0 || huge_cache[i].len > huge_cache[big].len))
+                big = i;
+        if (big < 0)
+            break;
+        size_t need = len - have;
+        if (huge_cache[big].len > need) {
+            huge_cache[big].len -= need;
+            huge_cache_bytes -= need;
+            r[n].addr = huge_cache[big].addr + huge_cache[big].len;
+            r[n].len = need;
+        } else {
+            r[n] = huge_cache[big];
+            __cache_clear(big);
+        }
+        have += r[n++].len;
+    }
+    return n;
+}
+
+/* Moves the range [src, src + len) to dst (mremap); a range that spans
+ * host mappings the kernel cannot move at once (EFAULT, before Linux 6.17)
+ * is moved in halves.  A part that cannot move at all is unmapped: its
+ * place at dst stays fresh memory. */
+static void huge_move(uintptr_t src, size_t len, uintptr_t dst)
+{
+    if (vm_os_move((void *)src, len, (void *)dst) == 0)
+        return;
+    if (errno != EFAULT || len == PAGE_SIZE) {
+        huge_unmap((void *)src, len);
+        return;
+    }
+    size_t half = (len >> (PAGE_SHIFT + 1)) << PAGE_SHIFT;
+    huge_move(src, half, dst);
+    huge_move(src + half, len - half, dst + half);
+}
+
+/* Makes one block of len bytes out of the n ranges r[] (no lock held): a
+ * fresh mapping, the ranges' pages moved into it one after the other; what
+ * they do not cover stays fresh memory.  Returns the block and in *dirty
+ * the bytes that came from the ranges, or NULL (errno kept) with the
+ * ranges given back to the pool. */
+static void *huge_gather(size_t len, struct huge_ent *r, int n, size_t *dirty)
+{
+    int saved = errno;
+    char *p = vm_os_alloc(len, 0, 0);
+    if (!p) {
+        struct huge_drop d = {0};
+        pthread_mutex_lock(&huge_lock);
+        for (int i = 0; i < n; i++)
+            __huge_cache_put(r[i].addr, r[i].len, &d);
+        pthread_mutex_unlock(&huge_lock);
+        drop_unmap(&d);
+        errno = saved;
+        return NULL;
+    }
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        huge_move(r[i].addr, r[i].len, (uintptr_t)p + off);
+        off += r[i].len;
+    }
+    errno = saved;
+    *dirty = off;
+    ADD(huge_gathered, 1);
+    return p;
+}
+
+/* The decay of the pool (vm_purge_register): every range freed for decay
+ * ms at time now is unmapped, outside huge_lock; for a quarter of that
+ * when no huge block was allocated for that quarter (a program that
+ * sleeps, or only frees, has no use for it; the page layer's zones have
+ * the like rule).  Returns the pages still kept.  Called by the page
+ * layer's purge pass, no lock held; now 0 only counts. */
 static unsigned long huge_decay(unsigned long now, unsigned long decay)
 {
-    struct huge_ent old[HUGE_CACHE_SLOTS];
-    int n = 0;
+    struct huge_drop d = {0};
     pthread_mutex_lock(&huge_lock);
+    if (now && now - huge_alloc_ms >= decay / 4)
+        decay /= 4;
     for (int i = 0; now && i < HUGE_CACHE_SLOTS; i++) {
         if (!huge_cache[i].addr || huge_cache_ms[i] + decay > now)
             continue;
-        old[n++] = huge_cache[i];
-        huge_cache_bytes -= huge_cache[i].len;
-        huge_cache[i].addr = 0;
-        huge_cache[i].len = 0;
+        drop_add(&d, huge_cache[i].addr, huge_cache[i].len);
+        __cache_clear(i);
     }
     size_t left = huge_cache_bytes;
     pthread_mutex_unlock(&huge_lock);
-    for (int i = 0; i < n; i++)
-        huge_unmap((void *)old[i].addr, old[i].len);
+    drop_unmap(&d);
     return left >> PAGE_SHIFT;
 }
 
@@ -284,46 +488,62 @@ static void *huge_map(size_t len, size_t align)
 static void *huge_alloc(size_t len, size_t align, int zero)
 {
     void *p = NULL;
-    int fresh = 0;
-    size_t got = len;
+    size_t got = len, dirty = 0;
+    struct huge_ent r[HUGE_CACHE_SLOTS];
+    int n = 0;
     pthread_mutex_lock(&huge_lock);
     if (__huge_reserve() != 0)
         goto out;
-    if (align <= PAGE_SIZE)
+    huge_alloc_ms = now_ms();
+    if (align <= PAGE_SIZE) {
         p = __huge_cache_take(len, &got);
+        if (!p && !__huge_may_grow(len))
+            n = __huge_cache_claim(len, r);
+    }
     if (p) {
         ADD(huge_cache_hits, 1);
+        dirty = len;
     } else {
-        /* the system call outside the lock */
+        /* the system calls outside the lock */
         pthread_mutex_unlock(&huge_lock);
-        p = huge_map(len, align);
-        fresh = 1;
+        if (n)
+            p = huge_gather(len, r, n, &dirty);
+        if (!p) {
+            p = huge_map(len, align);
+            dirty = 0;
+        }
         got = len;
         pthread_mutex_lock(&huge_lock);
         if (p && __huge_reserve() != 0) {
+            pthread_mutex_unlock(&huge_lock);
             vm_os_free(p, len);
             p = NULL;
+            goto fail;
         }
     }
-    if (p)
+    if (p) {
         __huge_insert((uintptr_t)p, got);
+        HIGH(huge_max_blocks, ADD(huge_blocks, 1) + 1);
+        HIGH(huge_max_bytes, ADD(huge_bytes, got) + got);
+        __huge_peak_note();
+    }
 out:
     pthread_mutex_unlock(&huge_lock);
+fail:
     if (!p) {
         errno = ENOMEM;
         return NULL;
     }
-    if (zero && !fresh)
-        memset(p, 0, len);
+    if (zero && dirty)
+        memset(p, 0, dirty < len ? dirty : len);
     ADD(nr_alloc, 1);
-    HIGH(huge_max_blocks, ADD(huge_blocks, 1) + 1);
-    HIGH(huge_max_bytes, ADD(huge_bytes, got) + got);
     return p;
 }
 
 /* Frees a huge block: 1, or 0 when p is not one. */
 static int huge_free(void *p)
 {
+    struct huge_drop d = {0};
     pthread_mutex_lock(&huge_lock);
     struct huge_ent *e = __huge_find((uintptr_t)p);
     if (!e) {
@@ -332,16 +552,17 @@ static int huge_free(void *p)
     }
     size_t len = e->len;
     __huge_delete(e);
-    __huge_cache_put(p, len);
+    SUB(huge_blocks, 1);
+    SUB(huge_bytes, len);
+    __huge_cache_put((uintptr_t)p, len, &d);
     int reg = huge_decay_registered;
     huge_decay_registered = 1;
     pthread_mutex_unlock(&huge_lock);
+    drop_unmap(&d);
     if (!reg)
         vm_purge_register(huge_decay);
-    vm_purge_kick(); /* something gives the mapping back by time */
+    vm_purge_kick(); /* something gives the memory back by time */
     ADD(nr_free, 1);
-    SUB(huge_blocks, 1);
-    SUB(huge_bytes, len);
     return 1;
 }
 
@@ -354,12 +575,38 @@ static size_t huge_usable(const void *p)
     return len;
 }
 
-/* Resizes a huge block with mremap; NULL (errno ENOMEM) leaves it be. */
+/* Grows the huge block e by the head of the pool's range that follows it,
+ * when that range holds the more bytes: 1, else 0 (huge_lock held). */
+static int __huge_grow_into_pool(struct huge_ent *e, size_t len)
+{
+    uintptr_t end = e->addr + e->len;
+    size_t more = len - e->len;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        if (huge_cache[i].addr != end || huge_cache[i].len < more)
+            continue;
+        if (huge_cache[i].len - more < more / 16 + PAGE_SIZE)
+            more = huge_cache[i].len; /* all of it: no sliver left */
+        huge_cache[i].addr += more;
+        huge_cache[i].len -= more;
+        huge_cache_bytes -= more;
+        if (!huge_cache[i].len)
+            huge_cache[i].addr = 0;
+        e->len += more;
+        return 1;
+    }
+    return 0;
+}
+
+/* Resizes a huge block: into the pool's range after it, or with mremap;
+ * a block shrunk below half gives its tail to the pool.  NULL (errno
+ * kept) leaves it be: the caller moves it. */
 static void *huge_realloc(void *p, size_t len)
 {
+    int saved = errno;
     void *q = NULL;
+    struct huge_drop d = {0};
     pthread_mutex_lock(&huge_lock);
-    if (__huge_reserve() != 0) /* a move may leave a tombstone */
+    if (__huge_reserve() != 0) /* a move inserts before it deletes */
         goto out;
     struct huge_ent *e = __huge_find((uintptr_t)p);
     size_t old = e->len;
@@ -367,25 +614,35 @@ static void *huge_realloc(void *p, size_t len)
         q = p;
         goto out;
     }
-    q = vm_os_remap(p, old, len);
-    if (!q)
-        goto out;
-    if (q == p) {
+    if (len < old) {
         e->len = len;
-    } else {
-        __huge_delete(e);
-        __huge_insert((uintptr_t)q, len);
-    }
-    if (len > old)
-        HIGH(huge_max_bytes, ADD(huge_bytes, len - old) + len - old);
-    else
+        __huge_cache_put((uintptr_t)p + len, old - len, &d);
         SUB(huge_bytes, old - len);
-    if (q == p && len > old)
+        q = p;
+        goto out;
+    }
+    if (__huge_grow_into_pool(e, len)) {
+        len = e->len;
+        q = p;
+    } else {
+        q = vm_os_remap(p, old, len);
+        if (!q)
+            goto out;
+        if (q == p) {
+            e->len = len;
+        } else {
+            __huge_delete(e);
+            __huge_insert((uintptr_t)q, len);
+        }
+    }
+    HIGH(huge_max_bytes, ADD(huge_bytes, len - old) + len - old);
+    __huge_peak_note();
+    if (q == p)
         ADD(grow_in_place, 1);
 out:
     pthread_mutex_unlock(&huge_lock);
-    if (!q)
-        errno = ENOMEM;
+    drop_unmap(&d);
+    errno = saved;
     return q;
 }
 
@@ -586,6 +843,13 @@ static void *tc_alloc(unsigned long n, int zero)
     for (int c = hi; !page && c <= hi + 1 && c < LARGE_TCACHE_CLASSES; c++)
         if (tc->count[c])
             page = tc->bin[c][--tc->count[c]];
+    /* else the smallest bigger block, cut to n frames below (far) */
+    int far = 0;
+    for (int c = hi + 2; !page && c < LARGE_TCACHE_CLASSES; c++)
+        if (tc->count[c]) {
+            page = tc->bin[c][--tc->count[c]];
+            far = 1;
+        }
     if (page) {
         tc->bytes -= page->private << PAGE_SHIFT;
         tc->nr--;
@@ -593,6 +857,15 @@ static void *tc_alloc(unsigned long n, int zero)
     pthread_mutex_unlock(&tc->lock);
     if (!page)
         return NULL;
+    if (far) {
+        /* Its tail goes back to the zones, free and still resident, right
+         * after the block: a block grown by realloc from small to big and
+         * freed is cut down for the next one that starts small, which then
+         * grows in place over the same frames (rather than new ones each
+         * time while the big block waits in its bin). */
+        vm_shrink_pages_exact(page, page->private, n);
+        page->private = n;
+    }
     unsigned long npages = page->private;
     SetPageFlag(page, PG_private);
     void *p = vm_page_address(page);
@@ -759,11 +1032,15 @@ static void *large_realloc(void *p, size_t size)
         }
         old = oldn << PAGE_SHIFT;
     } else {
-        if (npages > LARGE_BUDDY_MAX_PAGES)
-            return huge_realloc(p, len);
         old = huge_usable(p);
-        if (len <= old) /* shrinking a huge block stays a mapping */
-            return huge_realloc(p, len);
+        /* a huge block stays one when it shrinks or stays huge; mremap
+         * refuses a block made of ranges of several host mappings (the
+         * pool merges neighbours): then it moves by a copy */
+        if (npages > LARGE_BUDDY_MAX_PAGES || len <= old) {
+            void *q = huge_realloc(p, len);
+            if (q)
+                return q;
+        }
     }
     void *q = large_alloc(size, PAGE_SIZE, 0);
     if (!q)
@@ -813,6 +1090,7 @@ void vm_large_get_stats(struct vm_large_stats *s)
     s->huge_max_bytes = GET(huge_max_bytes);
     s->tcache_hits = GET(tcache_hits);
     s->huge_cache_hits = GET(huge_cache_hits);
+    s->huge_gathered = GET(huge_gathered);
     tc_sum(&s->tcache_blocks, &s->tcache_bytes);
     pthread_mutex_lock(&huge_lock);
     s->huge_cached = 0;
@@ -835,6 +1113,9 @@ size_t vm_large_trim(void)
         huge_cache[i].len = 0;
     }
     huge_cache_bytes = 0;
+    /* the peak so far no longer sizes the pool */
+    huge_peak_cur = huge_peak_prev = GET(huge_bytes);
+    huge_peak_ms = now_ms();
     pthread_mutex_unlock(&huge_lock);
     return bytes;
 }

@@ -7,8 +7,9 @@
  * PG_private and its length in frames in page->private.  A bigger block (or
  * one whose alignment does not fit a buddy block, or any block when low
  * memory is exhausted) is a host mapping of its own ("huge"), recorded in a
- * table keyed by its address; freed huge mappings are kept in a small cache
- * (hysteresis) and unmapped past HUGE_CACHE_MAX_BYTES.
+ * table keyed by its address; freed huge blocks are kept as address ranges
+ * (a pool, see large.c) for the next ones, bounded by the recent peak of
+ * the live huge bytes plus HUGE_CACHE_MAX_BYTES, and decay by time.
  *
  * Freed buddy blocks go first to a cache of the freeing thread (below), so
  * a thread that frees and allocates large blocks takes no global lock.
@@ -41,13 +42,12 @@ extern size_t vm_large_mmap_threshold;
 #define LARGE_MMAP_MAX_DEFAULT 65536
 extern int vm_large_mmap_max;
 
-/* Freed huge mappings kept for reuse (each at most the decay time,
- * vm_purge_decay_ms): at most this many bytes ... */
+/* Freed huge memory kept for reuse (each range at most the decay time,
+ * vm_purge_decay_ms): at most what the live huge bytes are below their
+ * peak of the last one or two decay times, plus this headroom ... */
 #define HUGE_CACHE_MAX_BYTES (64UL << 20)
-/* ... in at most this many mappings ... */
-#define HUGE_CACHE_SLOTS 16
-/* ... and one is reused for a request at least 1/HUGE_CACHE_SLACK of it. */
-#define HUGE_CACHE_SLACK 8
+/* ... in at most this many address ranges. */
+#define HUGE_CACHE_SLOTS 32
 
 /*
  * The per-thread cache of freed buddy blocks: by size class (8 classes per
@@ -69,7 +69,7 @@ struct vm_large_stats {
     unsigned long live_pages;  /* their frames */
     unsigned long huge_blocks; /* own mappings in use */
     unsigned long huge_bytes;  /* their bytes */
-    unsigned long huge_cached; /* freed mappings kept for reuse */
+    unsigned long huge_cached; /* freed ranges kept for reuse */
     unsigned long huge_cached_bytes;
     unsigned long huge_unmapped_bytes; /* bytes given back with munmap */
     unsigned long grow_in_place;       /* realloc grown without a copy */
@@ -79,7 +79,8 @@ struct vm_large_stats {
     unsigned long tcache_blocks; /* buddy blocks held in thread caches */
     unsigned long tcache_bytes;
     unsigned long tcache_hits;     /* allocations served by a thread cache */
-    unsigned long huge_cache_hits; /* ... by a cached mapping */
+    unsigned long huge_cache_hits; /* ... by a range of the pool */
+    unsigned long huge_gathered;   /* ... by ranges moved together */
 };
 
 /*

@@ -138,6 +138,13 @@ void *vm_os_remap(void *addr, size_t old_len, size_t new_len)
     return p == MAP_FAILED ? NULL : p;
 }
 
+int vm_os_move(void *addr, size_t len, void *to)
+{
+    COUNT(remap);
+    void *p = mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    return p == MAP_FAILED ? -errno : 0;
+}
+
 int vm_os_memfd(const char *name, size_t len)
 {
     int fd = memfd_create(name, MFD_CLOEXEC);

@@ -49,6 +49,12 @@ void vm_os_purge(void *addr, size_t len);
  * it when it cannot grow in place: the new address or NULL. */
 void *vm_os_remap(void *addr, size_t old_len, size_t new_len);
 
+/* Moves the pages of the private anonymous range [addr, addr + len) to
+ * [to, to + len), replacing whatever was mapped there; the source is
+ * unmapped.  The page tables move, the pages stay resident (no copy, no
+ * fault on the next access).  0 or -errno (counted as a remap). */
+int vm_os_move(void *addr, size_t len, void *to);
+
 /* A memfd of len bytes (close-on-exec), or -errno. */
 int vm_os_memfd(const char *name, size_t len);
 
