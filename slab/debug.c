@@ -675,10 +675,10 @@ void slab_debug_thread_exit(void)
  * in use (the handler's own frame: below it nothing is live; above it are
  * the kernel's signal frame, which holds every register the thread had,
  * and the interrupted frames) and waits on a futex until the search is
- * over.  A thread that does not answer within STOP_WAIT_NS (the signal
- * blocked, as kslab's background purge thread blocks all) or started
- * after the list was read is not stopped: its stack mapping is scanned
- * whole, as it runs.  The program's own handler of STOP_SIGNAL, if any,
+ * over.  A thread that blocks the signal (kslab's background purge thread
+ * blocks all), does not answer within STOP_WAIT_NS or started after the
+ * list was read is not stopped: its stack mapping is scanned whole, as it
+ * runs.  The program's own handler of STOP_SIGNAL, if any,
  * is put back after the search. */
 #define STOP_SIGNAL SIGPWR
 /* libc's sigaction: libkslab.so exports a sigaction() of its own (the
@@ -741,6 +741,28 @@ static void stop_add(int tid)
     }
 }
 
+/* Does thread tid block (or ignore) STOP_SIGNAL?  Its SigBlk line in
+ * /proc/self/task/tid/status.  Such a thread would never answer: it is not
+ * waited for (kslab's purge thread blocks every signal). */
+static int stop_blocked(int tid)
+{
+    char path[64], buf[2048];
+    kslab_snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = 0;
+    const char *p = strstr(buf, "\nSigBlk:");
+    if (!p)
+        return 0;
+    unsigned long long mask = strtoull(p + 8, NULL, 16);
+    return (mask >> (STOP_SIGNAL - 1)) & 1;
+}
+
 /* The threads of the process but the caller, from /proc/self/task (read
  * with getdents64: no malloc, as opendir would). */
 static void stop_list(int self)
@@ -755,7 +777,7 @@ static void stop_list(int self)
             struct dirent64 *d = (struct dirent64 *)(buf + off);
             off += d->d_reclen;
             int tid = atoi(d->d_name);
-            if (tid > 0 && tid != self)
+            if (tid > 0 && tid != self && !stop_blocked(tid))
                 stop_add(tid);
         }
     }

@@ -272,6 +272,21 @@ static void leaks_found_and_not_found(void **state)
     assert_null(strstr(out, "_dl_allocate_tls"));
 }
 
+/* A thread that blocks the stop signal is not waited for (0.3 s each
+ * search): five searches take well under a second. */
+static void leaks_search_skips_blocking_thread(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=leaks", NULL};
+    int status = victim("leaks_blocked", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    long ms = -1;
+    assert_int_equal(
+        sscanf(section("searches took "), "searches took %ld ms", &ms), 1);
+    print_message("5 searches: %ld ms\n", ms);
+    assert_true(ms >= 0 && ms < 1000);
+}
+
 static void leaks_suppressed(void **state)
 {
     (void)state;
@@ -401,6 +416,7 @@ int main(void)
         cmocka_unit_test(log_ring_wraps_under_8_threads),
         cmocka_unit_test(log_holds_only_the_programs_events),
         cmocka_unit_test(leaks_found_and_not_found),
+        cmocka_unit_test(leaks_search_skips_blocking_thread),
         cmocka_unit_test(leaks_suppressed),
         cmocka_unit_test(leaks_exit_code),
         cmocka_unit_test(leaks_none_in_python_bash_perl),
