@@ -11,14 +11,24 @@
  * None of them is in the program's blocks, and none is a root of the leak
  * search.  A record is kept after its block is freed (state AUDIT_FREED)
  * so that a second free, or a report about the address, names both
- * stacks; the next allocation at the address takes the record over.
+ * stacks; the next allocation at the address takes the record over.  The
+ * records of the last AUDIT_KEEP_FREED frees are kept so; the record of
+ * an older free whose address has not been handed out again goes back to
+ * the record cache (audit_age): the records are at most the live blocks
+ * plus AUDIT_KEEP_FREED, however long the program runs.
  *
- * Stacks: glibc's backtrace() (the unwinder of libgcc_s, from .eh_frame:
- * no frame pointers needed), at most AUDIT_DEPTH frames after the frames
- * of kslab itself when kslab is a shared object (libkslab.so,
+ * Stacks: libunwind's unw_backtrace() when kslab is built with it
+ * (KSLAB_HAVE_LIBUNWIND: Debian's libunwind-dev; it caches each frame's
+ * unwinding rule per thread: about 0.1 µs an event), otherwise glibc's
+ * backtrace() (libgcc_s's unwinder, which looks up the .eh_frame of every
+ * frame each time: 1.5 to 10 µs).  Both read .eh_frame, so no frame
+ * pointers are needed.  At most AUDIT_DEPTH frames after the frames of
+ * kslab itself when kslab is a shared object (libkslab.so,
  * libkslab-preload.so); statically linked, kslab's own frames are kept.
- * backtrace() loads libgcc_s and allocates at its first use: a thread in
- * the unwinder records no stack for the allocations it makes (a guard).
+ * Either unwinder may allocate (backtrace() loads libgcc_s at its first
+ * use, libunwind's per-thread cache takes a thread-specific key): a thread
+ * in the unwinder records no stack for the allocations it makes (a
+ * guard).
  *
  * The log: a ring of log_entries events, an event's slot chosen by an
  * atomic increment, its sequence number stored last (release) so a reader
@@ -28,19 +38,29 @@
  * under it only the record cache's own lock (record allocation) is taken.
  */
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#ifdef KSLAB_HAVE_LIBUNWIND
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#else
 #include <execinfo.h>
+#endif
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +75,10 @@
 #define AUDIT_DEPTH 16
 #define AUDIT_BUCKETS (1UL << 20)
 #define AUDIT_LOCKS 256
+/* The records of this many of the last frees are kept (both stacks for a
+ * double free, a report about the address); an older freed record is
+ * given back unless the address was handed out again meanwhile. */
+#define AUDIT_KEEP_FREED (1UL << 16)
 
 enum { AUDIT_ALLOCATED = 1, AUDIT_FREED = 2 };
 
@@ -91,6 +115,13 @@ static unsigned long log_size;
 static uint64_t log_head;
 static int debug_ready; /* records and ring made: hooks act */
 static uint64_t start_ns;
+/* The last AUDIT_KEEP_FREED frees, oldest at freed_head (mod the size). */
+static struct freed_ent {
+    uintptr_t addr;
+    uint64_t ns;
+} * freed_ring;
+static uint64_t freed_head;
+static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t self_lo, self_hi; /* kslab's code, when a shared object */
 
 static __thread int in_unwinder __attribute__((tls_model("initial-exec")));
@@ -99,6 +130,18 @@ static __thread int in_unwinder __attribute__((tls_model("initial-exec")));
 static __thread int in_log_print __attribute__((tls_model("initial-exec")));
 
 static void thread_mark(void);
+
+/* The calling thread's id, cached: gettid() is a system call, which costs
+ * more than the rest of an event under a hypervisor.  A forked child
+ * forgets it (debug_fork_child). */
+static __thread int my_tid __attribute__((tls_model("initial-exec")));
+
+static inline int cur_tid(void)
+{
+    if (unlikely(!my_tid))
+        my_tid = gettid();
+    return my_tid;
+}
 
 /* ---- small helpers ---- */
 
@@ -133,7 +176,11 @@ static unsigned int capture_stack(void **out)
     if (in_unwinder)
         return 0;
     in_unwinder = 1;
+#ifdef KSLAB_HAVE_LIBUNWIND
+    int n = unw_backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
+#else
     int n = backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
+#endif
     in_unwinder = 0;
     int i = 1; /* this function */
     if (self_hi)
@@ -268,13 +315,13 @@ static void log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
 
 void slab_debug_alloc(void *p, size_t size)
 {
-    if (!debug_ready || !p)
-        return;
+    if (!debug_ready || !p || vm_internal_thread)
+        return; /* kslab's own (vm_internal_thread): not recorded */
     thread_mark();
     void *stack[AUDIT_DEPTH];
     unsigned int depth = capture_stack(stack);
     uint64_t ns = now_ns() - start_ns;
-    int tid = gettid();
+    int tid = cur_tid();
     uintptr_t addr = (uintptr_t)p;
     if (log_ring && !in_log_print)
         log_event(LOG_ALLOC, addr, size, ns, tid, stack, depth);
@@ -305,6 +352,34 @@ void slab_debug_alloc(void *p, size_t size)
     pthread_mutex_unlock(audit_lock(b));
 }
 
+/* addr was freed at ns: its record joins the ring of the last frees, and
+ * the record of the free that leaves the ring goes back to the record
+ * cache, unless its address was allocated (or freed) again since.  Takes
+ * freed_lock, then (alone) one stripe lock. */
+static void audit_age(uintptr_t addr, uint64_t ns)
+{
+    pthread_mutex_lock(&freed_lock);
+    struct freed_ent *e = &freed_ring[freed_head++ % AUDIT_KEEP_FREED];
+    struct freed_ent old = *e;
+    e->addr = addr;
+    e->ns = ns;
+    pthread_mutex_unlock(&freed_lock);
+    if (!old.addr)
+        return;
+    size_t b = audit_bucket(old.addr);
+    pthread_mutex_lock(audit_lock(b));
+    struct audit_rec **pp = &audit_hash[b], *r;
+    while ((r = *pp) && r->addr != old.addr)
+        pp = &r->next;
+    if (r && r->state == AUDIT_FREED && r->free_ns == old.ns)
+        *pp = r->next;
+    else
+        r = NULL;
+    pthread_mutex_unlock(audit_lock(b));
+    if (r)
+        slab_free_direct(audit_cachep, r);
+}
+
 void slab_debug_free(const void *p, const char *fn)
 {
     if (!debug_ready || !p)
@@ -312,7 +387,7 @@ void slab_debug_free(const void *p, const char *fn)
     void *stack[AUDIT_DEPTH];
     unsigned int depth = capture_stack(stack);
     uint64_t ns = now_ns() - start_ns;
-    int tid = gettid();
+    int tid = cur_tid();
     uintptr_t addr = (uintptr_t)p;
     size_t size = 0;
     if (audit_hash) {
@@ -332,8 +407,10 @@ void slab_debug_free(const void *p, const char *fn)
             memcpy(r->free_stack, stack, depth * sizeof(void *));
         }
         pthread_mutex_unlock(audit_lock(b));
+        if (r && freed_ring)
+            audit_age(addr, ns);
     }
-    if (log_ring && !in_log_print)
+    if (log_ring && !in_log_print && !vm_internal_thread)
         log_event(LOG_FREE, addr, size, ns, tid, stack, depth);
 }
 
@@ -502,12 +579,14 @@ static void verify_one(FILE *unused, kmem_cache_t *cachep)
 /**
  * kslab_verify - run every cache's and every zone's validator now.
  *
- * Returns 0 when every cache and zone is consistent; otherwise the
- * negative number of caches found broken, each reported by one line on
- * stderr naming the cache and the slab ("kslab: slab_check_cache(): cache
- * `name': ...").  A broken zone (vm_check_zones()) is reported the way
- * every corruption is: one line, then abort().  May be called from any
- * thread; takes each cache's lock in turn.
+ * Returns 0 when every cache and zone is consistent; otherwise minus the
+ * number of caches found broken, plus one when the zones are, each
+ * reported by one line on stderr: the first broken invariant of the cache,
+ * naming it and the slab ("kslab: slab_check_cache(): cache `name': ..."),
+ * or of the zones, naming the zone and the frame ("kslab: zone Normal:
+ * block at frame 42 ...").  Nothing aborts and nothing is repaired.  May
+ * be called from any thread; takes each cache's lock, then each zone's,
+ * in turn.
  */
 int kslab_verify(void)
 {
@@ -517,8 +596,9 @@ int kslab_verify(void)
     verify_broken = 0;
     slab_for_each_cache(verify_one, NULL);
     int broken = verify_broken;
+    if (vm_verify_zones((void (*)(const char *, ...))kslab_warn) < 0)
+        broken++;
     pthread_mutex_unlock(&verify_lock);
-    vm_check_zones();
     return broken ? -broken : 0;
 }
 
@@ -588,13 +668,200 @@ void slab_debug_thread_exit(void)
     thread_mark_slot = -1;
 }
 
+/* ---- stopping the other threads for the leak search ---- */
+
+/* As LeakSanitizer's StopTheWorld, but from inside the process: each
+ * other thread gets STOP_SIGNAL, whose handler notes where its stack is
+ * in use (the handler's own frame: below it nothing is live; above it are
+ * the kernel's signal frame, which holds every register the thread had,
+ * and the interrupted frames) and waits on a futex until the search is
+ * over.  A thread that blocks the signal (kslab's background purge thread
+ * blocks all), does not answer within STOP_WAIT_NS or started after the
+ * list was read is not stopped: its stack mapping is scanned whole, as it
+ * runs.  The program's own handler of STOP_SIGNAL, if any,
+ * is put back after the search. */
+#define STOP_SIGNAL SIGPWR
+/* libc's sigaction: libkslab.so exports a sigaction() of its own (the
+ * SIGSEGV chaining of vm/mm/fault.c), a layer above; under a sanitizer,
+ * whose interceptor must see every handler, the ordinary one. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define libc_sigaction sigaction
+#else
+extern int __sigaction(int sig, const struct sigaction *act,
+                       struct sigaction *old);
+#define libc_sigaction __sigaction
+#endif
+#define STOP_MAX 1024
+#define STOP_WAIT_NS 300000000ULL
+
+enum { STOP_NONE, STOP_SENT, STOP_HELD, STOP_LEFT };
+
+static struct stop_slot {
+    int tid;
+    int state;
+    uintptr_t sp;
+} stop_tab[STOP_MAX];
+static int stop_n;
+/* Odd while a search holds the threads stopped: the futex they wait on. */
+static unsigned int stop_epoch;
+
+static void stop_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    unsigned int e = __atomic_load_n(&stop_epoch, __ATOMIC_ACQUIRE);
+    int me = (int)syscall(SYS_gettid);
+    int n = __atomic_load_n(&stop_n, __ATOMIC_ACQUIRE);
+    for (int i = 0; (e & 1) && i < n; i++) {
+        struct stop_slot *t = &stop_tab[i];
+        int sent = STOP_SENT;
+        if (t->tid != me)
+            continue;
+        __atomic_store_n(&t->sp, (uintptr_t)__builtin_frame_address(0),
+                         __ATOMIC_RELAXED);
+        if (!__atomic_compare_exchange_n(&t->state, &sent, STOP_HELD, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+        while (__atomic_load_n(&stop_epoch, __ATOMIC_ACQUIRE) == e)
+            syscall(SYS_futex, &stop_epoch, FUTEX_WAIT_PRIVATE, e, NULL, NULL,
+                    0);
+        __atomic_store_n(&t->state, STOP_LEFT, __ATOMIC_RELEASE);
+        break;
+    }
+    errno = saved;
+}
+
+static void stop_add(int tid)
+{
+    if (stop_n < STOP_MAX) {
+        stop_tab[stop_n].tid = tid;
+        stop_tab[stop_n].sp = 0;
+        stop_tab[stop_n].state = STOP_SENT;
+        stop_n++;
+    }
+}
+
+/* Does thread tid block (or ignore) STOP_SIGNAL?  Its SigBlk line in
+ * /proc/self/task/tid/status.  Such a thread would never answer: it is not
+ * waited for (kslab's purge thread blocks every signal). */
+static int stop_blocked(int tid)
+{
+    char path[64], buf[2048];
+    kslab_snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = 0;
+    const char *p = strstr(buf, "\nSigBlk:");
+    if (!p)
+        return 0;
+    unsigned long long mask = strtoull(p + 8, NULL, 16);
+    return (mask >> (STOP_SIGNAL - 1)) & 1;
+}
+
+/* The threads of the process but the caller, from /proc/self/task (read
+ * with getdents64: no malloc, as opendir would). */
+static void stop_list(int self)
+{
+    static char buf[8192];
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n;
+    while ((n = getdents64(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            int tid = atoi(d->d_name);
+            if (tid > 0 && tid != self && !stop_blocked(tid))
+                stop_add(tid);
+        }
+    }
+    close(fd);
+}
+
+/* Stops every other thread it can; 0 or -errno (nothing stopped). */
+static int stop_world(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_handler;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    stop_n = 0;
+    stop_list(cur_tid());
+    if (!stop_n)
+        return 0;
+    if (libc_sigaction(STOP_SIGNAL, &sa, old))
+        return -errno;
+    __atomic_add_fetch(&stop_epoch, 1, __ATOMIC_ACQ_REL); /* odd */
+    pid_t pid = getpid();
+    for (int i = 0; i < stop_n; i++)
+        if (syscall(SYS_tgkill, pid, stop_tab[i].tid, STOP_SIGNAL))
+            stop_tab[i].state = STOP_NONE; /* gone meanwhile */
+    uint64_t until = now_ns() + STOP_WAIT_NS;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < stop_n; i++)
+            waiting += __atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) ==
+                       STOP_SENT;
+        if (!waiting || now_ns() > until)
+            break;
+        sched_yield();
+    }
+    return 0;
+}
+
+/* Lets the stopped threads go; waits until they are out of the table. */
+static void resume_world(const struct sigaction *old)
+{
+    if (!stop_n)
+        return;
+    __atomic_add_fetch(&stop_epoch, 1, __ATOMIC_ACQ_REL); /* even */
+    syscall(SYS_futex, &stop_epoch, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL,
+            0);
+    for (int i = 0; i < stop_n; i++) {
+        int sent = STOP_SENT;
+        /* never answered: a late handler finds the slot taken back */
+        if (__atomic_compare_exchange_n(&stop_tab[i].state, &sent, STOP_NONE, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        uint64_t until = now_ns() + STOP_WAIT_NS;
+        while (__atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) ==
+                   STOP_HELD &&
+               now_ns() < until)
+            sched_yield();
+    }
+    libc_sigaction(STOP_SIGNAL, old, NULL);
+    __atomic_store_n(&stop_n, 0, __ATOMIC_RELEASE);
+}
+
+/* The lowest stack address in use of a stopped thread whose stack is in
+ * [lo, hi), or 0. */
+static uintptr_t stopped_sp_in(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t best = 0;
+    for (int i = 0; i < stop_n; i++) {
+        if (__atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) != STOP_HELD)
+            continue;
+        uintptr_t sp = stop_tab[i].sp;
+        if (sp >= lo && sp < hi && (!best || sp < best))
+            best = sp;
+    }
+    return best;
+}
+
 /* ---- the leak search ---- */
 
 /* A live block in the search: sorted by address. */
 struct blk {
     uintptr_t addr, end;
-    const struct audit_rec *rec;
-    int mark; /* BLK_LEAKED, BLK_REACHED, BLK_INDIRECT */
+    uint64_t ns; /* the allocation's time: the same block still? */
+    int mark;    /* BLK_LEAKED, BLK_REACHED, BLK_INDIRECT */
 };
 enum { BLK_LEAKED, BLK_REACHED, BLK_INDIRECT };
 
@@ -775,8 +1042,11 @@ static void maps_line(struct search *s, char *line, uintptr_t mysp)
             scan_root(s, tp, tp + TCB_BYTES < hi ? tp + TCB_BYTES : hi);
         return;
     }
+    uintptr_t sp = stopped_sp_in(lo, hi);
     if (mysp >= lo && mysp < hi)
         lo = mysp; /* this thread: below sp is garbage */
+    else if (sp)
+        lo = sp; /* a stopped thread: the same */
     scan_root(s, lo, hi);
 }
 
@@ -831,7 +1101,7 @@ static int snapshot(struct search *s)
             struct blk *k = &s->blk[s->n++];
             k->addr = r->addr;
             k->end = r->addr + (r->size ? r->size : 1);
-            k->rec = r;
+            k->ns = r->alloc_ns;
             k->mark = BLK_LEAKED;
         }
         pthread_mutex_unlock(audit_lock(b));
@@ -862,12 +1132,24 @@ static void group_leaks(struct search *s, struct leak_group *g, size_t *ng,
         const struct blk *k = &s->blk[i];
         if (k->mark == BLK_REACHED)
             continue;
-        const struct audit_rec *r = k->rec;
+        /* freed (or freed and made again) since the snapshot: not a leak */
+        void *stack[AUDIT_DEPTH];
+        unsigned int depth = 0;
+        size_t b = audit_bucket(k->addr);
+        pthread_mutex_lock(audit_lock(b));
+        const struct audit_rec *r = __audit_find(b, k->addr);
+        int same = r && r->state == AUDIT_ALLOCATED && r->alloc_ns == k->ns;
+        if (same) {
+            depth = r->alloc_depth;
+            memcpy(stack, r->alloc_stack, depth * sizeof stack[0]);
+        }
+        pthread_mutex_unlock(audit_lock(b));
+        if (!same)
+            continue;
         size_t j;
         for (j = 0; j < *ng; j++)
-            if (g[j].kind == k->mark && g[j].depth == r->alloc_depth &&
-                !memcmp(g[j].stack, r->alloc_stack,
-                        r->alloc_depth * sizeof g[j].stack[0]))
+            if (g[j].kind == k->mark && g[j].depth == depth &&
+                !memcmp(g[j].stack, stack, depth * sizeof g[j].stack[0]))
                 break;
         if (j == *ng) {
             if (*ng == maxg)
@@ -875,9 +1157,8 @@ static void group_leaks(struct search *s, struct leak_group *g, size_t *ng,
             else {
                 (*ng)++;
                 g[j].kind = k->mark;
-                g[j].depth = r->alloc_depth;
-                memcpy(g[j].stack, r->alloc_stack,
-                       r->alloc_depth * sizeof g[j].stack[0]);
+                g[j].depth = depth;
+                memcpy(g[j].stack, stack, depth * sizeof g[j].stack[0]);
             }
         }
         g[j].bytes += k->end - k->addr;
@@ -1024,6 +1305,8 @@ size_t kslab_leak_check(FILE *out)
     struct leak_group *g = NULL;
     if (snapshot(&s))
         goto out;
+    struct sigaction old_stop;
+    int stopped = !stop_world(&old_stop);
     /* The caller's callee-saved registers are pushed just below this
      * frame's base; deeper is the search's own stack (sorting leaves
      * block addresses there): the calling thread is scanned from here. */
@@ -1035,6 +1318,8 @@ size_t kslab_leak_check(FILE *out)
         scan_words(&s, s.blk[i].addr, s.blk[i].end, BLK_INDIRECT, i);
         drain(&s, BLK_INDIRECT);
     }
+    if (stopped)
+        resume_world(&old_stop);
     maxg = s.n < 65536 ? s.n + 1 : 65536;
     g = debug_map(maxg * sizeof *g);
     if (!g)
@@ -1066,6 +1351,8 @@ static void leaks_at_exit(void)
 
 static void debug_fork_child(void)
 {
+    my_tid = 0;
+    pthread_mutex_init(&freed_lock, NULL);
     for (int i = 0; i < AUDIT_LOCKS; i++)
         pthread_mutex_init(&audit_locks[i], NULL);
 }
@@ -1084,6 +1371,7 @@ static void slab_debug_init(void)
         audit_hash = audit_cachep
                          ? debug_map(AUDIT_BUCKETS * sizeof(*audit_hash))
                          : NULL;
+        freed_ring = debug_map(AUDIT_KEEP_FREED * sizeof *freed_ring);
         if (!audit_hash)
             kslab_warn("KSLAB_DEBUG=audit: no memory for the records");
     }

@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config g++ clang clang-format cppcheck
       libclang-rt-14-dev libcmocka-dev libbenchmark-dev
       libjemalloc-dev libjemalloc2 libmimalloc-dev libgoogle-perftools-dev
+      libunwind-dev
       gnuplot-nox python3 xz-utils git valgrind coreutils)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,8 +23,9 @@ KSLAB_API void kslab_stats_print(FILE *out);
 /* Debugging (KSLAB_DEBUG; README.md, "Debugging with kslab"). */
 
 /* Runs every cache's and zone's validator now.  0 when all is consistent;
- * otherwise minus the number of broken caches, each named by one line on
- * stderr.  A broken zone aborts with one line, as any corruption does. */
+ * otherwise minus the number of broken caches (plus one for broken zones),
+ * each named by one line on stderr (its first broken invariant); it
+ * aborts on nothing. */
 KSLAB_API int kslab_verify(void);
 /* Searches for leaked blocks now (KSLAB_DEBUG=leaks or audit) and prints
  * them to out (stderr when NULL) as LeakSanitizer does; returns the bytes

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <kslab/kslab.h>
@@ -158,6 +161,28 @@ NOINLINE void *victim_held_by_thread(void *arg)
     return NULL;
 }
 
+/* Leaves the only copy of a leaked block's address deep in a dead part of
+ * its thread's stack, below where the thread then waits: found only when
+ * the search scans a running thread's stack from its stack pointer up. */
+NOINLINE void victim_stale_leak(void)
+{
+    void *volatile deep[1024];
+    deep[0] = victim_alloc_block(700);
+    deep[1023] = NULL;
+    __asm__ volatile("" : : "r"(deep) : "memory"); /* the stores stay */
+}
+
+static pthread_barrier_t stale_barrier, stale_done;
+
+NOINLINE void *victim_stale_thread(void *arg)
+{
+    (void)arg;
+    victim_stale_leak();
+    pthread_barrier_wait(&stale_barrier); /* main searches now */
+    pthread_barrier_wait(&stale_done);
+    return NULL;
+}
+
 NOINLINE void victim_from_dlopen(const char *lib)
 {
     void *h = dlopen(lib, RTLD_NOW);
@@ -180,9 +205,13 @@ static int leaks(const char *lib)
      * on its stack (glibc reuses them), scanned whole as a live one's */
     pthread_barrier_init(&held_barrier, NULL, 2);
     pthread_barrier_init(&held_done, NULL, 2);
-    pthread_t holder;
+    pthread_t holder, stale;
     pthread_create(&holder, NULL, victim_held_by_thread, NULL);
     pthread_barrier_wait(&held_barrier);
+    pthread_barrier_init(&stale_barrier, NULL, 2);
+    pthread_barrier_init(&stale_done, NULL, 2);
+    pthread_create(&stale, NULL, victim_stale_thread, NULL);
+    pthread_barrier_wait(&stale_barrier);
     pthread_create(&t, NULL, victim_thread_leaker, NULL);
     pthread_join(t, NULL);
     victim_scrub();
@@ -190,6 +219,8 @@ static int leaks(const char *lib)
     printf("leaked %zu\n", n);
     pthread_barrier_wait(&held_done);
     pthread_join(holder, NULL);
+    pthread_barrier_wait(&stale_done);
+    pthread_join(stale, NULL);
     fflush(stdout);
     return 0;
 }
@@ -207,6 +238,114 @@ static int exit_leak(void)
 {
     victim_leak_list();
     victim_scrub();
+    return 0;
+}
+
+/* A double free in a forked child, after the parent made blocks: the
+ * report names the child's thread, not the parent's. */
+static int fork_double_free(void)
+{
+    victim_free_block(victim_alloc_block(24));
+    pid_t pid = fork();
+    if (pid == 0) {
+        printf("child %d\n", (int)getpid());
+        fflush(stdout);
+        return double_free();
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status))
+        raise(WTERMSIG(status));
+    return 1;
+}
+
+/* Blocks of 8 sizes in turn, 20000 of one size live at a time, each
+ * round allocated before the one before it is freed; then slabinfo (the
+ * audit records are the objects of the cache kslab-audit). */
+static int audit_spread(void)
+{
+    static void *blk[2][20000];
+    for (int r = 0; r < 8; r++) {
+        void **cur = blk[r & 1], **prev = blk[!(r & 1)];
+        for (int i = 0; i < 20000; i++)
+            cur[i] = victim_alloc_block(40 + (size_t)r * 48);
+        for (int i = 0; r && i < 20000; i++)
+            victim_free_block(prev[i]);
+    }
+    for (int i = 0; i < 20000; i++)
+        victim_free_block(blk[1][i]);
+    kmem_slabinfo(stdout);
+    return 0;
+}
+
+/* Large blocks freed: their mappings are cached and the page layer's
+ * background purge thread is started (from inside free()) to unmap them
+ * later; the log then printed must hold only the program's own events. */
+static int log_purge(void)
+{
+    for (int i = 0; i < 4; i++) {
+        char *p = victim_alloc_block((size_t)4 << 20);
+        p[0] = 1;
+        victim_free_block(p);
+        void *q[64];
+        for (int k = 0; k < 64; k++)
+            q[k] = victim_alloc_block(20000);
+        for (int k = 0; k < 64; k++)
+            victim_free_block(q[k]);
+    }
+    usleep(400000); /* the purge thread runs */
+    printf("main thread %d\n", (int)gettid());
+    kslab_log_print(stdout);
+    return 0;
+}
+
+/* Five leak searches beside a thread that blocks every signal: printed,
+ * the milliseconds they took (such a thread is not waited for). */
+static pthread_barrier_t blocked_go, blocked_done;
+
+static void *blocked_thread(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    pthread_barrier_wait(&blocked_go);
+    pthread_barrier_wait(&blocked_done);
+    return NULL;
+}
+
+static int leaks_blocked(void)
+{
+    pthread_t t;
+    pthread_barrier_init(&blocked_go, NULL, 2);
+    pthread_barrier_init(&blocked_done, NULL, 2);
+    pthread_create(&t, NULL, blocked_thread, NULL);
+    pthread_barrier_wait(&blocked_go);
+    FILE *null = fopen("/dev/null", "w");
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 5; i++)
+        kslab_leak_check(null);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    fclose(null);
+    printf("searches took %ld ms\n", (long)((b.tv_sec - a.tv_sec) * 1000 +
+                                            (b.tv_nsec - a.tv_nsec) / 1000000));
+    pthread_barrier_wait(&blocked_done);
+    pthread_join(t, NULL);
+    return 0;
+}
+
+/* n malloc/free pairs of mixed sizes (the cost of an event). */
+static int churn(long n)
+{
+    void *keep[64] = {0};
+    for (long i = 0; i < n; i++) {
+        size_t k = (size_t)i % 64;
+        victim_free_block(keep[k]);
+        keep[k] = victim_alloc_block(16 + (size_t)(i * 37 % 2000));
+    }
+    for (int k = 0; k < 64; k++)
+        victim_free_block(keep[k]);
     return 0;
 }
 
@@ -231,5 +370,15 @@ int main(int argc, char **argv)
         return clean();
     if (!strcmp(m, "exit_leak"))
         return exit_leak();
+    if (!strcmp(m, "leaks_blocked"))
+        return leaks_blocked();
+    if (!strcmp(m, "log_purge"))
+        return log_purge();
+    if (!strcmp(m, "audit_spread"))
+        return audit_spread();
+    if (!strcmp(m, "fork_double_free"))
+        return fork_double_free();
+    if (!strcmp(m, "churn") && argc > 3)
+        return churn(atol(argv[3]));
     return 2;
 }

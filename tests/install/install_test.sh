@@ -18,6 +18,7 @@ export PKG_CONFIG_PATH=$LIBDIR/pkgconfig
 cc -o "$WORK/consumer_pc" "$SRC/consumer.c" $(pkg-config --cflags --libs kslab)
 LD_LIBRARY_PATH=$LIBDIR "$WORK/consumer_pc"
 cc -o "$WORK/consumer_pc_static" "$SRC/consumer.c" $(pkg-config --cflags kslab) \
-    "$LIBDIR/libkslab.a" $(pkg-config --libs-only-other --static kslab) -lpthread
+    "$LIBDIR/libkslab.a" $(pkg-config --libs-only-other --static kslab) \
+    $(pkg-config --libs-only-l --static kslab | sed 's/-lkslab\b//')
 "$WORK/consumer_pc_static"
 echo "install test ok"

@@ -361,6 +361,11 @@ void vm_purge_register(unsigned long (*fn)(unsigned long now,
                                            unsigned long decay));
 void vm_purge_kick(void);
 
+/* Not 0 while this thread runs the page layer's own code that may call
+ * malloc (the background purge thread, to its exit; its creation): the
+ * KSLAB_DEBUG hooks leave those blocks out of the program's. */
+extern __thread int vm_internal_thread;
+
 /* Tests only: called with each range just before it is given back, with
  * no zone lock held. */
 extern void (*vm_purge_hook)(void *addr, size_t len);
@@ -368,6 +373,9 @@ extern void (*vm_purge_hook)(void *addr, size_t len);
 /* Validates the buddy lists of every zone; aborts on a broken invariant.
  * Returns the number of free frames seen. */
 unsigned long vm_check_zones(void);
+/* The same, reporting the first broken invariant through say() (one line)
+ * and returning -EFAULT instead of aborting (kslab_verify()). */
+long vm_verify_zones(void (*say)(const char *fmt, ...));
 
 /* ZONE_HIGHMEM frames (vm/frames/highmem.c): alloc_pages() with __GFP_HIGHMEM
  * and __free_pages() of a PG_highmem page are routed here. */

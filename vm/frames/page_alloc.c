@@ -953,9 +953,12 @@ static _Atomic int purger_state;
 static _Atomic unsigned long purger_last_ms;
 static _Thread_local int purger_starting;
 
+__thread int vm_internal_thread;
+
 static void *purger_main(void *arg)
 {
     (void)arg;
+    vm_internal_thread = 1; /* to its exit: glibc frees its TLS then */
     int idle = 0;
     for (;;) {
         struct timespec ts = {0, (long)PURGE_TICK_MS * 1000000L};
@@ -1008,7 +1011,9 @@ static void purger_kick(void)
     if (!err) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 64UL << 10);
+        vm_internal_thread++; /* the new thread's TLS: kslab's */
         err = pthread_create(&t, &attr, purger_main, NULL);
+        vm_internal_thread--;
         pthread_attr_destroy(&attr);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1328,9 +1333,21 @@ static int pcp_free(struct page *page, unsigned int order)
 }
 
 /* Validates every thread's lists; returns the frames on them. */
-static unsigned long pcp_check(void)
+/* A broken invariant in a validator: say() tells it, the locks taken are
+ * dropped (unlock), the validator returns -EFAULT. */
+#define PCP_UNLOCK                                                             \
+    (pthread_mutex_unlock(&pcp->lock), pthread_mutex_unlock(&pcp_list_lock))
+#define ZONE_UNLOCK pthread_mutex_unlock(&zone->lock)
+#define ZONE_BROKEN(unlock, ...)                                               \
+    do {                                                                       \
+        say(__VA_ARGS__);                                                      \
+        unlock;                                                                \
+        return -EFAULT;                                                        \
+    } while (0)
+
+static long pcp_check(void (*say)(const char *fmt, ...))
 {
-    unsigned long total = 0;
+    long total = 0;
     pthread_mutex_lock(&pcp_list_lock);
     struct list_head *p, *q;
     list_for_each(p, &pcp_all)
@@ -1350,24 +1367,27 @@ static unsigned long pcp_check(void)
                         pg->order != o || pg->zone != (unsigned)z ||
                         pfn < zone->zone_start_pfn ||
                         pfn + (1UL << o) > zone->zone_end_pfn)
-                        kslab_die("zone %s: frame %lu on a thread's order-%u "
-                                  "list has order %u, flags 0x%lx",
-                                  zone->name, pfn, o, pg->order,
-                                  page_flags(pg));
+                        ZONE_BROKEN(PCP_UNLOCK,
+                                    "zone %s: frame %lu on a thread's "
+                                    "order-%u list has order %u, flags 0x%lx",
+                                    zone->name, pfn, o, pg->order,
+                                    page_flags(pg));
                     n++;
                 }
                 if (n != pcp->lists[z][o].count)
-                    kslab_die("zone %s: a thread's order-%u list holds %lu "
-                              "blocks, counts %lu",
-                              zone->name, o, n, pcp->lists[z][o].count);
+                    ZONE_BROKEN(PCP_UNLOCK,
+                                "zone %s: a thread's order-%u list holds %lu "
+                                "blocks, counts %lu",
+                                zone->name, o, n, pcp->lists[z][o].count);
                 frames += n << o;
             }
         }
         if (frames != pcp->frames)
-            kslab_die("a thread's page lists hold %lu frames, count %lu",
-                      frames, pcp->frames);
+            ZONE_BROKEN(PCP_UNLOCK,
+                        "a thread's page lists hold %lu frames, count %lu",
+                        frames, pcp->frames);
         pthread_mutex_unlock(&pcp->lock);
-        total += frames;
+        total += (long)frames;
     }
     pthread_mutex_unlock(&pcp_list_lock);
     return total;
@@ -1722,11 +1742,13 @@ void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
 
 /* ---- validation and fork ---- */
 
-unsigned long vm_check_zones(void)
+long vm_verify_zones(void (*say)(const char *fmt, ...))
 {
     if (!vm_lowmem.ready)
         return 0;
-    unsigned long total = pcp_check();
+    long total = pcp_check(say);
+    if (total < 0)
+        return total;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         struct zone_struct *zone = &vm_zones[z];
         unsigned long free = 0, dirty = 0;
@@ -1744,24 +1766,31 @@ unsigned long vm_check_zones(void)
                     struct page *p = list_entry(pos, struct page, list);
                     unsigned long pfn = vm_page_to_pfn(p);
                     if (!PageFlag(p, PG_buddy) || p->order != (unsigned)o)
-                        kslab_die("zone %s: block at frame %lu on list %d has "
-                                  "order %u",
-                                  zone->name, pfn, o, p->order);
+                        ZONE_BROKEN(ZONE_UNLOCK,
+                                    "zone %s: block at frame %lu on list %d "
+                                    "has order %u",
+                                    zone->name, pfn, o, p->order);
                     if ((int)PageFlag(p, PG_clean) != (cl & 1))
-                        kslab_die("zone %s: block at frame %lu on the %s list",
-                                  zone->name, pfn, cl & 1 ? "clean" : "dirty");
+                        ZONE_BROKEN(ZONE_UNLOCK,
+                                    "zone %s: block at frame %lu on the %s "
+                                    "list",
+                                    zone->name, pfn,
+                                    cl & 1 ? "clean" : "dirty");
                     if (free_type(pfn, (unsigned int)o) != t)
-                        kslab_die("zone %s: block at frame %lu (order %d) on "
-                                  "the lists of pageblock type %u, not %u",
-                                  zone->name, pfn, o, t,
-                                  free_type(pfn, (unsigned int)o));
+                        ZONE_BROKEN(ZONE_UNLOCK,
+                                    "zone %s: block at frame %lu (order %d) on "
+                                    "the lists of pageblock type %u, not %u",
+                                    zone->name, pfn, o, t,
+                                    free_type(pfn, (unsigned int)o));
                     if ((pfn - zone->zone_start_pfn) & ((1UL << o) - 1))
-                        kslab_die("zone %s: block at frame %lu misaligned for "
-                                  "order %d",
-                                  zone->name, pfn, o);
+                        ZONE_BROKEN(ZONE_UNLOCK,
+                                    "zone %s: block at frame %lu misaligned "
+                                    "for order %d",
+                                    zone->name, pfn, o);
                     if (pfn < zone->zone_start_pfn ||
                         pfn + (1UL << o) > zone->grown_pfn)
-                        kslab_die(
+                        ZONE_BROKEN(
+                            ZONE_UNLOCK,
                             "zone %s: block at frame %lu outside the zone",
                             zone->name, pfn);
                     n++;
@@ -1771,17 +1800,26 @@ unsigned long vm_check_zones(void)
                 }
             }
             if (n != zone->free_area[o].nr_free)
-                kslab_die("zone %s: order %d lists %lu blocks, counts %lu",
-                          zone->name, o, n, zone->free_area[o].nr_free);
+                ZONE_BROKEN(ZONE_UNLOCK,
+                            "zone %s: order %d lists %lu blocks, counts %lu",
+                            zone->name, o, n, zone->free_area[o].nr_free);
         }
         if (free != zone->free_pages || dirty != zone->dirty_pages)
-            kslab_die("zone %s: %lu free (%lu dirty) frames, counts %lu (%lu)",
-                      zone->name, free, dirty, zone->free_pages,
-                      zone->dirty_pages);
+            ZONE_BROKEN(ZONE_UNLOCK,
+                        "zone %s: %lu free (%lu dirty) frames, counts %lu "
+                        "(%lu)",
+                        zone->name, free, dirty, zone->free_pages,
+                        zone->dirty_pages);
         pthread_mutex_unlock(&zone->lock);
-        total += free;
+        total += (long)free;
     }
     return total;
+}
+
+unsigned long vm_check_zones(void)
+{
+    return (unsigned long)vm_verify_zones(
+        (void (*)(const char *, ...))kslab_die);
 }
 
 /* The fork hook (level KSLAB_FORK_FRAMES, the last: the order of every
