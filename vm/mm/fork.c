@@ -162,6 +162,7 @@ KSLAB_API void mmput(struct mm_struct *mm)
     vm_mmlist_del(mm);
     vm_window_unregister(mm);
     exit_mmap(mm);
+    vm_uffd_mm_free(mm);
     vm_os_free(mm->window, TASK_SIZE);
     pthread_mutex_destroy(&mm->mmap_sem);
     kmem_cache_free(mm_cachep, mm);
