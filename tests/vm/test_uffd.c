@@ -209,6 +209,31 @@ static void test_swap(void **state)
     mmput(mm);
 }
 
+/* The aging scan on a linear range, with no swap to write to: pages are
+ * armed (host PROT_NONE) and stay, and an access to one is a reference
+ * that maps it back. */
+static void test_aging(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long len = 4 * MB, a = map_rw(mm, len);
+    for (unsigned long o = 0; o < len; o += PAGE_SIZE)
+        U64(mm, a + o) = val(a + o, 10);
+    assert_int_equal(mm->uffd_nr, len / PMD_SIZE);
+    vm_set_ram_pages(vm_highmem.nr_frames - 1 - vm_free_user_frames());
+    unsigned long armed = 0;
+    for (unsigned long o = 0; o < len; o += PAGE_SIZE)
+        armed += (pte_val(pte_of(mm, a + o)) & _PAGE_OLD) != 0;
+    assert_true(armed > 0);
+    for (unsigned long o = 0; o < len; o += PAGE_SIZE)
+        if (U64(mm, a + o) != val(a + o, 10))
+            fail_msg("page %lx lost its value", a + o);
+    for (unsigned long o = 0; o < len; o += PAGE_SIZE)
+        assert_false(pte_val(pte_of(mm, a + o)) & _PAGE_OLD);
+    vm_set_ram_pages(0);
+    mmput(mm);
+}
+
 /* A host fork: the child sees the parent's bytes, its own writes and
  * fresh pages stay its own; the parent's holes still fault. */
 static void test_host_fork(void **state)
@@ -296,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_munmap_across),
         cmocka_unit_test(test_mprotect),
         swap_unit_test(test_swap),
+        swap_unit_test(test_aging),
         cmocka_unit_test(test_host_fork),
         cmocka_unit_test(test_sigbus_chain),
         cmocka_unit_test(test_scattered_beyond_max_map_count),
