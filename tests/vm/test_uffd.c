@@ -18,6 +18,13 @@
 
 static unsigned long map_rw(struct mm_struct *mm, unsigned long len)
 {
+    if (len > TASK_UNMAPPED_BASE) {
+        /* more than the room above the mmap base: at 512 MiB, fixed */
+        unsigned long a = anon(mm, 0x20000000UL, len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_FIXED);
+        assert_int_equal(a, 0x20000000UL);
+        return a;
+    }
     /* 2 MiB aligned, so every pmd range of it can be linear */
     unsigned long a =
         anon(mm, 0, len + PMD_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
@@ -62,29 +69,35 @@ static int setup(void **state)
 }
 
 /*
- * Every other page of 1 GiB written through the window: 512 MiB resident
- * in 262144 scattered pages, four times what vm.max_map_count (65530)
- * lets the page-by-page back end hold, in a few hundred host VMAs.
+ * Every other page of 2 GiB written through the windows of two mms (a
+ * window is 3 GiB): 2 GiB resident in 524288 scattered pages, sixteen
+ * times what vm.max_map_count (65530) lets the page-by-page back end
+ * hold, in a few thousand host VMAs.
  */
 static void test_scattered_beyond_max_map_count(void **state)
 {
     (void)state;
-    struct mm_struct *mm = mm_alloc();
-    unsigned long len = 1024 * MB, a = map_rw(mm, len);
-    for (unsigned long o = 0; o < len; o += 2 * PAGE_SIZE)
-        U64(mm, a + o) = val(a + o, 1);
-    struct mm_stat st = stat_of(mm);
-    assert_int_equal(st.rss, len / PAGE_SIZE / 2);
-    assert_int_equal(mm->uffd_nr, len / PMD_SIZE);
+    struct mm_struct *mm[2];
+    unsigned long len = 2048 * MB, a[2];
+    for (int m = 0; m < 2; m++) {
+        mm[m] = mm_alloc();
+        a[m] = map_rw(mm[m], len);
+        for (unsigned long o = 0; o < len; o += 2 * PAGE_SIZE)
+            U64(mm[m], a[m] + o) = val(a[m] + o, 1 + m);
+        assert_int_equal(stat_of(mm[m]).rss, len / PAGE_SIZE / 2);
+        assert_int_equal(mm[m]->uffd_nr, len / PMD_SIZE);
+    }
     long v = host_vmas();
     assert_true(v > 0 && v < 10000);
-    for (unsigned long o = 0; o < len; o += 2 * PAGE_SIZE) {
-        if (U64(mm, a + o) != val(a + o, 1))
-            fail_msg("page %lx lost its value", a + o);
-        if (o % (64 * PAGE_SIZE) == 0 && U64(mm, a + o + PAGE_SIZE))
-            fail_msg("hole %lx does not read zero", a + o + PAGE_SIZE);
+    for (int m = 0; m < 2; m++) {
+        for (unsigned long o = 0; o < len; o += 2 * PAGE_SIZE) {
+            if (U64(mm[m], a[m] + o) != val(a[m] + o, 1 + m))
+                fail_msg("page %lx lost its value", a[m] + o);
+            if (o % (64 * PAGE_SIZE) == 0 && U64(mm[m], a[m] + o + PAGE_SIZE))
+                fail_msg("hole %lx does not read zero", a[m] + o + PAGE_SIZE);
+        }
+        mmput(mm[m]);
     }
-    mmput(mm);
 }
 
 /* A read of a hole of a linear range: its own zeroed frame, counted. */
