@@ -14,7 +14,8 @@
  *     the host's vm.max_map_count stops it, sequential and scattered (in
  *     one mm, and over two mms at once).  KSLAB_VM_BACKEND=sigsegv or uffd
  *     chooses the back end measured (vm/mm/uffd.c).
- * Each figure is the best of a few rounds.  Usage: vmfault_bench [--maxmap]
+ * Each figure is the best of a few rounds.
+ * Usage: vmfault_bench [--cpu] [--maxmap]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -63,10 +64,15 @@ static long host_faults(void)
 /* Host faults per emulated fault in the last emu_fault_us/emu_cow_us. */
 static double fault_hf, cow_hf;
 
+/* --cpu: the CPU time of the measuring thread (user + system), so that
+ * time other processes take the CPU away is not counted (a loaded
+ * machine); wall-clock time otherwise. */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now_us(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
@@ -297,6 +303,13 @@ static unsigned long scattered_two_mms_mib(void)
 
 int main(int argc, char **argv)
 {
+    int maxmap = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cpu"))
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+        else if (!strcmp(argv[i], "--maxmap"))
+            maxmap = 1;
+    }
     /* host figures first, before this process maps its emulated windows */
     double hf = best_of(host_fault_us);
     double hc = best_of(host_cow_us);
@@ -324,7 +337,7 @@ int main(int argc, char **argv)
            "%.0f us), host fork() %.0f us\n",
            ek, put, hk);
 
-    if (argc > 1 && !strcmp(argv[1], "--maxmap")) {
+    if (maxmap) {
         FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
         long maxmap = 0;
         if (f) {
