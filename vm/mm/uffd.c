@@ -70,6 +70,7 @@ static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
 
 static void uffd_setup(void)
 {
+    kslab_init(); /* the options are read */
     int want = kslab_opt.vm_backend;
     if (want == KSLAB_VM_BACKEND_SIGSEGV ||
         (want == KSLAB_VM_BACKEND_AUTO && UFFD_SANITIZED))
