@@ -146,6 +146,19 @@ static int opt_lowmem_mb(const char *v)
     return 0;
 }
 
+static int opt_vm_backend(const char *v)
+{
+    if (!strcmp(v, "auto"))
+        kslab_opt.vm_backend = KSLAB_VM_BACKEND_AUTO;
+    else if (!strcmp(v, "sigsegv"))
+        kslab_opt.vm_backend = KSLAB_VM_BACKEND_SIGSEGV;
+    else if (!strcmp(v, "uffd"))
+        kslab_opt.vm_backend = KSLAB_VM_BACKEND_UFFD;
+    else
+        return -1;
+    return 0;
+}
+
 /* Milliseconds, decimal, at most an hour; or "never" (ULONG_MAX: no
  * purge by time and no background thread). */
 static int opt_decay_ms(const char *v)
@@ -326,6 +339,13 @@ const struct kslab_option kslab_option_table[] = {
      "when it does not), from a background thread; default 1000; never: "
      "only malloc_trim gives it back and no thread is started",
      opt_decay_ms},
+    {"KSLAB_VM_BACKEND", "auto, uffd or sigsegv",
+     "how emulated address spaces take their faults: uffd maps private "
+     "anonymous 2 MiB ranges whole and takes faults through userfaultfd "
+     "(no vm.max_map_count limit on scattered memory); sigsegv maps page by "
+     "page; auto (the default) is uffd when the host allows userfaultfd, "
+     "except in sanitizer builds",
+     opt_vm_backend},
     {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
      "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "
      "thread's cache of large blocks) keeps before the oldest goes back",

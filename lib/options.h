@@ -38,9 +38,16 @@ struct kslab_options {
     unsigned long lowmem_mb;       /* KSLAB_LOWMEM_MB: 0 = the default size */
     unsigned long decay_ms;        /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;
+    int vm_backend; /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };
+
+/* kslab_opt.vm_backend: how emulated address spaces take their faults
+ * (vm/mm/uffd.c). */
+#define KSLAB_VM_BACKEND_AUTO 0    /* userfaultfd when the host allows it */
+#define KSLAB_VM_BACKEND_SIGSEGV 1 /* SIGSEGV only */
+#define KSLAB_VM_BACKEND_UFFD 2    /* userfaultfd, sanitizer builds too */
 
 /* Bits of kslab_opt.dbg (KSLAB_DEBUG words). */
 #define KSLAB_DBG_AUDIT 0x1u  /* audit: who allocated and freed each block */

@@ -32,7 +32,10 @@ struct vm_highmem {
 };
 extern struct vm_highmem vm_highmem;
 
-#define VM_DEFAULT_FRAMES (1UL << 20) /* 4 GiB of user memory */
+/* 8 GiB of user memory (sparse: only what is resident costs host memory).
+ * The userfaultfd back end (vm/mm/uffd.c) reserves frames for the holes of
+ * its ranges, so scattered memory takes twice its size in frames. */
+#define VM_DEFAULT_FRAMES (1UL << 21)
 #define ZERO_PAGE_PFN 0UL
 
 int vm_highmem_init(void);

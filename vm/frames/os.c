@@ -193,3 +193,71 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
 {
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
 }
+
+/* ---- userfaultfd (Linux 4.3; MISSING faults on shmem from 4.11) ---- */
+
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+int vm_os_uffd_open(void)
+{
+    int flags = O_CLOEXEC | O_NONBLOCK;
+    int fd = -1;
+#ifdef SYS_userfaultfd
+    fd = (int)syscall(SYS_userfaultfd, flags);
+    if (fd < 0 && (errno == EPERM || errno == EACCES))
+        fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+#endif
+    if (fd < 0) {
+        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+        if (dev >= 0) {
+            fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+            close(dev);
+        }
+    }
+    if (fd < 0)
+        return -errno;
+    struct uffdio_api api = {.api = UFFD_API,
+                             .features = UFFD_FEATURE_SIGBUS |
+                                         UFFD_FEATURE_MISSING_SHMEM};
+    if (ioctl(fd, UFFDIO_API, &api) != 0 ||
+        !(api.ioctls & (1ULL << _UFFDIO_REGISTER))) {
+        int e = errno ? errno : ENOSYS;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+void vm_os_uffd_close(int fd)
+{
+    close(fd);
+}
+
+int vm_os_uffd_register(int fd, void *addr, size_t len)
+{
+    struct uffdio_register reg = {
+        .range = {.start = (uintptr_t)addr, .len = len},
+        .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0)
+        return -errno;
+    if (!(reg.ioctls & (1ULL << _UFFDIO_ZEROPAGE)))
+        return -ENOTSUP;
+    return 0;
+}
+
+int vm_os_uffd_zeropage(int fd, void *addr, size_t len)
+{
+    struct uffdio_zeropage z = {.range = {.start = (uintptr_t)addr, .len = len},
+                                .mode = 0};
+    if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
+        return 0;
+    return errno == EEXIST ? 0 : -errno;
+}

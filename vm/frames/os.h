@@ -75,6 +75,22 @@ int vm_os_populate(void *addr, size_t len, int write);
  * their memory goes back to the host. */
 void vm_os_punch_hole(int fd, off_t off, size_t len);
 
+/*
+ * userfaultfd: a descriptor with UFFD_FEATURE_SIGBUS (a fault on a
+ * registered range that has no page is a SIGBUS, BUS_ADRERR, to the
+ * faulting thread, no event is queued) and MISSING faults on shared
+ * memory, or -errno when the host has no userfaultfd or does not allow it
+ * (vm.unprivileged_userfaultfd, seccomp, an old kernel).  register: the
+ * shared mapping [addr, addr + len) gets MISSING faults (-ENOTSUP when
+ * the host cannot fill them with zero pages there).  zeropage: a zeroed
+ * page goes into the file behind [addr, addr + len) and is mapped there
+ * (0 also when one already was).
+ */
+int vm_os_uffd_open(void);
+void vm_os_uffd_close(int fd);
+int vm_os_uffd_register(int fd, void *addr, size_t len);
+int vm_os_uffd_zeropage(int fd, void *addr, size_t len);
+
 /* Calls made so far, for tests and statistics (relaxed counters). */
 struct vm_os_counts {
     unsigned long map;   /* vm_os_reserve, vm_os_alloc, vm_os_map_shared */

@@ -46,14 +46,24 @@ static struct {
 static atomic_int nr_windows; /* high-water mark of used slots */
 static pthread_mutex_t windows_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
-/* The handler kslab chains to: written into the slot not in use, under
- * chain_lock, then published by one release store, so the SIGSEGV handler
+/* The handler kslab chains to, for SIGSEGV and (with the userfaultfd
+ * back end, uffd.c) SIGBUS: written into the slot not in use, under
+ * chain_lock, then published by one release store, so the signal handler
  * (which takes no lock) copies a whole one.  A reader would see a torn
  * copy only if two updates completed while it copied 152 bytes.
- * segv_installed is set once kslab's handler is in place. */
-static struct sigaction old_segv_slot[2];
-static struct sigaction *_Atomic old_segv = &old_segv_slot[0];
-static atomic_int segv_installed;
+ * installed is set once kslab's handler is in place. */
+struct sigchain {
+    struct sigaction slot[2];
+    struct sigaction *_Atomic cur;
+    atomic_int installed;
+};
+static struct sigchain segv_chain = {.cur = &segv_chain.slot[0]};
+static struct sigchain bus_chain = {.cur = &bus_chain.slot[0]};
+
+static struct sigchain *chain_of(int sig)
+{
+    return sig == SIGSEGV ? &segv_chain : sig == SIGBUS ? &bus_chain : NULL;
+}
 
 /*
  * libc's own sigaction (the wrapper below is kslab's).  Under ASan or TSan
@@ -78,22 +88,20 @@ extern int __sigaction(int sig, const struct sigaction *act,
 #endif
 
 /* A copy of the chained handler (async-signal-safe). */
-static struct sigaction chained_handler(void)
+static struct sigaction chained_handler(struct sigchain *c)
 {
     struct sigaction a;
-    memcpy(&a, atomic_load_explicit(&old_segv, memory_order_acquire), sizeof a);
+    memcpy(&a, atomic_load_explicit(&c->cur, memory_order_acquire), sizeof a);
     return a;
 }
 
 /* Replaces the chained handler; chain_lock held. */
-static void set_chained_handler(const struct sigaction *a)
+static void set_chained_handler(struct sigchain *c, const struct sigaction *a)
 {
-    struct sigaction *cur =
-        atomic_load_explicit(&old_segv, memory_order_relaxed);
-    struct sigaction *next =
-        cur == &old_segv_slot[0] ? &old_segv_slot[1] : &old_segv_slot[0];
+    struct sigaction *cur = atomic_load_explicit(&c->cur, memory_order_relaxed);
+    struct sigaction *next = cur == &c->slot[0] ? &c->slot[1] : &c->slot[0];
     memcpy(next, a, sizeof *a);
-    atomic_store_explicit(&old_segv, next, memory_order_release);
+    atomic_store_explicit(&c->cur, next, memory_order_release);
 }
 
 int vm_window_register(struct mm_struct *mm)
@@ -196,6 +204,11 @@ static void say_fault(const char *what, unsigned long addr,
         n = 0;
 }
 
+/* si_errno of the SIGBUS force_sigbus queues, which kslab's own SIGBUS
+ * handler (userfaultfd back end) passes on to the program's; the host's
+ * SIGBUS of a userfaultfd fault has si_errno 0. */
+#define FORCED_SIGBUS 0x6b736c62
+
 static const char why_sigbus[] = "bus error (beyond the end of the file)";
 
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
@@ -248,7 +261,8 @@ out:
 static void chain(int sig, siginfo_t *si, void *uc, const char *why,
                   unsigned long addr, struct mm_struct *mm)
 {
-    struct sigaction old = chained_handler();
+    struct sigchain *c = chain_of(sig);
+    struct sigaction old = chained_handler(c);
     int handler = (old.sa_flags & SA_SIGINFO)
                       ? old.sa_sigaction != NULL
                       : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN;
@@ -257,7 +271,7 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
             struct sigaction dfl;
             memset(&dfl, 0, sizeof dfl);
             dfl.sa_handler = SIG_DFL;
-            set_chained_handler(&dfl);
+            set_chained_handler(c, &dfl);
         }
         sigset_t mask = old.sa_mask, saved;
         if (!(old.sa_flags & SA_NODEFER))
@@ -278,8 +292,8 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    atomic_store(&segv_installed, 0);
-    real_sigaction(SIGSEGV, &dfl, NULL);
+    atomic_store(&c->installed, 0);
+    real_sigaction(sig, &dfl, NULL);
     if (si->si_code <= 0) /* sent, not a fault: it will not repeat */
         raise(sig);
 }
@@ -301,14 +315,21 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
 {
     ucontext_t *uc = ucontext;
     struct sigaction cur;
-    real_sigaction(SIGBUS, NULL, &cur);
+    int chained = atomic_load(&bus_chain.installed);
+    if (chained)
+        cur = chained_handler(&bus_chain);
+    else
+        real_sigaction(SIGBUS, NULL, &cur);
     int dfl = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL;
     int ign = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
     if (ign || sigismember(&uc->uc_sigmask, SIGBUS) == 1) {
         struct sigaction def;
         memset(&def, 0, sizeof def);
         def.sa_handler = SIG_DFL;
-        real_sigaction(SIGBUS, &def, NULL);
+        if (chained)
+            set_chained_handler(&bus_chain, &def);
+        else
+            real_sigaction(SIGBUS, &def, NULL);
         sigdelset(&uc->uc_sigmask, SIGBUS);
         dfl = 1;
     }
@@ -318,6 +339,7 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
     memset(&si, 0, sizeof si);
     si.si_signo = SIGBUS;
     si.si_code = BUS_ADRERR;
+    si.si_errno = FORCED_SIGBUS;
     si.si_addr = fault->si_addr;
     if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid),
                 SIGBUS, &si) != 0)
@@ -350,29 +372,78 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 }
 
 /*
+ * The userfaultfd back end's SIGBUS (uffd.c): a hole of a linear range of
+ * a window was touched.  It is resolved as the SIGSEGV of the other back
+ * end is; an access the mm does not allow (out of memory) is a SIGSEGV to
+ * the program's handler, or kills.  Every other SIGBUS — kslab's own
+ * (force_sigbus), one sent, one outside the windows — goes to the
+ * program's SIGBUS handler as the kernel would have delivered it.
+ */
+static void bus_handler(int sig, siginfo_t *si, void *uc)
+{
+    int saved_errno = errno;
+    if (si->si_code == BUS_ADRERR && si->si_errno != FORCED_SIGBUS) {
+        uintptr_t a = (uintptr_t)si->si_addr;
+        struct mm_struct *mm = window_lookup(a);
+        if (mm) {
+            unsigned long addr = a - (uintptr_t)mm->window;
+            const char *why = fault_in(mm, addr, fault_is_write(uc));
+            if (why == why_sigbus)
+                force_sigbus(si, uc, addr, mm);
+            if (why && why != why_sigbus) {
+                siginfo_t segv = *si;
+                segv.si_signo = SIGSEGV;
+                segv.si_code = SEGV_ACCERR;
+                chain(SIGSEGV, &segv, uc, why, addr, mm);
+                if (!atomic_load(&segv_chain.installed))
+                    raise(SIGSEGV); /* the access would come back a SIGBUS */
+            }
+            errno = saved_errno;
+            return;
+        }
+    }
+    chain(sig, si, uc, NULL, 0, NULL);
+    if (!atomic_load(&bus_chain.installed) && si->si_errno == FORCED_SIGBUS)
+        raise(SIGBUS); /* the default action, now */
+    errno = saved_errno;
+}
+
+static int install(struct sigchain *c, int sig,
+                   void (*fn)(int, siginfo_t *, void *))
+{
+    struct sigaction cur, sa;
+    int r = 0;
+    pthread_mutex_lock(&chain_lock);
+    real_sigaction(sig, NULL, &cur);
+    if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == fn)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = fn;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        set_chained_handler(c, &cur);
+        if (real_sigaction(sig, &sa, NULL) != 0)
+            r = -errno;
+    }
+    if (!r)
+        atomic_store(&c->installed, 1);
+    pthread_mutex_unlock(&chain_lock);
+    return r;
+}
+
+/* SIGBUS for the userfaultfd back end, chained as SIGSEGV is. */
+int vm_fault_bus_init(void)
+{
+    return install(&bus_chain, SIGBUS, bus_handler);
+}
+
+/*
  * Installs the handler unless it is already the current one (a test
  * harness may have put its own in the meantime: that one becomes the
  * handler we chain to).  Called by every mm_alloc.
  */
 int vm_fault_init(void)
 {
-    struct sigaction cur, sa;
-    int r = 0;
-    pthread_mutex_lock(&chain_lock);
-    real_sigaction(SIGSEGV, NULL, &cur);
-    if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler)) {
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = segv_handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
-        sigemptyset(&sa.sa_mask);
-        set_chained_handler(&cur);
-        if (real_sigaction(SIGSEGV, &sa, NULL) != 0)
-            r = -errno;
-    }
-    if (!r)
-        atomic_store(&segv_installed, 1);
-    pthread_mutex_unlock(&chain_lock);
-    return r;
+    return install(&segv_chain, SIGSEGV, segv_handler);
 }
 
 /* ---- keeping the handler first ---- */
@@ -383,24 +454,26 @@ int vm_fault_init(void)
  * sigaction - libc's sigaction(2), except that once kslab's SIGSEGV
  * handler is installed a SIGSEGV disposition is the one kslab chains to:
  * act becomes the program's handler for the faults that are not kslab's,
- * and oact reports the program's previous one, never kslab's.
+ * and oact reports the program's previous one, never kslab's.  The same
+ * for SIGBUS once the userfaultfd back end has installed its handler.
  */
 KSLAB_API int sigaction(int sig, const struct sigaction *act,
                         struct sigaction *oact)
 {
-    if (sig != SIGSEGV || !atomic_load(&segv_installed))
+    struct sigchain *c = chain_of(sig);
+    if (!c || !atomic_load(&c->installed))
         return real_sigaction(sig, act, oact);
     pthread_mutex_lock(&chain_lock);
-    if (!atomic_load(&segv_installed)) { /* reset to the default meanwhile */
+    if (!atomic_load(&c->installed)) { /* reset to the default meanwhile */
         pthread_mutex_unlock(&chain_lock);
         return real_sigaction(sig, act, oact);
     }
-    struct sigaction prev = chained_handler();
+    struct sigaction prev = chained_handler(c);
     if (act) {
         struct sigaction a = *act;
         sigdelset(&a.sa_mask, SIGKILL); /* as the kernel drops them */
         sigdelset(&a.sa_mask, SIGSTOP);
-        set_chained_handler(&a);
+        set_chained_handler(c, &a);
     }
     pthread_mutex_unlock(&chain_lock);
     if (oact)

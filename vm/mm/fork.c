@@ -93,6 +93,10 @@ struct mm_struct *vm_mm_create(void)
 {
     if (vm_highmem_init() != 0 || vm_fault_init() != 0)
         return NULL;
+    /* the userfaultfd back end's SIGBUS handler, first again if a
+     * handler was put in its place (as vm_fault_init does for SIGSEGV) */
+    if (vm_uffd_enabled() && vm_fault_bus_init() != 0)
+        return NULL;
     vm_mm_fork_register();
     kslab_once(&mm_once, mm_cache_init);
     if (!mm_cachep)
@@ -162,6 +166,7 @@ KSLAB_API void mmput(struct mm_struct *mm)
     vm_mmlist_del(mm);
     vm_window_unregister(mm);
     exit_mmap(mm);
+    vm_uffd_mm_free(mm);
     vm_os_free(mm->window, TASK_SIZE);
     pthread_mutex_destroy(&mm->mmap_sem);
     kmem_cache_free(mm_cachep, mm);

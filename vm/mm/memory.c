@@ -100,17 +100,20 @@ static int host_prot(pte_t pte)
 
 /* Any host mapping change over [start, end) other than map_fresh_page's
  * own ends the premapped run it overlaps. */
-static void premap_forget(struct mm_struct *mm, unsigned long start,
-                          unsigned long end)
+void vm_premap_forget(struct mm_struct *mm, unsigned long start,
+                      unsigned long end)
 {
     if (start < mm->premap_end && end > mm->premap_start)
         mm->premap_start = mm->premap_end = 0;
 }
+#define premap_forget vm_premap_forget
 
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
     if (start >= end)
         return 0;
+    if (vm_uffd_demote(mm, start, end, 1) != 0)
+        return -ENOMEM;
     premap_forget(mm, start, end);
     return vm_os_decommit(mm->window + start, end - start) ? -ENOMEM : 0;
 }
@@ -121,6 +124,8 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
                         unsigned long npages, unsigned long pfn, int prot,
                         int populate)
 {
+    if (vm_uffd_demote(mm, addr, addr + (npages << PAGE_SHIFT), 0) != 0)
+        return -ENOMEM;
     premap_forget(mm, addr, addr + (npages << PAGE_SHIFT));
     void *p = vm_os_map_shared(mm->window + addr, npages << PAGE_SHIFT, prot,
                                vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
@@ -130,6 +135,8 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
 
 static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
 {
+    if (vm_uffd_linear(mm, addr, pte))
+        return 0; /* the linear range maps it already */
     if (!pte_present(pte))
         return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
     return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
@@ -147,6 +154,9 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
 {
     unsigned long run = start, n = 0, run_pfn = 0;
     int run_prot = -1, err = 0; /* -1: a stretch of none ptes */
+
+    if (vm_uffd_demote(mm, start, end, 0) != 0)
+        return -ENOMEM;
 
     for (unsigned long a = start; a <= end; a += PAGE_SIZE) {
         pte_t pte = __pte(0);
@@ -330,6 +340,9 @@ static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
 static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
                              unsigned long addr, pte_t *pte, int write_access)
 {
+    int r = vm_uffd_anon_fault(mm, vma, addr, pte, write_access);
+    if (r)
+        return r;
     mm->min_flt++;
     if (!write_access) {
         mm->zero_flt++;
@@ -339,9 +352,9 @@ static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;
-    int r = map_fresh_page(mm, vma, addr, pte,
-                           mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                            _PAGE_DIRTY | _PAGE_ACCESSED));
+    r = map_fresh_page(mm, vma, addr, pte,
+                       mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                        _PAGE_DIRTY | _PAGE_ACCESSED));
     if (r < 0)
         put_page(page);
     else

@@ -243,12 +243,39 @@ struct mm_struct {
      * RLIMIT_STACK and RLIMIT_MEMLOCK are used.  Under mmap_sem; mm_fork
      * copies them. */
     unsigned long rlim[RLIM_NLIMITS];
+    /* uffd.c, under mmap_sem: per 2 MiB pmd range, the first frame of
+     * the block a linear range owns, or 0 (NULL until the first one);
+     * uffd_nr linear ranges. */
+    unsigned long *uffd_block;
+    unsigned long uffd_nr;
 };
 
 /* fault.c: window registry and the SIGSEGV handler. */
 int vm_fault_init(void);
 int vm_window_register(struct mm_struct *mm);
 void vm_window_unregister(struct mm_struct *mm);
+
+int vm_fault_bus_init(void);
+
+/* uffd.c: the userfaultfd back end (see there).  demote: the linear
+ * ranges overlapping [start, end) become page-by-page mappings again,
+ * [start, end) itself left unmapped when unmapping (0, or -ENOMEM when
+ * the host refused: nothing changed).  linear: pte at addr is what a
+ * linear range maps there already.  anon_fault: 1 when it resolved the
+ * anonymous fault at the none pte (-1 out of memory), 0 when the range is
+ * not or cannot be made linear. */
+int vm_uffd_enabled(void);
+int vm_uffd_demote(struct mm_struct *mm, unsigned long start, unsigned long end,
+                   int unmapping);
+int vm_uffd_linear(struct mm_struct *mm, unsigned long addr, pte_t pte);
+int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                       unsigned long addr, pte_t *pte, int write_access);
+void vm_uffd_mm_free(struct mm_struct *mm);
+void vm_uffd_fork_parent(struct mm_struct *mm);
+void vm_uffd_fork_child_reset(void);
+int vm_uffd_fork_child(struct mm_struct *mm);
+void vm_premap_forget(struct mm_struct *mm, unsigned long start,
+                      unsigned long end);
 
 /*
  * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the

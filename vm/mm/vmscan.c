@@ -167,17 +167,20 @@ void vm_mmlist_fork_lock(void)
 static void fork_remap_mm(struct mm_struct *mm)
 {
     mm->premap_start = mm->premap_end = 0;
-    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
-        if (vm_host_sync(mm, v->vm_start, v->vm_end) != 0)
-            kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
+    if (vm_uffd_fork_child(mm) != 0)
+        kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
 }
 
 void vm_mmlist_fork_unlock(int child)
 {
     struct mm_struct *list = fork_locked;
     fork_locked = NULL;
+    if (child)
+        vm_uffd_fork_child_reset();
     for (struct mm_struct *m = list; m; m = m->fork_next) {
         m->fork_locked = 0;
+        if (!child)
+            vm_uffd_fork_parent(m);
         if (child) {
             fork_remap_mm(m);
             pthread_mutex_init(&m->mmap_sem, NULL);
@@ -261,7 +264,8 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
     if (!(pte_val(e) & _PAGE_OLD)) {
         /* when the host refuses (vm.max_map_count), the page is simply
          * not armed this time */
-        if (vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE) == 0)
+        if (vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0) == 0 &&
+            vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE) == 0)
             *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }

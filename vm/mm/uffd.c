@@ -1,0 +1,346 @@
+/*
+ * vm/mm/uffd.c — the userfaultfd back end of the host side of the ptes.
+ *
+ * The SIGSEGV back end (memory.c) maps every present page of a window as
+ * its own piece of the memfd, and every other page as an inaccessible
+ * hole: a host VMA per run of consecutive frames of one protection.  With
+ * every other page resident that is a host VMA per resident page, and the
+ * host's vm.max_map_count (65530) stops a process at about 127 MiB of
+ * such memory.
+ *
+ * Here a 2 MiB pmd range that lies wholly inside one private anonymous,
+ * readable and writable vma is instead "linear": it owns a naturally
+ * aligned block of 512 frames (an order-9 block of ZONE_HIGHMEM), page i
+ * of the range belongs to frame block + i, and the whole range is one
+ * shared read-write mapping of the memfd at the block, registered with
+ * userfaultfd for MISSING faults.  A page whose pte is none is a hole of
+ * the memfd (the frame is reserved but holds nothing); touching it is a
+ * uffd fault, which UFFD_FEATURE_SIGBUS turns into a SIGBUS to the
+ * faulting thread (fault.c), and the fault is resolved by UFFDIO_ZEROPAGE
+ * into the page's own frame.  Such a range costs one host VMA whatever is
+ * resident in it, and a fault costs one signal and one ioctl.
+ *
+ * The invariant of a linear range: every pte in it is none (its frame
+ * reserved, count 1, a hole of the memfd) or present, writable and
+ * mapping the range's own frame for that address.  Any other host change
+ * there — munmap, mprotect, fork's write-protect, the aging scan, swap-out,
+ * a page that must map another frame — first turns the range back into
+ * per-page mappings (vm_uffd_demote: the SIGSEGV back end's layout), and
+ * gives the reserved frames back.  So everything the SIGSEGV back end does
+ * stays correct unchanged; linear ranges are an optimisation of the
+ * common case (private anonymous memory written in place).
+ *
+ * A read of a hole in a linear range gets the page's own zeroed frame, not
+ * the ZERO_PAGE (as a huge-page-backed range on Linux does).
+ *
+ * Back end: KSLAB_VM_BACKEND=auto (the default: uffd when the host allows
+ * userfaultfd with SIGBUS and shmem MISSING faults, and not in a sanitizer
+ * build), uffd (the same, said explicitly: sanitizer builds too) or
+ * sigsegv.  A block is taken only while user memory has room for it
+ * beside an eighth of the limit; otherwise the range stays per page.
+ *
+ * Locking: mm->uffd_block and the ranges are under mmap_sem; the
+ * descriptor is set once (kslab_once) and again only in a host fork's
+ * child, which has one thread then.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "lib/init.h"
+#include "lib/options.h"
+#include "vm/frames/os.h"
+#include "vm/mm/mm.h"
+
+#define UFFD_ORDER (PMD_SHIFT - PAGE_SHIFT)
+#define UFFD_NR_PMDS (TASK_SIZE >> PMD_SHIFT)
+
+static int uffd_fd = -1;
+static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UFFD_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UFFD_SANITIZED 1
+#endif
+#endif
+#ifndef UFFD_SANITIZED
+#define UFFD_SANITIZED 0
+#endif
+
+static void uffd_setup(void)
+{
+    kslab_init(); /* the options are read */
+    int want = kslab_opt.vm_backend;
+    if (want == KSLAB_VM_BACKEND_SIGSEGV ||
+        (want == KSLAB_VM_BACKEND_AUTO && UFFD_SANITIZED))
+        return;
+    int fd = vm_os_uffd_open();
+    if (fd < 0)
+        return;
+    if (vm_fault_bus_init() != 0) {
+        vm_os_uffd_close(fd);
+        return;
+    }
+    uffd_fd = fd;
+}
+
+int vm_uffd_enabled(void)
+{
+    kslab_once(&uffd_once, uffd_setup);
+    return uffd_fd >= 0;
+}
+
+/* The first frame of the block of the linear range holding addr, or 0. */
+static unsigned long block_of(struct mm_struct *mm, unsigned long addr)
+{
+    return mm->uffd_block ? mm->uffd_block[addr >> PMD_SHIFT] : 0;
+}
+
+int vm_uffd_linear(struct mm_struct *mm, unsigned long addr, pte_t pte)
+{
+    unsigned long b = block_of(mm, addr);
+    return b && pte_present(pte) && pte_write(pte) &&
+           !(pte_val(pte) & _PAGE_OLD) &&
+           pte_pfn(pte) == b + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+}
+
+/* Frames of the block that are still holes (no pte holds them) go back. */
+static void release_reserved(struct mm_struct *mm, unsigned long base,
+                             unsigned long block, unsigned long lo,
+                             unsigned long hi)
+{
+    struct vm_free_batch batch = {0, 0};
+    pte_t *ptes = vm_pte_lookup(mm, base);
+    for (unsigned long a = lo; a < hi; a += PAGE_SIZE) {
+        unsigned long i = (a - base) >> PAGE_SHIFT;
+        if (ptes && pte_present(ptes[i]) && pte_pfn(ptes[i]) == block + i)
+            continue; /* the pte's */
+        vm_frame_put(vm_pfn_frame(block + i), &batch);
+    }
+    vm_free_batch_flush(&batch);
+}
+
+/* The whole range, linear again (after a failed demotion). */
+static int relink(struct mm_struct *mm, unsigned long base, unsigned long block)
+{
+    if (!vm_os_map_shared(mm->window + base, PMD_SIZE, VM_OS_READ | VM_OS_WRITE,
+                          vm_highmem.memfd, (off_t)(block << PAGE_SHIFT), 0) ||
+        vm_os_uffd_register(uffd_fd, mm->window + base, PMD_SIZE) != 0)
+        return -1;
+    return 0;
+}
+
+int vm_uffd_demote(struct mm_struct *mm, unsigned long start, unsigned long end,
+                   int unmapping)
+{
+    if (!mm->uffd_nr || start >= end)
+        return 0;
+    int err = 0;
+    for (unsigned long base = start & PMD_MASK; base < end; base += PMD_SIZE) {
+        unsigned long block = block_of(mm, base);
+        if (!block)
+            continue;
+        unsigned long top = base + PMD_SIZE;
+        unsigned long lo = unmapping && start > base ? start : base;
+        unsigned long hi = unmapping && end < top ? end : top;
+        mm->uffd_block[base >> PMD_SHIFT] = 0;
+        mm->uffd_nr--;
+        vm_premap_forget(mm, base, top);
+        int r = 0;
+        if (unmapping) {
+            /* [lo, hi) goes away; the rest is mapped page by page */
+            r = vm_os_decommit(mm->window + lo, hi - lo);
+            if (!r && base < lo)
+                r = vm_host_sync(mm, base, lo);
+            if (!r && hi < top)
+                r = vm_host_sync(mm, hi, top);
+        } else {
+            r = vm_host_sync(mm, base, top);
+        }
+        if (r) {
+            /* the host refused (vm.max_map_count): the range stays linear
+             * and the caller's change fails */
+            if (relink(mm, base, block) != 0)
+                kslab_die("uffd: cannot map back the range %lx of mm %p", base,
+                          (void *)mm);
+            mm->uffd_block[base >> PMD_SHIFT] = block;
+            mm->uffd_nr++;
+            err = -ENOMEM;
+            continue;
+        }
+        release_reserved(mm, base, block, base, top);
+    }
+    return err;
+}
+
+/* Makes the range of addr linear, if it can be: its block, or 0. */
+static unsigned long link_range(struct mm_struct *mm,
+                                struct vm_area_struct *vma, unsigned long addr)
+{
+    unsigned long base = addr & PMD_MASK;
+    if (vma->vm_start > base || vma->vm_end < base + PMD_SIZE ||
+        (vma->vm_flags & (VM_SHARED | VM_READ | VM_WRITE)) !=
+            (VM_READ | VM_WRITE) ||
+        vma->vm_ops ||
+        (vma->vm_page_prot & (_PAGE_PRESENT | _PAGE_PROTNONE)) != _PAGE_PRESENT)
+        return 0;
+    pte_t *ptes = vm_pte_lookup(mm, base);
+    if (!ptes)
+        return 0;
+    for (int i = 0; i < PTRS_PER_PTE; i++)
+        if (!pte_none(ptes[i]))
+            return 0; /* already mapped page by page */
+    unsigned long limit = __atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED);
+    if (vm_free_user_frames() <
+        (1UL << UFFD_ORDER) + limit / 8 + 4 * vm_pages_min())
+        return 0;
+    if (!mm->uffd_block) {
+        mm->uffd_block =
+            kmalloc(UFFD_NR_PMDS * sizeof(unsigned long), GFP_KERNEL);
+        if (!mm->uffd_block)
+            return 0;
+        memset(mm->uffd_block, 0, UFFD_NR_PMDS * sizeof(unsigned long));
+    }
+    struct page *first = vm_highmem_alloc_pages(UFFD_ORDER);
+    if (!first)
+        return 0;
+    unsigned long block = vm_frame_pfn(first);
+    first->order = 0;
+    /* every frame of the block must be a hole, so that the range faults
+     * wherever no pte is */
+    for (unsigned long i = 0; i < (1UL << UFFD_ORDER); i++) {
+        struct page *p = vm_pfn_frame(block + i);
+        if (!PageFlag(p, PG_clean)) {
+            vm_os_punch_hole(vm_highmem.memfd,
+                             (off_t)((block + i) << PAGE_SHIFT), PAGE_SIZE);
+            SetPageFlag(p, PG_clean);
+        }
+    }
+    vm_premap_forget(mm, base, base + PMD_SIZE);
+    if (relink(mm, base, block) != 0) {
+        if (vm_os_decommit(mm->window + base, PMD_SIZE) != 0)
+            kslab_die("uffd: cannot unmap the range %lx of mm %p", base,
+                      (void *)mm);
+        struct vm_free_batch batch = {0, 0};
+        for (unsigned long i = 0; i < (1UL << UFFD_ORDER); i++)
+            vm_frame_put(vm_pfn_frame(block + i), &batch);
+        vm_free_batch_flush(&batch);
+        return 0;
+    }
+    mm->uffd_block[base >> PMD_SHIFT] = block;
+    mm->uffd_nr++;
+    return block;
+}
+
+int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
+                       unsigned long addr, pte_t *pte, int write_access)
+{
+    unsigned long block = block_of(mm, addr);
+    if (!block && (!write_access || !vm_uffd_enabled() ||
+                   !(block = link_range(mm, vma, addr))))
+        return 0;
+    unsigned long pfn = block + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+    struct page *page = vm_pfn_frame(pfn);
+    if (!PageFlag(page, PG_clean))
+        memset(vm_kmap(page), 0, PAGE_SIZE);
+    int r = vm_os_uffd_zeropage(uffd_fd, mm->window + addr, PAGE_SIZE);
+    if (r == -EAGAIN)
+        r = vm_os_uffd_zeropage(uffd_fd, mm->window + addr, PAGE_SIZE);
+    if (r)
+        return -1;
+    ClearPageFlag(page, PG_clean);
+    *pte = mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY |
+                            _PAGE_ACCESSED);
+    mm->rss++;
+    mm->min_flt++;
+    return 1;
+}
+
+void vm_uffd_mm_free(struct mm_struct *mm)
+{
+    kfree(mm->uffd_block);
+    mm->uffd_block = NULL;
+    mm->uffd_nr = 0;
+}
+
+/* ---- host fork ---- */
+
+/* The holes of the linear ranges of mm read as zero pages again: the
+ * fork's copy of user memory (highmem.c) read every frame in use,
+ * reserved ones too, and the host filled them in as it did. */
+static void punch_reserved(struct mm_struct *mm)
+{
+    for (unsigned long i = 0; mm->uffd_nr && i < UFFD_NR_PMDS; i++) {
+        unsigned long block = mm->uffd_block[i];
+        if (!block)
+            continue;
+        pte_t *ptes = vm_pte_lookup(mm, i << PMD_SHIFT);
+        for (unsigned long j = 0; j < PTRS_PER_PTE;) {
+            unsigned long n = 0;
+            while (j + n < PTRS_PER_PTE && !(ptes && pte_present(ptes[j + n])))
+                n++;
+            if (n)
+                vm_os_punch_hole(vm_highmem.memfd,
+                                 (off_t)((block + j) << PAGE_SHIFT),
+                                 n << PAGE_SHIFT);
+            j += n ? n : 1;
+        }
+    }
+}
+
+void vm_uffd_fork_parent(struct mm_struct *mm)
+{
+    if (mm->uffd_nr)
+        punch_reserved(mm);
+}
+
+/* In the child (one thread): a descriptor of its own — the parent's
+ * belongs to the parent's address space, and the child's mappings are
+ * no longer registered. */
+void vm_uffd_fork_child_reset(void)
+{
+    if (uffd_fd < 0)
+        return;
+    vm_os_uffd_close(uffd_fd);
+    uffd_fd = vm_os_uffd_open();
+}
+
+/* vm_host_sync of [start, end) except its linear ranges. */
+static int sync_others(struct mm_struct *mm, unsigned long start,
+                       unsigned long end)
+{
+    for (unsigned long a = start; a < end;) {
+        unsigned long s = a;
+        while (a < end && !block_of(mm, a))
+            a = (a & PMD_MASK) + PMD_SIZE;
+        if (a > end)
+            a = end;
+        if (a > s && vm_host_sync(mm, s, a) != 0)
+            return -ENOMEM;
+        while (a < end && block_of(mm, a))
+            a += PMD_SIZE; /* a linear range starts on a pmd boundary */
+    }
+    return 0;
+}
+
+/* The child's linear ranges onto its copy of the frames, registered with
+ * its descriptor (or page by page, without one); then every other range
+ * of every vma, as the SIGSEGV back end maps it.  0 or -ENOMEM. */
+int vm_uffd_fork_child(struct mm_struct *mm)
+{
+    for (unsigned long i = 0; mm->uffd_nr && i < UFFD_NR_PMDS; i++) {
+        unsigned long block = mm->uffd_block[i];
+        if (!block)
+            continue;
+        if ((uffd_fd < 0 || relink(mm, i << PMD_SHIFT, block) != 0) &&
+            vm_uffd_demote(mm, i << PMD_SHIFT, (i + 1) << PMD_SHIFT, 0) != 0)
+            return -ENOMEM;
+    }
+    if (mm->uffd_nr)
+        punch_reserved(mm);
+    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next)
+        if (sync_others(mm, v->vm_start, v->vm_end) != 0)
+            return -ENOMEM;
+    return 0;
+}
