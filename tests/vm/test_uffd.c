@@ -7,6 +7,7 @@
  * (77) where the back end is not in use (KSLAB_VM_BACKEND=sigsegv, a host
  * without userfaultfd, a sanitizer build).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -282,6 +283,53 @@ static void test_host_fork(void **state)
     mmput(mm);
 }
 
+/* A host fork while another thread writes fresh pages of linear ranges:
+ * the fork's copy of user memory must not fill the ranges' holes (a
+ * store there would no longer fault, and a later punch of the holes
+ * would throw it away).  Every store survives any number of forks. */
+struct fork_writer {
+    struct mm_struct *mm;
+    unsigned long a, len;
+    volatile int done;
+};
+
+static void *fork_writer_main(void *arg)
+{
+    struct fork_writer *w = arg;
+    for (unsigned long o = 0; o < w->len; o += PAGE_SIZE)
+        U64(w->mm, w->a + o) = val(w->a + o, 11);
+    w->done = 1;
+    return NULL;
+}
+
+static void test_host_fork_beside_writer(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    for (int round = 0; round < 4; round++) {
+        struct fork_writer w = {.mm = mm, .len = 32 * MB};
+        w.a = map_rw(mm, w.len);
+        U64(mm, w.a) = 1; /* the first range is linear before forking */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, fork_writer_main, &w), 0);
+        fflush(NULL);
+        for (int i = 0; i < 200 && !w.done; i++) {
+            pid_t pid = fork();
+            if (pid == 0)
+                _exit(0);
+            assert_true(pid > 0);
+            assert_int_equal(waitpid(pid, NULL, 0), pid);
+        }
+        pthread_join(t, NULL);
+        unsigned long lost = 0;
+        for (unsigned long o = 0; o < w.len; o += PAGE_SIZE)
+            lost += U64(mm, w.a + o) != val(w.a + o, 11);
+        assert_int_equal(lost, 0);
+        assert_int_equal(do_munmap(mm, w.a, w.len), 0);
+    }
+    mmput(mm);
+}
+
 /* The program's SIGBUS handler, installed after the back end's, gets the
  * SIGBUS of a page beyond the end of a file, while linear ranges keep
  * faulting in. */
@@ -336,6 +384,7 @@ int main(void)
         swap_unit_test(test_swap),
         swap_unit_test(test_aging),
         cmocka_unit_test(test_host_fork),
+        cmocka_unit_test(test_host_fork_beside_writer),
         cmocka_unit_test(test_sigbus_chain),
         cmocka_unit_test(test_scattered_beyond_max_map_count),
     };

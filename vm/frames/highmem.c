@@ -67,16 +67,14 @@ static void clear_bit(unsigned long nr)
  * number and remaps kmap (vm/mm then remaps every window and the vmalloc
  * range), the parent closes it.  The cost is one in-kernel copy of the
  * resident user memory per host fork (see the README), in runs of
- * frames in use, each one pwrite from kmap (twice as fast here as
- * copy_file_range between the two memfds).  When the copy cannot be made
- * (out of memory), the child warns and keeps sharing.
+ * frames in use that hold data (holes stay holes), each one pwrite from kmap
+ * (twice as fast here as copy_file_range between the two memfds).  When the
+ * copy cannot be made (out of memory), the child warns and keeps sharing.
  */
 static int fork_fd = -1;
 
-static int copy_run(int fd, unsigned long start, unsigned long n)
+static int copy_bytes(int fd, off_t off, size_t left)
 {
-    off_t off = (off_t)(start << PAGE_SHIFT);
-    size_t left = n << PAGE_SHIFT;
     while (left) {
         ssize_t r = pwrite(fd, vm_highmem.kmap + off, left, off);
         if (r < 0 && errno == EINTR)
@@ -85,6 +83,33 @@ static int copy_run(int fd, unsigned long start, unsigned long n)
             return -1;
         left -= (size_t)r;
         off += r;
+    }
+    return 0;
+}
+
+/* Frames [start, start + n) into fd: only the parts of the memfd that hold
+ * data.  A hole (a frame reserved for an address that has no page yet, see
+ * vm/mm/uffd.c) is not read: reading it through kmap would fill it in, and
+ * a store to that address by another thread would then land without the
+ * fault that makes it resident. */
+static int copy_run(int fd, unsigned long start, unsigned long n)
+{
+    off_t off = (off_t)(start << PAGE_SHIFT);
+    off_t end = (off_t)((start + n) << PAGE_SHIFT);
+    while (off < end) {
+        off_t data = lseek(vm_highmem.memfd, off, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            return 0; /* only holes from off to the end of the file */
+        if (data < 0)
+            return copy_bytes(fd, off, (size_t)(end - off));
+        if (data >= end)
+            return 0;
+        off_t hole = lseek(vm_highmem.memfd, data, SEEK_HOLE);
+        if (hole < 0 || hole > end)
+            hole = end;
+        if (copy_bytes(fd, data, (size_t)(hole - data)) != 0)
+            return -1;
+        off = hole;
     }
     return 0;
 }

@@ -271,7 +271,6 @@ int vm_uffd_linear(struct mm_struct *mm, unsigned long addr, pte_t pte);
 int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                        unsigned long addr, pte_t *pte, int write_access);
 void vm_uffd_mm_free(struct mm_struct *mm);
-void vm_uffd_fork_parent(struct mm_struct *mm);
 void vm_uffd_fork_child_reset(void);
 int vm_uffd_fork_child(struct mm_struct *mm);
 void vm_premap_forget(struct mm_struct *mm, unsigned long start,

@@ -266,9 +266,9 @@ void vm_uffd_mm_free(struct mm_struct *mm)
 
 /* ---- host fork ---- */
 
-/* The holes of the linear ranges of mm read as zero pages again: the
- * fork's copy of user memory (highmem.c) read every frame in use,
- * reserved ones too, and the host filled them in as it did. */
+/* The holes of the linear ranges of mm read as zero pages: the pages
+ * that no pte maps are punched out of the child's copy of user memory
+ * (highmem.c copies only what holds data, so this is a safeguard). */
 static void punch_reserved(struct mm_struct *mm)
 {
     for (unsigned long i = 0; mm->uffd_nr && i < UFFD_NR_PMDS; i++) {
@@ -287,12 +287,6 @@ static void punch_reserved(struct mm_struct *mm)
             j += n ? n : 1;
         }
     }
-}
-
-void vm_uffd_fork_parent(struct mm_struct *mm)
-{
-    if (mm->uffd_nr)
-        punch_reserved(mm);
 }
 
 /* In the child (one thread): a descriptor of its own — the parent's

@@ -179,8 +179,6 @@ void vm_mmlist_fork_unlock(int child)
         vm_uffd_fork_child_reset();
     for (struct mm_struct *m = list; m; m = m->fork_next) {
         m->fork_locked = 0;
-        if (!child)
-            vm_uffd_fork_parent(m);
         if (child) {
             fork_remap_mm(m);
             pthread_mutex_init(&m->mmap_sem, NULL);
