@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/fork.h"
 #include "lib/init.h"
@@ -366,6 +367,23 @@ static void cache_init_objs(kmem_cache_t *cachep, slab_t *slabp,
 
 static void check_slab(kmem_cache_t *cachep, slab_t *slabp, int kind);
 
+/* The first frame of a slab: its `private' holds the time the slab became
+ * free (ms of CLOCK_MONOTONIC_COARSE) while it is on slabs_free. */
+static inline struct page *slab_head_page(const slab_t *slabp)
+{
+    return vm_virt_to_page((const char *)slabp->s_mem - slabp->colouroff);
+}
+
+/* Cache lock held: slabp goes on slabs_free now (ms of
+ * CLOCK_MONOTONIC_COARSE, the clock of the frames' purge pass). */
+static inline void slab_stamp_free(slab_t *slabp)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    slab_head_page(slabp)->private = (unsigned long)ts.tv_sec * 1000UL +
+                                     (unsigned long)ts.tv_nsec / 1000000UL;
+}
+
 /* Grows a cache by one slab.  Called without the cache lock.  Returns 1
  * on success, 0 on failure (errno ENOMEM). */
 static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
@@ -418,7 +436,10 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
 
     pthread_mutex_lock(&cachep->spinlock);
     cachep->growing--;
-    list_add_tail(&slabp->list, &cachep->slabs_free);
+    /* first: the free list stays ordered by the time each slab became
+     * free, newest first (slab_decay) */
+    slab_stamp_free(slabp);
+    list_add(&slabp->list, &cachep->slabs_free);
     cachep->free_objects += cachep->num;
 #if SLAB_STATS
     cachep->grown++;
@@ -473,6 +494,7 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
         page[i].slab_objinv = 0;
         page[i].slab_num = 0;
         page[i].slab_id = 0;
+        page[i].private = 0;
     }
     free_pages((unsigned long)addr, cachep->gfporder);
     if (cachep->flags & CFLGS_OFF_SLAB)
@@ -513,6 +535,7 @@ static inline void *slab_take(kmem_cache_t *cachep, slab_t *slabp)
     bufctl[i] = BUFCTL_ACTIVE;
     slabp->inuse++;
     cachep->free_objects--;
+    cachep->list_ops++;
     if (slabp->free == BUFCTL_END) {
         list_del(&slabp->list);
         list_add(&slabp->list, &cachep->slabs_full);
@@ -560,11 +583,13 @@ static void slab_put(kmem_cache_t *cachep, void *objp, const char *fn)
     bufctl[i] = slabp->free;
     slabp->free = i;
     cachep->free_objects++;
+    cachep->list_ops++;
 #if SLAB_STATS
     cachep->num_active--;
 #endif
     if (--slabp->inuse == 0) {
         list_del(&slabp->list);
+        slab_stamp_free(slabp);
         list_add(&slabp->list, &cachep->slabs_free);
     } else if (bufctl[i] == BUFCTL_END && slabp->inuse == cachep->num - 1) {
         /* it was full */
@@ -604,11 +629,13 @@ static void ac_fold_stats(kmem_cache_t *cachep, struct array_cache *ac);
  * slabs under one lock hold.  The array is updated before the lock is
  * dropped: a fork (which holds every cache lock) must never see objects
  * that are already back on their slabs, and possibly on a slab being
- * destroyed, still in the array of a thread the child will drain. */
-static void free_block(kmem_cache_t *cachep, struct array_cache *ac,
-                       unsigned int n)
+ * destroyed, still in the array of a thread the child will drain.
+ * Returns 1 when the cache keeps empty slabs afterwards. */
+static int free_block(kmem_cache_t *cachep, struct array_cache *ac,
+                      unsigned int n)
 {
     LIST_HEAD(doomed);
+    int empty;
     pthread_mutex_lock(&cachep->spinlock);
     ac_fold_stats(cachep, ac);
     for (unsigned int i = 0; i < n; i++)
@@ -616,8 +643,10 @@ static void free_block(kmem_cache_t *cachep, struct array_cache *ac,
     ac->avail -= n;
     memmove(ac->entry, ac->entry + n, ac->avail * sizeof(void *));
     trim_free_slabs(cachep, &doomed);
+    empty = !list_empty(&cachep->slabs_free);
     pthread_mutex_unlock(&cachep->spinlock);
     destroy_slab_list(cachep, &doomed);
+    return empty;
 }
 
 /* ---- the locked (direct) path, with the debug checks ---- */
@@ -851,13 +880,16 @@ static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
     }
 }
 
-/* Flushes the oldest batchcount objects of a full array. */
+/* Flushes the oldest batchcount objects of a full array.  When the cache
+ * keeps empty slabs, makes sure the background purge runs to give them
+ * back once they have decayed (slab_decay). */
 static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
 {
     unsigned int n = ac->batchcount;
     if (n > ac->avail)
         n = ac->avail;
-    free_block(cachep, ac, n);
+    if (free_block(cachep, ac, n))
+        vm_purge_kick();
 }
 
 /* ... and before a free (objp is an object of cachep). */
@@ -1137,6 +1169,83 @@ int kmem_cache_reap(int gfp_mask)
     return ret;
 }
 
+/* ---- decay ---- */
+
+/* Empty slabs given back per hold of a cache's lock by slab_decay. */
+#define DECAY_BATCH 16
+
+/* slab_decay for one cache (chain lock held): gives back, oldest first,
+ * the slabs free since `before' or earlier, DECAY_BATCH per lock hold;
+ * returns the frames of the free slabs left. */
+static unsigned long cache_decay(kmem_cache_t *cachep, unsigned long now,
+                                 unsigned long decay)
+{
+    unsigned long left;
+    pthread_mutex_lock(&cachep->spinlock);
+    unsigned long before = now >= decay ? now - decay : 0;
+    /* A cache nobody took from or freed to since the pass before: its
+     * free slabs are not about to be reused (the rule of the zones). */
+    if (cachep->list_ops == cachep->decay_seen && now >= decay / 4)
+        before = now - decay / 4;
+    if (now)
+        cachep->decay_seen = cachep->list_ops;
+    for (;;) {
+        LIST_HEAD(doomed);
+        unsigned long n = 0;
+        while (now && n < DECAY_BATCH && !list_empty(&cachep->slabs_free)) {
+            slab_t *slabp = list_entry(cachep->slabs_free.prev, slab_t, list);
+            if (slab_head_page(slabp)->private > before)
+                break; /* the rest of the list is younger */
+            list_move(&slabp->list, &doomed);
+            cachep->free_objects -= cachep->num;
+            n++;
+        }
+        if (!n)
+            break;
+#if SLAB_STATS
+        cachep->reaped += n;
+#endif
+        pthread_mutex_unlock(&cachep->spinlock);
+        destroy_slab_list(cachep, &doomed);
+        pthread_mutex_lock(&cachep->spinlock);
+    }
+    left = list_empty(&cachep->slabs_free) ? 0 : 1UL << cachep->gfporder;
+    pthread_mutex_unlock(&cachep->spinlock);
+    return left;
+}
+
+/*
+ * The decay of empty slabs, after the zones' (vm/frames/page_alloc.c): a
+ * slab that has been empty for the decay time (KSLAB_DECAY_MS) goes back
+ * to the page allocator, whose pass then gives its frames back to the
+ * host, so RSS falls after a program frees its heap even if it then
+ * sleeps.  In a cache with no allocation or free since the pass before, a
+ * quarter of the decay time is enough.  Linux 2.4 kept empty slabs until
+ * memory pressure made kswapd call kmem_cache_reap(); a process has no
+ * such signal, so the frames' background pass calls this (registered with
+ * vm_purge_register).  The pass holds each cache's lock for at most
+ * DECAY_BATCH slabs (the slabs are destroyed without it); caches with
+ * SLAB_NO_REAP and caches with a dtor (which would then run in the
+ * background thread) are left alone.  The threads' arrays are not touched:
+ * they belong to their threads (slab.c's top comment).
+ */
+unsigned long slab_decay(unsigned long now, unsigned long decay)
+{
+    unsigned long left = 0;
+    if (!kslab_init_reached(KSLAB_INIT_SLAB))
+        return 0;
+    pthread_mutex_lock(&cache_chain_sem);
+    struct list_head *p;
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (!(c->flags & SLAB_NO_REAP) && !c->dtor)
+            left += cache_decay(c, now, decay);
+    }
+    pthread_mutex_unlock(&cache_chain_sem);
+    return left;
+}
+
 /* ---- validation ---- */
 
 /* How a validator reports a broken invariant: kslab_die (the debug
@@ -1400,6 +1509,7 @@ static void slab_init(void)
     cache_ids[0] = 1;
     kmem_cache_sizes_init();
     kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
+    vm_purge_register(slab_decay);
 }
 KSLAB_INITCALL(KSLAB_INIT_SLAB, slab_init);
 

@@ -118,6 +118,8 @@ struct kmem_cache_s {
     struct list_head slabs_free;
     unsigned long free_objects; /* free objects on the slab lists */
     unsigned long free_limit;   /* free objects kept before slabs go back */
+    unsigned long list_ops;     /* objects taken or put back, ever */
+    unsigned long decay_seen;   /* list_ops at the last decay pass */
 
     /* 3) cache shape */
     unsigned int gfporder;
@@ -352,6 +354,12 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
                            unsigned long *am, unsigned long *fh,
                            unsigned long *fm);
 #endif
+
+/* The decay of empty slabs (slab.c, run by the frames' background purge
+ * pass through vm_purge_register): every slab of a reapable cache that
+ * has been empty for decay ms at time now goes back (now 0: nothing, only
+ * counted).  Returns the frames of empty slabs left in those caches. */
+unsigned long slab_decay(unsigned long now, unsigned long decay);
 
 /* Drains the calling thread's arrays of every cache (slab/thread.c). */
 void slab_drain_self(void);

@@ -898,24 +898,37 @@ static unsigned long dirty_total(void)
     return d;
 }
 
-/* The layer above's memory that decays too (interpose/large.c's cached
- * mappings): called by each pass with no kslab lock held. */
-static unsigned long (*_Atomic purge_extra)(unsigned long now,
-                                            unsigned long decay);
+/* The layers above's memory that decays too (slab/slab.c's empty slabs,
+ * interpose/large.c's cached mappings): called by each pass with no kslab
+ * lock held, in the order registered. */
+#define PURGE_EXTRA_MAX 4
+static unsigned long (*_Atomic purge_extra[PURGE_EXTRA_MAX])(
+    unsigned long now, unsigned long decay);
 
 void vm_purge_register(unsigned long (*fn)(unsigned long now,
                                            unsigned long decay))
 {
-    atomic_store(&purge_extra, fn);
+    for (int i = 0; i < PURGE_EXTRA_MAX; i++) {
+        unsigned long (*old)(unsigned long, unsigned long) = NULL;
+        if (atomic_compare_exchange_strong(&purge_extra[i], &old, fn) ||
+            old == fn)
+            return;
+    }
+    kslab_die("vm_purge_register(): more than %d users", PURGE_EXTRA_MAX);
 }
 
 /* Memory left to decay: dirty frames plus what purge_extra still holds
  * (now 0: only counted, nothing given back). */
 static unsigned long pending_total(unsigned long now, unsigned long decay)
 {
-    unsigned long (*fn)(unsigned long, unsigned long) =
-        atomic_load(&purge_extra);
-    return dirty_total() + (fn ? fn(now, decay) : 0);
+    unsigned long n = 0;
+    for (int i = 0; i < PURGE_EXTRA_MAX; i++) {
+        unsigned long (*fn)(unsigned long, unsigned long) =
+            atomic_load(&purge_extra[i]);
+        if (fn)
+            n += fn(now, decay);
+    }
+    return n + dirty_total();
 }
 
 /* One decay pass: every block free for vm_purge_decay_ms goes back, and in
