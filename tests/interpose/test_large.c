@@ -458,17 +458,17 @@ static void test_tcache_thread_exit(void **s)
 #define TEARDOWN_BLOCKS 16
 static void *teardown_in_thread(void *arg)
 {
-    size_t *total = arg;
+    size_t *total = arg; /* 0 when an allocation or a free failed */
     void *v[TEARDOWN_BLOCKS];
     *total = 0;
     for (int i = 0; i < TEARDOWN_BLOCKS; i++) {
         size_t len = (256 + 48 * (size_t)i) * KiB;
         v[i] = vm_large_alloc(len, PAGE_SIZE, 0);
-        assert_non_null(v[i]);
         *total += len;
     }
     for (int i = 0; i < TEARDOWN_BLOCKS; i++)
-        assert_int_equal(vm_large_free(v[i]), VM_LARGE_FREED);
+        if (!v[i] || vm_large_free(v[i]) != VM_LARGE_FREED)
+            *total = 0;
     struct vm_large_stats st;
     vm_large_get_stats(&st);
     return (void *)(uintptr_t)st.tcache_bytes;
