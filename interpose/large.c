@@ -713,6 +713,9 @@ struct large_tcache {
     pthread_mutex_t lock;
     struct list_head link; /* on tc_list, under tc_lock */
     size_t bytes;          /* held, under lock */
+    size_t live; /* buddy bytes the thread allocated less those it freed
+                    (its own thread only; an estimate: a block freed by
+                    another thread counts there) */
     unsigned long nr;
     unsigned char count[LARGE_TCACHE_CLASSES];
     struct page *bin[LARGE_TCACHE_CLASSES][LARGE_TCACHE_BIN];
@@ -878,6 +881,31 @@ static void *tc_alloc(unsigned long n, int zero)
     return p;
 }
 
+/* A buddy block of npages frames went live in the calling thread. */
+static void tc_note_alloc(unsigned long npages)
+{
+    struct large_tcache *tc = tc_self;
+    if (unlikely(!tc))
+        tc = tc_attach();
+    if (tc && tc != &tc_none)
+        tc->live += npages << PAGE_SHIFT;
+}
+
+/* What a thread with live bytes of buddy blocks may keep: a share of them
+ * (LARGE_TCACHE_LIVE_SHIFT), at least LARGE_TCACHE_MIN_BYTES, at most
+ * LARGE_TCACHE_MAX_BYTES.  A thread that frees what it built (a tree torn
+ * down) keeps little at the end, rather than its whole bound while other
+ * threads build. */
+static size_t tc_bound(size_t live)
+{
+    size_t max = live >> LARGE_TCACHE_LIVE_SHIFT;
+    if (max < LARGE_TCACHE_MIN_BYTES)
+        max = LARGE_TCACHE_MIN_BYTES;
+    if (max > LARGE_TCACHE_MAX_BYTES)
+        max = LARGE_TCACHE_MAX_BYTES;
+    return max;
+}
+
 /* Keeps the live block at page in the calling thread's cache: 1, or 0
  * when it does not fit (no class, bin full, the thread's bound reached). */
 static int tc_free(struct page *page)
@@ -892,8 +920,9 @@ static int tc_free(struct page *page)
     if (!tc || tc == &tc_none)
         return 0;
     size_t len = npages << PAGE_SHIFT;
+    tc->live = tc->live > len ? tc->live - len : 0;
     /* M_TRIM_THRESHOLD bounds what a thread keeps too (0: nothing) */
-    size_t max = LARGE_TCACHE_MAX_BYTES;
+    size_t max = tc_bound(tc->live);
     unsigned long trim = __atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED);
     if (trim < (max >> PAGE_SHIFT))
         max = trim << PAGE_SHIFT;
@@ -962,14 +991,18 @@ static void *large_alloc(size_t size, size_t align, int zero)
     unsigned long extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
     if (want_buddy(len, npages + extra)) {
         void *p = extra ? NULL : tc_alloc(npages, zero);
-        if (p)
+        if (p) {
+            tc_note_alloc(npages);
             return p;
+        }
         int saved = errno;
         p = buddy_alloc(npages, align, zero);
         if (!p && tc_flush_all()) /* memory short: empty the caches */
             p = buddy_alloc(npages, align, zero);
-        if (p)
+        if (p) {
+            tc_note_alloc(npages);
             return p;
+        }
         errno = saved; /* low memory full: fall back to a mapping */
     }
     return huge_alloc(len, align, zero);

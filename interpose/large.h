@@ -52,7 +52,12 @@ extern int vm_large_mmap_max;
 /*
  * The per-thread cache of freed buddy blocks: by size class (8 classes per
  * doubling of the length, 9 ... 512 frames), at most LARGE_TCACHE_BIN
- * blocks a class and LARGE_TCACHE_MAX_BYTES a thread.  A block in it is
+ * blocks a class, and a thread keeps at most a 2^-LARGE_TCACHE_LIVE_SHIFT
+ * share of the bytes of buddy blocks it has live (it allocated and has not
+ * freed), within [LARGE_TCACHE_MIN_BYTES, LARGE_TCACHE_MAX_BYTES].  (In
+ * bench/'s tree shape, four threads building and tearing down trees of 13
+ * MiB of such blocks, a flat 8 MiB a thread kept about 13 MiB more at the
+ * peak of RSS.)  A block in it is
  * free to the program (its head loses PG_private, so a second free of it
  * is VM_LARGE_BAD) and held by the thread; it goes back to the zones at
  * thread exit, by vm_large_trim() and when the zones run short.
@@ -60,6 +65,8 @@ extern int vm_large_mmap_max;
 #define LARGE_TCACHE_CLASSES 48
 #define LARGE_TCACHE_BIN 8
 #define LARGE_TCACHE_MAX_BYTES (8UL << 20)
+#define LARGE_TCACHE_MIN_BYTES (1UL << 20)
+#define LARGE_TCACHE_LIVE_SHIFT 2
 
 /* Totals for kslab_stats_print(); a consistent-enough snapshot. */
 struct vm_large_stats {

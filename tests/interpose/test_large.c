@@ -414,7 +414,7 @@ static void *free_large_in_thread(void *arg)
     (void)arg;
     void *v[4];
     for (int i = 0; i < 4; i++)
-        v[i] = vm_large_alloc((200 + 100 * (size_t)i) * KiB, PAGE_SIZE, 0);
+        v[i] = vm_large_alloc((100 + 50 * (size_t)i) * KiB, PAGE_SIZE, 0);
     for (int i = 0; i < 4; i++)
         vm_large_free(v[i]);
     struct vm_large_stats st;
@@ -450,6 +450,43 @@ static void test_tcache_thread_exit(void **s)
     assert_int_equal(st.tcache_bytes, 0);
     /* every frame is back (the frames the zones grew by are free too) */
     assert_true(zone_free_pages() >= before);
+}
+
+/* A thread builds 16 blocks of 256 ... 976 KiB (9.9 MiB) and frees them
+ * all, as a thread tearing down a tree does: it keeps a share of what it
+ * had live, not LARGE_TCACHE_MAX_BYTES (8 MiB). */
+#define TEARDOWN_BLOCKS 16
+static void *teardown_in_thread(void *arg)
+{
+    size_t *total = arg; /* 0 when an allocation or a free failed */
+    void *v[TEARDOWN_BLOCKS];
+    *total = 0;
+    for (int i = 0; i < TEARDOWN_BLOCKS; i++) {
+        size_t len = (256 + 48 * (size_t)i) * KiB;
+        v[i] = vm_large_alloc(len, PAGE_SIZE, 0);
+        *total += len;
+    }
+    for (int i = 0; i < TEARDOWN_BLOCKS; i++)
+        if (!v[i] || vm_large_free(v[i]) != VM_LARGE_FREED)
+            *total = 0;
+    struct vm_large_stats st;
+    vm_large_get_stats(&st);
+    return (void *)(uintptr_t)st.tcache_bytes;
+}
+
+static void test_tcache_bound_follows_live(void **s)
+{
+    (void)s;
+    vm_large_trim();
+    size_t total;
+    void *held;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, teardown_in_thread, &total), 0);
+    assert_int_equal(pthread_join(t, &held), 0);
+    assert_true(total > LARGE_TCACHE_MAX_BYTES);
+    /* something is kept (the cache still serves), but at most the share */
+    assert_true((uintptr_t)held >= LARGE_TCACHE_MIN_BYTES / 2);
+    assert_true((uintptr_t)held <= total >> LARGE_TCACHE_LIVE_SHIFT);
 }
 
 /* vm_large_trim() (malloc_trim) empties the thread caches. */
@@ -615,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_tcache_double_free),
         cmocka_unit_test(test_tcache_thread_exit),
         cmocka_unit_test(test_tcache_trim),
+        cmocka_unit_test(test_tcache_bound_follows_live),
         cmocka_unit_test(test_cached_mapping_decays),
         cmocka_unit_test(test_realloc_growth_reuses_frames),
         cmocka_unit_test(test_idle_pool_decays_sooner),
