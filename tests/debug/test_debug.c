@@ -414,6 +414,36 @@ static void audit_event_cost_is_bounded(void **state)
     assert_true(best < 1e-6);
 }
 
+/* The leak search looks a word up by its page (a hash of the pages that
+ * hold blocks, then the few blocks of that page), not by a binary search
+ * of every live block, and sorts the blocks by radix: over 200000 blocks
+ * and 4M words that point near them it costs 35 to 45 ns a word on a
+ * loaded 2-core machine, where the binary search and a heapsort took 160
+ * to 210 ns.  The planted leak is found. */
+static void leaks_search_cost_is_bounded(void **state)
+{
+    (void)state;
+    double best = 1e9;
+    for (int i = 0; i < 3; i++) {
+        const char *env[] = {"KSLAB_DEBUG=leaks", NULL};
+        int status = victim("search_cost", env);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        double ns;
+        size_t bytes;
+        const char *p = strstr(out, "search: ");
+        if (!p)
+            print_message("%s\n", out);
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "search: %lf ns a word, %zu", &ns, &bytes),
+                         2);
+        assert_true(bytes >= 4000 && bytes < 8192);
+        if (ns < best)
+            best = ns;
+    }
+    print_message("leak search: %.1f ns a word\n", best);
+    assert_true(best < 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +462,7 @@ int main(void)
         cmocka_unit_test(leaks_exit_code),
         cmocka_unit_test(leaks_none_in_python_bash_perl_git),
         cmocka_unit_test(audit_event_cost_is_bounded),
+        cmocka_unit_test(leaks_search_cost_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
