@@ -37,15 +37,6 @@
 #include "slab/debug.h"
 #include "vm/frames/os.h"
 
-/* Milliseconds of the coarse monotonic clock (vDSO: no system call). */
-static unsigned long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (unsigned long)ts.tv_sec * 1000UL +
-           (unsigned long)ts.tv_nsec / 1000000UL;
-}
-
 #define LARGE_FLAGS_GFP GFP_KERNEL
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -265,7 +256,7 @@ static unsigned long huge_peak_ms;
 static void __huge_peak_note(void)
 {
     size_t live = GET(huge_bytes);
-    unsigned long now = now_ms();
+    unsigned long now = vm_now_ms();
     unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
     if (now - huge_peak_ms >= decay) {
         huge_peak_prev = huge_peak_cur;
@@ -361,7 +352,7 @@ static void __huge_cache_put(uintptr_t addr, size_t len, struct huge_drop *d)
     }
     huge_cache[empty].addr = addr;
     huge_cache[empty].len = len;
-    huge_cache_ms[empty] = now_ms();
+    huge_cache_ms[empty] = vm_now_ms();
     huge_cache_bytes += len;
     while (huge_cache_bytes > cap) {
         int o = __cache_oldest();
@@ -494,7 +485,7 @@ static void *huge_alloc(size_t len, size_t align, int zero)
     pthread_mutex_lock(&huge_lock);
     if (__huge_reserve() != 0)
         goto out;
-    huge_alloc_ms = now_ms();
+    huge_alloc_ms = vm_now_ms();
     if (align <= PAGE_SIZE) {
         p = __huge_cache_take(len, &got);
         if (!p && !__huge_may_grow(len))
@@ -1148,7 +1139,7 @@ size_t vm_large_trim(void)
     huge_cache_bytes = 0;
     /* the peak so far no longer sizes the pool */
     huge_peak_cur = huge_peak_prev = GET(huge_bytes);
-    huge_peak_ms = now_ms();
+    huge_peak_ms = vm_now_ms();
     pthread_mutex_unlock(&huge_lock);
     return bytes;
 }

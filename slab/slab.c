@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/fork.h"
 #include "lib/init.h"
@@ -374,14 +373,11 @@ static inline struct page *slab_head_page(const slab_t *slabp)
     return vm_virt_to_page((const char *)slabp->s_mem - slabp->colouroff);
 }
 
-/* Cache lock held: slabp goes on slabs_free now (ms of
- * CLOCK_MONOTONIC_COARSE, the clock of the frames' purge pass). */
+/* Cache lock held: slabp goes on slabs_free now (vm_now_ms, the clock of
+ * the frames' purge pass). */
 static inline void slab_stamp_free(slab_t *slabp)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    slab_head_page(slabp)->private = (unsigned long)ts.tv_sec * 1000UL +
-                                     (unsigned long)ts.tv_nsec / 1000000UL;
+    slab_head_page(slabp)->private = vm_now_ms();
 }
 
 /* Grows a cache by one slab.  Called without the cache lock.  Returns 1

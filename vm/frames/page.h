@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <kslab/vm.h>
 
@@ -350,6 +351,17 @@ extern unsigned long vm_purge_threshold;
  * many milliseconds (the background purge, page_alloc.c); ULONG_MAX
  * (KSLAB_DECAY_MS=never): never by time, and no background thread. */
 extern unsigned long vm_purge_decay_ms;
+
+/* The clock of the decay: milliseconds of the coarse monotonic clock
+ * (vDSO: no system call).  Free frames, empty slabs and cached large
+ * blocks are stamped with it, and the purge pass compares against it. */
+static inline unsigned long vm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (unsigned long)ts.tv_sec * 1000UL +
+           (unsigned long)ts.tv_nsec / 1000000UL;
+}
 
 /* Memory of a layer above that decays like free frames (interpose/large.c:
  * cached own mappings): fn(now, decay) gives back what has been free for

@@ -182,15 +182,6 @@ static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void pcp_drain_all(int idle_only);
 
-/* Milliseconds of the coarse monotonic clock (vDSO: no system call). */
-static inline unsigned long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (unsigned long)ts.tv_sec * 1000UL +
-           (unsigned long)ts.tv_nsec / 1000000UL;
-}
-
 /* ---- the direct map ----
  *
  * Without an address-space limit: one reservation of the whole direct map
@@ -575,7 +566,7 @@ static inline void add_free_block(struct zone_struct *zone, unsigned long pfn,
     set_page_flags(page,
                    (1UL << PG_buddy) | ((unsigned long)clean << PG_clean));
     page->order = order;
-    page->private = clean ? 0 : now_ms(); /* when it became free (dirty) */
+    page->private = clean ? 0 : vm_now_ms(); /* when it became free (dirty) */
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
     list_add(&page->list, clean ? &zone->free_area[order].clean_list[t]
                                 : &zone->free_area[order].free_list[t]);
@@ -940,7 +931,7 @@ static unsigned long purge_pass(void)
 {
     static unsigned long seen_allocs[ZONE_NORMAL + 1];
     unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
-    unsigned long now = now_ms();
+    unsigned long now = vm_now_ms();
     if (decay == ULONG_MAX)
         return dirty_total();
     pthread_mutex_lock(&purge_lock);
@@ -1000,7 +991,7 @@ static void purger_kick(void)
     if (likely(state == PURGER_RUNNING) || purger_starting)
         return;
     if (state == PURGER_NONE) {
-        unsigned long now = now_ms();
+        unsigned long now = vm_now_ms();
         unsigned long last = atomic_load(&purger_last_ms);
         if (now - last >= PURGE_TICK_MS &&
             atomic_compare_exchange_strong(&purger_last_ms, &last, now))
@@ -1068,7 +1059,7 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
         return 0;
     pthread_mutex_lock(&purge_lock);
     pcp_drain_all(0);
-    unsigned long now = now_ms();
+    unsigned long now = vm_now_ms();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         n += zone_purge(&vm_zones[z], min_order, keep, now);
     pthread_mutex_unlock(&purge_lock);
