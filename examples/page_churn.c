@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <kslab/slab.h>
@@ -65,6 +66,14 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: page_churn [THREADS [ROUNDS]]\n  threads filling and "
+              "shrinking slab caches of their own (page-layer\n  contention); "
+              "prints the median ns per object\n",
+              stdout);
+        return 0;
+    }
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     if (argc > 2)
         rounds = atoi(argv[2]);

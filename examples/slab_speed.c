@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <kslab/slab.h>
@@ -74,6 +75,14 @@ static void je200(long n)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: slab_speed [PAIRS]\n  kmalloc+kfree (64 B) and "
+              "kmem_cache_alloc+free (200 B) against\n  jemalloc\'s "
+              "malloc+free in one process; PAIRS per round (20000000)\n",
+              stdout);
+        return 0;
+    }
     long n = argc > 1 ? atol(argv[1]) : 20000000;
     je_malloc = malloc; /* jemalloc's, through -ljemalloc */
     je_free = free;

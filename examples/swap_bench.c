@@ -104,6 +104,14 @@ static double scan(struct mm_struct *mm, unsigned long a, unsigned long n,
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: swap_bench [RAM_PAGES [DIR]]\n  sequential and random "
+              "scans of 4x user memory through swap (a swap\n  file in DIR, "
+              "default .) against raw reads of the swap file\n",
+              stdout);
+        return 0;
+    }
     unsigned long ram = argc > 1 ? strtoul(argv[1], NULL, 0) : 4096;
     const char *dir = argc > 2 ? argv[2] : ".";
     unsigned long n = 4 * ram;

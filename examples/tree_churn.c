@@ -105,6 +105,13 @@ static long rss_kib(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: tree_churn [THREADS [ROUNDS [DEPTH]]]\n  threads "
+              "building and tearing down binary trees through malloc\n",
+              stdout);
+        return 0;
+    }
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     if (argc > 2)
         rounds = atoi(argv[2]);

@@ -179,12 +179,34 @@ static int pagecache_demo(void)
     return r || n != 6 ? 1 : 0;
 }
 
+static const char usage[] =
+    "usage: vmdemo [MODE]\n"
+    "  (none)     map private and shared memory and a brk heap in one mm,\n"
+    "             fork it (COW), write on both sides, print maps and counters\n"
+    "  swap       1 MiB of user memory, 4 MiB written through swap, a fork,\n"
+    "             meminfo after each step, then swapoff\n"
+    "  pagecache  one file mapped by two mms: shared stores, a private copy,\n"
+    "             msync, meminfo's Cached and the file's share lists\n"
+    "  --help     this text\n";
+
 int main(int argc, char **argv)
 {
+    if (argc > 2) {
+        fprintf(stderr, "vmdemo: one mode at most\n%s", usage);
+        return 2;
+    }
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "swap") == 0)
         return swap_demo();
     if (argc > 1 && strcmp(argv[1], "pagecache") == 0)
         return pagecache_demo();
+    if (argc > 1) {
+        fprintf(stderr, "vmdemo: unknown mode `%s'\n%s", argv[1], usage);
+        return 2;
+    }
     struct mm_struct *parent = mm_alloc();
     if (!parent) {
         fprintf(stderr, "mm_alloc failed\n");

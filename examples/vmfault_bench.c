@@ -303,6 +303,14 @@ static unsigned long scattered_two_mms_mib(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs("usage: vmfault_bench [--cpu] [--maxmap]\n  emulated fault costs "
+              "against the host kernel\'s; --cpu: thread CPU\n  time; "
+              "--maxmap: resident memory under vm.max_map_count\n",
+              stdout);
+        return 0;
+    }
     int maxmap = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu"))
