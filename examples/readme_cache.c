@@ -9,8 +9,8 @@ struct conn {
     char state[60];
 };
 
-/* Runs once per object when a slab is grown, not at every allocation:
- * a freed object keeps its constructed state (2.4's contract). */
+/* Runs when a slab is grown, not at every allocation: a freed object
+ * keeps its constructed state (2.4's contract). */
 static void conn_ctor(void *obj, kmem_cache_t *cache, unsigned long flags)
 {
     struct conn *c = obj;
@@ -27,10 +27,9 @@ int main(int argc, char **argv)
         puts("usage: readme_cache (no arguments)");
         return strcmp(argv[1], "--help") ? 2 : 0;
     }
-    kmem_cache_t *cache = kmem_cache_create(
-        "conn", sizeof(struct conn), 0, SLAB_HWCACHE_ALIGN, conn_ctor, NULL);
-    if (!cache)
-        return 1;
+    kmem_cache_t *cache = kmem_cache_create("conn", sizeof(struct conn), 0,
+                                            SLAB_HWCACHE_ALIGN, conn_ctor,
+                                            NULL);
     struct conn *c = kmem_cache_alloc(cache, GFP_KERNEL);
     printf("new conn: fd=%d state=%s\n", c->fd, c->state);
     kmem_cache_free(cache, c);
