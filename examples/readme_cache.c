@@ -27,9 +27,8 @@ int main(int argc, char **argv)
         puts("usage: readme_cache (no arguments)");
         return strcmp(argv[1], "--help") ? 2 : 0;
     }
-    kmem_cache_t *cache = kmem_cache_create("conn", sizeof(struct conn), 0,
-                                            SLAB_HWCACHE_ALIGN, conn_ctor,
-                                            NULL);
+    kmem_cache_t *cache = kmem_cache_create(
+        "conn", sizeof(struct conn), 0, SLAB_HWCACHE_ALIGN, conn_ctor, NULL);
     struct conn *c = kmem_cache_alloc(cache, GFP_KERNEL);
     printf("new conn: fd=%d state=%s\n", c->fd, c->state);
     kmem_cache_free(cache, c);
