@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kslab needs to build, test and benchmark.
-# Run as root (or through sudo).  Safe to run again.
+# Run it as `bash tools/setup-deps.sh`, as root or not: when not root it
+# runs apt-get through sudo itself (and only when a package is missing).
+# Safe to run again.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config g++ clang clang-format cppcheck
       libclang-rt-14-dev libcmocka-dev libbenchmark-dev
@@ -13,7 +15,13 @@ for p in "${PKGS[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo > /dev/null; then
+            echo "kslab: missing packages: ${missing[*]}; not root and no sudo: run this as root" >&2
+            exit 1
+        fi
+        SUDO="sudo"
+    fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
