@@ -3,7 +3,7 @@
  * program that links only kslab_core: the options are read by start-up
  * itself (no interposer), KSLAB_LOWMEM_MB sizes the direct map, an
  * unknown KSLAB_* variable or a malformed value gives exactly one warning
- * line, and every option of the table has its row in interpose/README.md.
+ * line, and every option of the table has its row in README.md.
  * The program runs itself again with the environment to test.
  */
 #ifndef _GNU_SOURCE
@@ -157,7 +157,7 @@ static void test_every_option_documented(void **s)
 {
     (void)s;
     static char text[1 << 16];
-    FILE *f = fopen(KSLAB_SOURCE_DIR "/interpose/README.md", "r");
+    FILE *f = fopen(KSLAB_SOURCE_DIR "/README.md", "r");
     assert_non_null(f);
     size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = 0;
@@ -166,8 +166,7 @@ static void test_every_option_documented(void **s)
         char row[64];
         snprintf(row, sizeof row, "| `%s` |", kslab_option_table[i].name);
         if (count(text, row) != 1)
-            fail_msg("interpose/README.md: %zu rows \"%s\"", count(text, row),
-                     row);
+            fail_msg("README.md: %zu rows \"%s\"", count(text, row), row);
     }
 }
 
