@@ -31,14 +31,6 @@ static int host_prot(pte_t pte)
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
 
-/* Any host mapping change over [start, end) other than vm_host_map_fresh's
- * own ends the premapped run it overlaps. */
-void vm_premap_forget(struct mm_struct *mm, unsigned long start,
-                      unsigned long end)
-{
-    if (start < mm->premap_end && end > mm->premap_start)
-        mm->premap_start = mm->premap_end = 0;
-}
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
     if (start >= end)

@@ -250,6 +250,15 @@ struct mm_struct {
     unsigned long uffd_nr;
 };
 
+/* Any host mapping change over [start, end) other than vm_host_map_fresh's
+ * own ends the premapped run it overlaps (host_map.c, uffd.c). */
+static inline void vm_premap_forget(struct mm_struct *mm, unsigned long start,
+                                    unsigned long end)
+{
+    if (start < mm->premap_end && end > mm->premap_start)
+        mm->premap_start = mm->premap_end = 0;
+}
+
 /* fault.c: window registry and the SIGSEGV handler. */
 int vm_fault_init(void);
 int vm_window_register(struct mm_struct *mm);
@@ -320,8 +329,7 @@ int vm_access_ok(struct vm_area_struct *vma, int write);
  * at a none pte of vma, mapping the pages ahead PROT_NONE.  map_page: the
  * host mapping of one page as pte says.  sync, protect, unmap: [start,
  * end) remapped, reprotected (the frames are mapped already) or made a
- * hole.  The last four return 0 or -ENOMEM.  premap_forget: a host change
- * over [start, end) ends the premapped run it overlaps. */
+ * hole.  The last four return 0 or -ENOMEM. */
 int vm_host_set_pte(struct mm_struct *mm, unsigned long addr, pte_t *pte,
                     pte_t entry);
 int vm_host_map_fresh(struct mm_struct *mm, struct vm_area_struct *vma,
@@ -331,8 +339,6 @@ int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
 int vm_host_protect(struct mm_struct *mm, unsigned long start,
                     unsigned long end);
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
-void vm_premap_forget(struct mm_struct *mm, unsigned long start,
-                      unsigned long end);
 
 /* mmap.c */
 struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr);
