@@ -19,7 +19,7 @@
  *   1. KSLAB_FORK_MM (vm/mm/fork.c, vm_mm_fork_prepare)
  *        every mm's mmap_sem        (each taken with vm_mmlist_lock
  *                                    dropped: no path holds two)
- *        vm_mmlist_lock             vm/mm/vmscan.c
+ *        vm_mmlist_lock             vm/mm/fork.c
  *        chain_lock, windows_lock   vm/mm/fault.c: the chained SIGSEGV
  *                                    handler, the window table
  *        vmlist_lock                vm/mm/vmalloc.c

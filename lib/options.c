@@ -20,8 +20,6 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include <kslab/slab.h>
-
 #include "lib/options.h"
 #include "lib/report.h"
 
@@ -68,9 +66,9 @@ static int opt_debug_word(const char *w, size_t n, unsigned long *flags,
 {
 #define IS(word) (n == sizeof(word) - 1 && !strncmp(w, word, n))
     if (IS("poison"))
-        *flags |= SLAB_POISON;
+        *flags |= KSLAB_DEBUG_POISON;
     else if (IS("redzone") || IS("red_zone"))
-        *flags |= SLAB_RED_ZONE;
+        *flags |= KSLAB_DEBUG_RED_ZONE;
     else if (IS("audit"))
         *dbg |= KSLAB_DBG_AUDIT;
     else if (IS("verify"))

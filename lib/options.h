@@ -30,7 +30,7 @@ enum kslab_glibc_param {
 struct kslab_options {
     int stats;                 /* KSLAB_STATS: statistics at exit */
     char stats_path[PATH_MAX]; /*   to this file (append); "" = stderr */
-    unsigned long debug;       /* KSLAB_DEBUG: SLAB_POISON | SLAB_RED_ZONE */
+    unsigned long debug;       /* KSLAB_DEBUG: KSLAB_DEBUG_POISON, _RED_ZONE */
     unsigned int dbg;          /* KSLAB_DEBUG: KSLAB_DBG_* (slab/debug.c) */
     unsigned long log_entries; /*   log=N: events the ring keeps */
     int leaks_exitcode;        /* KSLAB_LEAKS_EXITCODE: 0 = exit unchanged */
@@ -48,6 +48,12 @@ struct kslab_options {
 #define KSLAB_VM_BACKEND_AUTO 0    /* userfaultfd when the host allows it */
 #define KSLAB_VM_BACKEND_SIGSEGV 1 /* SIGSEGV only */
 #define KSLAB_VM_BACKEND_UFFD 2    /* userfaultfd, sanitizer builds too */
+
+/* Bits of kslab_opt.debug (KSLAB_DEBUG words): the cache flags the slab
+ * gives the kmalloc and malloc caches (slab/kmalloc.c turns them into
+ * SLAB_POISON and SLAB_RED_ZONE; lib/ knows no flag of a layer above). */
+#define KSLAB_DEBUG_POISON 0x1UL   /* poison */
+#define KSLAB_DEBUG_RED_ZONE 0x2UL /* redzone */
 
 /* Bits of kslab_opt.dbg (KSLAB_DEBUG words). */
 #define KSLAB_DBG_AUDIT 0x1u  /* audit: who allocated and freed each block */

@@ -106,7 +106,10 @@ int slab_set_kmalloc_flags(unsigned long flags)
  * read: KSLAB_DEBUG's flags join those of slab_set_kmalloc_flags(). */
 void kmem_cache_sizes_init(void)
 {
-    kmalloc_flags |= kslab_opt.debug;
+    if (kslab_opt.debug & KSLAB_DEBUG_POISON)
+        kmalloc_flags |= SLAB_POISON;
+    if (kslab_opt.debug & KSLAB_DEBUG_RED_ZONE)
+        kmalloc_flags |= SLAB_RED_ZONE;
     for (unsigned int i = 0; i < KMALLOC_NR_SIZES; i++) {
         size_t size = 32UL << i;
         for (int dma = 0; dma < 2; dma++) {

@@ -33,6 +33,12 @@ for layer in "${!allowed[@]}"; do
         done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' "$f" || true)
     done
 done
+# lib/ is below every layer, and each public header is the API of a layer
+# above it: lib/ includes none of them.
+if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]+<kslab/' lib/*.[ch]; then
+    echo "lib: includes a public <kslab/...> header: lib/ includes nothing from the layers above it"
+    status=1
+fi
 # Public headers include only each other.
 if grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' include/kslab/*.h; then
     echo "include/kslab: public headers include only <kslab/...> and system headers"

@@ -277,8 +277,8 @@ static void test_handle_mm_fault_direct(void **state)
     mmput(mm);
 }
 
-/* Sequential write faults map the pages ahead on the host (memory.c,
- * map_fresh_page), but their ptes stay none: nothing is counted, a read
+/* Sequential write faults map the pages ahead on the host (host_map.c,
+ * vm_host_map_fresh), but their ptes stay none: nothing is counted, a read
  * there still faults to the ZERO_PAGE, and a frame the run expected that
  * went to another mm is not visible here. */
 static void test_sequential_faults_premap_stays_honest(void **state)

@@ -5,7 +5,8 @@
  * the last one (exit_mmap: every vma zapped and closed, page tables freed,
  * window given back), and mm_fork duplicates one: dup_mmap copies the
  * vmas (opening each, as a fork opens a file mapping) and
- * copy_page_range shares the frames copy-on-write.
+ * copy_page_range shares the frames copy-on-write.  A complete mm is
+ * published on the mm list (below), where reclaim and a host fork find it.
  *
  * Locking (vm/mm's order is at the top of mm.h; kslab's whole order at
  * the top of lib/fork.c): mm_fork holds the parent's mmap_sem for the
@@ -13,12 +14,13 @@
  * complete; mmput needs no lock — it runs when nobody else may use the mm.
  *
  * A host fork(): the emulator's locks are the first level of kslab's one
- * fork protocol (vm_mm_fork_prepare below).  User memory is copied for
- * the child while every lock is held (the frames by the frames level,
- * vm_highmem_fork_lock; the used swap slots by swap_fork_snapshot), so
- * the two processes' emulated memory is independent afterwards; in the
- * child, the mm list and vmalloc remap their pages onto the copy as they
- * are unlocked — after the frames level's child handler has switched to it.
+ * fork protocol (vm_mm_fork_prepare below), every mm's mmap_sem and the
+ * mm list's lock first.  User memory is copied for the child while every
+ * lock is held (the frames by the frames level, vm_highmem_fork_lock; the
+ * used swap slots by swap_fork_snapshot), so the two processes' emulated
+ * memory is independent afterwards; in the child, each mm (fork_remap_mm)
+ * and vmalloc remap their pages onto the copy as they are unlocked —
+ * after the frames level's child handler has switched to it.
  */
 #include <errno.h>
 #include <string.h>
@@ -37,6 +39,185 @@ static void mm_cache_init(void)
                                   SLAB_HWCACHE_ALIGN, NULL, NULL);
 }
 
+/* ---- the mm list ----
+ *
+ * The published mms (2.4 kernel/fork.c's mmlist_lock and init_mm's
+ * mmlist), where reclaim (vmscan.c), swapoff, vm_check_swap and a host
+ * fork find them.  vm_mmlist_lock guards the list; it is never held while
+ * waiting for an mmap_sem (the order is mmap_sem → vm_mmlist_lock).
+ */
+
+static LIST_HEAD(vm_mmlist);
+static pthread_mutex_t vm_mmlist_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The list is kept in order of mmlist_seq (an mm joins at the tail with
+ * the next number) and never reordered, so a walk with vm_mmlist_next
+ * (swapoff, vm_check_swap) visits every mm that stays, once; reclaim's
+ * clock over mms is a sequence number (mmlist_hand), not a rotation. */
+static unsigned long mmlist_seq_next, mmlist_hand;
+
+static void vm_mmlist_add(struct mm_struct *mm)
+{
+    pthread_mutex_lock(&vm_mmlist_lock);
+    mm->mmlist_seq = ++mmlist_seq_next;
+    list_add_tail(&mm->mmlist, &vm_mmlist);
+    pthread_mutex_unlock(&vm_mmlist_lock);
+}
+
+/* At the last mmput: nobody can take a new reference any more.  An mm
+ * that never joined the list (mm_fork failed) has mmlist.next NULL. */
+static void vm_mmlist_del(struct mm_struct *mm)
+{
+    pthread_mutex_lock(&vm_mmlist_lock);
+    if (mm->mmlist.next)
+        list_del(&mm->mmlist);
+    pthread_mutex_unlock(&vm_mmlist_lock);
+}
+
+static int get_mm_not_zero(struct mm_struct *mm)
+{
+    int u = atomic_load(&mm->mm_users);
+    while (u > 0)
+        if (atomic_compare_exchange_weak(&mm->mm_users, &u, u + 1))
+            return 1;
+    return 0;
+}
+
+/* Walks the mm list: the mm after prev (the first with NULL) with a
+ * reference taken, dropping prev's; NULL at the end. */
+struct mm_struct *vm_mmlist_next(struct mm_struct *prev)
+{
+    struct mm_struct *mm = NULL;
+    pthread_mutex_lock(&vm_mmlist_lock);
+    struct list_head *pos = prev ? prev->mmlist.next : vm_mmlist.next;
+    for (; pos != &vm_mmlist; pos = pos->next) {
+        struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
+        if (get_mm_not_zero(m)) {
+            mm = m;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&vm_mmlist_lock);
+    if (prev)
+        mmput(prev);
+    return mm;
+}
+
+/* The next mm after the clock hand (the clock over mms, wrapping), with a
+ * reference; NULL when there is none. */
+struct mm_struct *vm_mmlist_rotate(void)
+{
+    struct mm_struct *mm = NULL, *first = NULL;
+    pthread_mutex_lock(&vm_mmlist_lock);
+    struct list_head *pos;
+    list_for_each(pos, &vm_mmlist)
+    {
+        struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
+        if (!first && atomic_load(&m->mm_users) > 0)
+            first = m;
+        if (m->mmlist_seq > mmlist_hand && get_mm_not_zero(m)) {
+            mm = m;
+            break;
+        }
+    }
+    if (!mm && first && get_mm_not_zero(first))
+        mm = first;
+    if (mm)
+        mmlist_hand = mm->mmlist_seq;
+    pthread_mutex_unlock(&vm_mmlist_lock);
+    return mm;
+}
+
+int vm_mmlist_count(void)
+{
+    int n = 0;
+    struct list_head *pos;
+    pthread_mutex_lock(&vm_mmlist_lock);
+    list_for_each(pos, &vm_mmlist) n++;
+    pthread_mutex_unlock(&vm_mmlist_lock);
+    return n;
+}
+
+/* ---- host fork() ---- */
+
+/*
+ * For a host fork(): every mm on the list gets a reference and its
+ * mmap_sem taken, and then vm_mmlist_lock is kept, so no mm can join the
+ * list unlocked.  An mmap_sem is waited for only with vm_mmlist_lock
+ * released (the order is mmap_sem → vm_mmlist_lock); no path holds one
+ * mmap_sem while waiting for another, so waiting here cannot deadlock.
+ */
+static struct mm_struct *fork_locked;
+
+static void fork_lock_mm(struct mm_struct *mm)
+{
+    mm->fork_locked = 1;
+    mm->fork_next = fork_locked;
+    fork_locked = mm;
+}
+
+static void mmlist_fork_lock(void)
+{
+    for (;;) {
+        struct mm_struct *wait = NULL;
+        struct list_head *pos;
+        pthread_mutex_lock(&vm_mmlist_lock);
+        list_for_each(pos, &vm_mmlist)
+        {
+            struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
+            if (m->fork_locked || !get_mm_not_zero(m))
+                continue; /* done, or dying: its mmap_sem is unused */
+            if (pthread_mutex_trylock(&m->mmap_sem) == 0) {
+                fork_lock_mm(m);
+                continue;
+            }
+            wait = m;
+            break;
+        }
+        if (!wait)
+            return;
+        pthread_mutex_unlock(&vm_mmlist_lock);
+        pthread_mutex_lock(&wait->mmap_sem);
+        fork_lock_mm(wait);
+    }
+}
+
+/* In the child of a host fork, after the frames were copied into the
+ * child's own memfd (highmem.c): every vma of mm is mapped again from
+ * its page tables, now onto that memfd; premapped runs are forgotten. */
+static void fork_remap_mm(struct mm_struct *mm)
+{
+    mm->premap_start = mm->premap_end = 0;
+    if (vm_uffd_fork_child(mm) != 0)
+        kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
+}
+
+static void mmlist_fork_unlock(int child)
+{
+    struct mm_struct *list = fork_locked;
+    fork_locked = NULL;
+    if (child)
+        vm_uffd_fork_child_reset();
+    for (struct mm_struct *m = list; m; m = m->fork_next) {
+        m->fork_locked = 0;
+        if (child) {
+            fork_remap_mm(m);
+            pthread_mutex_init(&m->mmap_sem, NULL);
+        } else {
+            pthread_mutex_unlock(&m->mmap_sem);
+        }
+    }
+    if (child)
+        pthread_mutex_init(&vm_mmlist_lock, NULL);
+    else
+        pthread_mutex_unlock(&vm_mmlist_lock);
+    while (list) {
+        struct mm_struct *next = list->fork_next;
+        mmput(list);
+        list = next;
+    }
+}
+
 /**
  * vm_mm_fork_prepare - before a host fork(): takes the locks of the
  * address-space side of vm/ in the order they nest (the first level of
@@ -48,34 +229,34 @@ static void mm_cache_init(void)
  * references it drops may free.  Registered into the one fork protocol
  * (lib/fork.c, level KSLAB_FORK_MM) when the emulator is first used.
  */
-void vm_mm_fork_prepare(void)
+static void vm_mm_fork_prepare(void)
 {
-    vm_mmlist_fork_lock();
+    mmlist_fork_lock();
     vm_window_fork_lock();
     vm_vmalloc_fork_lock();
     vm_pagecache_fork_lock();
     vm_swap_fork_lock();
 }
 
-void vm_mm_fork_parent(void)
+static void vm_mm_fork_parent(void)
 {
     vm_swap_fork_unlock(0);
     vm_pagecache_fork_unlock(0);
     vm_vmalloc_fork_unlock(0);
     vm_window_fork_unlock(0);
-    vm_mmlist_fork_unlock(0);
+    mmlist_fork_unlock(0);
 }
 
 /* The frames are the child's own copy once the frames level's child
  * handler (vm_highmem_fork_unlock) has run; vmalloc and the mm list then
  * remap their pages onto it. */
-void vm_mm_fork_child(void)
+static void vm_mm_fork_child(void)
 {
     vm_swap_fork_unlock(1);
     vm_pagecache_fork_unlock(1);
     vm_vmalloc_fork_unlock(1);
     vm_window_fork_unlock(1);
-    vm_mmlist_fork_unlock(1);
+    mmlist_fork_unlock(1);
 }
 
 static const struct kslab_fork_hook mm_fork_hook = {
@@ -89,7 +270,7 @@ void vm_mm_fork_register(void)
     kslab_fork_register(KSLAB_FORK_MM, &mm_fork_hook);
 }
 
-struct mm_struct *vm_mm_create(void)
+static struct mm_struct *vm_mm_create(void)
 {
     if (vm_highmem_init() != 0 || vm_fault_init() != 0)
         return NULL;

@@ -1,13 +1,13 @@
 /*
  * vm/mm/memory.c — page tables and demand paging (2.4 mm/memory.c): the
  * pgd → pmd → pte walk and allocation, handle_mm_fault → handle_pte_fault
- * → do_no_page / do_anonymous_page / do_wp_page, zap_page_range,
- * clear_page_tables, copy_page_range (fork's COW), change_protection and
- * make_pages_present, and do_swap_page; and the host side of a pte: every
- * user page of an mm's window is mapped exactly as its pte says — a memfd
- * frame with the pte's protection (none while the aging scan has it
- * _PAGE_OLD), or an inaccessible hole (none or swap entry) — so the page
- * tables are the source of truth and the host mappings follow them.
+ * → do_no_page / do_anonymous_page / do_wp_page / do_swap_page,
+ * zap_page_range, clear_page_tables, copy_page_range (fork's COW),
+ * change_protection and make_pages_present.  The page tables are the
+ * source of truth: each change of a pte here is followed by the host side
+ * of it (host_map.c, vm_host_*), which maps the window as the ptes say;
+ * an anonymous fault in a linear range of the userfaultfd back end is
+ * resolved there (uffd.c, vm_uffd_anon_fault).
  *
  * Locking: all of it runs with mm->mmap_sem held (the __ functions and the
  * helpers), including from the SIGSEGV handler; frames are reference
@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "lib/init.h"
 #include "vm/frames/os.h"
@@ -89,119 +88,6 @@ int vm_access_ok(struct vm_area_struct *vma, int write)
     return (vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)) != 0;
 }
 
-/* ---- the host side ---- */
-
-static int host_prot(pte_t pte)
-{
-    if (pte_val(pte) & (_PAGE_PROTNONE | _PAGE_OLD))
-        return PROT_NONE;
-    return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
-}
-
-/* Any host mapping change over [start, end) other than map_fresh_page's
- * own ends the premapped run it overlaps. */
-void vm_premap_forget(struct mm_struct *mm, unsigned long start,
-                      unsigned long end)
-{
-    if (start < mm->premap_end && end > mm->premap_start)
-        mm->premap_start = mm->premap_end = 0;
-}
-#define premap_forget vm_premap_forget
-
-int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
-{
-    if (start >= end)
-        return 0;
-    if (vm_uffd_demote(mm, start, end, 1) != 0)
-        return -ENOMEM;
-    premap_forget(mm, start, end);
-    return vm_os_decommit(mm->window + start, end - start) ? -ENOMEM : 0;
-}
-
-/* populate: fill the host pte now (one page, at a fault), so the retried
- * access does not take a second, host, fault. */
-static int host_map_run(struct mm_struct *mm, unsigned long addr,
-                        unsigned long npages, unsigned long pfn, int prot,
-                        int populate)
-{
-    if (vm_uffd_demote(mm, addr, addr + (npages << PAGE_SHIFT), 0) != 0)
-        return -ENOMEM;
-    premap_forget(mm, addr, addr + (npages << PAGE_SHIFT));
-    void *p = vm_os_map_shared(mm->window + addr, npages << PAGE_SHIFT, prot,
-                               vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
-                               populate);
-    return p ? 0 : -ENOMEM;
-}
-
-static int host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
-{
-    if (vm_uffd_linear(mm, addr, pte))
-        return 0; /* the linear range maps it already */
-    if (!pte_present(pte))
-        return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
-    return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
-}
-
-/*
- * Walks [start, end) in runs and maps each run with one host call.  With
- * remap, a run is pages of consecutive frames and one protection (or a
- * stretch of none ptes) and is mmap()ed; without, a run is any present
- * pages of one protection and is mprotect()ed (the frames are already
- * there: fork's write-protect, mprotect).
- */
-static int host_walk(struct mm_struct *mm, unsigned long start,
-                     unsigned long end, int remap)
-{
-    unsigned long run = start, n = 0, run_pfn = 0;
-    int run_prot = -1, err = 0; /* -1: a stretch of none ptes */
-
-    if (vm_uffd_demote(mm, start, end, 0) != 0)
-        return -ENOMEM;
-
-    for (unsigned long a = start; a <= end; a += PAGE_SIZE) {
-        pte_t pte = __pte(0);
-        int prot = -2; /* end marker */
-        if (a < end) {
-            pte_t *p = vm_pte_lookup(mm, a);
-            pte = p ? *p : __pte(0);
-            prot = !pte_present(pte) ? -1 : host_prot(pte);
-        }
-        if (n && prot == run_prot &&
-            (prot == -1 || !remap || pte_pfn(pte) == run_pfn + n)) {
-            n++;
-            continue;
-        }
-        if (n) {
-            int r = 0;
-            unsigned long len = n << PAGE_SHIFT;
-            if (run_prot == -1)
-                r = remap ? vm_host_unmap(mm, run, run + len) : 0;
-            else if (remap)
-                r = host_map_run(mm, run, n, run_pfn, run_prot, 0);
-            else if (vm_os_protect(mm->window + run, len, run_prot) != 0)
-                r = -ENOMEM;
-            if (r)
-                err = r;
-        }
-        run = a;
-        n = 1;
-        run_prot = prot;
-        run_pfn = pte_pfn(pte);
-    }
-    return err;
-}
-
-int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end)
-{
-    return host_walk(mm, start, end, 1);
-}
-
-static int host_protect(struct mm_struct *mm, unsigned long start,
-                        unsigned long end)
-{
-    return host_walk(mm, start, end, 0);
-}
-
 /* ---- faults ---- */
 
 /* A frame next to the neighbours' frames, so the host mappings coalesce. */
@@ -226,115 +112,6 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
     return page;
 }
 
-/* Installs entry and maps it on the host; when the host refuses (out of
- * memory, vm.max_map_count) the old pte is put back and -1 returned. */
-static int set_pte_host(struct mm_struct *mm, unsigned long addr, pte_t *pte,
-                        pte_t entry)
-{
-    pte_t old = *pte;
-    *pte = entry;
-    if (host_map_page(mm, addr, entry) == 0)
-        return 1;
-    *pte = old;
-    host_map_page(mm, addr, old);
-    return -1;
-}
-
-/*
- * The host side of a fresh frame at a pte that was none — the common
- * anonymous write fault, and the cost that dominates it: an mmap of one
- * page of the memfd splits the window's reservation and merges with the
- * neighbour's mapping (host VMA work), besides the host fault.  When
- * faults walk a vma upwards and the frame allocator follows them (frame
- * pfn at addr, pfn + 1 at addr + PAGE_SIZE, as frame_hint asks), the
- * pages ahead are mapped in one go: [addr, addr + n) to frames [pfn, pfn +
- * n), PROT_NONE beyond addr itself.  Their ptes stay none — nothing is
- * allocated, counted or made accessible for them; a PROT_NONE view of a
- * frame that is free or owned by someone else cannot be read or written,
- * and it faults exactly as the inaccessible hole it replaces.  The next
- * fault there, if it gets the frame the run expected, needs only an
- * mprotect of its page (which the host does by moving a VMA boundary),
- * and otherwise maps its frame as usual.  This is later Linux's
- * fault-around applied to the host mappings rather than to the ptes.
- */
-#if defined(__SANITIZE_THREAD__)
-/* TSan's mmap interceptor counts the whole range as written by the mapping
- * thread, so pages mapped ahead would look racy to the threads that later
- * use them: map only the faulting page. */
-#define PREMAP_PAGES 1
-#else
-#define PREMAP_PAGES 64
-#endif
-
-static int premap_hit(struct mm_struct *mm, unsigned long addr,
-                      unsigned long pfn)
-{
-    return addr >= mm->premap_start && addr < mm->premap_end &&
-           pfn == mm->premap_pfn + ((addr - mm->premap_start) >> PAGE_SHIFT);
-}
-
-/* How many pages after addr (same vma, same pte table) have none ptes
- * and frames to premap, at most PREMAP_PAGES - 1. */
-static unsigned long premap_ahead(struct vm_area_struct *vma,
-                                  unsigned long addr, pte_t *pte,
-                                  unsigned long pfn)
-{
-    unsigned long n = 0, max = PREMAP_PAGES - 1;
-    unsigned long room = (((addr + PMD_SIZE) & PMD_MASK) - addr) >> PAGE_SHIFT;
-    if (room - 1 < max)
-        max = room - 1;
-    if (((vma->vm_end - addr) >> PAGE_SHIFT) - 1 < max)
-        max = ((vma->vm_end - addr) >> PAGE_SHIFT) - 1;
-    if (vm_highmem.nr_frames - 1 - pfn < max)
-        max = vm_highmem.nr_frames - 1 - pfn;
-    while (n < max && pte_none(pte[n + 1]))
-        n++;
-    return n;
-}
-
-/* An mprotect does not fill the host pte: without this the retried access
- * would take a second host fault (the memfd page allocated there). */
-static void premap_populate(struct mm_struct *mm, unsigned long addr, int prot)
-{
-    if (prot != PROT_NONE)
-        vm_os_populate(mm->window + addr, PAGE_SIZE, prot & PROT_WRITE);
-}
-
-static int map_fresh_page(struct mm_struct *mm, struct vm_area_struct *vma,
-                          unsigned long addr, pte_t *pte, pte_t entry)
-{
-    unsigned long pfn = pte_pfn(entry);
-    int prot = host_prot(entry);
-
-    if (premap_hit(mm, addr, pfn) &&
-        vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
-        *pte = entry;
-        premap_populate(mm, addr, prot);
-        return 1;
-    }
-    pte_t *prev = (addr & ~PMD_MASK) ? pte - 1 : NULL;
-    unsigned long n = 0;
-    if (prev && pte_present(*prev) && pte_pfn(*prev) + 1 == pfn)
-        n = premap_ahead(vma, addr, pte, pfn);
-    if (!n)
-        return set_pte_host(mm, addr, pte, entry);
-    premap_forget(mm, addr, addr + ((n + 1) << PAGE_SHIFT));
-    void *p =
-        vm_os_map_shared(mm->window + addr, (n + 1) << PAGE_SHIFT, VM_OS_NONE,
-                         vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT), 0);
-    if (!p)
-        return set_pte_host(mm, addr, pte, entry);
-    mm->premap_start = addr;
-    mm->premap_end = addr + ((n + 1) << PAGE_SHIFT);
-    mm->premap_pfn = pfn;
-    if (vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
-        *pte = entry;
-        premap_populate(mm, addr, prot);
-        return 1;
-    }
-    return set_pte_host(mm, addr, pte, entry);
-}
-
 /* A not-present page of an anonymous private vma: a read maps the shared
  * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own. */
 static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
@@ -346,15 +123,15 @@ static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
     mm->min_flt++;
     if (!write_access) {
         mm->zero_flt++;
-        return set_pte_host(
+        return vm_host_set_pte(
             mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
     }
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;
-    r = map_fresh_page(mm, vma, addr, pte,
-                       mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                        _PAGE_DIRTY | _PAGE_ACCESSED));
+    r = vm_host_map_fresh(mm, vma, addr, pte,
+                          mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                           _PAGE_DIRTY | _PAGE_ACCESSED));
     if (r < 0)
         put_page(page);
     else
@@ -396,7 +173,7 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
         entry = pte_wrprotect(entry);
     }
     mm->min_flt++;
-    int r = set_pte_host(mm, addr, pte, entry);
+    int r = vm_host_set_pte(mm, addr, pte, entry);
     if (r < 0)
         put_page(page);
     else
@@ -433,7 +210,7 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
          * (2.4 marks the pte; the page cache reads it from the page) */
         if ((vma->vm_flags & VM_SHARED) && !zero)
             SetPageFlag(old, PG_dirty);
-        return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
+        return vm_host_set_pte(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
     }
     if (!zero && page_count(old) == 2) {
         /* only we and the swap cache hold it, and no other pte holds its
@@ -446,7 +223,8 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
             SetPageFlag(old, PG_dirty);
         pthread_mutex_unlock(&vm_swap_lock);
         if (mine)
-            return set_pte_host(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
+            return vm_host_set_pte(mm, addr, pte,
+                                   pte_mkdirty(pte_mkwrite(entry)));
     }
     /* The new frame may come from direct reclaim, which scans this mm as
      * well (held): it may arm or swap out this very pte and drop its
@@ -470,9 +248,9 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
         copy_frame(new, old);
         ClearPageFlag(new, PG_clean);
     }
-    r = set_pte_host(mm, addr, pte,
-                     mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                     _PAGE_DIRTY | _PAGE_ACCESSED));
+    r = vm_host_set_pte(mm, addr, pte,
+                        mk_pte(new, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                        _PAGE_DIRTY | _PAGE_ACCESSED));
     if (r < 0) {
         put_page(new);
         goto out;
@@ -510,7 +288,7 @@ int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
         SetPageFlag(page, PG_dirty);
     }
     pthread_mutex_unlock(&vm_swap_lock);
-    if (set_pte_host(mm, addr, pte, new) < 0) {
+    if (vm_host_set_pte(mm, addr, pte, new) < 0) {
         swap_duplicate(entry);
         vm_put_swapcache_page(page);
         return -1;
@@ -525,9 +303,9 @@ int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
  * it in: a minor fault); otherwise the aligned cluster around it is read
  * ahead and the page itself read (a major fault, swap_in counted).
  */
-int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
-                 unsigned long address, pte_t *page_table, pte_t orig_pte,
-                 int write_access)
+static int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
+                        unsigned long address, pte_t *page_table,
+                        pte_t orig_pte, int write_access)
 {
     swp_entry_t entry = pte_to_swp_entry(orig_pte);
     int major = 0;
@@ -568,13 +346,13 @@ static int handle_pte_fault(struct mm_struct *mm, struct vm_area_struct *vma,
         entry = __pte((pte_val(entry) & ~_PAGE_OLD) | _PAGE_ACCESSED);
         *pte = entry;
         if (!write_access || pte_write(entry))
-            return host_map_page(mm, addr, entry) == 0 ? 1 : -1;
+            return vm_host_map_page(mm, addr, entry) == 0 ? 1 : -1;
     }
     if (write_access && !pte_write(entry))
         return do_wp_page(mm, vma, addr, pte, entry);
     /* The pte already allows it (another thread won the race): make sure
      * the host agrees and let the access retry. */
-    return host_map_page(mm, addr, entry) == 0 ? 1 : -1;
+    return vm_host_map_page(mm, addr, entry) == 0 ? 1 : -1;
 }
 
 /* Returns 1 (minor) or 2 (major) when resolved, 0 for SIGBUS, -1 when out
@@ -775,7 +553,7 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
         a += PAGE_SIZE;
     }
     if (wrprotected)
-        host_protect(src, vma->vm_start, vma->vm_end);
+        vm_host_protect(src, vma->vm_start, vma->vm_end);
     return 0;
 }
 
@@ -810,5 +588,5 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
         }
         a += PAGE_SIZE;
     }
-    host_protect(mm, start, end);
+    vm_host_protect(mm, start, end);
 }

@@ -24,9 +24,9 @@
  *                        a fault holds the faulting mm's and only
  *                        trylocks the others; try_to_free_pages, swapoff
  *                        and vm_check_swap take one at a time.  A host
- *                        fork() takes them all (vm_mmlist_fork_lock),
+ *                        fork() takes them all (mmlist_fork_lock),
  *                        waiting for one only with vm_mmlist_lock dropped.
- *   2. vm_mmlist_lock    the list of published mms (vmscan.c).
+ *   2. vm_mmlist_lock    the list of published mms (fork.c).
  *   3. windows_lock      the window table (fault.c).
  *   4. vmlist_lock       the vmalloc range (vmalloc.c).
  *   4a. pagecache_lock   the page cache: address_spaces, their share lists
@@ -225,17 +225,17 @@ struct mm_struct {
     unsigned long locked_vm; /* unused: counted from the vmas (mmap.c) */
     unsigned long rss, min_flt, maj_flt, cow_flt, zero_flt;
     unsigned long swap_in, swap_out;
-    /* vmscan.c: on vm_mmlist (under its lock); where the aging scan of
-     * this mm resumes (under mmap_sem). */
+    /* fork.c: on vm_mmlist (under its lock); vmscan.c: where the aging
+     * scan of this mm resumes (under mmap_sem). */
     struct list_head mmlist;
     unsigned long mmlist_seq;
     unsigned long swap_address;
-    /* memory.c, under mmap_sem: host pages [premap_start, premap_end) of
-     * the window map memfd frames premap_pfn onwards, PROT_NONE where the
-     * pte is none (see map_fresh_page); forgotten by any other host
+    /* host_map.c, under mmap_sem: host pages [premap_start, premap_end)
+     * of the window map memfd frames premap_pfn onwards, PROT_NONE where
+     * the pte is none (see vm_host_map_fresh); forgotten by any other host
      * mapping change that overlaps it.  Empty when start == end. */
     unsigned long premap_start, premap_end, premap_pfn;
-    /* vmscan.c: the chain of mms whose mmap_sem a host fork() holds. */
+    /* fork.c: the chain of mms whose mmap_sem a host fork() holds. */
     struct mm_struct *fork_next;
     int fork_locked;
     /* mmap.c: the resource limits of this mm, in bytes (RLIM_INFINITY:
@@ -249,6 +249,15 @@ struct mm_struct {
     unsigned long *uffd_block;
     unsigned long uffd_nr;
 };
+
+/* Any host mapping change over [start, end) other than vm_host_map_fresh's
+ * own ends the premapped run it overlaps (host_map.c, uffd.c). */
+static inline void vm_premap_forget(struct mm_struct *mm, unsigned long start,
+                                    unsigned long end)
+{
+    if (start < mm->premap_end && end > mm->premap_start)
+        mm->premap_start = mm->premap_end = 0;
+}
 
 /* fault.c: window registry and the SIGSEGV handler. */
 int vm_fault_init(void);
@@ -273,8 +282,6 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
 void vm_uffd_mm_free(struct mm_struct *mm);
 void vm_uffd_fork_child_reset(void);
 int vm_uffd_fork_child(struct mm_struct *mm);
-void vm_premap_forget(struct mm_struct *mm, unsigned long start,
-                      unsigned long end);
 
 /*
  * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the
@@ -288,11 +295,6 @@ void vm_premap_forget(struct mm_struct *mm, unsigned long start,
  * each lock owned where it is defined.
  */
 void vm_mm_fork_register(void);
-void vm_mm_fork_prepare(void);
-void vm_mm_fork_parent(void);
-void vm_mm_fork_child(void);
-void vm_mmlist_fork_lock(void);
-void vm_mmlist_fork_unlock(int child);
 void vm_window_fork_lock(void);
 void vm_window_fork_unlock(int child);
 void vm_vmalloc_fork_lock(void);
@@ -313,29 +315,42 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
                           unsigned long start, unsigned long end);
 int __make_pages_present(struct mm_struct *mm, unsigned long addr,
                          unsigned long end);
+int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
+                   unsigned long addr, pte_t *pte, struct page *page,
+                   swp_entry_t entry, int write_access);
 unsigned long vm_pte_prot(unsigned long vm_flags);
 pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
-int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
-int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
 void vm_pgtable_free_all(struct mm_struct *mm);
 int vm_access_ok(struct vm_area_struct *vma, int write);
 
+/* host_map.c: the host side of the ptes (see there), mmap_sem held.
+ * set_pte: installs entry at pte and maps it (1), or puts the old pte
+ * back when the host refuses (-1).  map_fresh: the same for a fresh frame
+ * at a none pte of vma, mapping the pages ahead PROT_NONE.  map_page: the
+ * host mapping of one page as pte says.  sync, protect, unmap: [start,
+ * end) remapped, reprotected (the frames are mapped already) or made a
+ * hole.  The last four return 0 or -ENOMEM. */
+int vm_host_set_pte(struct mm_struct *mm, unsigned long addr, pte_t *pte,
+                    pte_t entry);
+int vm_host_map_fresh(struct mm_struct *mm, struct vm_area_struct *vma,
+                      unsigned long addr, pte_t *pte, pte_t entry);
+int vm_host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte);
+int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
+int vm_host_protect(struct mm_struct *mm, unsigned long start,
+                    unsigned long end);
+int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
+
 /* mmap.c */
 struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr);
-struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
-                                       struct vm_area_struct **pprev);
 struct vm_area_struct *vm_area_alloc(void);
 void vm_area_free(struct vm_area_struct *vma);
 void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma);
-void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma);
 int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
                  unsigned long addr, struct vm_area_struct *new);
 void vm_merge_around(struct mm_struct *mm, struct vm_area_struct *vma);
 int vm_dup_vma_file(struct vm_area_struct *dst,
                     const struct vm_area_struct *src);
-struct mm_struct *vm_mm_create(void);
 void vm_check_mm(struct mm_struct *mm);
-int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
 /* Stacks and limits (mmap.c).  The gap below a VM_GROWSDOWN vma that no
  * other mapping is placed in and a stack does not grow into (current
  * Linux's stack_guard_gap, 256 pages; 2.4 had none). */
@@ -417,7 +432,6 @@ void vm_pagecache_fork_unlock(int child);
  * Functions named __xxx below expect it held.
  */
 extern pthread_mutex_t vm_swap_lock;
-extern int page_cluster;
 
 swp_entry_t __get_swap_page(void);
 int __swap_duplicate(swp_entry_t entry);
@@ -428,7 +442,6 @@ int __swap_entry_writeok(swp_entry_t entry);
 /* Swap I/O counters of the whole system (2.4's pswpin / pswpout). */
 extern _Atomic unsigned long vm_pswpin, vm_pswpout;
 int swap_duplicate(swp_entry_t entry);
-void swap_free(swp_entry_t entry);
 int vm_swap_io(swp_entry_t entry, struct page *page, int write);
 void vm_swap_totals(unsigned long *total, unsigned long *free);
 void vm_check_swap(void);
@@ -436,8 +449,6 @@ void vm_check_swap(void);
 void __add_to_swap_cache(struct page *page, swp_entry_t entry);
 void __delete_from_swap_cache(struct page *page);
 struct page *__lookup_swap_cache(swp_entry_t entry);
-int add_to_swap_cache(struct page *page, swp_entry_t entry);
-void delete_from_swap_cache(struct page *page);
 struct page *lookup_swap_cache(swp_entry_t entry);
 struct page *read_swap_cache_async(struct mm_struct *held, swp_entry_t entry,
                                    int readahead);
@@ -448,23 +459,21 @@ unsigned long vm_swap_cache_pages(void);
 unsigned long __shrink_cache(unsigned long want, int all);
 
 void swapin_readahead(struct mm_struct *held, swp_entry_t entry);
-int do_swap_page(struct mm_struct *mm, struct vm_area_struct *vma,
-                 unsigned long address, pte_t *page_table, pte_t orig_pte,
-                 int write_access);
 
 /* vmalloc.c: the vmalloc range and the frames mapped in it, in pages. */
 void vm_vmalloc_stats(unsigned long *total, unsigned long *used);
 
-/* vmscan.c: the user-memory limit, the mm list, reclaim. */
-void vm_mmlist_add(struct mm_struct *mm);
-void vm_mmlist_del(struct mm_struct *mm);
+/* fork.c: the mm list.  next: the mm after prev (the first with NULL),
+ * with a reference, prev's dropped; rotate: the next mm after reclaim's
+ * clock hand, wrapping, with a reference; NULL when there is none. */
 struct mm_struct *vm_mmlist_next(struct mm_struct *prev);
+struct mm_struct *vm_mmlist_rotate(void);
+int vm_mmlist_count(void);
+
+/* vmscan.c: the user-memory limit, reclaim. */
 unsigned long vm_free_user_frames(void);
 unsigned long vm_pages_min(void);
 struct page *vm_alloc_user_frame(struct mm_struct *held, unsigned long hint);
 unsigned long do_try_to_free_pages(struct mm_struct *held, unsigned long want);
-int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
-                   unsigned long addr, pte_t *pte, struct page *page,
-                   swp_entry_t entry, int write_access);
 
 #endif /* KSLAB_VM_MM_MM_H */

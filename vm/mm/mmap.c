@@ -194,8 +194,9 @@ struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr)
     return best;
 }
 
-struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
-                                       struct vm_area_struct **pprev)
+static struct vm_area_struct *__find_vma_prev(struct mm_struct *mm,
+                                              unsigned long addr,
+                                              struct vm_area_struct **pprev)
 {
     struct vm_area_struct *prev = NULL, *v;
     if (mm->mmap_avl) {
@@ -260,7 +261,7 @@ void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma)
         build_mmap_avl(mm);
 }
 
-void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma)
+static void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma)
 {
     struct vm_area_struct *prev;
     __find_vma_prev(mm, vma->vm_start, &prev);
@@ -617,7 +618,7 @@ static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
  * hole (the one case that needs a new vma, allocated before anything
  * changes).  Host window first, then ptes and frames, then page tables.
  */
-int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
+static int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
 {
     if (addr & ~PAGE_MASK || addr > TASK_SIZE || len > TASK_SIZE - addr)
         return -EINVAL;

@@ -13,7 +13,7 @@
 #include "vm/mm/mm.h"
 
 /* 2.4 set it from memory size (2–4); 3 = clusters of 8 pages, 32 KiB. */
-int page_cluster = 3;
+static int page_cluster = 3;
 
 /**
  * vm_set_page_cluster - swap-in readahead of 1 << @order pages (0: none,

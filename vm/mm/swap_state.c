@@ -15,7 +15,6 @@
  * holds its entry.  Locking: everything under vm_swap_lock; the __
  * functions expect it held, the others take it.
  */
-#include <errno.h>
 
 #include "vm/mm/mm.h"
 
@@ -86,25 +85,6 @@ void __delete_from_swap_cache(struct page *page)
     swap_cache_nr--;
     __swap_free(entry);
     put_page(page);
-}
-
-int add_to_swap_cache(struct page *page, swp_entry_t entry)
-{
-    int r = 0;
-    pthread_mutex_lock(&vm_swap_lock);
-    if (__lookup_swap_cache(entry) || PageSwapCache(page))
-        r = -EEXIST;
-    else
-        __add_to_swap_cache(page, entry);
-    pthread_mutex_unlock(&vm_swap_lock);
-    return r;
-}
-
-void delete_from_swap_cache(struct page *page)
-{
-    pthread_mutex_lock(&vm_swap_lock);
-    __delete_from_swap_cache(page);
-    pthread_mutex_unlock(&vm_swap_lock);
 }
 
 /* The cached page of entry with a reference for the caller, or NULL. */

@@ -202,13 +202,6 @@ int swap_duplicate(swp_entry_t entry)
     return r;
 }
 
-void swap_free(swp_entry_t entry)
-{
-    pthread_mutex_lock(&vm_swap_lock);
-    __swap_free(entry);
-    pthread_mutex_unlock(&vm_swap_lock);
-}
-
 /* rw_swap_page: one page between its frame and its slot.  vm_swap_lock
  * held.  0, or -EIO (the page stays as it was). */
 int vm_swap_io(swp_entry_t entry, struct page *page, int write)

@@ -1,7 +1,7 @@
 /*
  * vm/mm/uffd.c — the userfaultfd back end of the host side of the ptes.
  *
- * The SIGSEGV back end (memory.c) maps every present page of a window as
+ * The SIGSEGV back end (host_map.c) maps every present page of a window as
  * its own piece of the memfd, and every other page as an inaccessible
  * hole: a host VMA per run of consecutive frames of one protection.  With
  * every other page resident that is a host VMA per resident page, and the

@@ -32,7 +32,8 @@ struct vm_struct {
     struct vm_struct *next;
 };
 
-struct mm_struct init_mm; /* only its pgd is used: the kernel page tables */
+/* Only its pgd is used: the kernel page tables. */
+static struct mm_struct init_mm;
 static struct vm_struct *vmlist;
 static pthread_mutex_t vmlist_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -23,8 +23,8 @@
  * PROT_NONE pages are never scanned; pinned pages (get_user_pages) are
  * passed over.
  *
- * Locking: vm_mmlist_lock guards the list of mms; it is never held while
- * waiting for an mmap_sem.  Reclaim from a fault already holds the
+ * Locking: the mms are taken in turn from the mm list (fork.c), with a
+ * reference, never under its lock.  Reclaim from a fault already holds the
  * faulting mm's mmap_sem and only trylocks the others (an mm whose lock
  * is busy is skipped), so two faulting threads never wait on each other;
  * try_to_free_pages, holding nothing, takes each mmap_sem in turn.
@@ -37,175 +37,6 @@
 #include "vm/mm/mm.h"
 
 #define SWAP_CLUSTER_MAX 32
-
-static LIST_HEAD(vm_mmlist);
-static pthread_mutex_t vm_mmlist_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The list is kept in order of mmlist_seq (an mm joins at the tail with
- * the next number) and never reordered, so a walk with vm_mmlist_next
- * (swapoff, vm_check_swap) visits every mm that stays, once; reclaim's
- * clock over mms is a sequence number (mmlist_hand), not a rotation. */
-static unsigned long mmlist_seq_next, mmlist_hand;
-
-void vm_mmlist_add(struct mm_struct *mm)
-{
-    pthread_mutex_lock(&vm_mmlist_lock);
-    mm->mmlist_seq = ++mmlist_seq_next;
-    list_add_tail(&mm->mmlist, &vm_mmlist);
-    pthread_mutex_unlock(&vm_mmlist_lock);
-}
-
-/* At the last mmput: nobody can take a new reference any more.  An mm
- * that never joined the list (mm_fork failed) has mmlist.next NULL. */
-void vm_mmlist_del(struct mm_struct *mm)
-{
-    pthread_mutex_lock(&vm_mmlist_lock);
-    if (mm->mmlist.next)
-        list_del(&mm->mmlist);
-    pthread_mutex_unlock(&vm_mmlist_lock);
-}
-
-static int get_mm_not_zero(struct mm_struct *mm)
-{
-    int u = atomic_load(&mm->mm_users);
-    while (u > 0)
-        if (atomic_compare_exchange_weak(&mm->mm_users, &u, u + 1))
-            return 1;
-    return 0;
-}
-
-/* Walks the mm list: the mm after prev (the first with NULL) with a
- * reference taken, dropping prev's; NULL at the end. */
-struct mm_struct *vm_mmlist_next(struct mm_struct *prev)
-{
-    struct mm_struct *mm = NULL;
-    pthread_mutex_lock(&vm_mmlist_lock);
-    struct list_head *pos = prev ? prev->mmlist.next : vm_mmlist.next;
-    for (; pos != &vm_mmlist; pos = pos->next) {
-        struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
-        if (get_mm_not_zero(m)) {
-            mm = m;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&vm_mmlist_lock);
-    if (prev)
-        mmput(prev);
-    return mm;
-}
-
-/* The next mm after the clock hand (the clock over mms, wrapping), with a
- * reference; NULL when there is none. */
-static struct mm_struct *mmlist_rotate(void)
-{
-    struct mm_struct *mm = NULL, *first = NULL;
-    pthread_mutex_lock(&vm_mmlist_lock);
-    struct list_head *pos;
-    list_for_each(pos, &vm_mmlist)
-    {
-        struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
-        if (!first && atomic_load(&m->mm_users) > 0)
-            first = m;
-        if (m->mmlist_seq > mmlist_hand && get_mm_not_zero(m)) {
-            mm = m;
-            break;
-        }
-    }
-    if (!mm && first && get_mm_not_zero(first))
-        mm = first;
-    if (mm)
-        mmlist_hand = mm->mmlist_seq;
-    pthread_mutex_unlock(&vm_mmlist_lock);
-    return mm;
-}
-
-/*
- * For a host fork(): every mm on the list gets a reference and its
- * mmap_sem taken, and then vm_mmlist_lock is kept, so no mm can join the
- * list unlocked.  An mmap_sem is waited for only with vm_mmlist_lock
- * released (the order is mmap_sem → vm_mmlist_lock); no path holds one
- * mmap_sem while waiting for another, so waiting here cannot deadlock.
- */
-static struct mm_struct *fork_locked;
-
-static void fork_lock_mm(struct mm_struct *mm)
-{
-    mm->fork_locked = 1;
-    mm->fork_next = fork_locked;
-    fork_locked = mm;
-}
-
-void vm_mmlist_fork_lock(void)
-{
-    for (;;) {
-        struct mm_struct *wait = NULL;
-        struct list_head *pos;
-        pthread_mutex_lock(&vm_mmlist_lock);
-        list_for_each(pos, &vm_mmlist)
-        {
-            struct mm_struct *m = list_entry(pos, struct mm_struct, mmlist);
-            if (m->fork_locked || !get_mm_not_zero(m))
-                continue; /* done, or dying: its mmap_sem is unused */
-            if (pthread_mutex_trylock(&m->mmap_sem) == 0) {
-                fork_lock_mm(m);
-                continue;
-            }
-            wait = m;
-            break;
-        }
-        if (!wait)
-            return;
-        pthread_mutex_unlock(&vm_mmlist_lock);
-        pthread_mutex_lock(&wait->mmap_sem);
-        fork_lock_mm(wait);
-    }
-}
-
-/* In the child of a host fork, after the frames were copied into the
- * child's own memfd (highmem.c): every vma of mm is mapped again from
- * its page tables, now onto that memfd; premapped runs are forgotten. */
-static void fork_remap_mm(struct mm_struct *mm)
-{
-    mm->premap_start = mm->premap_end = 0;
-    if (vm_uffd_fork_child(mm) != 0)
-        kslab_die("fork(): cannot map mm %p in the child", (void *)mm);
-}
-
-void vm_mmlist_fork_unlock(int child)
-{
-    struct mm_struct *list = fork_locked;
-    fork_locked = NULL;
-    if (child)
-        vm_uffd_fork_child_reset();
-    for (struct mm_struct *m = list; m; m = m->fork_next) {
-        m->fork_locked = 0;
-        if (child) {
-            fork_remap_mm(m);
-            pthread_mutex_init(&m->mmap_sem, NULL);
-        } else {
-            pthread_mutex_unlock(&m->mmap_sem);
-        }
-    }
-    if (child)
-        pthread_mutex_init(&vm_mmlist_lock, NULL);
-    else
-        pthread_mutex_unlock(&vm_mmlist_lock);
-    while (list) {
-        struct mm_struct *next = list->fork_next;
-        mmput(list);
-        list = next;
-    }
-}
-
-static int mmlist_count(void)
-{
-    int n = 0;
-    struct list_head *pos;
-    pthread_mutex_lock(&vm_mmlist_lock);
-    list_for_each(pos, &vm_mmlist) n++;
-    pthread_mutex_unlock(&vm_mmlist_lock);
-    return n;
-}
 
 /* ---- the limit and the watermarks ---- */
 
@@ -393,9 +224,9 @@ unsigned long do_try_to_free_pages(struct mm_struct *held, unsigned long want)
         freed += vm_shrink_page_cache(want - freed);
 
     for (int pass = 0; pass < 2 && freed < want; pass++) {
-        int n = mmlist_count();
+        int n = vm_mmlist_count();
         for (int i = 0; i < n && freed < want; i++) {
-            struct mm_struct *mm = mmlist_rotate();
+            struct mm_struct *mm = vm_mmlist_rotate();
             if (!mm)
                 break;
             if (mm == held) {
