@@ -31,6 +31,7 @@
  * and the kmalloc caches are the level "slab" of lib/init.c's order.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -877,15 +878,15 @@ static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
 }
 
 /* Flushes the oldest batchcount objects of a full array.  When the cache
- * keeps empty slabs, makes sure the background purge runs to give them
- * back once they have decayed (slab_decay). */
+ * keeps empty slabs, a tick of the decay (vm_purge_tick: this may run
+ * with the chain lock held, by stdio inside kmem_slabinfo). */
 static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
 {
     unsigned int n = ac->batchcount;
     if (n > ac->avail)
         n = ac->avail;
     if (free_block(cachep, ac, n))
-        vm_purge_kick();
+        vm_purge_tick();
 }
 
 /* ... and before a free (objp is an object of cachep). */
@@ -1043,8 +1044,12 @@ static int cache_in_use(kmem_cache_t *cachep)
 /**
  * kmem_cache_shrink - give a cache's free slabs back.
  * Drains the calling thread's array of the cache first (other threads
- * drain theirs at their next slow path).  Returns 0 when no slab of the
- * cache is in use any more, 1 otherwise; -EINVAL for NULL.
+ * drain theirs at their next slow path), destroys every free slab and
+ * gives the free frames of the zones back to the host at once, whatever
+ * KSLAB_DECAY_MS says (vm_release_free): a program that calls it wants the
+ * memory back now, as a 2.4 driver's shrink gave its pages to the buddy
+ * lists at once.  Returns 0 when no slab of the cache is in use any more,
+ * 1 otherwise; -EINVAL for NULL.
  */
 int kmem_cache_shrink(kmem_cache_t *cachep)
 {
@@ -1055,6 +1060,7 @@ int kmem_cache_shrink(kmem_cache_t *cachep)
     drain_own_array(cachep);
     __kmem_cache_shrink_locked(cachep);
     pthread_mutex_unlock(&cache_chain_sem);
+    vm_release_free(0, 0);
     return cache_in_use(cachep);
 }
 
@@ -1101,8 +1107,13 @@ static kmem_cache_t *next_cache(kmem_cache_t *c)
  * Scans up to REAP_SCANLEN caches from a clock hand; skips SLAB_NO_REAP
  * caches, caches that are growing and caches grown since the last scan;
  * picks the one with the most free pages (discounting caches with a ctor
- * and multi-page slabs) and frees half of its free slabs.  Returns the
- * pages freed.
+ * and multi-page slabs) and frees half of its free slabs.  Then, what
+ * 2.4's caller (kswapd, try_to_free_pages) had from the buddy lists at
+ * once: every free frame of the zones, the victim's included, goes back
+ * to the host now, whatever KSLAB_DECAY_MS says (vm_release_free; most of
+ * a freed heap is there already, the slabs past free_limit having gone
+ * back as it was freed).  Returns the pages given back to the host
+ * (saturated at INT_MAX).
  */
 int kmem_cache_reap(int gfp_mask)
 {
@@ -1111,7 +1122,6 @@ int kmem_cache_reap(int gfp_mask)
         return 0;
     kmem_cache_t *searchp, *best = NULL;
     unsigned int best_pages = 0, best_len = 0;
-    int ret = 0;
 
     slab_request_drain();
     pthread_mutex_lock(&cache_chain_sem);
@@ -1158,11 +1168,12 @@ int kmem_cache_reap(int gfp_mask)
         (void)n;
 #endif
         pthread_mutex_unlock(&best->spinlock);
-        ret = destroy_slab_list(best, &doomed) << best->gfporder;
+        destroy_slab_list(best, &doomed);
         KSLAB_DEBUG_CHECK(slab_check_cache(best));
     }
     pthread_mutex_unlock(&cache_chain_sem);
-    return ret;
+    unsigned long released = vm_release_free(0, 0); /* chain lock dropped */
+    return released > INT_MAX ? INT_MAX : (int)released;
 }
 
 /* ---- decay ---- */

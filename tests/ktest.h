@@ -1,8 +1,9 @@
 /*
  * tests/ktest.h — the helpers every cmocka test shares: cmocka's includes,
- * RSS from /proc/self/statm, running a function (or this program again) in
- * a forked child with its stderr captured, checking that it dies with the
- * expected signal and stderr line, and checks that work in worker threads.
+ * RSS from /proc/self/statm, the thread count from /proc/self/stat,
+ * running a function (or this program again) in a forked child with its
+ * stderr captured, checking that it dies with the expected signal and
+ * stderr line, and checks that work in worker threads.
  */
 #ifndef KSLAB_TESTS_KTEST_H
 #define KSLAB_TESTS_KTEST_H
@@ -38,6 +39,27 @@ static inline size_t ktest_rss(void)
         resident = 0;
     fclose(f);
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Threads of this process now (/proc/self/stat field 20, num_threads),
+ * or -1.  The comm field (2) may hold spaces and parentheses: the fields
+ * after it are counted from its last ')'. */
+static inline int ktest_threads(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p && *p; p++)
+        if (*p == ' ' && ++field == 20)
+            return atoi(p + 1);
+    return -1;
 }
 
 /*

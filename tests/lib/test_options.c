@@ -81,13 +81,18 @@ static void test_lowmem_mb_sizes_the_direct_map(void **s)
     assert_string_equal(err, "");
 }
 
-/* The child of KSLAB_DECAY_MS=never: frees memory, sleeps past the
+/* The child of KSLAB_DECAY_MS=never: frees 12 MiB (enough for the
+ * background purge to start when there is a decay), sleeps past the
  * default decay and exits with the number of threads it has (1: no
  * background purge was started) — 100 + it when the decay is not off. */
 static int child_no_decay(void)
 {
-    for (int i = 0; i < 64; i++)
-        free_pages(__get_free_pages(GFP_KERNEL, 4), 4);
+    enum { N = 192 };
+    static unsigned long b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = __get_free_pages(GFP_KERNEL, 4);
+    for (int i = 0; i < N; i++)
+        free_pages(b[i], 4);
     kfree(kmalloc(100, GFP_KERNEL));
     struct timespec ts = {0, 300 * 1000000L};
     nanosleep(&ts, NULL);

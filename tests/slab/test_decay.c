@@ -1,7 +1,8 @@
 /*
  * tests/slab/test_decay.c — the decay of empty slabs: a slab that has been
  * empty for the decay time goes back by the background purge pass, while
- * the program makes no allocator call; a slab freed within the decay time
+ * the program makes no allocator call (after a free of enough memory to
+ * start that thread: page_alloc.c); a slab freed within the decay time
  * is kept; caches with SLAB_NO_REAP or a dtor are left alone.
  */
 #include <limits.h>
@@ -34,9 +35,10 @@ static unsigned long free_slabs(kmem_cache_t *c)
     return n;
 }
 
-/* 4 MiB of objects, allocated then freed: the free path keeps free_limit
- * objects on empty slabs. */
-enum { NOBJ = 16384 };
+/* 12 MiB of objects, allocated then freed: the free path keeps free_limit
+ * objects on empty slabs, the rest goes back to the zones, more than the
+ * 8 MiB of dirty memory that is worth the background purge. */
+enum { NOBJ = 49152, NKMALLOC = 12288 };
 static void *objs[NOBJ];
 
 static void churn(kmem_cache_t *c)
@@ -87,9 +89,11 @@ static void test_empty_slabs_go_back_while_the_program_sleeps(void **state)
     /* kmalloc's caches too, a size whose slabs are off-slab included */
     kmem_cache_t *k = kmem_find_general_cachep(1024);
     assert_non_null(k);
-    for (int i = 0; i < 4096; i++)
+    for (int i = 0; i < NKMALLOC; i++) {
         assert_non_null(objs[i] = kmalloc(1000, GFP_KERNEL));
-    for (int i = 0; i < 4096; i++)
+        memset(objs[i], 0x22, 1000);
+    }
+    for (int i = 0; i < NKMALLOC; i++)
         kfree(objs[i]);
     assert_true(free_slabs(k) > 0);
     assert_int_equal(wait_no_free_slabs(k), 0);

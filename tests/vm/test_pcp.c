@@ -182,10 +182,13 @@ static void test_purge_drains_an_idle_thread(void **state)
     assert_int_equal(pthread_create(&t, NULL, fill_and_park, NULL), 0);
     while (!flag_get(&parked))
         sleep_ms(1);
-    /* this thread's own frees start the background purge if need be */
-    struct page *p = alloc_pages(GFP_KERNEL, 5);
-    assert_non_null(p);
-    __free_pages(p, 5);
+    /* this thread frees enough to start the background purge (8 MiB
+     * dirty) if it does not run yet */
+    struct page *p[6];
+    for (int i = 0; i < 6; i++)
+        assert_non_null(p[i] = alloc_pages(GFP_KERNEL, 9));
+    for (int i = 0; i < 6; i++)
+        __free_pages(p[i], 9);
     int drained = 0;
     for (int i = 0; i < 100 && !drained; i++) {
         sleep_ms(50);

@@ -3,7 +3,9 @@
  * decay run by the background purge (RSS falls while the program sleeps,
  * small free blocks included), no system call under a zone lock, purged
  * blocks read as zero and are reused, memory freed and reused soon is not
- * given back, and the purge in a fork child.
+ * given back, and the purge in a fork child.  Who purges: a free of less
+ * than 8 MiB starts no thread and the program's own slow paths give the
+ * memory back as time passes; a larger free starts the background purge.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -264,6 +266,101 @@ static void test_purge_runs_in_a_fork_child(void **state)
     set_decay(500);
 }
 
+/* ---- who purges: the slow paths' ticks, or a thread when worth it ----
+ * In a fork child: only the forking thread lives there, and the child's
+ * purge state starts anew (no background thread yet). */
+
+static unsigned long zone_dirty(void)
+{
+    return zone_field(&vm_zones[ZONE_NORMAL].dirty_pages) +
+           zone_field(&vm_zones[ZONE_DMA].dirty_pages);
+}
+
+/* Allocates, writes and frees n order-0 frames. */
+static int churn_frames(int n)
+{
+    for (int i = 0; i < n; i++) {
+        pages[i] = alloc_pages(GFP_KERNEL, 0);
+        if (!pages[i])
+            return 0;
+        memset(page_address(pages[i]), 0x6b, PAGE_SIZE);
+    }
+    for (int i = 0; i < n; i++)
+        __free_pages(pages[i], 0);
+    return 1;
+}
+
+/* 4 MiB freed: no thread, then or later; the next slow path after the
+ * decay time (a free that reaches the zone) gives it back. */
+static void small_free_child(void *arg)
+{
+    (void)arg;
+    set_decay(200);
+    if (ktest_threads() != 1 || !churn_frames(1024))
+        _exit(2);
+    unsigned long dirty = zone_dirty();
+    if (ktest_threads() != 1)
+        _exit(3); /* a thread for 4 MiB */
+    if (dirty < 512)
+        _exit(4);
+    sleep_ms(400); /* past the decay time, no allocator call */
+    if (ktest_threads() != 1)
+        _exit(5);
+    struct page *p = alloc_pages(GFP_KERNEL, 5); /* the slow path */
+    if (!p)
+        _exit(6);
+    __free_pages(p, 5);
+    unsigned long after = zone_dirty();
+    if (after > 256) {
+        fprintf(stderr, "dirty %lu -> %lu frames\n", dirty, after);
+        _exit(7);
+    }
+    if (ktest_threads() != 1)
+        _exit(8);
+    _exit(0);
+}
+
+static void test_small_free_starts_no_thread_slow_paths_purge(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_THREAD__
+    skip(); /* a fork child of a threaded process starts no thread there */
+#endif
+    char err[512];
+    int st = ktest_run_child(small_free_child, NULL, err, sizeof err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("child status %#x: %s", st, err);
+}
+
+/* 64 MiB freed: the background purge starts at once and gives it back
+ * while the program sleeps. */
+static void big_free_child(void *arg)
+{
+    (void)arg;
+    set_decay(200);
+    if (ktest_threads() != 1 || !churn_frames(NPAGES))
+        _exit(2);
+    if (ktest_threads() < 2)
+        _exit(3); /* no thread for 64 MiB */
+    for (int t = 0; t < 100 && zone_dirty() > 256; t++)
+        sleep_ms(100); /* no allocator call */
+    if (zone_dirty() > 256)
+        _exit(4);
+    _exit(0);
+}
+
+static void test_big_free_starts_the_background_purge(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_THREAD__
+    skip(); /* a fork child of a threaded process starts no thread there */
+#endif
+    char err[512];
+    int st = ktest_run_child(big_free_child, NULL, err, sizeof err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("child status %#x: %s", st, err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +370,8 @@ int main(void)
         cmocka_unit_test(test_purged_blocks_read_zero_and_are_reused),
         cmocka_unit_test(test_allocation_does_not_wait_for_a_purge),
         cmocka_unit_test(test_purge_runs_in_a_fork_child),
+        cmocka_unit_test(test_small_free_starts_no_thread_slow_paths_purge),
+        cmocka_unit_test(test_big_free_starts_the_background_purge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -326,10 +326,12 @@ static inline int vm_addr_is_dma(const void *addr)
     return (off >> PAGE_SHIFT) < DMA_PAGES;
 }
 
-/* Gives free frames back to the host now: dirty free blocks of order >=
- * min_order, largest first and least recently freed first, until at most
- * keep dirty frames are left in each zone; returns the frames released.
- * Makes its system calls without the zone locks (page_alloc.c). */
+/* Gives free frames back to the host now, whatever the decay time says:
+ * every thread's page lists go back to the zones, then dirty free blocks
+ * of order >= min_order, largest first and least recently freed first,
+ * until at most keep dirty frames are left in each zone; returns the
+ * frames released.  Makes its system calls without the zone locks
+ * (page_alloc.c); takes the frames' locks only. */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
 /* Gives every thread's page lists (the free blocks of orders below
@@ -348,8 +350,10 @@ unsigned long vm_pcp_pages(void);
 extern unsigned long vm_purge_threshold;
 
 /* A dirty free block goes back to the host once it has been free this
- * many milliseconds (the background purge, page_alloc.c); ULONG_MAX
- * (KSLAB_DECAY_MS=never): never by time, and no background thread. */
+ * many milliseconds (the slow paths' ticks and the background purge,
+ * page_alloc.c); ULONG_MAX (KSLAB_DECAY_MS=never): never by time, and no
+ * background thread.  vm_release_free() gives back at once whatever it
+ * says. */
 extern unsigned long vm_purge_decay_ms;
 
 /* The clock of the decay: milliseconds of the coarse monotonic clock
@@ -366,12 +370,19 @@ static inline unsigned long vm_now_ms(void)
 /* Memory of a layer above that decays like free frames (interpose/large.c:
  * cached own mappings): fn(now, decay) gives back what has been free for
  * decay ms at time now (ms of CLOCK_MONOTONIC_COARSE; now 0: nothing) and
- * returns what it still holds (nonzero keeps the background purge alive).
- * Each purge pass calls it with no kslab lock held.  vm_purge_kick()
- * makes sure a pass will run (starts the background purge). */
+ * returns what it still holds, in pages (nonzero keeps the background
+ * purge alive).  Each purge pass calls it with no kslab lock held.
+ *
+ * vm_purge_kick(): the caller freed memory it keeps for the decay and
+ * holds no kslab lock; what all the layers keep is counted, and the
+ * background purge started when it is worth a thread (page_alloc.c).
+ * vm_purge_tick(): a slow path that may hold locks of the layers above
+ * (not the frames'): once per tick, the zones' part of a pass runs in the
+ * calling thread.  Neither makes a system call in the common case. */
 void vm_purge_register(unsigned long (*fn)(unsigned long now,
                                            unsigned long decay));
 void vm_purge_kick(void);
+void vm_purge_tick(void);
 
 /* Not 0 while this thread runs the page layer's own code that may call
  * malloc (the background purge thread, to its exit; its creation): the

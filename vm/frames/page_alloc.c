@@ -36,28 +36,43 @@
  * drops the lock, madvises, retakes the lock and frees the blocks onto the
  * clean lists, merging as usual.  Passes are serialised by purge_lock.
  *
- * The trigger must not depend on the program calling kslab (a program that
- * frees its heap and then sleeps must still shrink), so passes run in a
- * background thread, started lazily by the first free that leaves dirty
- * memory behind: it wakes every PURGE_TICK_MS (a zone with no allocation
- * during a whole tick is idle: its blocks go back after a quarter of the
- * decay time, so a program that frees its heap and sleeps shrinks within
- * about 0.4 s), and exits once no zone has
- * had dirty memory for PURGE_IDLE_TICKS ticks (so a process whose main
- * thread calls pthread_exit() is not kept alive for long; exit() ends it at
- * once, it is detached).  It runs with every signal blocked and is never in
- * a fork child: the frames' fork hook marks it stopped there and the next
- * free starts a new one.  A timer (timer_create) would also fire without
- * the program's help, but SIGEV_SIGNAL takes a signal from the program and
- * SIGEV_THREAD is a thread anyway, without control of its signal mask or
- * lifetime.  When the thread cannot be created, frees run the pass
- * themselves, at most once per tick.  vm_purge_threshold
- * (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap: a free that leaves
- * more dirty memory than that gives the oldest back at once (outside the
- * lock) down to half of it; by default there is no cap.  vm_release_free()
- * (malloc_trim) runs the same pass for every free block.  MADV_DONTNEED,
- * not MADV_FREE: a clean block must read as zero (PG_clean), and RSS must
- * fall for the frames to be seen as given back.
+ * Who runs the passes (jemalloc's decay without and with its
+ * background_thread).  The allocator's own slow paths tick: a free that
+ * reaches a zone (a batch from a thread's page list, a large block), a
+ * slab flush that leaves empty slabs, a freed huge block.  A tick reads
+ * the coarse clock (no system call) and, at most once per PURGE_TICK_MS
+ * in the whole process, runs a pass in the calling thread; the hot paths
+ * (a thread's arrays and page lists) never tick.  That serves a program
+ * that keeps calling kslab.  A program that frees its heap and then sleeps
+ * makes no such call, so a background thread runs the passes too, but
+ * only once the memory waiting for the decay is worth a thread:
+ * PURGE_THREAD_PAGES (8 MiB) of dirty frames in a zone, or of what the
+ * layers above keep (vm_purge_kick).  A short program (a script, ls, git
+ * status) never has a second thread, which a debugger, /proc and a
+ * fork() in a threaded program (Python 3.12 warns) would see; glibc,
+ * jemalloc by default, mimalloc and tcmalloc start none either.  What
+ * stays below the mark in a program that sleeps is kept until its next
+ * tick, as jemalloc without background_thread keeps it.  The thread
+ * wakes every PURGE_TICK_MS (a zone with no allocation during a whole
+ * tick is idle: its blocks go back after a quarter of the decay time, so
+ * a program that frees its heap and sleeps shrinks within about 0.4 s),
+ * and exits once nothing has waited for the decay for PURGE_IDLE_TICKS
+ * ticks (so a process whose main thread calls pthread_exit() is not kept
+ * alive for long; exit() ends it at once, it is detached).  It runs with
+ * every signal blocked and is never in a fork child: the frames' fork
+ * hook marks it stopped there and the next free that is worth it starts a
+ * new one.  A timer (timer_create) would also fire without the program's
+ * help, but SIGEV_SIGNAL takes a signal from the program and SIGEV_THREAD
+ * is a thread anyway, without control of its signal mask or lifetime.
+ * When the thread cannot be created, the ticks are all there is.  With
+ * KSLAB_DECAY_MS=never nothing goes back by time: no tick, no thread.
+ * vm_purge_threshold (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap:
+ * a free that leaves more dirty memory than that gives the oldest back at
+ * once (outside the lock) down to half of it; by default there is no cap.
+ * vm_release_free() (malloc_trim, kmem_cache_reap, kmem_cache_shrink)
+ * gives every free block back at once, whatever the decay says.
+ * MADV_DONTNEED, not MADV_FREE: a clean block must read as zero
+ * (PG_clean), and RSS must fall for the frames to be seen as given back.
  *
  * Pageblocks (grouping by mobility, the migrate types of later Linux,
  * page.h): the zone is cut into pageblocks of the top order (2 MiB), and a
@@ -151,6 +166,9 @@
 #define PURGE_TICK_MS 100UL
 /* ... and exits after this many ticks with no dirty memory in any zone. */
 #define PURGE_IDLE_TICKS 50
+/* Dirty memory that is worth a background thread (8 MiB): below it, the
+ * slow paths' ticks give it back. */
+#define PURGE_THREAD_PAGES 2048UL
 /* Blocks taken off the lists per lock hold of a purge pass. */
 #define PURGE_BATCH 256
 /* The threads' page lists: orders below PCP_ORDERS (up to 32 KiB) ... */
@@ -922,19 +940,13 @@ static unsigned long pending_total(unsigned long now, unsigned long decay)
     return n + dirty_total();
 }
 
-/* One decay pass: every block free for vm_purge_decay_ms goes back, and in
- * a zone nobody allocated from since the last pass (a program that sleeps,
- * or only frees, has no use for its dirty memory) every block free for a
- * quarter of that.
- * Returns the dirty frames left. */
-static unsigned long purge_pass(void)
+/* The zones' part of a decay pass (purge_lock held): every block free for
+ * `decay` ms goes back, and in a zone nobody allocated from since the last
+ * pass (a program that sleeps, or only frees, has no use for its dirty
+ * memory) every block free for a quarter of that. */
+static void __purge_zones(unsigned long now, unsigned long decay)
 {
     static unsigned long seen_allocs[ZONE_NORMAL + 1];
-    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
-    unsigned long now = vm_now_ms();
-    if (decay == ULONG_MAX)
-        return dirty_total();
-    pthread_mutex_lock(&purge_lock);
     pcp_drain_all(1); /* lists of threads idle since the last pass */
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
@@ -946,14 +958,27 @@ static unsigned long purge_pass(void)
         seen_allocs[z] = allocs;
         zone_purge(&vm_zones[z], 0, 0, before);
     }
+}
+
+/* One decay pass of the background thread: the zones, then the layers
+ * above (purge_extra).  Returns the memory left to decay (pages). */
+static unsigned long purge_pass(void)
+{
+    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
+    unsigned long now = vm_now_ms();
+    if (decay == ULONG_MAX)
+        return dirty_total();
+    pthread_mutex_lock(&purge_lock);
+    __purge_zones(now, decay);
     pthread_mutex_unlock(&purge_lock);
     return pending_total(now, decay);
 }
 
 /* The background purge: idle (not running), running, or none (it could
- * not be created: frees run the pass themselves, once per tick). */
+ * not be created: the slow paths' ticks are all there is). */
 enum { PURGER_IDLE, PURGER_RUNNING, PURGER_NONE };
 static _Atomic int purger_state;
+/* When a tick last ran a pass (ms of the coarse clock). */
 static _Atomic unsigned long purger_last_ms;
 static _Thread_local int purger_starting;
 
@@ -984,27 +1009,15 @@ static void *purger_main(void *arg)
     }
 }
 
-/* After a free left dirty memory: makes sure something will purge it. */
-static void purger_kick(void)
+/* Starts the background purge unless it runs (or could not be made). */
+static __cold __noinline void purger_start(void)
 {
-    int state = atomic_load_explicit(&purger_state, memory_order_relaxed);
-    if (likely(state == PURGER_RUNNING) || purger_starting)
-        return;
-    if (state == PURGER_NONE) {
-        unsigned long now = vm_now_ms();
-        unsigned long last = atomic_load(&purger_last_ms);
-        if (now - last >= PURGE_TICK_MS &&
-            atomic_compare_exchange_strong(&purger_last_ms, &last, now))
-            purge_pass();
-        return;
-    }
-    if (__atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED) == ULONG_MAX)
-        return; /* no decay: nothing for a thread to do */
     int expect = PURGER_IDLE;
-    if (!atomic_compare_exchange_strong(&purger_state, &expect, PURGER_RUNNING))
+    if (purger_starting ||
+        !atomic_compare_exchange_strong(&purger_state, &expect, PURGER_RUNNING))
         return;
-    /* pthread_create allocates (the new thread's TLS): no kslab lock is
-     * held here, and purger_starting stops a nested start. */
+    /* pthread_create allocates (the new thread's TLS): no kslab lock of
+     * the frames is held here, and purger_starting stops a nested start. */
     purger_starting = 1;
     sigset_t all, old;
     sigfillset(&all);
@@ -1026,15 +1039,74 @@ static void purger_kick(void)
         atomic_store(&purger_state, PURGER_NONE);
 }
 
-void vm_purge_kick(void)
+/*
+ * A tick of a slow path: once per PURGE_TICK_MS in the process, a pass in
+ * the calling thread, and the background purge started when what is left
+ * is worth it.  extras: the layers above's memory too (purge_extra), which
+ * takes their locks (the slab's chain and caches, the huge-block table),
+ * so only a caller that holds no kslab lock may ask for it; the zones'
+ * part takes only the frames' own locks, which no tick's caller holds, and
+ * it is skipped when a pass is under way (purge_lock is tried, not
+ * waited for).
+ */
+static __cold __noinline void purger_tick(unsigned long decay, int extras)
 {
-    if (vm_lowmem.ready)
-        purger_kick();
+    unsigned long now = vm_now_ms();
+    unsigned long last =
+        atomic_load_explicit(&purger_last_ms, memory_order_relaxed);
+    if (now - last < PURGE_TICK_MS ||
+        !atomic_compare_exchange_strong(&purger_last_ms, &last, now))
+        return;
+    if (pthread_mutex_trylock(&purge_lock) == 0) {
+        __purge_zones(now, decay);
+        pthread_mutex_unlock(&purge_lock);
+    }
+    unsigned long left = extras ? pending_total(now, decay) : dirty_total();
+    if (left >= PURGE_THREAD_PAGES)
+        purger_start();
 }
 
-/* Called by every free path after it dropped the zone lock; over: the
- * free left more dirty memory than the cap (vm_purge_threshold). */
-static void after_free(struct zone_struct *zone, int over)
+/* After a free on a slow path: dirty is what the caller saw waiting for
+ * the decay (pages), extras as for purger_tick.  Costs a load and a test
+ * while the background purge runs, one clock read otherwise. */
+static void purger_kick(unsigned long dirty, int extras)
+{
+    int state = atomic_load_explicit(&purger_state, memory_order_relaxed);
+    if (likely(state == PURGER_RUNNING) || purger_starting)
+        return;
+    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
+    if (decay == ULONG_MAX)
+        return; /* nothing goes back by time */
+    if (dirty >= PURGE_THREAD_PAGES && state == PURGER_IDLE)
+        purger_start();
+    else
+        purger_tick(decay, extras);
+}
+
+void vm_purge_kick(void)
+{
+    if (!vm_lowmem.ready ||
+        atomic_load_explicit(&purger_state, memory_order_relaxed) ==
+            PURGER_RUNNING)
+        return;
+    /* A layer above freed memory it keeps for the decay (a huge block's
+     * range), no lock held: is all that waits now worth a thread? */
+    unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
+    int idle = atomic_load_explicit(&purger_state, memory_order_relaxed) ==
+               PURGER_IDLE;
+    purger_kick(idle && decay != ULONG_MAX ? pending_total(0, 0) : 0, 1);
+}
+
+void vm_purge_tick(void)
+{
+    if (vm_lowmem.ready)
+        purger_kick(0, 0);
+}
+
+/* Called by every free path that reached a zone, after it dropped the
+ * zone lock; over: the free left more dirty memory than the cap
+ * (vm_purge_threshold); dirty: the zone's dirty frames then. */
+static void after_free(struct zone_struct *zone, int over, unsigned long dirty)
 {
     if (unlikely(over) && pthread_mutex_trylock(&purge_lock) == 0) {
         unsigned long t =
@@ -1042,7 +1114,7 @@ static void after_free(struct zone_struct *zone, int over)
         zone_purge(zone, 0, t / 2, ULONG_MAX);
         pthread_mutex_unlock(&purge_lock);
     }
-    purger_kick();
+    purger_kick(dirty, 0);
 }
 
 /* Zone lock held: did the free just done pass the cap? */
@@ -1125,9 +1197,10 @@ static inline void pcp_frames_add(struct per_cpu_pages *pcp, long delta)
 }
 
 /* Gives up to `frames` frames of the oldest blocks of l back to zone z
- * (ULONG_MAX: all).  The list's lock held. */
-static void pcp_give_back(struct per_cpu_pages *pcp, int z, unsigned int order,
-                          unsigned long frames)
+ * (ULONG_MAX: all).  The list's lock held.  Returns the zone's dirty
+ * frames afterwards. */
+static unsigned long pcp_give_back(struct per_cpu_pages *pcp, int z,
+                                   unsigned int order, unsigned long frames)
 {
     struct pcp_list *l = &pcp->lists[z][order];
     struct zone_struct *zone = &vm_zones[z];
@@ -1147,8 +1220,10 @@ static void pcp_give_back(struct per_cpu_pages *pcp, int z, unsigned int order,
         n += 1UL << order;
         __free_one_block(zone, vm_page_to_pfn(page), order, clean);
     }
+    unsigned long dirty = zone->dirty_pages;
     pthread_mutex_unlock(&zone->lock);
     pcp_frames_add(pcp, -(long)n);
+    return dirty;
 }
 
 /* Every list of pcp back to the zones; its lock held. */
@@ -1313,8 +1388,10 @@ static struct page *pcp_alloc(struct zone_struct *zone, unsigned int order)
 }
 
 /* Puts a freed block (order < PCP_ORDERS) on the thread's list: 1, or 0
- * when it goes to the zone (no lists, or a trim cap below a list). */
-static int pcp_free(struct page *page, unsigned int order)
+ * when it goes to the zone (no lists, or a trim cap below a list).  When
+ * the list passed its mark and a batch went to the zone, *dirty is the
+ * zone's dirty frames then (else it is left alone). */
+static int pcp_free(struct page *page, unsigned int order, unsigned long *dirty)
 {
     if (__atomic_load_n(&vm_purge_threshold, __ATOMIC_RELAXED) < PCP_HIGH_PAGES)
         return 0;
@@ -1331,7 +1408,7 @@ static int pcp_free(struct page *page, unsigned int order)
     l->count++;
     pcp_frames_add(pcp, 1L << order);
     if ((l->count << order) > PCP_HIGH_PAGES)
-        pcp_give_back(pcp, z, order, PCP_BATCH_PAGES);
+        *dirty = pcp_give_back(pcp, z, order, PCP_BATCH_PAGES);
     pthread_mutex_unlock(&pcp->lock);
     return 1;
 }
@@ -1495,8 +1572,10 @@ static void free_block_to_zone(struct page *page, unsigned int order)
                  pfn + (1UL << order) > zone->zone_end_pfn))
         kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
                   order, zone->name);
-    if (order < PCP_ORDERS && pcp_free(page, order)) {
-        purger_kick();
+    unsigned long dirty = ULONG_MAX;
+    if (order < PCP_ORDERS && pcp_free(page, order, &dirty)) {
+        if (dirty != ULONG_MAX) /* a batch reached the zone: a slow path */
+            purger_kick(dirty, 0);
         return;
     }
     pthread_mutex_lock(&zone->lock);
@@ -1508,8 +1587,9 @@ static void free_block_to_zone(struct page *page, unsigned int order)
                   vm_page_address(page));
     __free_one_block(zone, pfn, order, 0);
     int over = over_cap(zone);
+    dirty = zone->dirty_pages;
     pthread_mutex_unlock(&zone->lock);
-    after_free(zone, over);
+    after_free(zone, over, dirty);
 }
 
 /**
@@ -1658,8 +1738,9 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
                   vm_page_address(page), npages, zone->name);
     __free_run(zone, pfn, npages);
     int over = over_cap(zone);
+    unsigned long dirty = zone->dirty_pages;
     pthread_mutex_unlock(&zone->lock);
-    after_free(zone, over);
+    after_free(zone, over, dirty);
 }
 
 /* Finds the free block that holds frame pfn, or NULL.  Zone lock held. */
@@ -1740,8 +1821,9 @@ void vm_shrink_pages_exact(struct page *page, unsigned long old_npages,
     __free_run(zone, vm_page_to_pfn(page) + new_npages,
                old_npages - new_npages);
     int over = over_cap(zone);
+    unsigned long dirty = zone->dirty_pages;
     pthread_mutex_unlock(&zone->lock);
-    after_free(zone, over);
+    after_free(zone, over, dirty);
 }
 
 /* ---- validation and fork ---- */
