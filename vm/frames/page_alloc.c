@@ -1008,7 +1008,7 @@ static void purger_kick(void)
     purger_starting = 1;
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
+    vm_os_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
     pthread_attr_t attr;
     pthread_t t;
     int err = pthread_attr_init(&attr);
@@ -1020,7 +1020,7 @@ static void purger_kick(void)
         vm_internal_thread--;
         pthread_attr_destroy(&attr);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    vm_os_sigmask(SIG_SETMASK, &old, NULL);
     purger_starting = 0;
     if (err)
         atomic_store(&purger_state, PURGER_NONE);

@@ -49,6 +49,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 #define VM_MAX_WINDOWS 4096
@@ -100,32 +101,6 @@ extern int __sigaction(int sig, const struct sigaction *act,
                        struct sigaction *oact);
 #define real_sigaction __sigaction
 #endif
-
-/*
- * The thread's signal mask as the kernel sets it, without glibc's
- * pthread_sigmask (which kslab wraps below): glibc's own signals (32,
- * SIGCANCEL, and 33, SIGSETXID) are never blocked, as glibc keeps them.
- * Returns 0 or an errno value.
- */
-static int real_sigmask(int how, const sigset_t *set, sigset_t *old)
-{
-#if KSLAB_SIGNAL_CHAIN
-    sigset_t s;
-    if (set) {
-        s = *set;
-        /* signal n is bit n - 1; sigdelset refuses glibc's own */
-        ((unsigned long *)(void *)&s)[0] &= ~(3UL << 31);
-        set = &s;
-    }
-    int saved = errno;
-    long r = syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8);
-    int err = r ? errno : 0;
-    errno = saved;
-    return err;
-#else
-    return pthread_sigmask(how, set, old);
-#endif
-}
 
 /* A copy of the chained handler (async-signal-safe). */
 static struct sigaction chained_handler(struct sigchain *c)
@@ -316,12 +291,12 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
         sigset_t mask = old.sa_mask, saved;
         if (!(old.sa_flags & SA_NODEFER))
             sigaddset(&mask, sig);
-        real_sigmask(SIG_BLOCK, &mask, &saved);
+        vm_os_sigmask(SIG_BLOCK, &mask, &saved);
         if (old.sa_flags & SA_SIGINFO)
             old.sa_sigaction(sig, si, uc);
         else
             old.sa_handler(sig);
-        real_sigmask(SIG_SETMASK, &saved, NULL);
+        vm_os_sigmask(SIG_SETMASK, &saved, NULL);
         return;
     }
     if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN &&
@@ -573,7 +548,7 @@ static int sigmask_kept(int how, const sigset_t *set, sigset_t *old)
         keep_fault_signals(&s);
         set = &s;
     }
-    return real_sigmask(how, set, old);
+    return vm_os_sigmask(how, set, old);
 }
 
 /**
