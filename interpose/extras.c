@@ -225,8 +225,6 @@ KSLAB_API int malloc_info(int options, FILE *fp)
     return 0;
 }
 
-/* glibc's largest M_MMAP_THRESHOLD (HEAP_MAX_SIZE / 2 on 64 bits). */
-#define IP_MMAP_THRESHOLD_MAX (32UL << 20)
 /* glibc's largest M_MXFAST. */
 #define IP_MXFAST_MAX (80 * sizeof(size_t) / 4)
 
@@ -247,16 +245,20 @@ static void set_mmap_max(int n)
 }
 
 /*
- * mallopt - glibc's parameters.  Honoured: M_TRIM_THRESHOLD (the dirty free
- * memory a zone keeps before the oldest is given back; negative: never),
- * M_MMAP_THRESHOLD (blocks from this size up are own mappings; slab sizes,
- * up to 128 KiB, stay slab objects), M_MMAP_MAX (at most this many own
- * mappings live; past it a block that fits a buddy block comes from low
- * memory; negative: as 0), M_PERTURB (blocks are filled with ~value when
- * handed out and value when freed, as glibc does).  Accepted without
- * effect, as they have no kslab meaning: M_TOP_PAD, M_CHECK_ACTION,
- * M_ARENA_TEST, M_ARENA_MAX, M_MXFAST (in glibc's range).  Returns 1 for
- * those, 0 for a value glibc refuses or an unknown param.
+ * mallopt - glibc's parameters, with glibc 2.36's answers: 1 for every
+ * param and value, except M_MXFAST outside [0, 160] (0).  Honoured:
+ * M_TRIM_THRESHOLD (the dirty free memory a zone keeps before the oldest
+ * is given back; negative: never), M_MMAP_THRESHOLD (blocks from this
+ * size up are own mappings; any value, taken as a size_t as glibc takes
+ * it, so a negative one means never; slab sizes, up to 128 KiB, stay slab
+ * objects, and a block no buddy block can hold, above 2 MiB, is a mapping
+ * whatever the threshold), M_MMAP_MAX (at most this many own mappings
+ * live; past it a block that fits a buddy block comes from low memory;
+ * negative: as 0), M_PERTURB (blocks are filled with ~value when handed
+ * out and value when freed, as glibc does).  Accepted without effect, as
+ * they have no kslab meaning: M_TOP_PAD, M_CHECK_ACTION, M_ARENA_TEST,
+ * M_ARENA_MAX, M_MXFAST, and a param glibc does not know (glibc ignores it
+ * and returns 1).
  */
 KSLAB_API int mallopt(int param, int value)
 {
@@ -266,8 +268,6 @@ KSLAB_API int mallopt(int param, int value)
                                      : (unsigned long)value >> PAGE_SHIFT);
         return 1;
     case M_MMAP_THRESHOLD:
-        if (value < 0 || (unsigned long)value > IP_MMAP_THRESHOLD_MAX)
-            return 0;
         set_mmap_threshold((size_t)value);
         return 1;
     case M_MMAP_MAX:
@@ -278,13 +278,8 @@ KSLAB_API int mallopt(int param, int value)
         return 1;
     case M_MXFAST:
         return value >= 0 && (size_t)value <= IP_MXFAST_MAX;
-    case M_TOP_PAD:
-    case M_CHECK_ACTION:
-    case M_ARENA_TEST:
-    case M_ARENA_MAX:
-        return 1;
     default:
-        return 0;
+        return 1;
     }
 }
 

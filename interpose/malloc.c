@@ -108,7 +108,8 @@ static inline void *ip_malloc(size_t size)
     return slab_malloc_inline_with(size, ip_malloc_slow);
 }
 
-static inline void ip_free(void *p, const char *fn)
+static inline __attribute__((always_inline)) void ip_free(void *p,
+                                                          const char *fn)
 {
     if (!p)
         return;

@@ -124,8 +124,15 @@ static void quarantine(void *p, size_t size, const char *fn)
         q_count--;
     }
     pthread_mutex_unlock(&q_lock);
-    for (int i = 0; i < nout; i++)
+    /* the slab reads and writes the free key in the second word of a
+     * freed object, and clears it when the object is handed out again
+     * (slab_internal.h): that word of a block leaving quarantine is the
+     * allocator's, not the program's */
+    for (int i = 0; i < nout; i++) {
+        VALGRIND_MAKE_MEM_DEFINED((char *)out[i] + sizeof(void *),
+                                  sizeof(void *));
         ip_release(out[i], fn);
+    }
 }
 
 static int tool_free(void *p, const char *fn)

@@ -237,10 +237,10 @@ static int opt_top_pad(const char *v)
     return glibc_number(v, 0, ULONG_MAX, KSLAB_GLIBC_TOP_PAD);
 }
 
-/* glibc's largest: HEAP_MAX_SIZE / 2 on 64 bits. */
+/* Any size, as glibc 2.36 takes it. */
 static int opt_mmap_threshold(const char *v)
 {
-    return glibc_number(v, 0, 32UL << 20, KSLAB_GLIBC_MMAP_THRESHOLD);
+    return glibc_number(v, 0, ULONG_MAX, KSLAB_GLIBC_MMAP_THRESHOLD);
 }
 
 static int opt_mmap_max(const char *v)

@@ -157,7 +157,8 @@ void *slab_kmalloc_slow(size_t size, int flags)
     unsigned int idx = size ? kmalloc_index(size) : 0;
     kmem_cache_t *cachep =
         slab_kmalloc_caches[(flags & __GFP_DMA) ? 1 : 0][idx];
-    return __kmem_cache_alloc(cachep, flags);
+    void *objp = __kmem_cache_alloc(cachep, flags);
+    return objp ? slab_key_clear(objp) : NULL;
 }
 
 /**
@@ -190,8 +191,9 @@ void *slab_malloc_slow(size_t size)
         return NULL;
     }
     kslab_init();
-    return __kmem_cache_alloc(slab_malloc_caches[slab_malloc_id(size)],
-                              GFP_KERNEL);
+    void *objp = __kmem_cache_alloc(slab_malloc_caches[slab_malloc_id(size)],
+                                    GFP_KERNEL);
+    return objp ? slab_key_clear(objp) : NULL;
 }
 
 size_t slab_ksize(const void *objp)

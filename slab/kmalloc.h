@@ -36,7 +36,7 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
 #if SLAB_STATS
             ac->allochit++;
 #endif
-            return ac->entry[--ac->avail];
+            return slab_key_clear(ac->entry[--ac->avail]);
         }
     }
     return slab_kmalloc_slow(size, flags);
@@ -80,7 +80,7 @@ static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 #if SLAB_STATS
             ac->allochit++;
 #endif
-            return ac->entry[--ac->avail];
+            return slab_key_clear(ac->entry[--ac->avail]);
         }
     }
     return slow(size);
@@ -97,7 +97,8 @@ static inline void *slab_malloc_inline(size_t size)
 int slab_set_malloc_classes(int fine);
 
 /* 1: p was a slab object and is freed; 0: p is not in slab memory. */
-static inline int slab_kfree_inline(const void *p, const char *fn)
+static inline __attribute__((always_inline)) int
+slab_kfree_inline(const void *p, const char *fn)
 {
     return slab_free_inline(p, fn);
 }

@@ -34,6 +34,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "lib/fork.h"
 #include "lib/init.h"
@@ -939,6 +940,78 @@ __noinline void *slab_alloc_slow(kmem_cache_t *cachep, int flags)
     return __slab_alloc_slow(cachep, flags);
 }
 
+/* ---- the free key (slab_internal.h) ---- */
+
+/* Until start-up picks a random one: any value but 0 works. */
+uintptr_t slab_free_key = 0x6b736c6162667265UL;
+
+static void pick_free_key(void)
+{
+    uintptr_t k = 0;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r) /* 16 random bytes from the kernel; libc uses the first 8 */
+        memcpy(&k, r + 8, sizeof k);
+    k ^= (uintptr_t)&slab_free_key * 0x9E3779B97F4A7C15ULL;
+    if (k)
+        slab_free_key = k;
+}
+
+static int array_holds(const struct array_cache *ac, const void *objp)
+{
+    unsigned int n = __atomic_load_n(&ac->avail, __ATOMIC_ACQUIRE);
+    if (n > ac->limit)
+        n = ac->limit;
+    for (unsigned int i = 0; i < n; i++)
+        if (__atomic_load_n(&ac->entry[i], __ATOMIC_RELAXED) == objp)
+            return 1;
+    return 0;
+}
+
+struct holder_search {
+    unsigned int id;
+    const void *objp;
+    int found;
+};
+
+static void search_thread(struct slab_thread *t, void *arg)
+{
+    struct holder_search *h = arg;
+    if (t != slab_self && !h->found)
+        h->found = array_holds(t->ac[h->id], h->objp);
+}
+
+/*
+ * objp carries the free key: is it free?  Exact, so a live object whose
+ * second word happens to equal the key is never reported.  Free objects
+ * are in a thread's array (this thread's, read alone; another's, read
+ * under slab_thread_lock: an object handed to this thread after it left
+ * that array is not below that array's count any more) or on their slab
+ * (bufctl not BUFCTL_ACTIVE, under the cache lock).
+ */
+__cold __noinline void slab_check_double_free(kmem_cache_t *cachep,
+                                              const void *objp, const char *fn)
+{
+    int found = array_holds(slab_self->ac[cachep->id], objp);
+    if (!found) {
+        struct page *page = slab_object_page(cachep, objp);
+        if (!page)
+            slab_bad_pointer(objp, fn);
+        pthread_mutex_lock(&cachep->spinlock);
+        slab_t *slabp = GET_PAGE_SLAB(page);
+        unsigned int i = (unsigned int)slab_page_obj_index(page, objp);
+        found = slab_bufctl(slabp)[i] != BUFCTL_ACTIVE;
+        pthread_mutex_unlock(&cachep->spinlock);
+    }
+    if (!found) {
+        struct holder_search h = {.id = cachep->id, .objp = objp};
+        slab_for_each_thread(search_thread, &h);
+        found = h.found;
+    }
+    if (found)
+        kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
+                     cachep->name);
+}
+
 void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
 {
     if (unlikely(kslab_opt.dbg))
@@ -947,6 +1020,11 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
     if (ac->avail && ac->entry[ac->avail - 1] == objp)
         kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
                      cachep->name);
+    if (slab_id_keyed(cachep->id)) {
+        if (*slab_key_word(objp) == slab_free_key)
+            slab_check_double_free(cachep, objp, fn);
+        *slab_key_word(objp) = slab_free_key;
+    }
     ac = thread_ac(cachep, slow_thread());
     if (ac) {
         if (ac->avail >= ac->limit)
@@ -1514,6 +1592,7 @@ static void slab_init(void)
     cache_cache.id = 0;
     cache_cache.flags |= SLAB_NO_REAP;
     cache_ids[0] = 1;
+    pick_free_key();
     kmem_cache_sizes_init();
     kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
     vm_purge_register(slab_decay);

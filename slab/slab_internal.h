@@ -282,6 +282,44 @@ static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
     return GET_PAGE_CACHE(page);
 }
 
+/*
+ * The free key (glibc's tcache key): every object of the kmalloc and
+ * malloc caches that free()/kfree() put on a thread's array carries
+ * slab_free_key in its second word, and every allocation from those
+ * caches clears it (slab_key_clear).  A free that finds the key in the
+ * object is perhaps a double free: slab_free_slow() confirms it out of
+ * line (slab_check_double_free: the thread's array, the object's bufctl
+ * on its slab, the other threads' arrays) and reports only a confirmed
+ * one, so a live object that happens to hold the key costs a slower free,
+ * never a false report.  Caches made by kmem_cache_create() are left
+ * alone: their objects keep their constructed state while free.
+ */
+extern uintptr_t slab_free_key;
+
+/* Are the objects of cache id keyed?  Ids 1 ... SLAB_FIRST_USER_ID - 1. */
+static inline int slab_id_keyed(unsigned int id)
+{
+    return id - 1 < SLAB_FIRST_USER_ID - 1;
+}
+
+/* The key word of an object (every keyed object is >= 32 bytes). */
+static inline uintptr_t *slab_key_word(const void *objp)
+{
+    return (uintptr_t *)objp + 1;
+}
+
+/* An object of a keyed cache handed out: not freed any more. */
+static inline void *slab_key_clear(void *objp)
+{
+    *slab_key_word(objp) = 0;
+    return objp;
+}
+
+/* Dies if objp, of a keyed cache, is free (a double free); returns if it
+ * is live (its key word was the program's data). */
+void slab_check_double_free(kmem_cache_t *cachep, const void *objp,
+                            const char *fn);
+
 /* Pushes objp on a thread's array: 1, or 0 when the array is full or
  * objp is the object freed last (a double free, which the slow path
  * reports). */
@@ -297,6 +335,27 @@ static inline int slab_ac_push(struct array_cache *ac, const void *objp)
         /* the entry before the count (a release store: a plain mov on
          * x86): a fork child drains the arrays of the threads it did not
          * inherit up to avail, and must not find a stale entry there */
+        __atomic_store_n(&ac->avail, avail + 1, __ATOMIC_RELEASE);
+        return 1;
+    }
+    return 0;
+}
+
+/* The same for an object of a keyed cache: 0 also when objp carries the
+ * key (perhaps freed already: the slow path checks); on a push objp gets
+ * the key. */
+static inline __attribute__((always_inline)) int
+slab_ac_push_keyed(struct array_cache *ac, const void *objp)
+{
+    unsigned int avail = ac->avail;
+    uintptr_t *key = slab_key_word(objp);
+    uintptr_t k = slab_free_key;
+    if (likely(avail < ac->limit) && likely(*key != k)) {
+#if SLAB_STATS
+        ac->freehit++;
+#endif
+        *key = k;
+        ac->entry[avail] = (void *)objp;
         __atomic_store_n(&ac->avail, avail + 1, __ATOMIC_RELEASE);
         return 1;
     }
@@ -326,16 +385,24 @@ static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
 
 /* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
  * when objp lies outside the slab frames (caller decides).  A pointer in
- * slab memory that is not an object start dies with a message. */
-static inline int slab_free_inline(const void *objp, const char *fn)
+ * slab memory that is not an object start dies with a message.  Always
+ * inline: free() is this and a tail call, with no stack frame. */
+static inline __attribute__((always_inline)) int
+slab_free_inline(const void *objp, const char *fn)
 {
     struct page *page = slab_page_of(objp);
     if (unlikely(!page))
         return 0;
     if (unlikely(!slab_obj_start(page, objp)))
         slab_bad_pointer(objp, fn);
-    if (likely(slab_ac_push(slab_self->ac[page->slab_id], objp)))
+    unsigned int id = page->slab_id;
+    struct array_cache *ac = slab_self->ac[id];
+    if (likely(slab_id_keyed(id))) {
+        if (likely(slab_ac_push_keyed(ac, objp)))
+            return 1;
+    } else if (likely(slab_ac_push(ac, objp))) {
         return 1;
+    }
     slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }

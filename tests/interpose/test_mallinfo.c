@@ -3,9 +3,10 @@
  * mallinfo2/mallinfo move as the program allocates and frees, malloc_trim
  * gives memory back (RSS falls), malloc_stats and malloc_info print in
  * glibc's shape, mallopt honours M_MMAP_THRESHOLD, M_PERTURB and
- * M_TRIM_THRESHOLD and refuses what glibc refuses.
+ * M_TRIM_THRESHOLD and answers every param as glibc 2.36 does.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 
@@ -153,9 +154,15 @@ static void test_mallopt(void **s)
     assert_int_equal(mallopt(M_CHECK_ACTION, 3), 1);
     assert_int_equal(mallopt(M_MXFAST, 64), 1);
     assert_int_equal(mallopt(M_MXFAST, 100000), 0);
-    assert_int_equal(mallopt(12345, 1), 0);
-    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 64 << 20), 0);
-    assert_int_equal(mallopt(M_MMAP_THRESHOLD, -1), 0);
+    assert_int_equal(mallopt(M_MXFAST, -1), 0);
+    assert_int_equal(mallopt(M_MXFAST, 160), 1);
+    assert_int_equal(mallopt(M_MXFAST, 161), 0);
+    /* glibc 2.36 ignores a param it does not know and says 1 */
+    assert_int_equal(mallopt(12345, 1), 1);
+    assert_int_equal(mallopt(0, 1), 1);
+    assert_int_equal(mallopt(-100, -1), 1);
+    assert_int_equal(mallopt(M_ARENA_MAX, 0), 1);
+    assert_int_equal(mallopt(M_ARENA_TEST, -1), 1);
 
     /* M_MMAP_THRESHOLD: a 512 KiB block becomes an own mapping */
     struct mallinfo2 a = mallinfo2();
@@ -169,6 +176,29 @@ static void test_mallopt(void **s)
     touch(p, 64);
     assert_int_equal(mallinfo2().hblks, a.hblks);
     free(p);
+}
+
+/* Any M_MMAP_THRESHOLD is taken, as glibc 2.36 takes it (1; a negative
+ * one is a size_t too: no block is a mapping for the threshold), so a
+ * threshold above glibc's old 32 MiB limit undoes a small one. */
+static void test_mallopt_mmap_threshold_any(void **s)
+{
+    (void)s;
+    int values[] = {64 << 20, -1, INT_MAX};
+    for (int i = 0; i < 3; i++) {
+        struct mallinfo2 a = mallinfo2();
+        assert_int_equal(mallopt(M_MMAP_THRESHOLD, 256 * KiB), 1);
+        void *p = malloc(512 * KiB);
+        touch(p, 64);
+        assert_int_equal(mallinfo2().hblks, a.hblks + 1);
+        free(p);
+        assert_int_equal(mallopt(M_MMAP_THRESHOLD, values[i]), 1);
+        p = malloc(512 * KiB);
+        touch(p, 64);
+        assert_int_equal(mallinfo2().hblks, a.hblks); /* a buddy block */
+        free(p);
+    }
+    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 2 * MiB + 4096), 1);
 }
 
 static void test_perturb(void **s)
@@ -293,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_trim),
         cmocka_unit_test(test_keepcost_counts_page_lists),
         cmocka_unit_test(test_mallopt),
+        cmocka_unit_test(test_mallopt_mmap_threshold_any),
         cmocka_unit_test(test_perturb),
         cmocka_unit_test(test_trim_threshold),
         cmocka_unit_test(test_malloc_stats),

@@ -2,14 +2,16 @@
  * tests/interpose/test_misuse.c — misuse of the malloc family is caught:
  * free/realloc/malloc_usable_size of a pointer kslab never returned (a stack
  * address, an interior pointer, memory of another mapping) and the
- * immediate double free, for small, large and huge blocks.  Each case runs
- * in a child that must die of SIGABRT after one line naming the call, the
+ * double free, for small, large and huge blocks (small ones also when
+ * the block waits behind others, on its slab or in another thread).  Each case
+ * runs in a child that must die of SIGABRT after one line naming the call, the
  * misuse ("double free of" or "invalid pointer") and the address.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -90,6 +92,46 @@ DEATH(double_free_huge, {
     free(p);
     free(bad(p));
 })
+/* Double frees glibc's tcache catches (the free key): the block waits in
+ * the thread's array behind others, ... */
+DEATH(double_free_later, {
+    void *d = malloc(40);
+    void *x = malloc(40);
+    void *y = malloc(40);
+    free(d);
+    free(x);
+    free(y);
+    free(bad(d));
+})
+/* ... went back to its slab with a full array's flush, ... */
+DEATH(double_free_after_flush, {
+    enum { N = 4000 };
+    static void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = malloc(40);
+    void *d = malloc(40);
+    free(d);
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+    free(bad(d));
+})
+/* ... or waits in another thread's array. */
+static pthread_barrier_t other_bar;
+static void *other_frees(void *p)
+{
+    free(p);
+    pthread_barrier_wait(&other_bar); /* freed */
+    pthread_barrier_wait(&other_bar); /* never: the process aborts */
+    return NULL;
+}
+DEATH(double_free_other_thread, {
+    void *d = malloc(40);
+    pthread_t t;
+    pthread_barrier_init(&other_bar, NULL, 2);
+    pthread_create(&t, NULL, other_frees, d);
+    pthread_barrier_wait(&other_bar);
+    free(bad(d));
+})
 DEATH(realloc_stack, {
     char buf[64];
     sink = realloc(bad(buf), 100);
@@ -150,6 +192,39 @@ static void test_double_free(void **s)
     run(double_free_mid_child, "free", DOUBLE);
     run(double_free_large_child, "free", INVALID);
     run(double_free_huge_child, "free", INVALID);
+}
+
+/* A double free of a small block is caught wherever the block waits:
+ * behind other frees in the thread's array, on its slab, in another
+ * thread's array. */
+static void test_double_free_later(void **s)
+{
+    (void)s;
+    run(double_free_later_child, "free", DOUBLE);
+    run(double_free_after_flush_child, "free", DOUBLE);
+    run(double_free_other_thread_child, "free", DOUBLE);
+}
+
+/* A live block whose second word holds the free key (read from a freed
+ * block) is freed as usual: the key alone never makes a report. */
+static void test_free_key_in_live_block(void **s)
+{
+    (void)s;
+    for (size_t size = 16; size <= 4096; size *= 4) {
+        uintptr_t *f = malloc(size), *spare = malloc(size);
+        free(f);
+        uintptr_t key = ((volatile uintptr_t *)launder(f))[1];
+        uintptr_t *live[64];
+        for (int i = 0; i < 64; i++) {
+            live[i] = malloc(size);
+            assert_non_null(live[i]);
+            live[i][0] = 1;
+            live[i][1] = key;
+        }
+        for (int i = 0; i < 64; i++)
+            free(live[i]);
+        free(spare);
+    }
 }
 
 static void test_realloc_of_bad_pointer(void **s)
@@ -221,6 +296,8 @@ int main(void)
         cmocka_unit_test(test_free_of_interior_pointer),
         cmocka_unit_test(test_free_of_foreign_mapping),
         cmocka_unit_test(test_double_free),
+        cmocka_unit_test(test_double_free_later),
+        cmocka_unit_test(test_free_key_in_live_block),
         cmocka_unit_test(test_realloc_of_bad_pointer),
         cmocka_unit_test(test_usable_size_of_bad_pointer),
         cmocka_unit_test(test_message_names_address),

@@ -37,8 +37,10 @@ HEADER_API=$(cat "$SRC"/include/kslab/*.h | tr '\n' ' ' |
 [ -n "$HEADER_API" ] || { echo "no KSLAB_API declaration found"; exit 1; }
 
 # libkslab.so keeps its SIGSEGV handler first (vm/mm/fault.c): it wraps
-# libc's sigaction and signal.
-SIGNAL_CHAIN="sigaction signal bsd_signal"
+# libc's sigaction and signal; and it keeps SIGSEGV and SIGBUS deliverable:
+# it wraps the calls that block signals.
+SIGNAL_CHAIN="sigaction signal bsd_signal
+              sigprocmask pthread_sigmask sigblock sigsetmask sighold"
 
 check_exports() { # lib allow-header-api
     local lib=$1 api=$2 n

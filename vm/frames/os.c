@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -260,4 +262,34 @@ int vm_os_uffd_zeropage(int fd, void *addr, size_t len)
     if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
         return 0;
     return errno == EEXIST ? 0 : -errno;
+}
+
+/* Under ASan or TSan the sanitizer intercepts pthread_sigmask and kslab
+ * does not wrap it (vm/mm/fault.c): the sanitizer must see every mask. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define OS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define OS_SANITIZED 1
+#endif
+#endif
+
+int vm_os_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+#ifdef OS_SANITIZED
+    return pthread_sigmask(how, set, old);
+#else
+    sigset_t s;
+    if (set) {
+        s = *set;
+        /* signal n is bit n - 1; sigdelset refuses glibc's own */
+        ((unsigned long *)(void *)&s)[0] &= ~(3UL << 31);
+        set = &s;
+    }
+    int saved = errno;
+    long r = syscall(SYS_rt_sigprocmask, how, set, old, _NSIG / 8);
+    int err = r ? errno : 0;
+    errno = saved;
+    return err;
+#endif
 }

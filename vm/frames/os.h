@@ -15,6 +15,7 @@
 #define KSLAB_VM_FRAMES_OS_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /* Protection values, the host's PROT_* bits. */
@@ -99,5 +100,12 @@ struct vm_os_counts {
     unsigned long purge; /* vm_os_purge */
 };
 void vm_os_get_counts(struct vm_os_counts *c);
+
+/* The calling thread's signal mask as rt_sigprocmask(2) sets it, past
+ * the wrappers of vm/mm/fault.c (which keep SIGSEGV and SIGBUS
+ * unblocked): for kslab's own threads and the chained handler.  glibc's
+ * own signals (32 and 33) stay unblocked, as glibc keeps them.  Returns 0
+ * or an errno value. */
+int vm_os_sigmask(int how, const sigset_t *set, sigset_t *old);
 
 #endif /* KSLAB_VM_FRAMES_OS_H */

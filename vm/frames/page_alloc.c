@@ -1021,7 +1021,7 @@ static __cold __noinline void purger_start(void)
     purger_starting = 1;
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
+    vm_os_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
     pthread_attr_t attr;
     pthread_t t;
     int err = pthread_attr_init(&attr);
@@ -1033,7 +1033,7 @@ static __cold __noinline void purger_start(void)
         vm_internal_thread--;
         pthread_attr_destroy(&attr);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    vm_os_sigmask(SIG_SETMASK, &old, NULL);
     purger_starting = 0;
     if (err)
         atomic_store(&purger_state, PURGER_NONE);

@@ -22,6 +22,20 @@
  * every other signal, and SIGSEGV before the first mm, goes to libc's
  * __sigaction.  kslab itself calls __sigaction, never the wrapper.
  *
+ * A fault on emulated memory must be deliverable in every thread: Linux
+ * kills a process whose synchronous SIGSEGV or SIGBUS is blocked, before
+ * any handler runs.  So the same libraries export sigprocmask(),
+ * pthread_sigmask(), sigblock(), sigsetmask() and sighold(), which never
+ * block SIGSEGV and SIGBUS
+ * (everything else in the set is blocked as asked), and sigaction() drops
+ * them from every handler's sa_mask, as the kernel drops SIGKILL and
+ * SIGSTOP.  The old mask they report is the one in force, without
+ * SIGSEGV and SIGBUS.  The trade: a SIGSEGV or SIGBUS sent with kill()
+ * cannot be blocked in a program linked with libkslab.so or libkslab.a.
+ * The program's own SIGSEGV/SIGBUS handler is still run as the kernel
+ * runs it (chain(): the signal itself blocked unless SA_NODEFER), so that
+ * a handler that faults again dies instead of recursing.
+ *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
  * by a thread while it touches a user window, and never calls malloc or
  * stdio.  Several threads may be in the handler at once.  The chained
@@ -35,6 +49,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 #define VM_MAX_WINDOWS 4096
@@ -276,12 +291,12 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
         sigset_t mask = old.sa_mask, saved;
         if (!(old.sa_flags & SA_NODEFER))
             sigaddset(&mask, sig);
-        pthread_sigmask(SIG_BLOCK, &mask, &saved);
+        vm_os_sigmask(SIG_BLOCK, &mask, &saved);
         if (old.sa_flags & SA_SIGINFO)
             old.sa_sigaction(sig, si, uc);
         else
             old.sa_handler(sig);
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        vm_os_sigmask(SIG_SETMASK, &saved, NULL);
         return;
     }
     if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN &&
@@ -457,9 +472,23 @@ int vm_fault_init(void)
  * and oact reports the program's previous one, never kslab's.  The same
  * for SIGBUS once the userfaultfd back end has installed its handler.
  */
+/* Leaves SIGSEGV and SIGBUS out of a set of signals to block. */
+static void keep_fault_signals(sigset_t *set)
+{
+    sigdelset(set, SIGSEGV);
+    sigdelset(set, SIGBUS);
+}
+
 KSLAB_API int sigaction(int sig, const struct sigaction *act,
                         struct sigaction *oact)
 {
+    struct sigaction kept;
+    if (act && (sigismember(&act->sa_mask, SIGSEGV) == 1 ||
+                sigismember(&act->sa_mask, SIGBUS) == 1)) {
+        kept = *act;
+        keep_fault_signals(&kept.sa_mask);
+        act = &kept;
+    }
     struct sigchain *c = chain_of(sig);
     if (!c || !atomic_load(&c->installed))
         return real_sigaction(sig, act, oact);
@@ -507,5 +536,88 @@ KSLAB_API __sighandler_t signal(int sig, __sighandler_t handler)
 KSLAB_API __sighandler_t bsd_signal(int sig, __sighandler_t handler)
 {
     return signal(sig, handler);
+}
+
+/* ---- keeping SIGSEGV and SIGBUS deliverable ---- */
+
+static int sigmask_kept(int how, const sigset_t *set, sigset_t *old)
+{
+    sigset_t s;
+    if (set && how != SIG_UNBLOCK) {
+        s = *set;
+        keep_fault_signals(&s);
+        set = &s;
+    }
+    return vm_os_sigmask(how, set, old);
+}
+
+/**
+ * pthread_sigmask - glibc's, except that SIGSEGV and SIGBUS are never
+ * blocked (a fault on emulated memory must reach kslab's handler in every
+ * thread); the rest of set is applied as asked, and old is the mask in
+ * force before.  Returns 0 or an errno value (EINVAL for a bad how).
+ */
+KSLAB_API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    return sigmask_kept(how, set, old);
+}
+
+/** sigprocmask - as pthread_sigmask(), with -1 and errno on error. */
+KSLAB_API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    int err = sigmask_kept(how, set, old);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* BSD's mask words: signal n is bit n - 1 (sigmask(n)). */
+static void word_to_set(int mask, sigset_t *set)
+{
+    sigemptyset(set);
+    for (int sig = 1; sig < 32; sig++)
+        if (mask & (1 << (sig - 1)))
+            sigaddset(set, sig);
+}
+
+static int set_to_word(const sigset_t *set)
+{
+    int mask = 0;
+    for (int sig = 1; sig < 32; sig++)
+        if (sigismember(set, sig) == 1)
+            mask |= 1 << (sig - 1);
+    return mask;
+}
+
+/** sigblock - the BSD call (glibc's): adds mask, returns the old mask. */
+KSLAB_API int sigblock(int mask)
+{
+    sigset_t set, old;
+    word_to_set(mask, &set);
+    if (sigmask_kept(SIG_BLOCK, &set, &old))
+        return -1;
+    return set_to_word(&old);
+}
+
+/** sigsetmask - the BSD call (glibc's): sets mask, returns the old one. */
+KSLAB_API int sigsetmask(int mask)
+{
+    sigset_t set, old;
+    word_to_set(mask, &set);
+    if (sigmask_kept(SIG_SETMASK, &set, &old))
+        return -1;
+    return set_to_word(&old);
+}
+
+/** sighold - System V's: blocks sig (SIGSEGV and SIGBUS: nothing). */
+KSLAB_API int sighold(int sig)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    if (sigaddset(&set, sig) < 0)
+        return -1;
+    return sigprocmask(SIG_BLOCK, &set, NULL);
 }
 #endif /* KSLAB_SIGNAL_CHAIN */
