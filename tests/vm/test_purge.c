@@ -240,7 +240,7 @@ static void test_purge_runs_in_a_fork_child(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    skip(); /* no thread in a fork child there (page_alloc.c) */
+    ktest_skip("TSan: no thread in a fork child (page_alloc.c)");
 #endif
     set_decay(300);
     fill_and_free_most(); /* the parent's purge thread exists now */
@@ -264,7 +264,7 @@ static void test_purge_runs_in_a_fork_child(void **state)
     set_decay(500);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_falls_while_the_program_sleeps),
@@ -272,7 +272,9 @@ int main(void)
         cmocka_unit_test(test_no_system_call_under_the_zone_lock),
         cmocka_unit_test(test_purged_blocks_read_zero_and_are_reused),
         cmocka_unit_test(test_allocation_does_not_wait_for_a_purge),
-        cmocka_unit_test(test_purge_runs_in_a_fork_child),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest alone[] = {
+        ktest_alone(test_purge_runs_in_a_fork_child),
+    };
+    return ktest_main(argc, argv, tests, alone, NULL, NULL);
 }
