@@ -31,7 +31,7 @@
 #define SLACK_PAGES 256 /* 1 MiB */
 
 /* Floors of work, reached whatever the time. */
-#define MIN_OPS 5000     /* a random worker's operations */
+#define MIN_OPS 1000     /* a random worker's operations */
 #define MIN_CHURN 20     /* rounds of 4 short-lived threads */
 #define MIN_FORKS 10     /* forks beside allocating threads */
 #define MIN_BG_OPS 1000  /* a background thread's operations before them */
