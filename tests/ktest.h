@@ -28,6 +28,64 @@
  * as skipped (SKIP_RETURN_CODE, set for every test by kslab_add_test). */
 #define KTEST_SKIP 77
 
+/*
+ * Skips that ctest sees.  cmocka's skip() alone is a pass to ctest (the
+ * program exits 0), so a test that cannot run here calls ktest_skip(why)
+ * instead, and its program lists it apart from the others, in ktest_main's
+ * alone array as ktest_alone(fn).  kslab_add_test (tests/CMakeLists.txt)
+ * makes each ktest_alone(fn) of a source its own ctest entry,
+ * <test>.<fn>, which runs "program --only fn" and exits KTEST_SKIP when fn
+ * skipped; the program's own entry runs the rest.  A ktest_skip among the
+ * rest makes the whole program exit KTEST_SKIP: shown skipped, never
+ * passed.  tools/lint.sh refuses a bare skip() under tests/.
+ */
+static int ktest_skipped;
+
+#define ktest_skip(why)                                                        \
+    do {                                                                       \
+        print_message("[  SKIPPED ] %s\n", (why));                             \
+        ktest_skipped++;                                                       \
+        skip();                                                                \
+    } while (0)
+
+#define ktest_alone(f) cmocka_unit_test(f)
+
+/* cmocka's count of failed tests, or KTEST_SKIP if none failed and one
+ * skipped. */
+static inline int ktest_finish(int failed)
+{
+    if (failed)
+        return failed;
+    return ktest_skipped ? KTEST_SKIP : 0;
+}
+
+/* cmocka_run_group_tests for a program without an alone array. */
+#define ktest_run_group(tests, setup, teardown)                                \
+    ktest_finish(cmocka_run_group_tests(tests, setup, teardown))
+
+/* Runs tests, or with "--only fn" the one test fn of alone. */
+#define ktest_main(argc, argv, tests, alone, setup, teardown)                  \
+    ktest_main_at(argc, argv, #tests, tests,                                   \
+                  sizeof(tests) / sizeof((tests)[0]), alone,                   \
+                  sizeof(alone) / sizeof((alone)[0]), setup, teardown)
+
+static inline int ktest_main_at(int argc, char **argv, const char *name,
+                                const struct CMUnitTest *tests, size_t n,
+                                const struct CMUnitTest *alone, size_t nalone,
+                                CMFixtureFunction setup,
+                                CMFixtureFunction teardown)
+{
+    if (argc < 3 || strcmp(argv[1], "--only") != 0)
+        return ktest_finish(
+            _cmocka_run_group_tests(name, tests, n, setup, teardown));
+    for (size_t i = 0; i < nalone; i++)
+        if (strcmp(alone[i].name, argv[2]) == 0)
+            return ktest_finish(_cmocka_run_group_tests(argv[2], &alone[i], 1,
+                                                        setup, teardown));
+    fprintf(stderr, "%s: no test %s among those run alone\n", argv[0], argv[2]);
+    return 1;
+}
+
 /* Resident set size of this process in bytes. */
 static inline size_t ktest_rss(void)
 {

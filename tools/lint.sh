@@ -13,6 +13,8 @@ cppcheck -q --error-exitcode=1 --enable=warning,performance,portability \
 echo "=== kslab: clang-format"
 files=$(git ls-files '*.c' '*.h' '*.cc' '*.cpp')
 clang-format --dry-run -Werror $files
+echo "=== kslab: test skips"
+bash tools/check-skips.sh
 echo "=== kslab: layers"
 bash tools/check-layers.sh
 echo "=== kslab: lint clean"

@@ -31,20 +31,26 @@ static int run(const char *mode, const char *const *env)
 
 static void *volatile sink;
 
-/* Four live blocks of 256 KiB: how many are own mappings (hblks). */
-static int child_mmap(void)
+/* Four live blocks of kib KiB (256 unless said): how many are own
+ * mappings (hblks). */
+static int child_mmap_of(size_t kib)
 {
     void *v[4];
     for (int i = 0; i < 4; i++) {
-        v[i] = malloc(256 << 10);
+        v[i] = malloc(kib << 10);
         if (!v[i])
             return 100;
-        memset(v[i], i, 256 << 10);
+        memset(v[i], i, kib << 10);
     }
     int n = (int)mallinfo2().hblks;
     for (int i = 0; i < 4; i++)
         free(v[i]);
     return n;
+}
+
+static int child_mmap(void)
+{
+    return child_mmap_of(256);
 }
 
 /* The same after mallopt(M_MMAP_THRESHOLD, 128 KiB) and
@@ -112,8 +118,17 @@ static void test_mmap_threshold(void **s)
     assert_int_equal(run("mmap", NULL), 0); /* default: 2 MiB and up */
     const char *env[] = {THRESH, NULL};
     assert_int_equal(run("mmap", env), 4);
-    const char *hex[] = {"MALLOC_MMAP_THRESHOLD_=0x20000", NULL};
+    /* 0x40000 is 256 KiB: blocks of 256 KiB are mapped, of 192 KiB not;
+     * read as decimal (40000, under the slab's 128 KiB) both would be,
+     * and 01000000 (octal, 256 KiB) as decimal would map neither */
+    const char *hex[] = {"MALLOC_MMAP_THRESHOLD_=0x40000", NULL};
     assert_int_equal(run("mmap", hex), 4);
+    assert_int_equal(run("mmap192", hex), 0);
+    const char *oct[] = {"MALLOC_MMAP_THRESHOLD_=01000000", NULL};
+    assert_int_equal(run("mmap", oct), 4);
+    assert_int_equal(run("mmap192", oct), 0);
+    const char *dec[] = {"MALLOC_MMAP_THRESHOLD_=196608", NULL};
+    assert_int_equal(run("mmap192", dec), 4);
     /* beyond glibc's 32 MiB: ignored, silently, as glibc does */
     const char *big[] = {"MALLOC_MMAP_THRESHOLD_=99999999", NULL};
     assert_int_equal(run("mmap", big), 0);
@@ -144,10 +159,18 @@ static void test_tunables(void **s)
                          "glibc.malloc.mmap_max=3",
                          NULL};
     assert_int_equal(run("mmap", env), 3);
-    /* GLIBC_TUNABLES over MALLOC_MMAP_MAX_, whichever comes first */
-    const char *both[] = {"MALLOC_MMAP_MAX_=1", THRESH,
-                          "GLIBC_TUNABLES=glibc.malloc.mmap_max=3", NULL};
-    assert_int_equal(run("mmap", both), 3);
+    /* GLIBC_TUNABLES over MALLOC_MMAP_MAX_, whichever comes first in the
+     * environment (the child's putenv appends in this order: neither name
+     * is in it before) */
+    unsetenv("MALLOC_MMAP_MAX_");
+    unsetenv("GLIBC_TUNABLES");
+    const char *env_first[] = {"MALLOC_MMAP_MAX_=1", THRESH,
+                               "GLIBC_TUNABLES=glibc.malloc.mmap_max=3", NULL};
+    assert_int_equal(run("mmap", env_first), 3);
+    assert_string_equal(err, "");
+    const char *tunables_first[] = {"GLIBC_TUNABLES=glibc.malloc.mmap_max=3",
+                                    THRESH, "MALLOC_MMAP_MAX_=1", NULL};
+    assert_int_equal(run("mmap", tunables_first), 3);
     assert_string_equal(err, "");
 }
 
@@ -190,6 +213,8 @@ int main(int argc, char **argv)
     if (argc > 1) {
         if (!strcmp(argv[1], "mmap"))
             return child_mmap();
+        if (!strcmp(argv[1], "mmap192"))
+            return child_mmap_of(192);
         if (!strcmp(argv[1], "mallopt_mmap_max"))
             return child_mallopt_mmap_max();
         if (!strcmp(argv[1], "perturb"))

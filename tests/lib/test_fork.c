@@ -75,12 +75,34 @@ static void child_allocates(void)
 /* ---- threads allocating beside the fork ---- */
 
 static atomic_int stop;
+/* The work of the threads beside the forks: each makes MIN_BESIDE_OPS
+ * operations before the forks begin, and MIN_FORKS forks are made
+ * whatever the time. */
+#define MIN_FORKS 20
+#define MIN_BESIDE_OPS 200
+static _Atomic unsigned long beside_ops[3];
+
+/* Waits (up to a minute) until each of the 3 threads beside the forks
+ * made MIN_BESIDE_OPS operations; whether they did. */
+static int beside_threads_working(void)
+{
+    double give_up = now_ms() + 60000;
+    for (int i = 0; i < 3; i++)
+        while (atomic_load(&beside_ops[i]) < MIN_BESIDE_OPS) {
+            if (now_ms() > give_up)
+                return 0;
+            usleep(1000);
+        }
+    return 1;
+}
 
 static void *allocator(void *arg)
 {
     unsigned int seed = (unsigned int)(uintptr_t)arg;
+    _Atomic unsigned long *ops = &beside_ops[(uintptr_t)arg - 1];
     void *keep[64] = {0};
     while (!atomic_load(&stop)) {
+        atomic_fetch_add(ops, 1);
         seed = seed * 1103515245u + 12345u;
         unsigned int i = (seed >> 8) % 64;
         if (keep[i]) {
@@ -104,6 +126,7 @@ static void *reclaimer(void *arg)
     if (!c)
         return (void *)1;
     while (!atomic_load(&stop)) {
+        atomic_fetch_add(&beside_ops[2], 1);
         void *o = kmem_cache_alloc(c, GFP_KERNEL); /* a locked path */
         kmem_cache_free(c, o);
         kmem_cache_shrink(c);
@@ -122,11 +145,15 @@ static void test_fork_while_threads_allocate(void **state)
     pthread_t t[3];
     kfree(kmalloc(1, GFP_KERNEL));
     atomic_store(&stop, 0);
+    for (int i = 0; i < 3; i++)
+        atomic_store(&beside_ops[i], 0);
     assert_int_equal(pthread_create(&t[0], NULL, allocator, (void *)1), 0);
     assert_int_equal(pthread_create(&t[1], NULL, allocator, (void *)2), 0);
     assert_int_equal(pthread_create(&t[2], NULL, reclaimer, NULL), 0);
+    int working = beside_threads_working();
     int forks = 0;
-    for (double until = now_ms() + 1500; now_ms() < until; forks++) {
+    for (double until = now_ms() + 1500;
+         working && (forks < MIN_FORKS || now_ms() < until); forks++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0)
@@ -139,7 +166,11 @@ static void test_fork_while_threads_allocate(void **state)
         pthread_join(t[i], &r);
         assert_null(r);
     }
-    printf("fork: %d forks beside 3 threads\n", forks);
+    printf("fork: %d forks beside 3 threads (%lu, %lu, %lu operations)\n",
+           forks, atomic_load(&beside_ops[0]), atomic_load(&beside_ops[1]),
+           atomic_load(&beside_ops[2]));
+    assert_true(working);
+    assert_true(forks >= MIN_FORKS);
 }
 
 /* ---- a lock held by another thread at the fork, deterministically ---- */

@@ -13,7 +13,9 @@
  *
  * After each case every cache has as many objects in use as at its start
  * and the low-memory frames in use are within a stated slack (free slabs a
- * cache keeps under its free_limit): nothing is lost.
+ * cache keeps under its free_limit): nothing is lost.  Each case also runs
+ * on past its time until it did a floor of work (MIN_*), and asserts it:
+ * the work done does not depend on the machine's speed or load.
  */
 #include "reltest.h"
 #include "stress_util.h"
@@ -27,6 +29,29 @@
 /* Bound of each case. */
 #define RUN_MS 1500
 #define SLACK_PAGES 256 /* 1 MiB */
+
+/* Floors of work, reached whatever the time. */
+#define MIN_OPS 1000     /* a random worker's operations */
+#define MIN_CHURN 20     /* rounds of 4 short-lived threads */
+#define MIN_FORKS 10     /* forks beside allocating threads */
+#define MIN_BG_OPS 1000  /* a background thread's operations before them */
+#define MIN_VM_ROUNDS 40 /* a vm worker's map, fault, unmap rounds */
+
+/* Waits (up to a minute) until every counter of n is at least floor;
+ * whether they are. */
+static int wait_for_work(_Atomic unsigned long *counts, int n,
+                         unsigned long floor)
+{
+    double give_up = now_ms() + 60000;
+    for (int i = 0; i < n; i++)
+        while (atomic_load(&counts[i]) < floor) {
+            if (now_ms() > give_up)
+                return 0;
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    return 1;
+}
 
 static size_t rnd_size(unsigned int *seed)
 {
@@ -101,7 +126,7 @@ static void *random_worker(void *arg)
     struct blk slot[SLOTS] = {{0}};
     struct blk cobj[16] = {{0}};
     unsigned long ops = 0;
-    while ((ops & 255) || now_ms() < w->until) {
+    while ((ops & 255) || ops < MIN_OPS || now_ms() < w->until) {
         ops++;
         unsigned int r = rnd(&w->seed);
         struct blk *b = &slot[r % SLOTS];
@@ -200,6 +225,7 @@ static void run_random(int nthreads)
     rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
     printf("stress: %d threads, %lu operations in %d ms, nothing lost\n",
            nthreads, atomic_load(&total_ops), RUN_MS);
+    assert_true(atomic_load(&total_ops) >= (unsigned long)nthreads * MIN_OPS);
 }
 
 static void test_random_2_threads(void **state)
@@ -215,6 +241,8 @@ static void test_random_8_threads(void **state)
 }
 
 /* ---- threads created and exiting in a loop ---- */
+
+static _Atomic unsigned long churned; /* short-lived threads that ended */
 
 static void *short_lived(void *arg)
 {
@@ -233,6 +261,7 @@ static void *short_lived(void *arg)
     for (int i = 0; i < 8; i++)
         while (!post(&keep[i]))
             drain_mailbox();
+    atomic_fetch_add(&churned, 1);
     return NULL;
 }
 
@@ -243,7 +272,8 @@ static void test_thread_churn(void **state)
     rel_snapshot(&before);
     int rounds = 0;
     double until = now_ms() + RUN_MS;
-    for (; now_ms() < until; rounds++) {
+    atomic_store(&churned, 0);
+    for (; rounds < MIN_CHURN || now_ms() < until; rounds++) {
         pthread_t t[4];
         for (int i = 0; i < 4; i++)
             assert_int_equal(
@@ -258,17 +288,23 @@ static void test_thread_churn(void **state)
     rel_snapshot(&after);
     rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
     printf("stress: %d threads created and exited, nothing lost\n", rounds * 4);
+    assert_true(rounds >= MIN_CHURN);
+    assert_int_equal(atomic_load(&churned), (unsigned long)rounds * 4);
 }
 
 /* ---- fork from a multi-threaded process ---- */
 
 static _Atomic int stop_bg;
+static struct worker bg_workers[3];
+static _Atomic unsigned long bg_ops[3];
 
 static void *background(void *arg)
 {
     struct worker *w = arg;
+    _Atomic unsigned long *ops = &bg_ops[w - bg_workers];
     struct blk slot[32] = {{0}};
     while (!atomic_load(&stop_bg)) {
+        atomic_fetch_add_explicit(ops, 1, memory_order_relaxed);
         struct blk *b = &slot[rnd(&w->seed) % 32];
         if (b->p) {
             blk_check(b);
@@ -316,16 +352,19 @@ static void test_fork_while_threads_allocate(void **state)
     (void)state;
     struct rel_snapshot before, after;
     rel_snapshot(&before);
-    struct worker w[3];
+    struct worker *w = bg_workers;
     atomic_store(&stop_bg, 0);
     for (int i = 0; i < 3; i++) {
+        atomic_store(&bg_ops[i], 0);
         w[i].seed = 1234u + (unsigned int)i;
         assert_int_equal(pthread_create(&w[i].tid, NULL, background, &w[i]), 0);
     }
+    /* the forks begin once every thread is allocating */
+    int bg_running = wait_for_work(bg_ops, 3, MIN_BG_OPS);
     int forks = 0;
     unsigned int seed = 99;
     double until = now_ms() + RUN_MS;
-    for (; now_ms() < until; forks++) {
+    for (; bg_running && (forks < MIN_FORKS || now_ms() < until); forks++) {
         struct blk mine = {.size = rnd_size(&seed)};
         mine.p = kmalloc(mine.size, GFP_KERNEL);
         assert_non_null(mine.p);
@@ -348,8 +387,12 @@ static void test_fork_while_threads_allocate(void **state)
     ktest_workers_ok();
     rel_snapshot(&after);
     rel_expect_nothing_lost(&before, &after, SLACK_PAGES);
-    printf("stress: %d forks beside 3 allocating threads, nothing lost\n",
-           forks);
+    printf("stress: %d forks beside 3 allocating threads (%lu, %lu, %lu "
+           "operations), nothing lost\n",
+           forks, atomic_load(&bg_ops[0]), atomic_load(&bg_ops[1]),
+           atomic_load(&bg_ops[2]));
+    assert_true(bg_running);
+    assert_true(forks >= MIN_FORKS);
 }
 
 /* ---- the emulator: threads faulting, forking, unmapping one mm ---- */
@@ -361,15 +404,15 @@ static _Atomic unsigned long vm_faults_done, vm_forks_done;
 static void *vm_worker(void *arg)
 {
     struct worker *w = arg;
-    unsigned long rounds = 0, forks = 0;
-    while (now_ms() < w->until) {
+    unsigned long rounds = 0, forks = 0, faults = 0;
+    while (rounds < MIN_VM_ROUNDS || now_ms() < w->until) {
         rounds++;
         unsigned long a =
             do_mmap(shared_mm, -1, 0, VM_PAGES * PAGE_SIZE,
                     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0);
         ktest_check(!IS_ERR_VALUE(a));
         unsigned long tag = (unsigned long)rnd(&w->seed) << 8;
-        for (int i = 0; i < VM_PAGES; i++) /* faults */
+        for (int i = 0; i < VM_PAGES; i++, faults++) /* faults */
             *(volatile unsigned long *)mm_host(shared_mm, a + i * PAGE_SIZE) =
                 tag + i;
         if (rounds % 4 == 0) {
@@ -389,7 +432,7 @@ static void *vm_worker(void *arg)
                             shared_mm, a + i * PAGE_SIZE)) == (tag + i));
         ktest_check((do_munmap(shared_mm, a, VM_PAGES * PAGE_SIZE)) == (0));
     }
-    atomic_fetch_add(&vm_faults_done, rounds * VM_PAGES);
+    atomic_fetch_add(&vm_faults_done, faults);
     atomic_fetch_add(&vm_forks_done, forks);
     return NULL;
 }
@@ -421,6 +464,9 @@ static void test_vm_threads_fault_fork_unmap(void **state)
     printf("stress: 4 threads, %lu page faults, %lu mm_forks in one mm, "
            "nothing lost\n",
            atomic_load(&vm_faults_done), atomic_load(&vm_forks_done));
+    /* a round faults VM_PAGES pages, every fourth mm_forks */
+    assert_true(atomic_load(&vm_faults_done) >= 4UL * MIN_VM_ROUNDS * VM_PAGES);
+    assert_true(atomic_load(&vm_forks_done) >= 4UL * (MIN_VM_ROUNDS / 4));
 }
 
 int main(void)

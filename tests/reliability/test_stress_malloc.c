@@ -20,6 +20,7 @@
 #include "interpose/large.h" /* HUGE_CACHE_SLOTS */
 
 #define RUN_MS 500
+#define MIN_OPS 1000 /* a worker's operations a round, whatever the time */
 #define SLOTS 128
 
 static size_t rnd_size(unsigned int *seed)
@@ -52,7 +53,7 @@ static void *worker(void *arg)
     double until = now_ms() + RUN_MS;
     struct blk slot[SLOTS] = {{0}};
     unsigned long ops = 0;
-    while ((ops & 127) || now_ms() < until) {
+    while ((ops & 127) || ops < MIN_OPS || now_ms() < until) {
         ops++;
         unsigned int r = rnd(&seed);
         struct blk *b = &slot[r % SLOTS];
@@ -304,6 +305,9 @@ static void run(int nthreads)
            "nothing lost (objects %+ld, bound +%d)\n",
            nthreads, ROUNDS, RUN_MS, atomic_load(&total_ops),
            (long)h[ROUNDS - 1].objects - (long)base, OBJ_SLACK);
+    /* the work, whatever the machine's speed or load */
+    assert_true(atomic_load(&total_ops) >=
+                (unsigned long)ROUNDS * nthreads * MIN_OPS);
 }
 
 static void test_malloc_2_threads(void **state)

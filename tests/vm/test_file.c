@@ -107,10 +107,58 @@ static void test_past_eof_dies(void **state)
     ktest_expect_death(touch_past_eof, NULL, SIGBUS, "bus error");
 }
 
+/* What the program's handler is told of the access past the end: Linux's
+ * SIGBUS of a file page wholly past EOF carries BUS_ADRERR (not
+ * BUS_ADRALN, an alignment fault) and the faulting address. */
+static void *volatile eof_want; /* the host address of the access */
+
+static void eof_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    if (sig != SIGBUS)
+        _exit(9);
+    if (si->si_code != BUS_ADRERR)
+        _exit(5);
+    _exit(si->si_addr == eof_want ? 0 : 6);
+}
+
+static void past_eof_with_handler(void *arg)
+{
+    (void)arg;
+    child_default_segv();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = eof_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    int fd = patterned_file(1);
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        do_mmap(mm, fd, 0, 2 * PAGE_SIZE, PROT_READ, MAP_PRIVATE, 0);
+    if (U64(mm, a) != 0)
+        _exit(3);
+    eof_want = mm_host(mm, a + PAGE_SIZE + 8);
+    (void)U64(mm, a + PAGE_SIZE + 8);
+    _exit(4);
+}
+
+static void test_past_eof_is_bus_adrerr(void **state)
+{
+    (void)state;
+    char err[1024];
+    int st = ktest_run_child(past_eof_with_handler, NULL, err, sizeof err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("child status %#x (exit 5: si_code not BUS_ADRERR, 6: "
+                 "si_addr not the address, 4: no SIGBUS); stderr: %s",
+                 st, err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_private_file_mapping),
+        cmocka_unit_test(test_past_eof_is_bus_adrerr),
         cmocka_unit_test(test_shared_file_written_back),
         cmocka_unit_test(test_shared_split_keeps_object),
         cmocka_unit_test(test_past_eof_dies),

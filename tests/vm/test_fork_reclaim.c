@@ -9,7 +9,12 @@
  * value read back is checked (parent and child), and now and then a host
  * fork()'s child checks (and writes) its copies; at the end the swap
  * counts must add up.  Bounded in time (~6 s of work, less under TSan;
- * VM_STRESS_MS sets it, see tools/vm_stress.sh).
+ * VM_STRESS_MS sets it, see tools/vm_stress.sh) and in work: each thread
+ * goes on past the time until it made MIN_ROUNDS rounds (thread 0 until
+ * it made a host fork too), so the work asserted at the end (reads,
+ * mm_forks, COW writes, host forks) does not depend on the machine's
+ * speed or load.  (A round takes about 0.1 s on a loaded 2-core machine:
+ * its faults reclaim and swap.)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,6 +27,7 @@
 #define RAM 1500
 #define SWAP_PAGES 8192
 #define RUN_MS 6000
+#define MIN_ROUNDS 10 /* a thread's rounds, whatever the time */
 
 static double ms_now(void)
 {
@@ -84,6 +90,21 @@ static void child_check_all(struct child *c, unsigned long a)
 
 static _Atomic unsigned long host_forks;
 
+/* Whether the thread id has more work to do: its rounds, the time, and
+ * for thread 0 a host fork. */
+static int more_work(unsigned long id, unsigned long round)
+{
+    if (round < MIN_ROUNDS || ms_now() < stop_at)
+        return 1;
+#if !defined(__SANITIZE_THREAD__)
+    if (id == 0 && atomic_load(&host_forks) == 0)
+        return 1;
+#else
+    (void)id;
+#endif
+    return 0;
+}
+
 #if !defined(__SANITIZE_THREAD__)
 static void host_fork_check(struct mm_struct *mm, unsigned long a,
                             const unsigned long *v, struct child *kid)
@@ -129,7 +150,7 @@ static void *worker(void *arg)
     }
     kid->mm = NULL;
     unsigned long round = 0;
-    while (ms_now() < stop_at) {
+    while (more_work(id, round)) {
         round++;
         /* mostly a hot window of 200 pages that moves on, some anywhere:
          * reclaim keeps evicting, yet the threads get on with forking */
@@ -214,6 +235,16 @@ static void test_fork_exit_fault_race_reclaim(void **state)
     if (atomic_load(&wrong))
         fail_msg("%lu wrong values; first: %s", atomic_load(&wrong),
                  first_wrong);
+    /* The work done: a round reads 64 pages and, when the thread has no
+     * child (at least one round in four on average), mm_forks one and
+     * writes 16 of its pages; thread 0 host-forks after one mm_fork in 16,
+     * and goes on until it did. */
+    assert_true(atomic_load(&reads) >= THREADS * MIN_ROUNDS * 64);
+    assert_true(atomic_load(&forks) >= THREADS * MIN_ROUNDS / 8);
+    assert_int_equal(atomic_load(&cows), 16 * atomic_load(&forks));
+#if !defined(__SANITIZE_THREAD__)
+    assert_true(atomic_load(&host_forks) >= 1);
+#endif
     vm_check_swap();
     assert_int_equal(sys_swapoff(sw), 0);
     vm_set_ram_pages(0);

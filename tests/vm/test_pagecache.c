@@ -6,11 +6,14 @@
  * back (its errors as msync(2)); munmap and mmput write back; a shared
  * file page is mapped clean and its first store marks it dirty; the share
  * lists (i_mmap, i_mmap_shared) follow fork, splits and unmaps; Cached
- * counts the cached pages.
+ * counts the cached pages; two threads faulting the same pages at once
+ * get one frame a page.
  */
 #include "swaptest.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 #define RW (PROT_READ | PROT_WRITE)
 
@@ -400,6 +403,89 @@ static void test_dump_mapping(void **state)
     close(fd);
 }
 
+/*
+ * Two threads, each with its own mm mapping one file MAP_SHARED, fault the
+ * same pages in the same order at the same time.  filemap_nopage drops
+ * pagecache_lock to allocate a frame (allocation may reclaim), so the
+ * other thread may add the page meanwhile: after the lock is taken again
+ * the page is looked up once more and the spare frame freed, as 2.4's
+ * filemap_nopage does after page_cache_alloc.  Each page is then read from
+ * the file once, both mms map one frame, and the cache grew by one page a
+ * page.  The threads go page by page in step (neither faults page i before
+ * the other reached it), so they often meet in filemap_nopage; many
+ * rounds.
+ */
+#define RACE_PAGES 256
+#define RACE_ROUNDS 32
+
+struct racer {
+    struct mm_struct *mm;
+    unsigned long a;
+    _Atomic unsigned long *at, *other_at; /* the page each has reached */
+    unsigned long faulted, wrong;
+};
+
+static void *race_reader(void *arg)
+{
+    struct racer *r = arg;
+    for (unsigned long i = 0; i < RACE_PAGES; i++) {
+        atomic_store(r->at, i + 1);
+        while (atomic_load(r->other_at) < i + 1)
+            sched_yield();
+        /* no ktest_check: a thread that ended would stop the other */
+        if (U64(r->mm, r->a + i * PAGE_SIZE + 8) != i * 1000 + 1)
+            r->wrong++;
+        r->faulted++;
+    }
+    return NULL;
+}
+
+static void test_two_threads_fault_one_frame_a_page(void **state)
+{
+    (void)state;
+    unsigned long both_read = 0; /* rounds in which both read the file */
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        int fd = patterned_file(RACE_PAGES), fd2 = reopen(fd);
+        struct racer r[2] = {{.mm = mm_alloc()}, {.mm = mm_alloc()}};
+        int fds[2] = {fd, fd2};
+        _Atomic unsigned long at[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            r[k].a = do_mmap(r[k].mm, fds[k], 0, RACE_PAGES * PAGE_SIZE, RW,
+                             MAP_SHARED, 0);
+            assert_false(IS_ERR_VALUE(r[k].a));
+            r[k].at = &at[k];
+            r[k].other_at = &at[1 - k];
+        }
+        unsigned long cached = vm_page_cache_pages();
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, race_reader, &r[k]),
+                             0);
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+        assert_int_equal(r[0].wrong + r[1].wrong, 0);
+        assert_int_equal(r[0].faulted, RACE_PAGES);
+        assert_int_equal(r[1].faulted, RACE_PAGES);
+        unsigned long maj0 = stat_of(r[0].mm).maj_flt;
+        unsigned long maj1 = stat_of(r[1].mm).maj_flt;
+        both_read += maj0 && maj1;
+        assert_int_equal(maj0 + maj1, RACE_PAGES); /* each page read once */
+        assert_int_equal(vm_page_cache_pages() - cached, RACE_PAGES);
+        for (unsigned long i = 0; i < RACE_PAGES; i++)
+            if (pfn_of(r[0].mm, r[0].a + i * PAGE_SIZE) !=
+                pfn_of(r[1].mm, r[1].a + i * PAGE_SIZE))
+                fail_msg("round %d: page %lu has two frames", round, i);
+        U64(r[0].mm, r[0].a + 8) = 5; /* and one is seen by the other */
+        assert_int_equal(U64(r[1].mm, r[1].a + 8), 5);
+        mmput(r[0].mm);
+        mmput(r[1].mm);
+        close(fd);
+        close(fd2);
+    }
+    print_message("%lu of %d rounds with both threads reading the file\n",
+                  both_read, RACE_ROUNDS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_shared_anonymous_lists),
         cmocka_unit_test(test_cached_counts_page_cache),
         cmocka_unit_test(test_dump_mapping),
+        cmocka_unit_test(test_two_threads_fault_one_frame_a_page),
     };
     return cmocka_run_group_tests(tests, swap_dir_setup, swap_dir_teardown);
 }

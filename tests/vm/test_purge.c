@@ -242,7 +242,7 @@ static void test_purge_runs_in_a_fork_child(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    skip(); /* no thread in a fork child there (page_alloc.c) */
+    ktest_skip("TSan: no thread in a fork child (page_alloc.c)");
 #endif
     set_decay(300);
     fill_and_free_most(); /* the parent's purge thread exists now */
@@ -324,7 +324,7 @@ static void test_small_free_starts_no_thread_slow_paths_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    skip(); /* a fork child of a threaded process starts no thread there */
+    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(small_free_child, NULL, err, sizeof err);
@@ -353,7 +353,7 @@ static void test_big_free_starts_the_background_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    skip(); /* a fork child of a threaded process starts no thread there */
+    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(big_free_child, NULL, err, sizeof err);
@@ -361,7 +361,7 @@ static void test_big_free_starts_the_background_purge(void **state)
         fail_msg("child status %#x: %s", st, err);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rss_falls_while_the_program_sleeps),
@@ -369,9 +369,11 @@ int main(void)
         cmocka_unit_test(test_no_system_call_under_the_zone_lock),
         cmocka_unit_test(test_purged_blocks_read_zero_and_are_reused),
         cmocka_unit_test(test_allocation_does_not_wait_for_a_purge),
-        cmocka_unit_test(test_purge_runs_in_a_fork_child),
-        cmocka_unit_test(test_small_free_starts_no_thread_slow_paths_purge),
-        cmocka_unit_test(test_big_free_starts_the_background_purge),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest alone[] = {
+        ktest_alone(test_purge_runs_in_a_fork_child),
+        ktest_alone(test_small_free_starts_no_thread_slow_paths_purge),
+        ktest_alone(test_big_free_starts_the_background_purge),
+    };
+    return ktest_main(argc, argv, tests, alone, NULL, NULL);
 }

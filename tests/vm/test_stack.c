@@ -116,7 +116,7 @@ static void test_fault_past_limit_reaches_program_handler(void **state)
 {
     (void)state;
 #if defined(__SANITIZE_THREAD__)
-    skip(); /* TSan keeps SIGSEGV blocked after a jump out of a handler */
+    ktest_skip("TSan keeps SIGSEGV blocked after a jump out of a handler");
 #endif
     int st = run_child(1);
     assert_true(WIFEXITED(st));
@@ -254,11 +254,10 @@ static void test_growsdown_only_private_anonymous(void **state)
     mmput(mm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stack_grows_down_to_its_limit),
-        cmocka_unit_test(test_fault_past_limit_reaches_program_handler),
         cmocka_unit_test(test_fault_past_limit_kills),
         cmocka_unit_test(test_no_mapping_placed_in_guard_gap),
         cmocka_unit_test(test_brk_stops_before_guard_gap),
@@ -266,5 +265,8 @@ int main(void)
         cmocka_unit_test(test_uaccess_below_stack_grows_it),
         cmocka_unit_test(test_growsdown_only_private_anonymous),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest alone[] = {
+        ktest_alone(test_fault_past_limit_reaches_program_handler),
+    };
+    return ktest_main(argc, argv, tests, alone, NULL, NULL);
 }

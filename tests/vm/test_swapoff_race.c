@@ -4,6 +4,9 @@
  * of one area in a loop while threads fault, mm_fork, COW-write and exit
  * under reclaim never loses a value, never leaves the area busy with
  * pages that kept arriving (-EBUSY), and leaves the swap counts right.
+ * The loop runs 3 s and on until the area went off MIN_OFFS times and each
+ * thread made MIN_ROUNDS rounds beside it, so the work asserted does not
+ * depend on the machine's speed or load.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +35,8 @@ static void test_swapoff_of_empty_area_needs_no_memory(void **state)
 
 #define THREADS 2
 #define PAGES 400
+#define MIN_ROUNDS 20 /* a thread's rounds while the area goes on and off */
+#define MIN_OFFS 10
 
 static double ms_now(void)
 {
@@ -41,7 +46,7 @@ static double ms_now(void)
 }
 
 static _Atomic int stop;
-static _Atomic unsigned long wrong;
+static _Atomic unsigned long wrong, rounds[THREADS], reads, cows;
 
 static void *worker(void *arg)
 {
@@ -54,26 +59,41 @@ static void *worker(void *arg)
     unsigned long round = 0;
     while (!atomic_load(&stop)) {
         round++;
-        for (unsigned long i = round % 7; i < PAGES; i += 7)
+        for (unsigned long i = round % 7; i < PAGES; i += 7) {
             if (U64(mm, a + i * PAGE_SIZE) != ((id << 32) | i))
                 atomic_fetch_add(&wrong, 1);
+            atomic_fetch_add_explicit(&reads, 1, memory_order_relaxed);
+        }
         struct mm_struct *c = mm_fork(mm);
         if (!c) {
             atomic_fetch_add(&wrong, 1);
             continue;
         }
-        for (unsigned long i = round % 5; i < PAGES; i += 25)
+        for (unsigned long i = round % 5; i < PAGES; i += 25) {
             U64(c, a + i * PAGE_SIZE) = ~i;
+            atomic_fetch_add_explicit(&cows, 1, memory_order_relaxed);
+        }
         for (unsigned long i = round % 5; i < PAGES; i += 25)
             if (U64(c, a + i * PAGE_SIZE) != ~i)
                 atomic_fetch_add(&wrong, 1);
         mmput(c);
+        atomic_fetch_add(&rounds[id], 1);
     }
     for (unsigned long i = 0; i < PAGES; i++)
         if (U64(mm, a + i * PAGE_SIZE) != ((id << 32) | i))
             atomic_fetch_add(&wrong, 1);
     mmput(mm);
     return NULL;
+}
+
+/* Whether the loop has done its work: each thread MIN_ROUNDS rounds (one
+ * mm_fork each) and the area MIN_OFFS times off. */
+static int work_done(int offs)
+{
+    for (int i = 0; i < THREADS; i++)
+        if (atomic_load(&rounds[i]) < MIN_ROUNDS)
+            return 0;
+    return offs >= MIN_OFFS;
 }
 
 static void test_swapoff_loop_beside_fork_and_reclaim(void **state)
@@ -87,7 +107,8 @@ static void test_swapoff_loop_beside_fork_and_reclaim(void **state)
         assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
     int offs = 0, busy = 0, nomem = 0;
     double until = ms_now() + 3000;
-    while (ms_now() < until) {
+    /* past a minute more the work will not come: the asserts say so */
+    while ((ms_now() < until || !work_done(offs)) && ms_now() < until + 60000) {
         int r = sys_swapoff(flip);
         if (r == 0) {
             offs++;
@@ -104,9 +125,17 @@ static void test_swapoff_loop_beside_fork_and_reclaim(void **state)
     atomic_store(&stop, 1);
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
-    printf("swapoff_race: %d swapoffs, %d -EBUSY, %d -ENOMEM, %lu wrong\n",
-           offs, busy, nomem, atomic_load(&wrong));
+    printf("swapoff_race: %d swapoffs, %d -EBUSY, %d -ENOMEM; %lu + %lu "
+           "rounds, %lu reads, %lu COW writes; %lu wrong\n",
+           offs, busy, nomem, atomic_load(&rounds[0]), atomic_load(&rounds[1]),
+           atomic_load(&reads), atomic_load(&cows), atomic_load(&wrong));
     assert_int_equal(atomic_load(&wrong), 0);
+    /* a round reads at least PAGES / 7 pages and writes PAGES / 25 */
+    assert_true(offs >= MIN_OFFS);
+    for (int i = 0; i < THREADS; i++)
+        assert_true(atomic_load(&rounds[i]) >= MIN_ROUNDS);
+    assert_true(atomic_load(&reads) >= THREADS * MIN_ROUNDS * (PAGES / 7));
+    assert_true(atomic_load(&cows) >= THREADS * MIN_ROUNDS * (PAGES / 25));
     assert_int_equal(busy, 0);
     vm_check_swap();
     assert_int_equal(sys_swapoff(flip), 0);
