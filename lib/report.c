@@ -4,13 +4,30 @@
  * write(2), then abort() for corruption.  No stdio and no malloc here, so
  * it is safe from inside the allocator, with its locks held, and from a
  * signal handler.
+ *
+ * Which stderr: when a report is asked for at exit or with every error
+ * (KSLAB_DEBUG, KSLAB_STATS), start-up keeps a private duplicate of the
+ * stderr the process started with, as valgrind keeps its log descriptor,
+ * high and close-on-exec, with the identity (device, inode) of its file.
+ * A program that closes stderr before exit (coreutils' close_stdout) still
+ * gets its report, and a file that later takes descriptor 2 never gets
+ * it: kslab_stderr_fd() checks the identity before each use, so a
+ * duplicate the program closed (closefrom) or replaced is not written to.
+ * A fatal message goes to the original stderr and also to descriptor 2 if
+ * that is another open file (the program redirected its stderr; glibc's
+ * malloc_printerr writes there): the program is dying, the file is the
+ * program's log.  Without a duplicate every message goes to descriptor 2.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/options.h"
 #include "lib/report.h"
 
 struct out {
@@ -108,7 +125,82 @@ int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     return n;
 }
 
-static void say(const char *fmt, va_list ap)
+/* ---- the original stderr ---- */
+
+/* The duplicate (-1: none taken) and its file's identity. */
+static int orig_fd = -1;
+static dev_t orig_dev;
+static ino_t orig_ino;
+
+/* Is fd open on the original stderr's file? */
+static int is_orig_file(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == orig_dev &&
+           st.st_ino == orig_ino;
+}
+
+/* The lowest descriptor the duplicate may take: high, out of the way of
+ * a program that expects open() to return 3, 4 …, and below FD_SETSIZE
+ * and the soft limit (a descriptor near a limit of a million would grow
+ * the kernel's descriptor table by megabytes). */
+static int orig_fd_floor(void)
+{
+    struct rlimit rl;
+    rlim_t lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < lim)
+        lim = rl.rlim_cur;
+    return lim > 64 ? (int)lim - 32 : 3;
+}
+
+void kslab_report_setup(void)
+{
+    if (orig_fd >= 0 || !(kslab_opt.dbg || kslab_opt.debug || kslab_opt.stats))
+        return;
+    struct stat st;
+    if (fstat(2, &st) != 0)
+        return; /* no stderr at start: reports go nowhere but a log file */
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, orig_fd_floor());
+    if (fd < 0)
+        fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return;
+    orig_dev = st.st_dev;
+    orig_ino = st.st_ino;
+    orig_fd = fd;
+}
+
+int kslab_stderr_fd(void)
+{
+    if (orig_fd < 0)
+        return 2;
+    if (is_orig_file(orig_fd))
+        return orig_fd;
+    return is_orig_file(2) ? 2 : -1;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (fd >= 0 && off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void kslab_report_write(const char *buf, size_t len, int fatal)
+{
+    int fd = kslab_stderr_fd();
+    write_all(fd, buf, len);
+    struct stat st;
+    if (fatal && fd != 2 && fstat(2, &st) == 0 &&
+        !(st.st_dev == orig_dev && st.st_ino == orig_ino))
+        write_all(2, buf, len);
+}
+
+static void say(int fatal, const char *fmt, va_list ap)
 {
     char line[512];
     memcpy(line, "kslab: ", 7);
@@ -116,20 +208,14 @@ static void say(const char *fmt, va_list ap)
     size_t len =
         7 + ((size_t)n < sizeof line - 8 ? (size_t)n : sizeof line - 9);
     line[len++] = '\n';
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(2, line + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    kslab_report_write(line, len, fatal);
 }
 
 void kslab_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(fmt, ap);
+    say(1, fmt, ap);
     va_end(ap);
     abort();
 }
@@ -145,7 +231,7 @@ void kslab_die_at(const void *addr, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(fmt, ap);
+    say(1, fmt, ap);
     va_end(ap);
     void (*hook)(const void *) =
         __atomic_exchange_n(&report_hook, NULL, __ATOMIC_ACQ_REL);
@@ -158,6 +244,6 @@ void kslab_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(fmt, ap);
+    say(0, fmt, ap);
     va_end(ap);
 }
