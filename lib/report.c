@@ -13,10 +13,13 @@
  * gets its report, and a file that later takes descriptor 2 never gets
  * it: kslab_stderr_fd() checks the identity before each use, so a
  * duplicate the program closed (closefrom) or replaced is not written to.
- * A fatal message goes to the original stderr and also to descriptor 2 if
- * that is another open file (the program redirected its stderr; glibc's
- * malloc_printerr writes there): the program is dying, the file is the
- * program's log.  Without a duplicate every message goes to descriptor 2.
+ * A one-line message (corruption, misuse, a warning, kslab_verify()'s
+ * findings) goes to the original stderr and also to descriptor 2 if that
+ * is another open file (the program redirected its stderr, and glibc's
+ * malloc_printerr writes there too): the line is as much the program's
+ * business as the user's.  The reports that are only the user's (the leak
+ * report, the statistics at exit) go to the original stderr alone.
+ * Without a duplicate every message goes to descriptor 2.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -190,17 +193,17 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-void kslab_report_write(const char *buf, size_t len, int fatal)
+void kslab_report_write(const char *buf, size_t len, int also_fd2)
 {
     int fd = kslab_stderr_fd();
     write_all(fd, buf, len);
     struct stat st;
-    if (fatal && fd != 2 && fstat(2, &st) == 0 &&
+    if (also_fd2 && fd != 2 && fstat(2, &st) == 0 &&
         !(st.st_dev == orig_dev && st.st_ino == orig_ino))
         write_all(2, buf, len);
 }
 
-static void say(int fatal, const char *fmt, va_list ap)
+static void say(const char *fmt, va_list ap)
 {
     char line[512];
     memcpy(line, "kslab: ", 7);
@@ -208,14 +211,14 @@ static void say(int fatal, const char *fmt, va_list ap)
     size_t len =
         7 + ((size_t)n < sizeof line - 8 ? (size_t)n : sizeof line - 9);
     line[len++] = '\n';
-    kslab_report_write(line, len, fatal);
+    kslab_report_write(line, len, 1);
 }
 
 void kslab_die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(1, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     abort();
 }
@@ -231,7 +234,7 @@ void kslab_die_at(const void *addr, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(1, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
     void (*hook)(const void *) =
         __atomic_exchange_n(&report_hook, NULL, __ATOMIC_ACQ_REL);
@@ -244,6 +247,6 @@ void kslab_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    say(0, fmt, ap);
+    say(fmt, ap);
     va_end(ap);
 }

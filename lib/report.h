@@ -31,9 +31,10 @@ void kslab_report_setup(void);
  * still open on the same file; 2 when no duplicate was kept; -1 when the
  * original stderr is gone.  Leak reports and statistics go there. */
 int kslab_stderr_fd(void);
-/* Writes buf to kslab_stderr_fd(); fatal: also to descriptor 2 when that
- * is another open file.  No stdio, no malloc. */
-void kslab_report_write(const char *buf, size_t len, int fatal);
+/* Writes buf to kslab_stderr_fd(); also_fd2: also to descriptor 2 when
+ * that is another open file (a one-line message and what follows it).
+ * No stdio, no malloc. */
+void kslab_report_write(const char *buf, size_t len, int also_fd2);
 /* Formats into buf (always NUL-terminated); returns the length. */
 int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
