@@ -16,23 +16,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kslab/kslab.h>
 
 #include "interpose/interpose.h"
 #include "interpose/large.h"
+#include "interpose/tool.h"
 #include "lib/fork.h"
 #include "lib/init.h"
 #include "lib/options.h"
+#include "lib/report.h"
 #include "slab/kmalloc.h"
-
-/* KSLAB_STATS=1: a duplicate of stderr taken at start (programs such as
- * coreutils close stderr in an atexit handler, before our destructor), and
- * its identity, so a reused descriptor number is never written to. */
-static int stats_fd = -1;
-static struct stat stats_fd_st;
 
 /* The loader's image [ldso_lo, ldso_hi): see ip_pointer_from_loader(). */
 static uintptr_t ldso_lo, ldso_hi;
@@ -80,13 +75,7 @@ static void ip_init(void)
 {
     ldso_find();
     ip_glibc_options();
-    if (kslab_opt.stats && !kslab_opt.stats_path[0]) {
-        stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-        if (stats_fd >= 0 && fstat(stats_fd, &stats_fd_st) != 0) {
-            close(stats_fd);
-            stats_fd = -1;
-        }
-    }
+    ip_tool_debug_init();
     kslab_fork_register(KSLAB_FORK_MALLOC, &ip_fork_hook);
 }
 KSLAB_INITCALL(KSLAB_INIT_MALLOC, ip_init);
@@ -121,7 +110,7 @@ KSLAB_API void kslab_stats_print(FILE *out)
 }
 
 /* The stream for the statistics: the file of KSLAB_STATS=/path (append),
- * else the duplicate of stderr if it is still the same file, else stderr. */
+ * else the stderr the process started with (NULL when it is gone). */
 static FILE *stats_stream(void)
 {
     if (kslab_opt.stats_path[0]) {
@@ -131,16 +120,14 @@ static FILE *stats_stream(void)
                        kslab_opt.stats_path, errno);
         return f;
     }
-    struct stat st;
-    if (stats_fd >= 0 && fstat(stats_fd, &st) == 0 &&
-        st.st_dev == stats_fd_st.st_dev && st.st_ino == stats_fd_st.st_ino) {
-        FILE *f = fdopen(stats_fd, "w");
-        if (f) {
-            stats_fd = -1;
-            return f;
-        }
-    }
-    return stderr;
+    /* the stderr of start-up (lib/report.c): coreutils close stderr in an
+     * atexit handler, before this destructor */
+    int fd = kslab_stderr_fd();
+    int dup = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+    FILE *f = dup >= 0 ? fdopen(dup, "w") : NULL;
+    if (!f && dup >= 0)
+        close(dup);
+    return f;
 }
 
 /* At exit (after main's destructors: a preloaded library is finalised
@@ -155,10 +142,7 @@ __attribute__((destructor)) static void ip_stats_at_exit(void)
     if (f) {
         fprintf(f, "kslab: statistics of pid %d\n", (int)getpid());
         kslab_stats_print(f);
-        if (f == stderr)
-            fflush(f);
-        else
-            fclose(f);
+        fclose(f);
     }
     errno = saved;
 }

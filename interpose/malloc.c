@@ -22,8 +22,8 @@
  * the caches of 512 bytes and more align most objects to their size.)
  *
  * Hooks (interpose/tool.c): every call reads ip_hooks once; when it is
- * set (valgrind, M_PERTURB) the same allocation and free code runs with a
- * hook after the allocation and before the free.
+ * set (valgrind, M_PERTURB, KSLAB_DEBUG's records) the same allocation and free
+ * code runs with a hook after the allocation and before the free.
  *
  * Pointers: ip_block_size() and ip_release() are the one check of a
  * pointer handed in (slab object, large block, the loader's, or misuse
@@ -152,8 +152,13 @@ static void *ip_aligned(size_t align, size_t size)
 
 static __noinline void *ip_alloc_hooked(size_t size, size_t align, int zero)
 {
+    int before = ip_tool_before_alloc();
     void *p = align > MALLOC_ALIGN ? ip_aligned(align, size) : ip_malloc(size);
-    return p ? ip_tool_alloc(p, size, zero) : NULL;
+    if (!p) {
+        ip_tool_alloc_failed(before);
+        return NULL;
+    }
+    return ip_tool_alloc(p, size, zero, before);
 }
 
 static __noinline void ip_free_hooked(void *p, const char *fn)
@@ -240,8 +245,11 @@ static void *ip_realloc_move(void *p, size_t old, size_t size)
  * buffers give memory back), otherwise moves. */
 static void *ip_realloc_small(void *p, size_t old, size_t size)
 {
-    if (size <= old && size > old / 2)
+    if (size <= old && size > old / 2) {
+        if (ip_hooked())
+            ip_tool_resize(p, size);
         return p;
+    }
     return ip_realloc_move(p, old, size);
 }
 

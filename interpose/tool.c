@@ -23,6 +23,12 @@
  * M_PERTURB: as glibc, a block handed out by malloc (not calloc) is filled
  * with ~byte over the requested size, a freed block with byte over its
  * usable size.
+ *
+ * KSLAB_DEBUG audit, log, leaks: the audit record of a block says the size
+ * the program asked for (a leak report's "Direct leak of 12345 byte(s)",
+ * as LeakSanitizer's); the slab and the large blocks, which see only the
+ * size class or the pages, are told to leave the record to this hook
+ * (slab_debug_defer, slab/debug.h).
  */
 #include <pthread.h>
 #include <string.h>
@@ -31,6 +37,7 @@
 
 #include "interpose/interpose.h"
 #include "interpose/tool.h"
+#include "slab/debug.h"
 #include "slab/slab_internal.h"
 
 #ifdef KSLAB_VALGRIND
@@ -193,8 +200,41 @@ size_t ip_tool_usable(void *p, size_t usable)
 
 #endif
 
-__noinline void *ip_tool_alloc(void *p, size_t size, int zero)
+void ip_tool_debug_init(void)
 {
+    if (slab_debug_tracking())
+        __atomic_or_fetch(&ip_hooks, IP_HOOK_DEBUG, __ATOMIC_RELAXED);
+}
+
+static int debugging(void)
+{
+    return __atomic_load_n(&ip_hooks, __ATOMIC_RELAXED) & IP_HOOK_DEBUG;
+}
+
+/* -1: no record to make; else the deferral to restore (slab/debug.h). */
+int ip_tool_before_alloc(void)
+{
+    return debugging() ? slab_debug_defer() : -1;
+}
+
+void ip_tool_alloc_failed(int before)
+{
+    if (before >= 0)
+        slab_debug_undefer(before);
+}
+
+void ip_tool_resize(void *p, size_t size)
+{
+    if (debugging())
+        slab_debug_resize(p, size);
+}
+
+__noinline void *ip_tool_alloc(void *p, size_t size, int zero, int before)
+{
+    if (before >= 0) {
+        slab_debug_undefer(before);
+        slab_debug_alloc_asked(p, size, ip_block_size(p, "malloc"));
+    }
     if (ip_tool_on())
         announce(p, size, zero);
     int pb = perturbing();

@@ -21,6 +21,7 @@
 enum {
     IP_HOOK_TOOL = 1,    /* valgrind: running under it, or not asked yet */
     IP_HOOK_PERTURB = 2, /* mallopt(M_PERTURB) */
+    IP_HOOK_DEBUG = 4,   /* KSLAB_DEBUG audit, log, leaks: sizes asked for */
 };
 extern int ip_hooks;
 
@@ -33,9 +34,20 @@ static inline int ip_hooked(void)
 /* Under valgrind?  Settles the question at the first call (hooks on). */
 int ip_tool_on(void);
 
+/* Before an allocation through the hooks: returns what ip_tool_alloc
+ * (or, on failure, ip_tool_alloc_failed) is handed back. */
+int ip_tool_before_alloc(void);
 /* After an allocation of size bytes (zero: calloc) at p: memcheck learns
- * of the block, then it is zeroed or perturbed.  Returns p. */
-void *ip_tool_alloc(void *p, size_t size, int zero);
+ * of the block, KSLAB_DEBUG's record says size, then it is zeroed or
+ * perturbed.  Returns p. */
+void *ip_tool_alloc(void *p, size_t size, int zero, int before);
+void ip_tool_alloc_failed(int before);
+
+/* realloc kept p in place for size bytes. */
+void ip_tool_resize(void *p, size_t size);
+
+/* Start-up: KSLAB_DEBUG tracks blocks, so every call takes the hooks. */
+void ip_tool_debug_init(void);
 
 /* Before p is freed: 1 when the caller frees it now, 0 when the hook kept
  * it (quarantine) or memcheck reported the free as invalid. */

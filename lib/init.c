@@ -7,7 +7,8 @@
  *
  *   0 options  lib/options.c           read the KSLAB_* environment into
  *                                      kslab_opt; no layer reads the
- *                                      environment itself
+ *                                      environment itself; then
+ *              lib/report.c            the private duplicate of stderr
  *   1 frames   vm/frames/page_alloc.c  reserve low memory (KSLAB_LOWMEM_MB),
  *                                      set up the zones; register the
  *                                      zones' fork hook
@@ -109,8 +110,14 @@ static const struct kslab_fork_hook init_fork_hook = {
 
 /* lib/'s own levels are called by name (they are linked whenever this
  * file is); the layers above hand theirs in through the section. */
+static void options_level(void)
+{
+    kslab_options_read();
+    kslab_report_setup(); /* stderr as it is at start, if reports are due */
+}
+
 static void (*const lib_levels[KSLAB_INIT_NR_LEVELS])(void) = {
-    [KSLAB_INIT_OPTIONS] = kslab_options_read,
+    [KSLAB_INIT_OPTIONS] = options_level,
     [KSLAB_INIT_FORK] = kslab_fork_init,
 };
 

@@ -126,6 +126,18 @@ static int opt_leaks_suppress(const char *v)
     return 0;
 }
 
+/* A path: the report goes to path.PID.  Relative paths are taken as they
+ * are (from the directory of the process at exit), as LeakSanitizer's
+ * log_path. */
+static int opt_leaks_log(const char *v)
+{
+    size_t n = strlen(v);
+    if (!n || n >= sizeof kslab_opt.leaks_log)
+        return -1;
+    memcpy(kslab_opt.leaks_log, v, n + 1);
+    return 0;
+}
+
 /* Mebibytes, decimal, at least 32 (the smallest direct map that holds
  * ZONE_DMA and the kmalloc caches) and at most 2^24 (16 TiB). */
 static int opt_lowmem_mb(const char *v)
@@ -326,6 +338,10 @@ const struct kslab_option kslab_option_table[] = {
      "with KSLAB_DEBUG=leaks, a file of `leak:pattern' lines: leaks whose "
      "stack has a function or object containing pattern are not reported",
      opt_leaks_suppress},
+    {"KSLAB_LEAKS_LOG", "path",
+     "with KSLAB_DEBUG=leaks, the leak report goes to the file path.PID "
+     "(made when there is something to report) instead of stderr",
+     opt_leaks_log},
     {"KSLAB_LOWMEM_MB", "a number of MiB, 32 or more",
      "size of the low-memory (direct-map) reservation; default 64 GiB; under "
      "an address-space limit (ulimit -v) the most low memory may grow to, "

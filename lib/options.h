@@ -35,6 +35,7 @@ struct kslab_options {
     unsigned long log_entries; /*   log=N: events the ring keeps */
     int leaks_exitcode;        /* KSLAB_LEAKS_EXITCODE: 0 = exit unchanged */
     char leaks_suppress[PATH_MAX]; /* KSLAB_LEAKS_SUPPRESS: "" = none */
+    char leaks_log[PATH_MAX - 16]; /* KSLAB_LEAKS_LOG: "" = stderr */
     unsigned long lowmem_mb;       /* KSLAB_LOWMEM_MB: 0 = the default size */
     unsigned long decay_ms;        /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;

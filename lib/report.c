@@ -4,13 +4,33 @@
  * write(2), then abort() for corruption.  No stdio and no malloc here, so
  * it is safe from inside the allocator, with its locks held, and from a
  * signal handler.
+ *
+ * Which stderr: when a report is asked for at exit or with every error
+ * (KSLAB_DEBUG, KSLAB_STATS), start-up keeps a private duplicate of the
+ * stderr the process started with, as valgrind keeps its log descriptor,
+ * high and close-on-exec, with the identity (device, inode) of its file.
+ * A program that closes stderr before exit (coreutils' close_stdout) still
+ * gets its report, and a file that later takes descriptor 2 never gets
+ * it: kslab_stderr_fd() checks the identity before each use, so a
+ * duplicate the program closed (closefrom) or replaced is not written to.
+ * A one-line message (corruption, misuse, a warning, kslab_verify()'s
+ * findings) goes to the original stderr and also to descriptor 2 if that
+ * is another open file (the program redirected its stderr, and glibc's
+ * malloc_printerr writes there too): the line is as much the program's
+ * business as the user's.  The reports that are only the user's (the leak
+ * report, the statistics at exit) go to the original stderr alone.
+ * Without a duplicate every message goes to descriptor 2.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/options.h"
 #include "lib/report.h"
 
 struct out {
@@ -108,6 +128,81 @@ int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     return n;
 }
 
+/* ---- the original stderr ---- */
+
+/* The duplicate (-1: none taken) and its file's identity. */
+static int orig_fd = -1;
+static dev_t orig_dev;
+static ino_t orig_ino;
+
+/* Is fd open on the original stderr's file? */
+static int is_orig_file(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == orig_dev &&
+           st.st_ino == orig_ino;
+}
+
+/* The lowest descriptor the duplicate may take: high, out of the way of
+ * a program that expects open() to return 3, 4 …, and below FD_SETSIZE
+ * and the soft limit (a descriptor near a limit of a million would grow
+ * the kernel's descriptor table by megabytes). */
+static int orig_fd_floor(void)
+{
+    struct rlimit rl;
+    rlim_t lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < lim)
+        lim = rl.rlim_cur;
+    return lim > 64 ? (int)lim - 32 : 3;
+}
+
+void kslab_report_setup(void)
+{
+    if (orig_fd >= 0 || !(kslab_opt.dbg || kslab_opt.debug || kslab_opt.stats))
+        return;
+    struct stat st;
+    if (fstat(2, &st) != 0)
+        return; /* no stderr at start: reports go nowhere but a log file */
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, orig_fd_floor());
+    if (fd < 0)
+        fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return;
+    orig_dev = st.st_dev;
+    orig_ino = st.st_ino;
+    orig_fd = fd;
+}
+
+int kslab_stderr_fd(void)
+{
+    if (orig_fd < 0)
+        return 2;
+    if (is_orig_file(orig_fd))
+        return orig_fd;
+    return is_orig_file(2) ? 2 : -1;
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (fd >= 0 && off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void kslab_report_write(const char *buf, size_t len, int also_fd2)
+{
+    int fd = kslab_stderr_fd();
+    write_all(fd, buf, len);
+    struct stat st;
+    if (also_fd2 && fd != 2 && fstat(2, &st) == 0 &&
+        !(st.st_dev == orig_dev && st.st_ino == orig_ino))
+        write_all(2, buf, len);
+}
+
 static void say(const char *fmt, va_list ap)
 {
     char line[512];
@@ -116,13 +211,7 @@ static void say(const char *fmt, va_list ap)
     size_t len =
         7 + ((size_t)n < sizeof line - 8 ? (size_t)n : sizeof line - 9);
     line[len++] = '\n';
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(2, line + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    kslab_report_write(line, len, 1);
 }
 
 void kslab_die(const char *fmt, ...)

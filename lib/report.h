@@ -1,9 +1,9 @@
 /*
  * lib/report.h — the one-line error reporter (lib/report.c).  Every layer
  * reports misuse and corruption through it: one line "kslab: ..." on
- * stderr, written with write(2), then abort() for kslab_die().  No stdio
- * and no malloc, so it is safe with allocator locks held and from a signal
- * handler.
+ * stderr (the one the process started with: see lib/report.c), written with
+ * write(2), then abort() for kslab_die().  No stdio and no malloc, so it is
+ * safe with allocator locks held and from a signal handler.
  */
 #ifndef KSLAB_LIB_REPORT_H
 #define KSLAB_LIB_REPORT_H
@@ -24,6 +24,17 @@ void kslab_set_report_hook(void (*hook)(const void *addr));
 /* Same line without abort(): warnings. */
 __attribute__((cold, format(printf, 1, 2))) void kslab_warn(const char *fmt,
                                                             ...);
+/* Start-up, right after the options are read: with KSLAB_DEBUG or
+ * KSLAB_STATS, keeps a private duplicate of stderr (lib/report.c). */
+void kslab_report_setup(void);
+/* The descriptor of the stderr the process started with, while it is
+ * still open on the same file; 2 when no duplicate was kept; -1 when the
+ * original stderr is gone.  Leak reports and statistics go there. */
+int kslab_stderr_fd(void);
+/* Writes buf to kslab_stderr_fd(); also_fd2: also to descriptor 2 when
+ * that is another open file (a one-line message and what follows it).
+ * No stdio, no malloc. */
+void kslab_report_write(const char *buf, size_t len, int also_fd2);
 /* Formats into buf (always NUL-terminated); returns the length. */
 int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

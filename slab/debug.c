@@ -17,18 +17,35 @@
  * the record cache (audit_age): the records are at most the live blocks
  * plus AUDIT_KEEP_FREED, however long the program runs.
  *
- * Stacks: libunwind's unw_backtrace() when kslab is built with it
- * (KSLAB_HAVE_LIBUNWIND: Debian's libunwind-dev; it caches each frame's
- * unwinding rule per thread: about 0.1 µs an event), otherwise glibc's
- * backtrace() (libgcc_s's unwinder, which looks up the .eh_frame of every
- * frame each time: 1.5 to 10 µs).  Both read .eh_frame, so no frame
- * pointers are needed.  At most AUDIT_DEPTH frames after the frames of
- * kslab itself when kslab is a shared object (libkslab.so,
- * libkslab-preload.so); statically linked, kslab's own frames are kept.
- * Either unwinder may allocate (backtrace() loads libgcc_s at its first
- * use, libunwind's per-thread cache takes a thread-specific key): a thread
- * in the unwinder records no stack for the allocations it makes (a
- * guard).
+ * Stacks: libunwind's unw_backtrace() when it is there (Debian's
+ * libunwind8; it caches each frame's unwinding rule per thread: about
+ * 0.1 µs an event), otherwise glibc's backtrace() (libgcc_s's unwinder,
+ * which looks up the .eh_frame of every frame each time: 1.5 to 10 µs).
+ * Both read .eh_frame, so no frame pointers are needed.  libunwind is an
+ * optional dependency, never a link-time one: unw_backtrace is a weak
+ * reference, set when the program was linked with it (pkg-config --static
+ * kslab, the CMake target kslab::kslab_static); otherwise, in the shared
+ * libraries and only when KSLAB_DEBUG asks for stacks, libunwind.so.8 is
+ * loaded with dlopen (slab/unwind_dl.c, not in libkslab.a: a -static
+ * program links no dlopen); otherwise backtrace().  The choice is
+ * made once (unwinder_choose), not before this file's constructor has run
+ * (libc is then ready for dlopen; an allocation made earlier by the
+ * loader has no stack unless unw_backtrace is linked), and the chosen
+ * unwinder is called once there, so what it loads and allocates at its
+ * first use (libgcc_s, libunwind's caches) is done at start-up, not
+ * inside an allocation with kslab's locks held.  At most AUDIT_DEPTH
+ * frames after the frames of kslab itself when kslab is a shared object
+ * (libkslab.so, libkslab-preload.so); statically linked, kslab's own
+ * frames are kept.  A thread in the unwinder records no stack for the
+ * allocations it makes (a guard).
+ *
+ * Sizes: a record holds the size the program asked for (malloc(12345):
+ * 12345, what a leak report counts, as LeakSanitizer and memcheck do) and
+ * the usable size of the block (its size class, 14336: the extent the
+ * leak search scans and matches pointers against).  The malloc family
+ * tells the asked size through its hook (interpose/tool.c: the slab's own
+ * record is deferred while the family allocates, slab_debug_defer), and
+ * kmalloc from its slow path; kmem_cache_alloc asks for the object size.
  *
  * The log: a ring of log_entries events, an event's slot chosen by an
  * atomic increment, its sequence number stored last (release) so a reader
@@ -41,12 +58,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
-#ifdef KSLAB_HAVE_LIBUNWIND
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-#else
 #include <execinfo.h>
-#endif
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -86,7 +98,8 @@ enum { AUDIT_ALLOCATED = 1, AUDIT_FREED = 2 };
 struct audit_rec {
     struct audit_rec *next; /* hash chain */
     uintptr_t addr;
-    size_t size;
+    size_t size;  /* usable: the block's extent */
+    size_t asked; /* what the program asked for */
     int state;
     int alloc_tid, free_tid;
     unsigned char alloc_depth, free_depth;
@@ -125,6 +138,9 @@ static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t self_lo, self_hi; /* kslab's code, when a shared object */
 
 static __thread int in_unwinder __attribute__((tls_model("initial-exec")));
+/* The malloc family is allocating in this thread: the slab's hook leaves
+ * the record to the family's, which knows the size asked for. */
+static __thread int defer_record __attribute__((tls_model("initial-exec")));
 /* kslab_log_print() is running in this thread: its own events (stdio's
  * buffers) are not logged, so they cannot push out what it prints. */
 static __thread int in_log_print __attribute__((tls_model("initial-exec")));
@@ -168,19 +184,82 @@ static void debug_unmap(void *p, size_t len)
     munmap(p, len);
 }
 
+/* ---- the unwinder ---- */
+
+/* Weak: set only when the program (or a library it loaded) was linked
+ * with libunwind; a static link never pulls it in by itself. */
+extern int unw_backtrace(void **buf, int size) __attribute__((weak));
+
+typedef slab_unwinder_fn unwinder_fn;
+static unwinder_fn unwinder; /* chosen: see the top of the file */
+static int debug_ctor_ran;   /* libc is ready for dlopen */
+static struct kslab_once unwinder_once = KSLAB_ONCE_INIT;
+
+/* Set at exit in a static process unwinding with backtrace(): there the
+ * unwinder is libgcc_eh's, whose frame-registration lock is held while
+ * crtbeginT's destructor (__deregister_frame_info, the last of the
+ * destructors) frees its tables; a stack of that free would wait on the
+ * lock forever.  From this file's destructor on, no stack is taken (the
+ * leak search takes none). */
+static int stacks_stopped;
+static int stop_stacks_at_exit;
+
+__attribute__((destructor)) static void stacks_stop(void)
+{
+    if (stop_stacks_at_exit)
+        __atomic_store_n(&stacks_stopped, 1, __ATOMIC_RELEASE);
+}
+
+static void unwinder_choose(void)
+{
+    unwinder_fn fn = unw_backtrace;
+    if (!fn && slab_unwind_dlopen)
+        fn = slab_unwind_dlopen();
+    if (!fn) {
+        fn = backtrace;
+        stop_stacks_at_exit = !getauxval(AT_BASE);
+    }
+    void *buf[4];
+    int was = in_unwinder;
+    in_unwinder = 1;
+    fn(buf, 4); /* its first use loads and allocates: now */
+    in_unwinder = was;
+    __atomic_store_n(&unwinder, fn, __ATOMIC_RELEASE);
+}
+
+/* The unwinder for a stack now: chosen once libc is ready (the
+ * constructor has run); before, the linked libunwind or none. */
+static unwinder_fn get_unwinder(void)
+{
+    unwinder_fn fn = __atomic_load_n(&unwinder, __ATOMIC_ACQUIRE);
+    if (likely(fn))
+        return fn;
+    if (!__atomic_load_n(&debug_ctor_ran, __ATOMIC_ACQUIRE))
+        return unw_backtrace;
+    kslab_once(&unwinder_once, unwinder_choose);
+    return __atomic_load_n(&unwinder, __ATOMIC_ACQUIRE);
+}
+
+/* Constructors run once libc is up: the unwinder may be loaded now if
+ * start-up has already asked for stacks (otherwise slab_debug_init will,
+ * or the first stack after it). */
+__attribute__((constructor)) static void debug_ctor(void)
+{
+    __atomic_store_n(&debug_ctor_ran, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&debug_ready, __ATOMIC_ACQUIRE))
+        kslab_once(&unwinder_once, unwinder_choose);
+}
+
 /* Up to AUDIT_DEPTH return addresses of the caller's caller chain, the
  * frames in kslab's own code left out. */
 static unsigned int capture_stack(void **out)
 {
     void *buf[AUDIT_DEPTH + 24];
-    if (in_unwinder)
+    if (in_unwinder || __atomic_load_n(&stacks_stopped, __ATOMIC_ACQUIRE))
         return 0;
     in_unwinder = 1;
-#ifdef KSLAB_HAVE_LIBUNWIND
-    int n = unw_backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
-#else
-    int n = backtrace(buf, (int)(sizeof buf / sizeof buf[0]));
-#endif
+    unwinder_fn fn = get_unwinder();
+    int n = fn ? fn(buf, (int)(sizeof buf / sizeof buf[0])) : 0;
     in_unwinder = 0;
     int i = 1; /* this function */
     if (self_hi)
@@ -224,6 +303,35 @@ static void find_self_text(void)
 
 /* ---- writing a report with write(2) ---- */
 
+/* out_line()'s fd for the lines after a fatal one-line error: where
+ * lib/report.c sends that line (the original stderr, and descriptor 2
+ * when the program redirected it). */
+#define FATAL_FD (-2)
+/* ... for the leak report at exit: the file of KSLAB_LEAKS_LOG, opened at
+ * its first line (no file when nothing leaked, as LeakSanitizer's
+ * log_path), else the original stderr. */
+#define LEAKS_LOG_FD (-3)
+static int leaks_log_fd = -1, leaks_log_owned;
+
+static int leaks_log_open(void)
+{
+    if (leaks_log_fd >= 0)
+        return leaks_log_fd;
+    if (!kslab_opt.leaks_log[0])
+        return leaks_log_fd = kslab_stderr_fd();
+    char path[PATH_MAX + 16];
+    kslab_snprintf(path, sizeof path, "%s.%d", kslab_opt.leaks_log,
+                   (int)getpid());
+    leaks_log_fd =
+        open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+    leaks_log_owned = leaks_log_fd >= 0;
+    if (leaks_log_fd < 0) {
+        kslab_warn("KSLAB_LEAKS_LOG: cannot open %s (errno %d)", path, errno);
+        leaks_log_fd = kslab_stderr_fd();
+    }
+    return leaks_log_fd;
+}
+
 static void out_line(int fd, FILE *f, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -241,8 +349,14 @@ static void out_line(int fd, FILE *f, const char *fmt, ...)
         fwrite(line, 1, len, f);
         return;
     }
+    if (fd == FATAL_FD) {
+        kslab_report_write(line, len, 1);
+        return;
+    }
+    if (fd == LEAKS_LOG_FD)
+        fd = leaks_log_open();
     size_t off = 0;
-    while (off < len) {
+    while (fd >= 0 && off < len) {
         ssize_t w = write(fd, line + off, len - off);
         if (w <= 0)
             break;
@@ -313,7 +427,8 @@ static void log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
     __atomic_store_n(&e->seq, s + 1, __ATOMIC_RELEASE);
 }
 
-void slab_debug_alloc(void *p, size_t size)
+/* The record of a block of usable bytes at p, asked bytes asked for. */
+static void debug_record(void *p, size_t asked, size_t usable)
 {
     if (!debug_ready || !p || vm_internal_thread)
         return; /* kslab's own (vm_internal_thread): not recorded */
@@ -324,7 +439,7 @@ void slab_debug_alloc(void *p, size_t size)
     int tid = cur_tid();
     uintptr_t addr = (uintptr_t)p;
     if (log_ring && !in_log_print)
-        log_event(LOG_ALLOC, addr, size, ns, tid, stack, depth);
+        log_event(LOG_ALLOC, addr, asked, ns, tid, stack, depth);
     if (!audit_hash)
         return;
     size_t b = audit_bucket(addr);
@@ -340,7 +455,8 @@ void slab_debug_alloc(void *p, size_t size)
         r->next = audit_hash[b];
         audit_hash[b] = r;
     }
-    r->size = size;
+    r->size = usable;
+    r->asked = asked;
     r->state = AUDIT_ALLOCATED;
     r->alloc_tid = tid;
     r->alloc_ns = ns;
@@ -349,6 +465,42 @@ void slab_debug_alloc(void *p, size_t size)
     r->free_depth = 0;
     r->free_tid = 0;
     r->free_ns = 0;
+    pthread_mutex_unlock(audit_lock(b));
+}
+
+void slab_debug_alloc(void *p, size_t size)
+{
+    if (!defer_record)
+        debug_record(p, size, size);
+}
+
+void slab_debug_alloc_asked(void *p, size_t asked, size_t usable)
+{
+    debug_record(p, asked, usable);
+}
+
+int slab_debug_defer(void)
+{
+    int was = defer_record;
+    defer_record = 1;
+    return was;
+}
+
+void slab_debug_undefer(int was)
+{
+    defer_record = was;
+}
+
+void slab_debug_resize(const void *p, size_t asked)
+{
+    if (!debug_ready || !p || !audit_hash)
+        return;
+    uintptr_t addr = (uintptr_t)p;
+    size_t b = audit_bucket(addr);
+    pthread_mutex_lock(audit_lock(b));
+    struct audit_rec *r = __audit_find(b, addr);
+    if (r && r->state == AUDIT_ALLOCATED && asked <= r->size)
+        r->asked = asked;
     pthread_mutex_unlock(audit_lock(b));
 }
 
@@ -382,8 +534,8 @@ static void audit_age(uintptr_t addr, uint64_t ns)
 
 void slab_debug_free(const void *p, const char *fn)
 {
-    if (!debug_ready || !p)
-        return;
+    if (!debug_ready || !p || defer_record)
+        return; /* deferred: a try of the family's aligned path */
     void *stack[AUDIT_DEPTH];
     unsigned int depth = capture_stack(stack);
     uint64_t ns = now_ns() - start_ns;
@@ -399,7 +551,7 @@ void slab_debug_free(const void *p, const char *fn)
             kslab_die_at(p, "%s(): double free of %p", fn, p);
         }
         if (r) {
-            size = r->size;
+            size = r->asked;
             r->state = AUDIT_FREED;
             r->free_tid = tid;
             r->free_ns = ns;
@@ -468,29 +620,35 @@ static void debug_report(const void *addr)
     void *stack[AUDIT_DEPTH];
     unsigned int depth = capture_stack(stack);
     uintptr_t a = (uintptr_t)addr, lo = a, hi = a + 1;
-    out_line(2, NULL, "    detected in thread %d:\n", gettid());
-    print_stack(2, NULL, stack, depth);
+    out_line(FATAL_FD, NULL, "    detected in thread %d:\n", gettid());
+    print_stack(FATAL_FD, NULL, stack, depth);
     if (audit_hash && audit_lookup(a, &r)) {
-        out_line(2, NULL, "    block %p of %zu bytes (%s)%s\n", (void *)r.addr,
-                 r.size, r.state == AUDIT_FREED ? "free" : "allocated",
+        char usable[48] = "";
+        if (r.size != r.asked)
+            kslab_snprintf(usable, sizeof usable, " [%zu usable]", r.size);
+        out_line(FATAL_FD, NULL, "    block %p of %zu bytes%s (%s)%s\n",
+                 (void *)r.addr, r.asked, usable,
+                 r.state == AUDIT_FREED ? "free" : "allocated",
                  r.addr != a ? ", the address is inside it" : "");
-        out_line(2, NULL, "    allocated by thread %d at %llu.%06llu s:\n",
-                 r.alloc_tid, (unsigned long long)(r.alloc_ns / 1000000000),
+        out_line(FATAL_FD, NULL,
+                 "    allocated by thread %d at %llu.%06llu s:\n", r.alloc_tid,
+                 (unsigned long long)(r.alloc_ns / 1000000000),
                  (unsigned long long)(r.alloc_ns / 1000 % 1000000));
-        print_stack(2, NULL, r.alloc_stack, r.alloc_depth);
+        print_stack(FATAL_FD, NULL, r.alloc_stack, r.alloc_depth);
         if (r.state == AUDIT_FREED) {
-            out_line(2, NULL, "    freed by thread %d at %llu.%06llu s:\n",
-                     r.free_tid, (unsigned long long)(r.free_ns / 1000000000),
+            out_line(FATAL_FD, NULL,
+                     "    freed by thread %d at %llu.%06llu s:\n", r.free_tid,
+                     (unsigned long long)(r.free_ns / 1000000000),
                      (unsigned long long)(r.free_ns / 1000 % 1000000));
-            print_stack(2, NULL, r.free_stack, r.free_depth);
+            print_stack(FATAL_FD, NULL, r.free_stack, r.free_depth);
         }
         lo = r.addr;
         hi = r.addr + (r.size ? r.size : 1);
     } else if (audit_hash) {
-        out_line(2, NULL, "    no audit record of %p\n", addr);
+        out_line(FATAL_FD, NULL, "    no audit record of %p\n", addr);
     }
     if (log_ring)
-        print_log_for(2, NULL, lo, hi);
+        print_log_for(FATAL_FD, NULL, lo, hi);
 }
 
 /* ---- the log ---- */
@@ -1215,11 +1373,13 @@ static void group_leaks(struct search *s, struct leak_group *g, size_t *ng,
         /* freed (or freed and made again) since the snapshot: not a leak */
         void *stack[AUDIT_DEPTH];
         unsigned int depth = 0;
+        size_t asked = 0;
         size_t b = audit_bucket(k->addr);
         pthread_mutex_lock(audit_lock(b));
         const struct audit_rec *r = __audit_find(b, k->addr);
         int same = r && r->state == AUDIT_ALLOCATED && r->alloc_ns == k->ns;
         if (same) {
+            asked = r->asked;
             depth = r->alloc_depth;
             memcpy(stack, r->alloc_stack, depth * sizeof stack[0]);
         }
@@ -1241,7 +1401,7 @@ static void group_leaks(struct search *s, struct leak_group *g, size_t *ng,
                 memcpy(g[j].stack, stack, depth * sizeof g[j].stack[0]);
             }
         }
-        g[j].bytes += k->end - k->addr;
+        g[j].bytes += asked;
         g[j].count++;
     }
 }
@@ -1308,7 +1468,7 @@ static int group_before(const struct leak_group *a, const struct leak_group *b)
     return a->bytes > b->bytes;
 }
 
-static size_t report_leaks(FILE *out, struct leak_group *g, size_t ng)
+static size_t report_leaks(int fd, FILE *out, struct leak_group *g, size_t ng)
 {
     static char pats[8192];
     size_t plen = read_suppressions(pats, sizeof pats);
@@ -1326,29 +1486,31 @@ static size_t report_leaks(FILE *out, struct leak_group *g, size_t ng)
             continue;
         }
         if (!count)
-            fprintf(out,
-                    "\n=================================================="
-                    "===============\n==%d==ERROR: kslab: detected memory "
-                    "leaks\n",
-                    (int)getpid());
-        fprintf(out,
-                "\n%s leak of %zu byte(s) in %zu object(s) allocated "
-                "from:\n",
-                g[i].kind == BLK_INDIRECT ? "Indirect" : "Direct", g[i].bytes,
-                g[i].count);
-        print_stack(-1, out, g[i].stack, g[i].depth);
+            out_line(fd, out,
+                     "\n================================================="
+                     "================\n==%d==ERROR: kslab: detected memory "
+                     "leaks\n",
+                     (int)getpid());
+        out_line(fd, out,
+                 "\n%s leak of %zu byte(s) in %zu object(s) allocated "
+                 "from:\n",
+                 g[i].kind == BLK_INDIRECT ? "Indirect" : "Direct", g[i].bytes,
+                 g[i].count);
+        print_stack(fd, out, g[i].stack, g[i].depth);
         bytes += g[i].bytes;
         count += g[i].count;
     }
     if (sup_count)
-        fprintf(out, "\nkslab: suppressed %zu byte(s) in %zu allocation(s)\n",
-                sup_bytes, sup_count);
+        out_line(fd, out,
+                 "\nkslab: suppressed %zu byte(s) in %zu allocation(s)\n",
+                 sup_bytes, sup_count);
     if (count)
-        fprintf(out,
-                "\nSUMMARY: kslab: %zu byte(s) leaked in %zu "
-                "allocation(s).\n",
-                bytes, count);
-    fflush(out);
+        out_line(fd, out,
+                 "\nSUMMARY: kslab: %zu byte(s) leaked in %zu "
+                 "allocation(s).\n",
+                 bytes, count);
+    if (out)
+        fflush(out);
     return bytes;
 }
 
@@ -1366,17 +1528,25 @@ static size_t report_leaks(FILE *out, struct leak_group *g, size_t ng)
  * indirect leak.  Other threads keep running: a pointer held only in
  * another thread's registers is not seen (at exit normally only the
  * caller is left).  Needs KSLAB_DEBUG=leaks (or audit): the live blocks
- * are the audit records.  Returns the bytes leaked, not counting leaks
- * suppressed by KSLAB_LEAKS_SUPPRESS.
+ * are the audit records.  A leak's bytes are those the program asked for.
+ * Returns the bytes leaked, not counting leaks suppressed by
+ * KSLAB_LEAKS_SUPPRESS.  With out NULL, the report goes to the stderr the
+ * process started with (lib/report.c), written with write(2).
  */
+static size_t leak_check(int fd, FILE *out);
+
 size_t kslab_leak_check(FILE *out)
+{
+    return leak_check(out ? -1 : kslab_stderr_fd(), out);
+}
+
+/* The search and the report, to out, or to fd when out is NULL. */
+static __noinline size_t leak_check(int fd, FILE *out)
 {
     __builtin_unwind_init(); /* the caller's registers onto the stack */
     static pthread_mutex_t leak_lock = PTHREAD_MUTEX_INITIALIZER;
-    if (!out)
-        out = stderr;
     if (!audit_hash) {
-        fprintf(out, "kslab: the leak search needs KSLAB_DEBUG=leaks\n");
+        out_line(fd, out, "kslab: the leak search needs KSLAB_DEBUG=leaks\n");
         return 0;
     }
     pthread_mutex_lock(&leak_lock);
@@ -1405,7 +1575,7 @@ size_t kslab_leak_check(FILE *out)
     if (!g)
         goto out;
     group_leaks(&s, g, &ng, maxg);
-    bytes = report_leaks(out, g, ng);
+    bytes = report_leaks(fd, out, g, ng);
 out:
     if (g)
         debug_unmap(g, maxg * sizeof *g);
@@ -1422,7 +1592,11 @@ out:
 /* At exit (registered first, so run after the program's own handlers). */
 static void leaks_at_exit(void)
 {
-    size_t bytes = kslab_leak_check(stderr);
+    size_t bytes = leak_check(LEAKS_LOG_FD, NULL);
+    if (leaks_log_owned)
+        close(leaks_log_fd);
+    leaks_log_fd = -1;
+    leaks_log_owned = 0;
     if (bytes && kslab_opt.leaks_exitcode) {
         fflush(NULL);
         _exit(kslab_opt.leaks_exitcode);
@@ -1463,6 +1637,8 @@ static void slab_debug_init(void)
         if (!log_ring)
             kslab_warn("KSLAB_DEBUG=log: no memory for the ring");
     }
+    if (__atomic_load_n(&debug_ctor_ran, __ATOMIC_ACQUIRE))
+        kslab_once(&unwinder_once, unwinder_choose);
     pthread_atfork(NULL, NULL, debug_fork_child);
     if (kslab_opt.dbg & KSLAB_DBG_LEAKS)
         atexit(leaks_at_exit);

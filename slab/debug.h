@@ -33,13 +33,32 @@ static inline int slab_debug_tracking(void)
     return unlikely(kslab_opt.dbg & KSLAB_DBG_TRACK);
 }
 
-/* After a block of size bytes at p was handed out. */
+/* After a block of size bytes at p was handed out (not recorded while
+ * the calling thread defers: slab_debug_defer). */
 void slab_debug_alloc(void *p, size_t size);
+/* ... a block of usable bytes, of which the program asked for asked. */
+void slab_debug_alloc_asked(void *p, size_t asked, size_t usable);
+/* The malloc family is about to allocate for the program and will record
+ * the block itself with the size asked for: until slab_debug_undefer(the
+ * value returned), the hooks of the slab and of the large blocks record
+ * nothing in this thread.  Returns the previous state (nests). */
+int slab_debug_defer(void);
+void slab_debug_undefer(int was);
+/* The block at p stays where it is but now holds asked bytes (realloc in
+ * place); asked is at most its usable size. */
+void slab_debug_resize(const void *p, size_t asked);
 /* Before the block at p is given back by fn ("free", "kfree" ...): dies
  * with both stacks when the audit record says it is already free. */
 void slab_debug_free(const void *p, const char *fn);
 /* A block moved (realloc that the block layer did itself). */
 void slab_debug_move(const void *old, void *p, size_t size);
+/* An unwinder: return addresses of the caller's stack into buf, at most
+ * size; the number written. */
+typedef int (*slab_unwinder_fn)(void **buf, int size);
+/* libunwind.so.8's unw_backtrace by dlopen, or NULL (slab/unwind_dl.c:
+ * in the shared libraries only; a weak symbol, NULL in libkslab.a). */
+slab_unwinder_fn slab_unwind_dlopen(void)
+    __attribute__((weak, visibility("hidden")));
 /* The calling thread is exiting (its stack is no longer a root). */
 void slab_debug_thread_exit(void);
 /* kslab's own memory that holds block addresses but is not a root of the

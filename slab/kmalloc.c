@@ -8,6 +8,7 @@
 
 #include "lib/init.h"
 #include "lib/options.h"
+#include "slab/debug.h"
 #include "slab/kmalloc.h"
 
 kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
@@ -147,6 +148,20 @@ int slab_is_kmalloc_cache(const kmem_cache_t *cachep)
     return 0;
 }
 
+/* KSLAB_DEBUG audit, log, leaks: the record says the size asked for
+ * (the cache's own hook would say the object size).  Inside the malloc
+ * family's deferral (its aligned path) the family records the block. */
+static __cold __noinline void *kmalloc_debug(kmem_cache_t *cachep, int flags,
+                                             size_t size)
+{
+    int outer = slab_debug_defer();
+    void *p = __kmem_cache_alloc(cachep, flags);
+    slab_debug_undefer(outer);
+    if (p && !outer)
+        slab_debug_alloc_asked(p, size, cachep->objsize);
+    return p;
+}
+
 void *slab_kmalloc_slow(size_t size, int flags)
 {
     if (size > KMALLOC_MAX_SIZE) {
@@ -157,7 +172,8 @@ void *slab_kmalloc_slow(size_t size, int flags)
     unsigned int idx = size ? kmalloc_index(size) : 0;
     kmem_cache_t *cachep =
         slab_kmalloc_caches[(flags & __GFP_DMA) ? 1 : 0][idx];
-    void *objp = __kmem_cache_alloc(cachep, flags);
+    void *objp = slab_debug_tracking() ? kmalloc_debug(cachep, flags, size)
+                                       : __kmem_cache_alloc(cachep, flags);
     return objp ? slab_key_clear(objp) : NULL;
 }
 

@@ -5,6 +5,8 @@
  * the test reads what it prints and how it ends.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -382,6 +384,90 @@ static int search_cost(void)
     return 0;
 }
 
+/* Leaks of sizes that are not size classes, one call site each: the
+ * report must say the bytes asked for. */
+NOINLINE void victim_leak_malloc(void)
+{
+    victim_sink = malloc(12345); /* class 14336 */
+    victim_sink = NULL;
+}
+
+NOINLINE void victim_leak_memalign(void)
+{
+    victim_sink = memalign(64, 1000); /* the aligned path: 1024 */
+    victim_sink = NULL;
+}
+
+NOINLINE void victim_leak_calloc(void)
+{
+    victim_sink = calloc(3, 101); /* 303: class 320 */
+    victim_sink = NULL;
+}
+
+NOINLINE void victim_leak_kmalloc(void)
+{
+    victim_sink = kmalloc(3001, GFP_KERNEL); /* size-4096 */
+    victim_sink = NULL;
+}
+
+NOINLINE void victim_leak_realloc(void)
+{
+    void *p = malloc(12000);
+    victim_sink = realloc(p, 11001); /* the same class: in place */
+    victim_sink = NULL;
+    // cppcheck-suppress memleak
+}
+
+NOINLINE void victim_leak_large(void)
+{
+    victim_sink = malloc(300001); /* a large block of 74 pages */
+    victim_sink = NULL;
+}
+
+static int sized_leaks(void)
+{
+    victim_leak_malloc();
+    victim_leak_memalign();
+    victim_leak_calloc();
+    victim_leak_kmalloc();
+    victim_leak_realloc();
+    victim_leak_large();
+    victim_scrub();
+    return 0;
+}
+
+/* A double free of a block whose size is not a class. */
+static int sized_double_free(void)
+{
+    void *p = victim_alloc_block(12345);
+    victim_free_block(p);
+    victim_free_block(p);
+    return 0;
+}
+
+/* The program closes its stderr before exit (coreutils' close_stdout). */
+static int close_stderr_leak(void)
+{
+    victim_leak_malloc();
+    victim_scrub();
+    fclose(stderr);
+    return 0;
+}
+
+/* The program puts a file of its own on descriptor 2, then exits: the
+ * leak report is not written into that file. */
+static int dup2_stderr_leak(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || dup2(fd, 2) != 2)
+        return 3;
+    close(fd);
+    fprintf(stderr, "the program's own line\n");
+    victim_leak_malloc();
+    victim_scrub();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -413,6 +499,14 @@ int main(int argc, char **argv)
         return fork_double_free();
     if (!strcmp(m, "search_cost"))
         return search_cost();
+    if (!strcmp(m, "sized_leaks"))
+        return sized_leaks();
+    if (!strcmp(m, "sized_double_free"))
+        return sized_double_free();
+    if (!strcmp(m, "close_stderr_leak"))
+        return close_stderr_leak();
+    if (!strcmp(m, "dup2_stderr_leak") && argc > 3)
+        return dup2_stderr_leak(argv[3]);
     if (!strcmp(m, "churn") && argc > 3)
         return churn(atol(argv[3]));
     return 2;

@@ -5,6 +5,7 @@
  * Also the leak search over real programs (python3, bash, perl, git) through
  * libkslab-preload.so: no leak reported where there is none.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -324,6 +325,120 @@ static void leaks_exit_code(void **state)
     assert_null(strstr(out, "leak of"));
 }
 
+/* A leak's bytes and an audit record's are those the program asked for
+ * (LeakSanitizer's and memcheck's "Direct leak of 12345 byte(s)"), not
+ * the size class, on every path of the malloc family and kmalloc. */
+static void leaks_say_the_size_asked_for(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=leaks", NULL};
+    int status = victim("sized_leaks", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    static const struct {
+        const char *fn, *line;
+    } want[] = {
+        {"victim_leak_malloc", "Direct leak of 12345 byte(s) in 1 object(s)"},
+        {"victim_leak_memalign", "Direct leak of 1000 byte(s) in 1 object(s)"},
+        {"victim_leak_calloc", "Direct leak of 303 byte(s) in 1 object(s)"},
+        {"victim_leak_kmalloc", "Direct leak of 3001 byte(s) in 1 object(s)"},
+        {"victim_leak_realloc", "Direct leak of 11001 byte(s) in 1 object(s)"},
+        {"victim_leak_large", "Direct leak of 300001 byte(s) in 1 object(s)"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!stack_names(want[i].line, want[i].fn))
+            fail_msg("no \"%s\" from %s in:\n%s", want[i].line, want[i].fn,
+                     out);
+    assert_non_null(strstr(out, "SUMMARY: kslab: 327651 byte(s) leaked in 6 "
+                                "allocation(s)."));
+    const char *audit[] = {"KSLAB_DEBUG=audit", NULL};
+    expect_abort(victim("sized_double_free", audit));
+    assert_non_null(strstr(out, "of 12345 bytes [14336 usable] (free)"));
+}
+
+/* The report at exit reaches the stderr the program started with, even
+ * when the program closed it (coreutils' close_stdout), and never the
+ * file the program put on descriptor 2 afterwards. */
+static void leaks_reach_the_original_stderr(void **state)
+{
+    (void)state;
+    const char *env[] = {"KSLAB_DEBUG=leaks", NULL};
+    int status = victim("close_stderr_leak", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(
+        stack_names("Direct leak of 12345 byte(s)", "victim_leak_malloc"));
+
+    char path[] = "/tmp/kslab-dup2-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {(char *)VICTIM, "dup2_stderr_leak", (char *)DEBUG_LIB, path,
+                    NULL};
+    status = run(argv, env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(
+        stack_names("Direct leak of 12345 byte(s)", "victim_leak_malloc"));
+    char file[4096];
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(file, 1, sizeof file - 1, f);
+    file[n] = 0;
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(file, "the program's own line"));
+    if (strstr(file, "leak"))
+        fail_msg("the report went into the program's file:\n%s", file);
+}
+
+/* KSLAB_LEAKS_LOG=path: the report goes to path.PID (LeakSanitizer's
+ * log_path), not to stderr; no file when nothing leaked. */
+static void leaks_log_to_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/kslab-leaklog-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char opt[300];
+    snprintf(opt, sizeof opt, "KSLAB_LEAKS_LOG=%s/report", dir);
+    const char *env[] = {"KSLAB_DEBUG=leaks", opt, NULL};
+    int status = victim("clean", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            fail_msg("a file %s after a run without leaks", e->d_name);
+    closedir(d);
+
+    status = victim("exit_leak", env);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_null(strstr(out, "leak of"));
+    d = opendir(dir);
+    assert_non_null(d);
+    int files = 0;
+    static char text[1 << 16];
+    text[0] = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        files++;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_int_equal(strncmp(e->d_name, "report.", 7), 0);
+        assert_true(atoi(e->d_name + 7) > 0);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+    assert_int_equal(files, 1);
+    assert_non_null(strstr(text, "Direct leak of "));
+    assert_non_null(strstr(text, "victim_leak_list"));
+}
+
 /* Real programs through the preloaded library: nothing reported.  The
  * programs are installed by tools/setup-deps.sh: one missing is a machine
  * not set up, a failure, not a pass. */
@@ -460,6 +575,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(leaks_search_skips_blocking_thread),
         cmocka_unit_test(leaks_suppressed),
         cmocka_unit_test(leaks_exit_code),
+        cmocka_unit_test(leaks_say_the_size_asked_for),
+        cmocka_unit_test(leaks_reach_the_original_stderr),
+        cmocka_unit_test(leaks_log_to_file),
         cmocka_unit_test(leaks_none_in_python_bash_perl_git),
         cmocka_unit_test(leaks_search_among_many_blocks),
     };

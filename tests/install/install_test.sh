@@ -21,4 +21,21 @@ cc -o "$WORK/consumer_pc_static" "$SRC/consumer.c" $(pkg-config --cflags kslab) 
     "$LIBDIR/libkslab.a" $(pkg-config --libs-only-other --static kslab) \
     $(pkg-config --libs-only-l --static kslab | sed 's/-lkslab\b//')
 "$WORK/consumer_pc_static"
+# -static with pkg-config --static: links, and KSLAB_DEBUG's stacks come
+# from libunwind.a when kslab.pc names it (the fast unwinder)
+if cc -static -o "$WORK/consumer_pc_fullstatic" "$SRC/consumer.c" \
+    $(pkg-config --cflags kslab) "$LIBDIR/libkslab.a" \
+    $(pkg-config --libs-only-other --static kslab) \
+    $(pkg-config --libs-only-l --static kslab | sed 's/-lkslab\b//') \
+    2> "$WORK/fullstatic.log"; then
+    KSLAB_DEBUG=audit "$WORK/consumer_pc_fullstatic"
+    if pkg-config --libs --static kslab | grep -q -- -lunwind; then
+        nm "$WORK/consumer_pc_fullstatic" | grep -qw "T unw_backtrace"
+        # linked dynamically: bound to libunwind.so (not a weak "w")
+        nm "$WORK/cmake/consumer_static" | grep -Eq "[TU] unw_backtrace$"
+    fi
+elif cc -static -o "$WORK/empty" -x c - <<< 'int main(void){return 0;}' 2>/dev/null; then
+    cat "$WORK/fullstatic.log"
+    exit 1
+fi
 echo "install test ok"

@@ -4,7 +4,10 @@
  * and runs: kslab defines mallopt, mallinfo, mallinfo2, malloc_trim,
  * malloc_stats and malloc_info, so none of them pulls glibc's malloc.o out
  * of libc.a (whose malloc and free would clash with kslab's).  No cmocka:
- * the program checks and exits 0 or 1.
+ * the program checks and exits 0 or 1.  With argv[1] "stacks" and
+ * KSLAB_DEBUG=...,log, the events of the log must carry stacks
+ * (test_static_link.sh: linked with nothing but -lpthread, the unwinder is
+ * backtrace() or a libunwind found at run time).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -27,8 +30,36 @@ static int failed;
         }                                                                      \
     } while (0)
 
-int main(void)
+/* The log's events have frames: a stack was taken. */
+static void check_stacks(void)
 {
+    const char *dbg = getenv("KSLAB_DEBUG");
+    if (!dbg || !strstr(dbg, "log"))
+        return;
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    free(malloc(77));
+    kslab_log_print(f);
+    rewind(f);
+    char line[512];
+    int frames = 0, events = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            events++;
+        else if (!strncmp(line, "    #0 0x", 9))
+            frames++;
+    }
+    fclose(f);
+    CHECK(events >= 2);
+    CHECK(frames >= 2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "stacks"))
+        check_stacks();
     CHECK(mallopt(M_ARENA_MAX, 1) == 1);
     CHECK(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1);
     struct mallinfo2 a = mallinfo2();
