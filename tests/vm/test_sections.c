@@ -9,9 +9,11 @@
  * Each case runs this program again (argv[1] names it) with the limit set.
  */
 #include <errno.h>
+#include <limits.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <kslab/slab.h>
 
@@ -251,6 +253,81 @@ static int child_small(void)
     return 0;
 }
 
+/* The program's own mmap of len bytes: 1 when the limit allowed it. */
+static int can_map(size_t len)
+{
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    m[0] = m[len - 1] = 1;
+    munmap(m, len);
+    return 1;
+}
+
+enum { GB_MAX = 1024 }; /* top-order blocks: 2 GiB, past the limit */
+
+/* Top-order blocks until the limit stops them: how many (into b). */
+static int fill_blocks(struct page **b)
+{
+    int n = 0;
+    while (n < GB_MAX && (b[n] = alloc_pages(GFP_KERNEL, MAX_ORDER - 1))) {
+        memset(page_address(b[n]), n, PAGE_SIZE << (MAX_ORDER - 1));
+        n++;
+    }
+    return n;
+}
+
+/* Under a 1 GiB limit: low memory grown to the limit, then all freed:
+ * vm_release_sections() gives the sections back at once and the program
+ * can map 256 MiB; low memory grows into them again (each frame's address
+ * and struct page agree); freed again, the purge gives them back by
+ * itself within the decay time. */
+static int child_give_back(void)
+{
+    static struct page *b[GB_MAX];
+    size_t len = 256UL << 20;
+    __atomic_store_n(&vm_purge_decay_ms, ULONG_MAX, __ATOMIC_RELAXED);
+    int n = fill_blocks(b);
+    if (n < 128 || n >= GB_MAX || nr_sections() < 5)
+        return 10; /* at least 256 MiB, stopped by the limit */
+    if (can_map(len))
+        return 11; /* the limit is used up */
+    for (int i = 0; i < n; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    if (vm_release_sections() < len)
+        return 12;
+    if (!can_map(len))
+        return 13;
+    vm_check_zones();
+    /* back again: sections reserved anew, wherever the host puts them */
+    int again = fill_blocks(b);
+    if (again < n - 16)
+        return 14;
+    for (int i = 0; i < again; i++) {
+        char *a = page_address(b[i]);
+        size_t last = (PAGE_SIZE << (MAX_ORDER - 1)) - 1;
+        if (virt_to_page(a) != b[i] ||
+            virt_to_page(a + last) != b[i] + (1UL << (MAX_ORDER - 1)) - 1 ||
+            vm_page_to_pfn(virt_to_page(a + last)) !=
+                vm_page_to_pfn(b[i]) + (1UL << (MAX_ORDER - 1)) - 1 ||
+            a[0] != (char)i || a[last] != (char)i)
+            return 15;
+    }
+    vm_check_zones();
+    __atomic_store_n(&vm_purge_decay_ms, 200UL, __ATOMIC_RELAXED);
+    for (int i = 0; i < again; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    for (int t = 0; !can_map(len); t++) {
+        if (t >= 600)
+            return 16; /* 30 s: far past the decay time */
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    vm_check_zones();
+    return 0;
+}
+
 static void test_objects_in_every_section(void **s)
 {
     (void)s;
@@ -267,6 +344,12 @@ static void test_limit_set_later(void **s)
 {
     (void)s;
     assert_int_equal(run_limited("later", 0), 0);
+}
+
+static void test_free_sections_given_back(void **s)
+{
+    (void)s;
+    assert_int_equal(run_limited("give-back", 1UL << 30), 0);
 }
 
 static void test_small_limit(void **s)
@@ -287,6 +370,8 @@ int main(int argc, char **argv)
             return child_later();
         if (!strcmp(argv[1], "small"))
             return child_small();
+        if (!strcmp(argv[1], "give-back"))
+            return child_give_back();
         return 2;
     }
 #ifdef SECT_SANITIZER
@@ -298,6 +383,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_objects_in_every_section),
         cmocka_unit_test(test_blocks_do_not_cross_sections),
         cmocka_unit_test(test_limit_set_later),
+        cmocka_unit_test(test_free_sections_given_back),
         cmocka_unit_test(test_small_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
