@@ -19,6 +19,8 @@
 
 /* Runs path with argv[1] = mode under a limit of limit bytes, preloading
  * preload when not NULL; returns its exit status or 100 + the signal. */
+static const char *run_decay; /* KSLAB_DECAY_MS for the child, or NULL */
+
 static int run(const char *path, const char *mode, unsigned long limit,
                const char *preload)
 {
@@ -29,6 +31,8 @@ static int run(const char *path, const char *mode, unsigned long limit,
         if (setrlimit(RLIMIT_AS, &rl))
             _exit(126);
         unsetenv("KSLAB_LOWMEM_MB");
+        if (run_decay)
+            setenv("KSLAB_DECAY_MS", run_decay, 1);
         if (preload)
             setenv("LD_PRELOAD", preload, 1);
         else
@@ -68,6 +72,21 @@ static void test_past_the_limit_preloaded(void **s)
     assert_int_equal(run(CHILD_PLAIN, "exhaust", GIB / 2, KSLAB_PRELOAD_SO), 0);
 }
 
+/* The same with a decay time far longer than the fill: freed memory kept
+ * for reuse must not hold address space the limit counts (a huge block
+ * freed before the fill would otherwise serve the 64 MiB block after it).
+ * With the default decay the outcome hung on whether the fill outran it. */
+static void test_past_the_limit_long_decay(void **s)
+{
+    (void)s;
+    run_decay = "600000";
+    int linked = run(CHILD_LINKED, "exhaust", GIB / 2, NULL);
+    int preloaded = run(CHILD_PLAIN, "exhaust", GIB / 2, KSLAB_PRELOAD_SO);
+    run_decay = NULL;
+    assert_int_equal(linked, 0);
+    assert_int_equal(preloaded, 0);
+}
+
 /* The same program with glibc's malloc: what the others match. */
 static void test_glibc_does_the_same(void **s)
 {
@@ -92,10 +111,9 @@ static void check_again(const char *path, const char *preload,
 static void test_space_back_after_free_preloaded(void **s)
 {
     (void)s;
-    static const char *const all[] = {"refill-small", "refill-mid",
-                                      "refill-huge",  "map-small",
-                                      "map-mid",      "map-huge",
-                                      NULL};
+    static const char *const all[] = {
+        "refill-small", "refill-mid", "refill-huge", "map-small",
+        "map-mid",      "map-huge",   NULL};
     check_again(CHILD_PLAIN, KSLAB_PRELOAD_SO, all);
 }
 
@@ -126,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_map_then_malloc_preloaded),
         cmocka_unit_test(test_past_the_limit_linked),
         cmocka_unit_test(test_past_the_limit_preloaded),
+        cmocka_unit_test(test_past_the_limit_long_decay),
         cmocka_unit_test(test_space_back_after_free_glibc),
         cmocka_unit_test(test_space_back_after_free_linked),
         cmocka_unit_test(test_space_back_after_free_preloaded),

@@ -333,8 +333,8 @@ static int child_give_back(void)
 }
 
 /* The purge's hook (vm_purge_hook) for child_purge_wait: its first call
- * in ZONE_NORMAL, with a batch of free blocks off the lists, waits until the allocating
- * thread is done or 2 s have passed. */
+ * in ZONE_NORMAL, with a batch of free blocks off the lists, waits until the
+ * allocating thread is done or 2 s have passed. */
 static int pw_go, pw_entered, pw_done;
 
 static void pw_hook(void *addr, size_t len)
