@@ -333,8 +333,10 @@ static inline int vm_addr_is_dma(const void *addr)
 
 /* Gives free frames back to the host now: dirty free blocks of order >=
  * min_order, largest first and least recently freed first, until at most
- * keep dirty frames are left in each zone; returns the frames released.
- * Makes its system calls without the zone locks (page_alloc.c). */
+ * keep dirty frames are left in each zone; with keep 0 under an
+ * address-space limit, the sections whose frames are then all free are
+ * unmapped too.  Returns the frames released.  Makes its system calls
+ * without the zone locks (page_alloc.c). */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
 /* Under an address-space limit: gives back, at once, every section of

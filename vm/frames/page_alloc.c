@@ -206,7 +206,8 @@ static void pcp_drain_all(int idle_only);
  * after the section is written).
  */
 
-static int lowmem_sectioned;          /* growing by sections */
+static int lowmem_sectioned; /* growing by sections: written under grow_lock,
+                                read atomically without it */
 static unsigned long lowmem_capacity; /* most frames low memory may have */
 uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
 
@@ -395,7 +396,7 @@ static void lowmem_go_sectioned(void)
     unsigned long keep = normal->grown_pfn;
     pthread_mutex_unlock(&normal->lock);
     unsigned long first = vm_lowmem.first_pages;
-    lowmem_sectioned = 1;
+    __atomic_store_n(&lowmem_sectioned, 1, __ATOMIC_RELAXED);
     if (keep >= first)
         return;
     /* Frames [keep, first) belong to no one: keep is where ZONE_NORMAL
@@ -848,7 +849,8 @@ static int lowmem_readd_section(struct zone_struct *zone)
 
 size_t vm_release_sections(void)
 {
-    if (!vm_lowmem.ready || !lowmem_sectioned)
+    if (!vm_lowmem.ready ||
+        !__atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
         return 0;
     pthread_mutex_lock(&purge_lock);
     pcp_drain_all(0);
@@ -891,7 +893,8 @@ static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
     int err = -ENOMEM;
     /* under a limit, address space held for reuse goes first (no lock
      * held: the hooks take their own) */
-    if (lowmem_sectioned || vm_os_as_limited(0))
+    if (__atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED) ||
+        vm_os_as_limited(0))
         aspace_release();
     pthread_mutex_lock(&grow_lock);
     pthread_mutex_lock(&zone->lock);
@@ -1120,7 +1123,8 @@ static unsigned long purge_pass(void)
         seen_allocs[z] = allocs;
         zone_purge(&vm_zones[z], 0, 0, before);
         /* whole sections free that long go back too (address space) */
-        if (z == ZONE_NORMAL && lowmem_sectioned)
+        if (z == ZONE_NORMAL &&
+            __atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
             lowmem_release_sections(before);
     }
     pthread_mutex_unlock(&purge_lock);
@@ -1239,6 +1243,9 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
     unsigned long now = vm_now_ms();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         n += zone_purge(&vm_zones[z], min_order, keep, now);
+    /* under a limit, whole free sections go too (their address space) */
+    if (!keep && __atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
+        n += lowmem_release_sections(ULONG_MAX) >> PAGE_SHIFT;
     pthread_mutex_unlock(&purge_lock);
     return n;
 }
