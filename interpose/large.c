@@ -19,7 +19,14 @@
  * cut from, so a program that allocates and frees big buffers in a loop makes
  * no system call per allocation; the pool is bounded (see there), a range kept
  * for the decay time (KSLAB_DECAY_MS) is unmapped by the page layer's purge
- * pass (vm_purge_register), and malloc_trim() unmaps it all.
+ * pass (vm_purge_register), and malloc_trim() unmaps it all.  Under an
+ * address-space limit (RLIMIT_AS) the pool keeps nothing: a range kept
+ * there would be address space the limit counts and the program's own
+ * mmap, which kslab never sees, could need; what it held when a limit
+ * appeared goes at the next free, purge pass or growth of low memory
+ * (vm_aspace_register), and a block the limit refuses is tried again once
+ * every free slab and section has been given back
+ * (vm_large_aspace_reclaim).
  *
  * Locking: buddy blocks need none of ours (the zone locks serialise the
  * frames; the head page belongs to the block's owner).  huge_lock protects
@@ -35,6 +42,7 @@
 
 #include "interpose/large.h"
 #include "slab/debug.h"
+#include "slab/kmalloc.h"
 #include "vm/frames/os.h"
 
 #define LARGE_FLAGS_GFP GFP_KERNEL
@@ -57,6 +65,9 @@ static struct huge_ent huge_cache[HUGE_CACHE_SLOTS];
 static unsigned long huge_cache_ms[HUGE_CACHE_SLOTS];
 static size_t huge_cache_bytes;
 static int huge_decay_registered;
+/* An address-space limit was in force at the last look (vm_os_as_limited):
+ * the pool keeps nothing. */
+static int huge_keep_none;
 /* When the last huge block was allocated (ms), for the decay. */
 static unsigned long huge_alloc_ms;
 
@@ -278,6 +289,8 @@ static size_t __huge_peak(void)
  * headroom (huge_lock held). */
 static size_t __huge_cache_cap(void)
 {
+    if (huge_keep_none)
+        return 0;
     size_t peak = __huge_peak(), live = GET(huge_bytes);
     return (peak > live ? peak - live : 0) + HUGE_CACHE_MAX_BYTES;
 }
@@ -326,6 +339,15 @@ static void *__huge_cache_take(size_t len, size_t *got)
 static void __huge_cache_put(uintptr_t addr, size_t len, struct huge_drop *d)
 {
     size_t cap = __huge_cache_cap();
+    if (!cap) { /* under a limit: the range and all the pool go */
+        drop_add(d, addr, len);
+        for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+            if (huge_cache[i].addr) {
+                drop_add(d, huge_cache[i].addr, huge_cache[i].len);
+                __cache_clear(i);
+            }
+        return;
+    }
     if (len > cap) {
         drop_add(d, addr, len);
         return;
@@ -455,7 +477,13 @@ static void *huge_gather(size_t len, struct huge_ent *r, int n, size_t *dirty)
 static unsigned long huge_decay(unsigned long now, unsigned long decay)
 {
     struct huge_drop d = {0};
+    int limited = now && vm_os_as_limited(1);
     pthread_mutex_lock(&huge_lock);
+    if (now) {
+        huge_keep_none = limited;
+        if (limited)
+            decay = 0; /* a limit appeared: keep nothing */
+    }
     if (now && now - huge_alloc_ms >= decay / 4)
         decay /= 4;
     for (int i = 0; now && i < HUGE_CACHE_SLOTS; i++) {
@@ -470,10 +498,48 @@ static unsigned long huge_decay(unsigned long now, unsigned long decay)
     return left >> PAGE_SHIFT;
 }
 
+/* The page layer's hook (vm_aspace_register): low memory is about to
+ * grow under an address-space limit, so the pool goes.  Returns the bytes
+ * unmapped.  No lock held. */
+static size_t huge_aspace_release(void)
+{
+    struct huge_drop d = {0};
+    size_t bytes = 0;
+    pthread_mutex_lock(&huge_lock);
+    huge_keep_none = 1;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+        if (!huge_cache[i].addr)
+            continue;
+        bytes += huge_cache[i].len;
+        drop_add(&d, huge_cache[i].addr, huge_cache[i].len);
+        __cache_clear(i);
+    }
+    pthread_mutex_unlock(&huge_lock);
+    drop_unmap(&d);
+    return bytes;
+}
+
+/* A mapping the address-space limit refused: gives back all the address
+ * space kslab holds for memory nobody uses (the free slabs, the threads'
+ * cached blocks, the pool, the sections whose frames are then all free).
+ * Returns nonzero when anything went (worth trying again). */
+static size_t tc_flush_all(void);
+size_t vm_large_aspace_reclaim(void)
+{
+    if (!vm_os_as_limited(1))
+        return 0;
+    slab_shrink_all();
+    size_t bytes = tc_flush_all() + huge_aspace_release();
+    return bytes + vm_release_sections();
+}
+
 /* Maps len bytes aligned to align (a power of two >= PAGE_SIZE). */
 static void *huge_map(size_t len, size_t align)
 {
-    return vm_os_alloc(len, align, 0);
+    void *p = vm_os_alloc(len, align, 0);
+    if (!p && vm_large_aspace_reclaim())
+        p = vm_os_alloc(len, align, 0);
+    return p;
 }
 
 static void *huge_alloc(size_t len, size_t align, int zero)
@@ -535,12 +601,14 @@ fail:
 static int huge_free(void *p)
 {
     struct huge_drop d = {0};
+    int limited = vm_os_as_limited(0);
     pthread_mutex_lock(&huge_lock);
     struct huge_ent *e = __huge_find((uintptr_t)p);
     if (!e) {
         pthread_mutex_unlock(&huge_lock);
         return 0;
     }
+    huge_keep_none = limited;
     size_t len = e->len;
     __huge_delete(e);
     SUB(huge_blocks, 1);
@@ -550,8 +618,10 @@ static int huge_free(void *p)
     huge_decay_registered = 1;
     pthread_mutex_unlock(&huge_lock);
     drop_unmap(&d);
-    if (!reg)
+    if (!reg) {
         vm_purge_register(huge_decay);
+        vm_aspace_register(huge_aspace_release);
+    }
     vm_purge_kick(); /* something gives the memory back by time */
     ADD(nr_free, 1);
     return 1;
@@ -596,7 +666,9 @@ static void *huge_realloc(void *p, size_t len)
     int saved = errno;
     void *q = NULL;
     struct huge_drop d = {0};
+    int limited = vm_os_as_limited(0);
     pthread_mutex_lock(&huge_lock);
+    huge_keep_none = limited;
     if (__huge_reserve() != 0) /* a move inserts before it deletes */
         goto out;
     struct huge_ent *e = __huge_find((uintptr_t)p);

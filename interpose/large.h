@@ -126,6 +126,13 @@ void vm_large_get_stats(struct vm_large_stats *st);
  * huge mapping (malloc_trim); returns the bytes given back. */
 size_t vm_large_trim(void);
 
+/* Under an address-space limit (RLIMIT_AS), after an allocation failed:
+ * gives back the address space kslab holds for memory nobody uses (free
+ * slabs, cached blocks, the pool of huge ranges, sections of low memory
+ * whose frames are all free).  Returns nonzero when anything went (worth
+ * trying again); 0 at once without a limit.  No kslab lock held. */
+size_t vm_large_aspace_reclaim(void);
+
 /* Fork handlers for the huge-mapping lock. */
 void vm_large_fork_prepare(void);
 void vm_large_fork_parent(void);

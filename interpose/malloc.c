@@ -98,6 +98,9 @@ static __noinline void *ip_malloc_slow(size_t size)
     if (size > LARGE_MIN_SIZE)
         return vm_large_alloc(size, PAGE_SIZE, 0);
     void *p = slab_malloc_slow(size);
+    /* under an address-space limit, what kslab holds unused goes first */
+    if (!p && vm_large_aspace_reclaim())
+        p = slab_malloc_slow(size);
     return p ? p : ip_oom();
 }
 

@@ -5,13 +5,19 @@
  * every section are found by virt_to_page() (the kfree() path) with the
  * right struct page, frame number and address; ZONE_DMA stays in the first
  * section; a large block does not grow in place into the next section; a
- * limit set after start gives the unused direct map back at the next growth.
+ * limit set after start gives the unused direct map back at the next growth;
+ * a section whose frames are all free is given back (at once on request,
+ * by the purge after the decay time) and grown into again; an allocation
+ * that cannot grow waits for the blocks a purge has off the lists.
  * Each case runs this program again (argv[1] names it) with the limit set.
  */
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <kslab/slab.h>
 
@@ -251,6 +257,151 @@ static int child_small(void)
     return 0;
 }
 
+/* The program's own mmap of len bytes: 1 when the limit allowed it. */
+static int can_map(size_t len)
+{
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    m[0] = m[len - 1] = 1;
+    munmap(m, len);
+    return 1;
+}
+
+enum { GB_MAX = 1024 }; /* top-order blocks: 2 GiB, past the limit */
+
+/* Top-order blocks until the limit stops them: how many (into b). */
+static int fill_blocks(struct page **b)
+{
+    int n = 0;
+    while (n < GB_MAX && (b[n] = alloc_pages(GFP_KERNEL, MAX_ORDER - 1))) {
+        memset(page_address(b[n]), n, PAGE_SIZE << (MAX_ORDER - 1));
+        n++;
+    }
+    return n;
+}
+
+/* Under a 1 GiB limit: low memory grown to the limit, then all freed:
+ * vm_release_sections() gives the sections back at once and the program
+ * can map 256 MiB; low memory grows into them again (each frame's address
+ * and struct page agree); freed again, the purge gives them back by
+ * itself within the decay time. */
+static int child_give_back(void)
+{
+    static struct page *b[GB_MAX];
+    size_t len = 256UL << 20;
+    __atomic_store_n(&vm_purge_decay_ms, ULONG_MAX, __ATOMIC_RELAXED);
+    int n = fill_blocks(b);
+    if (n < 128 || n >= GB_MAX || nr_sections() < 5)
+        return 10; /* at least 256 MiB, stopped by the limit */
+    if (can_map(len))
+        return 11; /* the limit is used up */
+    for (int i = 0; i < n; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    if (vm_release_sections() < len)
+        return 12;
+    if (!can_map(len))
+        return 13;
+    vm_check_zones();
+    /* back again: sections reserved anew, wherever the host puts them */
+    int again = fill_blocks(b);
+    if (again < n - 16)
+        return 14;
+    for (int i = 0; i < again; i++) {
+        char *a = page_address(b[i]);
+        size_t last = (PAGE_SIZE << (MAX_ORDER - 1)) - 1;
+        if (virt_to_page(a) != b[i] ||
+            virt_to_page(a + last) != b[i] + (1UL << (MAX_ORDER - 1)) - 1 ||
+            vm_page_to_pfn(virt_to_page(a + last)) !=
+                vm_page_to_pfn(b[i]) + (1UL << (MAX_ORDER - 1)) - 1 ||
+            a[0] != (char)i || a[last] != (char)i)
+            return 15;
+    }
+    vm_check_zones();
+    __atomic_store_n(&vm_purge_decay_ms, 200UL, __ATOMIC_RELAXED);
+    for (int i = 0; i < again; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    for (int t = 0; !can_map(len); t++) {
+        if (t >= 600)
+            return 16; /* 30 s: far past the decay time */
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    vm_check_zones();
+    return 0;
+}
+
+/* The purge's hook (vm_purge_hook) for child_purge_wait: its first call
+ * in ZONE_NORMAL, with a batch of free blocks off the lists, waits until the
+ * allocating thread is done or 2 s have passed. */
+static int pw_go, pw_entered, pw_done;
+
+static void pw_hook(void *addr, size_t len)
+{
+    (void)len;
+    if (vm_addr_is_dma(addr)) /* ZONE_DMA is purged first: not that one */
+        return;
+    if (__atomic_exchange_n(&pw_entered, 1, __ATOMIC_ACQ_REL))
+        return;
+    for (int t = 0; t < 200 && !__atomic_load_n(&pw_done, __ATOMIC_ACQUIRE);
+         t++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *pw_purge(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&pw_go, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    vm_release_free(0, 0);
+    return NULL;
+}
+
+/* Under a 1 GiB limit, low memory grown to the limit and all freed: while
+ * a purge has free blocks off the lists (madvise), an allocation that
+ * finds the zone empty and cannot grow waits for them rather than fail
+ * (with a short decay time the purge can hold most of the zone). */
+static int child_purge_wait(void)
+{
+    static struct page *b[GB_MAX];
+    __atomic_store_n(&vm_purge_decay_ms, ULONG_MAX, __ATOMIC_RELAXED);
+    pthread_t t; /* before the limit is used up: its stack is a mapping */
+    if (pthread_create(&t, NULL, pw_purge, NULL))
+        return 11;
+    int n = fill_blocks(b);
+    if (n < 128 || n >= GB_MAX)
+        return 10;
+    for (int i = 0; i < n; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    vm_purge_hook = pw_hook;
+    __atomic_store_n(&pw_go, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&pw_entered, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int again = 0;
+    while (again < n && (b[again] = alloc_pages(GFP_KERNEL, MAX_ORDER - 1)))
+        again++;
+    __atomic_store_n(&pw_done, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    vm_purge_hook = NULL;
+    if (getenv("PW_DEBUG"))
+        fprintf(stderr, "%d of %d blocks again\n", again, n);
+    if (again < n - 8) {
+        fprintf(stderr, "%d of %d blocks again\n", again, n);
+        return 12;
+    }
+    for (int i = 0; i < again; i++)
+        __free_pages(b[i], MAX_ORDER - 1);
+    vm_check_zones();
+    return 0;
+}
+
 static void test_objects_in_every_section(void **s)
 {
     (void)s;
@@ -267,6 +418,18 @@ static void test_limit_set_later(void **s)
 {
     (void)s;
     assert_int_equal(run_limited("later", 0), 0);
+}
+
+static void test_free_sections_given_back(void **s)
+{
+    (void)s;
+    assert_int_equal(run_limited("give-back", 1UL << 30), 0);
+}
+
+static void test_allocation_waits_for_a_purge(void **s)
+{
+    (void)s;
+    assert_int_equal(run_limited("purge-wait", 1UL << 30), 0);
 }
 
 static void test_small_limit(void **s)
@@ -287,6 +450,10 @@ int main(int argc, char **argv)
             return child_later();
         if (!strcmp(argv[1], "small"))
             return child_small();
+        if (!strcmp(argv[1], "give-back"))
+            return child_give_back();
+        if (!strcmp(argv[1], "purge-wait"))
+            return child_purge_wait();
         return 2;
     }
 #ifdef SECT_SANITIZER
@@ -298,6 +465,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_objects_in_every_section),
         cmocka_unit_test(test_blocks_do_not_cross_sections),
         cmocka_unit_test(test_limit_set_later),
+        cmocka_unit_test(test_free_sections_given_back),
+        cmocka_unit_test(test_allocation_waits_for_a_purge),
         cmocka_unit_test(test_small_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -93,6 +94,26 @@ static void *map_aligned(size_t len, size_t align, int prot, int flags)
     if (m + len + extra > a + len)
         munmap(a + len, (size_t)(m + len + extra - (a + len)));
     return a;
+}
+
+/* The last answer of getrlimit(RLIMIT_AS) (-1: none yet) and when it was
+ * read (ms of the decay clock). */
+static _Atomic int as_limited = -1;
+static _Atomic unsigned long as_read_ms;
+
+int vm_os_as_limited(int fresh)
+{
+    unsigned long now = vm_now_ms();
+    int lim = atomic_load_explicit(&as_limited, memory_order_relaxed);
+    if (!fresh && lim >= 0 &&
+        now - atomic_load_explicit(&as_read_ms, memory_order_relaxed) <
+            VM_OS_AS_RECHECK_MS)
+        return lim;
+    struct rlimit rl;
+    lim = getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    atomic_store_explicit(&as_limited, lim, memory_order_relaxed);
+    atomic_store_explicit(&as_read_ms, now, memory_order_relaxed);
+    return lim;
 }
 
 void *vm_os_reserve(size_t len, size_t align)

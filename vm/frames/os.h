@@ -92,6 +92,18 @@ void vm_os_uffd_close(int fd);
 int vm_os_uffd_register(int fd, void *addr, size_t len);
 int vm_os_uffd_zeropage(int fd, void *addr, size_t len);
 
+/*
+ * Is an address-space limit (RLIMIT_AS, ulimit -v) in force?  The program
+ * may set one at any time (setrlimit), and kslab cannot see that call, so
+ * the answer is read again with getrlimit when fresh is set (the slow paths
+ * where the answer decides whether something fails: a mapping refused, low
+ * memory about to grow, the purge pass) and otherwise at most every
+ * VM_OS_AS_RECHECK_MS (a huge block's free, which must stay free of system
+ * calls in a loop of big buffers).  Lock-free.
+ */
+#define VM_OS_AS_RECHECK_MS 100UL
+int vm_os_as_limited(int fresh);
+
 /* Calls made so far, for tests and statistics (relaxed counters). */
 struct vm_os_counts {
     unsigned long map;   /* vm_os_reserve, vm_os_alloc, vm_os_map_shared */

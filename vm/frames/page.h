@@ -217,11 +217,16 @@ struct vm_lowmem {
     unsigned long reserved_pages; /* frames of every section reserved */
     _Atomic unsigned long committed_pages;
     _Atomic int nr_sections; /* sections reserved, the first included */
+    _Atomic unsigned long absent_pages; /* grown frames of sections given
+                                           back (page_alloc.c) */
     int ready;
 };
 
 /* A section: frames [start_pfn, start_pfn + nr_pages) at base, their
- * struct pages at map.  Written once, before the section is published. */
+ * struct pages at map.  Written before the section is published; base and
+ * map are NULL while the section is given back (under an address-space
+ * limit, when all its frames were free), and written again, before it is
+ * published again, when it is reserved anew. */
 struct vm_section {
     char *base;
     struct page *map;
@@ -329,10 +334,26 @@ static inline int vm_addr_is_dma(const void *addr)
 /* Gives free frames back to the host now, whatever the decay time says:
  * every thread's page lists go back to the zones, then dirty free blocks
  * of order >= min_order, largest first and least recently freed first,
- * until at most keep dirty frames are left in each zone; returns the
- * frames released.  Makes its system calls without the zone locks
- * (page_alloc.c); takes the frames' locks only. */
+ * until at most keep dirty frames are left in each zone; with keep 0 under
+ * an address-space limit, the sections whose frames are then all free are
+ * unmapped too.  Returns the frames released.  Makes its system calls
+ * without the zone locks (page_alloc.c); takes the frames' locks only. */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
+
+/* Under an address-space limit: gives back, at once, every section of
+ * low memory (but the first) whose frames are all free, after draining
+ * the threads' page lists; returns the bytes of address space given back.
+ * For a mapping the limit refused (interpose/large.c).  No kslab lock
+ * held. */
+size_t vm_release_sections(void);
+
+/* Address space a layer above holds for reuse (interpose/large.c's pool
+ * of freed huge blocks): fn gives it all back and returns the bytes.
+ * Called, with no kslab lock held, before low memory grows while an
+ * address-space limit is in force, so the limit is spent on live memory
+ * before anything fails.  fn may take only locks under which no frame is
+ * allocated. */
+void vm_aspace_register(size_t (*fn)(void));
 
 /* Gives every thread's page lists (the free blocks of orders below
  * PCP_ORDERS a thread keeps for itself, page_alloc.c) back to the zones;

@@ -136,7 +136,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "lib/assert.h"
@@ -197,6 +196,10 @@ static unsigned char *pb_types;
 /* Serialises purge passes (and is what the fork hook waits on while a pass
  * has blocks off the lists). */
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Broadcast (under a zone lock) when a purge batch is back on the lists:
+ * an allocation that found the zone empty while frames were off the lists
+ * waits for them rather than fail. */
+static pthread_cond_t purge_done = PTHREAD_COND_INITIALIZER;
 
 static void pcp_drain_all(int idle_only);
 
@@ -209,13 +212,20 @@ static void pcp_drain_all(int idle_only);
  * reservation with its struct pages after its frames, reserved when a zone
  * grows into it; growth fails (ENOMEM) when the host refuses the next
  * section, which is how the limit left at that moment is honoured.
- * Sections are never given back.  lowmem_sectioned, the section count and
+ * A section other than the first whose grown frames are all free is given
+ * back (unmapped, lowmem_release_sections()): by the purge pass once its
+ * frames have been free for the decay time, and at once when the address
+ * space is wanted (vm_release_sections(): a mapping the limit refused).
+ * Its slot keeps its frame numbers, with base and map NULL, and is
+ * reserved again (anywhere) before the zone grows past its end
+ * (lowmem_readd_section()).  lowmem_sectioned, the section count and
  * the table are written under grow_lock; readers look sections up without
  * a lock (the table and nr_sections are published with release stores
  * after the section is written).
  */
 
-static int lowmem_sectioned;          /* growing by sections */
+static int lowmem_sectioned; /* growing by sections: written under grow_lock,
+                                read atomically without it */
 static unsigned long lowmem_capacity; /* most frames low memory may have */
 uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
 
@@ -256,6 +266,22 @@ static int sect_publish(unsigned int idx)
             &vm_sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
             (uint16_t)idx, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* Takes section idx out of the table (its mapping is about to go): a
+ * lookup of an address there finds no section from now on.  A granule
+ * belongs to one section only (sections start on a granule boundary).
+ * grow_lock held. */
+static void sect_unpublish(unsigned int idx)
+{
+    const struct vm_section *s = &vm_sections[idx];
+    uintptr_t g0 = (uintptr_t)s->base >> SECT_GRAN_SHIFT;
+    uintptr_t g1 =
+        ((uintptr_t)s->base + sect_bytes(s->nr_pages) - 1) >> SECT_GRAN_SHIFT;
+    for (uintptr_t g = g0; g <= g1; g++)
+        __atomic_store_n(
+            &vm_sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
+            (uint16_t)0, __ATOMIC_RELEASE);
 }
 
 /* The section of frame pfn (reserved). */
@@ -341,13 +367,6 @@ static int lowmem_page_valid(const struct page *page)
            atomic_load(&vm_lowmem.committed_pages);
 }
 
-/* Is there an address-space limit now? */
-static int as_limited(void)
-{
-    struct rlimit rl;
-    return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
-}
-
 /* The frames low memory may grow to: KSLAB_LOWMEM_MB or the default,
  * whole top-order blocks. */
 static unsigned long lowmem_budget(void)
@@ -395,7 +414,7 @@ static void lowmem_go_sectioned(void)
     unsigned long keep = normal->grown_pfn;
     pthread_mutex_unlock(&normal->lock);
     unsigned long first = vm_lowmem.first_pages;
-    lowmem_sectioned = 1;
+    __atomic_store_n(&lowmem_sectioned, 1, __ATOMIC_RELAXED);
     if (keep >= first)
         return;
     /* Frames [keep, first) belong to no one: keep is where ZONE_NORMAL
@@ -415,7 +434,7 @@ static void lowmem_go_sectioned(void)
  * -ENOMEM. */
 static int lowmem_extend(unsigned long to)
 {
-    if (!lowmem_sectioned && as_limited())
+    if (!lowmem_sectioned && vm_os_as_limited(1))
         lowmem_go_sectioned();
     while (to > vm_lowmem.reserved_pages)
         if (!lowmem_sectioned || lowmem_add_section())
@@ -429,7 +448,7 @@ static int lowmem_reserve(void)
 {
     unsigned long budget = lowmem_budget();
     size_t align = PAGE_SIZE << (MAX_ORDER - 1);
-    if (as_limited()) {
+    if (vm_os_as_limited(1)) {
         unsigned long cap = (unsigned long)VM_MAX_SECTIONS * VM_SECTION_PAGES;
         if (budget > cap)
             budget = cap;
@@ -740,12 +759,161 @@ static struct page *__rmqueue_steal(struct zone_struct *zone,
     return NULL;
 }
 
+/* ---- giving sections back (under an address-space limit) ---- */
+
+/* The frames of section s that the zone has grown into: [*from, *to). */
+static void sect_grown(const struct vm_section *s,
+                       const struct zone_struct *zone, unsigned long *from,
+                       unsigned long *to)
+{
+    *from = s->start_pfn;
+    *to = s->start_pfn + s->nr_pages;
+    if (*to > zone->grown_pfn)
+        *to = zone->grown_pfn;
+    if (*to < *from)
+        *to = *from;
+}
+
+/* Gives back every section but the first whose grown frames are all free
+ * in whole top-order blocks, each clean or free since `before` (ms;
+ * ULONG_MAX: any): the blocks leave the lists, the section leaves the
+ * table, its mapping (frames and struct pages) is unmapped.  Blocks on a
+ * thread's page list or off the lists for a purge are not free here: the
+ * caller drained the lists and holds purge_lock.  Returns the bytes of
+ * address space given back. */
+static size_t lowmem_release_sections(unsigned long before)
+{
+    struct zone_struct *zone = &vm_zones[ZONE_NORMAL];
+    const unsigned long top = 1UL << (MAX_ORDER - 1);
+    size_t bytes = 0;
+    pthread_mutex_lock(&grow_lock);
+    int n = atomic_load_explicit(&vm_lowmem.nr_sections, memory_order_relaxed);
+    for (int idx = 1; lowmem_sectioned && idx < n; idx++) {
+        struct vm_section *s = &vm_sections[idx];
+        if (!s->base)
+            continue;
+        unsigned long from, to, pfn;
+        pthread_mutex_lock(&zone->lock);
+        sect_grown(s, zone, &from, &to);
+        if ((from - zone->zone_start_pfn) & (top - 1))
+            to = from; /* never: sections are whole top-order blocks */
+        for (pfn = from; pfn < to; pfn += top) {
+            struct page *p = pfn_to_page(pfn);
+            if (!PageFlag(p, PG_buddy) || p->order != MAX_ORDER - 1 ||
+                (!PageFlag(p, PG_clean) && p->private > before))
+                break;
+        }
+        if (pfn < to || (to == from && from < zone->grown_pfn)) {
+            pthread_mutex_unlock(&zone->lock);
+            continue;
+        }
+        for (pfn = from; pfn < to; pfn += top)
+            del_free_block(zone, pfn_to_page(pfn), MAX_ORDER - 1);
+        pthread_mutex_unlock(&zone->lock);
+        sect_unpublish((unsigned int)idx);
+        char *base = s->base;
+        s->base = NULL;
+        s->map = NULL;
+        vm_os_free(base, sect_bytes(s->nr_pages));
+        __atomic_fetch_add(&vm_lowmem.absent_pages, to - from,
+                           __ATOMIC_RELAXED);
+        bytes += sect_bytes(s->nr_pages);
+    }
+    pthread_mutex_unlock(&grow_lock);
+    return bytes;
+}
+
+/* Reserves again the first section given back, if any: its grown frames
+ * committed, with fresh struct pages, and freed into the zone (clean).
+ * grow_lock held.  Returns 1 when one was, 0 when none is absent, or
+ * -ENOMEM when the host refuses it. */
+static int lowmem_readd_section(struct zone_struct *zone)
+{
+    int n = atomic_load_explicit(&vm_lowmem.nr_sections, memory_order_relaxed);
+    int idx = 1;
+    while (idx < n && vm_sections[idx].base)
+        idx++;
+    if (idx >= n)
+        return 0;
+    struct vm_section *s = &vm_sections[idx];
+    size_t len = sect_bytes(s->nr_pages);
+    char *base = vm_os_reserve(len, 1UL << SECT_GRAN_SHIFT);
+    if (!base)
+        return -ENOMEM;
+    s->base = base;
+    s->map = (struct page *)(base + (s->nr_pages << PAGE_SHIFT));
+    pthread_mutex_lock(&zone->lock);
+    unsigned long from, to;
+    sect_grown(s, zone, &from, &to);
+    pthread_mutex_unlock(&zone->lock);
+    if ((to > from && lowmem_commit(from, to)) || sect_publish((unsigned)idx)) {
+        s->base = NULL;
+        s->map = NULL;
+        vm_os_free(base, len);
+        return -ENOMEM;
+    }
+    for (unsigned long pfn = from; pfn < to; pfn++) {
+        struct page *p = pfn_to_page(pfn);
+        memset(p, 0, sizeof *p);
+        p->zone = (unsigned int)(zone - vm_zones);
+    }
+    pthread_mutex_lock(&zone->lock);
+    for (unsigned long pfn = from; pfn < to; pfn += 1UL << (MAX_ORDER - 1))
+        __free_one_block(zone, pfn, MAX_ORDER - 1, 1);
+    pthread_mutex_unlock(&zone->lock);
+    __atomic_fetch_sub(&vm_lowmem.absent_pages, to - from, __ATOMIC_RELAXED);
+    return 1;
+}
+
+size_t vm_release_sections(void)
+{
+    if (!vm_lowmem.ready ||
+        !__atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
+        return 0;
+    pthread_mutex_lock(&purge_lock);
+    pcp_drain_all(0);
+    size_t bytes = lowmem_release_sections(ULONG_MAX);
+    pthread_mutex_unlock(&purge_lock);
+    return bytes;
+}
+
+/* The layers above's address space held for reuse (interpose/large.c's
+ * pool of freed huge blocks), given back before low memory grows under an
+ * address-space limit. */
+#define ASPACE_HOOK_MAX 2
+static size_t (*_Atomic aspace_hook[ASPACE_HOOK_MAX])(void);
+
+void vm_aspace_register(size_t (*fn)(void))
+{
+    for (int i = 0; i < ASPACE_HOOK_MAX; i++) {
+        size_t (*old)(void) = NULL;
+        if (atomic_compare_exchange_strong(&aspace_hook[i], &old, fn) ||
+            old == fn)
+            return;
+    }
+    kslab_die("vm_aspace_register(): more than %d users", ASPACE_HOOK_MAX);
+}
+
+static void aspace_release(void)
+{
+    for (int i = 0; i < ASPACE_HOOK_MAX; i++) {
+        size_t (*fn)(void) = atomic_load(&aspace_hook[i]);
+        if (fn)
+            fn();
+    }
+}
+
 /* Commits ZONE_GROW_PAGES more frames to zone, unless another thread grew
  * it since the caller saw it at seen_pfn (then 0 at once: try again).  Zone
  * lock NOT held; the commit runs under grow_lock only. */
 static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
 {
     int err = -ENOMEM;
+    /* under a limit, address space held for reuse goes first (no lock
+     * held: the hooks take their own) */
+    if (__atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED) ||
+        vm_os_as_limited(0))
+        aspace_release();
     pthread_mutex_lock(&grow_lock);
     pthread_mutex_lock(&zone->lock);
     unsigned long from = zone->grown_pfn;
@@ -753,6 +921,14 @@ static int zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
     if (from != seen_pfn) {
         pthread_mutex_unlock(&grow_lock);
         return 0;
+    }
+    if (lowmem_sectioned && zone == &vm_zones[ZONE_NORMAL]) {
+        /* a section given back comes again before the zone grows */
+        int r = lowmem_readd_section(zone);
+        if (r) {
+            err = r > 0 ? 0 : r;
+            goto out;
+        }
     }
     unsigned long to = from + ZONE_GROW_PAGES;
     if (to > zone->zone_end_pfn)
@@ -890,6 +1066,7 @@ static unsigned long zone_purge(struct zone_struct *zone,
             __free_one_block(zone, batch[i].pfn, batch[i].order, 1);
         zone->purging_pages -= pages;
         zone->released_pages += pages;
+        pthread_cond_broadcast(&purge_done);
         pthread_mutex_unlock(&zone->lock);
         released += pages;
     }
@@ -957,6 +1134,10 @@ static void __purge_zones(unsigned long now, unsigned long decay)
             before = now - decay / 4; /* idle zone */
         seen_allocs[z] = allocs;
         zone_purge(&vm_zones[z], 0, 0, before);
+        /* whole sections free that long go back too (address space) */
+        if (z == ZONE_NORMAL &&
+            __atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
+            lowmem_release_sections(before);
     }
 }
 
@@ -1134,6 +1315,9 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
     unsigned long now = vm_now_ms();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         n += zone_purge(&vm_zones[z], min_order, keep, now);
+    /* under a limit, whole free sections go too (their address space) */
+    if (!keep && __atomic_load_n(&lowmem_sectioned, __ATOMIC_RELAXED))
+        n += lowmem_release_sections(ULONG_MAX) >> PAGE_SHIFT;
     pthread_mutex_unlock(&purge_lock);
     return n;
 }
@@ -1476,6 +1660,22 @@ static long pcp_check(void (*say)(const char *fmt, ...))
 
 /* ---- the public interface ---- */
 
+/* The zone could not grow and had no block: waits while a purge pass has
+ * free blocks off the lists (they come back within one madvise), which
+ * with a short decay time can be most of the zone.  Returns 1 after a
+ * wait (try again), 0 when nothing was off the lists (no lock held). */
+static int zone_wait_purge(struct zone_struct *zone)
+{
+    int waited = 0;
+    pthread_mutex_lock(&zone->lock);
+    while (zone->purging_pages) {
+        pthread_cond_wait(&purge_done, &zone->lock);
+        waited = 1;
+    }
+    pthread_mutex_unlock(&zone->lock);
+    return waited;
+}
+
 /* A block of `order` for a use of `type` from zone: its own pageblocks, a
  * whole free one, half a pageblock of the other type; then the zone grows;
  * only when it cannot, any block of the other type. */
@@ -1495,9 +1695,9 @@ static struct page *zone_alloc(struct zone_struct *zone, unsigned int order,
             vg_make_usable(vm_page_address(page), PAGE_SIZE << order);
             return page;
         }
-        if (any)
+        if (any && !zone_wait_purge(zone))
             return NULL;
-        if (zone_grow(zone, seen))
+        if (!any && zone_grow(zone, seen))
             any = 1;
     }
 }
@@ -1940,6 +2140,7 @@ static void frames_fork_child(void)
     vm_highmem_fork_unlock(1);
     pthread_mutex_init(&grow_lock, NULL);
     pthread_mutex_init(&purge_lock, NULL);
+    pthread_cond_init(&purge_done, NULL);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
     /* The lists of the threads that did not come along go back to the
