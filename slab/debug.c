@@ -108,7 +108,9 @@ struct audit_rec {
     void *free_stack[AUDIT_DEPTH];
 };
 
-/* One event of the log; seq is 1 + its number, 0 while it is written. */
+/* One event of the log.  seq is 2 * (1 + its number), plus LOG_BUSY while
+ * it is written (0: never written); log_event() says how a slot changes
+ * hands. */
 struct log_ent {
     uint64_t seq;
     uintptr_t addr;
@@ -126,6 +128,10 @@ static pthread_mutex_t audit_locks[AUDIT_LOCKS];
 static struct log_ent *log_ring;
 static unsigned long log_size;
 static uint64_t log_head;
+/* In a fork child, the events numbered below this were claimed by the
+ * parent's threads: one still being written will never be finished. */
+static uint64_t log_orphans_below;
+#define LOG_BUSY 1
 static int debug_ready; /* records and ring made: hooks act */
 static uint64_t start_ns;
 /* The last AUDIT_KEEP_FREED frees, oldest at freed_head (mod the size). */
@@ -409,14 +415,42 @@ static struct audit_rec *__audit_find(size_t b, uintptr_t addr)
     return NULL;
 }
 
+/*
+ * Writes event s of the ring into slot s % log_size.  Several threads
+ * write at once, and a writer may be stopped (preempted, under load)
+ * between taking its number and publishing its event while the others go
+ * a whole lap round the ring: two writers then meet at one slot.  The
+ * slot's seq decides which keeps it, so that the ring always ends with the
+ * newest event of each slot, whole: a writer claims the slot by a CAS
+ * from an older, published number to its own number with LOG_BUSY, writes
+ * the fields and publishes its number with a release store.  A writer
+ * that finds a newer number (published or being written) has nothing to
+ * do: its event has already left the ring.  One that finds an older event
+ * still being written waits for it (a lap behind, that writer is a few
+ * stores from the end), unless that writer was a thread of the parent and
+ * this is a fork child (log_orphans_below): then the slot is taken over.
+ */
 static void log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
                       void *const *stack, unsigned int depth)
 {
     uint64_t s = __atomic_fetch_add(&log_head, 1, __ATOMIC_RELAXED);
     struct log_ent *e = &log_ring[s % log_size];
-    /* an exchange, not a fence (ThreadSanitizer has none): its acquire
-     * half keeps the stores below after it */
-    __atomic_exchange_n(&e->seq, 0, __ATOMIC_ACQ_REL);
+    uint64_t mine = (s + 1) << 1;
+    uint64_t v = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (v >= mine)
+            return; /* a later event holds the slot */
+        if ((v & LOG_BUSY) &&
+            (v >> 1) > __atomic_load_n(&log_orphans_below, __ATOMIC_RELAXED)) {
+            sched_yield();
+            v = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+            continue;
+        }
+        /* acquire: the stores below stay after it, for log_read */
+        if (__atomic_compare_exchange_n(&e->seq, &v, mine | LOG_BUSY, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            break;
+    }
     e->addr = addr;
     e->size = size;
     e->ns = ns;
@@ -424,7 +458,7 @@ static void log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
     e->op = (unsigned char)op;
     e->depth = (unsigned char)depth;
     memcpy(e->stack, stack, depth * sizeof(void *));
-    __atomic_store_n(&e->seq, s + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&e->seq, mine, __ATOMIC_RELEASE);
 }
 
 /* The record of a block of usable bytes at p, asked bytes asked for. */
@@ -656,7 +690,7 @@ static void debug_report(const void *addr)
 static void print_log_ent(int fd, FILE *f, const struct log_ent *e)
 {
     out_line(fd, f, "#%llu %llu.%06llu s thread %d %s %p size %zu\n",
-             (unsigned long long)(e->seq - 1),
+             (unsigned long long)((e->seq >> 1) - 1),
              (unsigned long long)(e->ns / 1000000000),
              (unsigned long long)(e->ns / 1000 % 1000000), e->tid,
              e->op == LOG_ALLOC ? "alloc" : "free", (void *)e->addr, e->size);
@@ -668,7 +702,7 @@ static int log_read(uint64_t s, struct log_ent *out)
 {
     struct log_ent *e = &log_ring[s % log_size];
     uint64_t a = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-    if (a != s + 1)
+    if (a != (s + 1) << 1)
         return 0;
     memcpy(out, e, sizeof *out);
     /* an RMW that changes nothing, with release: the copy stays before
@@ -1610,6 +1644,7 @@ static void leaks_at_exit(void)
 static void debug_fork_child(void)
 {
     my_tid = 0;
+    log_orphans_below = log_head;
     pthread_mutex_init(&freed_lock, NULL);
     for (int i = 0; i < AUDIT_LOCKS; i++)
         pthread_mutex_init(&audit_locks[i], NULL);

@@ -415,7 +415,8 @@ extern __thread int vm_internal_thread;
 extern void (*vm_purge_hook)(void *addr, size_t len);
 
 /* Validates the buddy lists of every zone; aborts on a broken invariant.
- * Returns the number of free frames seen. */
+ * Returns the number of free frames: on the lists, on the threads' page
+ * lists and in a purge pass under way. */
 unsigned long vm_check_zones(void);
 /* The same, reporting the first broken invariant through say() (one line)
  * and returning -EFAULT instead of aborting (kslab_verify()). */
