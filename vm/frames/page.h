@@ -379,14 +379,9 @@ extern unsigned long vm_purge_decay_ms;
 
 /* The clock of the decay: milliseconds of the coarse monotonic clock
  * (vDSO: no system call).  Free frames, empty slabs and cached large
- * blocks are stamped with it, and the purge pass compares against it. */
-static inline unsigned long vm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (unsigned long)ts.tv_sec * 1000UL +
-           (unsigned long)ts.tv_nsec / 1000000UL;
-}
+ * blocks are stamped with it, and the purge pass compares against it.
+ * The one clock kslab reads, in os.c with the other host calls. */
+unsigned long vm_now_ms(void);
 
 /* Memory of a layer above that decays like free frames (interpose/large.c:
  * cached own mappings): fn(now, decay) gives back what has been free for
