@@ -13,7 +13,7 @@ enum kslab_fork_level {
     KSLAB_FORK_MALLOC, /* interpose/init.c: large blocks (interpose/large.c) */
     KSLAB_FORK_INIT,   /* lib/init.c: the start-up lock */
     KSLAB_FORK_SLAB,   /* slab/slab.c: the cache chain and every cache */
-    KSLAB_FORK_FRAMES, /* vm/frames/page_alloc.c: the zones, high memory */
+    KSLAB_FORK_FRAMES, /* vm/frames/lowmem.c: the zones, high memory */
     KSLAB_FORK_NR_LEVELS
 };
 

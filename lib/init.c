@@ -9,7 +9,7 @@
  *                                      kslab_opt; no layer reads the
  *                                      environment itself; then
  *              lib/report.c            the private duplicate of stderr
- *   1 frames   vm/frames/page_alloc.c  reserve low memory (KSLAB_LOWMEM_MB),
+ *   1 frames   vm/frames/lowmem.c      reserve low memory (KSLAB_LOWMEM_MB),
  *                                      set up the zones; register the
  *                                      zones' fork hook
  *   2 slab     slab/slab.c             cache_cache, then the kmalloc

@@ -9,7 +9,7 @@
  * kslab_init() runs the levels in this order:
  *
  *   KSLAB_INIT_OPTIONS  lib/options.c           the KSLAB_* environment
- *   KSLAB_INIT_FRAMES   vm/frames/page_alloc.c  low memory reserved, zones
+ *   KSLAB_INIT_FRAMES   vm/frames/lowmem.c      low memory reserved, zones
  *   KSLAB_INIT_SLAB     slab/slab.c             cache_cache, the kmalloc
  *                                               caches, the malloc classes
  *   KSLAB_INIT_FORK     lib/fork.c              the one pthread_atfork

@@ -1300,7 +1300,7 @@ static unsigned long cache_decay(kmem_cache_t *cachep, unsigned long now,
 }
 
 /*
- * The decay of empty slabs, after the zones' (vm/frames/page_alloc.c): a
+ * The decay of empty slabs, after the zones' (vm/frames/purge.c): a
  * slab that has been empty for the decay time (KSLAB_DECAY_MS) goes back
  * to the page allocator, whose pass then gives its frames back to the
  * host, so RSS falls after a program frees its heap even if it then

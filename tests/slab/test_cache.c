@@ -263,7 +263,7 @@ static void test_shrink_returns_memory(void **state)
     free(objs);
     assert_int_equal(kmem_cache_shrink(c), 0);
     /* The frames go back to the host once they have been free for the
-     * frame layer's decay time (vm/frames/page_alloc.c): wait for it. */
+     * frame layer's decay time (vm/frames/purge.c): wait for it. */
     size_t low = ktest_rss();
     for (int t = 0; t < 100 && high <= low + (200UL << 20); t++) {
         usleep(100 * 1000);

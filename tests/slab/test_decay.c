@@ -2,7 +2,7 @@
  * tests/slab/test_decay.c — the decay of empty slabs: a slab that has been
  * empty for the decay time goes back by the background purge pass, while
  * the program makes no allocator call (after a free of enough memory to
- * start that thread: page_alloc.c); a slab freed within the decay time
+ * start that thread: vm/frames/purge.c); a slab freed within the decay time
  * is kept; caches with SLAB_NO_REAP or a dtor are left alone.
  */
 #include <limits.h>

@@ -1,8 +1,9 @@
 /*
  * vm/frames/os.c — the host's memory primitives (see os.h): reservations
  * of address space, private and shared mappings, protection, purging and
- * the memfd behind user memory.  Each function is one or two system calls;
- * the policy (when to commit, purge or map) lives with the callers.
+ * the memfd behind user memory, and the clock of the decay (vm_now_ms)
+ * and the purge's sleep.  Each function is one or two system calls; the
+ * policy (when to commit, purge or map) lives with the callers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/compiler.h"
@@ -313,4 +315,18 @@ int vm_os_sigmask(int how, const sigset_t *set, sigset_t *old)
     errno = saved;
     return err;
 #endif
+}
+
+unsigned long vm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (unsigned long)ts.tv_sec * 1000UL +
+           (unsigned long)ts.tv_nsec / 1000000UL;
+}
+
+void vm_os_sleep_ms(unsigned long ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }

@@ -120,4 +120,8 @@ void vm_os_get_counts(struct vm_os_counts *c);
  * or an errno value. */
 int vm_os_sigmask(int how, const sigset_t *set, sigset_t *old);
 
+/* Sleeps ms milliseconds (the background purge's tick, purge.c).  The
+ * clock is vm_now_ms() (page.h), read here too. */
+void vm_os_sleep_ms(unsigned long ms);
+
 #endif /* KSLAB_VM_FRAMES_OS_H */

@@ -20,7 +20,7 @@
  * first_pages + (k - 1) * VM_SECTION_PAGES onwards) and every section is
  * a whole number of top-order blocks, so no buddy block spans two
  * sections.  A section other than the first is found from an address by
- * a two-level table (page_alloc.c), on the slow path only.
+ * a two-level table (lowmem.c), on the slow path only.
  *
  * Frames are committed (made readable and writable) from the bottom up as
  * the zones grow; lowmem.committed_pages only ever grows, so a lock-free
@@ -61,7 +61,7 @@
 #define PG_reserved 3 /* never handed out */
 #define PG_highmem 4  /* a user-memory frame, no direct-map address */
 #define PG_private 5  /* page->private holds its owner's data */
-#define PG_pcp 6      /* free, on a thread's page list (page_alloc.c) */
+#define PG_pcp 6      /* free, on a thread's page list (pcp.c) */
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
@@ -162,7 +162,7 @@ enum { ZONE_DMA, ZONE_NORMAL, ZONE_HIGHMEM, MAX_NR_ZONES };
  * (vm_alloc_pages_exact).  A free block below the top order is on the
  * lists of its pageblock's type; a whole free pageblock belongs to no one
  * (it is on the PB_SLAB lists of the top order) and is claimed by the
- * first type that splits it.  See page_alloc.c for why and for the
+ * first type that splits it.  See buddy.c for why and for the
  * fallback (stealing a pageblock).
  */
 #define PB_ORDER (MAX_ORDER - 1)
@@ -206,7 +206,7 @@ struct zone_struct {
 
 /* The direct map.  base, mem_map and first_pages (the first section) are
  * set by start-up (lib/init.c, level frames), which then sets ready;
- * first_pages only shrinks later (a limit set after start, page_alloc.c)
+ * first_pages only shrinks later (a limit set after start, lowmem.c)
  * and never below a frame in use.  fast_pages is the part of the first
  * section that is committed: the range of the fast path. */
 struct vm_lowmem {
@@ -218,7 +218,7 @@ struct vm_lowmem {
     _Atomic unsigned long committed_pages;
     _Atomic int nr_sections; /* sections reserved, the first included */
     _Atomic unsigned long absent_pages; /* grown frames of sections given
-                                           back (page_alloc.c) */
+                                           back (lowmem.c) */
     int ready;
 };
 
@@ -238,7 +238,7 @@ extern struct vm_lowmem vm_lowmem;
 extern struct vm_section vm_sections[VM_MAX_SECTIONS];
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
 
-/* The section table (page_alloc.c): a granule of 4 MiB of address
+/* The section table (lowmem.c): a granule of 4 MiB of address
  * space, VM_SECT_GRAN_SHIFT, below 2^VM_SECT_VA_BITS, splits into the
  * index of a leaf in vm_sect_l1 and, VM_SECT_L2_BITS, of its entry: the
  * index of the section there (0: none; the first section is never in it).
@@ -252,7 +252,7 @@ extern struct zone_struct vm_zones[MAX_NR_ZONES];
 extern uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
 
 /* The slow paths of the helpers below: a frame outside the first
- * section (page_alloc.c). */
+ * section (lowmem.c). */
 unsigned long vm_page_to_pfn_slow(const struct page *page);
 void *vm_page_address_slow(const struct page *page);
 struct page *vm_pfn_to_page_slow(unsigned long pfn);
@@ -273,7 +273,7 @@ static inline unsigned int vm_sect_lookup(uintptr_t a)
 }
 
 /* vm_virt_to_page for an address outside the committed first section
- * (page_alloc.c): out of line and cold, so that the callers' fast paths
+ * (lowmem.c): out of line and cold, so that the callers' fast paths
  * stay small enough to be inlined where they were (an inlined lookup kept
  * kfree's code as it was but made GCC stop inlining free()'s). */
 __attribute__((cold)) struct page *vm_virt_to_page_other(const void *addr);
@@ -337,7 +337,7 @@ static inline int vm_addr_is_dma(const void *addr)
  * until at most keep dirty frames are left in each zone; with keep 0 under
  * an address-space limit, the sections whose frames are then all free are
  * unmapped too.  Returns the frames released.  Makes its system calls
- * without the zone locks (page_alloc.c); takes the frames' locks only. */
+ * without the zone locks (purge.c); takes the frames' locks only. */
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
 /* Under an address-space limit: gives back, at once, every section of
@@ -356,7 +356,7 @@ size_t vm_release_sections(void);
 void vm_aspace_register(size_t (*fn)(void));
 
 /* Gives every thread's page lists (the free blocks of orders below
- * PCP_ORDERS a thread keeps for itself, page_alloc.c) back to the zones;
+ * PCP_ORDERS a thread keeps for itself, pcp.c) back to the zones;
  * returns the frames moved.  Any context but a zone lock held. */
 unsigned long vm_drain_pages(void);
 
@@ -372,21 +372,16 @@ extern unsigned long vm_purge_threshold;
 
 /* A dirty free block goes back to the host once it has been free this
  * many milliseconds (the slow paths' ticks and the background purge,
- * page_alloc.c); ULONG_MAX (KSLAB_DECAY_MS=never): never by time, and no
+ * purge.c); ULONG_MAX (KSLAB_DECAY_MS=never): never by time, and no
  * background thread.  vm_release_free() gives back at once whatever it
  * says. */
 extern unsigned long vm_purge_decay_ms;
 
 /* The clock of the decay: milliseconds of the coarse monotonic clock
  * (vDSO: no system call).  Free frames, empty slabs and cached large
- * blocks are stamped with it, and the purge pass compares against it. */
-static inline unsigned long vm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (unsigned long)ts.tv_sec * 1000UL +
-           (unsigned long)ts.tv_nsec / 1000000UL;
-}
+ * blocks are stamped with it, and the purge pass compares against it.
+ * The one clock kslab reads, in os.c with the other host calls. */
+unsigned long vm_now_ms(void);
 
 /* Memory of a layer above that decays like free frames (interpose/large.c:
  * cached own mappings): fn(now, decay) gives back what has been free for
@@ -396,7 +391,7 @@ static inline unsigned long vm_now_ms(void)
  *
  * vm_purge_kick(): the caller freed memory it keeps for the decay and
  * holds no kslab lock; what all the layers keep is counted, and the
- * background purge started when it is worth a thread (page_alloc.c).
+ * background purge started when it is worth a thread (purge.c).
  * vm_purge_tick(): a slow path that may hold locks of the layers above
  * (not the frames'): once per tick, the zones' part of a pass runs in the
  * calling thread.  Neither makes a system call in the common case. */

@@ -1,5 +1,5 @@
 /*
- * tests/vm/test_pageblock.c — pageblocks (page_alloc.c): the frames of
+ * tests/frames/test_pageblock.c — pageblocks (buddy.c): the frames of
  * slabs and of page-granular runs (large malloc blocks) are kept in
  * separate 2 MiB pageblocks, so the tails of runs are not taken by slabs
  * and freed runs merge back into blocks a run of any size can use; a use

@@ -1,5 +1,5 @@
 /*
- * tests/vm/test_pcp.c — the threads' page lists (page_alloc.c): a thread
+ * tests/frames/test_pcp.c — the threads' page lists (pcp.c): a thread
  * allocates and frees low-order blocks without its zone's lock, and the
  * frames on the lists go back to the zones where every free frame must be
  * seen: malloc_trim (vm_release_free), thread exit, the purge of an idle

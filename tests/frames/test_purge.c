@@ -1,5 +1,5 @@
 /*
- * tests/vm/test_purge.c — giving free frames back to the host: the time
+ * tests/frames/test_purge.c — giving free frames back to the host: the time
  * decay run by the background purge (RSS falls while the program sleeps,
  * small free blocks included), no system call under a zone lock, purged
  * blocks read as zero and are reused, memory freed and reused soon is not
@@ -274,7 +274,7 @@ static void test_purge_runs_in_a_fork_child(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: no thread in a fork child (page_alloc.c)");
+    ktest_skip("TSan: no thread in a fork child (purge.c)");
 #endif
     set_decay(300);
     fill_and_free_most(); /* the parent's purge thread exists now */

@@ -1,5 +1,5 @@
 /*
- * tests/vm/test_sections.c — low memory under an address-space limit
+ * tests/frames/test_sections.c — low memory under an address-space limit
  * (RLIMIT_AS): it grows by sections reserved as the zones need them, so a
  * process started under a limit reserves only what it uses; objects in
  * every section are found by virt_to_page() (the kfree() path) with the

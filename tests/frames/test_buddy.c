@@ -1,5 +1,5 @@
 /*
- * tests/vm/test_buddy.c — the buddy allocator of low memory: orders,
+ * tests/frames/test_buddy.c — the buddy allocator of low memory: orders,
  * alignment, splitting and coalescing, DMA zone, page-granular blocks,
  * giving memory back to the host, and thread safety.
  */
@@ -221,7 +221,7 @@ static void test_rss_falls_after_large_free(void **state)
     for (int i = 0; i < N; i++)
         free_pages(blocks[i], MAX_ORDER - 1);
     /* Freed memory stays dirty for reuse (the decay is off here, see
-     * main; tests/vm/test_purge.c has the background purge) until it is
+     * main; tests/frames/test_purge.c has the background purge) until it is
      * given back: what malloc_trim does. */
     vm_release_free(0, 0);
     size_t low = ktest_rss();
