@@ -68,7 +68,7 @@ int ip_pointer_from_loader(const void *p)
 /* The fork hook, level KSLAB_FORK_MALLOC (the order is at the top of
  * lib/fork.c): the table of own mappings. */
 static const struct kslab_fork_hook ip_fork_hook = {
-    vm_large_fork_prepare, vm_large_fork_parent, vm_large_fork_child};
+    ip_large_fork_prepare, ip_large_fork_parent, ip_large_fork_child};
 
 /* Level KSLAB_INIT_MALLOC: the slab and the fork protocol are up. */
 static void ip_init(void)
@@ -91,9 +91,9 @@ KSLAB_API void kslab_stats_print(FILE *out)
 {
     if (!out)
         return;
-    struct vm_large_stats s;
+    struct ip_large_stats s;
     kmem_slabinfo(out);
-    vm_large_get_stats(&s);
+    ip_large_get_stats(&s);
     fprintf(out,
             "large: %lu allocated, %lu freed; buddy blocks %lu (%lu pages); "
             "own mappings %lu (%lu bytes); cached mappings %lu (%lu bytes); "
