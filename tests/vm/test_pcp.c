@@ -185,10 +185,12 @@ static void test_purge_drains_an_idle_thread(void **state)
     /* this thread frees enough to start the background purge (8 MiB
      * dirty) if it does not run yet */
     struct page *p[6];
+    set_decay(60000); /* the 12 MiB wait at once, however slow the frees */
     for (int i = 0; i < 6; i++)
         assert_non_null(p[i] = alloc_pages(GFP_KERNEL, 9));
     for (int i = 0; i < 6; i++)
         __free_pages(p[i], 9);
+    set_decay(300);
     int drained = 0;
     for (int i = 0; i < 100 && !drained; i++) {
         sleep_ms(50);

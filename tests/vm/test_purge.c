@@ -295,9 +295,10 @@ static int churn_frames(int n)
 static void small_free_child(void *arg)
 {
     (void)arg;
-    set_decay(200);
+    set_decay(60000); /* nothing past the decay while freeing, however slow */
     if (ktest_threads() != 1 || !churn_frames(1024))
         _exit(2);
+    set_decay(200);
     unsigned long dirty = zone_dirty();
     if (ktest_threads() != 1)
         _exit(3); /* a thread for 4 MiB */
@@ -324,7 +325,8 @@ static void test_small_free_starts_no_thread_slow_paths_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
+    ktest_skip(
+        "TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(small_free_child, NULL, err, sizeof err);
@@ -337,11 +339,12 @@ static void test_small_free_starts_no_thread_slow_paths_purge(void **state)
 static void big_free_child(void *arg)
 {
     (void)arg;
-    set_decay(200);
+    set_decay(60000); /* all 64 MiB wait at once, however slow the frees */
     if (ktest_threads() != 1 || !churn_frames(NPAGES))
         _exit(2);
     if (ktest_threads() < 2)
         _exit(3); /* no thread for 64 MiB */
+    set_decay(200);
     for (int t = 0; t < 100 && zone_dirty() > 256; t++)
         sleep_ms(100); /* no allocator call */
     if (zone_dirty() > 256)
@@ -353,7 +356,8 @@ static void test_big_free_starts_the_background_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
+    ktest_skip(
+        "TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(big_free_child, NULL, err, sizeof err);
