@@ -44,9 +44,9 @@ struct ip_figures {
 static void ip_figures(struct ip_figures *f)
 {
     struct slab_usage su;
-    struct vm_large_stats ls;
+    struct ip_large_stats ls;
     slab_usage(&su);
-    vm_large_get_stats(&ls);
+    ip_large_get_stats(&ls);
     unsigned long committed = 0, nfree = 0, dirty = 0, blocks = 0;
     if (__atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)) {
         for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
@@ -146,7 +146,7 @@ KSLAB_API int malloc_trim(size_t pad)
     if (!kslab_init_reached(KSLAB_INIT_SLAB))
         return 0;
     slab_shrink_all();
-    size_t bytes = vm_large_trim();
+    size_t bytes = ip_large_trim();
     unsigned long frames = vm_release_free(0, pad >> PAGE_SHIFT);
     return bytes || frames;
 }
@@ -238,12 +238,12 @@ static void set_trim_threshold(unsigned long frames)
 
 static void set_mmap_threshold(size_t bytes)
 {
-    __atomic_store_n(&vm_large_mmap_threshold, bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&ip_large_mmap_threshold, bytes, __ATOMIC_RELAXED);
 }
 
 static void set_mmap_max(int n)
 {
-    __atomic_store_n(&vm_large_mmap_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
+    __atomic_store_n(&ip_large_mmap_max, n < 0 ? 0 : n, __ATOMIC_RELAXED);
 }
 
 /*

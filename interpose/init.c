@@ -1,7 +1,8 @@
 /*
  * interpose/init.c — the malloc layer's part of start-up (the last level of
  * lib/init.c's order): the dynamic loader's image, the statistics stream
- * and at exit the statistics; its fork hook (large blocks).
+ * and at exit the statistics; its fork hook (the quarantine of the tool
+ * hooks, the large blocks).
  *
  * Start-up runs from this file's constructor (before main) or at the first
  * allocation, whichever comes first — with LD_PRELOAD the dynamic loader
@@ -65,20 +66,39 @@ int ip_pointer_from_loader(const void *p)
 
 /* ---- start-up ---- */
 
-/* The fork hook, level KSLAB_FORK_MALLOC (the order is at the top of
- * lib/fork.c): the table of own mappings. */
-static const struct kslab_fork_hook ip_fork_hook = {
-    vm_large_fork_prepare, vm_large_fork_parent, vm_large_fork_child};
+/* The fork hook, level KSLAB_FORK_IP (the order is at the top of
+ * lib/fork.c): the quarantine's lock (tool.c), then the large blocks'
+ * (the thread caches, the huge blocks). */
+static void ip_fork_prepare(void)
+{
+    ip_tool_fork_prepare();
+    ip_large_fork_prepare();
+}
 
-/* Level KSLAB_INIT_MALLOC: the slab and the fork protocol are up. */
+static void ip_fork_parent(void)
+{
+    ip_large_fork_parent();
+    ip_tool_fork_parent();
+}
+
+static void ip_fork_child(void)
+{
+    ip_large_fork_child();
+    ip_tool_fork_child();
+}
+
+static const struct kslab_fork_hook ip_fork_hook = {
+    ip_fork_prepare, ip_fork_parent, ip_fork_child};
+
+/* Level KSLAB_INIT_IP: the slab and the fork protocol are up. */
 static void ip_init(void)
 {
     ldso_find();
     ip_glibc_options();
     ip_tool_debug_init();
-    kslab_fork_register(KSLAB_FORK_MALLOC, &ip_fork_hook);
+    kslab_fork_register(KSLAB_FORK_IP, &ip_fork_hook);
 }
-KSLAB_INITCALL(KSLAB_INIT_MALLOC, ip_init);
+KSLAB_INITCALL(KSLAB_INIT_IP, ip_init);
 
 __attribute__((constructor(101))) static void ip_constructor(void)
 {
@@ -91,9 +111,9 @@ KSLAB_API void kslab_stats_print(FILE *out)
 {
     if (!out)
         return;
-    struct vm_large_stats s;
+    struct ip_large_stats s;
     kmem_slabinfo(out);
-    vm_large_get_stats(&s);
+    ip_large_get_stats(&s);
     fprintf(out,
             "large: %lu allocated, %lu freed; buddy blocks %lu (%lu pages); "
             "own mappings %lu (%lu bytes); cached mappings %lu (%lu bytes); "

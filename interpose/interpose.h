@@ -3,11 +3,12 @@
  * start-up check of the slow paths and the loader's image.
  *
  * interpose/malloc.c   the exported malloc family (hot paths)
- * interpose/large.c    blocks above the slab sizes
+ * interpose/large.c    blocks above the slab sizes (large.h); their parts:
+ *   huge.c, huge_pool.c, large_tcache.c (large_internal.h)
  * interpose/tool.c     hooks on the malloc path: valgrind, M_PERTURB
  * interpose/extras.c   mallinfo2, malloc_trim, malloc_stats, malloc_info,
  *                      mallopt
- * interpose/init.c     the malloc layer's start-up level and fork hook,
+ * interpose/init.c     the interposer's start-up level and fork hook,
  *                      statistics at exit, kslab_stats_print()
  */
 #ifndef KSLAB_INTERPOSE_H

@@ -6,18 +6,20 @@
  * frames from the buddy zones (vm_alloc_pages_exact); its head page carries
  * PG_private and its length in frames in page->private.  A bigger block (or
  * one whose alignment does not fit a buddy block, or any block when low
- * memory is exhausted) is a host mapping of its own ("huge"), recorded in a
- * table keyed by its address; freed huge blocks are kept as address ranges
- * (a pool, see large.c) for the next ones, bounded by the recent peak of
- * the live huge bytes plus HUGE_CACHE_MAX_BYTES, and decay by time.
+ * memory is exhausted) is a host mapping of its own ("huge", huge.c),
+ * recorded in a table keyed by its address; freed huge blocks are kept as
+ * address ranges (a pool, huge_pool.c) for the next ones, bounded by the
+ * recent peak of the live huge bytes plus HUGE_CACHE_MAX_BYTES, and decay
+ * by time.
  *
- * Freed buddy blocks go first to a cache of the freeing thread (below), so
- * a thread that frees and allocates large blocks takes no global lock.
+ * Freed buddy blocks go first to a cache of the freeing thread (below and
+ * large_tcache.c), so a thread that frees and allocates large blocks takes
+ * no global lock.  large.c holds the interface declared here.
  *
  * Every function is thread-safe: buddy blocks are serialised by the zone
- * locks of the page layer, huge blocks by one mutex of this file, a
- * thread's cache by a lock of its own that only vm_large_trim() and fork
- * take from another thread.
+ * locks of the page layer, huge blocks by one mutex (ip_huge_lock), a
+ * thread's cache by a lock of its own that only ip_large_trim(), the
+ * statistics and fork take from another thread.
  */
 #ifndef KSLAB_INTERPOSE_LARGE_H
 #define KSLAB_INTERPOSE_LARGE_H
@@ -35,12 +37,12 @@
 #define LARGE_BUDDY_MAX_PAGES (1UL << (MAX_ORDER - 1))
 /* Blocks this big or bigger are own mappings unless mallopt says else. */
 #define LARGE_MMAP_THRESHOLD_DEFAULT ((LARGE_BUDDY_MAX_PAGES + 1) << PAGE_SHIFT)
-extern size_t vm_large_mmap_threshold;
+extern size_t ip_large_mmap_threshold;
 /* At most this many own mappings live at once (M_MMAP_MAX; glibc's
  * default): past it a block that fits a buddy block comes from low memory.
  * A bigger one, or one when low memory is full, is still a mapping. */
 #define LARGE_MMAP_MAX_DEFAULT 65536
-extern int vm_large_mmap_max;
+extern int ip_large_mmap_max;
 
 /* Freed huge memory kept for reuse (each range at most the decay time,
  * vm_purge_decay_ms): at most what the live huge bytes are below their
@@ -59,8 +61,8 @@ extern int vm_large_mmap_max;
  * MiB of such blocks, a flat 8 MiB a thread kept about 13 MiB more at the
  * peak of RSS.)  A block in it is
  * free to the program (its head loses PG_private, so a second free of it
- * is VM_LARGE_BAD) and held by the thread; it goes back to the zones at
- * thread exit, by vm_large_trim() and when the zones run short.
+ * is IP_LARGE_BAD) and held by the thread; it goes back to the zones at
+ * thread exit, by ip_large_trim() and when the zones run short.
  */
 #define LARGE_TCACHE_CLASSES 48
 #define LARGE_TCACHE_BIN 8
@@ -69,7 +71,7 @@ extern int vm_large_mmap_max;
 #define LARGE_TCACHE_LIVE_SHIFT 2
 
 /* Totals for kslab_stats_print(); a consistent-enough snapshot. */
-struct vm_large_stats {
+struct ip_large_stats {
     unsigned long nr_alloc;    /* blocks ever allocated */
     unsigned long nr_free;     /* blocks ever freed */
     unsigned long live_blocks; /* buddy blocks in use */
@@ -91,51 +93,52 @@ struct vm_large_stats {
 };
 
 /*
- * vm_large_alloc - a page-aligned block of at least size bytes.
+ * ip_large_alloc - a page-aligned block of at least size bytes.
  * @align: a power of two; blocks are aligned to max(align, PAGE_SIZE).
  * @zero:  nonzero to return zeroed memory (calloc).
  * Returns NULL with errno ENOMEM when the size cannot be served.
  */
-void *vm_large_alloc(size_t size, size_t align, int zero);
+void *ip_large_alloc(size_t size, size_t align, int zero);
 
-/* Outcome of vm_large_free(). */
-enum { VM_LARGE_BAD = -1, VM_LARGE_NOT_OURS = 0, VM_LARGE_FREED = 1 };
+/* Outcome of ip_large_free(). */
+enum { IP_LARGE_BAD = -1, IP_LARGE_NOT_OURS = 0, IP_LARGE_FREED = 1 };
 
 /*
- * vm_large_free - frees a large block.  Returns VM_LARGE_FREED, or
- * VM_LARGE_BAD for an address in low memory that is not the head of a live
- * large block (a freed block, an interior pointer), or VM_LARGE_NOT_OURS
+ * ip_large_free - frees a large block.  Returns IP_LARGE_FREED, or
+ * IP_LARGE_BAD for an address in low memory that is not the head of a live
+ * large block (a freed block, an interior pointer), or IP_LARGE_NOT_OURS
  * for an address kslab never mapped.  errno is preserved.
  */
-int vm_large_free(void *p);
+int ip_large_free(void *p);
 
 /* Usable bytes of a live large block; 0 when p is not one. */
-size_t vm_large_usable(const void *p);
+size_t ip_large_usable(const void *p);
 
 /*
- * vm_large_realloc - resizes the live large block p to size bytes (size >
+ * ip_large_realloc - resizes the live large block p to size bytes (size >
  * LARGE_MIN_SIZE): in place when the following frames are free, by
  * mremap for a huge mapping, else by allocate-copy-free.  Returns the block,
  * or NULL with errno ENOMEM leaving p untouched.
  */
-void *vm_large_realloc(void *p, size_t size);
+void *ip_large_realloc(void *p, size_t size);
 
-void vm_large_get_stats(struct vm_large_stats *st);
+void ip_large_get_stats(struct ip_large_stats *st);
 
 /* Empties every thread's cache of buddy blocks and unmaps every cached
  * huge mapping (malloc_trim); returns the bytes given back. */
-size_t vm_large_trim(void);
+size_t ip_large_trim(void);
 
 /* Under an address-space limit (RLIMIT_AS), after an allocation failed:
  * gives back the address space kslab holds for memory nobody uses (free
  * slabs, cached blocks, the pool of huge ranges, sections of low memory
  * whose frames are all free).  Returns nonzero when anything went (worth
  * trying again); 0 at once without a limit.  No kslab lock held. */
-size_t vm_large_aspace_reclaim(void);
+size_t ip_large_aspace_reclaim(void);
 
-/* Fork handlers for the huge-mapping lock. */
-void vm_large_fork_prepare(void);
-void vm_large_fork_parent(void);
-void vm_large_fork_child(void);
+/* The large blocks' fork handlers (the thread caches' locks, then the
+ * huge blocks' lock), called by the layer's fork hook (interpose/init.c). */
+void ip_large_fork_prepare(void);
+void ip_large_fork_parent(void);
+void ip_large_fork_child(void);
 
 #endif /* KSLAB_INTERPOSE_LARGE_H */

@@ -16,7 +16,7 @@
  * kmalloc object of the next power of two >= max(size, align) (the slab
  * places such objects on their natural boundary in the common case); when
  * the object is not aligned, the request becomes a large block, which is
- * aligned to any power of two (vm_large_alloc).  So every pointer handed out
+ * aligned to any power of two (ip_large_alloc).  So every pointer handed out
  * is the start of an object or of a large block: free never has to map an
  * interior pointer back.  (Up to three kmalloc classes are tried, since
  * the caches of 512 bytes and more align most objects to their size.)
@@ -68,7 +68,7 @@ static __cold void ip_foreign(const void *p, const char *fn)
 /* Frees what slab_kfree_inline() did not take. */
 static __cold __noinline void ip_release_large(void *p, const char *fn)
 {
-    if (unlikely(vm_large_free(p) != VM_LARGE_FREED))
+    if (unlikely(ip_large_free(p) != IP_LARGE_FREED))
         ip_foreign(p, fn);
 }
 
@@ -83,7 +83,7 @@ size_t ip_block_size(const void *p, const char *fn)
 {
     size_t n = slab_ksize(p);
     if (!n)
-        n = vm_large_usable(p);
+        n = ip_large_usable(p);
     if (unlikely(!n))
         ip_foreign(p, fn);
     return n;
@@ -96,10 +96,10 @@ static __noinline void *ip_malloc_slow(size_t size)
 {
     ip_ensure_init();
     if (size > LARGE_MIN_SIZE)
-        return vm_large_alloc(size, PAGE_SIZE, 0);
+        return ip_large_alloc(size, PAGE_SIZE, 0);
     void *p = slab_malloc_slow(size);
     /* under an address-space limit, what kslab holds unused goes first */
-    if (!p && vm_large_aspace_reclaim())
+    if (!p && ip_large_aspace_reclaim())
         p = slab_malloc_slow(size);
     return p ? p : ip_oom();
 }
@@ -147,7 +147,7 @@ static void *ip_aligned(size_t align, size_t size)
             want <<= 1;
         }
     }
-    return vm_large_alloc(size, align, 0);
+    return ip_large_alloc(size, align, 0);
 }
 
 /* ---- the hooks (interpose/tool.h): the same path, with a call after
@@ -226,7 +226,7 @@ KSLAB_API void *calloc(size_t n, size_t size)
         return memset(p, 0, total);
     }
     ip_ensure_init();
-    return vm_large_alloc(total, PAGE_SIZE, 1);
+    return ip_large_alloc(total, PAGE_SIZE, 1);
 }
 
 /* The move every realloc path falls back to: a new block, the bytes both
@@ -264,7 +264,7 @@ static __noinline void *ip_realloc_large(void *p, size_t size)
     if (!old) /* the loader's: its size is unknown */
         ip_bad_pointer("realloc", p);
     if (size > LARGE_MIN_SIZE)
-        return vm_large_realloc(p, size);
+        return ip_large_realloc(p, size);
     return ip_realloc_move(p, old, size);
 }
 

@@ -142,6 +142,24 @@ static void quarantine(void *p, size_t size, const char *fn)
     }
 }
 
+/* q_lock in the fork protocol (level KSLAB_FORK_IP, lib/fork.c): a leaf,
+ * held around the ring only.  The child, single-threaded, makes it anew;
+ * the blocks in the ring are the child's copies and leave it as usual. */
+void ip_tool_fork_prepare(void)
+{
+    pthread_mutex_lock(&q_lock);
+}
+
+void ip_tool_fork_parent(void)
+{
+    pthread_mutex_unlock(&q_lock);
+}
+
+void ip_tool_fork_child(void)
+{
+    pthread_mutex_init(&q_lock, NULL);
+}
+
 static int tool_free(void *p, const char *fn)
 {
     /* An invalid or double free is reported by memcheck, and ignored as
@@ -197,6 +215,13 @@ size_t ip_tool_usable(void *p, size_t usable)
     (void)p;
     return usable;
 }
+
+/* No quarantine, no lock. */
+void ip_tool_fork_prepare(void) {}
+
+void ip_tool_fork_parent(void) {}
+
+void ip_tool_fork_child(void) {}
 
 #endif
 

@@ -57,6 +57,12 @@ int ip_tool_free(void *p, const char *fn);
  * of usable bytes. */
 size_t ip_tool_usable(void *p, size_t usable);
 
+/* The quarantine's lock in the fork protocol, called by the layer's fork
+ * hook (interpose/init.c). */
+void ip_tool_fork_prepare(void);
+void ip_tool_fork_parent(void);
+void ip_tool_fork_child(void);
+
 /* mallopt(M_PERTURB, value): fill blocks with ~value on allocation and
  * value on free; 0 turns it off. */
 void ip_set_perturb(int value);

@@ -25,10 +25,14 @@
  *        vmlist_lock                vm/mm/vmalloc.c
  *        pagecache_lock             vm/mm/filemap.c: the page cache
  *        h_lock, vm_swap_lock       vm/mm/swapfile.c
- *   2. KSLAB_FORK_MALLOC (interpose/large.c)
- *        tc_lock                    the list of per-thread large caches
+ *   2. KSLAB_FORK_IP (interpose/init.c, ip_fork_prepare)
+ *        q_lock                     interpose/tool.c: the quarantine of
+ *                                    freed blocks under valgrind (a leaf)
+ *        tc_lock                    interpose/large_tcache.c: the list of
+ *                                    per-thread large caches
  *        each thread cache's lock   list order
- *        huge_lock                  the table of own mappings
+ *        ip_huge_lock               interpose/huge.c: the table of own
+ *                                    mappings and the pool of freed ones
  *   3. KSLAB_FORK_INIT (lib/init.c)
  *        init_lock                  every once-only set-up (recursive)
  *   4. KSLAB_FORK_SLAB (slab/slab.c, slab_fork_prepare)
@@ -48,9 +52,10 @@
  * cache of the emulator) may run with an mmap_sem held and creates a
  * cache under init_lock (1 before 3 before 4); a cache grows from the
  * zones with its own lock dropped, but the chain lock is held while
- * slabs are destroyed (4 before 5); huge_lock is held around host
- * mappings only.  No kslab lock is taken while holding one of a lower
- * level, so prepare cannot wait for a thread that waits for prepare.
+ * slabs are destroyed (4 before 5); ip_huge_lock is held around host
+ * mappings only, q_lock around its ring only.  No kslab lock is taken
+ * while holding one of a lower level, so prepare cannot wait for a thread
+ * that waits for prepare.
  *
  * Children: their handlers run bottom to top (frames first), so a level
  * re-making its locks may already use every level below it — the slab's

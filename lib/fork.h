@@ -10,7 +10,7 @@
 /* Prepare runs the levels top to bottom; parent and child bottom to top. */
 enum kslab_fork_level {
     KSLAB_FORK_MM,     /* vm/mm/fork.c: address spaces (when in use) */
-    KSLAB_FORK_MALLOC, /* interpose/init.c: large blocks (interpose/large.c) */
+    KSLAB_FORK_IP,     /* interpose/init.c: the quarantine, large blocks */
     KSLAB_FORK_INIT,   /* lib/init.c: the start-up lock */
     KSLAB_FORK_SLAB,   /* slab/slab.c: the cache chain and every cache */
     KSLAB_FORK_FRAMES, /* vm/frames/lowmem.c: the zones, high memory */

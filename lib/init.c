@@ -18,14 +18,14 @@
  *                                      slab's fork hook
  *   3 fork     lib/fork.c              the one pthread_atfork (it may
  *                                      allocate: the slab is up)
- *   4 malloc   interpose/init.c        the loader's image, the statistics
- *                                      stream; register the large blocks'
+ *   4 ip       interpose/init.c        the loader's image, the statistics
+ *                                      stream; register the interposer's
  *                                      fork hook
  *
  * Why this order: the slab takes its pages from the zones; the fork
  * protocol must exist before anything it protects can be locked by a
  * second thread, and pthread_atfork may call malloc, which needs the slab;
- * the malloc layer is the top.
+ * the interposer (interpose/, the malloc family) is the top.
  *
  * Locking and re-entrancy: one recursive mutex, init_lock, serialises
  * every once-only set-up (this one and the lazy ones of kslab_once()).

@@ -13,7 +13,7 @@
  *   KSLAB_INIT_SLAB     slab/slab.c             cache_cache, the kmalloc
  *                                               caches, the malloc classes
  *   KSLAB_INIT_FORK     lib/fork.c              the one pthread_atfork
- *   KSLAB_INIT_MALLOC   interpose/init.c        the loader's image, the
+ *   KSLAB_INIT_IP       interpose/init.c        the loader's image, the
  *                                               statistics stream
  *
  * A level missing from a program (kslab_core without the interposer) is
@@ -33,7 +33,7 @@ enum kslab_init_level {
     KSLAB_INIT_FRAMES,
     KSLAB_INIT_SLAB,
     KSLAB_INIT_FORK,
-    KSLAB_INIT_MALLOC,
+    KSLAB_INIT_IP,
     KSLAB_INIT_NR_LEVELS
 };
 

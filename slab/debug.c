@@ -600,12 +600,6 @@ void slab_debug_free(const void *p, const char *fn)
         log_event(LOG_FREE, addr, size, ns, tid, stack, depth);
 }
 
-void slab_debug_move(const void *old, void *p, size_t size)
-{
-    slab_debug_free(old, "realloc");
-    slab_debug_alloc(p, size);
-}
-
 /* The record of the block holding addr, copied (its lock dropped): the
  * exact address first, then the slab object around it, then any block
  * around it (a walk of every record: this is the way to abort()). */

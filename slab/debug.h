@@ -50,8 +50,6 @@ void slab_debug_resize(const void *p, size_t asked);
 /* Before the block at p is given back by fn ("free", "kfree" ...): dies
  * with both stacks when the audit record says it is already free. */
 void slab_debug_free(const void *p, const char *fn);
-/* A block moved (realloc that the block layer did itself). */
-void slab_debug_move(const void *old, void *p, size_t size);
 /* An unwinder: return addresses of the caller's stack into buf, at most
  * size; the number written. */
 typedef int (*slab_unwinder_fn)(void **buf, int size);

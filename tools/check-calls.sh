@@ -12,7 +12,7 @@ declare -A objdir=(
     [vm/frames]=kslab_base_objs.dir/vm/frames
     [slab]=kslab_base_objs.dir/slab
     [vm/mm]=kslab_mm_objs.dir/vm/mm
-    [interpose]=kslab_malloc_objs.dir/interpose
+    [interpose]=kslab_ip_objs.dir/interpose
 )
 # vm/mm and interpose sit side by side above slab: neither may call the other.
 declare -A above=(

@@ -21,49 +21,49 @@
 static void test_buddy_block(void **s)
 {
     (void)s;
-    char *p = vm_large_alloc(200 * KiB, PAGE_SIZE, 1);
+    char *p = ip_large_alloc(200 * KiB, PAGE_SIZE, 1);
     assert_non_null(p);
     assert_int_equal((uintptr_t)p & (PAGE_SIZE - 1), 0);
     assert_non_null(vm_virt_to_page(p)); /* low memory */
-    assert_int_equal(vm_large_usable(p), PAGE_ALIGN(200 * KiB));
+    assert_int_equal(ip_large_usable(p), PAGE_ALIGN(200 * KiB));
     for (size_t i = 0; i < 200 * KiB; i++)
         assert_int_equal(p[i], 0);
     memset(p, 1, 200 * KiB);
-    assert_int_equal(vm_large_usable(p + PAGE_SIZE), 0);
-    assert_int_equal(vm_large_free(p + PAGE_SIZE), VM_LARGE_BAD);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(p), VM_LARGE_BAD); /* double free */
+    assert_int_equal(ip_large_usable(p + PAGE_SIZE), 0);
+    assert_int_equal(ip_large_free(p + PAGE_SIZE), IP_LARGE_BAD);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(p), IP_LARGE_BAD); /* double free */
 }
 
 static void test_huge_block(void **s)
 {
     (void)s;
     size_t n = 3 * LARGE_BUDDY_MAX_PAGES * PAGE_SIZE;
-    char *p = vm_large_alloc(n, PAGE_SIZE, 1);
+    char *p = ip_large_alloc(n, PAGE_SIZE, 1);
     assert_non_null(p);
     assert_null(vm_virt_to_page(p)); /* a mapping of its own */
-    assert_int_equal(vm_large_usable(p), n);
+    assert_int_equal(ip_large_usable(p), n);
     memset(p, 2, n);
-    assert_int_equal(vm_large_free(p + PAGE_SIZE), VM_LARGE_NOT_OURS);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(p), VM_LARGE_NOT_OURS);
+    assert_int_equal(ip_large_free(p + PAGE_SIZE), IP_LARGE_NOT_OURS);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(p), IP_LARGE_NOT_OURS);
     /* The same size again comes from the cache, zeroed on request. */
-    char *q = vm_large_alloc(n, PAGE_SIZE, 1);
+    char *q = ip_large_alloc(n, PAGE_SIZE, 1);
     for (size_t i = 0; i < n; i += 4096)
         assert_int_equal(q[i], 0);
-    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
+    assert_int_equal(ip_large_free(q), IP_LARGE_FREED);
 }
 
 static void test_alignment(void **s)
 {
     (void)s;
     for (size_t a = PAGE_SIZE; a <= 16 * MiB; a <<= 1) {
-        char *p = vm_large_alloc(300 * KiB, a, 0);
+        char *p = ip_large_alloc(300 * KiB, a, 0);
         assert_non_null(p);
         assert_int_equal((uintptr_t)p & (a - 1), 0);
-        assert_true(vm_large_usable(p) >= 300 * KiB);
+        assert_true(ip_large_usable(p) >= 300 * KiB);
         memset(p, 3, 300 * KiB);
-        assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+        assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
     }
 }
 
@@ -72,13 +72,13 @@ static void test_realloc_kinds(void **s)
     (void)s;
     size_t sizes[] = {150 * KiB, 1 * MiB,   5 * MiB, 30 * MiB,
                       2 * MiB,   300 * KiB, 9 * MiB, 140 * KiB};
-    unsigned char *p = vm_large_alloc(140 * KiB, PAGE_SIZE, 0);
+    unsigned char *p = ip_large_alloc(140 * KiB, PAGE_SIZE, 0);
     size_t have = 140 * KiB;
     for (size_t i = 0; i < have; i++)
         p[i] = (unsigned char)(i * 7);
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         size_t keep = have < sizes[k] ? have : sizes[k];
-        p = vm_large_realloc(p, sizes[k]);
+        p = ip_large_realloc(p, sizes[k]);
         assert_non_null(p);
         for (size_t i = 0; i < keep; i += 61)
             assert_int_equal(p[i], (unsigned char)(i * 7));
@@ -86,23 +86,23 @@ static void test_realloc_kinds(void **s)
             p[i] = (unsigned char)(i * 7);
         have = sizes[k];
     }
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
 }
 
 static void test_grow_in_place(void **s)
 {
     (void)s;
-    struct vm_large_stats a, b;
-    vm_large_get_stats(&a);
-    char *p = vm_large_alloc(140 * KiB, PAGE_SIZE, 0);
+    struct ip_large_stats a, b;
+    ip_large_get_stats(&a);
+    char *p = ip_large_alloc(140 * KiB, PAGE_SIZE, 0);
     int same = 0;
     for (size_t n = 200 * KiB; n < 1800 * KiB; n += 100 * KiB) {
-        char *q = vm_large_realloc(p, n);
+        char *q = ip_large_realloc(p, n);
         same += q == p;
         p = q;
     }
-    vm_large_free(p);
-    vm_large_get_stats(&b);
+    ip_large_free(p);
+    ip_large_get_stats(&b);
     assert_true(same > 0);
     assert_true(b.grow_in_place > a.grow_in_place);
 }
@@ -113,31 +113,31 @@ static void test_grow_in_place(void **s)
 static void test_cache_is_bounded(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     void *v[12];
     for (int i = 0; i < 12; i++)
-        v[i] = vm_large_alloc(12 * MiB, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc(12 * MiB, PAGE_SIZE, 0);
     for (int i = 0; i < 12; i++)
-        assert_int_equal(vm_large_free(v[i]), VM_LARGE_FREED);
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+        assert_int_equal(ip_large_free(v[i]), IP_LARGE_FREED);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_true(st.huge_cached <= HUGE_CACHE_SLOTS);
     assert_true(st.huge_cached_bytes <= 12 * 12 * MiB + HUGE_CACHE_MAX_BYTES);
     /* 80 blocks of 4 MiB live, then freed: more ranges than slots */
     void *w[80];
     unsigned long unmapped = st.huge_unmapped_bytes;
     for (int i = 0; i < 80; i++)
-        w[i] = vm_large_alloc(4 * MiB, PAGE_SIZE, 0);
+        w[i] = ip_large_alloc(4 * MiB, PAGE_SIZE, 0);
     for (int i = 0; i < 80; i += 2) /* every other: ranges that cannot merge */
-        assert_int_equal(vm_large_free(w[i]), VM_LARGE_FREED);
-    vm_large_get_stats(&st);
+        assert_int_equal(ip_large_free(w[i]), IP_LARGE_FREED);
+    ip_large_get_stats(&st);
     assert_int_equal(st.huge_cached, HUGE_CACHE_SLOTS);
     assert_true(st.huge_unmapped_bytes > unmapped);
     for (int i = 1; i < 80; i += 2)
-        assert_int_equal(vm_large_free(w[i]), VM_LARGE_FREED);
-    vm_large_get_stats(&st);
+        assert_int_equal(ip_large_free(w[i]), IP_LARGE_FREED);
+    ip_large_get_stats(&st);
     assert_true(st.huge_cached <= HUGE_CACHE_SLOTS);
-    assert_true(vm_large_trim() >= st.huge_cached_bytes);
+    assert_true(ip_large_trim() >= st.huge_cached_bytes);
 }
 
 /* A block taken from a bigger freed range gets only its own pages: the
@@ -145,29 +145,29 @@ static void test_cache_is_bounded(void **s)
 static void test_huge_split_no_slack(void **s)
 {
     (void)s;
-    vm_large_trim();
-    char *big = vm_large_alloc(24 * MiB, PAGE_SIZE, 0);
+    ip_large_trim();
+    char *big = ip_large_alloc(24 * MiB, PAGE_SIZE, 0);
     assert_non_null(big);
-    assert_int_equal(vm_large_free(big), VM_LARGE_FREED);
-    struct vm_large_stats a, b;
-    vm_large_get_stats(&a);
+    assert_int_equal(ip_large_free(big), IP_LARGE_FREED);
+    struct ip_large_stats a, b;
+    ip_large_get_stats(&a);
     assert_int_equal(a.huge_cached_bytes, 24 * MiB);
-    char *p = vm_large_alloc(6 * MiB, PAGE_SIZE, 0);
-    char *q = vm_large_alloc(6 * MiB, PAGE_SIZE, 0);
-    vm_large_get_stats(&b);
+    char *p = ip_large_alloc(6 * MiB, PAGE_SIZE, 0);
+    char *q = ip_large_alloc(6 * MiB, PAGE_SIZE, 0);
+    ip_large_get_stats(&b);
     assert_int_equal(b.huge_cache_hits, a.huge_cache_hits + 2);
-    assert_int_equal(vm_large_usable(p), 6 * MiB);
-    assert_int_equal(vm_large_usable(q), 6 * MiB);
+    assert_int_equal(ip_large_usable(p), 6 * MiB);
+    assert_int_equal(ip_large_usable(q), 6 * MiB);
     assert_int_equal(b.huge_cached_bytes, 12 * MiB);
     assert_true(p >= big && p + 6 * MiB <= big + 24 * MiB);
     assert_true(q >= big && q + 6 * MiB <= big + 24 * MiB);
     /* freed again, the pieces merge back into the one range */
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
-    vm_large_get_stats(&b);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(q), IP_LARGE_FREED);
+    ip_large_get_stats(&b);
     assert_int_equal(b.huge_cached, 1);
     assert_int_equal(b.huge_cached_bytes, 24 * MiB);
-    vm_large_trim();
+    ip_large_trim();
 }
 
 /* A huge block grows by realloc into the freed range that follows it,
@@ -176,32 +176,32 @@ static void test_huge_split_no_slack(void **s)
 static void test_huge_realloc_into_pool(void **s)
 {
     (void)s;
-    vm_large_trim();
-    char *big = vm_large_alloc(24 * MiB, PAGE_SIZE, 0);
+    ip_large_trim();
+    char *big = ip_large_alloc(24 * MiB, PAGE_SIZE, 0);
     assert_non_null(big);
-    assert_int_equal(vm_large_free(big), VM_LARGE_FREED);
-    char *p = vm_large_alloc(6 * MiB, PAGE_SIZE, 0);
+    assert_int_equal(ip_large_free(big), IP_LARGE_FREED);
+    char *p = ip_large_alloc(6 * MiB, PAGE_SIZE, 0);
     assert_ptr_equal(p, big);
     memset(p, 7, 6 * MiB);
     struct vm_os_counts a, b;
     vm_os_get_counts(&a);
-    char *q = vm_large_realloc(p, 12 * MiB);
+    char *q = ip_large_realloc(p, 12 * MiB);
     vm_os_get_counts(&b);
     assert_ptr_equal(q, p);
     assert_int_equal(b.remap, a.remap);
     assert_int_equal(b.map, a.map);
-    assert_int_equal(vm_large_usable(q), 12 * MiB);
+    assert_int_equal(ip_large_usable(q), 12 * MiB);
     assert_int_equal(q[6 * MiB - 1], 7);
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_int_equal(st.huge_cached_bytes, 12 * MiB);
-    q = vm_large_realloc(q, 4 * MiB); /* below half: the tail goes back */
+    q = ip_large_realloc(q, 4 * MiB); /* below half: the tail goes back */
     assert_ptr_equal(q, p);
-    vm_large_get_stats(&st);
+    ip_large_get_stats(&st);
     assert_int_equal(st.huge_cached_bytes, 20 * MiB);
     assert_int_equal(st.huge_cached, 1);
-    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
-    vm_large_trim();
+    assert_int_equal(ip_large_free(q), IP_LARGE_FREED);
+    ip_large_trim();
 }
 
 /* When no freed range holds a block and the pool may not grow, its ranges
@@ -210,94 +210,94 @@ static void test_huge_realloc_into_pool(void **s)
 static void test_huge_gather(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     char *v[3];
     for (int i = 0; i < 3; i++) {
-        v[i] = vm_large_alloc(40 * MiB, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc(40 * MiB, PAGE_SIZE, 0);
         assert_non_null(v[i]);
         for (size_t o = 0; o < 40 * MiB; o += PAGE_SIZE)
             v[i][o] = (char)(i + 1);
     }
-    assert_int_equal(vm_large_free(v[0]), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(v[2]), VM_LARGE_FREED);
-    struct vm_large_stats a, b;
-    vm_large_get_stats(&a);
+    assert_int_equal(ip_large_free(v[0]), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(v[2]), IP_LARGE_FREED);
+    struct ip_large_stats a, b;
+    ip_large_get_stats(&a);
     assert_int_equal(a.huge_cached_bytes, 80 * MiB);
     /* 40 live + 80 kept + 70 asked is past the peak (120) + 64 MiB */
-    char *p = vm_large_alloc(70 * MiB, PAGE_SIZE, 0);
+    char *p = ip_large_alloc(70 * MiB, PAGE_SIZE, 0);
     assert_non_null(p);
-    vm_large_get_stats(&b);
+    ip_large_get_stats(&b);
     assert_int_equal(b.huge_gathered, a.huge_gathered + 1);
     assert_int_equal(b.huge_cached_bytes, 10 * MiB);
-    assert_int_equal(vm_large_usable(p), 70 * MiB);
+    assert_int_equal(ip_large_usable(p), 70 * MiB);
     /* every page is one of the freed blocks' (1 or 3), none fresh (0) */
     for (size_t o = 0; o < 70 * MiB; o += PAGE_SIZE)
         if (p[o] != 1 && p[o] != 3)
             fail_msg("page at %zu reads %d", o, p[o]);
     memset(p, 5, 70 * MiB);
     /* calloc from gathered pages is zeroed */
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    char *z = vm_large_alloc(75 * MiB, PAGE_SIZE, 1);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    char *z = ip_large_alloc(75 * MiB, PAGE_SIZE, 1);
     assert_non_null(z);
     for (size_t o = 0; o < 75 * MiB; o += PAGE_SIZE)
         assert_int_equal(z[o], 0);
-    assert_int_equal(vm_large_free(z), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(v[1]), VM_LARGE_FREED);
-    vm_large_trim();
+    assert_int_equal(ip_large_free(z), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(v[1]), IP_LARGE_FREED);
+    ip_large_trim();
 }
 
 static void test_impossible_sizes(void **s)
 {
     (void)s;
     errno = 0;
-    assert_null(vm_large_alloc(SIZE_MAX, PAGE_SIZE, 0));
+    assert_null(ip_large_alloc(SIZE_MAX, PAGE_SIZE, 0));
     assert_int_equal(errno, ENOMEM);
     errno = 0;
-    assert_null(vm_large_alloc((size_t)PTRDIFF_MAX, 4 * MiB, 0));
+    assert_null(ip_large_alloc((size_t)PTRDIFF_MAX, 4 * MiB, 0));
     assert_int_equal(errno, ENOMEM);
     errno = 0;
-    assert_null(vm_large_alloc(1, (size_t)1 << 62, 0));
+    assert_null(ip_large_alloc(1, (size_t)1 << 62, 0));
     assert_int_equal(errno, ENOMEM);
-    void *z = vm_large_alloc(0, PAGE_SIZE, 0); /* size 0: one page */
+    void *z = ip_large_alloc(0, PAGE_SIZE, 0); /* size 0: one page */
     assert_non_null(z);
-    assert_int_equal(vm_large_usable(z), PAGE_SIZE);
-    assert_int_equal(vm_large_free(z), VM_LARGE_FREED);
+    assert_int_equal(ip_large_usable(z), PAGE_SIZE);
+    assert_int_equal(ip_large_free(z), IP_LARGE_FREED);
     char buf[16];
-    assert_int_equal(vm_large_free(buf), VM_LARGE_NOT_OURS);
-    assert_int_equal(vm_large_usable(buf), 0);
+    assert_int_equal(ip_large_free(buf), IP_LARGE_NOT_OURS);
+    assert_int_equal(ip_large_usable(buf), 0);
 }
 
 /* M_MMAP_THRESHOLD's knob: blocks from the threshold up are own mappings;
- * vm_large_trim() unmaps the cached ones; the high-water marks follow. */
+ * ip_large_trim() unmaps the cached ones; the high-water marks follow. */
 static void test_mmap_threshold_and_trim(void **s)
 {
     (void)s;
-    vm_large_trim();
-    size_t saved = vm_large_mmap_threshold;
-    vm_large_mmap_threshold = 256 * KiB;
-    char *p = vm_large_alloc(512 * KiB, PAGE_SIZE, 0);
+    ip_large_trim();
+    size_t saved = ip_large_mmap_threshold;
+    ip_large_mmap_threshold = 256 * KiB;
+    char *p = ip_large_alloc(512 * KiB, PAGE_SIZE, 0);
     assert_non_null(p);
     assert_null(vm_virt_to_page(p)); /* a mapping of its own */
-    char *q = vm_large_alloc(200 * KiB, PAGE_SIZE, 0);
+    char *q = ip_large_alloc(200 * KiB, PAGE_SIZE, 0);
     assert_non_null(vm_virt_to_page(q)); /* below: a buddy block */
     /* a buddy block grown past the threshold becomes a mapping */
-    q = vm_large_realloc(q, 300 * KiB);
+    q = ip_large_realloc(q, 300 * KiB);
     assert_null(vm_virt_to_page(q));
-    vm_large_mmap_threshold = saved;
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    ip_large_mmap_threshold = saved;
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_true(st.huge_max_blocks >= 2);
     assert_true(st.huge_max_bytes >= 812 * KiB);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
-    vm_large_get_stats(&st);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    assert_int_equal(ip_large_free(q), IP_LARGE_FREED);
+    ip_large_get_stats(&st);
     assert_true(st.huge_cached >= 1); /* two, or one if they touch */
     assert_int_equal(st.huge_cached_bytes, 812 * KiB);
-    assert_int_equal(vm_large_trim(), st.huge_cached_bytes + st.tcache_bytes);
-    vm_large_get_stats(&st);
+    assert_int_equal(ip_large_trim(), st.huge_cached_bytes + st.tcache_bytes);
+    ip_large_get_stats(&st);
     assert_int_equal(st.huge_cached, 0);
     assert_int_equal(st.tcache_bytes, 0);
-    assert_int_equal(vm_large_trim(), 0);
+    assert_int_equal(ip_large_trim(), 0);
 }
 
 /* A loop allocating and freeing blocks of 5 ... 25 MiB, a few alive at
@@ -309,31 +309,31 @@ static void test_mmap_threshold_and_trim(void **s)
 static void test_huge_steady_state(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     enum { LIVE = 4, WARM = 400, STEADY = 400 };
     char *v[LIVE] = {0};
     size_t len[LIVE] = {0}, asked = 0, asked_max = 0, held_max = 0;
     unsigned int seed = 42;
     struct vm_os_counts a = {0}, b;
-    struct vm_large_stats st;
+    struct ip_large_stats st;
     for (int i = 0; i < WARM + STEADY; i++) {
         if (i == WARM)
             vm_os_get_counts(&a);
         seed = seed * 1103515245u + 12345u;
         size_t n = 5 * MiB + (seed >> 8) % (20 * MiB + 1);
         int k = (int)((seed >> 4) % LIVE);
-        char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+        char *p = ip_large_alloc(n, PAGE_SIZE, 0);
         assert_non_null(p);
         p[0] = 1;
         p[n - 1] = 1;
         asked += PAGE_ALIGN(n);
         if (asked > asked_max)
             asked_max = asked;
-        vm_large_get_stats(&st);
+        ip_large_get_stats(&st);
         if (st.huge_bytes + st.huge_cached_bytes > held_max)
             held_max = st.huge_bytes + st.huge_cached_bytes;
         if (v[k])
-            assert_int_equal(vm_large_free(v[k]), VM_LARGE_FREED);
+            assert_int_equal(ip_large_free(v[k]), IP_LARGE_FREED);
         asked -= len[k];
         v[k] = p;
         len[k] = PAGE_ALIGN(n);
@@ -348,11 +348,11 @@ static void test_huge_steady_state(void **s)
     assert_int_equal(b.remap - a.remap, 0);
     assert_true(held_max <= asked_max + HUGE_CACHE_MAX_BYTES);
     for (int k = 0; k < LIVE; k++)
-        assert_int_equal(vm_large_free(v[k]), VM_LARGE_FREED);
-    vm_large_get_stats(&st);
+        assert_int_equal(ip_large_free(v[k]), IP_LARGE_FREED);
+    ip_large_get_stats(&st);
     assert_true(st.huge_cached <= HUGE_CACHE_SLOTS);
     assert_true(st.huge_cached_bytes <= asked_max + HUGE_CACHE_MAX_BYTES);
-    assert_true(vm_large_trim() >= st.huge_cached_bytes);
+    assert_true(ip_large_trim() >= st.huge_cached_bytes);
 }
 
 /* A freed buddy block stays with the thread and comes back for the next
@@ -360,34 +360,34 @@ static void test_huge_steady_state(void **s)
 static void test_tcache_reuse(void **s)
 {
     (void)s;
-    vm_large_trim();
-    struct vm_large_stats a, b;
-    char *p = vm_large_alloc(300 * KiB, PAGE_SIZE, 0);
+    ip_large_trim();
+    struct ip_large_stats a, b;
+    char *p = ip_large_alloc(300 * KiB, PAGE_SIZE, 0);
     assert_non_null(p);
     memset(p, 5, 300 * KiB);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    vm_large_get_stats(&a);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    ip_large_get_stats(&a);
     assert_int_equal(a.tcache_blocks, 1);
     assert_int_equal(a.tcache_bytes, PAGE_ALIGN(300 * KiB));
-    char *q = vm_large_alloc(290 * KiB, PAGE_SIZE, 1); /* same class */
+    char *q = ip_large_alloc(290 * KiB, PAGE_SIZE, 1); /* same class */
     assert_ptr_equal(q, p);
-    assert_int_equal(vm_large_usable(q), PAGE_ALIGN(300 * KiB));
+    assert_int_equal(ip_large_usable(q), PAGE_ALIGN(300 * KiB));
     for (size_t i = 0; i < 290 * KiB; i++)
         assert_int_equal(q[i], 0); /* calloc's promise holds */
-    vm_large_get_stats(&b);
+    ip_large_get_stats(&b);
     assert_int_equal(b.tcache_blocks, 0);
     assert_int_equal(b.tcache_hits, a.tcache_hits + 1);
-    assert_int_equal(vm_large_free(q), VM_LARGE_FREED);
+    assert_int_equal(ip_large_free(q), IP_LARGE_FREED);
     /* the bound: at most LARGE_TCACHE_MAX_BYTES a thread */
     char *v[16];
     for (int i = 0; i < 16; i++)
-        v[i] = vm_large_alloc(2 * MiB - 8 * KiB, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc(2 * MiB - 8 * KiB, PAGE_SIZE, 0);
     for (int i = 0; i < 16; i++)
-        assert_int_equal(vm_large_free(v[i]), VM_LARGE_FREED);
-    vm_large_get_stats(&b);
+        assert_int_equal(ip_large_free(v[i]), IP_LARGE_FREED);
+    ip_large_get_stats(&b);
     assert_true(b.tcache_bytes <= LARGE_TCACHE_MAX_BYTES);
     assert_true(b.tcache_blocks <= LARGE_TCACHE_BIN + 1);
-    vm_large_trim();
+    ip_large_trim();
 }
 
 /* A block in the thread's cache is free: freeing it again, or asking its
@@ -395,18 +395,18 @@ static void test_tcache_reuse(void **s)
 static void test_tcache_double_free(void **s)
 {
     (void)s;
-    vm_large_trim();
-    char *p = vm_large_alloc(160 * KiB, PAGE_SIZE, 0);
+    ip_large_trim();
+    char *p = ip_large_alloc(160 * KiB, PAGE_SIZE, 0);
     assert_non_null(p);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_int_equal(st.tcache_blocks, 1); /* it sits in the cache */
-    assert_int_equal(vm_large_usable(p), 0);
-    assert_int_equal(vm_large_free(p), VM_LARGE_BAD);
-    vm_large_get_stats(&st);
+    assert_int_equal(ip_large_usable(p), 0);
+    assert_int_equal(ip_large_free(p), IP_LARGE_BAD);
+    ip_large_get_stats(&st);
     assert_int_equal(st.tcache_blocks, 1); /* and stays there once */
-    vm_large_trim();
+    ip_large_trim();
 }
 
 static void *free_large_in_thread(void *arg)
@@ -414,11 +414,11 @@ static void *free_large_in_thread(void *arg)
     (void)arg;
     void *v[4];
     for (int i = 0; i < 4; i++)
-        v[i] = vm_large_alloc((100 + 50 * (size_t)i) * KiB, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc((100 + 50 * (size_t)i) * KiB, PAGE_SIZE, 0);
     for (int i = 0; i < 4; i++)
-        vm_large_free(v[i]);
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+        ip_large_free(v[i]);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     return (void *)(uintptr_t)st.tcache_blocks;
 }
 
@@ -437,15 +437,15 @@ static unsigned long zone_free_pages(void)
 static void test_tcache_thread_exit(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     unsigned long before = zone_free_pages();
     pthread_t t;
     void *held;
     assert_int_equal(pthread_create(&t, NULL, free_large_in_thread, NULL), 0);
     assert_int_equal(pthread_join(t, &held), 0);
     assert_int_equal((uintptr_t)held, 4); /* it had cached them */
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_int_equal(st.tcache_blocks, 0);
     assert_int_equal(st.tcache_bytes, 0);
     /* every frame is back (the frames the zones grew by are free too) */
@@ -463,21 +463,21 @@ static void *teardown_in_thread(void *arg)
     *total = 0;
     for (int i = 0; i < TEARDOWN_BLOCKS; i++) {
         size_t len = (256 + 48 * (size_t)i) * KiB;
-        v[i] = vm_large_alloc(len, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc(len, PAGE_SIZE, 0);
         *total += len;
     }
     for (int i = 0; i < TEARDOWN_BLOCKS; i++)
-        if (!v[i] || vm_large_free(v[i]) != VM_LARGE_FREED)
+        if (!v[i] || ip_large_free(v[i]) != IP_LARGE_FREED)
             *total = 0;
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     return (void *)(uintptr_t)st.tcache_bytes;
 }
 
 static void test_tcache_bound_follows_live(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     size_t total;
     void *held;
     pthread_t t;
@@ -489,21 +489,21 @@ static void test_tcache_bound_follows_live(void **s)
     assert_true((uintptr_t)held <= total >> LARGE_TCACHE_LIVE_SHIFT);
 }
 
-/* vm_large_trim() (malloc_trim) empties the thread caches. */
+/* ip_large_trim() (malloc_trim) empties the thread caches. */
 static void test_tcache_trim(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     void *v[3];
     for (int i = 0; i < 3; i++)
-        v[i] = vm_large_alloc(256 * KiB, PAGE_SIZE, 0);
+        v[i] = ip_large_alloc(256 * KiB, PAGE_SIZE, 0);
     for (int i = 0; i < 3; i++)
-        vm_large_free(v[i]);
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+        ip_large_free(v[i]);
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     assert_int_equal(st.tcache_bytes, 3 * 256 * KiB);
-    assert_true(vm_large_trim() >= 3 * 256 * KiB);
-    vm_large_get_stats(&st);
+    assert_true(ip_large_trim() >= 3 * 256 * KiB);
+    ip_large_get_stats(&st);
     assert_int_equal(st.tcache_blocks, 0);
     assert_int_equal(st.tcache_bytes, 0);
 }
@@ -513,17 +513,17 @@ static void test_tcache_trim(void **s)
 static void test_cached_mapping_decays(void **s)
 {
     (void)s;
-    vm_large_trim();
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    ip_large_trim();
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     unsigned long unmapped = st.huge_unmapped_bytes;
     __atomic_store_n(&vm_purge_decay_ms, 200, __ATOMIC_RELAXED);
     size_t n = 3 * LARGE_BUDDY_MAX_PAGES * PAGE_SIZE;
-    char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+    char *p = ip_large_alloc(n, PAGE_SIZE, 0);
     assert_non_null(p);
     memset(p, 3, n);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
-    vm_large_get_stats(&st);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+    ip_large_get_stats(&st);
     assert_int_equal(st.huge_cached_bytes, n); /* kept for reuse at first */
     /* the purge thread takes it off the cache, then unmaps and counts it */
     for (int t = 0; t < 100 && (st.huge_cached_bytes ||
@@ -531,7 +531,7 @@ static void test_cached_mapping_decays(void **s)
          t++) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL); /* no allocator call meanwhile */
-        vm_large_get_stats(&st);
+        ip_large_get_stats(&st);
     }
     __atomic_store_n(&vm_purge_decay_ms, 60000, __ATOMIC_RELAXED);
     assert_int_equal(st.huge_cached_bytes, 0);
@@ -552,20 +552,20 @@ static int cmp_range(const void *a, const void *b)
 static void test_realloc_growth_reuses_frames(void **s)
 {
     (void)s;
-    vm_large_trim();
+    ip_large_trim();
     enum { ROUNDS = 40, MAXR = ROUNDS * 16 };
     static uintptr_t r[MAXR][2];
     int nr = 0;
     for (int round = 0; round < ROUNDS; round++) {
         size_t n = 80 * KiB;
-        char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+        char *p = ip_large_alloc(n, PAGE_SIZE, 0);
         assert_non_null(p);
         for (;;) {
             p[n - 1] = 1;
             size_t next = n + n / 2;
             if (next > 1 * MiB)
                 break;
-            char *q = vm_large_realloc(p, next);
+            char *q = ip_large_realloc(p, next);
             assert_non_null(q);
             if (q != p && nr < MAXR) { /* the old block was touched too */
                 r[nr][0] = (uintptr_t)p;
@@ -578,7 +578,7 @@ static void test_realloc_growth_reuses_frames(void **s)
             r[nr][0] = (uintptr_t)p;
             r[nr++][1] = (uintptr_t)p + PAGE_ALIGN(n);
         }
-        assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+        assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
     }
     qsort(r, (size_t)nr, sizeof r[0], cmp_range);
     size_t touched = 0;
@@ -595,7 +595,7 @@ static void test_realloc_growth_reuses_frames(void **s)
     touched += hi - lo;
     print_message("%d rounds touched %zu KiB\n", ROUNDS, touched >> 10);
     assert_true(touched <= 2 * MiB);
-    vm_large_trim();
+    ip_large_trim();
 }
 
 /* A program that allocates no more huge blocks (it sleeps) gets its
@@ -604,23 +604,23 @@ static void test_realloc_growth_reuses_frames(void **s)
 static void test_idle_pool_decays_sooner(void **s)
 {
     (void)s;
-    vm_large_trim();
-    struct vm_large_stats st;
-    vm_large_get_stats(&st);
+    ip_large_trim();
+    struct ip_large_stats st;
+    ip_large_get_stats(&st);
     unsigned long unmapped = st.huge_unmapped_bytes;
     __atomic_store_n(&vm_purge_decay_ms, 4000, __ATOMIC_RELAXED);
     size_t n = 8 * MiB;
-    char *p = vm_large_alloc(n, PAGE_SIZE, 0);
+    char *p = ip_large_alloc(n, PAGE_SIZE, 0);
     assert_non_null(p);
     memset(p, 3, n);
-    assert_int_equal(vm_large_free(p), VM_LARGE_FREED);
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    vm_large_get_stats(&st);
+    ip_large_get_stats(&st);
     for (int t = 0; t < 60 && st.huge_unmapped_bytes < unmapped + n; t++) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
-        vm_large_get_stats(&st);
+        ip_large_get_stats(&st);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     __atomic_store_n(&vm_purge_decay_ms, 60000, __ATOMIC_RELAXED);
