@@ -1,319 +1,49 @@
 /*
- * slab/debug.c — audit records, the transaction log, kslab_verify() and
- * the leak search (see slab/debug.h for the switches).
+ * slab/leaks.c — KSLAB_DEBUG=leaks: the conservative leak search of
+ * kslab_leak_check() and at exit (libumem's ::findleaks, LeakSanitizer's
+ * report), and what it must know of kslab's own memory: the mappings of
+ * the debugging machinery and the tables it is told of
+ * (slab_debug_exclude), and the stack of each thread that made blocks
+ * (a dead thread's stack is no root).
  *
- * Audit records (libumem's bufctl_audit): one struct audit_rec per block
- * address ever handed out while audit is on, in a hash of AUDIT_BUCKETS
- * chains keyed by the address, each chain under one of AUDIT_LOCKS
- * striped locks.  The records are objects of the cache "kslab-audit",
- * allocated on the locked path (never a per-thread array, never through
- * the hooks); the bucket array and the log ring are mappings of their own.
- * None of them is in the program's blocks, and none is a root of the leak
- * search.  A record is kept after its block is freed (state AUDIT_FREED)
- * so that a second free, or a report about the address, names both
- * stacks; the next allocation at the address takes the record over.  The
- * records of the last AUDIT_KEEP_FREED frees are kept so; the record of
- * an older free whose address has not been handed out again goes back to
- * the record cache (audit_age): the records are at most the live blocks
- * plus AUDIT_KEEP_FREED, however long the program runs.
+ * The live blocks are the audit records (slab/audit.c), copied into an
+ * array sorted by address (struct search) with a hash index by page
+ * (struct pgent); the roots are the readable and writable mappings of
+ * /proc/self/maps less kslab's heap; the other threads are stopped while
+ * the roots and blocks are scanned (slab/stop.c).  The search's memory is
+ * mapped (slab_debug_map), never malloc'ed.
  *
- * Stacks: libunwind's unw_backtrace() when it is there (Debian's
- * libunwind8; it caches each frame's unwinding rule per thread: about
- * 0.1 µs an event), otherwise glibc's backtrace() (libgcc_s's unwinder,
- * which looks up the .eh_frame of every frame each time: 1.5 to 10 µs).
- * Both read .eh_frame, so no frame pointers are needed.  libunwind is an
- * optional dependency, never a link-time one: unw_backtrace is a weak
- * reference, set when the program was linked with it (pkg-config --static
- * kslab, the CMake target kslab::kslab_static); otherwise, in the shared
- * libraries and only when KSLAB_DEBUG asks for stacks, libunwind.so.8 is
- * loaded with dlopen (slab/unwind_dl.c, not in libkslab.a: a -static
- * program links no dlopen); otherwise backtrace().  The choice is
- * made once (unwinder_choose), not before this file's constructor has run
- * (libc is then ready for dlopen; an allocation made earlier by the
- * loader has no stack unless unw_backtrace is linked), and the chosen
- * unwinder is called once there, so what it loads and allocates at its
- * first use (libgcc_s, libunwind's caches) is done at start-up, not
- * inside an allocation with kslab's locks held.  At most AUDIT_DEPTH
- * frames after the frames of kslab itself when kslab is a shared object
- * (libkslab.so, libkslab-preload.so); statically linked, kslab's own
- * frames are kept.  A thread in the unwinder records no stack for the
- * allocations it makes (a guard).
- *
- * Sizes: a record holds the size the program asked for (malloc(12345):
- * 12345, what a leak report counts, as LeakSanitizer and memcheck do) and
- * the usable size of the block (its size class, 14336: the extent the
- * leak search scans and matches pointers against).  The malloc family
- * tells the asked size through its hook (interpose/tool.c: the slab's own
- * record is deferred while the family allocates, slab_debug_defer), and
- * kmalloc from its slow path; kmem_cache_alloc asks for the object size.
- *
- * The log: a ring of log_entries events, an event's slot chosen by an
- * atomic increment, its sequence number stored last (release) so a reader
- * takes only whole events: no lock.
- *
- * Locking: an audit stripe lock is a leaf, taken after any cache lock;
- * under it only the record cache's own lock (record allocation) is taken.
+ * Locking: leak_lock makes one search at a time; the snapshot takes each
+ * audit stripe lock in turn, alone.  exclude_lock is a leaf.  The thread
+ * marks are atomics.
  */
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <execinfo.h>
 #include <fcntl.h>
-#include <link.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sched.h>
-#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
-#include <linux/futex.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <kslab/kslab.h>
 
-#include "lib/init.h"
+#include "lib/compiler.h"
 #include "lib/options.h"
 #include "lib/report.h"
-#include "slab/debug.h"
+#include "slab/debug_internal.h"
 #include "slab/slab_internal.h"
+#include "vm/frames/os.h"
+#include "vm/frames/page.h"
 
-#define AUDIT_DEPTH 16
-#define AUDIT_BUCKETS (1UL << 20)
-#define AUDIT_LOCKS 256
-/* The records of this many of the last frees are kept (both stacks for a
- * double free, a report about the address); an older freed record is
- * given back unless the address was handed out again meanwhile. */
-#define AUDIT_KEEP_FREED (1UL << 16)
-
-enum { AUDIT_ALLOCATED = 1, AUDIT_FREED = 2 };
-
-/* One block address: the last allocation there and the free after it. */
-struct audit_rec {
-    struct audit_rec *next; /* hash chain */
-    uintptr_t addr;
-    size_t size;  /* usable: the block's extent */
-    size_t asked; /* what the program asked for */
-    int state;
-    int alloc_tid, free_tid;
-    unsigned char alloc_depth, free_depth;
-    uint64_t alloc_ns, free_ns;
-    void *alloc_stack[AUDIT_DEPTH];
-    void *free_stack[AUDIT_DEPTH];
-};
-
-/* One event of the log; seq is 1 + its number, 0 while it is written. */
-struct log_ent {
-    uint64_t seq;
-    uintptr_t addr;
-    size_t size;
-    uint64_t ns;
-    int tid;
-    unsigned char op, depth;
-    void *stack[AUDIT_DEPTH];
-};
-enum { LOG_ALLOC = 1, LOG_FREE = 2 };
-
-static kmem_cache_t *audit_cachep;
-static struct audit_rec **audit_hash;
-static pthread_mutex_t audit_locks[AUDIT_LOCKS];
-static struct log_ent *log_ring;
-static unsigned long log_size;
-static uint64_t log_head;
-static int debug_ready; /* records and ring made: hooks act */
-static uint64_t start_ns;
-/* The last AUDIT_KEEP_FREED frees, oldest at freed_head (mod the size). */
-static struct freed_ent {
-    uintptr_t addr;
-    uint64_t ns;
-} * freed_ring;
-static uint64_t freed_head;
-static pthread_mutex_t freed_lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t self_lo, self_hi; /* kslab's code, when a shared object */
-
-static __thread int in_unwinder __attribute__((tls_model("initial-exec")));
-/* The malloc family is allocating in this thread: the slab's hook leaves
- * the record to the family's, which knows the size asked for. */
-static __thread int defer_record __attribute__((tls_model("initial-exec")));
-/* kslab_log_print() is running in this thread: its own events (stdio's
- * buffers) are not logged, so they cannot push out what it prints. */
-static __thread int in_log_print __attribute__((tls_model("initial-exec")));
-
-static void thread_mark(void);
-
-/* The calling thread's id, cached: gettid() is a system call, which costs
- * more than the rest of an event under a hypervisor.  A forked child
- * forgets it (debug_fork_child). */
-static __thread int my_tid __attribute__((tls_model("initial-exec")));
-
-static inline int cur_tid(void)
-{
-    if (unlikely(!my_tid))
-        my_tid = gettid();
-    return my_tid;
-}
-
-/* ---- small helpers ---- */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void *debug_map(size_t len)
-{
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    slab_debug_exclude(p, len);
-    return p;
-}
-
-static void debug_unmap(void *p, size_t len)
-{
-    slab_debug_exclude(p, 0);
-    munmap(p, len);
-}
-
-/* ---- the unwinder ---- */
-
-/* Weak: set only when the program (or a library it loaded) was linked
- * with libunwind; a static link never pulls it in by itself. */
-extern int unw_backtrace(void **buf, int size) __attribute__((weak));
-
-typedef slab_unwinder_fn unwinder_fn;
-static unwinder_fn unwinder; /* chosen: see the top of the file */
-static int debug_ctor_ran;   /* libc is ready for dlopen */
-static struct kslab_once unwinder_once = KSLAB_ONCE_INIT;
-
-/* Set at exit in a static process unwinding with backtrace(): there the
- * unwinder is libgcc_eh's, whose frame-registration lock is held while
- * crtbeginT's destructor (__deregister_frame_info, the last of the
- * destructors) frees its tables; a stack of that free would wait on the
- * lock forever.  From this file's destructor on, no stack is taken (the
- * leak search takes none). */
-static int stacks_stopped;
-static int stop_stacks_at_exit;
-
-__attribute__((destructor)) static void stacks_stop(void)
-{
-    if (stop_stacks_at_exit)
-        __atomic_store_n(&stacks_stopped, 1, __ATOMIC_RELEASE);
-}
-
-static void unwinder_choose(void)
-{
-    unwinder_fn fn = unw_backtrace;
-    if (!fn && slab_unwind_dlopen)
-        fn = slab_unwind_dlopen();
-    if (!fn) {
-        fn = backtrace;
-        stop_stacks_at_exit = !getauxval(AT_BASE);
-    }
-    void *buf[4];
-    int was = in_unwinder;
-    in_unwinder = 1;
-    fn(buf, 4); /* its first use loads and allocates: now */
-    in_unwinder = was;
-    __atomic_store_n(&unwinder, fn, __ATOMIC_RELEASE);
-}
-
-/* The unwinder for a stack now: chosen once libc is ready (the
- * constructor has run); before, the linked libunwind or none. */
-static unwinder_fn get_unwinder(void)
-{
-    unwinder_fn fn = __atomic_load_n(&unwinder, __ATOMIC_ACQUIRE);
-    if (likely(fn))
-        return fn;
-    if (!__atomic_load_n(&debug_ctor_ran, __ATOMIC_ACQUIRE))
-        return unw_backtrace;
-    kslab_once(&unwinder_once, unwinder_choose);
-    return __atomic_load_n(&unwinder, __ATOMIC_ACQUIRE);
-}
-
-/* Constructors run once libc is up: the unwinder may be loaded now if
- * start-up has already asked for stacks (otherwise slab_debug_init will,
- * or the first stack after it). */
-__attribute__((constructor)) static void debug_ctor(void)
-{
-    __atomic_store_n(&debug_ctor_ran, 1, __ATOMIC_RELEASE);
-    if (__atomic_load_n(&debug_ready, __ATOMIC_ACQUIRE))
-        kslab_once(&unwinder_once, unwinder_choose);
-}
-
-/* Up to AUDIT_DEPTH return addresses of the caller's caller chain, the
- * frames in kslab's own code left out. */
-static unsigned int capture_stack(void **out)
-{
-    void *buf[AUDIT_DEPTH + 24];
-    if (in_unwinder || __atomic_load_n(&stacks_stopped, __ATOMIC_ACQUIRE))
-        return 0;
-    in_unwinder = 1;
-    unwinder_fn fn = get_unwinder();
-    int n = fn ? fn(buf, (int)(sizeof buf / sizeof buf[0])) : 0;
-    in_unwinder = 0;
-    int i = 1; /* this function */
-    if (self_hi)
-        while (i < n && (uintptr_t)buf[i] >= self_lo &&
-               (uintptr_t)buf[i] < self_hi)
-            i++;
-    unsigned int k = 0;
-    for (; i < n && k < AUDIT_DEPTH; i++)
-        out[k++] = buf[i];
-    return k;
-}
-
-/* Finds the executable segment of the object that holds this code. */
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t me = (uintptr_t)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (me >= lo && me < lo + ph->p_memsz) {
-            self_lo = lo;
-            self_hi = lo + ph->p_memsz;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static void find_self_text(void)
-{
-    Dl_info me, prog;
-    void *entry = (void *)getauxval(AT_ENTRY);
-    if (!dladdr((void *)find_self_text, &me) || !entry ||
-        !dladdr(entry, &prog) || me.dli_fbase == prog.dli_fbase)
-        return; /* linked into the program: its frames are kept */
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)find_self_text);
-}
-
-/* ---- writing a report with write(2) ---- */
-
-/* out_line()'s fd for the lines after a fatal one-line error: where
- * lib/report.c sends that line (the original stderr, and descriptor 2
- * when the program redirected it). */
-#define FATAL_FD (-2)
-/* ... for the leak report at exit: the file of KSLAB_LEAKS_LOG, opened at
- * its first line (no file when nothing leaked, as LeakSanitizer's
- * log_path), else the original stderr. */
-#define LEAKS_LOG_FD (-3)
 static int leaks_log_fd = -1, leaks_log_owned;
 
-static int leaks_log_open(void)
+int slab_leaks_log_fd(void)
 {
     if (leaks_log_fd >= 0)
         return leaks_log_fd;
@@ -332,432 +62,19 @@ static int leaks_log_open(void)
     return leaks_log_fd;
 }
 
-static void out_line(int fd, FILE *f, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void out_line(int fd, FILE *f, const char *fmt, ...)
+void *slab_debug_map(size_t len)
 {
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 1;
-    if (f) {
-        fwrite(line, 1, len, f);
-        return;
-    }
-    if (fd == FATAL_FD) {
-        kslab_report_write(line, len, 1);
-        return;
-    }
-    if (fd == LEAKS_LOG_FD)
-        fd = leaks_log_open();
-    size_t off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t w = write(fd, line + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    void *p = vm_os_alloc(len, 0, 1);
+    if (!p)
+        return NULL;
+    slab_debug_exclude(p, len);
+    return p;
 }
 
-/* "    #i 0xpc in func /obj+0xoff" per frame (LeakSanitizer's shape;
- * obj+0xoff is what `addr2line -f -e obj 0xoff' takes). */
-static void print_stack(int fd, FILE *f, void *const *stack, unsigned int n)
+void slab_debug_unmap(void *p, size_t len)
 {
-    for (unsigned int i = 0; i < n; i++) {
-        Dl_info di;
-        uintptr_t pc = (uintptr_t)stack[i];
-        if (!dladdr(stack[i], &di) || !di.dli_fname) {
-            out_line(fd, f, "    #%u 0x%lx in ??\n", i, (unsigned long)pc);
-            continue;
-        }
-        unsigned long objoff = pc - (uintptr_t)di.dli_fbase;
-        if (di.dli_sname)
-            out_line(fd, f, "    #%u 0x%lx in %s %s+0x%lx\n", i,
-                     (unsigned long)pc, di.dli_sname, di.dli_fname, objoff);
-        else
-            out_line(fd, f, "    #%u 0x%lx in ?? %s+0x%lx\n", i,
-                     (unsigned long)pc, di.dli_fname, objoff);
-    }
-    if (!n)
-        out_line(fd, f, "    (no stack)\n");
-}
-
-/* ---- audit records ---- */
-
-static inline size_t audit_bucket(uintptr_t addr)
-{
-    return (size_t)((addr >> 4) * 0x9E3779B97F4A7C15ULL >> 44) &
-           (AUDIT_BUCKETS - 1);
-}
-
-static inline pthread_mutex_t *audit_lock(size_t b)
-{
-    return &audit_locks[b & (AUDIT_LOCKS - 1)];
-}
-
-/* Record of addr or NULL; its stripe lock held. */
-static struct audit_rec *__audit_find(size_t b, uintptr_t addr)
-{
-    for (struct audit_rec *r = audit_hash[b]; r; r = r->next)
-        if (r->addr == addr)
-            return r;
-    return NULL;
-}
-
-static void log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
-                      void *const *stack, unsigned int depth)
-{
-    uint64_t s = __atomic_fetch_add(&log_head, 1, __ATOMIC_RELAXED);
-    struct log_ent *e = &log_ring[s % log_size];
-    /* an exchange, not a fence (ThreadSanitizer has none): its acquire
-     * half keeps the stores below after it */
-    __atomic_exchange_n(&e->seq, 0, __ATOMIC_ACQ_REL);
-    e->addr = addr;
-    e->size = size;
-    e->ns = ns;
-    e->tid = tid;
-    e->op = (unsigned char)op;
-    e->depth = (unsigned char)depth;
-    memcpy(e->stack, stack, depth * sizeof(void *));
-    __atomic_store_n(&e->seq, s + 1, __ATOMIC_RELEASE);
-}
-
-/* The record of a block of usable bytes at p, asked bytes asked for. */
-static void debug_record(void *p, size_t asked, size_t usable)
-{
-    if (!debug_ready || !p || vm_internal_thread)
-        return; /* kslab's own (vm_internal_thread): not recorded */
-    thread_mark();
-    void *stack[AUDIT_DEPTH];
-    unsigned int depth = capture_stack(stack);
-    uint64_t ns = now_ns() - start_ns;
-    int tid = cur_tid();
-    uintptr_t addr = (uintptr_t)p;
-    if (log_ring && !in_log_print)
-        log_event(LOG_ALLOC, addr, asked, ns, tid, stack, depth);
-    if (!audit_hash)
-        return;
-    size_t b = audit_bucket(addr);
-    pthread_mutex_lock(audit_lock(b));
-    struct audit_rec *r = __audit_find(b, addr);
-    if (!r) {
-        r = slab_alloc_direct(audit_cachep, GFP_KERNEL);
-        if (!r) { /* no memory for the record: the block goes unaudited */
-            pthread_mutex_unlock(audit_lock(b));
-            return;
-        }
-        r->addr = addr;
-        r->next = audit_hash[b];
-        audit_hash[b] = r;
-    }
-    r->size = usable;
-    r->asked = asked;
-    r->state = AUDIT_ALLOCATED;
-    r->alloc_tid = tid;
-    r->alloc_ns = ns;
-    r->alloc_depth = (unsigned char)depth;
-    memcpy(r->alloc_stack, stack, depth * sizeof(void *));
-    r->free_depth = 0;
-    r->free_tid = 0;
-    r->free_ns = 0;
-    pthread_mutex_unlock(audit_lock(b));
-}
-
-void slab_debug_alloc(void *p, size_t size)
-{
-    if (!defer_record)
-        debug_record(p, size, size);
-}
-
-void slab_debug_alloc_asked(void *p, size_t asked, size_t usable)
-{
-    debug_record(p, asked, usable);
-}
-
-int slab_debug_defer(void)
-{
-    int was = defer_record;
-    defer_record = 1;
-    return was;
-}
-
-void slab_debug_undefer(int was)
-{
-    defer_record = was;
-}
-
-void slab_debug_resize(const void *p, size_t asked)
-{
-    if (!debug_ready || !p || !audit_hash)
-        return;
-    uintptr_t addr = (uintptr_t)p;
-    size_t b = audit_bucket(addr);
-    pthread_mutex_lock(audit_lock(b));
-    struct audit_rec *r = __audit_find(b, addr);
-    if (r && r->state == AUDIT_ALLOCATED && asked <= r->size)
-        r->asked = asked;
-    pthread_mutex_unlock(audit_lock(b));
-}
-
-/* addr was freed at ns: its record joins the ring of the last frees, and
- * the record of the free that leaves the ring goes back to the record
- * cache, unless its address was allocated (or freed) again since.  Takes
- * freed_lock, then (alone) one stripe lock. */
-static void audit_age(uintptr_t addr, uint64_t ns)
-{
-    pthread_mutex_lock(&freed_lock);
-    struct freed_ent *e = &freed_ring[freed_head++ % AUDIT_KEEP_FREED];
-    struct freed_ent old = *e;
-    e->addr = addr;
-    e->ns = ns;
-    pthread_mutex_unlock(&freed_lock);
-    if (!old.addr)
-        return;
-    size_t b = audit_bucket(old.addr);
-    pthread_mutex_lock(audit_lock(b));
-    struct audit_rec **pp = &audit_hash[b], *r;
-    while ((r = *pp) && r->addr != old.addr)
-        pp = &r->next;
-    if (r && r->state == AUDIT_FREED && r->free_ns == old.ns)
-        *pp = r->next;
-    else
-        r = NULL;
-    pthread_mutex_unlock(audit_lock(b));
-    if (r)
-        slab_free_direct(audit_cachep, r);
-}
-
-void slab_debug_free(const void *p, const char *fn)
-{
-    if (!debug_ready || !p || defer_record)
-        return; /* deferred: a try of the family's aligned path */
-    void *stack[AUDIT_DEPTH];
-    unsigned int depth = capture_stack(stack);
-    uint64_t ns = now_ns() - start_ns;
-    int tid = cur_tid();
-    uintptr_t addr = (uintptr_t)p;
-    size_t size = 0;
-    if (audit_hash) {
-        size_t b = audit_bucket(addr);
-        pthread_mutex_lock(audit_lock(b));
-        struct audit_rec *r = __audit_find(b, addr);
-        if (r && r->state == AUDIT_FREED) {
-            pthread_mutex_unlock(audit_lock(b));
-            kslab_die_at(p, "%s(): double free of %p", fn, p);
-        }
-        if (r) {
-            size = r->asked;
-            r->state = AUDIT_FREED;
-            r->free_tid = tid;
-            r->free_ns = ns;
-            r->free_depth = (unsigned char)depth;
-            memcpy(r->free_stack, stack, depth * sizeof(void *));
-        }
-        pthread_mutex_unlock(audit_lock(b));
-        if (r && freed_ring)
-            audit_age(addr, ns);
-    }
-    if (log_ring && !in_log_print && !vm_internal_thread)
-        log_event(LOG_FREE, addr, size, ns, tid, stack, depth);
-}
-
-void slab_debug_move(const void *old, void *p, size_t size)
-{
-    slab_debug_free(old, "realloc");
-    slab_debug_alloc(p, size);
-}
-
-/* The record of the block holding addr, copied (its lock dropped): the
- * exact address first, then the slab object around it, then any block
- * around it (a walk of every record: this is the way to abort()). */
-static int audit_lookup(uintptr_t addr, struct audit_rec *out)
-{
-    uintptr_t keys[2] = {addr, 0};
-    struct page *page = vm_virt_to_page((void *)addr);
-    if (page && PageSlabOwned(page)) {
-        kmem_cache_t *c = GET_PAGE_CACHE(page);
-        uintptr_t base = (uintptr_t)page->s_mem + c->obj_offset;
-        if (addr >= base && c->size)
-            keys[1] = base + (addr - base) / c->size * c->size;
-    }
-    for (int k = 0; k < 2; k++) {
-        if (!keys[k])
-            continue;
-        size_t b = audit_bucket(keys[k]);
-        if (pthread_mutex_trylock(audit_lock(b)))
-            continue; /* held by the thread that died: no record then */
-        struct audit_rec *r = __audit_find(b, keys[k]);
-        if (r)
-            *out = *r;
-        pthread_mutex_unlock(audit_lock(b));
-        if (r)
-            return 1;
-    }
-    for (size_t b = 0; b < AUDIT_BUCKETS; b++) {
-        if (!audit_hash[b])
-            continue;
-        for (struct audit_rec *r = audit_hash[b]; r; r = r->next) {
-            if (addr >= r->addr && addr < r->addr + r->size) {
-                *out = *r;
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-static void print_log_for(int fd, FILE *f, uintptr_t lo, uintptr_t hi);
-
-/* The report hook: what kslab knows of addr, after the one line. */
-static void debug_report(const void *addr)
-{
-    struct audit_rec r;
-    void *stack[AUDIT_DEPTH];
-    unsigned int depth = capture_stack(stack);
-    uintptr_t a = (uintptr_t)addr, lo = a, hi = a + 1;
-    out_line(FATAL_FD, NULL, "    detected in thread %d:\n", gettid());
-    print_stack(FATAL_FD, NULL, stack, depth);
-    if (audit_hash && audit_lookup(a, &r)) {
-        char usable[48] = "";
-        if (r.size != r.asked)
-            kslab_snprintf(usable, sizeof usable, " [%zu usable]", r.size);
-        out_line(FATAL_FD, NULL, "    block %p of %zu bytes%s (%s)%s\n",
-                 (void *)r.addr, r.asked, usable,
-                 r.state == AUDIT_FREED ? "free" : "allocated",
-                 r.addr != a ? ", the address is inside it" : "");
-        out_line(FATAL_FD, NULL,
-                 "    allocated by thread %d at %llu.%06llu s:\n", r.alloc_tid,
-                 (unsigned long long)(r.alloc_ns / 1000000000),
-                 (unsigned long long)(r.alloc_ns / 1000 % 1000000));
-        print_stack(FATAL_FD, NULL, r.alloc_stack, r.alloc_depth);
-        if (r.state == AUDIT_FREED) {
-            out_line(FATAL_FD, NULL,
-                     "    freed by thread %d at %llu.%06llu s:\n", r.free_tid,
-                     (unsigned long long)(r.free_ns / 1000000000),
-                     (unsigned long long)(r.free_ns / 1000 % 1000000));
-            print_stack(FATAL_FD, NULL, r.free_stack, r.free_depth);
-        }
-        lo = r.addr;
-        hi = r.addr + (r.size ? r.size : 1);
-    } else if (audit_hash) {
-        out_line(FATAL_FD, NULL, "    no audit record of %p\n", addr);
-    }
-    if (log_ring)
-        print_log_for(FATAL_FD, NULL, lo, hi);
-}
-
-/* ---- the log ---- */
-
-static void print_log_ent(int fd, FILE *f, const struct log_ent *e)
-{
-    out_line(fd, f, "#%llu %llu.%06llu s thread %d %s %p size %zu\n",
-             (unsigned long long)(e->seq - 1),
-             (unsigned long long)(e->ns / 1000000000),
-             (unsigned long long)(e->ns / 1000 % 1000000), e->tid,
-             e->op == LOG_ALLOC ? "alloc" : "free", (void *)e->addr, e->size);
-    print_stack(fd, f, e->stack, e->depth);
-}
-
-/* Copies slot s of the ring when it holds a whole event numbered s. */
-static int log_read(uint64_t s, struct log_ent *out)
-{
-    struct log_ent *e = &log_ring[s % log_size];
-    uint64_t a = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-    if (a != s + 1)
-        return 0;
-    memcpy(out, e, sizeof *out);
-    /* an RMW that changes nothing, with release: the copy stays before
-     * the second look at seq */
-    return __atomic_fetch_add(&e->seq, 0, __ATOMIC_ACQ_REL) == a;
-}
-
-/* The ring's events for blocks overlapping [lo, hi), oldest first. */
-static void print_log_for(int fd, FILE *f, uintptr_t lo, uintptr_t hi)
-{
-    uint64_t head = __atomic_load_n(&log_head, __ATOMIC_ACQUIRE);
-    uint64_t first = head > log_size ? head - log_size : 0;
-    out_line(fd, f, "    log: events at %p (of the last %llu):\n", (void *)lo,
-             (unsigned long long)(head - first));
-    for (uint64_t s = first; s < head; s++) {
-        struct log_ent e;
-        if (!log_read(s, &e))
-            continue;
-        if (e.addr < hi && e.addr + (e.size ? e.size : 1) > lo)
-            print_log_ent(fd, f, &e);
-    }
-}
-
-/**
- * kslab_log_print - print the KSLAB_DEBUG=log ring, oldest event first.
- * @out: the stream (stderr when NULL).
- *
- * One line per event ("#seq time thread tid alloc|free addr size n")
- * followed by its stack.  Events written while it prints are not waited
- * for.  Prints one line saying so when the log is off.
- */
-void kslab_log_print(FILE *out)
-{
-    if (!out)
-        out = stderr;
-    if (!log_ring) {
-        fprintf(out, "kslab: the log is off (KSLAB_DEBUG=log)\n");
-        return;
-    }
-    in_log_print = 1;
-    uint64_t head = __atomic_load_n(&log_head, __ATOMIC_ACQUIRE);
-    uint64_t first = head > log_size ? head - log_size : 0;
-    fprintf(out, "kslab: log of %llu events (%llu to %llu):\n",
-            (unsigned long long)(head - first), (unsigned long long)first,
-            (unsigned long long)(head ? head - 1 : 0));
-    for (uint64_t s = first; s < head; s++) {
-        struct log_ent e;
-        if (log_read(s, &e))
-            print_log_ent(-1, out, &e);
-    }
-    fflush(out);
-    in_log_print = 0;
-}
-
-/* ---- kslab_verify ---- */
-
-static int verify_broken;
-
-static void verify_one(FILE *unused, kmem_cache_t *cachep)
-{
-    (void)unused;
-    if (slab_verify_cache(cachep))
-        __atomic_add_fetch(&verify_broken, 1, __ATOMIC_RELAXED);
-}
-
-/**
- * kslab_verify - run every cache's and every zone's validator now.
- *
- * Returns 0 when every cache and zone is consistent; otherwise minus the
- * number of caches found broken, plus one when the zones are, each
- * reported by one line on stderr: the first broken invariant of the cache,
- * naming it and the slab ("kslab: slab_check_cache(): cache `name': ..."),
- * or of the zones, naming the zone and the frame ("kslab: zone Normal:
- * block at frame 42 ...").  Nothing aborts and nothing is repaired.  May
- * be called from any thread; takes each cache's lock, then each zone's,
- * in turn.
- */
-int kslab_verify(void)
-{
-    static pthread_mutex_t verify_lock = PTHREAD_MUTEX_INITIALIZER;
-    kslab_init();
-    pthread_mutex_lock(&verify_lock);
-    verify_broken = 0;
-    slab_for_each_cache(verify_one, NULL);
-    int broken = verify_broken;
-    if (vm_verify_zones((void (*)(const char *, ...))kslab_warn) < 0)
-        broken++;
-    pthread_mutex_unlock(&verify_lock);
-    return broken ? -broken : 0;
+    slab_debug_exclude(p, 0);
+    vm_os_free(p, len);
 }
 
 /* ---- what the leak search does not scan, and whose stack is dead ---- */
@@ -797,7 +114,7 @@ static struct {
 } thread_marks[THREAD_MARKS];
 static __thread int thread_mark_slot __attribute__((tls_model("initial-exec")));
 
-static void thread_mark(void)
+void slab_leaks_thread_mark(void)
 {
     if (thread_mark_slot)
         return;
@@ -824,193 +141,6 @@ void slab_debug_thread_exit(void)
         __atomic_store_n(&thread_marks[thread_mark_slot - 1].live, 0,
                          __ATOMIC_RELEASE);
     thread_mark_slot = -1;
-}
-
-/* ---- stopping the other threads for the leak search ---- */
-
-/* As LeakSanitizer's StopTheWorld, but from inside the process: each
- * other thread gets STOP_SIGNAL, whose handler notes where its stack is
- * in use (the handler's own frame: below it nothing is live; above it are
- * the kernel's signal frame, which holds every register the thread had,
- * and the interrupted frames) and waits on a futex until the search is
- * over.  A thread that blocks the signal (kslab's background purge thread
- * blocks all), does not answer within STOP_WAIT_NS or started after the
- * list was read is not stopped: its stack mapping is scanned whole, as it
- * runs.  The program's own handler of STOP_SIGNAL, if any,
- * is put back after the search. */
-#define STOP_SIGNAL SIGPWR
-/* libc's sigaction: libkslab.so exports a sigaction() of its own (the
- * SIGSEGV chaining of vm/mm/fault.c), a layer above; under a sanitizer,
- * whose interceptor must see every handler, the ordinary one. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define libc_sigaction sigaction
-#else
-extern int __sigaction(int sig, const struct sigaction *act,
-                       struct sigaction *old);
-#define libc_sigaction __sigaction
-#endif
-#define STOP_MAX 1024
-#define STOP_WAIT_NS 300000000ULL
-
-enum { STOP_NONE, STOP_SENT, STOP_HELD, STOP_LEFT };
-
-static struct stop_slot {
-    int tid;
-    int state;
-    uintptr_t sp;
-} stop_tab[STOP_MAX];
-static int stop_n;
-/* Odd while a search holds the threads stopped: the futex they wait on. */
-static unsigned int stop_epoch;
-
-static void stop_handler(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    unsigned int e = __atomic_load_n(&stop_epoch, __ATOMIC_ACQUIRE);
-    int me = (int)syscall(SYS_gettid);
-    int n = __atomic_load_n(&stop_n, __ATOMIC_ACQUIRE);
-    for (int i = 0; (e & 1) && i < n; i++) {
-        struct stop_slot *t = &stop_tab[i];
-        int sent = STOP_SENT;
-        if (t->tid != me)
-            continue;
-        __atomic_store_n(&t->sp, (uintptr_t)__builtin_frame_address(0),
-                         __ATOMIC_RELAXED);
-        if (!__atomic_compare_exchange_n(&t->state, &sent, STOP_HELD, 0,
-                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            break;
-        while (__atomic_load_n(&stop_epoch, __ATOMIC_ACQUIRE) == e)
-            syscall(SYS_futex, &stop_epoch, FUTEX_WAIT_PRIVATE, e, NULL, NULL,
-                    0);
-        __atomic_store_n(&t->state, STOP_LEFT, __ATOMIC_RELEASE);
-        break;
-    }
-    errno = saved;
-}
-
-static void stop_add(int tid)
-{
-    if (stop_n < STOP_MAX) {
-        stop_tab[stop_n].tid = tid;
-        stop_tab[stop_n].sp = 0;
-        stop_tab[stop_n].state = STOP_SENT;
-        stop_n++;
-    }
-}
-
-/* Does thread tid block (or ignore) STOP_SIGNAL?  Its SigBlk line in
- * /proc/self/task/tid/status.  Such a thread would never answer: it is not
- * waited for (kslab's purge thread blocks every signal). */
-static int stop_blocked(int tid)
-{
-    char path[64], buf[2048];
-    kslab_snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 1;
-    buf[n] = 0;
-    const char *p = strstr(buf, "\nSigBlk:");
-    if (!p)
-        return 0;
-    unsigned long long mask = strtoull(p + 8, NULL, 16);
-    return (mask >> (STOP_SIGNAL - 1)) & 1;
-}
-
-/* The threads of the process but the caller, from /proc/self/task (read
- * with getdents64: no malloc, as opendir would). */
-static void stop_list(int self)
-{
-    static char buf[8192];
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t n;
-    while ((n = getdents64(fd, buf, sizeof buf)) > 0) {
-        for (ssize_t off = 0; off < n;) {
-            struct dirent64 *d = (struct dirent64 *)(buf + off);
-            off += d->d_reclen;
-            int tid = atoi(d->d_name);
-            if (tid > 0 && tid != self && !stop_blocked(tid))
-                stop_add(tid);
-        }
-    }
-    close(fd);
-}
-
-/* Stops every other thread it can; 0 or -errno (nothing stopped). */
-static int stop_world(struct sigaction *old)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = stop_handler;
-    sigfillset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    stop_n = 0;
-    stop_list(cur_tid());
-    if (!stop_n)
-        return 0;
-    if (libc_sigaction(STOP_SIGNAL, &sa, old))
-        return -errno;
-    __atomic_add_fetch(&stop_epoch, 1, __ATOMIC_ACQ_REL); /* odd */
-    pid_t pid = getpid();
-    for (int i = 0; i < stop_n; i++)
-        if (syscall(SYS_tgkill, pid, stop_tab[i].tid, STOP_SIGNAL))
-            stop_tab[i].state = STOP_NONE; /* gone meanwhile */
-    uint64_t until = now_ns() + STOP_WAIT_NS;
-    for (;;) {
-        int waiting = 0;
-        for (int i = 0; i < stop_n; i++)
-            waiting += __atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) ==
-                       STOP_SENT;
-        if (!waiting || now_ns() > until)
-            break;
-        sched_yield();
-    }
-    return 0;
-}
-
-/* Lets the stopped threads go; waits until they are out of the table. */
-static void resume_world(const struct sigaction *old)
-{
-    if (!stop_n)
-        return;
-    __atomic_add_fetch(&stop_epoch, 1, __ATOMIC_ACQ_REL); /* even */
-    syscall(SYS_futex, &stop_epoch, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL,
-            0);
-    for (int i = 0; i < stop_n; i++) {
-        int sent = STOP_SENT;
-        /* never answered: a late handler finds the slot taken back */
-        if (__atomic_compare_exchange_n(&stop_tab[i].state, &sent, STOP_NONE, 0,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-            continue;
-        uint64_t until = now_ns() + STOP_WAIT_NS;
-        while (__atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) ==
-                   STOP_HELD &&
-               now_ns() < until)
-            sched_yield();
-    }
-    libc_sigaction(STOP_SIGNAL, old, NULL);
-    __atomic_store_n(&stop_n, 0, __ATOMIC_RELEASE);
-}
-
-/* The lowest stack address in use of a stopped thread whose stack is in
- * [lo, hi), or 0. */
-static uintptr_t stopped_sp_in(uintptr_t lo, uintptr_t hi)
-{
-    uintptr_t best = 0;
-    for (int i = 0; i < stop_n; i++) {
-        if (__atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) != STOP_HELD)
-            continue;
-        uintptr_t sp = stop_tab[i].sp;
-        if (sp >= lo && sp < hi && (!best || sp < best))
-            best = sp;
-    }
-    return best;
 }
 
 /* ---- the leak search ---- */
@@ -1067,7 +197,7 @@ static int pg_build(struct search *s)
     size_t size = 1024;
     while (size < 2 * pages)
         size *= 2;
-    s->pg = debug_map(size * sizeof *s->pg);
+    s->pg = slab_debug_map(size * sizeof *s->pg);
     if (!s->pg)
         return -ENOMEM;
     s->pg_mask = size - 1;
@@ -1113,7 +243,7 @@ static inline size_t blk_find(const struct search *s, uintptr_t w)
 static int blk_sort(struct blk *a, size_t n)
 {
     size_t len = n * sizeof *a, cnt_len = (1UL << BLK_RADIX) * sizeof(size_t);
-    struct blk *tmp = debug_map(len + cnt_len);
+    struct blk *tmp = slab_debug_map(len + cnt_len);
     if (!tmp)
         return -ENOMEM;
     size_t *cnt = (size_t *)(void *)((char *)tmp + len);
@@ -1137,7 +267,7 @@ static int blk_sort(struct blk *a, size_t n)
     }
     if (src != a) /* an odd number of passes */
         memcpy(a, src, len);
-    debug_unmap(tmp, len + cnt_len);
+    slab_debug_unmap(tmp, len + cnt_len);
     return 0;
 }
 
@@ -1192,7 +322,7 @@ static void scan_root(struct search *s, uintptr_t lo, uintptr_t hi)
             chunk = hi;
         uintptr_t plo = lo & ~(uintptr_t)(PAGE_SIZE - 1);
         size_t pages = (chunk - plo + PAGE_SIZE - 1) / PAGE_SIZE;
-        int have = !mincore((void *)plo, chunk - plo, vec);
+        int have = !vm_os_resident((void *)plo, chunk - plo, vec);
         for (size_t k = 0; k < pages; k++) {
             uintptr_t a = plo + k * PAGE_SIZE, b = a + PAGE_SIZE;
             if (have && !(vec[k] & 1))
@@ -1259,9 +389,18 @@ static int dead_stack(uintptr_t lo, uintptr_t hi, uintptr_t *tp)
     return dead;
 }
 
+/* What maps_line needs: the search, and the calling thread's stack
+ * pointer (below it is the search's own stack). */
+struct roots {
+    struct search *s;
+    uintptr_t mysp;
+};
+
 /* One line of /proc/self/maps: scans it when it is a root. */
-static void maps_line(struct search *s, char *line, uintptr_t mysp)
+static void maps_line(char *line, void *arg)
 {
+    struct search *s = ((struct roots *)arg)->s;
+    uintptr_t mysp = ((struct roots *)arg)->mysp;
     unsigned long lo, hi;
     char perms[8], path[256];
     path[0] = 0;
@@ -1281,7 +420,7 @@ static void maps_line(struct search *s, char *line, uintptr_t mysp)
             scan_root(s, tp, tp + TCB_BYTES < hi ? tp + TCB_BYTES : hi);
         return;
     }
-    uintptr_t sp = stopped_sp_in(lo, hi);
+    uintptr_t sp = slab_stopped_sp_in(lo, hi);
     if (mysp >= lo && mysp < hi)
         lo = mysp; /* this thread: below sp is garbage */
     else if (sp)
@@ -1295,26 +434,8 @@ static void maps_line(struct search *s, char *line, uintptr_t mysp)
 static __noinline void scan_roots(struct search *s, uintptr_t mysp)
 {
     static char buf[8192];
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = 0;
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            *nl = 0;
-            maps_line(s, line, mysp);
-            line = nl + 1;
-        }
-        len = (size_t)(buf + len - line);
-        memmove(buf, line, len);
-    }
-    close(fd);
+    struct roots roots = {s, mysp};
+    vm_os_read_lines("/proc/self/maps", buf, sizeof buf, maps_line, &roots);
 }
 
 /* The live blocks, from the audit records. */
@@ -1322,18 +443,18 @@ static int snapshot(struct search *s)
 {
     size_t n = 0;
     for (size_t b = 0; b < AUDIT_BUCKETS; b++)
-        for (struct audit_rec *r = audit_hash[b]; r; r = r->next)
+        for (struct audit_rec *r = slab_audit_hash[b]; r; r = r->next)
             n++;
     s->cap = n + n / 4 + 1024;
-    s->blk = debug_map(s->cap * sizeof *s->blk);
-    s->stack = debug_map(s->cap * sizeof *s->stack);
+    s->blk = slab_debug_map(s->cap * sizeof *s->blk);
+    s->stack = slab_debug_map(s->cap * sizeof *s->stack);
     if (!s->blk || !s->stack)
         return -ENOMEM;
     for (size_t b = 0; b < AUDIT_BUCKETS && s->n < s->cap; b++) {
-        if (!audit_hash[b])
+        if (!slab_audit_hash[b])
             continue;
-        pthread_mutex_lock(audit_lock(b));
-        for (struct audit_rec *r = audit_hash[b]; r && s->n < s->cap;
+        pthread_mutex_lock(slab_audit_lock(b));
+        for (struct audit_rec *r = slab_audit_hash[b]; r && s->n < s->cap;
              r = r->next) {
             if (r->state != AUDIT_ALLOCATED)
                 continue;
@@ -1343,7 +464,7 @@ static int snapshot(struct search *s)
             k->ns = r->alloc_ns;
             k->mark = BLK_LEAKED;
         }
-        pthread_mutex_unlock(audit_lock(b));
+        pthread_mutex_unlock(slab_audit_lock(b));
     }
     if (blk_sort(s->blk, s->n))
         return -ENOMEM;
@@ -1376,16 +497,16 @@ static void group_leaks(struct search *s, struct leak_group *g, size_t *ng,
         void *stack[AUDIT_DEPTH];
         unsigned int depth = 0;
         size_t asked = 0;
-        size_t b = audit_bucket(k->addr);
-        pthread_mutex_lock(audit_lock(b));
-        const struct audit_rec *r = __audit_find(b, k->addr);
+        size_t b = slab_audit_bucket(k->addr);
+        pthread_mutex_lock(slab_audit_lock(b));
+        const struct audit_rec *r = __slab_audit_find(b, k->addr);
         int same = r && r->state == AUDIT_ALLOCATED && r->alloc_ns == k->ns;
         if (same) {
             asked = r->asked;
             depth = r->alloc_depth;
             memcpy(stack, r->alloc_stack, depth * sizeof stack[0]);
         }
-        pthread_mutex_unlock(audit_lock(b));
+        pthread_mutex_unlock(slab_audit_lock(b));
         if (!same)
             continue;
         size_t j;
@@ -1488,29 +609,30 @@ static size_t report_leaks(int fd, FILE *out, struct leak_group *g, size_t ng)
             continue;
         }
         if (!count)
-            out_line(fd, out,
-                     "\n================================================="
-                     "================\n==%d==ERROR: kslab: detected memory "
-                     "leaks\n",
-                     (int)getpid());
-        out_line(fd, out,
-                 "\n%s leak of %zu byte(s) in %zu object(s) allocated "
-                 "from:\n",
-                 g[i].kind == BLK_INDIRECT ? "Indirect" : "Direct", g[i].bytes,
-                 g[i].count);
-        print_stack(fd, out, g[i].stack, g[i].depth);
+            slab_debug_out(
+                fd, out,
+                "\n================================================="
+                "================\n==%d==ERROR: kslab: detected memory "
+                "leaks\n",
+                (int)getpid());
+        slab_debug_out(fd, out,
+                       "\n%s leak of %zu byte(s) in %zu object(s) allocated "
+                       "from:\n",
+                       g[i].kind == BLK_INDIRECT ? "Indirect" : "Direct",
+                       g[i].bytes, g[i].count);
+        slab_debug_print_stack(fd, out, g[i].stack, g[i].depth);
         bytes += g[i].bytes;
         count += g[i].count;
     }
     if (sup_count)
-        out_line(fd, out,
-                 "\nkslab: suppressed %zu byte(s) in %zu allocation(s)\n",
-                 sup_bytes, sup_count);
+        slab_debug_out(fd, out,
+                       "\nkslab: suppressed %zu byte(s) in %zu allocation(s)\n",
+                       sup_bytes, sup_count);
     if (count)
-        out_line(fd, out,
-                 "\nSUMMARY: kslab: %zu byte(s) leaked in %zu "
-                 "allocation(s).\n",
-                 bytes, count);
+        slab_debug_out(fd, out,
+                       "\nSUMMARY: kslab: %zu byte(s) leaked in %zu "
+                       "allocation(s).\n",
+                       bytes, count);
     if (out)
         fflush(out);
     return bytes;
@@ -1547,8 +669,9 @@ static __noinline size_t leak_check(int fd, FILE *out)
 {
     __builtin_unwind_init(); /* the caller's registers onto the stack */
     static pthread_mutex_t leak_lock = PTHREAD_MUTEX_INITIALIZER;
-    if (!audit_hash) {
-        out_line(fd, out, "kslab: the leak search needs KSLAB_DEBUG=leaks\n");
+    if (!slab_audit_hash) {
+        slab_debug_out(fd, out,
+                       "kslab: the leak search needs KSLAB_DEBUG=leaks\n");
         return 0;
     }
     pthread_mutex_lock(&leak_lock);
@@ -1558,7 +681,7 @@ static __noinline size_t leak_check(int fd, FILE *out)
     if (snapshot(&s))
         goto out;
     struct sigaction old_stop;
-    int stopped = !stop_world(&old_stop);
+    int stopped = !slab_stop_world(&old_stop);
     /* The caller's callee-saved registers are pushed just below this
      * frame's base; deeper is the search's own stack (sorting leaves
      * block addresses there): the calling thread is scanned from here. */
@@ -1571,22 +694,22 @@ static __noinline size_t leak_check(int fd, FILE *out)
         drain(&s, BLK_INDIRECT);
     }
     if (stopped)
-        resume_world(&old_stop);
+        slab_resume_world(&old_stop);
     maxg = s.n < 65536 ? s.n + 1 : 65536;
-    g = debug_map(maxg * sizeof *g);
+    g = slab_debug_map(maxg * sizeof *g);
     if (!g)
         goto out;
     group_leaks(&s, g, &ng, maxg);
     bytes = report_leaks(fd, out, g, ng);
 out:
     if (g)
-        debug_unmap(g, maxg * sizeof *g);
+        slab_debug_unmap(g, maxg * sizeof *g);
     if (s.blk)
-        debug_unmap(s.blk, s.cap * sizeof *s.blk);
+        slab_debug_unmap(s.blk, s.cap * sizeof *s.blk);
     if (s.stack)
-        debug_unmap(s.stack, s.cap * sizeof *s.stack);
+        slab_debug_unmap(s.stack, s.cap * sizeof *s.stack);
     if (s.pg)
-        debug_unmap(s.pg, (s.pg_mask + 1) * sizeof *s.pg);
+        slab_debug_unmap(s.pg, (s.pg_mask + 1) * sizeof *s.pg);
     pthread_mutex_unlock(&leak_lock);
     return bytes;
 }
@@ -1594,7 +717,7 @@ out:
 /* At exit (registered first, so run after the program's own handlers). */
 static void leaks_at_exit(void)
 {
-    size_t bytes = leak_check(LEAKS_LOG_FD, NULL);
+    size_t bytes = leak_check(SLAB_DEBUG_LEAKS_LOG_FD, NULL);
     if (leaks_log_owned)
         close(leaks_log_fd);
     leaks_log_fd = -1;
@@ -1605,46 +728,7 @@ static void leaks_at_exit(void)
     }
 }
 
-/* ---- start-up ---- */
-
-static void debug_fork_child(void)
+void slab_leaks_init(void)
 {
-    my_tid = 0;
-    pthread_mutex_init(&freed_lock, NULL);
-    for (int i = 0; i < AUDIT_LOCKS; i++)
-        pthread_mutex_init(&audit_locks[i], NULL);
+    atexit(leaks_at_exit);
 }
-
-static void slab_debug_init(void)
-{
-    if (!(kslab_opt.dbg & KSLAB_DBG_TRACK))
-        return;
-    start_ns = now_ns();
-    find_self_text();
-    for (int i = 0; i < AUDIT_LOCKS; i++)
-        pthread_mutex_init(&audit_locks[i], NULL);
-    if (kslab_opt.dbg & KSLAB_DBG_AUDIT) {
-        audit_cachep = slab_cache_create(
-            "kslab-audit", sizeof(struct audit_rec), 0, 0, NULL, NULL, 0);
-        audit_hash = audit_cachep
-                         ? debug_map(AUDIT_BUCKETS * sizeof(*audit_hash))
-                         : NULL;
-        freed_ring = debug_map(AUDIT_KEEP_FREED * sizeof *freed_ring);
-        if (!audit_hash)
-            kslab_warn("KSLAB_DEBUG=audit: no memory for the records");
-    }
-    if (kslab_opt.dbg & KSLAB_DBG_LOG) {
-        log_size = kslab_opt.log_entries;
-        log_ring = debug_map(log_size * sizeof *log_ring);
-        if (!log_ring)
-            kslab_warn("KSLAB_DEBUG=log: no memory for the ring");
-    }
-    if (__atomic_load_n(&debug_ctor_ran, __ATOMIC_ACQUIRE))
-        kslab_once(&unwinder_once, unwinder_choose);
-    pthread_atfork(NULL, NULL, debug_fork_child);
-    if (kslab_opt.dbg & KSLAB_DBG_LEAKS)
-        atexit(leaks_at_exit);
-    kslab_set_report_hook(debug_report);
-    __atomic_store_n(&debug_ready, 1, __ATOMIC_RELEASE);
-}
-KSLAB_INITCALL(KSLAB_INIT_FORK, slab_debug_init);

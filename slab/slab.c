@@ -1555,13 +1555,15 @@ static void slab_fork_parent(void)
 
 /* In the child only the forking thread exists.  The locks are made anew
  * (a recursive mutex remembers its owner's thread id, which the child does
- * not share), and the arrays of the other threads are orphans whose
- * objects are free here: they go back to the slabs (the zones' child
- * handler has run: lib/fork.c runs children bottom to top). */
+ * not share), KSLAB_DEBUG's too, and the arrays of the other threads are
+ * orphans whose objects are free here: they go back to the slabs (the
+ * zones' child handler has run: lib/fork.c runs children bottom to top). */
 static void slab_fork_child(void)
 {
     pthread_mutexattr_t attr;
     struct list_head *p;
+    if (slab_debug_tracking())
+        slab_debug_fork_child();
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
