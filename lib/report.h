@@ -18,7 +18,7 @@ kslab_die(const char *fmt, ...);
  * hook (kslab_set_report_hook) knows of addr, then abort(). */
 __attribute__((noreturn, cold, format(printf, 2, 3))) void
 kslab_die_at(const void *addr, const char *fmt, ...);
-/* The hook kslab_die_at() calls (slab/debug.c sets it with KSLAB_DEBUG
+/* The hook kslab_die_at() calls (slab/audit.c sets it with KSLAB_DEBUG
  * audit or log): writes with write(2), takes no lock it may not. */
 void kslab_set_report_hook(void (*hook)(const void *addr));
 /* Same line without abort(): warnings. */

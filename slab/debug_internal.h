@@ -114,7 +114,6 @@ void slab_debug_print_stack(int fd, FILE *f, void *const *stack,
 /* Private memory of the debugging machinery: not a root of the leak
  * search (slab_debug_exclude); NULL when the host refuses. */
 void *slab_debug_map(size_t len);
-void slab_debug_unmap(void *p, size_t len);
 /* The calling thread makes blocks: its stack is noted (a dead thread's
  * stack is no root). */
 void slab_leaks_thread_mark(void);

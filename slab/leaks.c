@@ -71,7 +71,7 @@ void *slab_debug_map(size_t len)
     return p;
 }
 
-void slab_debug_unmap(void *p, size_t len)
+static void debug_unmap(void *p, size_t len)
 {
     slab_debug_exclude(p, 0);
     vm_os_free(p, len);
@@ -267,7 +267,7 @@ static int blk_sort(struct blk *a, size_t n)
     }
     if (src != a) /* an odd number of passes */
         memcpy(a, src, len);
-    slab_debug_unmap(tmp, len + cnt_len);
+    debug_unmap(tmp, len + cnt_len);
     return 0;
 }
 
@@ -703,13 +703,13 @@ static __noinline size_t leak_check(int fd, FILE *out)
     bytes = report_leaks(fd, out, g, ng);
 out:
     if (g)
-        slab_debug_unmap(g, maxg * sizeof *g);
+        debug_unmap(g, maxg * sizeof *g);
     if (s.blk)
-        slab_debug_unmap(s.blk, s.cap * sizeof *s.blk);
+        debug_unmap(s.blk, s.cap * sizeof *s.blk);
     if (s.stack)
-        slab_debug_unmap(s.stack, s.cap * sizeof *s.stack);
+        debug_unmap(s.stack, s.cap * sizeof *s.stack);
     if (s.pg)
-        slab_debug_unmap(s.pg, (s.pg_mask + 1) * sizeof *s.pg);
+        debug_unmap(s.pg, (s.pg_mask + 1) * sizeof *s.pg);
     pthread_mutex_unlock(&leak_lock);
     return bytes;
 }
