@@ -35,6 +35,9 @@ int kslab_stderr_fd(void);
  * that is another open file (a one-line message and what follows it).
  * No stdio, no malloc. */
 void kslab_report_write(const char *buf, size_t len, int also_fd2);
+/* Writes all of buf to fd (nothing when fd < 0), stopping at an error:
+ * write(2) only. */
+void kslab_write_all(int fd, const char *buf, size_t len);
 /* Formats into buf (always NUL-terminated); returns the length. */
 int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -264,6 +264,17 @@ static int audit_lookup(uintptr_t addr, struct audit_rec *out)
     return 0;
 }
 
+/* "    allocated by thread 12 at 1.000200 s:" and the stack. */
+static void report_event(const char *what, int tid, uint64_t ns,
+                         void *const *stack, unsigned int depth)
+{
+    slab_debug_out(SLAB_DEBUG_FATAL_FD, NULL,
+                   "    %s by thread %d at %llu.%06llu s:\n", what, tid,
+                   (unsigned long long)(ns / 1000000000),
+                   (unsigned long long)(ns / 1000 % 1000000));
+    slab_debug_print_stack(SLAB_DEBUG_FATAL_FD, NULL, stack, depth);
+}
+
 /* The report hook: what kslab knows of addr, after the one line. */
 static void debug_report(const void *addr)
 {
@@ -283,22 +294,11 @@ static void debug_report(const void *addr)
                        r.asked, usable,
                        r.state == AUDIT_FREED ? "free" : "allocated",
                        r.addr != a ? ", the address is inside it" : "");
-        slab_debug_out(SLAB_DEBUG_FATAL_FD, NULL,
-                       "    allocated by thread %d at %llu.%06llu s:\n",
-                       r.alloc_tid,
-                       (unsigned long long)(r.alloc_ns / 1000000000),
-                       (unsigned long long)(r.alloc_ns / 1000 % 1000000));
-        slab_debug_print_stack(SLAB_DEBUG_FATAL_FD, NULL, r.alloc_stack,
-                               r.alloc_depth);
-        if (r.state == AUDIT_FREED) {
-            slab_debug_out(SLAB_DEBUG_FATAL_FD, NULL,
-                           "    freed by thread %d at %llu.%06llu s:\n",
-                           r.free_tid,
-                           (unsigned long long)(r.free_ns / 1000000000),
-                           (unsigned long long)(r.free_ns / 1000 % 1000000));
-            slab_debug_print_stack(SLAB_DEBUG_FATAL_FD, NULL, r.free_stack,
-                                   r.free_depth);
-        }
+        report_event("allocated", r.alloc_tid, r.alloc_ns, r.alloc_stack,
+                     r.alloc_depth);
+        if (r.state == AUDIT_FREED)
+            report_event("freed", r.free_tid, r.free_ns, r.free_stack,
+                         r.free_depth);
         lo = r.addr;
         hi = r.addr + (r.size ? r.size : 1);
     } else if (slab_audit_hash) {

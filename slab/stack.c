@@ -189,13 +189,7 @@ void slab_debug_out(int fd, FILE *f, const char *fmt, ...)
     }
     if (fd == SLAB_DEBUG_LEAKS_LOG_FD)
         fd = slab_leaks_log_fd();
-    size_t off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t w = write(fd, line + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    kslab_write_all(fd, line, len);
 }
 
 /* obj+0xoff is what `addr2line -f -e obj 0xoff' takes. */
