@@ -6,7 +6,7 @@
  * object of the malloc size classes (slab_malloc_inline: the kmalloc caches
  * plus intermediate ones, four classes per doubling; the per-thread array
  * cache, no lock on a hit); anything larger is a large block of whole pages
- * (interpose/large.c).  free tries the slab first (slab_kfree_inline: one page
+ * (interpose/large.c).  free tries the slab first (slab_free_inline: one page
  * lookup says whether the pointer is in a slab page, and validates it there);
  * what is not a slab object must be the head of a live large block, or it is
  * misuse: one line on stderr naming the call and the address, then abort().
@@ -65,7 +65,7 @@ static __cold void ip_foreign(const void *p, const char *fn)
         ip_bad_pointer(fn, p);
 }
 
-/* Frees what slab_kfree_inline() did not take. */
+/* Frees what slab_free_inline() did not take. */
 static __cold __noinline void ip_release_large(void *p, const char *fn)
 {
     if (unlikely(ip_large_free(p) != IP_LARGE_FREED))
@@ -74,7 +74,7 @@ static __cold __noinline void ip_release_large(void *p, const char *fn)
 
 void ip_release(void *p, const char *fn)
 {
-    if (likely(slab_kfree_inline(p, fn)))
+    if (likely(slab_free_inline(p, fn)))
         return;
     ip_release_large(p, fn);
 }
@@ -116,7 +116,7 @@ static inline __attribute__((always_inline)) void ip_free(void *p,
 {
     if (!p)
         return;
-    if (likely(slab_kfree_inline(p, fn)))
+    if (likely(slab_free_inline(p, fn)))
         return;
     ip_release_large(p, fn);
 }
@@ -143,7 +143,7 @@ static void *ip_aligned(size_t align, size_t size)
                 break;
             if (!((uintptr_t)p & (align - 1)))
                 return p;
-            slab_kfree_inline(p, "memalign");
+            slab_free_inline(p, "memalign");
             want <<= 1;
         }
     }

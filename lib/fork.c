@@ -39,6 +39,9 @@
  *        cache_chain_sem            the chain of caches (recursive)
  *        slab_thread_lock           the list of threads (slab/thread.c)
  *        cache_cache.spinlock, then every cache's spinlock, chain order
+ *        KSLAB_DEBUG's audit stripe locks and freed_lock (slab/audit.c):
+ *                                   not taken by prepare; the slab's
+ *                                   child makes them anew
  *   5. KSLAB_FORK_FRAMES (vm/frames/lowmem.c, frames_fork_prepare)
  *        purge_lock                 one purge pass at a time
  *        pcp_list_lock              the list of the threads' page lists

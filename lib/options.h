@@ -31,7 +31,7 @@ struct kslab_options {
     int stats;                 /* KSLAB_STATS: statistics at exit */
     char stats_path[PATH_MAX]; /*   to this file (append); "" = stderr */
     unsigned long debug;       /* KSLAB_DEBUG: KSLAB_DEBUG_POISON, _RED_ZONE */
-    unsigned int dbg;          /* KSLAB_DEBUG: KSLAB_DBG_* (slab/debug.c) */
+    unsigned int dbg;          /* KSLAB_DEBUG: KSLAB_DBG_* (slab/debug.h) */
     unsigned long log_entries; /*   log=N: events the ring keeps */
     int leaks_exitcode;        /* KSLAB_LEAKS_EXITCODE: 0 = exit unchanged */
     char leaks_suppress[PATH_MAX]; /* KSLAB_LEAKS_SUPPRESS: "" = none */

@@ -182,7 +182,7 @@ int kslab_stderr_fd(void)
     return is_orig_file(2) ? 2 : -1;
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+void kslab_write_all(int fd, const char *buf, size_t len)
 {
     size_t off = 0;
     while (fd >= 0 && off < len) {
@@ -196,11 +196,11 @@ static void write_all(int fd, const char *buf, size_t len)
 void kslab_report_write(const char *buf, size_t len, int also_fd2)
 {
     int fd = kslab_stderr_fd();
-    write_all(fd, buf, len);
+    kslab_write_all(fd, buf, len);
     struct stat st;
     if (also_fd2 && fd != 2 && fstat(2, &st) == 0 &&
         !(st.st_dev == orig_dev && st.st_ino == orig_ino))
-        write_all(2, buf, len);
+        kslab_write_all(2, buf, len);
 }
 
 static void say(const char *fmt, va_list ap)

@@ -18,7 +18,7 @@ kslab_die(const char *fmt, ...);
  * hook (kslab_set_report_hook) knows of addr, then abort(). */
 __attribute__((noreturn, cold, format(printf, 2, 3))) void
 kslab_die_at(const void *addr, const char *fmt, ...);
-/* The hook kslab_die_at() calls (slab/debug.c sets it with KSLAB_DEBUG
+/* The hook kslab_die_at() calls (slab/audit.c sets it with KSLAB_DEBUG
  * audit or log): writes with write(2), takes no lock it may not. */
 void kslab_set_report_hook(void (*hook)(const void *addr));
 /* Same line without abort(): warnings. */
@@ -35,6 +35,9 @@ int kslab_stderr_fd(void);
  * that is another open file (a one-line message and what follows it).
  * No stdio, no malloc. */
 void kslab_report_write(const char *buf, size_t len, int also_fd2);
+/* Writes all of buf to fd (nothing when fd < 0), stopping at an error:
+ * write(2) only. */
+void kslab_write_all(int fd, const char *buf, size_t len);
 /* Formats into buf (always NUL-terminated); returns the length. */
 int kslab_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,6 +1,7 @@
 /*
- * slab/debug.h — kslab's debugging machinery (slab/debug.c), the model
- * being Solaris libumem's UMEM_DEBUG=audit, UMEM_LOGGING=transaction and
+ * slab/debug.h — kslab's debugging machinery (slab/audit.c, log.c,
+ * stack.c, stop.c, leaks.c: slab/debug_internal.h), the model being
+ * Solaris libumem's UMEM_DEBUG=audit, UMEM_LOGGING=transaction and
  * ::findleaks.  Switched on by KSLAB_DEBUG (lib/options.c):
  *
  *   audit   every block (malloc family, kmalloc, kmem_cache_alloc) gets an
@@ -57,6 +58,10 @@ typedef int (*slab_unwinder_fn)(void **buf, int size);
  * in the shared libraries only; a weak symbol, NULL in libkslab.a). */
 slab_unwinder_fn slab_unwind_dlopen(void)
     __attribute__((weak, visibility("hidden")));
+/* In a host fork()'s child, from the slab's fork hook (lib/fork.c, level
+ * KSLAB_FORK_SLAB): the audit locks made anew, the cached thread id
+ * forgotten. */
+void slab_debug_fork_child(void);
 /* The calling thread is exiting (its stack is no longer a root). */
 void slab_debug_thread_exit(void);
 /* kslab's own memory that holds block addresses but is not a root of the

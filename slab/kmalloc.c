@@ -11,7 +11,8 @@
 #include "slab/debug.h"
 #include "slab/kmalloc.h"
 
-kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
+/* The kmalloc caches, [0] normal and [1] DMA, size-32 … size-131072. */
+static kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
 static unsigned long kmalloc_flags;
 static int malloc_fine_classes = 1;
 
@@ -196,7 +197,7 @@ void kfree(const void *objp)
 {
     if (unlikely(!objp))
         return;
-    if (unlikely(!slab_kfree_inline(objp, "kfree")))
+    if (unlikely(!slab_free_inline(objp, "kfree")))
         slab_bad_pointer(objp, "kfree");
 }
 

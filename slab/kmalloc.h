@@ -13,9 +13,6 @@
 
 #include "slab/slab_internal.h"
 
-/* The kmalloc caches, [0] normal and [1] DMA, size-32 … size-131072. */
-extern kmem_cache_t *slab_kmalloc_caches[2][KMALLOC_NR_SIZES];
-
 /* 0 for 1…32 bytes, 12 for 65537…131072; >= KMALLOC_NR_SIZES for 0 and
  * for sizes above KMALLOC_MAX_SIZE. */
 static inline unsigned int kmalloc_index(size_t size)
@@ -32,12 +29,8 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
         unsigned int id =
             1 + idx + ((flags & __GFP_DMA) ? KMALLOC_NR_SIZES : 0);
         struct array_cache *ac = slab_self->ac[id];
-        if (likely(ac->avail)) {
-#if SLAB_STATS
-            ac->allochit++;
-#endif
-            return slab_key_clear(ac->entry[--ac->avail]);
-        }
+        if (likely(ac->avail))
+            return slab_key_clear(slab_ac_pop(ac));
     }
     return slab_kmalloc_slow(size, flags);
 }
@@ -76,12 +69,8 @@ static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 {
     if (likely(size <= KMALLOC_MAX_SIZE)) {
         struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
-        if (likely(ac->avail)) {
-#if SLAB_STATS
-            ac->allochit++;
-#endif
-            return slab_key_clear(ac->entry[--ac->avail]);
-        }
+        if (likely(ac->avail))
+            return slab_key_clear(slab_ac_pop(ac));
     }
     return slow(size);
 }
@@ -95,13 +84,6 @@ static inline void *slab_malloc_inline(size_t size)
 /* Turns the intermediate malloc caches on (1, the default) or off (0).
  * Before the first allocation only: -EBUSY after. */
 int slab_set_malloc_classes(int fine);
-
-/* 1: p was a slab object and is freed; 0: p is not in slab memory. */
-static inline __attribute__((always_inline)) int
-slab_kfree_inline(const void *p, const char *fn)
-{
-    return slab_free_inline(p, fn);
-}
 
 /* Usable size of a slab object; 0 when p is not one. */
 size_t slab_ksize(const void *p);

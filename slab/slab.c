@@ -986,10 +986,11 @@ static void search_thread(struct slab_thread *t, void *arg)
  * are in a thread's array (this thread's, read alone; another's, read
  * under slab_thread_lock: an object handed to this thread after it left
  * that array is not below that array's count any more) or on their slab
- * (bufctl not BUFCTL_ACTIVE, under the cache lock).
+ * (bufctl not BUFCTL_ACTIVE, under the cache lock).  Dies if it is (a
+ * double free); returns if it is live.
  */
-__cold __noinline void slab_check_double_free(kmem_cache_t *cachep,
-                                              const void *objp, const char *fn)
+static __cold __noinline void
+slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
 {
     int found = array_holds(slab_self->ac[cachep->id], objp);
     if (!found) {
@@ -1070,6 +1071,9 @@ void *kmem_cache_alloc(kmem_cache_t *cachep, int flags)
     return __kmem_cache_alloc(cachep, flags);
 }
 
+static __cold __attribute__((noreturn)) void
+slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp);
+
 void kmem_cache_free(kmem_cache_t *cachep, void *objp)
 {
     if (unlikely(!objp))
@@ -1079,7 +1083,7 @@ void kmem_cache_free(kmem_cache_t *cachep, void *objp)
     __kmem_cache_free_checked(cachep, objp, "kmem_cache_free");
 }
 
-void slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp)
+static void slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp)
 {
     struct page *page = NULL;
     kmem_cache_t *owner = slab_cache_of(objp, &page);
@@ -1312,9 +1316,11 @@ static unsigned long cache_decay(kmem_cache_t *cachep, unsigned long now,
  * DECAY_BATCH slabs (the slabs are destroyed without it); caches with
  * SLAB_NO_REAP and caches with a dtor (which would then run in the
  * background thread) are left alone.  The threads' arrays are not touched:
- * they belong to their threads (slab.c's top comment).
+ * they belong to their threads (slab.c's top comment).  Every slab empty
+ * for decay ms at time now goes back (now 0: nothing, only counted).
+ * Returns the frames of empty slabs left in those caches.
  */
-unsigned long slab_decay(unsigned long now, unsigned long decay)
+static unsigned long slab_decay(unsigned long now, unsigned long decay)
 {
     unsigned long left = 0;
     if (!kslab_init_reached(KSLAB_INIT_SLAB))
@@ -1555,13 +1561,15 @@ static void slab_fork_parent(void)
 
 /* In the child only the forking thread exists.  The locks are made anew
  * (a recursive mutex remembers its owner's thread id, which the child does
- * not share), and the arrays of the other threads are orphans whose
- * objects are free here: they go back to the slabs (the zones' child
- * handler has run: lib/fork.c runs children bottom to top). */
+ * not share), KSLAB_DEBUG's too, and the arrays of the other threads are
+ * orphans whose objects are free here: they go back to the slabs (the
+ * zones' child handler has run: lib/fork.c runs children bottom to top). */
 static void slab_fork_child(void)
 {
     pthread_mutexattr_t attr;
     struct list_head *p;
+    if (slab_debug_tracking())
+        slab_debug_fork_child();
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);

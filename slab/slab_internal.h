@@ -178,9 +178,6 @@ static inline int slab_thread_live(const struct slab_thread *t)
 /* Gives the calling thread its slab_thread (the boot thread when memory
  * is short). */
 struct slab_thread *slab_thread_attach(void);
-/* Drains and frees every array of t, unlinks t and frees it.  Chain lock
- * held; t is not in use (exited, or gone with a fork). */
-void slab_thread_release(struct slab_thread *t);
 /* In a fork child: releases every thread but the caller.  Chain lock held. */
 void slab_thread_release_others(void);
 /* Calls fn(t, arg) on every attached thread, slab_thread_lock held. */
@@ -214,8 +211,6 @@ void slab_free_direct(kmem_cache_t *cachep, void *objp);
 kmem_cache_t *kmem_find_general_cachep(size_t size);
 void kmem_cache_sizes_init(void);
 int slab_is_kmalloc_cache(const kmem_cache_t *cachep);
-__cold __attribute__((noreturn)) void
-slab_bad_cache_pointer(kmem_cache_t *cachep, const void *objp);
 
 /* Slow paths: out of line. */
 void *slab_alloc_slow(kmem_cache_t *cachep, int flags);
@@ -315,11 +310,6 @@ static inline void *slab_key_clear(void *objp)
     return objp;
 }
 
-/* Dies if objp, of a keyed cache, is free (a double free); returns if it
- * is live (its key word was the program's data). */
-void slab_check_double_free(kmem_cache_t *cachep, const void *objp,
-                            const char *fn);
-
 /* Pushes objp on a thread's array: 1, or 0 when the array is full or
  * objp is the object freed last (a double free, which the slow path
  * reports). */
@@ -339,6 +329,17 @@ static inline int slab_ac_push(struct array_cache *ac, const void *objp)
         return 1;
     }
     return 0;
+}
+
+/* Pops the object pushed last from a thread's array, which holds one: the
+ * caller's test of ac->avail is the fast path's one branch.  A hit. */
+static inline __attribute__((always_inline)) void *
+slab_ac_pop(struct array_cache *ac)
+{
+#if SLAB_STATS
+    ac->allochit++;
+#endif
+    return ac->entry[--ac->avail];
 }
 
 /* The same for an object of a keyed cache: 0 also when objp carries the
@@ -365,12 +366,8 @@ slab_ac_push_keyed(struct array_cache *ac, const void *objp)
 static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 {
     struct array_cache *ac = slab_self->ac[cachep->id];
-    if (likely(ac->avail)) {
-#if SLAB_STATS
-        ac->allochit++;
-#endif
-        return ac->entry[--ac->avail];
-    }
+    if (likely(ac->avail))
+        return slab_ac_pop(ac);
     return slab_alloc_slow(cachep, flags);
 }
 
@@ -421,12 +418,6 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
                            unsigned long *am, unsigned long *fh,
                            unsigned long *fm);
 #endif
-
-/* The decay of empty slabs (slab.c, run by the frames' background purge
- * pass through vm_purge_register): every slab of a reapable cache that
- * has been empty for decay ms at time now goes back (now 0: nothing, only
- * counted).  Returns the frames of empty slabs left in those caches. */
-unsigned long slab_decay(unsigned long now, unsigned long decay);
 
 /* Drains the calling thread's arrays of every cache (slab/thread.c). */
 void slab_drain_self(void);

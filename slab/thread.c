@@ -39,6 +39,10 @@ static struct slab_thread thread_list = {.next = &thread_list,
 unsigned long slab_drain_gen;
 static pthread_key_t thread_key;
 
+/* Drains and frees every array of t, unlinks t and frees it.  Chain lock
+ * held; t is not in use (exited, or gone with a fork). */
+static void slab_thread_release(struct slab_thread *t);
+
 /* Thread exit: the thread's cached objects go back to their caches. */
 static void slab_thread_exit(void *arg)
 {
@@ -82,7 +86,7 @@ __noinline struct slab_thread *slab_thread_attach(void)
     return t;
 }
 
-void slab_thread_release(struct slab_thread *t)
+static void slab_thread_release(struct slab_thread *t)
 {
     slab_thread_drain(t, 1);
     pthread_mutex_lock(&slab_thread_lock);

@@ -1,10 +1,10 @@
 /*
  * slab/unwind_dl.c — libunwind.so.8 loaded at run time, for KSLAB_DEBUG's
- * stacks (slab/debug.c chooses the unwinder).  Linked into the shared
+ * stacks (slab/stack.c chooses the unwinder).  Linked into the shared
  * libraries (libkslab.so, libkslab-preload.so) and the tests' core only,
  * never into libkslab.a: a -static program that references dlopen at all
  * gets glibc's warning that it needs the shared libraries of the glibc it
- * was linked with, and its dlopen would load a second libc.  debug.c
+ * was linked with, and its dlopen would load a second libc.  stack.c
  * references slab_unwind_dlopen weakly; without this file it is NULL.
  */
 #include <dlfcn.h>

@@ -1,10 +1,11 @@
 /*
  * vm/frames/os.h — the host's memory primitives, the only place kslab
- * calls mmap, munmap, mprotect, madvise, mremap, memfd_create and
- * fallocate (mimalloc's os.c and libumem's vmem_mmap.c play this part).
- * Every layer above reaches the host's memory through these calls, so
- * what kslab asks of the kernel can be read, counted and changed in one
- * file.
+ * calls mmap, munmap, mprotect, madvise, mremap, mincore, memfd_create and
+ * fallocate (mimalloc's os.c and libumem's vmem_mmap.c play this part);
+ * and the other host calls of the layers above lib/: the clock, futexes,
+ * signals to threads, sigaction, the reading of /proc.  Every layer above
+ * reaches the host through these calls, so what kslab asks of the kernel
+ * can be read, counted and changed in one file.
  *
  * All functions are thread-safe and async-signal-safe (system calls and
  * arithmetic only); none allocates.  Addresses and lengths are
@@ -15,6 +16,7 @@
 #define KSLAB_VM_FRAMES_OS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -123,5 +125,48 @@ int vm_os_sigmask(int how, const sigset_t *set, sigset_t *old);
 /* Sleeps ms milliseconds (the background purge's tick, purge.c).  The
  * clock is vm_now_ms() (page.h), read here too. */
 void vm_os_sleep_ms(unsigned long ms);
+
+/* ---- the other host calls ---- */
+
+/* The monotonic clock (CLOCK_MONOTONIC) in nanoseconds: time stamps of
+ * debugging events and their time-outs.  (The frames' decay clock is the
+ * coarse vm_now_ms of vm/frames/page.h.) */
+uint64_t vm_os_now_ns(void);
+
+/* Which pages of [addr, addr + len) are resident (mincore(2)): one byte a
+ * page in vec, bit 0 set when resident.  0 or -errno. */
+int vm_os_resident(void *addr, size_t len, unsigned char *vec);
+
+/* The calling thread's id (gettid(2)). */
+int vm_os_gettid(void);
+
+/* Sends sig to thread tid of this process (tgkill(2)): 0 or -errno. */
+int vm_os_signal_thread(int tid, int sig);
+
+/* Waits while *addr holds val (a private futex, no time-out); returns at
+ * once when it does not, on a wake, or on a signal: the caller looks
+ * again.  Wakes every thread waiting on addr. */
+void vm_os_futex_wait(unsigned int *addr, unsigned int val);
+void vm_os_futex_wake_all(unsigned int *addr);
+
+/* libc's sigaction, never the wrapper that libkslab.so exports (the
+ * SIGSEGV chaining of vm/mm/fault.c); in a sanitizer build the ordinary
+ * one, whose interceptor must see every handler.  0 or -errno. */
+int vm_os_sigaction(int sig, const struct sigaction *act,
+                    struct sigaction *old);
+
+/* /proc, read without malloc (the caller's buffer):
+ *   vm_os_read_file: at most size - 1 bytes of the file at path, then a
+ *     NUL; the bytes read or -errno.
+ *   vm_os_read_lines: fn(line, arg) for each line of the file at path,
+ *     its newline replaced by a NUL (a line longer than the buffer ends
+ *     the reading); 0 or -errno when it cannot be opened.
+ *   vm_os_for_each_thread: fn(tid, arg) for each thread of the process,
+ *     the caller's included (/proc/self/task); 0 or -errno. */
+ssize_t vm_os_read_file(const char *path, char *buf, size_t size);
+int vm_os_read_lines(const char *path, char *buf, size_t size,
+                     void (*fn)(char *line, void *arg), void *arg);
+int vm_os_for_each_thread(char *buf, size_t size,
+                          void (*fn)(int tid, void *arg), void *arg);
 
 #endif /* KSLAB_VM_FRAMES_OS_H */
