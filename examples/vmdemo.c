@@ -17,7 +17,16 @@
  * the page at its first store, msync writing the stores back to the file,
  * and the maps of both mms, meminfo's Cached and the share lists of the
  * file's address_space (i_mmap_shared, i_mmap) after a fork and a split.
+ *
+ * "vmdemo driver" shows the driver's view: a "character device" whose
+ * mmap method maps a reserved __get_free_pages buffer with
+ * remap_page_range (offset 0) or a vmalloc ring through its nopage
+ * (offset RING_OFF), both mapped into two mms; every open, close and
+ * nopage call is printed, with each mm's maps and the ptes of its
+ * mappings walked from pgd_offset, and what the kernel and the mms read
+ * of each other's stores.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +34,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <kslab/slab.h>
 #include <kslab/vm.h>
 
 static void show(const char *name, struct mm_struct *mm, unsigned long priv,
@@ -179,6 +189,152 @@ static int pagecache_demo(void)
     return r || n != 6 ? 1 : 0;
 }
 
+/* ---- vmdemo driver ---- */
+
+#define DEV_PAGES 2UL
+#define RING_OFF (DEV_PAGES * PAGE_SIZE)
+
+static char *dev_buf, *dev_ring;
+
+static void dev_open(struct vm_area_struct *vma)
+{
+    printf("  [dev] open  %08lx-%08lx pgoff %lu\n", vma->vm_start, vma->vm_end,
+           vma->vm_pgoff);
+}
+
+static void dev_close(struct vm_area_struct *vma)
+{
+    printf("  [dev] close %08lx-%08lx pgoff %lu\n", vma->vm_start, vma->vm_end,
+           vma->vm_pgoff);
+}
+
+static struct page *dev_nopage(struct vm_area_struct *vma,
+                               unsigned long address, int write_access)
+{
+    unsigned long off =
+        address - vma->vm_start + (vma->vm_pgoff << PAGE_SHIFT) - RING_OFF;
+    struct page *page = NOPAGE_SIGBUS;
+    if (off < DEV_PAGES * PAGE_SIZE) {
+        unsigned long k = (unsigned long)dev_ring + off;
+        pgd_t *pgd = pgd_offset_k(k);
+        if (!pgd_none(*pgd)) {
+            pmd_t *pmd = pmd_offset(pgd, k);
+            if (!pmd_none(*pmd)) {
+                pte_t *pte = pte_offset(pmd, k);
+                if (pte_present(*pte))
+                    page = pte_page(*pte);
+            }
+        }
+    }
+    if (page != NOPAGE_SIGBUS)
+        get_page(page);
+    printf("  [dev] nopage %08lx (%s): %s\n", address,
+           write_access ? "write" : "read",
+           page ? "the vmalloc page" : "NOPAGE_SIGBUS");
+    return page;
+}
+
+static const struct vm_operations_struct dev_vm_ops = {dev_open, dev_close,
+                                                       dev_nopage};
+
+static int dev_mmap(struct file *file, struct vm_area_struct *vma)
+{
+    unsigned long size = vma->vm_end - vma->vm_start;
+    (void)file;
+    printf("  [dev] mmap  %08lx-%08lx pgoff %lu\n", vma->vm_start, vma->vm_end,
+           vma->vm_pgoff);
+    vma->vm_ops = &dev_vm_ops;
+    if (vma->vm_pgoff << PAGE_SHIFT == RING_OFF)
+        return 0; /* any length: nopage says NOPAGE_SIGBUS past the ring */
+    if (vma->vm_pgoff || size > DEV_PAGES * PAGE_SIZE)
+        return -ENXIO;
+    return remap_page_range(vma, vma->vm_start, virt_to_phys(dev_buf), size,
+                            vma->vm_page_prot);
+}
+
+static const struct file_operations dev_fops = {dev_mmap};
+
+/* The ptes of [a, a + n pages) of mm, from the public walk. */
+static void show_ptes(struct mm_struct *mm, unsigned long a, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++, a += PAGE_SIZE) {
+        pgd_t *pgd = pgd_offset(mm, a);
+        pte_t *pte = NULL;
+        if (!pgd_none(*pgd) && !pmd_none(*pmd_offset(pgd, a)))
+            pte = pte_offset(pmd_offset(pgd, a), a);
+        if (pte && pte_present(*pte))
+            printf("    %08lx: pte %08lx (frame %lu)\n", a, pte_val(*pte),
+                   pte_val(*pte) >> PAGE_SHIFT);
+        else
+            printf("    %08lx: pte none\n", a);
+    }
+}
+
+static int driver_demo(void)
+{
+    dev_buf = (char *)__get_free_pages(GFP_KERNEL, 1);
+    dev_ring = vmalloc(DEV_PAGES * PAGE_SIZE);
+    if (!dev_buf || !dev_ring)
+        return 1;
+    for (unsigned long i = 0; i < DEV_PAGES; i++)
+        mem_map_reserve(virt_to_page(dev_buf + i * PAGE_SIZE));
+    strcpy(dev_buf, "the kernel's buffer");
+    strcpy(dev_ring, "the kernel's ring");
+    printf("--- the device: a %lu-page __get_free_pages buffer (phys %#lx, "
+           "reserved) and a vmalloc ring\n",
+           DEV_PAGES, virt_to_phys(dev_buf));
+    struct file dev = {&dev_fops, NULL};
+    struct mm_struct *mm[2] = {mm_alloc(), mm_alloc()};
+    unsigned long b[2], r[2];
+    int bad = 0;
+    for (int i = 0; i < 2; i++) {
+        printf("--- mm %d maps the buffer and the ring\n", i);
+        b[i] = do_mmap_pgoff(mm[i], &dev, 0, DEV_PAGES * PAGE_SIZE,
+                             PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+        r[i] = do_mmap_pgoff(mm[i], &dev, 0, (DEV_PAGES + 1) * PAGE_SIZE,
+                             PROT_READ | PROT_WRITE, MAP_SHARED,
+                             RING_OFF >> PAGE_SHIFT);
+        if (IS_ERR_VALUE(b[i]) || IS_ERR_VALUE(r[i]))
+            return 1;
+    }
+    char s1[64], s2[64];
+    printf("--- mm 0 reads the buffer and the ring\n");
+    snprintf(s1, sizeof s1, "%s", (char *)mm_host(mm[0], b[0]));
+    snprintf(s2, sizeof s2, "%s", (char *)mm_host(mm[0], r[0]));
+    printf("--- mm 0 read \"%s\" and \"%s\"\n", s1, s2);
+    printf("--- mm 1 writes the buffer and the ring\n");
+    snprintf(mm_host(mm[1], b[1]), 64, "mm 1 wrote the buffer");
+    snprintf(mm_host(mm[1], r[1] + PAGE_SIZE), 64, "mm 1 wrote the ring");
+    printf("--- the kernel reads \"%s\" and \"%s\"\n", dev_buf,
+           dev_ring + PAGE_SIZE);
+    bad += strcmp(dev_buf, "mm 1 wrote the buffer") != 0;
+    printf("--- mm 0 reads the ring's second page\n");
+    bad += strcmp((char *)mm_host(mm[0], r[0] + PAGE_SIZE),
+                  "mm 1 wrote the ring") != 0;
+    bad += strcmp(dev_ring + PAGE_SIZE, "mm 1 wrote the ring") != 0;
+    for (int i = 0; i < 2; i++) {
+        printf("--- mm %d: maps\n", i);
+        mm_dump_maps(mm[i], stdout);
+        printf("--- mm %d: ptes of the buffer (mapped at once) and the ring "
+               "(by faults; its last page is past the ring)\n",
+               i);
+        show_ptes(mm[i], b[i], DEV_PAGES);
+        show_ptes(mm[i], r[i], DEV_PAGES + 1);
+    }
+    printf("--- mm 0 forked, then a hole punched in its ring mapping\n");
+    struct mm_struct *child = mm_fork(mm[0]);
+    do_munmap(mm[0], r[0], PAGE_SIZE);
+    printf("--- every mm goes\n");
+    mmput(child);
+    mmput(mm[1]);
+    mmput(mm[0]);
+    for (unsigned long i = 0; i < DEV_PAGES; i++)
+        mem_map_unreserve(virt_to_page(dev_buf + i * PAGE_SIZE));
+    free_pages((unsigned long)dev_buf, 1);
+    vfree(dev_ring);
+    return bad ? 1 : 0;
+}
+
 static const char usage[] =
     "usage: vmdemo [MODE]\n"
     "  (none)     map private and shared memory and a brk heap in one mm,\n"
@@ -187,6 +343,9 @@ static const char usage[] =
     "             meminfo after each step, then swapoff\n"
     "  pagecache  one file mapped by two mms: shared stores, a private copy,\n"
     "             msync, meminfo's Cached and the file's share lists\n"
+    "  driver     a character device's mmap: a reserved buffer mapped with\n"
+    "             remap_page_range and a vmalloc ring through nopage, in two\n"
+    "             mms, with the open/close/nopage calls, maps and ptes\n"
     "  --help     this text\n";
 
 int main(int argc, char **argv)
@@ -203,6 +362,8 @@ int main(int argc, char **argv)
         return swap_demo();
     if (argc > 1 && strcmp(argv[1], "pagecache") == 0)
         return pagecache_demo();
+    if (argc > 1 && strcmp(argv[1], "driver") == 0)
+        return driver_demo();
     if (argc > 1) {
         fprintf(stderr, "vmdemo: unknown mode `%s'\n%s", argv[1], usage);
         return 2;

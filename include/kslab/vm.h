@@ -80,15 +80,141 @@ extern "C" {
 
 struct page;
 struct mm_struct;
-struct vm_operations_struct;
+struct vm_area_struct;
+struct file;
+
+/*
+ * ---- page tables: the 2.4 i386 PAE layout ----
+ * A pgd of 4 entries of 1 GiB, pmd tables of 512 entries of 2 MiB, pte
+ * tables of 512 ptes of 4 KiB.  The first USER_PGD_PTRS entries map user
+ * space (below TASK_SIZE), the last KERNEL_PGD_PTRS the kernel's fourth
+ * gigabyte (vmalloc): every mm's pgd holds the kernel's entry, copied from
+ * swapper_pg_dir (init_mm's pgd) when the mm is made.  A pte holds a frame
+ * number above PAGE_SHIFT and the i386 bits below.  These are the tables
+ * the fault handler follows: read them with mmap_sem held (inside a
+ * driver's mmap or nopage method), never write them.
+ */
+#define PGDIR_SHIFT 30
+#define PGDIR_SIZE (1UL << PGDIR_SHIFT)
+#define PGDIR_MASK (~(PGDIR_SIZE - 1))
+#define PTRS_PER_PGD 4
+#define USER_PGD_PTRS (TASK_SIZE >> PGDIR_SHIFT) /* 3 */
+#define KERNEL_PGD_PTRS (PTRS_PER_PGD - USER_PGD_PTRS)
+#define PMD_SHIFT 21
+#define PMD_SIZE (1UL << PMD_SHIFT)
+#define PMD_MASK (~(PMD_SIZE - 1))
+#define PTRS_PER_PMD 512
+#define PTRS_PER_PTE 512
+
+/* pte bits: the i386 values. */
+#define _PAGE_PRESENT 0x001UL
+#define _PAGE_RW 0x002UL
+#define _PAGE_USER 0x004UL
+#define _PAGE_ACCESSED 0x020UL
+#define _PAGE_DIRTY 0x040UL
+#define _PAGE_PROTNONE 0x080UL /* has a frame, but no access (PROT_NONE) */
+
+typedef struct {
+    unsigned long pte;
+} pte_t;
+typedef struct {
+    pte_t *pmd; /* the pte table, or NULL */
+} pmd_t;
+typedef struct {
+    pmd_t *pgd; /* the pmd table, or NULL */
+} pgd_t;
+typedef struct {
+    unsigned long pgprot;
+} pgprot_t;
+
+#define pte_val(x) ((x).pte)
+#define pgprot_val(x) ((x).pgprot)
+#define __pte(x) ((pte_t){(x)})
+#define __pgprot(x) ((pgprot_t){(x)})
+
+/* The protections a driver passes to remap_page_range (2.4's names);
+ * most pass vma->vm_page_prot. */
+#define PAGE_NONE __pgprot(_PAGE_PROTNONE | _PAGE_ACCESSED)
+#define PAGE_SHARED                                                            \
+    __pgprot(_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
+#define PAGE_READONLY __pgprot(_PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED)
+
+#define pgd_none(x) (!(x).pgd)
+#define pmd_none(x) (!(x).pmd)
+#define pte_none(x) (!(x).pte)
+#define pte_present(x) (((x).pte & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0)
+
+/* The kernel's page directory (init_mm's): its entries from USER_PGD_PTRS
+ * on are the kernel half of every mm's pgd. */
+KSLAB_API extern pgd_t swapper_pg_dir[PTRS_PER_PGD];
+
+/* The walk.  pgd_offset: the entry of addr in mm's pgd; pgd_offset_k: in
+ * the kernel's (pgd_offset_k(0) == swapper_pg_dir); pmd_offset and
+ * pte_offset: the entry in the table below (which must exist: test
+ * pgd_none / pmd_none first). */
+KSLAB_API pgd_t *pgd_offset(struct mm_struct *mm, unsigned long addr);
+KSLAB_API pgd_t *pgd_offset_k(unsigned long addr);
+KSLAB_API pmd_t *pmd_offset(pgd_t *pgd, unsigned long addr);
+KSLAB_API pte_t *pte_offset(pmd_t *pmd, unsigned long addr);
+/* The frame a present pte maps. */
+KSLAB_API struct page *pte_page(pte_t pte);
+/* A reference on a frame (2.4's page->count): what nopage hands back
+ * with the page it returns; put_page drops one (and frees the frame at
+ * the last). */
+KSLAB_API void get_page(struct page *page);
+KSLAB_API void put_page(struct page *page);
+
+/* The direct map: a physical address is a low-memory frame number above
+ * PAGE_SHIFT and the offset below; only addresses of the direct map
+ * (__get_free_pages, kmalloc) have one. */
+KSLAB_API unsigned long virt_to_phys(const void *addr);
+KSLAB_API void *phys_to_virt(unsigned long phys);
+#define __pa(x) virt_to_phys((const void *)(x))
+#define __va(x) phys_to_virt((unsigned long)(x))
+
+/*
+ * PG_reserved (2.4's mem_map_reserve): a reserved low-memory frame may be
+ * mapped into user space with remap_page_range.  Reserving a frame makes
+ * its page of the direct map shared memory, in place (its kernel address
+ * does not change; its contents are kept), so the kernel address and
+ * every user mapping of it see each other's stores.  Reserve a frame
+ * before its buffer is in use and unreserve it after: a store made to it
+ * by another thread meanwhile may be lost.  mem_map_unreserve makes the
+ * page private again (contents kept); user mappings of it made before
+ * keep the old shared copy until they go.  Both are no-ops for a page
+ * that is not a low-memory frame in use.
+ */
+KSLAB_API void mem_map_reserve(struct page *page);
+KSLAB_API void mem_map_unreserve(struct page *page);
+KSLAB_API int PageReserved(struct page *page);
+
+/*
+ * The operations of a mapping (2.4's struct vm_operations_struct).  open
+ * is called for every vma copied from one (mm_fork, and the new part of a
+ * split by munmap or mprotect), close for every vma that goes (munmap,
+ * mmput), so each open is matched by one close; the mapping's first vma
+ * is counted by the mmap method, which gets no open.  nopage brings in
+ * the page of a fault on a none pte: it returns a page with a reference
+ * for the caller (get_page), NOPAGE_SIGBUS (the program gets SIGBUS,
+ * BUS_ADRERR) or NOPAGE_OOM.  Called with the mm's mmap_sem held: they
+ * may read the page tables, and must not call the mm's other calls.
+ */
+struct vm_operations_struct {
+    void (*open)(struct vm_area_struct *area);
+    void (*close)(struct vm_area_struct *area);
+    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
+                           int write_access);
+};
+#define NOPAGE_SIGBUS ((struct page *)0)
+#define NOPAGE_OOM ((struct page *)-1)
 
 /*
  * One mapped range [vm_start, vm_end) of an mm, as find_vma() returns it.
- * The first five fields are the public ones: users read them and never
- * write them.  A vma is always made and freed by kslab (users never
- * allocate, copy or size one); the fields after the marker are private to
- * kslab's vm/mm/ and may change in any release.  They stay in this struct
- * only because the vmas come from one slab cache of this layout.
+ * The first eight fields are public: users read them, and a driver's mmap
+ * method (do_mmap_pgoff) may set vm_flags, vm_page_prot, vm_ops and
+ * vm_private_data of the vma it gets.  A vma is always made and freed by
+ * kslab (users never allocate, copy or size one); the fields after the
+ * marker are private to kslab's vm/mm/ and may change in any release.
  */
 struct vm_area_struct {
     struct mm_struct *vm_mm;
@@ -96,12 +222,13 @@ struct vm_area_struct {
     unsigned long vm_end;
     unsigned long vm_flags;
     unsigned long vm_pgoff; /* offset in the file, in pages */
-
-    /* ---- private to kslab (vm/mm/): do not use ---- */
-    unsigned long vm_page_prot;
-    struct vm_area_struct *vm_next; /* the mm's list, by address */
+    pgprot_t vm_page_prot;  /* the pte bits of a page mapped here */
     const struct vm_operations_struct *vm_ops;
     void *vm_private_data;
+
+    /* ---- private to kslab (vm/mm/): do not use ---- */
+    struct file *vm_filp; /* the device of a driver mapping, or NULL */
+    struct vm_area_struct *vm_next; /* the mm's list, by address */
     int vm_file; /* host fd (dup'ed) of a file mapping, or -1 */
     /* the mm's AVL tree by address (2.4.0's vm_avl_*), in mmap.c */
     int vm_avl_height;
@@ -109,6 +236,19 @@ struct vm_area_struct {
     /* the i_mmap / i_mmap_shared list of the mapping (vm_private_data) */
     struct vm_area_struct *vm_next_share;
     struct vm_area_struct **vm_pprev_share;
+};
+
+/*
+ * A "device" a user defines, for do_mmap_pgoff: its mmap method is called
+ * as 2.4's do_mmap_pgoff calls file->f_op->mmap.  The struct file is the
+ * caller's and must outlive every mapping of it.
+ */
+struct file_operations {
+    int (*mmap)(struct file *file, struct vm_area_struct *vma);
+};
+struct file {
+    const struct file_operations *f_op;
+    void *private_data;
 };
 
 /* ---- page frames (buddy) ---- */
@@ -131,6 +271,33 @@ KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
                                 unsigned long addr, unsigned long len,
                                 unsigned long prot, unsigned long flags,
                                 unsigned long offset);
+/*
+ * do_mmap_pgoff - maps len bytes of the device file at page offset pgoff
+ * (prot and flags as mmap(2): MAP_SHARED or MAP_PRIVATE, MAP_FIXED; no
+ * MAP_ANONYMOUS) and calls file->f_op->mmap(file, vma), as 2.4 does.  The
+ * method may set the vma's vm_flags, vm_page_prot, vm_ops and
+ * vm_private_data and map pages at once (remap_page_range); a nonzero
+ * return is the call's error, nothing mapped.  A driver's mapping is
+ * never copy-on-write: its pages are the driver's, shared by mm_fork's
+ * child and written in place whatever MAP_PRIVATE says (2.4 treats
+ * reserved pages so), and reclaim leaves them alone.  Returns the user
+ * address or -errno.
+ */
+KSLAB_API unsigned long do_mmap_pgoff(struct mm_struct *mm, struct file *file,
+                                      unsigned long addr, unsigned long len,
+                                      unsigned long prot, unsigned long flags,
+                                      unsigned long pgoff);
+/*
+ * remap_page_range - maps the frames at phys_addr (virt_to_phys of
+ * __get_free_pages or kmalloc memory) at [from, from + size) of vma with
+ * protection prot: exactly 2.4's rule, only frames marked reserved
+ * (mem_map_reserve) are mapped, the others are left unmapped.  Called
+ * from a driver's mmap method (mmap_sem held).  0, -EINVAL (range outside
+ * the vma or unaligned) or -ENOMEM.
+ */
+KSLAB_API int remap_page_range(struct vm_area_struct *vma, unsigned long from,
+                               unsigned long phys_addr, unsigned long size,
+                               pgprot_t prot);
 KSLAB_API int do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
 KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
                                unsigned long len);
@@ -215,6 +382,26 @@ KSLAB_API void unpin_user_page(struct page *page);
 KSLAB_API void unpin_user_pages(struct page **pages, unsigned long nr);
 KSLAB_API int make_pages_present(struct mm_struct *mm, unsigned long start,
                                  unsigned long end);
+
+/*
+ * A kiobuf (2.4's struct kiobuf, the fields a driver reads): the pages of
+ * a user buffer pinned for I/O.  map_user_kiobuf fills one from [va, va +
+ * len) of mm through get_user_pages — maplist[0 .. nr_pages) the pages,
+ * offset the start within the first, length len — faulting the pages in
+ * writable when rw is 0 (2.4's READ: the device writes into memory) and
+ * readable when rw is 1 (WRITE).  0 or -errno (nothing pinned, maplist
+ * NULL).  unmap_kiobuf unpins them and frees maplist.
+ */
+struct kiobuf {
+    int nr_pages;
+    int offset;
+    int length;
+    struct page **maplist;
+};
+KSLAB_API int map_user_kiobuf(int rw, struct kiobuf *iobuf,
+                              struct mm_struct *mm, unsigned long va,
+                              size_t len);
+KSLAB_API void unmap_kiobuf(struct kiobuf *iobuf);
 
 /* ---- vmalloc ---- */
 KSLAB_API void *vmalloc(unsigned long size);

@@ -29,9 +29,14 @@ in_list() { # name list...
 }
 
 # The functions the public headers export: the identifier before the first
-# '(' of each KSLAB_API declaration (declarations may span lines).
-HEADER_API=$(cat "$SRC"/include/kslab/*.h | tr '\n' ' ' |
-             grep -o 'KSLAB_API[^;(]*(' | sed 's/[ (]*$//; s/.*[ *]//' |
+# '(' of each KSLAB_API declaration (declarations may span lines); and the
+# objects, each KSLAB_API extern declaration's name (before '[' or ';').
+HEADER_API=$( (cat "$SRC"/include/kslab/*.h | tr '\n' ' ' |
+               grep -o 'KSLAB_API[^;(]*(' | grep -v 'KSLAB_API extern ' |
+               sed 's/[ (]*$//; s/.*[ *]//'
+               cat "$SRC"/include/kslab/*.h | tr '\n' ' ' |
+               grep -o 'KSLAB_API extern [^;(]*;' |
+               sed 's/\[.*//; s/[ ;]*$//; s/.*[ *]//') |
              grep -v '^__attribute__$' |
              sort -u)
 [ -n "$HEADER_API" ] || { echo "no KSLAB_API declaration found"; exit 1; }

@@ -234,6 +234,7 @@ static void vm_mm_fork_prepare(void)
     mmlist_fork_lock();
     vm_window_fork_lock();
     vm_vmalloc_fork_lock();
+    vm_driver_fork_lock();
     vm_pagecache_fork_lock();
     vm_swap_fork_lock();
 }
@@ -242,6 +243,7 @@ static void vm_mm_fork_parent(void)
 {
     vm_swap_fork_unlock(0);
     vm_pagecache_fork_unlock(0);
+    vm_driver_fork_unlock(0);
     vm_vmalloc_fork_unlock(0);
     vm_window_fork_unlock(0);
     mmlist_fork_unlock(0);
@@ -254,6 +256,7 @@ static void vm_mm_fork_child(void)
 {
     vm_swap_fork_unlock(1);
     vm_pagecache_fork_unlock(1);
+    vm_driver_fork_unlock(1);
     vm_vmalloc_fork_unlock(1);
     vm_window_fork_unlock(1);
     mmlist_fork_unlock(1);
@@ -290,6 +293,11 @@ static struct mm_struct *vm_mm_create(void)
     if (!mm->window)
         goto fail;
     if (vm_window_register(mm) != 0) {
+        vm_os_free(mm->window, TASK_SIZE);
+        goto fail;
+    }
+    if (vm_kernel_pgd_copy(mm) != 0) {
+        vm_window_unregister(mm);
         vm_os_free(mm->window, TASK_SIZE);
         goto fail;
     }

@@ -49,7 +49,7 @@ pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr)
 {
     if (addr >= TASK_SIZE)
         return NULL;
-    pgd_t *pgd = pgd_offset(mm->pgd, addr);
+    pgd_t *pgd = pgd_offset(mm, addr);
     if (!pgd->pgd)
         return NULL;
     pmd_t *pmd = pmd_offset(pgd, addr);
@@ -59,9 +59,9 @@ pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr)
 }
 
 /* pmd_alloc + pte_alloc: the pte of addr, building tables as needed. */
-static pte_t *pte_alloc_map(struct mm_struct *mm, unsigned long addr)
+pte_t *vm_pte_alloc(struct mm_struct *mm, unsigned long addr)
 {
-    pgd_t *pgd = pgd_offset(mm->pgd, addr);
+    pgd_t *pgd = pgd_offset(mm, addr);
     if (!pgd->pgd && !(pgd->pgd = pgtable_alloc()))
         return NULL;
     pmd_t *pmd = pmd_offset(pgd, addr);
@@ -151,7 +151,10 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
         return 0;
     if (page == NOPAGE_OOM)
         return -1;
-    if (write_access && !(vma->vm_flags & VM_SHARED) && page_count(page) > 1) {
+    /* a private write gets its own copy — but a driver's page is mapped
+     * as it is (its mapping is never copy-on-write) */
+    if (write_access && !(vma->vm_flags & VM_SHARED) && !vm_is_driver(vma) &&
+        page_count(page) > 1) {
         struct page *new = vm_alloc_user_frame(mm, frame_hint(mm, addr));
         if (!new) {
             put_page(page);
@@ -162,10 +165,10 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
         put_page(page);
         page = new;
     }
-    pte_t entry = mk_pte(page, vma->vm_page_prot);
+    pte_t entry = mk_pte(page, pgprot_val(vma->vm_page_prot));
     if (write_access) {
         entry = pte_mkdirty(pte_mkwrite(entry));
-        if (vma->vm_flags & VM_SHARED)
+        if ((vma->vm_flags & VM_SHARED) && !vm_is_driver(vma))
             SetPageFlag(page, PG_dirty);
     } else if ((vma->vm_flags & VM_SHARED) && vma->vm_file >= 0) {
         /* a shared file page is mapped clean: its first store faults
@@ -201,14 +204,16 @@ static int do_wp_page(struct mm_struct *mm, struct vm_area_struct *vma,
     int zero = pte_pfn(entry) == ZERO_PAGE_PFN;
 
     mm->min_flt++;
-    /* the only reference is ours (a cached page has the cache's too) */
-    if ((vma->vm_flags & VM_SHARED) ||
+    /* the only reference is ours (a cached page has the cache's too); a
+     * driver's page is written in place */
+    if (((vma->vm_flags & VM_SHARED) && !vm_is_driver(vma)) ||
+        (vm_is_driver(vma) && !zero) ||
         (!zero && atomic_load_explicit(&old->count, memory_order_acquire) -
                           (int)page_pins(old) ==
                       1)) {
         /* a shared page stored to is dirty: written back before it goes
          * (2.4 marks the pte; the page cache reads it from the page) */
-        if ((vma->vm_flags & VM_SHARED) && !zero)
+        if ((vma->vm_flags & VM_SHARED) && !zero && !vm_is_driver(vma))
             SetPageFlag(old, PG_dirty);
         return vm_host_set_pte(mm, addr, pte, pte_mkdirty(pte_mkwrite(entry)));
     }
@@ -278,7 +283,7 @@ int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
                    unsigned long addr, pte_t *pte, struct page *page,
                    swp_entry_t entry, int write_access)
 {
-    pte_t new = mk_pte(page, vma->vm_page_prot | _PAGE_ACCESSED);
+    pte_t new = mk_pte(page, pgprot_val(vma->vm_page_prot) | _PAGE_ACCESSED);
     pthread_mutex_lock(&vm_swap_lock);
     __swap_free(entry);
     int mine = PageFlag(page, PG_swapcache) && page_count(page) == 2 &&
@@ -361,7 +366,7 @@ int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                       unsigned long address, int write_access)
 {
     address &= PAGE_MASK;
-    pte_t *pte = pte_alloc_map(mm, address);
+    pte_t *pte = vm_pte_alloc(mm, address);
     if (!pte)
         return -1;
     return handle_pte_fault(mm, vma, address, write_access, pte);
@@ -447,7 +452,7 @@ void clear_page_tables(struct mm_struct *mm, unsigned long start,
 {
     for (unsigned long a = start & PMD_MASK; a < end && a < TASK_SIZE;
          a += PMD_SIZE) {
-        pgd_t *pgd = pgd_offset(mm->pgd, a);
+        pgd_t *pgd = pgd_offset(mm, a);
         if (!pgd->pgd)
             continue;
         pmd_t *pmd = pmd_offset(pgd, a);
@@ -465,9 +470,10 @@ void clear_page_tables(struct mm_struct *mm, unsigned long start,
     }
 }
 
+/* The user half of the pgd; the kernel half is swapper_pg_dir's. */
 void vm_pgtable_free_all(struct mm_struct *mm)
 {
-    for (int i = 0; i < PTRS_PER_PGD; i++) {
+    for (int i = 0; i < (int)USER_PTRS_PER_PGD; i++) {
         if (!mm->pgd[i].pgd)
             continue;
         for (int j = 0; j < PTRS_PER_PMD; j++)
@@ -508,7 +514,8 @@ static int copy_pinned_page(struct mm_struct *dst, unsigned long addr, pte_t *d,
 int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
                     struct vm_area_struct *vma)
 {
-    int cow = (vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+    int cow = (vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE &&
+              !vm_is_driver(vma);
     int wrprotected = 0;
 
     for (unsigned long a = vma->vm_start; a < vma->vm_end;) {
@@ -518,13 +525,13 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
             continue;
         }
         if (pte_is_swap(*s)) {
-            pte_t *d = pte_alloc_map(dst, a);
+            pte_t *d = vm_pte_alloc(dst, a);
             if (!d)
                 return -ENOMEM;
             swap_duplicate(pte_to_swp_entry(*s));
             *d = *s;
         } else if (!pte_none(*s)) {
-            pte_t *d = pte_alloc_map(dst, a);
+            pte_t *d = vm_pte_alloc(dst, a);
             if (!d)
                 return -ENOMEM;
             pte_t pte = *s;
@@ -563,7 +570,7 @@ int copy_page_range(struct mm_struct *dst, struct mm_struct *src,
 void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
                           unsigned long start, unsigned long end)
 {
-    unsigned long prot = vma->vm_page_prot;
+    unsigned long prot = pgprot_val(vma->vm_page_prot);
     int keep_rw = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
     /* a clean shared file page stays read-only: its next store must
      * fault to mark it dirty (do_wp_page) */

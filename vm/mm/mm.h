@@ -29,6 +29,9 @@
  *   2. vm_mmlist_lock    the list of published mms (fork.c).
  *   3. windows_lock      the window table (fault.c).
  *   4. vmlist_lock       the vmalloc range (vmalloc.c).
+ *   4b. shadow_lock      the reserved low-memory frames shared in place
+ *                        (driver.c); a frame for one is allocated before
+ *                        it is taken.
  *   4a. pagecache_lock   the page cache: address_spaces, their share lists
  *                        and swap slots, the page hash (filemap.c).  Taken
  *                        with an mmap_sem held or none; never while a frame
@@ -70,23 +73,10 @@
 #include "vm/frames/highmem.h"
 #include "vm/frames/page.h"
 
-/* ---- page tables: the 2.4 i386 PAE split ---- */
-#define PGDIR_SHIFT 30
-#define PTRS_PER_PGD 4
-#define USER_PTRS_PER_PGD (TASK_SIZE >> PGDIR_SHIFT) /* 3 */
-#define PMD_SHIFT 21
-#define PTRS_PER_PMD 512
-#define PMD_SIZE (1UL << PMD_SHIFT)
-#define PMD_MASK (~(PMD_SIZE - 1))
-#define PTRS_PER_PTE 512
+/* ---- page tables: the 2.4 i386 PAE split (the layout, the types and the
+ * i386 pte bits are public: <kslab/vm.h>) ---- */
+#define USER_PTRS_PER_PGD USER_PGD_PTRS /* 3 */
 
-/* pte bits: i386 values; the frame number sits above PAGE_SHIFT. */
-#define _PAGE_PRESENT 0x001UL
-#define _PAGE_RW 0x002UL
-#define _PAGE_USER 0x004UL
-#define _PAGE_ACCESSED 0x020UL
-#define _PAGE_DIRTY 0x040UL
-#define _PAGE_PROTNONE 0x080UL /* has a frame, but no access (PROT_NONE) */
 /*
  * Software bit (one of i386's three "available" bits): reference sampling
  * is armed on this present pte.  User space has no hardware accessed bit,
@@ -97,20 +87,6 @@
  */
 #define _PAGE_OLD 0x200UL
 
-typedef struct {
-    unsigned long pte;
-} pte_t;
-typedef struct {
-    pte_t *pmd; /* the pte table, or NULL */
-} pmd_t;
-typedef struct {
-    pmd_t *pgd; /* the pmd table, or NULL */
-} pgd_t;
-
-#define pte_val(x) ((x).pte)
-#define __pte(x) ((pte_t){(x)})
-#define pte_none(x) (!(x).pte)
-#define pte_present(x) (((x).pte & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0)
 #define pte_write(x) (((x).pte & _PAGE_RW) != 0)
 #define pte_dirty(x) (((x).pte & _PAGE_DIRTY) != 0)
 #define pte_pfn(x) ((x).pte >> PAGE_SHIFT)
@@ -138,32 +114,38 @@ typedef struct {
 #define swp_entry_to_pte(x) ((pte_t){(x).val})
 #define pte_is_swap(x) (!pte_none(x) && !pte_present(x))
 
-static inline pgd_t *pgd_offset(pgd_t *pgd, unsigned long addr)
+/*
+ * The walk and the page references inline, for kslab's own code: the
+ * public functions of the same names (<kslab/vm.h>, defined in driver.c)
+ * are these macros' out-of-line copies.
+ */
+static inline pgd_t *vm_pgd_offset(pgd_t *pgd, unsigned long addr)
 {
     return pgd + (addr >> PGDIR_SHIFT);
 }
-static inline pmd_t *pmd_offset(pgd_t *pgd, unsigned long addr)
+static inline pmd_t *vm_pmd_offset(pgd_t *pgd, unsigned long addr)
 {
     return pgd->pgd + ((addr >> PMD_SHIFT) & (PTRS_PER_PMD - 1));
 }
-static inline pte_t *pte_offset(pmd_t *pmd, unsigned long addr)
+static inline pte_t *vm_pte_offset(pmd_t *pmd, unsigned long addr)
 {
     return pmd->pmd + ((addr >> PAGE_SHIFT) & (PTRS_PER_PTE - 1));
 }
+#define pgd_offset(mm, addr) vm_pgd_offset((mm)->pgd, addr)
+#define pmd_offset(pgd, addr) vm_pmd_offset(pgd, addr)
+#define pte_offset(pmd, addr) vm_pte_offset(pmd, addr)
 
-static inline void get_page(struct page *page)
+static inline void vm_get_page(struct page *page)
 {
     if (vm_frame_pfn(page) != ZERO_PAGE_PFN)
         atomic_fetch_add_explicit(&page->count, 1, memory_order_relaxed);
 }
+#define get_page(page) vm_get_page(page)
 static inline int page_count(struct page *page)
 {
     return atomic_load_explicit(&page->count, memory_order_relaxed);
 }
-static inline void put_page(struct page *page)
-{
-    vm_frame_put(page, NULL);
-}
+#define put_page(page) vm_frame_put(page, NULL)
 
 /*
  * Pins (get_user_pages with pages, dropped by unpin_user_page): a pinned
@@ -187,10 +169,11 @@ static inline pte_t mk_pte(struct page *page, unsigned long prot)
 {
     return __pte((vm_frame_pfn(page) << PAGE_SHIFT) | prot);
 }
-static inline struct page *pte_page(pte_t pte)
+static inline struct page *vm_pte_page(pte_t pte)
 {
     return vm_pfn_frame(pte_pfn(pte));
 }
+#define pte_page(pte) vm_pte_page(pte)
 
 /* ---- mm_struct ---- */
 
@@ -320,6 +303,7 @@ int vm_swap_pte_in(struct mm_struct *mm, struct vm_area_struct *vma,
                    swp_entry_t entry, int write_access);
 unsigned long vm_pte_prot(unsigned long vm_flags);
 pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
+pte_t *vm_pte_alloc(struct mm_struct *mm, unsigned long addr);
 void vm_pgtable_free_all(struct mm_struct *mm);
 int vm_access_ok(struct vm_area_struct *vma, int write);
 
@@ -367,19 +351,9 @@ unsigned long vm_count_pages(struct mm_struct *mm, unsigned long start,
 int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                    unsigned long set, unsigned long clear, int protect);
 
-/* The operations of a mapping (2.4's struct vm_operations_struct): open
- * when a vma is made or duplicated (do_mmap, split, fork), close when it
- * goes away, nopage to bring in the page of a fault on a not-present pte.
- * nopage returns a page with a reference for the caller, NOPAGE_SIGBUS or
- * NOPAGE_OOM. */
-struct vm_operations_struct {
-    void (*open)(struct vm_area_struct *area);
-    void (*close)(struct vm_area_struct *area);
-    struct page *(*nopage)(struct vm_area_struct *area, unsigned long address,
-                           int write_access);
-};
-#define NOPAGE_SIGBUS ((struct page *)0)
-#define NOPAGE_OOM ((struct page *)-1)
+/* The operations of a mapping: struct vm_operations_struct, public in
+ * <kslab/vm.h> (file mappings and shared anonymous memory have theirs in
+ * filemap.c, a driver's mapping its own). */
 
 /*
  * The page cache of one mapped file (2.4's struct address_space with the
@@ -460,8 +434,23 @@ unsigned long __shrink_cache(unsigned long want, int all);
 
 void swapin_readahead(struct mm_struct *held, swp_entry_t entry);
 
-/* vmalloc.c: the vmalloc range and the frames mapped in it, in pages. */
+/* vmalloc.c: the vmalloc range and the frames mapped in it, in pages;
+ * the kernel half of a new mm's pgd (0 or -ENOMEM); the entry of
+ * swapper_pg_dir for a kernel address or a vmalloc pointer, or NULL. */
 void vm_vmalloc_stats(unsigned long *total, unsigned long *used);
+int vm_kernel_pgd_copy(struct mm_struct *mm);
+pgd_t *vm_pgd_offset_k(unsigned long addr);
+
+/* driver.c: reserved low-memory frames shared in place (see there), in
+ * kslab's fork protocol beside vmlist_lock. */
+void vm_driver_fork_lock(void);
+void vm_driver_fork_unlock(int child);
+
+/* A driver's vma (do_mmap_pgoff): never copy-on-write, never reclaimed. */
+static inline int vm_is_driver(const struct vm_area_struct *vma)
+{
+    return vma->vm_filp != NULL;
+}
 
 /* fork.c: the mm list.  next: the mm after prev (the first with NULL),
  * with a reference, prev's dropped; rotate: the next mm after reclaim's

@@ -308,7 +308,8 @@ int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
 static int can_merge(struct vm_area_struct *a, struct vm_area_struct *b)
 {
     return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags &&
-           !a->vm_ops && !b->vm_ops && a->vm_file < 0 && b->vm_file < 0;
+           !a->vm_ops && !b->vm_ops && a->vm_file < 0 && b->vm_file < 0 &&
+           !vm_is_driver(a) && !vm_is_driver(b);
 }
 
 /* Merges vma with compatible anonymous neighbours (vma may be freed). */
@@ -787,7 +788,7 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     vma->vm_end = addr + len;
     vma->vm_flags = vm_flags;
     vma->vm_pgoff = anon ? 0 : off >> PAGE_SHIFT;
-    vma->vm_page_prot = vm_pte_prot(vm_flags);
+    vma->vm_page_prot = __pgprot(vm_pte_prot(vm_flags));
     if (!anon) {
         vma->vm_file = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (vma->vm_file < 0) {
@@ -837,6 +838,93 @@ KSLAB_API unsigned long do_mmap(struct mm_struct *mm, int fd,
     return r;
 }
 
+/*
+ * do_mmap_pgoff with a device file: the checks of do_mmap, a fresh range
+ * (MAP_FIXED gives back what was there first, as 2.4 does), then
+ * file->f_op->mmap(file, vma), which may set the vma's flags, protection,
+ * operations and private data and map pages at once (remap_page_range);
+ * the vma goes into the mm only when it succeeds.  The method's first vma
+ * gets no open (2.4); copies and splits do, and every vma that goes gets
+ * close.  mmap_sem held.
+ */
+static unsigned long __do_mmap_dev(struct mm_struct *mm, struct file *file,
+                                   unsigned long addr, unsigned long len,
+                                   unsigned long prot, unsigned long flags,
+                                   unsigned long pgoff)
+{
+    unsigned long type = flags & MAP_TYPE;
+    if (!file || !file->f_op || !file->f_op->mmap)
+        return (unsigned long)-ENODEV;
+    if ((flags & (MAP_ANONYMOUS | MAP_GROWSDOWN)) ||
+        (type != MAP_SHARED && type != MAP_PRIVATE) || !len)
+        return (unsigned long)-EINVAL;
+    if (prot & ~(unsigned long)(PROT_READ | PROT_WRITE | PROT_EXEC))
+        return (unsigned long)-EINVAL;
+    len = PAGE_ALIGN(len);
+    if (!len || len > TASK_SIZE)
+        return (unsigned long)-ENOMEM;
+    if (pgoff + (len >> PAGE_SHIFT) < pgoff)
+        return (unsigned long)-EOVERFLOW;
+    if ((flags & MAP_LOCKED) && !mm->rlim[RLIMIT_MEMLOCK])
+        return (unsigned long)-EPERM;
+    if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
+        return (unsigned long)-ENOMEM;
+    addr = get_unmapped_area(mm, addr, len, flags);
+    if (IS_ERR_VALUE(addr))
+        return addr;
+    unsigned long vm_flags = calc_vm_flags(prot, flags) | mm->def_flags |
+                             VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    if (type == MAP_SHARED)
+        vm_flags |= VM_SHARED | VM_MAYSHARE;
+    if (!mlock_future_ok(mm, vm_flags, len))
+        return (unsigned long)-EAGAIN;
+    if (!may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
+        return (unsigned long)-ENOMEM;
+    struct vm_area_struct *vma = vm_area_alloc();
+    if (!vma)
+        return (unsigned long)-ENOMEM;
+    int r = __do_munmap(mm, addr, len);
+    if (r != 0) {
+        vm_area_free(vma);
+        return (unsigned long)(long)r;
+    }
+    vma->vm_mm = mm;
+    vma->vm_start = addr;
+    vma->vm_end = addr + len;
+    vma->vm_flags = vm_flags;
+    vma->vm_pgoff = pgoff;
+    /* a driver's pages are written in place, MAP_PRIVATE or not */
+    vma->vm_page_prot = __pgprot(vm_pte_prot(vm_flags | VM_SHARED));
+    vma->vm_filp = file;
+    r = file->f_op->mmap(file, vma);
+    if (r != 0 || vma->vm_start != addr || vma->vm_end != addr + len) {
+        /* what the method mapped goes; the vma was never in the mm */
+        vm_host_unmap(mm, addr, addr + len);
+        zap_page_range(mm, vma, addr, len);
+        clear_page_tables(mm, addr, addr + len);
+        vm_area_free(vma);
+        return (unsigned long)(long)(r < 0 ? r : -EINVAL);
+    }
+    vma->vm_filp = file; /* the method may not take it away */
+    insert_vm_struct(mm, vma);
+    if (vma->vm_flags & VM_LOCKED)
+        __make_pages_present(mm, addr, addr + len);
+    return addr;
+}
+
+KSLAB_API unsigned long do_mmap_pgoff(struct mm_struct *mm, struct file *file,
+                                      unsigned long addr, unsigned long len,
+                                      unsigned long prot, unsigned long flags,
+                                      unsigned long pgoff)
+{
+    if (!mm)
+        return (unsigned long)-EINVAL;
+    pthread_mutex_lock(&mm->mmap_sem);
+    unsigned long r = __do_mmap_dev(mm, file, addr, len, prot, flags, pgoff);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return r;
+}
+
 /* ---- brk ---- */
 
 /* do_brk: an anonymous private mapping at a fixed address, merged with
@@ -874,7 +962,7 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
     vma->vm_start = addr;
     vma->vm_end = addr + len;
     vma->vm_flags = flags;
-    vma->vm_page_prot = vm_pte_prot(vma->vm_flags);
+    vma->vm_page_prot = __pgprot(vm_pte_prot(vma->vm_flags));
     insert_vm_struct(mm, vma);
     if (vma->vm_flags & VM_LOCKED)
         __make_pages_present(mm, addr, addr + len);

@@ -61,7 +61,9 @@ int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,
                 goto out;
         }
         v->vm_flags = nf;
-        v->vm_page_prot = vm_pte_prot(nf);
+        /* a driver's pages are written in place (never COW) */
+        v->vm_page_prot =
+            __pgprot(vm_pte_prot(vm_is_driver(v) ? nf | VM_SHARED : nf));
         if (protect)
             vm_change_protection(mm, v, v->vm_start, v->vm_end);
     }

@@ -182,8 +182,9 @@ static unsigned long link_range(struct mm_struct *mm,
     if (vma->vm_start > base || vma->vm_end < base + PMD_SIZE ||
         (vma->vm_flags & (VM_SHARED | VM_READ | VM_WRITE)) !=
             (VM_READ | VM_WRITE) ||
-        vma->vm_ops ||
-        (vma->vm_page_prot & (_PAGE_PRESENT | _PAGE_PROTNONE)) != _PAGE_PRESENT)
+        vma->vm_ops || vm_is_driver(vma) ||
+        (pgprot_val(vma->vm_page_prot) & (_PAGE_PRESENT | _PAGE_PROTNONE)) !=
+            _PAGE_PRESENT)
         return 0;
     pte_t *ptes = vm_pte_lookup(mm, base);
     if (!ptes)

@@ -2,7 +2,8 @@
  * vm/mm/vmalloc.c — virtually contiguous kernel memory from scattered frames
  * (2.4 mm/vmalloc.c).  The kernel page tables are init_mm's pgd, the
  * 2.4 split's fourth gigabyte: VMALLOC_START..VMALLOC_END are emulated
- * kernel addresses whose ptes point to ZONE_HIGHMEM frames, and the host
+ * kernel addresses whose ptes point to ZONE_HIGHMEM frames (swapper_pg_dir's
+ * kernel entry, shared by every mm's pgd), and the host
  * range vmalloc_base (reserved PROT_NONE at first use) shows them, each
  * page mapped MAP_SHARED from the memfd at its frame.  The pointer that
  * vmalloc returns is the host address; vmalloc_to_page turns it back
@@ -32,8 +33,16 @@ struct vm_struct {
     struct vm_struct *next;
 };
 
-/* Only its pgd is used: the kernel page tables. */
-static struct mm_struct init_mm;
+/*
+ * The kernel's page directory, init_mm's (public: <kslab/vm.h>).  Its
+ * kernel entry (USER_PGD_PTRS on: the fourth gigabyte) points to one pmd
+ * table made at the first use and never freed, and every mm's pgd gets
+ * the same entry when it is made (vm_kernel_pgd_copy) — as 2.4's PAE
+ * pgd_alloc shares the kernel pmd — so an area vmalloc'ed later is in
+ * every mm at once: kept in step eagerly, and 2.4's lazy vmalloc_fault
+ * sync is never needed.
+ */
+KSLAB_API pgd_t swapper_pg_dir[PTRS_PER_PGD];
 static struct vm_struct *vmlist;
 static pthread_mutex_t vmlist_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -42,10 +51,17 @@ void vm_vmalloc_fork_lock(void)
     pthread_mutex_lock(&vmlist_lock);
 }
 
+/* The host range that shows the vmalloc range: host address
+ * vmalloc_base + (k - VMALLOC_START) is kernel address k, and both are
+ * equal modulo PGDIR_SIZE, so pmd_offset and pte_offset of a vmalloc
+ * pointer find the entries of its kernel address (a driver's nopage walks
+ * the kernel tables with the pointer vmalloc returned, as in 2.4). */
 static char *vmalloc_base;
 static unsigned long vmalloc_pages;
 
-#define pgd_offset_k(address) pgd_offset(init_mm.pgd, address)
+/* Kernel addresses only, here (the public pgd_offset_k also takes a
+ * vmalloc pointer: vm_pgd_offset_k). */
+#define pgd_offset_k(k) vm_pgd_offset(swapper_pg_dir, k)
 
 static char *k2host(unsigned long k)
 {
@@ -81,14 +97,20 @@ void vm_vmalloc_fork_unlock(int child)
     }
 }
 
+/* vmlist_lock held.  A gigabyte reserved at a gigabyte boundary; all of
+ * it but [VMALLOC_START, VMALLOC_END) of its offsets given back. */
 static int vmalloc_init(void)
 {
     if (vmalloc_base)
         return 0;
-    void *p = vm_os_reserve(VMALLOC_END - VMALLOC_START, 0);
+    char *p = vm_os_reserve(PGDIR_SIZE, PGDIR_SIZE);
     if (!p)
         return -ENOMEM;
-    vmalloc_base = p;
+    unsigned long head = VMALLOC_START & ~PGDIR_MASK;
+    unsigned long tail = PGDIR_SIZE - (VMALLOC_END & ~PGDIR_MASK);
+    vm_os_free(p, head);
+    vm_os_free(p + PGDIR_SIZE - tail, tail);
+    __atomic_store_n(&vmalloc_base, p + head, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -98,6 +120,38 @@ static void *table_alloc(void)
     if (p)
         memset(p, 0, PAGE_SIZE);
     return p;
+}
+
+/* The kernel half of a new mm's pgd, from swapper_pg_dir (its pmd table
+ * made first if need be): 0, or -ENOMEM. */
+int vm_kernel_pgd_copy(struct mm_struct *mm)
+{
+    pgd_t *k = swapper_pg_dir + USER_PGD_PTRS;
+    pthread_mutex_lock(&vmlist_lock);
+    for (int i = 0; i < (int)KERNEL_PGD_PTRS; i++)
+        if (!k[i].pgd && !(k[i].pgd = table_alloc()))
+            break;
+    int r = 0;
+    for (int i = 0; i < (int)KERNEL_PGD_PTRS; i++) {
+        if (!k[i].pgd)
+            r = -ENOMEM;
+        mm->pgd[USER_PGD_PTRS + i] = k[i];
+    }
+    pthread_mutex_unlock(&vmlist_lock);
+    return r;
+}
+
+/* The public pgd_offset_k's index: a kernel address below 4 GiB, or a
+ * pointer vmalloc returned (the kernel entry); NULL for anything else. */
+pgd_t *vm_pgd_offset_k(unsigned long addr)
+{
+    char *a = (char *)addr;
+    char *base = __atomic_load_n(&vmalloc_base, __ATOMIC_ACQUIRE);
+    if (base && a >= base && a < base + (VMALLOC_END - VMALLOC_START))
+        return pgd_offset_k(VMALLOC_START);
+    if (addr >> PGDIR_SHIFT < PTRS_PER_PGD)
+        return pgd_offset_k(addr);
+    return NULL;
 }
 
 /* The pte of kernel address k, built as needed.  vmlist_lock held. */

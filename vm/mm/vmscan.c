@@ -161,12 +161,14 @@ out:
     return freed;
 }
 
-/* Every vma but a locked one (mlock: its pages never leave) or an I/O
- * one: private anonymous pages go to swap, page-cache pages (files,
- * shared anonymous memory) are unmapped for shrink_page_cache. */
+/* Every vma but a locked one (mlock: its pages never leave), an I/O one
+ * or a driver's (its pages are the driver's, 2.4's VM_RESERVED): private
+ * anonymous pages go to swap, page-cache pages (files, shared anonymous
+ * memory) are unmapped for shrink_page_cache. */
 static int scannable(struct vm_area_struct *v)
 {
-    return !(v->vm_flags & (VM_LOCKED | VM_IO));
+    return !(v->vm_flags & (VM_LOCKED | VM_IO | VM_RESERVED)) &&
+           !vm_is_driver(v);
 }
 
 /* The clock hand over one mm, mmap_sem held: at most two laps of its
