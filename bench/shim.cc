@@ -15,6 +15,8 @@
 
 #include "bench.h"
 
+void RegisterPeerShapes(); // peers.cc
+
 namespace
 {
 
@@ -198,6 +200,7 @@ void RegisterAll()
         AddShape("shape_alloctest_" + std::to_string(t) + "t", [t] {
             return wl_alloctest(t, bench_scaled(1000000 / t, 2000));
         });
+    RegisterPeerShapes();
 }
 
 } // namespace

@@ -105,7 +105,8 @@ KSLAB_API void kslab_stats_print(FILE *out)
             s.huge_gathered);
     fprintf(out, "lowmem: %lu MiB reserved, %lu MiB committed\n",
             vm_lowmem.reserved_pages >> (20 - PAGE_SHIFT),
-            (unsigned long)atomic_load(&vm_lowmem.committed_pages) >>
+            (unsigned long)(atomic_load(&vm_lowmem.committed_pages) -
+                            atomic_load(&vm_lowmem.absent_pages)) >>
                 (20 - PAGE_SHIFT));
 }
 

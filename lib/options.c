@@ -318,7 +318,8 @@ static int opt_tunables(const char *v)
 
 const struct kslab_option kslab_option_table[] = {
     {"KSLAB_STATS", "1, 0 or /path",
-     "at exit, slabinfo and the large-block totals: 1 to stderr, /path "
+     "at exit, slabinfo and the large-block totals: 1 to the stderr the "
+     "process started with, /path "
      "appended to that file (one block per process, headed by its pid), "
      "0 off (the default)",
      opt_stats},
@@ -349,9 +350,11 @@ const struct kslab_option kslab_option_table[] = {
      opt_lowmem_mb},
     {"KSLAB_DECAY_MS", "a number of milliseconds, at most 3600000, or never",
      "free memory (free frames, cached own mappings) goes back to the host "
-     "once it has been free this long (while the program allocates; at once "
-     "when it does not), from a background thread; default 1000; never: "
-     "only malloc_trim gives it back and no thread is started",
+     "once it has been free this long (while the program allocates; a "
+     "quarter of it when it does not), from the allocator's slow paths and, "
+     "once 8 MiB waits, a background thread; default 1000; never: nothing "
+     "goes back by time and no thread is started; malloc_trim, "
+     "kmem_cache_reap and kmem_cache_shrink give it back at once",
      opt_decay_ms},
     {"KSLAB_VM_BACKEND", "auto, uffd or sigsegv",
      "how emulated address spaces take their faults: uffd maps private "
@@ -366,9 +369,9 @@ const struct kslab_option kslab_option_table[] = {
      opt_trim_threshold},
     {"MALLOC_TOP_PAD_", "a number of bytes",
      "as mallopt(M_TOP_PAD): accepted, no effect", opt_top_pad},
-    {"MALLOC_MMAP_THRESHOLD_", "a number of bytes, at most 33554432",
+    {"MALLOC_MMAP_THRESHOLD_", "a number of bytes",
      "as mallopt(M_MMAP_THRESHOLD): blocks from this size up are own "
-     "mappings",
+     "mappings (any size, as glibc 2.36 takes it)",
      opt_mmap_threshold},
     {"MALLOC_MMAP_MAX_", "a number, at most 2147483647",
      "as mallopt(M_MMAP_MAX): at most this many own mappings live; further "

@@ -80,7 +80,10 @@ static inline void rel_snapshot(struct rel_snapshot *s)
         s->inuse[i] = slab_check_cache(rel_chain[i]);
     }
     unsigned long free_frames = vm_check_zones();
-    s->frames_used = atomic_load(&vm_lowmem.committed_pages) - free_frames;
+    /* frames of sections given back (under an address-space limit) are
+     * neither free nor in use */
+    s->frames_used = atomic_load(&vm_lowmem.committed_pages) -
+                     atomic_load(&vm_lowmem.absent_pages) - free_frames;
     s->user_free = vm_free_user_frames();
 }
 

@@ -324,7 +324,8 @@ static void test_small_free_starts_no_thread_slow_paths_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
+    ktest_skip(
+        "TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(small_free_child, NULL, err, sizeof err);
@@ -353,7 +354,8 @@ static void test_big_free_starts_the_background_purge(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: a fork child of a threaded process starts no thread there");
+    ktest_skip(
+        "TSan: a fork child of a threaded process starts no thread there");
 #endif
     char err[512];
     int st = ktest_run_child(big_free_child, NULL, err, sizeof err);
