@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# Fails when a call goes up a layer (tools/architecture.md): no object file
-# of a layer may use a symbol that only a higher layer defines.
+# Fails when a call goes up a layer (the map: tools/layers.txt): no object
+# file of a layer may use a symbol that only a layer not below it defines
+# (a higher one, or one beside it: vm/mm and interpose).
 # Usage: tools/check-calls.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
 objs="$build/CMakeFiles"
-order=(lib vm/frames slab vm/mm interpose)
-# Where each layer's objects are.
-declare -A objdir=(
-    [lib]=kslab_base_objs.dir/lib
-    [vm/frames]=kslab_base_objs.dir/vm/frames
-    [slab]=kslab_base_objs.dir/slab
-    [vm/mm]=kslab_mm_objs.dir/vm/mm
-    [interpose]=kslab_ip_objs.dir/interpose
-)
-# vm/mm and interpose sit side by side above slab: neither may call the other.
-declare -A above=(
-    [lib]="vm/frames slab vm/mm interpose"
-    [vm/frames]="slab vm/mm interpose"
-    [slab]="vm/mm interpose"
-    [vm/mm]="interpose"
-    [interpose]="vm/mm"
-)
+# Each layer, where its objects are, the layers it may use.
+declare -A objdir=() below=() above=()
+order=()
+while read -r layer dir uses; do
+    order+=("$layer")
+    objdir[$layer]=$dir
+    below[$layer]=" ${uses//-/} "
+done < <(grep -Ev '^[[:space:]]*(#|$)' "$(dirname "$0")/layers.txt")
+# The layers it may not use: every other layer not below it.
+for layer in "${order[@]}"; do
+    for other in "${order[@]}"; do
+        [[ $other = "$layer" || ${below[$layer]} = *" $other "* ]] ||
+            above[$layer]+="$other "
+    done
+done
 defs() { nm --defined-only "$objs/${objdir[$1]}"/*.o 2>/dev/null |
          awk 'NF == 3 && $2 ~ /[TDBRW]/ { print $3 }' | sort -u; }
 status=0

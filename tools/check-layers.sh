@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
-# Fails when an #include in the library goes up a layer (tools/architecture.md).
-# A layer may include its own headers, the public <kslab/...> headers and the
-# headers of the layers below it, nothing else.
+# Fails when an #include in the library goes up a layer (the map:
+# tools/layers.txt).  A layer may include its own headers, the public
+# <kslab/...> headers and the headers of the layers below it, nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # layer directory -> the project directories its files may include from
-declare -A allowed=(
-    [lib]="lib"
-    [vm/frames]="lib vm/frames"
-    [slab]="lib vm/frames slab"
-    [vm/mm]="lib vm/frames slab vm/mm"
-    [interpose]="lib vm/frames slab interpose"
-)
+declare -A allowed=()
+layers=()
+while read -r layer _ below; do
+    layers+=("$layer")
+    allowed[$layer]=$(echo ${below//-/} "$layer")
+done < <(grep -Ev '^[[:space:]]*(#|$)' tools/layers.txt)
 
 status=0
-for layer in "${!allowed[@]}"; do
+for layer in "${layers[@]}"; do
     [ -d "$layer" ] || continue
     for f in "$layer"/*.[ch]; do
         [ -e "$f" ] || continue

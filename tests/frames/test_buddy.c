@@ -93,20 +93,6 @@ static void test_refcount_keeps_block(void **state)
                 vm_check_zones());
 }
 
-static void double_free_child(void *arg)
-{
-    (void)arg;
-    unsigned long a = __get_free_pages(GFP_KERNEL, 0);
-    free_pages(a, 0);
-    free_pages(a, 0);
-}
-
-static void test_double_free_dies(void **state)
-{
-    (void)state;
-    ktest_expect_death(double_free_child, NULL, SIGABRT, "double free");
-}
-
 /*
  * Level-1 checks of the buddy lists (lib/assert.h): metadata a free or an
  * allocation is about to trust is checked, and a broken one is reported
@@ -369,7 +355,6 @@ int main(void)
         cmocka_unit_test(test_buddies_coalesce),
         cmocka_unit_test(test_dma_pages_lie_in_zone_dma),
         cmocka_unit_test(test_refcount_keeps_block),
-        cmocka_unit_test(test_double_free_dies),
         cmocka_unit_test(test_buddy_metadata_is_checked),
         cmocka_unit_test(test_exact_blocks_grow_and_shrink_in_place),
         cmocka_unit_test(test_rss_falls_after_large_free),

@@ -238,21 +238,6 @@ static void test_fork_child_gets_other_threads_lists(void **state)
     set_decay(1000);
 }
 
-/* A freed block on a list is still caught when freed again. */
-static void double_free_child(void *arg)
-{
-    (void)arg;
-    struct page *p = alloc_pages(GFP_KERNEL, 1);
-    __free_pages(p, 1);
-    __free_pages(p, 1);
-}
-
-static void test_double_free_of_a_listed_block_dies(void **state)
-{
-    (void)state;
-    ktest_expect_death(double_free_child, NULL, SIGABRT, "double free");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,7 +246,6 @@ int main(void)
         cmocka_unit_test(test_thread_exit_drains_its_lists),
         cmocka_unit_test(test_purge_drains_an_idle_thread),
         cmocka_unit_test(test_fork_child_gets_other_threads_lists),
-        cmocka_unit_test(test_double_free_of_a_listed_block_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
 # the outputs, and checks from KSLAB_STATS that the process under test (by
 # its pid) was on kslab and served allocations from it.
 # Exit 77 = skipped (the program is not installed).  Also sourced by
-# bench.sh for the workload definitions (RUN_SH_SOURCED=1).
+# bench/programs/bench.sh for the workload definitions (RUN_SH_SOURCED=1).
 set -u
 NAME=$1 LIB=$2 WORK=$3 HELPERS=$4
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -1,10 +1,10 @@
 /*
  * tests/slab/test_checks.c — the level-1 checks of the slab (lib/assert.h):
  * slab metadata the allocator is about to trust (a free-chain index, a
- * slab's count) and the flags of a frame being freed are checked on the
- * slow paths, in release builds too, and a broken one is reported with one
- * line naming the function and the values, then abort().  Each case
- * corrupts the metadata in a forked child.
+ * slab's count) is checked on the slow paths, in release builds too, and a
+ * broken one is reported with one line naming the function and the
+ * values, then abort().  Each case corrupts the metadata in a forked
+ * child.  (A slab frame given to free_pages(): tests/misuse/test_pages.c.)
  */
 #include "ktest.h"
 #include "slab/slab_internal.h"
@@ -91,28 +91,11 @@ static void test_slab_put_checks_the_slab(void **state)
                        "slab_put(): cache `chk-inuse': slab ");
 }
 
-/* A slab frame given to free_pages(): the buddy lists must not take a
- * frame that a cache still owns. */
-static void free_slab_frame(void *arg)
-{
-    (void)arg;
-    char *p = kmalloc(100, GFP_KERNEL);
-    free_pages((unsigned long)p & PAGE_MASK, 0);
-}
-
-static void test_freeing_a_slab_frame_dies(void **state)
-{
-    (void)state;
-    ktest_expect_death(free_slab_frame, NULL, SIGABRT,
-                       "still belongs to a slab cache");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slab_take_checks_the_free_chain),
         cmocka_unit_test(test_slab_put_checks_the_slab),
-        cmocka_unit_test(test_freeing_a_slab_frame_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

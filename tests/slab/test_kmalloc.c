@@ -1,6 +1,6 @@
 /*
  * tests/slab/test_kmalloc.c — the general caches: every size class,
- * ksize, DMA objects, limits, and misuse of kfree.
+ * ksize, DMA objects, limits.  Misuse of kfree: tests/misuse/test_slab.c.
  */
 #include <errno.h>
 
@@ -78,54 +78,6 @@ static void test_distinct_objects_hold_their_contents(void **state)
     }
 }
 
-static void kfree_stack(void *arg)
-{
-    (void)arg;
-    int x = 0;
-    kfree(&x);
-}
-
-static void kfree_interior(void *arg)
-{
-    (void)arg;
-    char *p = kmalloc(100, GFP_KERNEL);
-    kfree(p + 8);
-}
-
-static void kfree_twice(void *arg)
-{
-    (void)arg;
-    void *p = kmalloc(64, GFP_KERNEL);
-    kfree(p);
-    kfree(p);
-}
-
-static void kfree_twice_later(void *arg)
-{
-    (void)arg;
-    /* SLAB_NO_REAP: the emptied slab stays, so the second free finds the
-     * object free on it (a kmalloc slab might already be gone, which gives
-     * "invalid pointer" instead). */
-    kmem_cache_t *c = kmem_cache_create("dbl", 64, 0, SLAB_NO_REAP, NULL, NULL);
-    void *p = kmem_cache_alloc(c, GFP_KERNEL);
-    void *q = kmem_cache_alloc(c, GFP_KERNEL);
-    kfree(p);
-    kfree(q);          /* p is no longer on top of the thread's array */
-    slab_drain_self(); /* p is back on its slab */
-    kfree(p);          /* accepted into the array ... */
-    slab_drain_self(); /* ... and caught when it reaches the slab */
-}
-
-static void test_kfree_misuse_dies_with_a_message(void **state)
-{
-    (void)state;
-    ktest_expect_death(kfree_stack, NULL, SIGABRT, "kfree(): invalid pointer");
-    ktest_expect_death(kfree_interior, NULL, SIGABRT,
-                       "kfree(): invalid pointer");
-    ktest_expect_death(kfree_twice, NULL, SIGABRT, "double free");
-    ktest_expect_death(kfree_twice_later, NULL, SIGABRT, "double free");
-}
-
 static void test_malloc_classes_waste_at_most_a_fifth_to_32k(void **state)
 {
     (void)state;
@@ -169,7 +121,6 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_dma_objects_lie_in_zone_dma),
         cmocka_unit_test(test_distinct_objects_hold_their_contents),
-        cmocka_unit_test(test_kfree_misuse_dies_with_a_message),
         cmocka_unit_test(test_malloc_classes_waste_at_most_a_fifth_to_32k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

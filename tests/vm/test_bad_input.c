@@ -2,10 +2,11 @@
  * tests/vm/test_bad_input.c — the address-space API given NULL or a
  * length that rounds past the end of the address space returns an error
  * and changes nothing: do_mmap, do_munmap, do_brk, mm_fork, mm_get_stat,
- * vm_meminfo, find_vma, sys_brk, mm_dump_maps, handle_mm_fault and
- * kmem_cache_alloc with NULL; mm_alloc past the last window (errno ENOMEM);
- * sys_mprotect, do_brk, sys_mlock, sys_munlock with a length near SIZE_MAX
- * (-ENOMEM, where 2.4's PAGE_ALIGN wrapped to 0 and reported success).
+ * vm_meminfo, find_vma, sys_brk, mm_dump_maps and handle_mm_fault with
+ * NULL (kmem_cache_alloc with NULL: tests/misuse/test_slab.c); mm_alloc
+ * past the last window (errno ENOMEM); sys_mprotect, do_brk, sys_mlock,
+ * sys_munlock with a length near SIZE_MAX (-ENOMEM, where 2.4's PAGE_ALIGN
+ * wrapped to 0 and reported success).
  */
 #include <stdint.h>
 
@@ -35,16 +36,6 @@ static void test_null_mm_is_einval(void **state)
     assert_int_equal((long)sys_brk(NULL, 0), -EINVAL);
     assert_int_equal(mm_dump_maps(NULL, stderr), -EINVAL);
     assert_int_equal(handle_mm_fault(NULL, NULL, 0, 0), 0);
-}
-
-/* The slab's entry points given no cache or no stream. */
-static void test_null_cache_and_stream(void **state)
-{
-    (void)state;
-    errno = 0;
-    assert_null(kmem_cache_alloc(NULL, GFP_KERNEL));
-    assert_int_equal(errno, EINVAL);
-    kmem_cache_free(NULL, NULL);
 }
 
 static void test_length_near_size_max_is_enomem(void **state)
@@ -87,7 +78,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_mm_is_einval),
-        cmocka_unit_test(test_null_cache_and_stream),
         cmocka_unit_test(test_length_near_size_max_is_enomem),
         cmocka_unit_test(test_mm_alloc_past_the_limit_sets_enomem),
     };

@@ -1,5 +1,5 @@
 /*
- * examples/vmfault_bench.c — what an emulated fault costs, beside the
+ * bench/vmfault_bench.c — what an emulated fault costs, beside the
  * host kernel doing the same thing in the same run:
  *   - one anonymous write fault (emulated: SIGSEGV → handle_mm_fault →
  *     do_anonymous_page → mmap of the frame; host: the kernel's own);

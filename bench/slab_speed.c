@@ -1,12 +1,12 @@
 /*
- * examples/slab_speed.c — the hot path against jemalloc in one process:
+ * bench/slab_speed.c — the hot path against jemalloc in one process:
  * kmalloc+kfree of 64 bytes and kmem_cache_alloc+kmem_cache_free of a
  * 200-byte cache beside jemalloc's malloc+free of the same sizes (jemalloc
  * is this program's malloc: it is linked with -ljemalloc, so both run side
  * by side in the same process and the same run).  Prints the
  * median ns per pair of several rounds and the ratio.
  *
- *   ./build/slab_speed [pairs-per-round]
+ *   ./build/bench/slab_speed [pairs-per-round]
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,9 @@
 #!/bin/bash
-# tests/programs/bench.sh LIBKSLAB HELPERDIR [RUNS] [PROGRAM...] — wall time
-# of each real-program workload of run.sh under kslab and under jemalloc
-# (Debian libjemalloc2), interleaved, median of RUNS (5).  A benchmark, not
+# bench/programs/bench.sh LIBKSLAB HELPERDIR [RUNS] [PROGRAM...] — wall time
+# of each real-program workload of tests/programs/run.sh (the test's own
+# definitions, sourced) under kslab, under jemalloc (Debian libjemalloc2)
+# and under glibc, interleaved, median of RUNS (5).  HELPERDIR holds the
+# helper programs the tests build (build/tests/programs).  A benchmark, not
 # a test: prints a Markdown table.
 set -u
 LIB=$1 HELPERS=$2 RUNS=${3:-5}
@@ -10,7 +12,7 @@ PROGS=${*:-python cxx_aligned_new sort xz gcc git bash fork_threads}
 JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
 RUN_SH_SOURCED=1
 NAME=x WORK=$(mktemp -d /tmp/kslab-bench.XXXXXX)
-source "$(dirname "${BASH_SOURCE[0]}")/run.sh" x "$LIB" "$WORK" "$HELPERS"
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/programs/run.sh" x "$LIB" "$WORK" "$HELPERS"
 export LC_ALL=C
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

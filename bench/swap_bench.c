@@ -1,5 +1,5 @@
 /*
- * examples/swap_bench.c — swap throughput: a sequential and a random scan
+ * bench/swap_bench.c — swap throughput: a sequential and a random scan
  * (one read per page) over a working set four times user memory, in
  * pages/s, with readahead (page_cluster 3) and without (0), beside the
  * raw sequential and random 4 KiB read rate of the swap file itself on the

@@ -1,15 +1,22 @@
 /*
- * tests/interpose/test_misuse.c — misuse of the malloc family is caught:
- * free/realloc/malloc_usable_size of a pointer kslab never returned (a stack
- * address, an interior pointer, memory of another mapping) and the
- * double free, for small, large and huge blocks (small ones also when
- * the block waits behind others, on its slab or in another thread).  Each case
- * runs in a child that must die of SIGABRT after one line naming the call, the
- * misuse ("double free of" or "invalid pointer") and the address.
+ * tests/misuse/test_malloc.c — misuse of the malloc family of libkslab.so
+ * (this program's malloc is kslab's) is caught: free/realloc/
+ * malloc_usable_size of a pointer kslab never returned (a stack address, an
+ * interior pointer, memory of another mapping, a block of glibc's malloc,
+ * an object of a destroyed cache) and the double free, for small, large
+ * and huge blocks (small ones also when the block waits behind others, on
+ * its slab, in another thread's array, or was freed by a thread that has
+ * exited).  Each case runs in a forked child that must die of SIGABRT after
+ * one line naming the call, the misuse ("double free of" or "invalid
+ * pointer") and the address.  With KSLAB_DEBUG=redzone / poison (options
+ * are read at start, so these run this program again with the option set):
+ * a write past the end of a block, a write after free, a later double free
+ * caught at once.  Which misuse is caught when: interpose/README.md.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -17,6 +24,8 @@
 #include <sys/mman.h>
 
 #include "ktest.h"
+
+#include <kslab/kslab.h>
 
 /* These tests misuse the API on purpose. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -71,6 +80,24 @@ DEATH(free_foreign_mapping, {
     char *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     free(bad(m));
+})
+DEATH(free_other_allocator, {
+    /* glibc's own malloc: looked up in libc.so.6 itself (RTLD_NEXT from
+     * here would find libkslab.so's) */
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void *(*glibc_malloc)(size_t) =
+        libc ? (void *(*)(size_t))dlsym(libc, "malloc") : NULL;
+    if (!glibc_malloc)
+        _exit(3);
+    free(bad(glibc_malloc(64)));
+})
+DEATH(free_destroyed_cache_object, {
+    kmem_cache_t *c = kmem_cache_create("rel-gone", 200, 0, 0, NULL, NULL);
+    void *p = kmem_cache_alloc(c, GFP_KERNEL);
+    kmem_cache_free(c, p);
+    if (kmem_cache_destroy(c) != 0)
+        _exit(3);
+    free(bad(p));
 })
 DEATH(double_free_small, {
     void *p = malloc(40);
@@ -132,6 +159,26 @@ DEATH(double_free_other_thread, {
     pthread_barrier_wait(&other_bar);
     free(bad(d));
 })
+/* ... or was freed by a thread that has exited since (its arrays went back
+ * to the slabs): caught when this thread's array is flushed before the
+ * block is allocated again (docs/debugging.md, "Which misuse is caught"). */
+static void *alloc_free_exit(void *arg)
+{
+    void **pp = arg;
+    *pp = malloc(100);
+    free(*pp);
+    return NULL;
+}
+DEATH(double_free_after_exit, {
+    void *p = NULL;
+    pthread_t t;
+    if (pthread_create(&t, NULL, alloc_free_exit, &p) != 0)
+        _exit(3);
+    pthread_join(t, NULL);
+    free(bad(p));
+    for (int i = 0; i < 1000; i++) /* a full turn of the reap clock */
+        kmem_cache_reap(GFP_KERNEL);
+})
 DEATH(realloc_stack, {
     char buf[64];
     sink = realloc(bad(buf), 100);
@@ -182,6 +229,19 @@ static void test_free_of_foreign_mapping(void **s)
     run(free_foreign_mapping_child, "free", INVALID);
 }
 
+static void test_free_of_other_allocators_block(void **s)
+{
+    (void)s;
+    run(free_other_allocator_child, "free", INVALID);
+}
+
+/* The cache's slabs went back to the page layer with it. */
+static void test_free_of_destroyed_cache_object(void **s)
+{
+    (void)s;
+    run(free_destroyed_cache_object_child, "free", INVALID);
+}
+
 /* A slab object freed twice is named a double free.  A large block freed
  * twice has no record left (its frames went back to the buddy zones, its
  * mapping to the host): it is reported as an invalid pointer. */
@@ -196,13 +256,19 @@ static void test_double_free(void **s)
 
 /* A double free of a small block is caught wherever the block waits:
  * behind other frees in the thread's array, on its slab, in another
- * thread's array. */
+ * thread's array.  Freed by a thread that has exited, it is caught at the
+ * flush of this thread's array, in whichever call flushes it. */
 static void test_double_free_later(void **s)
 {
     (void)s;
     run(double_free_later_child, "free", DOUBLE);
     run(double_free_after_flush_child, "free", DOUBLE);
     run(double_free_other_thread_child, "free", DOUBLE);
+    char err[4096];
+    int st =
+        ktest_run_child(double_free_after_exit_child, NULL, err, sizeof err);
+    ktest_assert_one_line("double_free_after_exit", st, err, SIGABRT,
+                          "double free of 0x");
 }
 
 /* A live block whose second word holds the free key (read from a freed
@@ -285,8 +351,78 @@ static void test_loader_pointer_is_not_misuse(void **s)
     assert_string_equal(err, "");
 }
 
-int main(void)
+/* ---- with KSLAB_DEBUG (read at start: this program run again) ---- */
+
+static void case_redzone(void)
 {
+    /* stores through a volatile lvalue: not dead before free() */
+    volatile char *p = launder(malloc(64));
+    p[64] = 1; /* one past the end */
+    free((void *)p);
+}
+
+static void case_poison(void)
+{
+    volatile char *p = launder(malloc(64));
+    free((void *)p);
+    p[5] = 1; /* write after free */
+    for (int i = 0; i < 1000; i++)
+        sink = malloc(64);
+}
+
+static void case_double_free_later(void)
+{
+    /* not on top of the array: with KSLAB_DEBUG the caches take the locked
+     * path, where the red-zone words catch it at once */
+    char *p = malloc(100), *q = malloc(100);
+    free(p);
+    free(q);
+    free(launder(p));
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+    const char *env; /* KSLAB_DEBUG value */
+    const char *needle;
+} debug_cases[] = {
+    {"redzone", case_redzone, "redzone", "red zone overwritten at object 0x"},
+    {"poison", case_poison, "poison", "was written after it was freed"},
+    {"double_free_debug", case_double_free_later, "redzone",
+     "free(): double free of 0x"},
+};
+#define NDEBUG_CASES (sizeof debug_cases / sizeof debug_cases[0])
+
+static char self[4096];
+
+static void test_debug_misuse_one_line_and_abort(void **s)
+{
+    (void)s;
+    for (size_t i = 0; i < NDEBUG_CASES; i++) {
+        char envbuf[64], err[4096];
+        const char *env[] = {envbuf, NULL};
+        snprintf(envbuf, sizeof envbuf, "KSLAB_DEBUG=%s", debug_cases[i].env);
+        struct ktest_exec x = {self, debug_cases[i].name, env};
+        int st = ktest_run_child(ktest_exec_self, &x, err, sizeof err);
+        ktest_assert_one_line(debug_cases[i].name, st, err, SIGABRT,
+                              debug_cases[i].needle);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        for (size_t i = 0; i < NDEBUG_CASES; i++)
+            if (!strcmp(argv[1], debug_cases[i].name)) {
+                debug_cases[i].fn();
+                return 0;
+            }
+        return 2;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 1;
+    self[n] = 0;
     bad_addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (bad_addr == MAP_FAILED)
@@ -295,6 +431,8 @@ int main(void)
         cmocka_unit_test(test_free_of_stack_address),
         cmocka_unit_test(test_free_of_interior_pointer),
         cmocka_unit_test(test_free_of_foreign_mapping),
+        cmocka_unit_test(test_free_of_other_allocators_block),
+        cmocka_unit_test(test_free_of_destroyed_cache_object),
         cmocka_unit_test(test_double_free),
         cmocka_unit_test(test_double_free_later),
         cmocka_unit_test(test_free_key_in_live_block),
@@ -302,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_usable_size_of_bad_pointer),
         cmocka_unit_test(test_message_names_address),
         cmocka_unit_test(test_loader_pointer_is_not_misuse),
+        cmocka_unit_test(test_debug_misuse_one_line_and_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

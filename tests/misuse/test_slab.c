@@ -1,14 +1,19 @@
 /*
- * tests/reliability/test_misuse.c — every misuse the slab layer can see
+ * tests/misuse/test_slab.c — misuse of the slab API (kmalloc/kfree,
+ * kmem_cache_alloc/kmem_cache_free): every misuse the slab layer can see
  * is reported in exactly one line on stderr ("kslab: <call>(): ...") and
- * ends in SIGABRT: double free (at once, and later at the flush), free of
- * a pointer kslab never returned (stack, glibc's malloc, a page block, the
- * middle of an object), write past the end (red zone), write after free
- * (poison), free of an object of a destroyed cache, and kmem_cache_free
- * with the wrong cache.  Each case runs in a forked child.
+ * ends in SIGABRT: double free (at once, later at the flush, and of an
+ * object already back on its slab), free of a pointer kslab never returned
+ * (stack, glibc's malloc, a page block, the middle of an object), write
+ * past the end or before the start (red zone), write after free (poison),
+ * free of an object of a destroyed cache, and kmem_cache_free with the
+ * wrong cache.  Each case runs in a forked child.  Bad input that is not
+ * corruption (no cache at all) is an error and changes nothing.
  *
- * Which case is caught in which mode is what the README's Reliability
- * section states; the tests named *_always run with no debug flag.
+ * Which case is caught in which mode is what docs/debugging.md ("Which
+ * misuse is caught") states; the tests named *_always run with no debug
+ * flag.  The page allocator's misuse is in test_pages.c, the malloc
+ * family's in test_malloc.c.
  */
 #include "ktest.h"
 
@@ -16,12 +21,21 @@
 
 #include "slab/slab_internal.h"
 
-/* Exactly one line, starting "kslab: " and containing needle. */
-static void expect_one_line(void (*fn)(void *), void *arg, const char *needle)
+/* Exactly one line, starting "kslab: " and containing needle (and also,
+ * if not NULL, more). */
+static void expect_one_line2(void (*fn)(void *), void *arg, const char *needle,
+                             const char *more)
 {
     char err[4096];
     int st = ktest_run_child(fn, arg, err, sizeof err);
     ktest_assert_one_line("child", st, err, SIGABRT, needle);
+    if (more && !strstr(err, more))
+        fail_msg("stderr lacks \"%s\": %s", more, err);
+}
+
+static void expect_one_line(void (*fn)(void *), void *arg, const char *needle)
+{
+    expect_one_line2(fn, arg, needle, NULL);
 }
 
 /* ---- caught always (no debug flag) ---- */
@@ -45,6 +59,22 @@ static void double_free_later(void *arg)
     kfree(q);
     kfree(p);
     kmem_cache_shrink(kmem_find_general_cachep(100));
+}
+
+static void double_free_back_on_slab(void *arg)
+{
+    (void)arg;
+    /* SLAB_NO_REAP: the emptied slab stays, so the second free finds the
+     * object free on it (a kmalloc slab might already be gone, which gives
+     * "invalid pointer" instead). */
+    kmem_cache_t *c = kmem_cache_create("dbl", 64, 0, SLAB_NO_REAP, NULL, NULL);
+    void *p = kmem_cache_alloc(c, GFP_KERNEL);
+    void *q = kmem_cache_alloc(c, GFP_KERNEL);
+    kfree(p);
+    kfree(q);          /* p is no longer on top of the thread's array */
+    slab_drain_self(); /* p is back on its slab */
+    kfree(p);          /* accepted into the array ... */
+    slab_drain_self(); /* ... and caught when it reaches the slab */
 }
 
 static void invalid_free_stack(void *arg)
@@ -112,6 +142,7 @@ static void test_double_free_later_always(void **state)
 {
     (void)state;
     expect_one_line(double_free_later, NULL, "double free of 0x");
+    expect_one_line(double_free_back_on_slab, NULL, "double free of 0x");
 }
 
 static void test_invalid_free_always(void **state)
@@ -125,8 +156,8 @@ static void test_invalid_free_always(void **state)
 static void test_interior_pointer_always(void **state)
 {
     (void)state;
-    expect_one_line(interior_pointer, NULL,
-                    "(not the start of an object of cache `size-128')");
+    expect_one_line2(interior_pointer, NULL, "kfree(): invalid pointer 0x",
+                     "(not the start of an object of cache `size-128')");
     expect_one_line(interior_pointer_cache, NULL,
                     "(not the start of an object of cache `interior')");
 }
@@ -140,7 +171,7 @@ static void test_destroyed_cache_always(void **state)
 static void test_wrong_cache_always(void **state)
 {
     (void)state;
-    expect_one_line(wrong_cache, NULL, "belongs to cache `rel-a', not");
+    expect_one_line(wrong_cache, NULL, "belongs to cache `rel-a', not `rel-b'");
 }
 
 /* ---- caught with the debug flags (SLAB_RED_ZONE, SLAB_POISON) ---- */
@@ -155,6 +186,16 @@ static void overflow_redzone(void *arg)
     kmem_cache_free(c, (void *)p);
 }
 
+static void underflow_redzone(void *arg)
+{
+    (void)arg;
+    kmem_cache_t *c =
+        kmem_cache_create("rel-rz-under", 64, 0, SLAB_RED_ZONE, NULL, NULL);
+    volatile char *p = kmem_cache_alloc(c, GFP_KERNEL);
+    p[-1] = 1; /* one byte before the start */
+    kmem_cache_free(c, (void *)p);
+}
+
 static void use_after_free_poison(void *arg)
 {
     (void)arg;
@@ -165,6 +206,16 @@ static void use_after_free_poison(void *arg)
     p[3] = 7;
     for (int i = 0; i < 100; i++)
         kmem_cache_alloc(c, GFP_KERNEL);
+}
+
+static void double_free_at_once_redzone(void *arg)
+{
+    (void)arg;
+    kmem_cache_t *c =
+        kmem_cache_create("rel-rz3", 64, 0, SLAB_RED_ZONE, NULL, NULL);
+    void *p = kmem_cache_alloc(c, GFP_KERNEL);
+    kmem_cache_free(c, p);
+    kmem_cache_free(c, p);
 }
 
 static void double_free_after_reuse_redzone(void *arg)
@@ -185,6 +236,8 @@ static void test_red_zone_debug(void **state)
     expect_one_line(overflow_redzone, NULL,
                     "kmem_cache_free(): cache `rel-rz': red zone overwritten "
                     "at object 0x");
+    expect_one_line(underflow_redzone, NULL,
+                    "cache `rel-rz-under': red zone overwritten at object 0x");
 }
 
 static void test_poison_debug(void **state)
@@ -197,34 +250,22 @@ static void test_poison_debug(void **state)
 static void test_double_free_any_order_debug(void **state)
 {
     (void)state;
+    expect_one_line(double_free_at_once_redzone, NULL,
+                    "kmem_cache_free(): double free of 0x");
     expect_one_line(double_free_after_reuse_redzone, NULL,
                     "kmem_cache_free(): double free of 0x");
 }
 
-/* A block freed with another order than it was allocated with: the
- * frames a smaller order would keep, or a larger one would take from
- * someone else, are caught at the free. */
-static void free_pages_smaller_order(void *arg)
-{
-    (void)arg;
-    unsigned long a = __get_free_pages(GFP_KERNEL, 2);
-    free_pages(a, 0);
-}
+/* ---- bad input: an error, nothing changed ---- */
 
-static void free_pages_larger_order(void *arg)
-{
-    (void)arg;
-    struct page *p = alloc_pages(GFP_KERNEL, 1);
-    __free_pages(p, 3);
-}
-
-static void test_free_pages_wrong_order_always(void **state)
+/* The slab's entry points given no cache. */
+static void test_null_cache_is_einval(void **state)
 {
     (void)state;
-    expect_one_line(free_pages_smaller_order, NULL,
-                    "free_pages(): block at 0x");
-    expect_one_line(free_pages_larger_order, NULL,
-                    "__free_pages(): block at 0x");
+    errno = 0;
+    assert_null(kmem_cache_alloc(NULL, GFP_KERNEL));
+    assert_int_equal(errno, EINVAL);
+    kmem_cache_free(NULL, NULL);
 }
 
 int main(void)
@@ -239,7 +280,7 @@ int main(void)
         cmocka_unit_test(test_red_zone_debug),
         cmocka_unit_test(test_poison_debug),
         cmocka_unit_test(test_double_free_any_order_debug),
-        cmocka_unit_test(test_free_pages_wrong_order_always),
+        cmocka_unit_test(test_null_cache_is_einval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
