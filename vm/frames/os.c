@@ -334,115 +334,115 @@ void vm_os_sleep_ms(unsigned long ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
 
-    /* ---- the other host calls: the clock, threads, /proc ---- */
+/* ---- the other host calls: the clock, threads, /proc ---- */
 
-    uint64_t vm_os_now_ns(void)
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-    }
+uint64_t vm_os_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
-    int vm_os_resident(void *addr, size_t len, unsigned char *vec)
-    {
-        return mincore(addr, len, vec) ? -errno : 0;
-    }
+int vm_os_resident(void *addr, size_t len, unsigned char *vec)
+{
+    return mincore(addr, len, vec) ? -errno : 0;
+}
 
-    int vm_os_gettid(void)
-    {
-        return (int)syscall(SYS_gettid);
-    }
+int vm_os_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
 
-    int vm_os_signal_thread(int tid, int sig)
-    {
-        return syscall(SYS_tgkill, getpid(), tid, sig) ? -errno : 0;
-    }
+int vm_os_signal_thread(int tid, int sig)
+{
+    return syscall(SYS_tgkill, getpid(), tid, sig) ? -errno : 0;
+}
 
-    void vm_os_futex_wait(unsigned int *addr, unsigned int val)
-    {
-        syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-    }
+void vm_os_futex_wait(unsigned int *addr, unsigned int val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
 
-    void vm_os_futex_wake_all(unsigned int *addr)
-    {
-        syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-    }
+void vm_os_futex_wake_all(unsigned int *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
 
 /* libc's sigaction: libkslab.so exports a sigaction() of its own (the
  * SIGSEGV chaining of vm/mm/fault.c), a layer above; under a sanitizer,
  * whose interceptor must see every handler, the ordinary one. */
 #ifndef OS_SANITIZED
-    extern int __sigaction(int sig, const struct sigaction *act,
-                           struct sigaction *old);
+extern int __sigaction(int sig, const struct sigaction *act,
+                       struct sigaction *old);
 #endif
 
-    int vm_os_sigaction(int sig, const struct sigaction *act,
-                        struct sigaction *old)
-    {
+int vm_os_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
 #ifdef OS_SANITIZED
-        return sigaction(sig, act, old) ? -errno : 0;
+    return sigaction(sig, act, old) ? -errno : 0;
 #else
-        return __sigaction(sig, act, old) ? -errno : 0;
+    return __sigaction(sig, act, old) ? -errno : 0;
 #endif
-    }
+}
 
-    ssize_t vm_os_read_file(const char *path, char *buf, size_t size)
-    {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        ssize_t n = read(fd, buf, size - 1);
-        int err = n < 0 ? errno : 0;
-        close(fd);
-        if (n < 0)
-            return -err;
-        buf[n] = 0;
-        return n;
-    }
+ssize_t vm_os_read_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    int err = n < 0 ? errno : 0;
+    close(fd);
+    if (n < 0)
+        return -err;
+    buf[n] = 0;
+    return n;
+}
 
-    int vm_os_read_lines(const char *path, char *buf, size_t size,
-                         void (*fn)(char *line, void *arg), void *arg)
-    {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        size_t len = 0;
-        for (;;) {
-            ssize_t r = read(fd, buf + len, size - 1 - len);
-            if (r <= 0)
-                break;
-            len += (size_t)r;
-            buf[len] = 0;
-            char *line = buf, *nl;
-            while ((nl = strchr(line, '\n'))) {
-                *nl = 0;
-                fn(line, arg);
-                line = nl + 1;
-            }
-            len = (size_t)(buf + len - line);
-            memmove(buf, line, len);
+int vm_os_read_lines(const char *path, char *buf, size_t size,
+                     void (*fn)(char *line, void *arg), void *arg)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, size - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        buf[len] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = 0;
+            fn(line, arg);
+            line = nl + 1;
         }
-        close(fd);
-        return 0;
+        len = (size_t)(buf + len - line);
+        memmove(buf, line, len);
     }
+    close(fd);
+    return 0;
+}
 
-    int vm_os_for_each_thread(char *buf, size_t size,
-                              void (*fn)(int tid, void *arg), void *arg)
-    {
-        int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        ssize_t n;
-        while ((n = getdents64(fd, buf, size)) > 0) {
-            for (ssize_t off = 0; off < n;) {
-                struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
-                off += d->d_reclen;
-                int tid = atoi(d->d_name);
-                if (tid > 0)
-                    fn(tid, arg);
-            }
+int vm_os_for_each_thread(char *buf, size_t size,
+                          void (*fn)(int tid, void *arg), void *arg)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n;
+    while ((n = getdents64(fd, buf, size)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(void *)(buf + off);
+            off += d->d_reclen;
+            int tid = atoi(d->d_name);
+            if (tid > 0)
+                fn(tid, arg);
         }
-        close(fd);
-        return 0;
     }
+    close(fd);
+    return 0;
+}
