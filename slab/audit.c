@@ -84,7 +84,8 @@ static inline int cur_tid(void)
 /* The record of a block of usable bytes at p, asked bytes asked for. */
 static void debug_record(void *p, size_t asked, size_t usable)
 {
-    if (!debug_ready || !p || vm_internal_thread)
+    if (!__atomic_load_n(&debug_ready, __ATOMIC_ACQUIRE) || !p ||
+        vm_internal_thread)
         return; /* kslab's own (vm_internal_thread): not recorded */
     slab_leaks_thread_mark();
     void *stack[AUDIT_DEPTH];
@@ -146,7 +147,8 @@ void slab_debug_undefer(int was)
 
 void slab_debug_resize(const void *p, size_t asked)
 {
-    if (!debug_ready || !p || !slab_audit_hash)
+    if (!__atomic_load_n(&debug_ready, __ATOMIC_ACQUIRE) || !p ||
+        !slab_audit_hash)
         return;
     uintptr_t addr = (uintptr_t)p;
     size_t b = slab_audit_bucket(addr);
@@ -187,7 +189,7 @@ static void audit_age(uintptr_t addr, uint64_t ns)
 
 void slab_debug_free(const void *p, const char *fn)
 {
-    if (!debug_ready || !p || defer_record)
+    if (!__atomic_load_n(&debug_ready, __ATOMIC_ACQUIRE) || !p || defer_record)
         return; /* deferred: a try of the family's aligned path */
     void *stack[AUDIT_DEPTH];
     unsigned int depth = slab_stack_capture(stack);
