@@ -65,7 +65,8 @@ static void ip_figures(struct ip_figures *f)
     /* frames on the threads' page lists are out of the zones' counts but
      * free, dirty and given back by malloc_trim */
     /* sections given back under an address-space limit hold nothing */
-    committed -= __atomic_load_n(&vm_lowmem.absent_pages, __ATOMIC_RELAXED);
+    committed -=
+        atomic_load_explicit(&vm_lowmem.absent_pages, memory_order_relaxed);
     unsigned long pcp = __atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)
                             ? vm_pcp_pages()
                             : 0;

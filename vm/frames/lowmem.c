@@ -389,8 +389,8 @@ size_t vm_lowmem_release_sections(unsigned long before)
         s->base = NULL;
         s->map = NULL;
         vm_os_free(base, sect_bytes(s->nr_pages));
-        __atomic_fetch_add(&vm_lowmem.absent_pages, to - from,
-                           __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&vm_lowmem.absent_pages, to - from,
+                                  memory_order_relaxed);
         bytes += sect_bytes(s->nr_pages);
     }
     pthread_mutex_unlock(&grow_lock);
@@ -435,7 +435,8 @@ static int lowmem_readd_section(struct zone_struct *zone)
     for (unsigned long pfn = from; pfn < to; pfn += 1UL << (MAX_ORDER - 1))
         vm_free_one_block(zone, pfn, MAX_ORDER - 1, 1);
     pthread_mutex_unlock(&zone->lock);
-    __atomic_fetch_sub(&vm_lowmem.absent_pages, to - from, __ATOMIC_RELAXED);
+    atomic_fetch_sub_explicit(&vm_lowmem.absent_pages, to - from,
+                              memory_order_relaxed);
     return 1;
 }
 

@@ -32,7 +32,8 @@ KSLAB_API int vm_meminfo(FILE *out)
     if (low_total > (1UL << 40)) /* a zone that never grew */
         low_total = 0;
     /* sections given back under an address-space limit are not memory */
-    low_total -= __atomic_load_n(&vm_lowmem.absent_pages, __ATOMIC_RELAXED);
+    low_total -=
+        atomic_load_explicit(&vm_lowmem.absent_pages, memory_order_relaxed);
     unsigned long high_total = 0, high_free = 0;
     if (vm_highmem_init() == 0) {
         high_total = __atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED);
