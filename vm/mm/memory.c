@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lib/init.h"
+#include "lib/options.h"
 #include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
@@ -112,8 +113,129 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
     return page;
 }
 
+/*
+ * Fault-around for anonymous memory.  Later Linux maps, on a fault in a
+ * file mapping, the neighbouring pages the page cache already holds
+ * (do_fault_around, fault_around_bytes: 64 KiB); its large anonymous
+ * folios do the like for anonymous memory.  Here a write fault at a none
+ * pte of a private anonymous vma also gives the none ptes around it —
+ * those of the naturally aligned window of KSLAB_VM_FAULT_AROUND pages
+ * holding the address, inside the vma — zeroed frames of their own,
+ * consecutive, mapped writable and dirty with the faulting page by one
+ * host call (vm_host_map_fresh_run).  A touched neighbour (present, or a
+ * swap entry) ends the run, and so does a frame that is not free (the run
+ * must be consecutive frames): nothing is done to it.  The neighbours
+ * count in rss as the pages they are; pgfault (min_flt) counts the faults
+ * taken, one for the run — what the hardware took, not the 2.4 count of
+ * one per page first touched.  Reads still map the ZERO_PAGE one page at
+ * a time (no frame is spent on a page that may never be written).  No
+ * fault-around below the high watermark of free frames: a speculative
+ * page is never worth a reclaim.  The userfaultfd back end resolves the
+ * same run in its linear ranges with one ioctl (uffd.c).
+ */
+#define FAULT_AROUND_DEFAULT 16
+#define FAULT_AROUND_MAX 512
+
+static unsigned long fault_around_pages(void)
+{
+    unsigned long n = kslab_opt.vm_fault_around;
+    return !n ? FAULT_AROUND_DEFAULT : n > FAULT_AROUND_MAX ? FAULT_AROUND_MAX : n;
+}
+
+unsigned long vm_fault_around_run(struct vm_area_struct *vma,
+                                  unsigned long addr, pte_t *pte,
+                                  unsigned long *lo)
+{
+    unsigned long nr = fault_around_pages(), start, end;
+    *lo = addr;
+    if (nr < 2)
+        return 1;
+    start = addr & ~((nr << PAGE_SHIFT) - 1);
+    end = start + (nr << PAGE_SHIFT);
+    if (start < vma->vm_start)
+        start = vma->vm_start;
+    if (end > vma->vm_end)
+        end = vma->vm_end;
+    unsigned long a = addr, b = addr + PAGE_SIZE;
+    while (a > start && pte_none(pte[-(long)((addr - a) >> PAGE_SHIFT) - 1]))
+        a -= PAGE_SIZE;
+    while (b < end && pte_none(pte[(b - addr) >> PAGE_SHIFT]))
+        b += PAGE_SIZE;
+    *lo = a;
+    return (b - a) >> PAGE_SHIFT;
+}
+
+/* Frame pfn itself when it is free, taken without reclaim; else NULL. */
+static struct page *take_free_frame(unsigned long pfn)
+{
+    if (pfn == ZERO_PAGE_PFN || pfn >= vm_highmem.nr_frames)
+        return NULL;
+    struct page *want = vm_pfn_frame(pfn);
+    if (atomic_load_explicit(&want->count, memory_order_relaxed))
+        return NULL; /* in use: a free frame's count is 0 */
+    struct page *got = vm_frame_alloc(pfn);
+    if (got == want)
+        return got;
+    if (got)
+        vm_frame_put(got, NULL); /* taken meanwhile: not ours to use */
+    return NULL;
+}
+
+static void zero_frame(struct page *page)
+{
+    if (!PageFlag(page, PG_clean))
+        memset(vm_kmap(page), 0, PAGE_SIZE);
+    ClearPageFlag(page, PG_clean);
+}
+
+/*
+ * The write fault at addr with its none neighbours (see above): 1 when
+ * resolved, -1 out of memory, 0 when there is nothing around to map (the
+ * caller maps the one page).  page is the faulting page's frame, zeroed.
+ */
+static int do_anonymous_around(struct mm_struct *mm, struct vm_area_struct *vma,
+                               unsigned long addr, pte_t *pte,
+                               struct page *page)
+{
+    unsigned long lo, n = vm_fault_around_run(vma, addr, pte, &lo);
+    if (n < 2 || vm_free_user_frames() < n + 3 * vm_pages_min())
+        return 0;
+    unsigned long pfn = vm_frame_pfn(page);
+    unsigned long before = (addr - lo) >> PAGE_SHIFT, after = n - before - 1;
+    unsigned long got_before = 0, got_after = 0;
+    while (got_before < before && pfn > got_before + 1 &&
+           take_free_frame(pfn - got_before - 1))
+        got_before++;
+    while (got_after < after && take_free_frame(pfn + got_after + 1))
+        got_after++;
+    n = got_before + 1 + got_after;
+    lo = addr - (got_before << PAGE_SHIFT);
+    if (n < 2)
+        return 0;
+    pfn -= got_before;
+    for (unsigned long i = 0; i < n; i++)
+        zero_frame(vm_pfn_frame(pfn + i));
+    pte_t *first = pte - got_before;
+    if (vm_host_map_fresh_run(mm, lo, first, n,
+                              mk_pte(vm_pfn_frame(pfn),
+                                     _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
+                                         _PAGE_DIRTY)) < 0) {
+        /* the host refused the run: the neighbours go back */
+        struct vm_free_batch batch = {0, 0};
+        for (unsigned long i = 0; i < n; i++)
+            if (pfn + i != vm_frame_pfn(page))
+                vm_frame_put(vm_pfn_frame(pfn + i), &batch);
+        vm_free_batch_flush(&batch);
+        return 0;
+    }
+    *pte = __pte(pte_val(*pte) | _PAGE_ACCESSED);
+    mm->rss += n;
+    return 1;
+}
+
 /* A not-present page of an anonymous private vma: a read maps the shared
- * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own. */
+ * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own,
+ * and its untouched neighbours too (fault-around, above). */
 static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
                              unsigned long addr, pte_t *pte, int write_access)
 {
@@ -127,6 +249,8 @@ static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
             mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
     }
     struct page *page = alloc_zeroed(mm, addr);
+    if (page && do_anonymous_around(mm, vma, addr, pte, page))
+        return 1;
     if (!page)
         return -1;
     r = vm_host_map_fresh(mm, vma, addr, pte,
