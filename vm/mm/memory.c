@@ -133,13 +133,21 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
  * page is never worth a reclaim.  The userfaultfd back end resolves the
  * same run in its linear ranges with one ioctl (uffd.c).
  */
+#if defined(__SANITIZE_THREAD__)
+/* TSan counts a range mapped by one thread as written by it (see
+ * host_map.c's PREMAP_PAGES): pages mapped around would look racy. */
+#define FAULT_AROUND_DEFAULT 1
+#else
 #define FAULT_AROUND_DEFAULT 16
+#endif
 #define FAULT_AROUND_MAX 512
 
 static unsigned long fault_around_pages(void)
 {
     unsigned long n = kslab_opt.vm_fault_around;
-    return !n ? FAULT_AROUND_DEFAULT : n > FAULT_AROUND_MAX ? FAULT_AROUND_MAX : n;
+    return !n                     ? FAULT_AROUND_DEFAULT
+           : n > FAULT_AROUND_MAX ? FAULT_AROUND_MAX
+                                  : n;
 }
 
 unsigned long vm_fault_around_run(struct vm_area_struct *vma,
@@ -165,22 +173,6 @@ unsigned long vm_fault_around_run(struct vm_area_struct *vma,
     return (b - a) >> PAGE_SHIFT;
 }
 
-/* Frame pfn itself when it is free, taken without reclaim; else NULL. */
-static struct page *take_free_frame(unsigned long pfn)
-{
-    if (pfn == ZERO_PAGE_PFN || pfn >= vm_highmem.nr_frames)
-        return NULL;
-    struct page *want = vm_pfn_frame(pfn);
-    if (atomic_load_explicit(&want->count, memory_order_relaxed))
-        return NULL; /* in use: a free frame's count is 0 */
-    struct page *got = vm_frame_alloc(pfn);
-    if (got == want)
-        return got;
-    if (got)
-        vm_frame_put(got, NULL); /* taken meanwhile: not ours to use */
-    return NULL;
-}
-
 static void zero_frame(struct page *page)
 {
     if (!PageFlag(page, PG_clean))
@@ -188,48 +180,65 @@ static void zero_frame(struct page *page)
     ClearPageFlag(page, PG_clean);
 }
 
+/* Gives back the frames of ptes [0, n) and makes them none again. */
+static void around_undo(pte_t *ptes, unsigned long n)
+{
+    struct vm_free_batch batch = {0, 0};
+    for (unsigned long i = 0; i < n; i++) {
+        vm_frame_put(pte_page(ptes[i]), &batch);
+        ptes[i] = __pte(0);
+    }
+    vm_free_batch_flush(&batch);
+}
+
 /*
  * The write fault at addr with its none neighbours (see above): 1 when
- * resolved, -1 out of memory, 0 when there is nothing around to map (the
- * caller maps the one page).  page is the faulting page's frame, zeroed.
+ * resolved, 0 when there is nothing around to map or no frame to spare
+ * (the caller maps the one page as without fault-around).  Each frame is
+ * asked for next to the one before, so the run is usually one stretch of
+ * consecutive frames and one host call; where it is not, each stretch is
+ * its own.  A stretch the host refuses is given back (its pages stay
+ * untouched) and the fault, if it was there, is retried alone.
  */
 static int do_anonymous_around(struct mm_struct *mm, struct vm_area_struct *vma,
-                               unsigned long addr, pte_t *pte,
-                               struct page *page)
+                               unsigned long addr, pte_t *pte)
 {
     unsigned long lo, n = vm_fault_around_run(vma, addr, pte, &lo);
     if (n < 2 || vm_free_user_frames() < n + 3 * vm_pages_min())
         return 0;
-    unsigned long pfn = vm_frame_pfn(page);
-    unsigned long before = (addr - lo) >> PAGE_SHIFT, after = n - before - 1;
-    unsigned long got_before = 0, got_after = 0;
-    while (got_before < before && pfn > got_before + 1 &&
-           take_free_frame(pfn - got_before - 1))
-        got_before++;
-    while (got_after < after && take_free_frame(pfn + got_after + 1))
-        got_after++;
-    n = got_before + 1 + got_after;
-    lo = addr - (got_before << PAGE_SHIFT);
-    if (n < 2)
-        return 0;
-    pfn -= got_before;
-    for (unsigned long i = 0; i < n; i++)
-        zero_frame(vm_pfn_frame(pfn + i));
-    pte_t *first = pte - got_before;
-    if (vm_host_map_fresh_run(mm, lo, first, n,
-                              mk_pte(vm_pfn_frame(pfn),
-                                     _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                         _PAGE_DIRTY)) < 0) {
-        /* the host refused the run: the neighbours go back */
-        struct vm_free_batch batch = {0, 0};
-        for (unsigned long i = 0; i < n; i++)
-            if (pfn + i != vm_frame_pfn(page))
-                vm_frame_put(vm_pfn_frame(pfn + i), &batch);
-        vm_free_batch_flush(&batch);
-        return 0;
+    pte_t *ptes = pte - ((addr - lo) >> PAGE_SHIFT);
+    unsigned long hint = frame_hint(mm, lo);
+    for (unsigned long i = 0; i < n; i++) {
+        struct page *page = vm_frame_alloc(hint); /* no reclaim */
+        if (!page) {
+            around_undo(ptes, i);
+            return 0;
+        }
+        zero_frame(page);
+        hint = vm_frame_pfn(page) + 1;
+        ptes[i] =
+            mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY);
     }
-    *pte = __pte(pte_val(*pte) | _PAGE_ACCESSED);
+    for (unsigned long i = 0, k; i < n; i += k) {
+        for (k = 1; i + k < n && pte_pfn(ptes[i + k]) == pte_pfn(ptes[i]) + k;
+             k++)
+            ;
+        pte_t first = ptes[i];
+        if (vm_host_map_fresh_run(mm, lo + (i << PAGE_SHIFT), ptes + i, k,
+                                  first) < 0) {
+            /* the refused stretch's ptes are none again: its frames
+             * from first; the later ones from their ptes */
+            for (unsigned long j = 0; j < k; j++)
+                ptes[i + j] = __pte(pte_val(first) + (j << PAGE_SHIFT));
+            around_undo(ptes + i, n - i);
+            n = i;
+            break;
+        }
+    }
     mm->rss += n;
+    if (pte_none(*pte))
+        return 0;
+    *pte = __pte(pte_val(*pte) | _PAGE_ACCESSED);
     return 1;
 }
 
@@ -248,9 +257,9 @@ static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
         return vm_host_set_pte(
             mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
     }
-    struct page *page = alloc_zeroed(mm, addr);
-    if (page && do_anonymous_around(mm, vma, addr, pte, page))
+    if (do_anonymous_around(mm, vma, addr, pte))
         return 1;
+    struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;
     r = vm_host_map_fresh(mm, vma, addr, pte,

@@ -270,9 +270,9 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
     for (unsigned long i = 0; i < n; i++) {
         struct page *page = vm_pfn_frame(pfn + i);
         ClearPageFlag(page, PG_clean);
-        first[i] = mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW |
-                                    _PAGE_DIRTY |
-                                    (first + i == pte ? _PAGE_ACCESSED : 0));
+        first[i] =
+            mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY |
+                             (first + i == pte ? _PAGE_ACCESSED : 0));
     }
     mm->rss += n;
     mm->min_flt++;
