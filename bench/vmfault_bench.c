@@ -271,11 +271,14 @@ static double emu_read_us(void)
 
 #define UFFD_RUN 16
 
+/* Non-blocking: the handler thread poll()s it (a blocking descriptor
+ * polls as an error). */
 static int uffd_open(int sigbus)
 {
-    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    int fd = (int)syscall(SYS_userfaultfd,
+                          O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
     if (fd < 0)
-        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct uffdio_api api = {.api = UFFD_API,
