@@ -183,7 +183,10 @@ KSLAB_API void *phys_to_virt(unsigned long phys);
  * by another thread meanwhile may be lost.  mem_map_unreserve makes the
  * page private again (contents kept); user mappings of it made before
  * keep the old shared copy until they go.  Both are no-ops for a page
- * that is not a low-memory frame in use.
+ * that is not a low-memory frame in use.  Unreserve before you free: a
+ * free_pages/__free_pages (or a slab page's return) of a block with a
+ * reserved frame is reported in one line and aborts (2.4 skipped the
+ * frame and leaked it).
  */
 KSLAB_API void mem_map_reserve(struct page *page);
 KSLAB_API void mem_map_unreserve(struct page *page);
