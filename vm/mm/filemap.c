@@ -656,7 +656,7 @@ void truncate_inode_pages(struct address_space *mapping, loff_t lstart)
         if (page->index >= pgoff)
             __remove_from_page_cache(page);
         else if (partial && page->index == pgoff - 1)
-            memset(vm_kmap(page) + partial, 0, PAGE_SIZE - partial);
+            memset((char *)vm_kmap(page) + partial, 0, PAGE_SIZE - partial);
     }
     pthread_mutex_unlock(&pagecache_lock);
 }
