@@ -10,7 +10,10 @@
  * input changes nothing.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include <kslab/kslab.h>
@@ -326,6 +329,75 @@ static void test_truncate_bad_input(void **state)
     close(fd);
 }
 
+/* ---- truncation beside forks and faults ---- */
+
+#define STRESS_ROUNDS 200
+
+struct stress {
+    struct mm_struct *mm;
+    unsigned long a;
+    int fd;
+    _Atomic int done;
+    _Atomic unsigned long forks, reads;
+};
+
+/* Forks the mm over and over and reads page 0 in each child (always
+ * inside the file), until the truncating thread is done. */
+static void *stress_forker(void *arg)
+{
+    struct stress *s = arg;
+    while (!atomic_load(&s->done)) {
+        struct mm_struct *child = mm_fork(s->mm);
+        if (!child)
+            continue;
+        if (U64(child, s->a + 8) == W(0, 1))
+            s->reads++;
+        mmput(child);
+        s->forks++;
+    }
+    return NULL;
+}
+
+/* sys_ftruncate cutting and growing a file while another thread forks
+ * the mm that maps it and this one faults its first page: no deadlock,
+ * page 0 always intact, and once the file is cut for good no pte of the
+ * mm maps a page beyond the end and the cache holds none. */
+static void test_truncate_races_fork_and_faults(void **state)
+{
+    (void)state;
+    struct stress s = {.fd = patterned_file(4), .mm = mm_alloc()};
+    s.a = do_mmap(s.mm, s.fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
+    assert_false(IS_ERR_VALUE(s.a));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stress_forker, &s), 0);
+    unsigned long page[PAGE_SIZE / sizeof(unsigned long)];
+    for (size_t j = 0; j < PAGE_SIZE / sizeof(unsigned long); j++)
+        page[j] = 3000 + j;
+    for (unsigned long i = 0; i < STRESS_ROUNDS; i++) {
+        while (atomic_load(&s.forks) < i) /* the two threads interleave */
+            sched_yield();
+        assert_int_equal(U64(s.mm, s.a + 8), W(0, 1));
+        assert_int_equal(sys_ftruncate(s.fd, PAGE_SIZE), 0);
+        assert_int_equal(sys_ftruncate(s.fd, 4 * PAGE_SIZE), 0);
+        /* page 3 written back into the file, then mapped again */
+        assert_int_equal(pwrite(s.fd, page, PAGE_SIZE, 3 * PAGE_SIZE),
+                         PAGE_SIZE);
+        assert_int_equal(U64(s.mm, s.a + 3 * PAGE_SIZE + 8), 3001);
+    }
+    atomic_store(&s.done, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(sys_ftruncate(s.fd, PAGE_SIZE), 0);
+    for (unsigned long i = 1; i < 4; i++)
+        assert_false(present(s.mm, s.a + i * PAGE_SIZE));
+    assert_int_equal(U64(s.mm, s.a + 8), W(0, 1));
+    assert_int_equal(s.reads, s.forks);
+    assert_true(s.forks >= STRESS_ROUNDS - 1);
+    vm_check_mm(s.mm);
+    mmput(s.mm);
+    close(s.fd);
+    assert_int_equal(kslab_verify(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_truncate_then_grow_reads_zeroes),
         cmocka_unit_test(test_truncate_leaves_driver_mapping),
         cmocka_unit_test(test_truncate_bad_input),
+        cmocka_unit_test(test_truncate_races_fork_and_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
