@@ -336,10 +336,6 @@ static void free_block_to_zone(struct page *page, unsigned int order)
     vm_purge_after_free(zone, over, dirty);
 }
 
-/**
- * __free_pages - drop a reference to a block from alloc_pages().
- * The block goes back to the buddy lists when the count reaches zero.
- */
 _Atomic unsigned long vm_reserved_frames;
 
 /*
@@ -351,8 +347,8 @@ _Atomic unsigned long vm_reserved_frames;
  * leaks); kslab reports the free as the misuse it is, in one line, and
  * aborts.  Cold: the check costs one load while no frame is reserved.
  */
-static __attribute__((cold, noinline)) void
-free_reserved_check(struct page *page, unsigned int order, const char *fn)
+static __cold void free_reserved_check(struct page *page, unsigned int order,
+                                       const char *fn)
 {
     for (unsigned long i = 0; i < 1UL << order; i++)
         if (PageFlag(page + i, PG_reserved))
@@ -363,6 +359,10 @@ free_reserved_check(struct page *page, unsigned int order, const char *fn)
                          vm_page_address(page + i));
 }
 
+/**
+ * __free_pages - drop a reference to a block from alloc_pages().
+ * The block goes back to the buddy lists when the count reaches zero.
+ */
 /* Drops a reference to a low-memory block; fn is the public call, for the
  * one-line report of a misuse. */
 static void free_pages_ref(struct page *page, unsigned int order,
