@@ -388,8 +388,8 @@ int main(void)
         cmocka_unit_test(test_host_fork),
         cmocka_unit_test(test_host_fork_beside_writer),
         cmocka_unit_test(test_sigbus_chain),
-        cmocka_unit_test_setup_teardown(test_scattered_beyond_max_map_count, fault_around_off,
-                                        fault_around_restore),
+        cmocka_unit_test_setup_teardown(test_scattered_beyond_max_map_count,
+                                        fault_around_off, fault_around_restore),
     };
     return cmocka_run_group_tests(tests, setup, swap_dir_teardown);
 }
