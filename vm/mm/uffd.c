@@ -246,9 +246,15 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
     unsigned long pfn = block + ((lo & ~PMD_MASK) >> PAGE_SHIFT);
     pte_t *first = pte - ((addr - lo) >> PAGE_SHIFT);
     for (unsigned long i = 0; i < n; i++) {
+        /* a none pte's frame is a hole (the invariant); were it not, the
+         * ioctl would stop at it with EEXIST and leave the rest unfilled:
+         * it is made one, as link_range does */
         struct page *page = vm_pfn_frame(pfn + i);
-        if (!PageFlag(page, PG_clean))
-            memset(vm_kmap(page), 0, PAGE_SIZE);
+        if (!PageFlag(page, PG_clean)) {
+            vm_os_punch_hole(vm_highmem.memfd,
+                             (off_t)((pfn + i) << PAGE_SHIFT), PAGE_SIZE);
+            SetPageFlag(page, PG_clean);
+        }
     }
     int r = vm_os_uffd_zeropage(uffd_fd, mm->window + lo, n << PAGE_SHIFT);
     if (r == -EAGAIN)
