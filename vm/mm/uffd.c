@@ -251,8 +251,8 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
          * it is made one, as link_range does */
         struct page *page = vm_pfn_frame(pfn + i);
         if (!PageFlag(page, PG_clean)) {
-            vm_os_punch_hole(vm_highmem.memfd,
-                             (off_t)((pfn + i) << PAGE_SHIFT), PAGE_SIZE);
+            vm_os_punch_hole(vm_highmem.memfd, (off_t)((pfn + i) << PAGE_SHIFT),
+                             PAGE_SIZE);
             SetPageFlag(page, PG_clean);
         }
     }
