@@ -396,7 +396,8 @@ static int check_mag(kmem_cache_t *cachep, const struct slab_magazine *m,
     return 0;
 }
 
-int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...))
+int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...),
+                     unsigned long *held)
 {
     struct slab_depot *d = &cachep->depot;
     unsigned long nfull = 0, nempty = 0, objs = 0;
@@ -431,6 +432,7 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...))
             objs);
         err = -EFAULT;
     }
+    *held = objs;
     pthread_mutex_unlock(&d->lock);
     return err;
 }

@@ -1464,8 +1464,11 @@ static int __verify_cache(kmem_cache_t *cachep, check_say_t say,
             cachep->name, nfree, cachep->free_objects);
         err = -EFAULT;
     }
+    unsigned long held = 0;
     if (!err)
-        err = slab_depot_check(cachep, say);
+        err = slab_depot_check(cachep, say, &held);
+    if (!err)
+        *inuse -= held; /* free, in magazines */
     pthread_mutex_unlock(&cachep->spinlock);
     return err;
 }

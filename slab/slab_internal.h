@@ -448,8 +448,9 @@ slab_free_inline(const void *objp, const char *fn)
     return 1;
 }
 
-/* Validation of a cache's lists and counters; aborts on a broken
- * invariant.  Returns the number of objects in use on the slab lists. */
+/* Validation of a cache's lists, counters and depot; aborts on a broken
+ * invariant.  Returns the number of objects in use: taken from the slab
+ * lists and not free in the depot (those in threads' arrays count). */
 unsigned long slab_check_cache(kmem_cache_t *cachep);
 /* The same validation, reported with one line (no abort): 0 or -EFAULT. */
 int slab_verify_cache(kmem_cache_t *cachep);
@@ -487,9 +488,10 @@ void slab_depot_reap(kmem_cache_t *cachep, unsigned long now);
 int slab_depot_holds(kmem_cache_t *cachep, const void *objp);
 /* Objects in the depot (a racy snapshot). */
 unsigned long slab_depot_objects(kmem_cache_t *cachep);
-/* Validates the depot (cache lock held): 0, or -EFAULT after say(). */
-int slab_depot_check(kmem_cache_t *cachep,
-                     void (*say)(const char *fmt, ...));
+/* Validates the depot (cache lock held): 0, or -EFAULT after say();
+ * *held: the objects in its full magazines. */
+int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
+                     unsigned long *held);
 /* slab.c: puts n objects back on their slabs under one hold of the cache
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
