@@ -77,6 +77,14 @@ void slab_depot_init(kmem_cache_t *cachep)
     d->max_full = DEPOT_MIN_FULL;
 }
 
+/* full_objs changes under the lock and is read without it
+ * (slab_depot_objects). */
+static inline void depot_add_objs(struct slab_depot *d, long n)
+{
+    __atomic_store_n(&d->full_objs, d->full_objs + (unsigned long)n,
+                     __ATOMIC_RELAXED);
+}
+
 static inline void depot_lock(struct slab_depot *d)
 {
     if (pthread_mutex_trylock(&d->lock)) {
@@ -129,7 +137,7 @@ static void __depot_take_oldest(struct slab_depot *d, struct list_head *out)
         list_entry(d->full.prev, struct slab_magazine, list);
     list_move(&m->list, out);
     d->nfull--;
-    d->full_objs -= m->rounds;
+    depot_add_objs(d, -(long)m->rounds);
 }
 
 /* The working-set pass (depot lock held): the full magazines unused since
@@ -246,7 +254,7 @@ int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac)
     depot_lock(d);
     list_add(&m->list, &d->full);
     d->nfull++;
-    d->full_objs += n;
+    depot_add_objs(d, n);
 #if SLAB_STATS
     d->mags_in++;
 #endif
@@ -285,7 +293,7 @@ unsigned int slab_depot_get(kmem_cache_t *cachep, struct array_cache *ac)
         list_entry(d->full.next, struct slab_magazine, list);
     list_del(&m->list);
     d->nfull--;
-    d->full_objs -= m->rounds;
+    depot_add_objs(d, -(long)m->rounds);
     if (d->nfull < d->min_full)
         d->min_full = d->nfull;
 #if SLAB_STATS
@@ -324,7 +332,8 @@ void slab_depot_drain(kmem_cache_t *cachep)
         list_move(d->full.next, &full);
     while (!list_empty(&d->empty))
         list_move(d->empty.next, &empties);
-    d->nfull = d->nempty = d->full_objs = 0;
+    d->nfull = d->nempty = 0;
+    __atomic_store_n(&d->full_objs, 0, __ATOMIC_RELAXED);
     d->min_full = d->peak_full = d->min_empty = 0;
     pthread_mutex_unlock(&d->lock);
     depot_release(cachep, &full, &empties, 0);

@@ -16,8 +16,10 @@
  * 2.4 puts a per-CPU array of free objects in front of each cache; here
  * it is per thread (slab_thread, one TLS pointer; the registry of threads
  * and their exit is slab/thread.c).  A hit is a pop or push
- * on the thread's own array: no lock, no atomic.  A miss refills or
- * flushes `batchcount` objects under the cache lock.  Arrays belong to
+ * on the thread's own array: no lock, no atomic.  A miss takes a full
+ * magazine from the cache's depot or gives it one (slab/magazine.c), and
+ * only when the depot has none to give, or too many, moves `batchcount`
+ * objects to or from the slabs under the cache lock.  Arrays belong to
  * their thread: another thread never touches them, except for a thread
  * that has exited or (kmem_cache_destroy) a cache that, by contract, no
  * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
@@ -879,10 +881,42 @@ static struct array_cache *thread_ac(kmem_cache_t *cachep,
     return ac == &slab_empty_ac ? NULL : ac;
 }
 
+static int __kmem_cache_shrink_locked(kmem_cache_t *cachep);
+
+/* Memory is short (a cache could not grow): the objects of every depot go
+ * back to their slabs, and the free slabs of every cache but the
+ * SLAB_NO_REAP ones to the page layer, as 2.4's page allocator reaped
+ * the caches under pressure.  Returns 1 if anything was given back.  No
+ * lock held. */
+static int reclaim_depots(void)
+{
+    int any = 0;
+    struct list_head *p;
+    pthread_mutex_lock(&cache_chain_sem);
+    /* every depot first: their magazines go back to the malloc caches,
+     * whose slabs the second pass may then free */
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (slab_depot_objects(c))
+            any = 1;
+        slab_depot_drain(c);
+    }
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (!(c->flags & SLAB_NO_REAP) && __kmem_cache_shrink_locked(c))
+            any = 1;
+    }
+    pthread_mutex_unlock(&cache_chain_sem);
+    return any;
+}
+
 /* Refills ac with up to batchcount objects; returns the number moved. */
 static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
                                  int flags)
 {
+    int reclaimed = !slab_magazines_on();
     if (slab_magazines_on()) {
         unsigned int n = slab_depot_get(cachep, ac);
         if (n)
@@ -902,8 +936,11 @@ static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
         pthread_mutex_unlock(&cachep->spinlock);
         if (ac->avail)
             return ac->avail;
-        if (!kmem_cache_grow(cachep, flags))
+        if (kmem_cache_grow(cachep, flags))
+            continue;
+        if (reclaimed || !reclaim_depots())
             return 0;
+        reclaimed = 1;
     }
 }
 

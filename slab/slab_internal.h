@@ -13,7 +13,8 @@
  * Per-thread array caches (2.4's per-CPU cpucache_t): each thread owns a
  * struct slab_thread with one struct array_cache pointer per cache id.  A
  * hit pops/pushes the thread's own array with no lock and no atomic.
- * Refill and flush move `batchcount` objects under the cache's lock.
+ * Refill and flush move a whole magazine from or to the cache's depot
+ * (below), else `batchcount` objects under the cache's lock.
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
