@@ -433,8 +433,8 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...),
             err = -EFAULT;
         }
     }
-    if (!err && (nfull != d->nfull || nempty != d->nempty ||
-                 objs != d->full_objs)) {
+    if (!err &&
+        (nfull != d->nfull || nempty != d->nempty || objs != d->full_objs)) {
         say("slab_check_cache(): cache `%s': depot counts %lu full, %lu "
             "empty, %lu objects; found %lu, %lu, %lu",
             cachep->name, d->nfull, d->nempty, d->full_objs, nfull, nempty,

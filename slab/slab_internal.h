@@ -122,8 +122,8 @@ struct slab_depot {
     struct list_head full;  /* most recently given first */
     struct list_head empty; /* most recently given first */
     unsigned long nfull, nempty, full_objs;
-    unsigned int mag_size;  /* capacity of new magazines: batchcount ... limit */
-    unsigned int max_full;  /* bound on nfull, follows demand */
+    unsigned int mag_size; /* capacity of new magazines: batchcount ... limit */
+    unsigned int max_full; /* bound on nfull, follows demand */
     /* the working set (libumem's): lowest and highest nfull, lowest
      * nempty and the contended lock takes since ws_ms */
     unsigned long min_full, peak_full, min_empty, contention;
