@@ -5,6 +5,7 @@
  * everything in it back, the double-free check sees objects in it, the
  * bound holds, and it stays consistent across forks under four threads.
  */
+#include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
 
@@ -138,6 +139,50 @@ static void test_shrink_empties_depot(void **state)
     pthread_mutex_unlock(&c->depot.lock);
     assert_int_equal(nfull, 0);
     assert_int_equal(slab_depot_objects(c), 0);
+    assert_int_equal(kmem_cache_destroy(c), 0);
+}
+
+/* ---- the working set ---- */
+
+static void *free_some_and_exit(void *arg)
+{
+    kmem_cache_t *c = arg;
+    void *o[400];
+    for (int i = 0; i < 400; i++) {
+        o[i] = kmem_cache_alloc(c, GFP_KERNEL);
+        ktest_check(o[i] != NULL);
+    }
+    for (int i = 0; i < 400; i++)
+        kmem_cache_free(c, o[i]);
+    return NULL;
+}
+
+/* Full magazines that no thread takes for a whole working-set interval go
+ * back to the slabs at the pass after it (libumem's working-set reap);
+ * the interval is the decay time, and the passes are called here with
+ * times a whole interval apart. */
+static void test_unused_magazines_go_back(void **state)
+{
+    (void)state;
+    kmem_cache_t *c = kmem_cache_create("mag-ws", 128, 0, 0, NULL, NULL);
+    assert_non_null(c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_some_and_exit, c), 0);
+    pthread_join(t, NULL);
+    ktest_workers_ok();
+    assert_true(slab_depot_objects(c) > 0);
+    unsigned long interval = vm_purge_decay_ms;
+    if (interval == ULONG_MAX) {
+        ktest_skip("KSLAB_DECAY_MS=never: no working-set passes");
+        return;
+    }
+    unsigned long now = vm_now_ms() + 1;
+    /* the first pass starts an interval; the second finds every magazine
+     * of that interval unused */
+    slab_depot_reap(c, now + interval);
+    slab_depot_reap(c, now + 3 * interval);
+    assert_int_equal(slab_depot_objects(c), 0);
+    assert_int_equal(slab_check_cache(c), 0);
     assert_int_equal(kmem_cache_destroy(c), 0);
 }
 
@@ -294,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_consumer_through_depot),
         cmocka_unit_test(test_shrink_empties_depot),
+        cmocka_unit_test(test_unused_magazines_go_back),
         cmocka_unit_test(test_double_free_in_magazine),
         cmocka_unit_test(test_fork_under_churn),
     };
