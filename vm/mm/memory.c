@@ -121,10 +121,10 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
  * pte of a private anonymous vma also gives the none ptes around it —
  * those of the naturally aligned window of KSLAB_VM_FAULT_AROUND pages
  * holding the address, inside the vma — zeroed frames of their own,
- * consecutive, mapped writable and dirty with the faulting page by one
- * host call (vm_host_map_fresh_run).  A touched neighbour (present, or a
- * swap entry) ends the run, and so does a frame that is not free (the run
- * must be consecutive frames): nothing is done to it.  The neighbours
+ * mapped writable and dirty with the faulting page by one host call for
+ * each stretch of consecutive frames (usually one: vm_host_map_fresh_run).
+ * A touched neighbour (present, or a swap entry) ends the run: nothing is
+ * done to it.  The neighbours
  * count in rss as the pages they are; pgfault (min_flt) counts the faults
  * taken, one for the run — what the hardware took, not the 2.4 count of
  * one per page first touched.  Reads still map the ZERO_PAGE one page at
