@@ -156,6 +156,19 @@ static int opt_lowmem_mb(const char *v)
     return 0;
 }
 
+/* Pages, decimal, 0 to 512, rounded down to a power of two; 0 and 1
+ * (and "off") leave every fault its own page. */
+static int opt_vm_fault_around(const char *v)
+{
+    long n = strcmp(v, "off") ? opt_number(v, strlen(v), 512) : 1;
+    if (n < 0)
+        return -1;
+    while (n & (n - 1))
+        n &= n - 1;
+    kslab_opt.vm_fault_around = n ? (unsigned long)n : 1;
+    return 0;
+}
+
 static int opt_vm_backend(const char *v)
 {
     if (!strcmp(v, "auto"))
@@ -371,6 +384,12 @@ const struct kslab_option kslab_option_table[] = {
      "between threads a magazine at a time; 0: arrays refill from and flush "
      "to the slabs, one object at a time under the cache lock (2.4)",
      opt_magazines},
+    {"KSLAB_VM_FAULT_AROUND", "a number of pages, 0 to 512, or off",
+     "emulated address spaces: a write fault on private anonymous memory "
+     "also maps the untouched pages around it, in the aligned window of "
+     "this many pages (rounded down to a power of two), with one host call; "
+     "0, 1 or off: one page a fault; default 16",
+     opt_vm_fault_around},
     {"KSLAB_VM_BACKEND", "auto, uffd or sigsegv",
      "how emulated address spaces take their faults: uffd maps private "
      "anonymous 2 MiB ranges whole and takes faults through userfaultfd "

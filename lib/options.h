@@ -41,6 +41,8 @@ struct kslab_options {
     int decay_set;
     int vm_backend;   /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
     int no_magazines; /* KSLAB_MAGAZINES=0: no depot between arrays and slabs */
+    unsigned long vm_fault_around;       /* KSLAB_VM_FAULT_AROUND: pages a
+                                          * fault maps; 1 = off, 0 = default */
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };
