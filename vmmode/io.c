@@ -15,7 +15,8 @@
  *
  * Wrapped: read, pread (pread64), readv, write, pwrite (pwrite64),
  * writev, recv, recvfrom, send, sendto, and stdio's fread, fwrite,
- * fread_unlocked and fwrite_unlocked (glibc's stdio calls its own
+ * fread_unlocked and fwrite_unlocked, and the _FORTIFY_SOURCE entry
+ * points of the reading ones (__read_chk ...) (glibc's stdio calls its own
  * internal read and write, which no wrapper sees, straight into the
  * caller's buffer for big requests).  At most a quarter of the emulated
  * memory is pinned at a time: a bigger buffer is transferred in pieces
@@ -352,4 +353,86 @@ EXPORT size_t fwrite_unlocked(const void *ptr, size_t size, size_t nmemb,
 {
     return stdio_pinned(next_fn(&next_fwrite_u, "fwrite_unlocked"),
                         (void *)ptr, size, nmemb, fp, 0);
+}
+
+/* ---- _FORTIFY_SOURCE's checked entry points ----
+ *
+ * A program built with _FORTIFY_SOURCE (Debian's packages are) calls
+ * __read_chk, __fread_chk ... where its source says read, fread: the
+ * same wrappers, after the same check of the buffer's size (a failure
+ * goes to libc's own, which reports it and aborts). */
+
+typedef void (*any_fn)(void);
+
+static any_fn next_any(any_fn _Atomic *cache, const char *name)
+{
+    any_fn f = atomic_load_explicit(cache, memory_order_acquire);
+    if (!f) {
+        f = (any_fn)dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(cache, f, memory_order_release);
+    }
+    return f;
+}
+
+static any_fn _Atomic chk_read, chk_pread, chk_recv, chk_recvfrom, chk_fread,
+    chk_fread_u;
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    if (n > buflen)
+        return ((ssize_t(*)(int, void *, size_t, size_t))next_any(
+            &chk_read, "__read_chk"))(fd, buf, n, buflen);
+    return read(fd, buf, n);
+}
+
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off,
+                           size_t buflen)
+{
+    if (n > buflen)
+        return ((ssize_t(*)(int, void *, size_t, off_t, size_t))next_any(
+            &chk_pread, "__pread_chk"))(fd, buf, n, off, buflen);
+    return pread(fd, buf, n, off);
+}
+
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off,
+                             size_t buflen) __attribute__((alias("__pread_chk")));
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
+                          int flags)
+{
+    if (n > buflen)
+        return ((ssize_t(*)(int, void *, size_t, size_t, int))next_any(
+            &chk_recv, "__recv_chk"))(fd, buf, n, buflen, flags);
+    return recv(fd, buf, n, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+                              int flags, struct sockaddr *from,
+                              socklen_t *fromlen)
+{
+    if (n > buflen)
+        return ((ssize_t(*)(int, void *, size_t, size_t, int,
+                            struct sockaddr *, socklen_t *))
+                    next_any(&chk_recvfrom, "__recvfrom_chk"))(
+            fd, buf, n, buflen, flags, from, fromlen);
+    return recvfrom(fd, buf, n, flags, from, fromlen);
+}
+
+EXPORT size_t __fread_chk(void *ptr, size_t buflen, size_t size, size_t nmemb,
+                          FILE *fp)
+{
+    if (size && nmemb && (nmemb > SIZE_MAX / size || size * nmemb > buflen))
+        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))next_any(
+            &chk_fread, "__fread_chk"))(ptr, buflen, size, nmemb, fp);
+    return fread(ptr, size, nmemb, fp);
+}
+
+EXPORT size_t __fread_unlocked_chk(void *ptr, size_t buflen, size_t size,
+                                   size_t nmemb, FILE *fp)
+{
+    if (size && nmemb && (nmemb > SIZE_MAX / size || size * nmemb > buflen))
+        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))next_any(
+            &chk_fread_u, "__fread_unlocked_chk"))(ptr, buflen, size, nmemb,
+                                                   fp);
+    return fread_unlocked(ptr, size, nmemb, fp);
 }
