@@ -235,6 +235,10 @@ struct vm_section {
 };
 
 extern struct vm_lowmem vm_lowmem;
+/* Low-memory frames marked PG_reserved now (vm/mm/driver.c's
+ * mem_map_reserve): while there are none, a free looks at the block's
+ * first frame only (buddy.c). */
+extern _Atomic unsigned long vm_reserved_frames;
 extern struct vm_section vm_sections[VM_MAX_SECTIONS];
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
 
@@ -363,6 +367,11 @@ unsigned long vm_drain_pages(void);
 /* Free frames on the threads' page lists now (dirty: they hold host
  * memory); they count as free memory, as the zones' free_pages do. */
 unsigned long vm_pcp_pages(void);
+
+/* Dirty free frames in all: the zones' (DMA, Normal) and the threads'
+ * lists; each zone lock is taken in turn.  Any context but a zone lock
+ * held. */
+unsigned long vm_dirty_pages(void);
 
 /* An optional cap on the dirty free frames of a zone: a free that leaves
  * more gives the oldest back at once, down to half of it.  ULONG_MAX (the
