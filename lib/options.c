@@ -408,12 +408,12 @@ const struct kslab_option kslab_option_table[] = {
     {"KSLAB_VM_MEM", "a size: bytes, or a number with K, M or G; 1M or more",
      "libkslab-vm.so: the emulated physical memory (frames) of the "
      "process's address space; past it, pages are aged and swapped out; "
-     "default: as much as the host's RAM, so that nothing swaps",
+     "default: all of user memory (8 GiB), so that nothing swaps",
      opt_vm_mem},
     {"KSLAB_VM_SWAP", "a size: bytes, or a number with K, M or G; 1M or more",
-     "libkslab-vm.so: the size of the emulated swap area, a file that is "
+     "libkslab-vm.so: the size of the emulated swap area, a sparse file "
      "unlinked as soon as it is open (exit and exec leave nothing); "
-     "default 256M (at most 64G: 2.4's 24-bit swap offsets)",
+     "default 256M, at most 64 GiB (2.4's 24-bit swap offsets)",
      opt_vm_swap},
     {"KSLAB_VM_SWAP_DIR", "/path of a directory",
      "libkslab-vm.so: where the swap file is made; default $TMPDIR, else "

@@ -109,9 +109,9 @@ static void *heap_alloc(size_t len, size_t align)
     pthread_mutex_lock(&vmm_lock);
     if (__reserve() != 0)
         goto out;
-    unsigned long a = do_mmap(vmm_mm, -1, 0, len + extra,
-                              PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS, 0);
+    unsigned long a =
+        do_mmap(vmm_mm, -1, 0, len + extra, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, 0);
     if (IS_ERR_VALUE(a))
         goto out;
     if (extra) {
@@ -218,6 +218,4 @@ void vmm_heap_stats(unsigned long *blocks, unsigned long *bytes)
 
 /* The child of a host fork has the parent's table (a private copy of
  * host memory) and a copy of the mm: nothing to change. */
-void vmm_heap_fork_child(void)
-{
-}
+void vmm_heap_fork_child(void) {}

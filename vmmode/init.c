@@ -54,8 +54,8 @@ int vmm_room(unsigned long addr, unsigned long len)
  * the program runs on without swap. */
 static void swap_setup(void)
 {
-    unsigned long bytes = kslab_opt.vm_swap ? kslab_opt.vm_swap
-                                            : VMM_SWAP_DEFAULT;
+    unsigned long bytes =
+        kslab_opt.vm_swap ? kslab_opt.vm_swap : VMM_SWAP_DEFAULT;
     unsigned long pages = bytes >> PAGE_SHIFT;
     if (pages > SWP_MAX_OFFSET)
         pages = SWP_MAX_OFFSET;
@@ -193,9 +193,8 @@ static void vmm_stats(FILE *out)
             "SwapTotal:    %8lu kB\n"
             "SwapFree:     %8lu kB\n",
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
-            KB(vm_free_user_frames()), KB(vm_page_cache_pages()),
-            KB(swapcache), KB(active), KB(inactive), KB(swap_total),
-            KB(swap_free));
+            KB(vm_free_user_frames()), KB(vm_page_cache_pages()), KB(swapcache),
+            KB(active), KB(inactive), KB(swap_total), KB(swap_free));
     fprintf(out,
             "vm: vmstat\n"
             "pgfault %lu\n"

@@ -107,8 +107,7 @@ static void unpin(struct pins *ps)
 
 /* One transfer of the kernel: fd, buffer, length, file offset (-1: the
  * call has none), and the call's own argument. */
-typedef ssize_t (*xfer_fn)(int fd, void *buf, size_t len, off_t off,
-                           void *arg);
+typedef ssize_t (*xfer_fn)(int fd, void *buf, size_t len, off_t off, void *arg);
 
 static int is_regular(int fd)
 {
@@ -332,8 +331,7 @@ static stdio_fn _Atomic next_fread, next_fwrite, next_fread_u, next_fwrite_u;
 
 EXPORT size_t fread(void *ptr, size_t size, size_t nmemb, FILE *fp)
 {
-    return stdio_pinned(next_fn(&next_fread, "fread"), ptr, size, nmemb, fp,
-                        1);
+    return stdio_pinned(next_fn(&next_fread, "fread"), ptr, size, nmemb, fp, 1);
 }
 
 EXPORT size_t fwrite(const void *ptr, size_t size, size_t nmemb, FILE *fp)
@@ -351,8 +349,8 @@ EXPORT size_t fread_unlocked(void *ptr, size_t size, size_t nmemb, FILE *fp)
 EXPORT size_t fwrite_unlocked(const void *ptr, size_t size, size_t nmemb,
                               FILE *fp)
 {
-    return stdio_pinned(next_fn(&next_fwrite_u, "fwrite_unlocked"),
-                        (void *)ptr, size, nmemb, fp, 0);
+    return stdio_pinned(next_fn(&next_fwrite_u, "fwrite_unlocked"), (void *)ptr,
+                        size, nmemb, fp, 0);
 }
 
 /* ---- _FORTIFY_SOURCE's checked entry points ----
@@ -395,10 +393,10 @@ EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off,
 }
 
 EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off,
-                             size_t buflen) __attribute__((alias("__pread_chk")));
+                             size_t buflen)
+    __attribute__((alias("__pread_chk")));
 
-EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
-                          int flags)
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
     if (n > buflen)
         return ((ssize_t(*)(int, void *, size_t, size_t, int))next_any(
@@ -411,9 +409,9 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
                               socklen_t *fromlen)
 {
     if (n > buflen)
-        return ((ssize_t(*)(int, void *, size_t, size_t, int,
-                            struct sockaddr *, socklen_t *))
-                    next_any(&chk_recvfrom, "__recvfrom_chk"))(
+        return (
+            (ssize_t(*)(int, void *, size_t, size_t, int, struct sockaddr *,
+                        socklen_t *))next_any(&chk_recvfrom, "__recvfrom_chk"))(
             fd, buf, n, buflen, flags, from, fromlen);
     return recvfrom(fd, buf, n, flags, from, fromlen);
 }

@@ -186,8 +186,8 @@ EXPORT int posix_madvise(void *addr, size_t len, int advice)
 }
 
 /* mremap in the mm, vmm_lock held: the new address or -errno. */
-static unsigned long __remap(unsigned long a, size_t old, size_t len,
-                             int flags, unsigned long to)
+static unsigned long __remap(unsigned long a, size_t old, size_t len, int flags,
+                             unsigned long to)
 {
     struct vm_area_struct *v = find_vma(vmm_mm, a);
     if (!v || v->vm_start > a || a + old > v->vm_end)
@@ -236,8 +236,8 @@ EXPORT void *mremap(void *addr, size_t old, size_t len, int flags, ...)
     if (!vmm_touches(addr, old ? old : 1) &&
         !((flags & MREMAP_FIXED) && vmm_touches(to, len)))
         return (void *)syscall(SYS_mremap, addr, old, len, flags, to);
-    if (!vmm_inside(addr, old) || ((uintptr_t)addr & (PAGE_SIZE - 1)) ||
-        !len || !old || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
+    if (!vmm_inside(addr, old) || ((uintptr_t)addr & (PAGE_SIZE - 1)) || !len ||
+        !old || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
         ((flags & MREMAP_FIXED) &&
          (!(flags & MREMAP_MAYMOVE) || !vmm_inside(to, len))) ||
         len > TASK_SIZE) {

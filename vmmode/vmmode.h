@@ -53,9 +53,8 @@ static inline int vmm_inside(const void *p, size_t len)
 
 static inline unsigned long vmm_user(const void *p)
 {
-    return (unsigned long)((uintptr_t)p -
-                           atomic_load_explicit(&vmm_base,
-                                                memory_order_relaxed));
+    return (unsigned long)((uintptr_t)p - atomic_load_explicit(
+                                              &vmm_base, memory_order_relaxed));
 }
 
 static inline void *vmm_host(unsigned long addr)

@@ -55,12 +55,9 @@ static void read_stats(struct vmstat *s)
     struct {
         const char *key;
         unsigned long *v;
-    } keys[] = {{"\npgfault ", &s->pgfault},
-                {"\npgmajfault ", &s->pgmajfault},
-                {"\npswpin ", &s->pswpin},
-                {"\npswpout ", &s->pswpout},
-                {"\npgscan ", &s->pgscan},
-                {"\nMemTotal:", &s->mem_kb}};
+    } keys[] = {{"\npgfault ", &s->pgfault}, {"\npgmajfault ", &s->pgmajfault},
+                {"\npswpin ", &s->pswpin},   {"\npswpout ", &s->pswpout},
+                {"\npgscan ", &s->pgscan},   {"\nMemTotal:", &s->mem_kb}};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char *k = strstr(buf, keys[i].key);
         assert_non_null(k);
@@ -180,9 +177,9 @@ static void test_mremap_madvise_mprotect(void **state)
     assert_true(p != MAP_FAILED && in_mm(p));
     fill(p, MB, 1);
     /* a neighbour right after it forces the growth to move */
-    void *block = mmap(p + MB, 4096, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
-                       0);
+    void *block =
+        mmap(p + MB, 4096, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     unsigned char *q = mremap(p, MB, 4 * MB, MREMAP_MAYMOVE);
     assert_true(q != MAP_FAILED && in_mm(q));
     if (block != MAP_FAILED)
@@ -259,8 +256,7 @@ static void test_blocked_thread_writes_swapped_page(void **state)
     assert_int_equal(pthread_create(&t, NULL, blocked_writer, p), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
     for (size_t i = 0; i < MB; i++)
-        assert_int_equal(p[i],
-                         (unsigned char)(pat(i, 5) + (i % 512 == 0)));
+        assert_int_equal(p[i], (unsigned char)(pat(i, 5) + (i % 512 == 0)));
     free(p);
 }
 

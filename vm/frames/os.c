@@ -62,8 +62,8 @@ static int host_madvise(void *addr, size_t len, int advice)
     return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
-static void *host_mremap(void *addr, size_t old_len, size_t new_len,
-                         int flags, ...)
+static void *host_mremap(void *addr, size_t old_len, size_t new_len, int flags,
+                         ...)
 {
     va_list ap;
     va_start(ap, flags);
@@ -258,7 +258,8 @@ int vm_os_populate(void *addr, size_t len, int write)
 {
     if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed))
         return -EINVAL;
-    if (!host_madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+    if (!host_madvise(addr, len,
+                      write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
         return 0;
     int e = errno;
     if (e == EINVAL)
