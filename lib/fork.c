@@ -38,7 +38,8 @@
  *   4. KSLAB_FORK_SLAB (slab/slab.c, slab_fork_prepare)
  *        cache_chain_sem            the chain of caches (recursive)
  *        slab_thread_lock           the list of threads (slab/thread.c)
- *        cache_cache.spinlock, then every cache's spinlock, chain order
+ *        cache_cache.spinlock, then every cache's spinlock, chain order,
+ *          each followed by its depot's lock (slab/magazine.c; a leaf)
  *        KSLAB_DEBUG's audit stripe locks and freed_lock (slab/audit.c):
  *                                   not taken by prepare; the slab's
  *                                   child makes them anew

@@ -39,7 +39,8 @@ struct kslab_options {
     unsigned long lowmem_mb;       /* KSLAB_LOWMEM_MB: 0 = the default size */
     unsigned long decay_ms;        /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;
-    int vm_backend;             /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
+    int vm_backend;   /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
+    int no_magazines; /* KSLAB_MAGAZINES=0: no depot between arrays and slabs */
     unsigned long vm_mem;       /* KSLAB_VM_MEM: bytes; 0 = the default */
     unsigned long vm_swap;      /* KSLAB_VM_SWAP: bytes; 0 = the default */
     char vm_swap_dir[PATH_MAX]; /* KSLAB_VM_SWAP_DIR: "" = $TMPDIR, /tmp */
