@@ -182,6 +182,48 @@ static int opt_vm_backend(const char *v)
     return 0;
 }
 
+/* A size in bytes with an optional K, M or G suffix (KiB, MiB, GiB), at
+ * least min bytes and below 2^46; -1 when malformed. */
+static int opt_size(const char *v, unsigned long min, unsigned long *out)
+{
+    unsigned long x = 0;
+    size_t n = strlen(v);
+    unsigned int shift = 0;
+    if (n && (v[n - 1] | 0x20) == 'k')
+        shift = 10;
+    else if (n && (v[n - 1] | 0x20) == 'm')
+        shift = 20;
+    else if (n && (v[n - 1] | 0x20) == 'g')
+        shift = 30;
+    long d = opt_number(v, shift ? n - 1 : n, 1UL << 46);
+    if (d < 0)
+        return -1;
+    x = (unsigned long)d << shift;
+    if (x < min || x >= (1UL << 46))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int opt_vm_mem(const char *v)
+{
+    return opt_size(v, 1UL << 20, &kslab_opt.vm_mem);
+}
+
+static int opt_vm_swap(const char *v)
+{
+    return opt_size(v, 1UL << 20, &kslab_opt.vm_swap);
+}
+
+static int opt_vm_swap_dir(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || n >= sizeof kslab_opt.vm_swap_dir)
+        return -1;
+    memcpy(kslab_opt.vm_swap_dir, v, n + 1);
+    return 0;
+}
+
 /* Milliseconds, decimal, at most an hour; or "never" (ULONG_MAX: no
  * purge by time and no background thread). */
 static int opt_decay_ms(const char *v)
@@ -397,6 +439,20 @@ const struct kslab_option kslab_option_table[] = {
      "page; auto (the default) is uffd when the host allows userfaultfd, "
      "except in sanitizer builds",
      opt_vm_backend},
+    {"KSLAB_VM_MEM", "a size: bytes, or a number with K, M or G; 1M or more",
+     "libkslab-vm.so: the emulated physical memory (frames) of the "
+     "process's address space; past it, pages are aged and swapped out; "
+     "default: all of user memory (8 GiB), so that nothing swaps",
+     opt_vm_mem},
+    {"KSLAB_VM_SWAP", "a size: bytes, or a number with K, M or G; 1M or more",
+     "libkslab-vm.so: the size of the emulated swap area, a sparse file "
+     "unlinked as soon as it is open (exit and exec leave nothing); "
+     "default 256M, at most 64 GiB (2.4's 24-bit swap offsets)",
+     opt_vm_swap},
+    {"KSLAB_VM_SWAP_DIR", "/path of a directory",
+     "libkslab-vm.so: where the swap file is made; default $TMPDIR, else "
+     "/tmp",
+     opt_vm_swap_dir},
     {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
      "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "
      "thread's cache of large blocks) keeps before the oldest goes back",

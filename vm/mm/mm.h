@@ -430,6 +430,9 @@ int __swap_entry_used(swp_entry_t entry);
 int __swap_entry_writeok(swp_entry_t entry);
 /* Swap I/O counters of the whole system (2.4's pswpin / pswpout). */
 extern _Atomic unsigned long vm_pswpin, vm_pswpout;
+/* vmscan.c: present pages the clock hand looked at, and frames it freed
+ * (/proc/vmstat's pgscan and pgsteal). */
+extern _Atomic unsigned long vm_pgscan, vm_pgsteal;
 int swap_duplicate(swp_entry_t entry);
 int vm_swap_io(swp_entry_t entry, struct page *page, int write);
 void vm_swap_totals(unsigned long *total, unsigned long *free);
