@@ -39,6 +39,7 @@
 #include "lib/fork.h"
 #include "lib/init.h"
 #include "lib/options.h"
+#include "lib/thread.h"
 #include "lib/valgrind_hooks.h"
 #include "slab/debug.h"
 #include "slab/kmalloc.h"
@@ -984,8 +985,8 @@ static void search_thread(struct slab_thread *t, void *arg)
  * objp carries the free key: is it free?  Exact, so a live object whose
  * second word happens to equal the key is never reported.  Free objects
  * are in a thread's array (this thread's, read alone; another's, read
- * under slab_thread_lock: an object handed to this thread after it left
- * that array is not below that array's count any more) or on their slab
+ * under the registry's SLAB level lock: an object handed to this thread after
+ * it left that array is not below that array's count any more) or on their slab
  * (bufctl not BUFCTL_ACTIVE, under the cache lock).  Dies if it is (a
  * double free); returns if it is live.
  */
@@ -1453,7 +1454,8 @@ void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
-/* Objects of cache id in the threads' arrays (slab_thread_lock held). */
+/* Objects of cache id in the threads' arrays (the registry's SLAB level
+ * lock held). */
 struct array_count {
     unsigned int id;
     unsigned long n;
@@ -1543,7 +1545,7 @@ static void slab_fork_prepare(void)
 {
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
-    pthread_mutex_lock(&slab_thread_lock);
+    kslab_thread_lock(KSLAB_THREAD_SLAB);
     pthread_mutex_lock(&cache_cache.spinlock);
     list_for_each(p, &cache_cache.next)
         pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
@@ -1555,7 +1557,7 @@ static void slab_fork_parent(void)
     list_for_each(p, &cache_cache.next)
         pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
     pthread_mutex_unlock(&cache_cache.spinlock);
-    pthread_mutex_unlock(&slab_thread_lock);
+    kslab_thread_unlock(KSLAB_THREAD_SLAB);
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
@@ -1574,7 +1576,6 @@ static void slab_fork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&slab_thread_lock, NULL);
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     list_for_each(p, &cache_cache.next)
         pthread_mutex_init(&list_entry(p, kmem_cache_t, next)->spinlock, NULL);
