@@ -154,7 +154,7 @@ struct kmem_cache_s {
 
 extern kmem_cache_t cache_cache;
 
-/* ---- the thread registry (slab/thread.c) ---- */
+/* ---- the threads' arrays (slab/thread.c, on lib/thread.c) ---- */
 
 /* The array every cache starts with in every thread: empty, full at 0. */
 extern struct array_cache slab_empty_ac;
