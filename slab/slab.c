@@ -14,8 +14,9 @@
  * struct page (GET_PAGE_CACHE / GET_PAGE_SLAB), so kfree() needs no cache.
  *
  * 2.4 puts a per-CPU array of free objects in front of each cache; here
- * it is per thread (slab_thread, one TLS pointer; the registry of threads
- * and their exit is slab/thread.c).  A hit is a pop or push
+ * it is per thread (slab_thread, one TLS pointer; slab/thread.c makes
+ * them, on lib/thread.c's registry of threads and their exit).  A hit is
+ * a pop or push
  * on the thread's own array: no lock, no atomic.  A miss refills or
  * flushes `batchcount` objects under the cache lock.  Arrays belong to
  * their thread: another thread never touches them, except for a thread
@@ -29,6 +30,11 @@
  * KSLAB_FORK_SLAB), are at the top of lib/fork.c.  ctors and dtors run
  * without any slab lock held, so they may allocate.  Start-up: cache_cache
  * and the kmalloc caches are the level "slab" of lib/init.c's order.
+ *
+ * Longer than the ~900 lines a file here usually gets: it is one concept,
+ * kept whole as 2.4's mm/slab.c (about 2,000 lines) keeps it, so the two
+ * read side by side; the threads' arrays, kmalloc, /proc/slabinfo and the
+ * debugging are in files of their own.
  */
 #include <errno.h>
 #include <limits.h>
