@@ -22,17 +22,6 @@
 
 #define MiB (1UL << 20)
 
-static unsigned long dirty_frames(void)
-{
-    unsigned long d = vm_pcp_pages();
-    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
-        pthread_mutex_lock(&vm_zones[z].lock);
-        d += vm_zones[z].dirty_pages;
-        pthread_mutex_unlock(&vm_zones[z].lock);
-    }
-    return d;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -59,13 +48,13 @@ static void test_reap_gives_a_freed_heap_back_now(void **state)
     for (int i = 0; i < NOBJ; i++)
         kfree(objs[i]);
     size_t high = ktest_rss();
-    assert_true(dirty_frames() >= NOBJ * 3 / 4); /* kept: no decay */
+    assert_true(vm_dirty_pages() >= NOBJ * 3 / 4); /* kept: no decay */
     int pages = kmem_cache_reap(GFP_KERNEL);
     size_t low = ktest_rss();
     print_message("kmem_cache_reap: %d pages, RSS %zu -> %zu KiB\n", pages,
                   high >> 10, low >> 10);
     assert_true(pages >= NOBJ * 3 / 4);
-    assert_int_equal(dirty_frames(), 0);
+    assert_int_equal(vm_dirty_pages(), 0);
     if (RSS_MEANINGFUL) {
         assert_true(high >= base + 48 * MiB);
         assert_true(low + 48 * MiB <= high);
@@ -104,7 +93,7 @@ static void test_shrink_gives_a_cache_back_now(void **state)
     print_message("kmem_cache_shrink: RSS %zu -> %zu KiB\n", high >> 10,
                   low >> 10);
     assert_true(list_empty(&c->slabs_free));
-    assert_int_equal(dirty_frames(), 0);
+    assert_int_equal(vm_dirty_pages(), 0);
     if (RSS_MEANINGFUL) {
         assert_true(high >= base + 24 * MiB);
         assert_true(low + 24 * MiB <= high);

@@ -364,6 +364,11 @@ unsigned long vm_drain_pages(void);
  * memory); they count as free memory, as the zones' free_pages do. */
 unsigned long vm_pcp_pages(void);
 
+/* Dirty free frames in all: the zones' (DMA, Normal) and the threads'
+ * lists; each zone lock is taken in turn.  Any context but a zone lock
+ * held. */
+unsigned long vm_dirty_pages(void);
+
 /* An optional cap on the dirty free frames of a zone: a free that leaves
  * more gives the oldest back at once, down to half of it.  ULONG_MAX (the
  * default): no cap, only the time decay; mallopt(M_TRIM_THRESHOLD) sets

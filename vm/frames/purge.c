@@ -186,7 +186,7 @@ static unsigned long zone_purge(struct zone_struct *zone,
     return released;
 }
 
-static unsigned long dirty_total(void)
+unsigned long vm_dirty_pages(void)
 {
     unsigned long d = vm_pcp_pages();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
@@ -227,7 +227,7 @@ static unsigned long pending_total(unsigned long now, unsigned long decay)
         if (fn)
             n += fn(now, decay);
     }
-    return n + dirty_total();
+    return n + vm_dirty_pages();
 }
 
 /* The zones' part of a decay pass (purge_lock held): every block free for
@@ -261,7 +261,7 @@ static unsigned long purge_pass(void)
     unsigned long decay = __atomic_load_n(&vm_purge_decay_ms, __ATOMIC_RELAXED);
     unsigned long now = vm_now_ms();
     if (decay == ULONG_MAX)
-        return dirty_total();
+        return vm_dirty_pages();
     pthread_mutex_lock(&purge_lock);
     __purge_zones(now, decay);
     pthread_mutex_unlock(&purge_lock);
@@ -354,7 +354,7 @@ static __cold __noinline void purger_tick(unsigned long decay, int extras)
         __purge_zones(now, decay);
         pthread_mutex_unlock(&purge_lock);
     }
-    unsigned long left = extras ? pending_total(now, decay) : dirty_total();
+    unsigned long left = extras ? pending_total(now, decay) : vm_dirty_pages();
     if (left >= PURGE_THREAD_PAGES)
         purger_start();
 }
