@@ -118,13 +118,17 @@ static unsigned long pcp_give_back(struct per_cpu_pages *pcp, int z,
     return dirty;
 }
 
-/* Every list of pcp back to the zones; its lock held. */
-static void __pcp_drain(struct per_cpu_pages *pcp)
+/* Every list of pcp back to the zones; its lock held.  dirty (or NULL):
+ * per zone, its dirty frames after the lists reached it (0: none did). */
+static void __pcp_drain(struct per_cpu_pages *pcp, unsigned long *dirty)
 {
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         for (unsigned int o = 0; o < PCP_ORDERS; o++)
-            if (pcp->lists[z][o].count)
-                pcp_give_back(pcp, z, o, ULONG_MAX);
+            if (pcp->lists[z][o].count) {
+                unsigned long d = pcp_give_back(pcp, z, o, ULONG_MAX);
+                if (dirty)
+                    dirty[z] = d;
+            }
 }
 
 /* Drains every thread's lists, or (idle_only) those of the threads that
@@ -137,7 +141,7 @@ void vm_pcp_drain_all(int idle_only)
     {
         pthread_mutex_lock(&pcp->lock);
         if (!idle_only || pcp->ops == pcp->seen_ops)
-            __pcp_drain(pcp);
+            __pcp_drain(pcp, NULL);
         pcp->seen_ops = pcp->ops;
         pthread_mutex_unlock(&pcp->lock);
     }
@@ -177,18 +181,27 @@ static void pcp_free_self(struct per_cpu_pages *pcp)
 }
 
 /* Thread exit (the registry's FRAMES level, the last): the lists go back
- * to the zones; a thread without lists frees straight to them after. */
+ * to the zones, with what the levels above gave back at this exit, and
+ * the purge hears of it as after any free that reached a zone — here, in
+ * the exiting thread, rather than at a later free that may come from
+ * inside libc (a joiner freeing the dead thread's TLS under libc's stack
+ * cache lock, where starting the purge thread would deadlock).  A thread
+ * without lists frees straight to the zones after. */
 static void pcp_exit(void *slot)
 {
     struct per_cpu_pages *pcp = slot;
+    unsigned long dirty[ZONE_NORMAL + 1] = {0};
     pcp_self = &pcp_none;
     if (!pcp)
         return;
     kslab_thread_detach(KSLAB_THREAD_FRAMES);
     pthread_mutex_lock(&pcp->lock);
-    __pcp_drain(pcp);
+    __pcp_drain(pcp, dirty);
     pthread_mutex_unlock(&pcp->lock);
     pcp_free_self(pcp);
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
+        if (dirty[z])
+            vm_purge_after_free(&vm_zones[z], 0, dirty[z]);
 }
 
 static const struct kslab_thread_hook pcp_thread_hook = {pcp_exit};
@@ -376,7 +389,7 @@ void vm_pcp_fork_child(void)
         pthread_mutex_init(&pcp->lock, NULL);
         if (pcp == pcp_self)
             continue;
-        __pcp_drain(pcp);
+        __pcp_drain(pcp, NULL);
         pcp_free_self(pcp);
     }
 }
