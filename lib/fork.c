@@ -39,7 +39,8 @@
  *        cache_chain_sem            the chain of caches (recursive)
  *        the registry's SLAB level  lib/thread.c: every thread's slot for
  *                                    its arrays (slab/thread.c)
- *        cache_cache.spinlock, then every cache's spinlock, chain order
+ *        cache_cache.spinlock, then every cache's spinlock, chain order,
+ *          each followed by its depot's lock (slab/magazine.c; a leaf)
  *        KSLAB_DEBUG's audit stripe locks and freed_lock (slab/audit.c):
  *                                   not taken by prepare; the slab's
  *                                   child makes them anew

@@ -192,6 +192,15 @@ static int opt_decay_ms(const char *v)
     return 0;
 }
 
+/* 1 (the default) or 0. */
+static int opt_magazines(const char *v)
+{
+    if (strcmp(v, "0") && strcmp(v, "1"))
+        return -1;
+    kslab_opt.no_magazines = v[0] == '0';
+    return 0;
+}
+
 /* glibc's parameters given by GLIBC_TUNABLES (bit p), which a MALLOC_*_
  * variable does not override; set while GLIBC_TUNABLES is parsed. */
 static unsigned int glibc_from_tunables;
@@ -355,6 +364,12 @@ const struct kslab_option kslab_option_table[] = {
      "goes back by time and no thread is started; malloc_trim, "
      "kmem_cache_reap and kmem_cache_shrink give it back at once",
      opt_decay_ms},
+    {"KSLAB_MAGAZINES", "1 or 0",
+     "1 (the default): each cache keeps a depot of full and empty "
+     "magazines between the threads' arrays and the slabs, so objects move "
+     "between threads a magazine at a time; 0: arrays refill from and flush "
+     "to the slabs, one object at a time under the cache lock (2.4)",
+     opt_magazines},
     {"KSLAB_VM_BACKEND", "auto, uffd or sigsegv",
      "how emulated address spaces take their faults: uffd maps private "
      "anonymous 2 MiB ranges whole and takes faults through userfaultfd "

@@ -39,7 +39,8 @@ struct kslab_options {
     unsigned long lowmem_mb;       /* KSLAB_LOWMEM_MB: 0 = the default size */
     unsigned long decay_ms;        /* KSLAB_DECAY_MS, when decay_set */
     int decay_set;
-    int vm_backend; /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
+    int vm_backend;   /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
+    int no_magazines; /* KSLAB_MAGAZINES=0: no depot between arrays and slabs */
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };

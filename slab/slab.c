@@ -17,8 +17,10 @@
  * it is per thread (slab_thread, one TLS pointer; slab/thread.c makes
  * them, on lib/thread.c's registry of threads and their exit).  A hit is
  * a pop or push
- * on the thread's own array: no lock, no atomic.  A miss refills or
- * flushes `batchcount` objects under the cache lock.  Arrays belong to
+ * on the thread's own array: no lock, no atomic.  A miss takes a full
+ * magazine from the cache's depot or gives it one (slab/magazine.c), and
+ * only when the depot has none to give, or too many, moves `batchcount`
+ * objects to or from the slabs under the cache lock.  Arrays belong to
  * their thread: another thread never touches them, except for a thread
  * that has exited or (kmem_cache_destroy) a cache that, by contract, no
  * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
@@ -190,7 +192,10 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
     }
     size = (size + align - 1) & ~(align - 1);
 
-    if (size >= (PAGE_SIZE >> 3))
+    /* cache_cache keeps its management on its slabs whatever its size:
+     * off-slab management comes from the kmalloc caches, themselves
+     * objects of cache_cache (as in 2.4, whose cache_cache is on-slab). */
+    if (size >= (PAGE_SIZE >> 3) && cachep != &cache_cache)
         flags |= CFLGS_OFF_SLAB;
 
     unsigned int gfporder = 0, num = 0;
@@ -238,6 +243,7 @@ static void cache_init_lists(kmem_cache_t *cachep)
     INIT_LIST_HEAD(&cachep->slabs_full);
     INIT_LIST_HEAD(&cachep->slabs_partial);
     INIT_LIST_HEAD(&cachep->slabs_free);
+    slab_depot_init(cachep);
 }
 
 /* Debug caches and caches without an id go the locked way every time;
@@ -642,6 +648,7 @@ static int free_block(kmem_cache_t *cachep, struct array_cache *ac,
     LIST_HEAD(doomed);
     int empty;
     pthread_mutex_lock(&cachep->spinlock);
+    cachep->list_locks++;
     ac_fold_stats(cachep, ac);
     for (unsigned int i = 0; i < n; i++)
         slab_put(cachep, ac->entry[i], "kmem_cache_free");
@@ -652,6 +659,18 @@ static int free_block(kmem_cache_t *cachep, struct array_cache *ac,
     pthread_mutex_unlock(&cachep->spinlock);
     destroy_slab_list(cachep, &doomed);
     return empty;
+}
+
+void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n)
+{
+    LIST_HEAD(doomed);
+    pthread_mutex_lock(&cachep->spinlock);
+    cachep->list_locks++;
+    for (unsigned int i = 0; i < n; i++)
+        slab_put(cachep, objs[i], "kmem_cache_free");
+    trim_free_slabs(cachep, &doomed);
+    pthread_mutex_unlock(&cachep->spinlock);
+    destroy_slab_list(cachep, &doomed);
 }
 
 /* ---- the locked (direct) path, with the debug checks ---- */
@@ -794,6 +813,12 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     struct array_cache *ac = t->ac[cachep->id];
     if (ac == &slab_empty_ac)
         return;
+    /* A thread's last objects (exit, a fork child's orphans) go to the
+     * depot for the next thread; a drain asked for by shrink or reap
+     * gives them to the slabs. */
+    while (release && ac->avail && slab_magazines_on() &&
+           slab_depot_put(cachep, ac))
+        ;
     if (ac->avail)
         free_block(cachep, ac, ac->avail);
     pthread_mutex_lock(&cachep->spinlock);
@@ -863,12 +888,50 @@ static struct array_cache *thread_ac(kmem_cache_t *cachep,
     return ac == &slab_empty_ac ? NULL : ac;
 }
 
+static int __kmem_cache_shrink_locked(kmem_cache_t *cachep);
+
+/* Memory is short (a cache could not grow): the objects of every depot go
+ * back to their slabs, and the free slabs of every cache but the
+ * SLAB_NO_REAP ones to the page layer, as 2.4's page allocator reaped
+ * the caches under pressure.  Returns 1 if anything was given back.  No
+ * lock held. */
+static int reclaim_depots(void)
+{
+    int any = 0;
+    struct list_head *p;
+    pthread_mutex_lock(&cache_chain_sem);
+    /* every depot first: their magazines go back to the malloc caches,
+     * whose slabs the second pass may then free */
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (slab_depot_objects(c))
+            any = 1;
+        slab_depot_drain(c);
+    }
+    list_for_each(p, &cache_cache.next)
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (!(c->flags & SLAB_NO_REAP) && __kmem_cache_shrink_locked(c))
+            any = 1;
+    }
+    pthread_mutex_unlock(&cache_chain_sem);
+    return any;
+}
+
 /* Refills ac with up to batchcount objects; returns the number moved. */
 static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
                                  int flags)
 {
+    int reclaimed = !slab_magazines_on();
+    if (slab_magazines_on()) {
+        unsigned int n = slab_depot_get(cachep, ac);
+        if (n)
+            return n;
+    }
     for (;;) {
         pthread_mutex_lock(&cachep->spinlock);
+        cachep->list_locks++;
         ac_fold_stats(cachep, ac);
         while (ac->avail < ac->batchcount) {
             slab_t *slabp = first_slab_with_free(cachep);
@@ -880,16 +943,22 @@ static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
         pthread_mutex_unlock(&cachep->spinlock);
         if (ac->avail)
             return ac->avail;
-        if (!kmem_cache_grow(cachep, flags))
+        if (kmem_cache_grow(cachep, flags))
+            continue;
+        if (reclaimed || !reclaim_depots())
             return 0;
+        reclaimed = 1;
     }
 }
 
-/* Flushes the oldest batchcount objects of a full array.  When the cache
+/* Flushes the oldest objects of a full array: a magazine's worth to the
+ * depot, or, without one, batchcount objects to the slabs.  When the cache
  * keeps empty slabs, a tick of the decay (vm_purge_tick: this may run
  * with the chain lock held, by stdio inside kmem_slabinfo). */
 static void cache_flusharray(kmem_cache_t *cachep, struct array_cache *ac)
 {
+    if (slab_magazines_on() && slab_depot_put(cachep, ac))
+        return;
     unsigned int n = ac->batchcount;
     if (n > ac->avail)
         n = ac->avail;
@@ -1010,6 +1079,8 @@ slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
         found = slab_bufctl(slabp)[i] != BUFCTL_ACTIVE;
         pthread_mutex_unlock(&cachep->spinlock);
     }
+    if (!found)
+        found = slab_depot_holds(cachep, objp);
     if (!found) {
         struct holder_search h = {.id = cachep->id, .objp = objp};
         slab_for_each_thread(search_thread, &h);
@@ -1109,10 +1180,12 @@ unsigned int kmem_cache_size(kmem_cache_t *cachep)
 
 /* ---- shrink, destroy, reap ---- */
 
-/* Frees every free slab; returns the slabs freed.  Chain lock held. */
+/* Empties the depot into the slabs, then frees every free slab; returns
+ * the slabs freed.  Chain lock held. */
 static int __kmem_cache_shrink_locked(kmem_cache_t *cachep)
 {
     LIST_HEAD(doomed);
+    slab_depot_drain(cachep);
     pthread_mutex_lock(&cachep->spinlock);
     move_free_slabs(cachep, &doomed, ~0UL);
     pthread_mutex_unlock(&cachep->spinlock);
@@ -1180,6 +1253,7 @@ int kmem_cache_destroy(kmem_cache_t *cachep)
         cache_ids[cachep->id] = 0;
     pthread_mutex_unlock(&cache_chain_sem);
     pthread_mutex_destroy(&cachep->spinlock);
+    pthread_mutex_destroy(&cachep->depot.lock);
     memset(cachep->name, 0, sizeof cachep->name);
     slab_free_direct(&cache_cache, cachep);
     return 0;
@@ -1221,6 +1295,7 @@ int kmem_cache_reap(int gfp_mask)
             continue;
         /* The chain head (cache_cache.next) links back to cache_cache. */
         drain_own_array(searchp);
+        slab_depot_drain(searchp);
         pthread_mutex_lock(&searchp->spinlock);
         if (searchp->growing || (searchp->dflags & DFLGS_GROWN)) {
             searchp->dflags &= ~DFLGS_GROWN;
@@ -1277,6 +1352,8 @@ static unsigned long cache_decay(kmem_cache_t *cachep, unsigned long now,
                                  unsigned long decay)
 {
     unsigned long left;
+    if (now)
+        slab_depot_reap(cachep, now);
     pthread_mutex_lock(&cachep->spinlock);
     unsigned long before = now >= decay ? now - decay : 0;
     /* A cache nobody took from or freed to since the pass before: its
@@ -1431,6 +1508,11 @@ static int __verify_cache(kmem_cache_t *cachep, check_say_t say,
             cachep->name, nfree, cachep->free_objects);
         err = -EFAULT;
     }
+    unsigned long held = 0;
+    if (!err)
+        err = slab_depot_check(cachep, say, &held);
+    if (!err)
+        *inuse -= held; /* free, in magazines */
     pthread_mutex_unlock(&cachep->spinlock);
     return err;
 }
@@ -1492,7 +1574,7 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     if (cachep->id) {
         struct array_count c = {cachep->id, 0};
         slab_for_each_thread(count_array, &c);
-        array = c.n;
+        array = c.n + slab_depot_objects(cachep);
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;
@@ -1553,15 +1635,25 @@ static void slab_fork_prepare(void)
     pthread_mutex_lock(&cache_chain_sem);
     kslab_thread_lock(KSLAB_THREAD_SLAB);
     pthread_mutex_lock(&cache_cache.spinlock);
+    pthread_mutex_lock(&cache_cache.depot.lock);
     list_for_each(p, &cache_cache.next)
-        pthread_mutex_lock(&list_entry(p, kmem_cache_t, next)->spinlock);
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        pthread_mutex_lock(&c->spinlock);
+        pthread_mutex_lock(&c->depot.lock);
+    }
 }
 
 static void slab_fork_parent(void)
 {
     struct list_head *p;
     list_for_each(p, &cache_cache.next)
-        pthread_mutex_unlock(&list_entry(p, kmem_cache_t, next)->spinlock);
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        pthread_mutex_unlock(&c->depot.lock);
+        pthread_mutex_unlock(&c->spinlock);
+    }
+    pthread_mutex_unlock(&cache_cache.depot.lock);
     pthread_mutex_unlock(&cache_cache.spinlock);
     kslab_thread_unlock(KSLAB_THREAD_SLAB);
     pthread_mutex_unlock(&cache_chain_sem);
@@ -1583,8 +1675,13 @@ static void slab_fork_child(void)
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
     pthread_mutex_init(&cache_cache.spinlock, NULL);
+    pthread_mutex_init(&cache_cache.depot.lock, NULL);
     list_for_each(p, &cache_cache.next)
-        pthread_mutex_init(&list_entry(p, kmem_cache_t, next)->spinlock, NULL);
+    {
+        kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        pthread_mutex_init(&c->spinlock, NULL);
+        pthread_mutex_init(&c->depot.lock, NULL);
+    }
     pthread_mutex_lock(&cache_chain_sem);
     slab_thread_release_others();
     pthread_mutex_unlock(&cache_chain_sem);

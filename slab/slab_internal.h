@@ -13,7 +13,8 @@
  * Per-thread array caches (2.4's per-CPU cpucache_t): each thread owns a
  * struct slab_thread with one struct array_cache pointer per cache id.  A
  * hit pops/pushes the thread's own array with no lock and no atomic.
- * Refill and flush move `batchcount` objects under the cache's lock.
+ * Refill and flush move a whole magazine from or to the cache's depot
+ * (below), else `batchcount` objects under the cache's lock.
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
@@ -21,8 +22,9 @@
  * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
  * of a cache; cache_chain_sem guards the chain of caches and the id map;
  * the thread registry's SLAB level lock (lib/thread.c) guards the threads'
- * slots.  Order: cache_chain_sem → the SLAB level lock → cachep->spinlock
- * → zone locks (the whole order of
+ * slots; cachep->depot.lock the depot's magazines.  Order: cache_chain_sem
+ * → the SLAB level lock → cachep->spinlock → cachep->depot.lock → zone
+ * locks (the whole order of
  * kslab's locks, and the fork protocol that takes them all, is in
  * lib/fork.c).
  */
@@ -94,6 +96,45 @@ struct array_cache {
     void *entry[];
 };
 
+/*
+ * Magazines and the depot (slab/magazine.c; Bonwick and Adams 2001, the
+ * design of Solaris kmem and libumem): a magazine is a fixed-capacity
+ * array of free objects of one cache; each cache's depot keeps a list of
+ * full magazines and one of empty ones.  A thread whose array is full
+ * copies its oldest objects into an empty magazine and hands it over
+ * whole; a thread whose array is empty takes a whole full one.  The depot
+ * lock is held only for the list push or pop.  The slab lists are reached
+ * only when the depot has no full magazine (refill from the slabs) or
+ * holds more than its bound (the excess goes back to the slabs).
+ * Invariants (depot lock): nfull and nempty count the lists; full_objs
+ * is the sum of the rounds of the full magazines; every object in a full
+ * magazine is free, belongs to the cache and is BUFCTL_ACTIVE on its slab
+ * (taken from it, as the arrays' objects are).
+ */
+struct slab_magazine {
+    struct list_head list; /* on the depot's full or empty list */
+    unsigned int rounds;   /* objects held: round[0 ... rounds-1] */
+    unsigned int size;     /* capacity */
+    void *round[];
+};
+
+struct slab_depot {
+    pthread_mutex_t lock;   /* after the cache's spinlock; a leaf */
+    struct list_head full;  /* most recently given first */
+    struct list_head empty; /* most recently given first */
+    unsigned long nfull, nempty, full_objs;
+    unsigned int mag_size; /* capacity of new magazines: batchcount ... limit */
+    unsigned int max_full; /* bound on nfull, follows demand */
+    /* the working set (libumem's): lowest and highest nfull, lowest
+     * nempty and the contended lock takes since ws_ms */
+    unsigned long min_full, peak_full, min_empty, contention;
+    unsigned long ws_ms;
+    int capped; /* full magazines went to the slabs over max_full */
+#if SLAB_STATS
+    unsigned long mags_in, mags_out; /* full magazines given, taken */
+#endif
+};
+
 struct slab_thread {
     struct array_cache *ac[SLAB_MAX_IDS];
     unsigned long drain_gen; /* last slab_drain_gen seen */
@@ -120,6 +161,7 @@ struct kmem_cache_s {
     unsigned long free_limit;   /* free objects kept before slabs go back */
     unsigned long list_ops;     /* objects taken or put back, ever */
     unsigned long decay_seen;   /* list_ops at the last decay pass */
+    unsigned long list_locks;   /* holds of spinlock by array transfers */
 
     /* 3) cache shape */
     unsigned int gfporder;
@@ -136,7 +178,10 @@ struct kmem_cache_s {
     void (*ctor)(void *, kmem_cache_t *, unsigned long);
     void (*dtor)(void *, kmem_cache_t *, unsigned long);
 
-    /* 4) the cache chain */
+    /* 4) magazines: free objects between the arrays and the slabs */
+    struct slab_depot depot;
+
+    /* 5) the cache chain */
     char name[KMEM_CACHE_NAME_MAX + 1];
     struct list_head next;
 
@@ -403,8 +448,9 @@ slab_free_inline(const void *objp, const char *fn)
     return 1;
 }
 
-/* Validation of a cache's lists and counters; aborts on a broken
- * invariant.  Returns the number of objects in use on the slab lists. */
+/* Validation of a cache's lists, counters and depot; aborts on a broken
+ * invariant.  Returns the number of objects in use: taken from the slab
+ * lists and not free in the depot (those in threads' arrays count). */
 unsigned long slab_check_cache(kmem_cache_t *cachep);
 /* The same validation, reported with one line (no abort): 0 or -EFAULT. */
 int slab_verify_cache(kmem_cache_t *cachep);
@@ -417,6 +463,38 @@ void slab_sum_thread_stats(kmem_cache_t *cachep, unsigned long *ah,
                            unsigned long *am, unsigned long *fh,
                            unsigned long *fm);
 #endif
+
+/* ---- the depot (slab/magazine.c) ---- */
+
+/* Are magazines on (KSLAB_MAGAZINES, read at start)? */
+int slab_magazines_on(void);
+/* A new cache's depot, empty (no lock held). */
+void slab_depot_init(kmem_cache_t *cachep);
+/* The array is full: its oldest objects go to the depot as one full
+ * magazine.  1, or 0 when no magazine could be had (the caller sends the
+ * objects to the slabs).  No lock held. */
+int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac);
+/* The array is empty: fills it from a full magazine; the objects moved, 0
+ * when the depot has none.  No lock held. */
+unsigned int slab_depot_get(kmem_cache_t *cachep, struct array_cache *ac);
+/* Every full magazine's objects go back to the slabs, every empty
+ * magazine is freed (shrink, reap, destroy, malloc_trim).  No cache lock
+ * held. */
+void slab_depot_drain(kmem_cache_t *cachep);
+/* The working-set pass at time now (ms): the full magazines that no
+ * thread needed since the last pass go back to the slabs.  No lock held. */
+void slab_depot_reap(kmem_cache_t *cachep, unsigned long now);
+/* Is objp in one of the depot's full magazines? */
+int slab_depot_holds(kmem_cache_t *cachep, const void *objp);
+/* Objects in the depot (a racy snapshot). */
+unsigned long slab_depot_objects(kmem_cache_t *cachep);
+/* Validates the depot (cache lock held): 0, or -EFAULT after say();
+ * *held: the objects in its full magazines. */
+int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
+                     unsigned long *held);
+/* slab.c: puts n objects back on their slabs under one hold of the cache
+ * lock (no lock held); trims free slabs past free_limit. */
+void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 
 /* Drains the calling thread's arrays of every cache (slab/thread.c). */
 void slab_drain_self(void);

@@ -4,8 +4,13 @@
  *   name active_objs num_objs objsize active_slabs num_slabs pages/slab
  *   : high allocs grown reaped errors : limit batchcount
  *   : allochit allocmiss freehit freemiss
- * The hit counters add those still in live threads' arrays (read without
- * their owners' cooperation: a racy but harmless snapshot).
+ * and after them kslab's own group, the depot of magazines (slab/magazine.c):
+ *   : full_mags empty_mags mag_size max_full mags_in mags_out list_locks
+ * (list_locks: holds of the cache lock by the arrays and the depot moving
+ * objects to or from the slabs; mags_in/mags_out with statistics only).
+ * A parser of 2.4's columns reads the line as before.  The hit counters
+ * add those still in live threads' arrays (read without their owners'
+ * cooperation: a racy but harmless snapshot).
  */
 #include <errno.h>
 
@@ -43,7 +48,18 @@ static void print_cache(FILE *out, kmem_cache_t *c)
     unsigned long ah = c->allochit, am = c->allocmiss, fh = c->freehit,
                   fm = c->freemiss;
 #endif
+    unsigned long list_locks = c->list_locks;
     pthread_mutex_unlock(&c->spinlock);
+    const struct slab_depot *d = &c->depot;
+    pthread_mutex_lock(&c->depot.lock);
+    unsigned long nfull = d->nfull, nempty = d->nempty;
+    unsigned int mag_size = d->mag_size, max_full = d->max_full;
+    unsigned long mags_in = 0, mags_out = 0;
+#if SLAB_STATS
+    mags_in = d->mags_in;
+    mags_out = d->mags_out;
+#endif
+    pthread_mutex_unlock(&c->depot.lock);
 #if SLAB_STATS
     slab_sum_thread_stats(c, &ah, &am, &fh, &fm);
 #endif
@@ -58,6 +74,9 @@ static void print_cache(FILE *out, kmem_cache_t *c)
 #if SLAB_STATS
     fprintf(out, " : %6lu %6lu %6lu %6lu", ah, am, fh, fm);
 #endif
+    fprintf(out, " : %4lu %4lu %4u %4u %6lu %6lu %6lu", nfull, nempty,
+            c->id ? mag_size : 0, c->id ? max_full : 0, mags_in, mags_out,
+            list_locks);
     fputc('\n', out);
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/resource.h> /* RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, ... */
+#include <sys/types.h>    /* off_t */
 
 #include <kslab/gfp.h>
 
@@ -182,7 +183,10 @@ KSLAB_API void *phys_to_virt(unsigned long phys);
  * by another thread meanwhile may be lost.  mem_map_unreserve makes the
  * page private again (contents kept); user mappings of it made before
  * keep the old shared copy until they go.  Both are no-ops for a page
- * that is not a low-memory frame in use.
+ * that is not a low-memory frame in use.  Unreserve before you free: a
+ * free_pages/__free_pages (or a slab page's return) of a block with a
+ * reserved frame is reported in one line and aborts (2.4 skipped the
+ * frame and leaked it).
  */
 KSLAB_API void mem_map_reserve(struct page *page);
 KSLAB_API void mem_map_unreserve(struct page *page);
@@ -340,6 +344,17 @@ KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out);
 /* msync(2): flags are <sys/mman.h>'s MS_ASYNC, MS_SYNC, MS_INVALIDATE. */
 KSLAB_API int sys_msync(struct mm_struct *mm, unsigned long start, size_t len,
                         int flags);
+/*
+ * truncate(2) and ftruncate(2) of a file the mms may map (2.4's
+ * sys_truncate / sys_ftruncate, which call vmtruncate): the host file
+ * gets the new length, and when it shrank the pages wholly beyond the new
+ * end leave every mapping of it in every mm and the page cache (an access
+ * there then gets SIGBUS, BUS_ADRERR), the last page's tail zeroed.  Cut
+ * a mapped file only through these: the page cache does not see a plain
+ * ftruncate(2).  0 or -errno.
+ */
+KSLAB_API int sys_ftruncate(int fd, off_t length);
+KSLAB_API int sys_truncate(const char *path, off_t length);
 /* The page cache behind the file or shared mapping at addr: its pages and
  * the vmas of every mm on its share lists.  Returns the vmas listed. */
 KSLAB_API int mm_dump_mapping(struct mm_struct *mm, unsigned long addr,

@@ -336,6 +336,29 @@ static void free_block_to_zone(struct page *page, unsigned int order)
     vm_purge_after_free(zone, over, dirty);
 }
 
+_Atomic unsigned long vm_reserved_frames;
+
+/*
+ * A frame a driver marked reserved (mem_map_reserve) and did not
+ * unreserve: its page of the direct map is shared with every user
+ * mapping remap_page_range made of it, so it must never reach the free
+ * lists, where the next owner's data would show through them.  2.4's
+ * __free_pages skips a PageReserved page without a word (the frame
+ * leaks); kslab reports the free as the misuse it is, in one line, and
+ * aborts.  Cold: the check costs one load while no frame is reserved.
+ */
+static __cold void free_reserved_check(struct page *page, unsigned int order,
+                                       const char *fn)
+{
+    for (unsigned long i = 0; i < 1UL << order; i++)
+        if (PageFlag(page + i, PG_reserved))
+            kslab_die_at(vm_page_address(page + i),
+                         "%s(): frame %lu at %p is reserved "
+                         "(mem_map_reserve): mem_map_unreserve it first",
+                         fn, vm_page_to_pfn(page + i),
+                         vm_page_address(page + i));
+}
+
 /**
  * __free_pages - drop a reference to a block from alloc_pages().
  * The block goes back to the buddy lists when the count reaches zero.
@@ -362,6 +385,9 @@ static void free_pages_ref(struct page *page, unsigned int order,
                      "%s(): block at %p was allocated with order %u, freed "
                      "with order %u",
                      fn, vm_page_address(page), page->order, order);
+    if (unlikely(atomic_load_explicit(&vm_reserved_frames,
+                                      memory_order_relaxed) != 0))
+        free_reserved_check(page, order, fn);
     int left = atomic_fetch_sub(&page->count, 1) - 1;
     if (left < 0)
         kslab_die("%s(): page %p has no reference", fn, (void *)page);

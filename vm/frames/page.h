@@ -235,6 +235,10 @@ struct vm_section {
 };
 
 extern struct vm_lowmem vm_lowmem;
+/* Low-memory frames marked PG_reserved now (vm/mm/driver.c's
+ * mem_map_reserve): while there are none, a free looks at the block's
+ * first frame only (buddy.c). */
+extern _Atomic unsigned long vm_reserved_frames;
 extern struct vm_section vm_sections[VM_MAX_SECTIONS];
 extern struct zone_struct vm_zones[MAX_NR_ZONES];
 

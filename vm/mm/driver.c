@@ -222,13 +222,19 @@ fail:
  * mem_map_reserve - marks a low-memory frame PG_reserved, so
  * remap_page_range maps it, and makes its page of the direct map shared
  * in place (see <kslab/vm.h>).  When no frame of user memory is free for
- * that now, remap_page_range tries again.  Process context, no lock held.
+ * that now, remap_page_range tries again.  Until mem_map_unreserve, the
+ * frame must not be freed: __free_pages/free_pages of a block holding it
+ * is reported and aborts (buddy.c; 2.4 skipped it silently and leaked
+ * it).  Process context, no lock held.
  */
 KSLAB_API void mem_map_reserve(struct page *page)
 {
     if (!low_in_use(page))
         return;
-    SetPageFlag(page, PG_reserved);
+    if (!(__atomic_fetch_or(&page->flags, 1UL << PG_reserved,
+                            __ATOMIC_RELAXED) &
+          (1UL << PG_reserved)))
+        atomic_fetch_add(&vm_reserved_frames, 1);
     shadow_get(page, NULL);
 }
 
@@ -242,7 +248,10 @@ KSLAB_API void mem_map_unreserve(struct page *page)
 {
     if (!low_in_use(page))
         return;
-    ClearPageFlag(page, PG_reserved);
+    if (__atomic_fetch_and(&page->flags, ~(1UL << PG_reserved),
+                           __ATOMIC_RELAXED) &
+        (1UL << PG_reserved))
+        atomic_fetch_sub(&vm_reserved_frames, 1);
     char *tmp = vm_os_alloc(PAGE_SIZE, 0, 0);
     pthread_mutex_lock(&shadow_lock);
     struct shadow **pp = __shadow_find(vm_page_to_pfn(page));

@@ -355,24 +355,29 @@ static void filemap_open(struct vm_area_struct *vma)
     pthread_mutex_unlock(&pagecache_lock);
 }
 
-/* close: the vma no longer uses its mapping.  The last user of shared
+/* Drops a use of m (a vma's, or a truncation's): the last one of shared
  * anonymous memory frees it; a file's pages stay cached (until reclaim)
- * unless the file was deleted. */
+ * unless the file was deleted.  pagecache_lock held. */
+static void __mapping_release(struct address_space *m)
+{
+    struct stat st;
+    if (--m->i_count)
+        return;
+    if (m->fd < 0 || (fstat(m->fd, &st) == 0 && st.st_nlink == 0))
+        __truncate_mapping(m);
+    __mapping_put(m);
+}
+
+/* close: the vma no longer uses its mapping. */
 static void filemap_close(struct vm_area_struct *vma)
 {
     struct address_space *m = vma->vm_private_data;
     if (!m)
         return;
-    struct stat st;
     pthread_mutex_lock(&pagecache_lock);
-    int gone = m->fd >= 0 && fstat(m->fd, &st) == 0 && st.st_nlink == 0;
     share_unlink(vma);
     vma->vm_private_data = NULL;
-    if (--m->i_count == 0) {
-        if (m->fd < 0 || gone)
-            __truncate_mapping(m);
-        __mapping_put(m);
-    }
+    __mapping_release(m);
     pthread_mutex_unlock(&pagecache_lock);
 }
 
@@ -617,6 +622,134 @@ KSLAB_API int sys_msync(struct mm_struct *mm, unsigned long start, size_t len,
     }
     pthread_mutex_unlock(&mm->mmap_sem);
     return err ? err : unmapped;
+}
+
+/* ---- truncation ---- */
+
+/*
+ * truncate_inode_pages (2.4 mm/filemap.c): every cached page of mapping
+ * wholly beyond lstart leaves the cache (its frame is freed once no pte
+ * or pin holds it), and the part of the page that lstart falls in beyond
+ * it is zeroed (2.4's truncate_partial_page), so the file grown again
+ * reads zeroes there, not the old bytes.  A file's mapping only (shared
+ * anonymous memory has swap slots and is never truncated).  Takes
+ * pagecache_lock.
+ */
+void truncate_inode_pages(struct address_space *mapping, loff_t lstart)
+{
+    unsigned long pgoff = ((unsigned long)lstart + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    unsigned long partial = (unsigned long)lstart & ~PAGE_MASK;
+    struct list_head *pos, *n;
+    pthread_mutex_lock(&pagecache_lock);
+    if (mapping->fd < 0)
+        kslab_die("truncate_inode_pages(): mapping %p is not a file's",
+                  (void *)mapping);
+    unsigned long left = mapping->nrpages;
+    list_for_each_safe(pos, n, &pagecache_list)
+    {
+        if (!left)
+            break;
+        struct page *page = list_entry(pos, struct page, lru);
+        if (page->mapping != mapping)
+            continue;
+        left--;
+        if (page->index >= pgoff)
+            __remove_from_page_cache(page);
+        else if (partial && page->index == pgoff - 1)
+            memset((char *)vm_kmap(page) + partial, 0, PAGE_SIZE - partial);
+    }
+    pthread_mutex_unlock(&pagecache_lock);
+}
+
+/* Is a cached page of mapping from pgoff on still mapped by a pte (a
+ * reference besides the cache's and the pins)?  Takes pagecache_lock. */
+int vm_mapping_mapped_from(struct address_space *mapping, unsigned long pgoff)
+{
+    struct list_head *pos;
+    int mapped = 0;
+    pthread_mutex_lock(&pagecache_lock);
+    unsigned long left = mapping->nrpages;
+    list_for_each(pos, &pagecache_list)
+    {
+        struct page *page = list_entry(pos, struct page, lru);
+        if (!left || mapped)
+            break;
+        if (page->mapping != mapping)
+            continue;
+        left--;
+        mapped = page->index >= pgoff && page_unpinned_count(page) > 1;
+    }
+    pthread_mutex_unlock(&pagecache_lock);
+    return mapped;
+}
+
+/* The address_space of the file (dev, ino), with a use taken (i_count),
+ * or NULL when no mapping of it is known. */
+static struct address_space *mapping_get(const struct stat *st)
+{
+    unsigned long dev = (unsigned long)st->st_dev, ino = st->st_ino;
+    pthread_mutex_lock(&pagecache_lock);
+    struct address_space *m = *inode_bucket(dev, ino);
+    while (m && (m->dev != dev || m->ino != ino))
+        m = m->i_next;
+    if (m)
+        m->i_count++;
+    pthread_mutex_unlock(&pagecache_lock);
+    return m;
+}
+
+/**
+ * sys_ftruncate - ftruncate(2) of a file that emulated mms may map
+ * (2.4's sys_ftruncate → do_truncate → vmtruncate): the host file is cut
+ * (or grown) to @length bytes, then, when it shrank, the pages wholly
+ * beyond the new end leave every mapping of it in every mm (an access
+ * there gets SIGBUS with BUS_ADRERR, as for any page past a file's end)
+ * and the page cache, and the last page's bytes beyond it are zeroed; the
+ * pages before it are untouched (when it grew, the old last page's bytes
+ * beyond the old end are zeroed, as the file reads).  @fd: an fd of the file
+ * open for writing.  Returns 0 or -errno: ftruncate(2)'s (-EBADF, -EINVAL, ...)
+ * with nothing changed, or -ENOMEM when the host refused to unmap a range
+ * (the file is cut; the rest is done).  Process context, no lock held.
+ */
+KSLAB_API int sys_ftruncate(int fd, off_t length)
+{
+    struct stat st;
+    if (length < 0)
+        return -EINVAL;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    struct address_space *m = mapping_get(&st);
+    int r = ftruncate(fd, length) == 0 ? 0 : -errno;
+    /* growing, too: the old last page's bytes beyond the old end read
+     * zero in the file now, so they must in the cache (a shared store
+     * beyond the end is never written back) */
+    if (m && r == 0)
+        r = vmtruncate(m, length < st.st_size ? length : st.st_size);
+    if (m) {
+        pthread_mutex_lock(&pagecache_lock);
+        __mapping_release(m);
+        pthread_mutex_unlock(&pagecache_lock);
+    }
+    return r;
+}
+
+/**
+ * sys_truncate - truncate(2) by path, as sys_ftruncate.  Returns 0 or
+ * -errno (open(2)'s or ftruncate(2)'s, nothing changed).  Process
+ * context, no lock held.
+ */
+KSLAB_API int sys_truncate(const char *path, off_t length)
+{
+    if (!path)
+        return -EFAULT;
+    if (length < 0)
+        return -EINVAL;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = sys_ftruncate(fd, length);
+    close(fd);
+    return r;
 }
 
 /* ---- reclaim ---- */

@@ -597,3 +597,84 @@ void vm_change_protection(struct mm_struct *mm, struct vm_area_struct *vma,
     }
     vm_host_protect(mm, start, end);
 }
+
+/* ---- truncation (2.4's vmtruncate) ---- */
+
+/*
+ * vmtruncate_list: the pages from file page pgoff on leave every vma of
+ * mm on the share list at *head (i_mmap or i_mmap_shared): host window
+ * first, then ptes and frames (zap_page_range), as 2.4's vmtruncate_list
+ * does for every vma of the list.  mm->mmap_sem held; pagecache_lock is
+ * taken only to step along the list and dropped to zap (zap_page_range
+ * writes back under it).  A vma of mm cannot leave the list while its
+ * mmap_sem is held, so the walk resumes from the one just zapped.
+ * Returns 0, or -ENOMEM when the host refused to unmap a range (its ptes
+ * are left as they were).
+ */
+static int vmtruncate_list(struct mm_struct *mm, struct vm_area_struct **head,
+                           unsigned long pgoff)
+{
+    struct vm_area_struct *v = NULL;
+    int err = 0;
+    for (;;) {
+        pthread_mutex_lock(&pagecache_lock);
+        for (v = v ? v->vm_next_share : *head; v && v->vm_mm != mm;
+             v = v->vm_next_share)
+            ;
+        pthread_mutex_unlock(&pagecache_lock);
+        if (!v)
+            return err;
+        unsigned long start = v->vm_start;
+        unsigned long len = (v->vm_end - v->vm_start) >> PAGE_SHIFT;
+        if (v->vm_pgoff < pgoff) { /* partly before the new end */
+            unsigned long diff = pgoff - v->vm_pgoff;
+            if (diff >= len)
+                continue; /* wholly before it: unaffected */
+            start += diff << PAGE_SHIFT;
+        }
+        if (vm_host_unmap(mm, start, v->vm_end) != 0) {
+            err = -ENOMEM;
+            continue;
+        }
+        zap_page_range(mm, v, start, v->vm_end - start);
+    }
+}
+
+/*
+ * vmtruncate - the file of mapping was cut to offset bytes (its new
+ * size is the host file's already, so a fault beyond it from now on gets
+ * SIGBUS): every pte of every mm that maps a page wholly beyond it goes,
+ * private copies of such pages included, then the pages leave the page
+ * cache and the tail of the last one is zeroed (truncate_inode_pages).
+ * 2.4's vmtruncate takes the inode and holds i_shared_lock across the
+ * walk, zap_page_range taking page_table_lock inside it; here mmap_sem
+ * comes before pagecache_lock, so the walk goes over the mm list in its
+ * order, one mmap_sem at a time, and over the mapping's share lists
+ * inside each.  A child that mm_fork copied from an mm the walk had not
+ * yet reached joins the list behind the walk and is reached too; one
+ * copied just before the walk passed its parent may join the list only
+ * after the walk ended, so the walk is run again while a page beyond
+ * the end is still mapped (a few passes at most; then the pages leave
+ * the cache anyway).  The caller holds a reference to mapping (i_count).
+ * Returns 0 or -ENOMEM (a host unmap was refused; the rest is done).
+ * Process context, no lock held.
+ */
+int vmtruncate(struct address_space *mapping, loff_t offset)
+{
+    unsigned long pgoff = ((unsigned long)offset + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    int err = 0;
+    for (int pass = 0; pass < 8; pass++) {
+        for (struct mm_struct *mm = vm_mmlist_next(NULL); mm;
+             mm = vm_mmlist_next(mm)) {
+            pthread_mutex_lock(&mm->mmap_sem);
+            int r = vmtruncate_list(mm, &mapping->i_mmap, pgoff);
+            if (vmtruncate_list(mm, &mapping->i_mmap_shared, pgoff) != 0 || r)
+                err = -ENOMEM;
+            pthread_mutex_unlock(&mm->mmap_sem);
+        }
+        if (err || !vm_mapping_mapped_from(mapping, pgoff))
+            break;
+    }
+    truncate_inode_pages(mapping, offset);
+    return err;
+}

@@ -286,6 +286,7 @@ void vm_swap_fork_lock(void);
 void vm_swap_fork_unlock(int child);
 
 /* memory.c */
+struct address_space;
 int __handle_mm_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                       unsigned long address, int write_access);
 void zap_page_range(struct mm_struct *mm, struct vm_area_struct *vma,
@@ -306,6 +307,7 @@ pte_t *vm_pte_lookup(struct mm_struct *mm, unsigned long addr);
 pte_t *vm_pte_alloc(struct mm_struct *mm, unsigned long addr);
 void vm_pgtable_free_all(struct mm_struct *mm);
 int vm_access_ok(struct vm_area_struct *vma, int write);
+int vmtruncate(struct address_space *mapping, loff_t offset);
 
 /* host_map.c: the host side of the ptes (see there), mmap_sem held.
  * set_pte: installs entry at pte and maps it (1), or puts the old pte
@@ -391,6 +393,11 @@ extern const struct vm_operations_struct vm_shared_ops;
 extern const struct vm_operations_struct vm_file_private_ops;
 void vm_shared_writeback(struct vm_area_struct *vma, unsigned long start,
                          unsigned long end);
+/* truncation (vmtruncate, memory.c): the pages of mapping from offset on
+ * leave the cache, the last one's tail zeroed (pagecache_lock taken);
+ * mapped_from: is a page of it from pgoff on still mapped by a pte? */
+void truncate_inode_pages(struct address_space *mapping, loff_t lstart);
+int vm_mapping_mapped_from(struct address_space *mapping, unsigned long pgoff);
 unsigned long vm_page_cache_pages(void);
 unsigned long vm_shrink_page_cache(unsigned long want);
 int vm_shmem_unuse(unsigned int type);

@@ -98,7 +98,13 @@ void vm_vmalloc_fork_unlock(int child)
 }
 
 /* vmlist_lock held.  A gigabyte reserved at a gigabyte boundary; all of
- * it but [VMALLOC_START, VMALLOC_END) of its offsets given back. */
+ * it but [VMALLOC_START, VMALLOC_END) of its offsets given back.  The
+ * boundary is what keeps a host pointer and its kernel address equal
+ * modulo PGDIR_SIZE (pmd and pte indexes alike).  vm_os_reserve tries an
+ * aligned place without over-mapping first, so the reservation briefly
+ * holds 1 GiB and keeps 880 MiB (2 GiB only when that place is taken).
+ * A failure (an address-space limit) is not remembered: the next call
+ * tries again. */
 static int vmalloc_init(void)
 {
     if (vmalloc_base)
