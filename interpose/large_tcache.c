@@ -315,6 +315,7 @@ void ip_tcache_fork_child(void)
     {
         pthread_mutex_init(&tc->lock, NULL);
         if (tc != tc_self) {
+            kslab_thread_forget(pos, KSLAB_THREAD_IP);
             __tc_flush(tc);
             free_pages((unsigned long)tc, 0);
         }

@@ -159,6 +159,13 @@ void kslab_thread_detach(enum kslab_thread_level level)
         set_slot(level, NULL);
 }
 
+void kslab_thread_forget(struct kslab_thread *pos,
+                         enum kslab_thread_level level)
+{
+    check_level(level);
+    pos->slot[level] = NULL;
+}
+
 void *kslab_thread_slot(enum kslab_thread_level level)
 {
     check_level(level);

@@ -48,6 +48,12 @@ int kslab_thread_attach(enum kslab_thread_level level,
  * walks of the level no longer find it. */
 void kslab_thread_detach(enum kslab_thread_level level);
 
+/* Clears the slot at level of the thread at pos (from kslab_thread_next):
+ * its state is gone (a fork child releasing what the threads that did not
+ * come along held).  The level's lock held, or the only thread. */
+void kslab_thread_forget(struct kslab_thread *pos,
+                         enum kslab_thread_level level);
+
 /* The calling thread's slot at level (NULL when none). */
 void *kslab_thread_slot(enum kslab_thread_level level);
 

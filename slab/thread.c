@@ -91,8 +91,10 @@ void slab_thread_release_others(void)
     struct slab_thread *t;
     for (struct kslab_thread *pos = NULL;
          (t = kslab_thread_next(KSLAB_THREAD_SLAB, &pos));)
-        if (t != slab_self)
+        if (t != slab_self) {
+            kslab_thread_forget(pos, KSLAB_THREAD_SLAB);
             slab_thread_release(t);
+        }
 }
 
 void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg)

@@ -390,6 +390,7 @@ void vm_pcp_fork_child(void)
         if (pcp == pcp_self)
             continue;
         __pcp_drain(pcp, NULL);
+        kslab_thread_forget(pos, KSLAB_THREAD_FRAMES);
         pcp_free_self(pcp);
     }
 }
