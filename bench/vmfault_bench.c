@@ -2,7 +2,12 @@
  * bench/vmfault_bench.c — what an emulated fault costs, beside the
  * host kernel doing the same thing in the same run:
  *   - one anonymous write fault (emulated: SIGSEGV → handle_mm_fault →
- *     do_anonymous_page → mmap of the frame; host: the kernel's own);
+ *     do_anonymous_page → mmap of the frame; host: the kernel's own),
+ *     measured with fault-around off (a copy of this program run with
+ *     KSLAB_VM_FAULT_AROUND=off);
+ *   - one anonymous read fault (the ZERO_PAGE mapped; host: the same);
+ *   - a fresh heap written page by page in order, as configured (with
+ *     fault-around: pages per fault taken), beside the host's per page;
  *   - one COW break after a fork (emulated do_wp_page copy; host: a write
  *     in a forked child);
  *   - mm_fork of an mm with 64 MiB resident beside fork() of this process
@@ -13,22 +18,38 @@
  *   - with --maxmap: how much emulated memory one process can hold before
  *     the host's vm.max_map_count stops it, sequential and scattered (in
  *     one mm, and over two mms at once).  KSLAB_VM_BACKEND=sigsegv or uffd
- *     chooses the back end measured (vm/mm/uffd.c).
+ *     chooses the back end measured (vm/mm/uffd.c);
+ *   - the userfaultfd mechanism itself, without the emulator: a fault on
+ *     a registered memfd mapping resolved by UFFDIO_ZEROPAGE from a
+ *     SIGBUS handler (the signal path) or by a handler thread that reads
+ *     the fault from the descriptor (the path that also serves the host
+ *     kernel's own accesses), one page a fault or 16 (a fault-around run).
  * Each figure is the best of a few rounds.
  * Usage: vmfault_bench [--cpu] [--maxmap]
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <linux/perf_event.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <kslab/vm.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
 
 #define FAULT_PAGES 8192 /* 32 MiB */
 #define FORK_BYTES (64UL << 20)
@@ -82,6 +103,12 @@ static void touch(volatile char *p, unsigned long pages)
         p[i * PAGE_SIZE] = 1;
 }
 
+static void read_pages(volatile char *p, unsigned long pages)
+{
+    for (unsigned long i = 0; i < pages; i++)
+        (void)p[i * PAGE_SIZE];
+}
+
 static double host_fault_us(void)
 {
     size_t len = FAULT_PAGES * PAGE_SIZE;
@@ -127,6 +154,18 @@ static double floor_us(void)
     touch(p, FAULT_PAGES);
     t = now_us() - t;
     sigaction(SIGSEGV, &old, NULL);
+    munmap(p, len);
+    return t / FAULT_PAGES;
+}
+
+static double host_read_us(void)
+{
+    size_t len = FAULT_PAGES * PAGE_SIZE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    double t = now_us();
+    read_pages(p, FAULT_PAGES);
+    t = now_us() - t;
     munmap(p, len);
     return t / FAULT_PAGES;
 }
@@ -185,6 +224,9 @@ static unsigned long map_anon(struct mm_struct *mm, unsigned long len)
                    MAP_PRIVATE | MAP_ANONYMOUS, 0);
 }
 
+/* Emulated faults taken in the last emu_fault_us, per page written. */
+static double fault_per_page;
+
 static double emu_fault_us(void)
 {
     struct mm_struct *mm = mm_alloc();
@@ -194,8 +236,184 @@ static double emu_fault_us(void)
     touch(mm_host(mm, a), FAULT_PAGES);
     t = now_us() - t;
     fault_hf = hf < 0 ? -1 : (double)(host_faults() - hf) / FAULT_PAGES;
+    struct mm_stat st;
+    mm_get_stat(mm, &st);
+    fault_per_page = (double)st.min_flt / FAULT_PAGES;
     mmput(mm);
     return t / FAULT_PAGES;
+}
+
+/* A fresh heap: sys_brk grows it, its pages are written in order. */
+static double emu_heap_us(void)
+{
+    struct mm_struct *mm = mm_alloc();
+    unsigned long base = sys_brk(mm, 0);
+    sys_brk(mm, base + FAULT_PAGES * PAGE_SIZE);
+    double t = now_us();
+    touch(mm_host(mm, base), FAULT_PAGES);
+    t = now_us() - t;
+    mmput(mm);
+    return t / FAULT_PAGES;
+}
+
+static double emu_read_us(void)
+{
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = map_anon(mm, FAULT_PAGES * PAGE_SIZE);
+    double t = now_us();
+    read_pages(mm_host(mm, a), FAULT_PAGES);
+    t = now_us() - t;
+    mmput(mm);
+    return t / FAULT_PAGES;
+}
+
+/* ---- the userfaultfd mechanism, without the emulator ---- */
+
+#define UFFD_RUN 16
+
+/* Non-blocking: the handler thread poll()s it (a blocking descriptor
+ * polls as an error). */
+static int uffd_open(int sigbus)
+{
+    int fd = (int)syscall(SYS_userfaultfd,
+                          O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct uffdio_api api = {.api = UFFD_API,
+                             .features = UFFD_FEATURE_MISSING_SHMEM |
+                                         (sigbus ? UFFD_FEATURE_SIGBUS : 0)};
+    if (ioctl(fd, UFFDIO_API, &api) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A memfd of FAULT_PAGES pages mapped shared, registered for MISSING
+ * faults with fd: the mapping, or NULL. */
+static char *uffd_area(int fd, int *memfd)
+{
+    size_t len = FAULT_PAGES * PAGE_SIZE;
+    *memfd = memfd_create("vmfault", MFD_CLOEXEC);
+    if (*memfd < 0 || ftruncate(*memfd, (off_t)len) != 0)
+        return NULL;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, *memfd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    struct uffdio_register reg = {.range = {.start = (uintptr_t)p, .len = len},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0) {
+        munmap(p, len);
+        return NULL;
+    }
+    return p;
+}
+
+static int uffd_sig_fd;
+static unsigned long uffd_run_pages, uffd_base;
+
+/* The run of the faulting address, aligned from the area's start. */
+static void uffd_zero(int fd, unsigned long addr)
+{
+    unsigned long run = uffd_run_pages * PAGE_SIZE;
+    struct uffdio_zeropage z = {
+        .range = {.start = uffd_base + ((addr - uffd_base) & ~(run - 1)),
+                  .len = run},
+        .mode = 0};
+    while (ioctl(fd, UFFDIO_ZEROPAGE, &z) != 0 && errno == EAGAIN)
+        ;
+}
+
+static void uffd_bus_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    uffd_zero(uffd_sig_fd, (unsigned long)si->si_addr);
+}
+
+static void *uffd_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    struct uffd_msg msg;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            break;
+        if (pfd.revents & (POLLERR | POLLHUP))
+            break;
+        ssize_t n = read(fd, &msg, sizeof msg);
+        if (n != sizeof msg)
+            continue;
+        if (msg.event == UFFD_EVENT_PAGEFAULT)
+            uffd_zero(fd, (unsigned long)msg.arg.pagefault.address);
+    }
+    return NULL;
+}
+
+/* Per page written: the signal path (sigbus) or the handler thread,
+ * resolving run pages a fault.  -1 when the host has no userfaultfd. */
+static double uffd_mech_us(int sigbus, unsigned long run)
+{
+    int fd = uffd_open(sigbus), memfd = -1;
+    char *p = fd < 0 ? NULL : uffd_area(fd, &memfd);
+    if (!p) {
+        if (fd >= 0)
+            close(fd);
+        if (memfd >= 0)
+            close(memfd);
+        return -1;
+    }
+    uffd_run_pages = run;
+    uffd_base = (unsigned long)p;
+    pthread_t th;
+    struct sigaction sa, old;
+    if (sigbus) {
+        uffd_sig_fd = fd;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = uffd_bus_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &old);
+    } else if (pthread_create(&th, NULL, uffd_thread, &fd) != 0) {
+        return -1;
+    }
+    /* the handler thread's time counts too: with --cpu, the process's */
+    clockid_t saved = bench_clock;
+    if (!sigbus && bench_clock != CLOCK_MONOTONIC)
+        bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+    double t = now_us();
+    touch(p, FAULT_PAGES);
+    t = now_us() - t;
+    bench_clock = saved;
+    if (sigbus)
+        sigaction(SIGBUS, &old, NULL);
+    munmap(p, FAULT_PAGES * PAGE_SIZE);
+    if (!sigbus) {
+        pthread_cancel(th); /* in poll(), a cancellation point */
+        pthread_join(th, NULL);
+    }
+    close(fd);
+    close(memfd);
+    return t / FAULT_PAGES;
+}
+
+static double uffd_sig1(void)
+{
+    return uffd_mech_us(1, 1);
+}
+static double uffd_sig16(void)
+{
+    return uffd_mech_us(1, UFFD_RUN);
+}
+static double uffd_thr1(void)
+{
+    return uffd_mech_us(0, 1);
+}
+static double uffd_thr16(void)
+{
+    return uffd_mech_us(0, UFFD_RUN);
 }
 
 static double emu_cow_us(void)
@@ -301,6 +519,34 @@ static unsigned long scattered_two_mms_mib(void)
     return rss * PAGE_SIZE >> 20;
 }
 
+/* The anonymous write fault with fault-around off: this program again,
+ * with KSLAB_VM_FAULT_AROUND=off (read at start), printing that figure. */
+static double fault_off_us(void)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        setenv("KSLAB_VM_FAULT_AROUND", "off", 1);
+        execl("/proc/self/exe", "vmfault_bench", "--fault-only",
+              bench_clock == CLOCK_MONOTONIC ? NULL : "--cpu", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char line[64] = "";
+    ssize_t n = pid > 0 ? read(fd[0], line, sizeof line - 1) : -1;
+    close(fd[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    if (n <= 0)
+        return -1;
+    line[n] = 0;
+    return strtod(line, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 &&
@@ -311,19 +557,32 @@ int main(int argc, char **argv)
               stdout);
         return 0;
     }
-    int maxmap = 0;
+    int maxmap = 0, fault_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu"))
             bench_clock = CLOCK_THREAD_CPUTIME_ID;
         else if (!strcmp(argv[i], "--maxmap"))
             maxmap = 1;
+        else if (!strcmp(argv[i], "--fault-only"))
+            fault_only = 1;
+    }
+    if (fault_only) { /* fault_off_us's copy */
+        printf("%.4f\n", best_of(emu_fault_us));
+        return 0;
     }
     /* host figures first, before this process maps its emulated windows */
     double hf = best_of(host_fault_us);
+    double hr = best_of(host_read_us);
     double hc = best_of(host_cow_us);
     double hk = host_fork_us();
     double fl = best_of(floor_us);
-    double ef = best_of(emu_fault_us);
+    double us1 = best_of(uffd_sig1), us16 = best_of(uffd_sig16);
+    double ut1 = best_of(uffd_thr1), ut16 = best_of(uffd_thr16);
+    double ef = fault_off_us();
+    double eh = best_of(emu_heap_us);
+    double ew = best_of(emu_fault_us);
+    double fpp = fault_per_page, whf = fault_hf;
+    double er = best_of(emu_read_us);
     double ec = best_of(emu_cow_us);
     double put;
     double ek = emu_fork_us(&put);
@@ -331,16 +590,27 @@ int main(int argc, char **argv)
     printf("anonymous write fault: emulated %.2f us, host kernel %.2f us "
            "(%.1fx)\n",
            ef, hf, ef / hf);
+    printf("anonymous read fault (ZERO_PAGE): emulated %.2f us, host kernel "
+           "%.2f us (%.1fx)\n",
+           er, hr, er / hr);
+    printf("fresh heap written in order: emulated %.2f us a page, host "
+           "kernel %.2f us (%.2fx); anonymous mapping %.2f us a page, %.3f "
+           "faults a page\n",
+           eh, hf, eh / hf, ew, fpp);
     printf("COW break after fork:  emulated %.2f us, host kernel %.2f us "
            "(%.1fx)\n",
            ec, hc, ec / hc);
     printf("floor (SIGSEGV on a present page, handler mprotects it): "
            "%.2f us; emulated above it: fault %.2f us, COW %.2f us\n",
            fl, ef - fl, ec - fl);
+    if (us1 > 0 && ut1 > 0)
+        printf("userfaultfd alone, us a page (1 page a fault / %d): SIGBUS "
+               "handler %.2f / %.2f, handler thread %.2f / %.2f\n",
+               UFFD_RUN, us1, us16, ut1, ut16);
     if (fault_hf >= 0)
-        printf("host fault traps per emulated fault: anonymous %.2f, COW "
+        printf("host fault traps per page written: anonymous %.2f, COW "
                "%.2f (the floor takes 1)\n",
-               fault_hf, cow_hf);
+               whf, cow_hf);
     printf("fork, 64 MiB resident: mm_fork %.0f us (mmput of the child "
            "%.0f us), host fork() %.0f us\n",
            ek, put, hk);

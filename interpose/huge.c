@@ -17,6 +17,7 @@
  * dropped.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,6 +34,19 @@ static size_t huge_cap, huge_used;
 /* The pool's decay and give-back are registered with the page layer at
  * the first free of a huge block. */
 static int huge_decay_registered;
+
+/* The other home of huge blocks (large.h), or NULL. */
+static const struct ip_huge_hook *_Atomic huge_hook;
+
+void ip_huge_set_hook(const struct ip_huge_hook *hook)
+{
+    atomic_store_explicit(&huge_hook, hook, memory_order_release);
+}
+
+static const struct ip_huge_hook *hook_get(void)
+{
+    return atomic_load_explicit(&huge_hook, memory_order_acquire);
+}
 
 /* ---- the huge-block table (ip_huge_lock held) ---- */
 
@@ -132,6 +146,16 @@ static void *huge_map(size_t len, size_t align)
 
 void *ip_huge_alloc(size_t len, size_t align, int zero)
 {
+    const struct ip_huge_hook *hook = hook_get();
+    if (hook) {
+        int saved = errno;
+        void *q = hook->alloc(len, align);
+        if (q) {
+            ADD(nr_alloc, 1);
+            return q; /* zeroed */
+        }
+        errno = saved; /* the hook's home is full: host memory */
+    }
     void *p = NULL;
     size_t got = len, dirty = 0;
     struct huge_ent r[HUGE_CACHE_SLOTS];
@@ -188,6 +212,11 @@ fail:
 /* Frees a huge block: 1, or 0 when p is not one. */
 int ip_huge_free(void *p)
 {
+    const struct ip_huge_hook *hook = hook_get();
+    if (hook && hook->free(p)) {
+        ADD(nr_free, 1);
+        return 1;
+    }
     struct huge_drop d = {0};
     int limited = vm_os_as_limited(0);
     pthread_mutex_lock(&ip_huge_lock);
@@ -217,6 +246,10 @@ int ip_huge_free(void *p)
 
 size_t ip_huge_usable(const void *p)
 {
+    const struct ip_huge_hook *hook = hook_get();
+    size_t n = hook ? hook->usable(p) : 0;
+    if (n)
+        return n;
     pthread_mutex_lock(&ip_huge_lock);
     struct huge_ent *e = __huge_find((uintptr_t)p);
     size_t len = e ? e->len : 0;
@@ -229,6 +262,9 @@ size_t ip_huge_usable(const void *p)
  * kept) leaves it be: the caller moves it. */
 void *ip_huge_realloc(void *p, size_t len)
 {
+    const struct ip_huge_hook *hook = hook_get();
+    if (hook && hook->usable(p))
+        return hook->resize(p, len);
     int saved = errno;
     void *q = NULL;
     struct huge_drop d = {0};

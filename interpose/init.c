@@ -107,6 +107,13 @@ __attribute__((constructor(101))) static void ip_constructor(void)
 
 /* ---- statistics ---- */
 
+static void (*_Atomic stats_hook)(FILE *out);
+
+void ip_stats_set_hook(void (*fn)(FILE *out))
+{
+    atomic_store_explicit(&stats_hook, fn, memory_order_release);
+}
+
 KSLAB_API void kslab_stats_print(FILE *out)
 {
     if (!out)
@@ -128,6 +135,10 @@ KSLAB_API void kslab_stats_print(FILE *out)
             (unsigned long)(atomic_load(&vm_lowmem.committed_pages) -
                             atomic_load(&vm_lowmem.absent_pages)) >>
                 (20 - PAGE_SHIFT));
+    void (*hook)(FILE *) =
+        atomic_load_explicit(&stats_hook, memory_order_acquire);
+    if (hook)
+        hook(out);
 }
 
 /* The stream for the statistics: the file of KSLAB_STATS=/path (append),

@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "lib/init.h"
 #include "vm/frames/page.h"
@@ -45,5 +46,10 @@ void ip_release(void *p, const char *fn);
 /* Applies glibc's MALLOC_*_ variables and glibc.malloc.* tunables, as
  * read by lib/options.c, as mallopt() would (extras.c); start-up only. */
 void ip_glibc_options(void);
+
+/* More lines for KSLAB_STATS, printed after the large blocks' and low
+ * memory's (libkslab-vm.so: the emulated mm's maps, meminfo, vmstat).
+ * Set once at start-up. */
+void ip_stats_set_hook(void (*fn)(FILE *out));
 
 #endif /* KSLAB_INTERPOSE_H */

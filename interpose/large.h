@@ -137,6 +137,24 @@ size_t ip_large_aspace_reclaim(void);
 
 /* The large blocks' fork handlers (the thread caches' locks, then the
  * huge blocks' lock), called by the layer's fork hook (interpose/init.c). */
+/*
+ * Another home for the huge blocks: libkslab-vm.so (vmmode/) puts them in
+ * the process's emulated mm, as do_mmap anonymous mappings.  Set once, at
+ * its start-up; blocks made before stay host memory and are still found
+ * (free and usable ask the hook first, then the table of huge.c).  alloc
+ * returns zeroed memory aligned to align, or NULL (then huge.c maps host
+ * memory); free returns 1, or 0 when p is not one of its blocks; usable
+ * the block's bytes or 0; resize resizes in place or returns NULL (the
+ * caller moves the block).
+ */
+struct ip_huge_hook {
+    void *(*alloc)(size_t len, size_t align);
+    int (*free)(void *p);
+    size_t (*usable)(const void *p);
+    void *(*resize)(void *p, size_t len);
+};
+void ip_huge_set_hook(const struct ip_huge_hook *hook);
+
 void ip_large_fork_prepare(void);
 void ip_large_fork_parent(void);
 void ip_large_fork_child(void);

@@ -155,6 +155,19 @@ static int opt_lowmem_mb(const char *v)
     return 0;
 }
 
+/* Pages, decimal, 0 to 512, rounded down to a power of two; 0 and 1
+ * (and "off") leave every fault its own page. */
+static int opt_vm_fault_around(const char *v)
+{
+    long n = strcmp(v, "off") ? opt_number(v, strlen(v), 512) : 1;
+    if (n < 0)
+        return -1;
+    while (n & (n - 1))
+        n &= n - 1;
+    kslab_opt.vm_fault_around = n ? (unsigned long)n : 1;
+    return 0;
+}
+
 static int opt_vm_backend(const char *v)
 {
     if (!strcmp(v, "auto"))
@@ -165,6 +178,48 @@ static int opt_vm_backend(const char *v)
         kslab_opt.vm_backend = KSLAB_VM_BACKEND_UFFD;
     else
         return -1;
+    return 0;
+}
+
+/* A size in bytes with an optional K, M or G suffix (KiB, MiB, GiB), at
+ * least min bytes and below 2^46; -1 when malformed. */
+static int opt_size(const char *v, unsigned long min, unsigned long *out)
+{
+    unsigned long x = 0;
+    size_t n = strlen(v);
+    unsigned int shift = 0;
+    if (n && (v[n - 1] | 0x20) == 'k')
+        shift = 10;
+    else if (n && (v[n - 1] | 0x20) == 'm')
+        shift = 20;
+    else if (n && (v[n - 1] | 0x20) == 'g')
+        shift = 30;
+    long d = opt_number(v, shift ? n - 1 : n, 1UL << 46);
+    if (d < 0)
+        return -1;
+    x = (unsigned long)d << shift;
+    if (x < min || x >= (1UL << 46))
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static int opt_vm_mem(const char *v)
+{
+    return opt_size(v, 1UL << 20, &kslab_opt.vm_mem);
+}
+
+static int opt_vm_swap(const char *v)
+{
+    return opt_size(v, 1UL << 20, &kslab_opt.vm_swap);
+}
+
+static int opt_vm_swap_dir(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || n >= sizeof kslab_opt.vm_swap_dir)
+        return -1;
+    memcpy(kslab_opt.vm_swap_dir, v, n + 1);
     return 0;
 }
 
@@ -370,6 +425,12 @@ const struct kslab_option kslab_option_table[] = {
      "between threads a magazine at a time; 0: arrays refill from and flush "
      "to the slabs, one object at a time under the cache lock (2.4)",
      opt_magazines},
+    {"KSLAB_VM_FAULT_AROUND", "a number of pages, 0 to 512, or off",
+     "emulated address spaces: a write fault on private anonymous memory "
+     "also maps the untouched pages around it, in the aligned window of "
+     "this many pages (rounded down to a power of two), with one host call; "
+     "0, 1 or off: one page a fault; default 16",
+     opt_vm_fault_around},
     {"KSLAB_VM_BACKEND", "auto, uffd or sigsegv",
      "how emulated address spaces take their faults: uffd maps private "
      "anonymous 2 MiB ranges whole and takes faults through userfaultfd "
@@ -377,6 +438,20 @@ const struct kslab_option kslab_option_table[] = {
      "page; auto (the default) is uffd when the host allows userfaultfd, "
      "except in sanitizer builds",
      opt_vm_backend},
+    {"KSLAB_VM_MEM", "a size: bytes, or a number with K, M or G; 1M or more",
+     "libkslab-vm.so: the emulated physical memory (frames) of the "
+     "process's address space; past it, pages are aged and swapped out; "
+     "default: all of user memory (8 GiB), so that nothing swaps",
+     opt_vm_mem},
+    {"KSLAB_VM_SWAP", "a size: bytes, or a number with K, M or G; 1M or more",
+     "libkslab-vm.so: the size of the emulated swap area, a sparse file "
+     "unlinked as soon as it is open (exit and exec leave nothing); "
+     "default 256M, at most 64 GiB (2.4's 24-bit swap offsets)",
+     opt_vm_swap},
+    {"KSLAB_VM_SWAP_DIR", "/path of a directory",
+     "libkslab-vm.so: where the swap file is made; default $TMPDIR, else "
+     "/tmp",
+     opt_vm_swap_dir},
     {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
      "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "
      "thread's cache of large blocks) keeps before the oldest goes back",

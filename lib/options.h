@@ -41,6 +41,11 @@ struct kslab_options {
     int decay_set;
     int vm_backend;   /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
     int no_magazines; /* KSLAB_MAGAZINES=0: no depot between arrays and slabs */
+    unsigned long vm_fault_around; /* KSLAB_VM_FAULT_AROUND: pages a
+                                    * fault maps; 1 = off, 0 = default */
+    unsigned long vm_mem;          /* KSLAB_VM_MEM: bytes; 0 = the default */
+    unsigned long vm_swap;         /* KSLAB_VM_SWAP: bytes; 0 = the default */
+    char vm_swap_dir[PATH_MAX];    /* KSLAB_VM_SWAP_DIR: "" = $TMPDIR, /tmp */
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };

@@ -21,14 +21,20 @@ for layer in "${order[@]}"; do
             above[$layer]+="$other "
     done
 done
+# A layer's definitions, less the libc functions it interposes (vmmode's
+# read, write, mmap ...): a call of those below is a call of libc's.
+libc=$(${CC:-cc} -print-file-name=libc.so.6)
+libc_defs=$(nm -D --defined-only "$libc" 2>/dev/null |
+            awk '{ sub(/@.*/, "", $3); print $3 }' | sort -u)
 defs() { nm --defined-only "$objs/${objdir[$1]}"/*.o 2>/dev/null |
-         awk 'NF == 3 && $2 ~ /[TDBRW]/ { print $3 }' | sort -u; }
+         awk 'NF == 3 && $2 ~ /[TDBRW]/ { print $3 }' | sort -u |
+         comm -23 - <(echo "$libc_defs"); }
 status=0
 for layer in "${order[@]}"; do
     ls "$objs/${objdir[$layer]}"/*.o >/dev/null 2>&1 || continue
     for o in "$objs/${objdir[$layer]}"/*.o; do
         undef=$(nm -u "$o" | awk '{ print $2 }' | sort -u)
-        for up in ${above[$layer]}; do
+        for up in ${above[$layer]:-}; do
             bad=$(comm -12 <(echo "$undef") <(defs "$up") | tr '\n' ' ')
             if [ -n "$bad" ]; then
                 echo "$layer/$(basename "$o" .o): calls up into $up: $bad"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dirs=()
-for d in lib vm slab interpose bench tests examples; do [ -d "$d" ] && dirs+=("$d"); done
+for d in lib vm slab interpose vmmode bench tests examples; do [ -d "$d" ] && dirs+=("$d"); done
 echo "=== kslab: cppcheck"
 cppcheck -q --error-exitcode=1 --enable=warning,performance,portability \
     --std=c11 -I include -I . -D__GNUC__ --inline-suppr \

@@ -145,7 +145,9 @@ static void test_address_space(void **s)
     host[3 * PAGE_SIZE] = 2;
     struct mm_stat st;
     mm_get_stat(mm, &st);
-    assert_int_equal(st.rss, 2);
+    /* 2, or the 4 of the vma when the first fault mapped its
+     * neighbours too (fault-around, KSLAB_VM_FAULT_AROUND) */
+    assert_true(st.rss == 2 || st.rss == 4);
     assert_int_equal(do_munmap(mm, a + PAGE_SIZE, PAGE_SIZE), 0);
     mmput(mm);
 }

@@ -1,12 +1,16 @@
 #!/bin/bash
-# tests/programs/run.sh NAME LIBKSLAB WORKDIR HELPERDIR — runs one real
+# tests/programs/run.sh NAME LIBKSLAB WORKDIR HELPERDIR [VMMEM] — runs one real
 # program workload twice, without and with LD_PRELOAD=LIBKSLAB, compares
 # the outputs, and checks from KSLAB_STATS that the process under test (by
 # its pid) was on kslab and served allocations from it.
+# With libkslab-vm.so, VMMEM is KSLAB_VM_MEM ("ample": unset, nothing
+# swaps; a size: the emulated memory, which must then have swapped), the
+# swap file goes to WORKDIR (and must be gone afterwards), and the vmstat
+# lines of the processes under test are summed up.
 # Exit 77 = skipped (the program is not installed).  Also sourced by
 # bench/programs/bench.sh for the workload definitions (RUN_SH_SOURCED=1).
 set -u
-NAME=$1 LIB=$2 WORK=$3 HELPERS=$4
+NAME=$1 LIB=$2 WORK=$3 HELPERS=$4 VMMEM=${5:-}
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LC_ALL=C
 
@@ -30,6 +34,28 @@ under_test() {
 # the workload is named for runs through under_test.
 prepare_python() { need /usr/bin/python3; }
 run_python() { PYTHONMALLOC=malloc under_test /usr/bin/python3 "$SRC/alloc_heavy.py"; }
+
+# Modules of CPython's own test suite, from the first python3 that has
+# them (Debian's /usr/bin/python3 needs libpython3-testsuite); the
+# runner's timings are not printed.
+prepare_python_test() {
+    local p
+    PY_TEST=
+    for p in $(command -v python3) /usr/bin/python3; do
+        "$p" -c 'import test.test_bisect, test.test_heapq, test.test_json' 2>/dev/null || continue
+        PY_TEST=$("$p" -c 'import sys; print(sys.executable)')
+        break
+    done
+    [ -n "$PY_TEST" ] || { echo "SKIP: no python3 with its test package"; exit 77; }
+}
+run_python_test() {
+    under_test "$PY_TEST" -c '
+import io, unittest
+names = ["test.test_bisect", "test.test_heapq", "test.test_json"]
+suite = unittest.defaultTestLoader.loadTestsFromNames(names)
+r = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(suite)
+print(r.testsRun, "tests", len(r.failures), "failures", len(r.errors), "errors")'
+}
 
 prepare_cxx_aligned_new() { :; }
 run_cxx_aligned_new() { under_test "$HELPERS/prog_aligned_new"; }
@@ -96,6 +122,7 @@ run_git() {
         sed -i 's/line 1 /line one /' dir*/file3.txt
         git commit -q -a -m "second"
         git log --stat | md5sum
+        under_test git log -p | md5sum
         git rev-parse HEAD
         under_test git repack -adq && git count-objects -v | grep -E '^(count|in-pack|packs)'
         git show --format=%s HEAD~1 | head -3
@@ -137,7 +164,14 @@ PIDS="$WORK/pids.txt"
 (cd "$WORK/ref" && unset LD_PRELOAD KSLAB_STATS KSLAB_DEBUG && "run_$NAME" "$WORK/ref") \
     > "$WORK/out.ref" 2> "$WORK/err.ref"
 rc_ref=$?
-(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" UNDER_TEST_PIDS="$PIDS" && "run_$NAME" "$WORK/kslab") \
+VM=0
+case $LIB in *libkslab-vm.so) VM=1 ;; esac
+VMENV=()
+if [ $VM = 1 ]; then
+    VMENV=(KSLAB_VM_SWAP_DIR="$WORK" KSLAB_VM_SWAP=1G)
+    [ -n "$VMMEM" ] && [ "$VMMEM" != ample ] && VMENV+=(KSLAB_VM_MEM="$VMMEM")
+fi
+(cd "$WORK/kslab" && export LD_PRELOAD="$LIB" KSLAB_STATS="$STATS" UNDER_TEST_PIDS="$PIDS" "${VMENV[@]}" && "run_$NAME" "$WORK/kslab") \
     > "$WORK/out.kslab" 2> "$WORK/err.kslab"
 rc_kslab=$?
 
@@ -172,6 +206,29 @@ done
 if [ $tested -lt 1 ]; then
     echo "FAIL: no process under test ran (under_test not reached)"
     status=1
+fi
+# libkslab-vm.so: the vmstat lines of every process of the run, summed
+# (gcc's work is done by its children cc1 and as); under a small
+# KSLAB_VM_MEM something must have swapped; no swap file stays.
+if [ $VM = 1 ]; then
+    vmsum=$(awk '/^vm: vmstat/ { n++ }
+        /^(pgfault|pgmajfault|pswpin|pswpout|pgscan|pgsteal) / { s[$1] += $2 }
+        END { printf "%d pgfault %d pgmajfault %d pswpin %d pswpout %d pgscan %d pgsteal %d",
+              n, s["pgfault"], s["pgmajfault"], s["pswpin"], s["pswpout"], s["pgscan"], s["pgsteal"] }' "$STATS" 2>/dev/null)
+    set -- ${vmsum:-0 pgfault 0 pgmajfault 0 pswpin 0 pswpout 0 pgscan 0 pgsteal 0}
+    echo "vm (KSLAB_VM_MEM=${VMMEM:-ample}): $1 processes, $2 $3 $4 $5 $6 $7 $8 $9 ${10} ${11} ${12} ${13}"
+    if [ "$1" -lt 1 ]; then
+        echo "FAIL: no process printed the mm's vmstat"
+        status=1
+    fi
+    if [ -n "$VMMEM" ] && [ "$VMMEM" != ample ] && [ "$9" -lt 1 ]; then
+        echo "FAIL: KSLAB_VM_MEM=$VMMEM, and nothing was swapped out"
+        status=1
+    fi
+    if ls "$WORK"/kslab-swap.* >/dev/null 2>&1; then
+        echo "FAIL: a swap file was left behind"
+        status=1
+    fi
 fi
 echo "$NAME: exit $rc_kslab, $(wc -l < "$WORK/out.ref") lines of output agree: $([ $status = 0 ] && echo yes || echo no); $tested process(es) under test on kslab, statistics from ${procs:-0} process(es)"
 head -5 "$WORK/out.kslab"

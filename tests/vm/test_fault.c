@@ -347,7 +347,9 @@ int main(void)
         cmocka_unit_test(test_threads_fault_same_mm),
         cmocka_unit_test(test_threads_fault_different_mms),
         cmocka_unit_test(test_handle_mm_fault_direct),
-        cmocka_unit_test(test_sequential_faults_premap_stays_honest),
+        cmocka_unit_test_setup_teardown(
+            test_sequential_faults_premap_stays_honest, fault_around_off,
+            fault_around_restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,7 +114,8 @@ static void test_cow_break_traps_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_anonymous_write_fault_traps_once),
+        cmocka_unit_test_setup_teardown(test_anonymous_write_fault_traps_once,
+                                        fault_around_off, fault_around_restore),
         cmocka_unit_test(test_cow_break_traps_once),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -257,7 +257,8 @@ static void test_growsdown_only_private_anonymous(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stack_grows_down_to_its_limit),
+        cmocka_unit_test_setup_teardown(test_stack_grows_down_to_its_limit,
+                                        fault_around_off, fault_around_restore),
         cmocka_unit_test(test_fault_past_limit_kills),
         cmocka_unit_test(test_no_mapping_placed_in_guard_gap),
         cmocka_unit_test(test_brk_stops_before_guard_gap),

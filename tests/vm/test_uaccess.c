@@ -95,6 +95,43 @@ static void test_syscalls_after_get_user_pages(void **state)
     mmput(mm);
 }
 
+/* Pages the aging scan armed (present, _PAGE_OLD: inaccessible on the
+ * host until their next fault) are mapped back by get_user_pages: the
+ * host kernel's access to them then works.  Without swap, reclaim can
+ * only arm them. */
+static void test_get_user_pages_maps_armed_pages(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a =
+        anon(mm, 0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    for (int i = 0; i < 8; i++)
+        memset(mm_host(mm, a + (unsigned long)i * PAGE_SIZE), 'a' + i,
+               PAGE_SIZE);
+    try_to_free_pages(64);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    /* armed: the kernel's read of the window fails */
+    assert_int_equal(write(fds[1], mm_host(mm, a), PAGE_SIZE), -1);
+    assert_int_equal(errno, EFAULT);
+    struct page *pages[8];
+    assert_int_equal(get_user_pages(mm, a, 8, 0, pages), 8);
+    char buf[PAGE_SIZE];
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(write(fds[1],
+                               mm_host(mm, a + (unsigned long)i * PAGE_SIZE),
+                               PAGE_SIZE),
+                         PAGE_SIZE);
+        assert_int_equal(read(fds[0], buf, PAGE_SIZE), PAGE_SIZE);
+        assert_int_equal(buf[0], 'a' + i);
+        assert_int_equal(buf[PAGE_SIZE - 1], 'a' + i);
+    }
+    unpin_user_pages(pages, 8);
+    close(fds[0]);
+    close(fds[1]);
+    mmput(mm);
+}
+
 /* A system call into pinned pages works after reclaim ran over the mm:
  * the pinned pages are neither armed nor swapped out, the others are;
  * once unpinned they go too. */
@@ -220,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_copy_stops_at_forbidden_page),
         cmocka_unit_test(test_copy_to_user_breaks_cow),
         cmocka_unit_test(test_syscalls_after_get_user_pages),
+        cmocka_unit_test(test_get_user_pages_maps_armed_pages),
         swap_unit_test(test_pinned_pages_survive_reclaim),
         cmocka_unit_test(test_fork_copies_pinned_page),
         cmocka_unit_test(test_write_fault_keeps_pinned_page),

@@ -378,7 +378,8 @@ static void test_sigbus_chain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_read_fault),
+        cmocka_unit_test_setup_teardown(test_read_fault, fault_around_off,
+                                        fault_around_restore),
         cmocka_unit_test(test_fork_cow),
         cmocka_unit_test(test_munmap_across),
         cmocka_unit_test(test_mprotect),
@@ -387,7 +388,8 @@ int main(void)
         cmocka_unit_test(test_host_fork),
         cmocka_unit_test(test_host_fork_beside_writer),
         cmocka_unit_test(test_sigbus_chain),
-        cmocka_unit_test(test_scattered_beyond_max_map_count),
+        cmocka_unit_test_setup_teardown(test_scattered_beyond_max_map_count,
+                                        fault_around_off, fault_around_restore),
     };
     return cmocka_run_group_tests(tests, setup, swap_dir_teardown);
 }

@@ -14,6 +14,7 @@
 
 #include <kslab/vm.h>
 
+#include "lib/options.h"
 #include "vm/mm/mm.h"
 
 /* ASan would turn a deadly SIGSEGV into exit(1); the tests want the signal. */
@@ -41,6 +42,24 @@ static inline void child_default_segv(void)
     sa.sa_handler = SIG_DFL;
     sigaction(SIGSEGV, &sa, NULL);
     vm_fault_init();
+}
+
+/* Setup and teardown of a test that counts pages or faults one by one:
+ * fault-around (memory.c, KSLAB_VM_FAULT_AROUND) off while it runs. */
+static unsigned long vmtest_fault_around_saved;
+static inline int fault_around_off(void **state)
+{
+    (void)state;
+    vmtest_fault_around_saved = kslab_opt.vm_fault_around;
+    kslab_opt.vm_fault_around = 1;
+    return 0;
+}
+
+static inline int fault_around_restore(void **state)
+{
+    (void)state;
+    kslab_opt.vm_fault_around = vmtest_fault_around_saved;
+    return 0;
 }
 
 /* Teardown of a test that limits user memory (vm_set_ram_pages): the

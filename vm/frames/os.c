@@ -12,6 +12,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,52 @@
 #include "lib/compiler.h"
 #include "vm/frames/os.h"
 #include "vm/frames/page.h"
+
+/*
+ * The host's memory calls, by system call: libkslab-vm.so exports mmap,
+ * munmap, mprotect, madvise and mremap to the program (vmmode/), and
+ * inside that library every call of those names would reach its
+ * wrappers.  The sanitizer builds keep libc's, whose interceptors must
+ * see every mapping (no libkslab-vm.so is built there).
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define host_mmap mmap
+#define host_munmap munmap
+#define host_mprotect mprotect
+#define host_madvise madvise
+#define host_mremap mremap
+#else
+static void *host_mmap(void *addr, size_t len, int prot, int flags, int fd,
+                       off_t off)
+{
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static int host_munmap(void *addr, size_t len)
+{
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
+static int host_mprotect(void *addr, size_t len, int prot)
+{
+    return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+
+static int host_madvise(void *addr, size_t len, int advice)
+{
+    return (int)syscall(SYS_madvise, addr, len, advice);
+}
+
+static void *host_mremap(void *addr, size_t old_len, size_t new_len, int flags,
+                         ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *to = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+    va_end(ap);
+    return (void *)syscall(SYS_mremap, addr, old_len, new_len, flags, to);
+}
+#endif
 
 _Static_assert(VM_OS_READ == PROT_READ && VM_OS_WRITE == PROT_WRITE &&
                    VM_OS_EXEC == PROT_EXEC && VM_OS_NONE == PROT_NONE,
@@ -64,7 +111,7 @@ static void *window_mmap(void *addr, size_t len, int prot, int flags, int fd,
     long r = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
     return r == -1 ? MAP_FAILED : (void *)r;
 #else
-    return mmap(addr, len, prot, flags, fd, off);
+    return host_mmap(addr, len, prot, flags, fd, off);
 #endif
 }
 
@@ -80,26 +127,26 @@ static void *map_aligned(size_t len, size_t align, int prot, int flags)
     if (len + extra < len)
         return NULL;
     COUNT(map);
-    char *m = mmap(NULL, len, prot, flags, -1, 0);
+    char *m = host_mmap(NULL, len, prot, flags, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     if (!extra || !((uintptr_t)m & (align - 1)))
         return m;
-    munmap(m, len);
+    host_munmap(m, len);
     char *want = (char *)((uintptr_t)m & ~(uintptr_t)(align - 1));
-    m = mmap(want, len, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
+    m = host_mmap(want, len, prot, flags | MAP_FIXED_NOREPLACE, -1, 0);
     if (m == want)
         return m;
     if (m != MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE */
-        munmap(m, len);
-    m = mmap(NULL, len + extra, prot, flags, -1, 0);
+        host_munmap(m, len);
+    m = host_mmap(NULL, len + extra, prot, flags, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
     if (a > m)
-        munmap(m, (size_t)(a - m));
+        host_munmap(m, (size_t)(a - m));
     if (m + len + extra > a + len)
-        munmap(a + len, (size_t)(m + len + extra - (a + len)));
+        host_munmap(a + len, (size_t)(m + len + extra - (a + len)));
     return a;
 }
 
@@ -139,12 +186,12 @@ void *vm_os_alloc(size_t len, size_t align, int noreserve)
 void vm_os_free(void *addr, size_t len)
 {
     COUNT(unmap);
-    munmap(addr, len);
+    host_munmap(addr, len);
 }
 
 int vm_os_protect(void *addr, size_t len, int prot)
 {
-    return mprotect(addr, len, prot) ? -errno : 0;
+    return host_mprotect(addr, len, prot) ? -errno : 0;
 }
 
 int vm_os_decommit(void *addr, size_t len)
@@ -158,20 +205,20 @@ int vm_os_decommit(void *addr, size_t len)
 void vm_os_purge(void *addr, size_t len)
 {
     COUNT(purge);
-    madvise(addr, len, MADV_DONTNEED);
+    host_madvise(addr, len, MADV_DONTNEED);
 }
 
 void *vm_os_remap(void *addr, size_t old_len, size_t new_len)
 {
     COUNT(remap);
-    void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
+    void *p = host_mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
     return p == MAP_FAILED ? NULL : p;
 }
 
 int vm_os_move(void *addr, size_t len, void *to)
 {
     COUNT(remap);
-    void *p = mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    void *p = host_mremap(addr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
     return p == MAP_FAILED ? -errno : 0;
 }
 
@@ -195,7 +242,7 @@ void *vm_os_map_shared(void *addr, size_t len, int prot, int fd, off_t off,
     int flags = MAP_SHARED | (addr ? MAP_FIXED : MAP_NORESERVE) |
                 (populate ? MAP_POPULATE : 0);
     void *p = addr ? window_mmap(addr, len, prot, flags, fd, off)
-                   : mmap(NULL, len, prot, flags, fd, off);
+                   : host_mmap(NULL, len, prot, flags, fd, off);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -211,7 +258,8 @@ int vm_os_populate(void *addr, size_t len, int write)
 {
     if (atomic_load_explicit(&populate_unsupported, memory_order_relaxed))
         return -EINVAL;
-    if (!madvise(addr, len, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
+    if (!host_madvise(addr, len,
+                      write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ))
         return 0;
     int e = errno;
     if (e == EINVAL)

@@ -37,6 +37,22 @@
  * runs it (chain(): the signal itself blocked unless SA_NODEFER), so that
  * a handler that faults again dies instead of recursing.
  *
+ * Which path serves which fault (figures: bench/README.md).  SIGSEGV
+ * back end, every fault of a window comes here: a write to untouched
+ * private anonymous memory maps its fault-around window (memory.c,
+ * KSLAB_VM_FAULT_AROUND) — one signal and one mmap for up to 16 pages —
+ * or, alone, its page (the premapped run's mprotect and a populate,
+ * host_map.c); a read maps the ZERO_PAGE (one mmap); a COW break
+ * populates the new frame, copies and maps it (two calls).  Userfaultfd
+ * back end (uffd.c): a hole of a linear 2 MiB range is a SIGBUS, here
+ * too, on the faulting thread, resolved by one UFFDIO_ZEROPAGE of the hole
+ * and of the untouched holes of its window; every other fault is the
+ * SIGSEGV back end's.  Neither signal serves the host kernel's own
+ * accesses (a read(2) into a hole fails with EFAULT): the caller faults
+ * such a buffer in first (get_user_pages).  A userfaultfd handler thread
+ * would serve them, at the cost of waking another thread each fault
+ * (vmfault_bench measures both mechanisms side by side).
+ *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
  * by a thread while it touches a user window, and never calls malloc or
  * stdio.  Several threads may be in the handler at once.  The chained

@@ -140,6 +140,26 @@ int vm_host_set_pte(struct mm_struct *mm, unsigned long addr, pte_t *pte,
 }
 
 /*
+ * The host side of fault-around (memory.c): ptes [addr, addr + n pages),
+ * none until now, take first and the frames after it, and the window maps
+ * them with one host call, populated (the accesses that follow take no
+ * host fault either).  1, or -1 when the host refused: the ptes are none
+ * again and the pages inaccessible.
+ */
+int vm_host_map_fresh_run(struct mm_struct *mm, unsigned long addr, pte_t *pte,
+                          unsigned long n, pte_t first)
+{
+    for (unsigned long i = 0; i < n; i++)
+        pte[i] = __pte(pte_val(first) + (i << PAGE_SHIFT));
+    if (host_map_run(mm, addr, n, pte_pfn(first), host_prot(first), 1) == 0)
+        return 1;
+    for (unsigned long i = 0; i < n; i++)
+        pte[i] = __pte(0);
+    vm_host_unmap(mm, addr, addr + (n << PAGE_SHIFT));
+    return -1;
+}
+
+/*
  * The host side of a fresh frame at a pte that was none — the common
  * anonymous write fault, and the cost that dominates it: an mmap of one
  * page of the memfd splits the window's reservation and merges with the

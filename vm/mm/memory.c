@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lib/init.h"
+#include "lib/options.h"
 #include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
@@ -112,8 +113,138 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
     return page;
 }
 
+/*
+ * Fault-around for anonymous memory.  Later Linux maps, on a fault in a
+ * file mapping, the neighbouring pages the page cache already holds
+ * (do_fault_around, fault_around_bytes: 64 KiB); its large anonymous
+ * folios do the like for anonymous memory.  Here a write fault at a none
+ * pte of a private anonymous vma also gives the none ptes around it —
+ * those of the naturally aligned window of KSLAB_VM_FAULT_AROUND pages
+ * holding the address, inside the vma — zeroed frames of their own,
+ * mapped writable and dirty with the faulting page by one host call for
+ * each stretch of consecutive frames (usually one: vm_host_map_fresh_run).
+ * A touched neighbour (present, or a swap entry) ends the run: nothing is
+ * done to it.  The neighbours
+ * count in rss as the pages they are; pgfault (min_flt) counts the faults
+ * taken, one for the run — what the hardware took, not the 2.4 count of
+ * one per page first touched.  Reads still map the ZERO_PAGE one page at
+ * a time (no frame is spent on a page that may never be written).  No
+ * fault-around below the high watermark of free frames: a speculative
+ * page is never worth a reclaim.  The userfaultfd back end resolves the
+ * same run in its linear ranges with one ioctl (uffd.c).
+ */
+#if defined(__SANITIZE_THREAD__)
+/* TSan counts a range mapped by one thread as written by it (see
+ * host_map.c's PREMAP_PAGES): pages mapped around would look racy. */
+#define FAULT_AROUND_DEFAULT 1
+#else
+#define FAULT_AROUND_DEFAULT 16
+#endif
+#define FAULT_AROUND_MAX 512
+
+static unsigned long fault_around_pages(void)
+{
+    unsigned long n = kslab_opt.vm_fault_around;
+    return !n                     ? FAULT_AROUND_DEFAULT
+           : n > FAULT_AROUND_MAX ? FAULT_AROUND_MAX
+                                  : n;
+}
+
+unsigned long vm_fault_around_run(struct vm_area_struct *vma,
+                                  unsigned long addr, pte_t *pte,
+                                  unsigned long *lo)
+{
+    unsigned long nr = fault_around_pages(), start, end;
+    *lo = addr;
+    if (nr < 2)
+        return 1;
+    start = addr & ~((nr << PAGE_SHIFT) - 1);
+    end = start + (nr << PAGE_SHIFT);
+    if (start < vma->vm_start)
+        start = vma->vm_start;
+    if (end > vma->vm_end)
+        end = vma->vm_end;
+    unsigned long a = addr, b = addr + PAGE_SIZE;
+    while (a > start && pte_none(pte[-(long)((addr - a) >> PAGE_SHIFT) - 1]))
+        a -= PAGE_SIZE;
+    while (b < end && pte_none(pte[(b - addr) >> PAGE_SHIFT]))
+        b += PAGE_SIZE;
+    *lo = a;
+    return (b - a) >> PAGE_SHIFT;
+}
+
+static void zero_frame(struct page *page)
+{
+    if (!PageFlag(page, PG_clean))
+        memset(vm_kmap(page), 0, PAGE_SIZE);
+    ClearPageFlag(page, PG_clean);
+}
+
+/* Gives back the frames of ptes [0, n) and makes them none again. */
+static void around_undo(pte_t *ptes, unsigned long n)
+{
+    struct vm_free_batch batch = {0, 0};
+    for (unsigned long i = 0; i < n; i++) {
+        vm_frame_put(pte_page(ptes[i]), &batch);
+        ptes[i] = __pte(0);
+    }
+    vm_free_batch_flush(&batch);
+}
+
+/*
+ * The write fault at addr with its none neighbours (see above): 1 when
+ * resolved, 0 when there is nothing around to map or no frame to spare
+ * (the caller maps the one page as without fault-around).  Each frame is
+ * asked for next to the one before, so the run is usually one stretch of
+ * consecutive frames and one host call; where it is not, each stretch is
+ * its own.  A stretch the host refuses is given back (its pages stay
+ * untouched) and the fault, if it was there, is retried alone.
+ */
+static int do_anonymous_around(struct mm_struct *mm, struct vm_area_struct *vma,
+                               unsigned long addr, pte_t *pte)
+{
+    unsigned long lo, n = vm_fault_around_run(vma, addr, pte, &lo);
+    if (n < 2 || vm_free_user_frames() < n + 3 * vm_pages_min())
+        return 0;
+    pte_t *ptes = pte - ((addr - lo) >> PAGE_SHIFT);
+    unsigned long hint = frame_hint(mm, lo);
+    for (unsigned long i = 0; i < n; i++) {
+        struct page *page = vm_frame_alloc(hint); /* no reclaim */
+        if (!page) {
+            around_undo(ptes, i);
+            return 0;
+        }
+        zero_frame(page);
+        hint = vm_frame_pfn(page) + 1;
+        ptes[i] =
+            mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY);
+    }
+    for (unsigned long i = 0, k; i < n; i += k) {
+        for (k = 1; i + k < n && pte_pfn(ptes[i + k]) == pte_pfn(ptes[i]) + k;
+             k++)
+            ;
+        pte_t first = ptes[i];
+        if (vm_host_map_fresh_run(mm, lo + (i << PAGE_SHIFT), ptes + i, k,
+                                  first) < 0) {
+            /* the refused stretch's ptes are none again: its frames
+             * from first; the later ones from their ptes */
+            for (unsigned long j = 0; j < k; j++)
+                ptes[i + j] = __pte(pte_val(first) + (j << PAGE_SHIFT));
+            around_undo(ptes + i, n - i);
+            n = i;
+            break;
+        }
+    }
+    mm->rss += n;
+    if (pte_none(*pte))
+        return 0;
+    *pte = __pte(pte_val(*pte) | _PAGE_ACCESSED);
+    return 1;
+}
+
 /* A not-present page of an anonymous private vma: a read maps the shared
- * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own. */
+ * ZERO_PAGE read-only (no rss), a write gets a zeroed frame of its own,
+ * and its untouched neighbours too (fault-around, above). */
 static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
                              unsigned long addr, pte_t *pte, int write_access)
 {
@@ -126,6 +257,8 @@ static int do_anonymous_page(struct mm_struct *mm, struct vm_area_struct *vma,
         return vm_host_set_pte(
             mm, addr, pte, mk_pte(ZERO_PAGE(addr), _PAGE_PRESENT | _PAGE_USER));
     }
+    if (do_anonymous_around(mm, vma, addr, pte))
+        return 1;
     struct page *page = alloc_zeroed(mm, addr);
     if (!page)
         return -1;

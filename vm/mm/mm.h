@@ -308,6 +308,12 @@ pte_t *vm_pte_alloc(struct mm_struct *mm, unsigned long addr);
 void vm_pgtable_free_all(struct mm_struct *mm);
 int vm_access_ok(struct vm_area_struct *vma, int write);
 int vmtruncate(struct address_space *mapping, loff_t offset);
+/* Fault-around (memory.c): the run of none ptes around addr, pte its pte,
+ * in the aligned window of KSLAB_VM_FAULT_AROUND pages inside vma — its
+ * length in pages (1: nothing around, or the option off), from *lo. */
+unsigned long vm_fault_around_run(struct vm_area_struct *vma,
+                                  unsigned long addr, pte_t *pte,
+                                  unsigned long *lo);
 
 /* host_map.c: the host side of the ptes (see there), mmap_sem held.
  * set_pte: installs entry at pte and maps it (1), or puts the old pte
@@ -320,6 +326,8 @@ int vm_host_set_pte(struct mm_struct *mm, unsigned long addr, pte_t *pte,
                     pte_t entry);
 int vm_host_map_fresh(struct mm_struct *mm, struct vm_area_struct *vma,
                       unsigned long addr, pte_t *pte, pte_t entry);
+int vm_host_map_fresh_run(struct mm_struct *mm, unsigned long addr, pte_t *pte,
+                          unsigned long n, pte_t first);
 int vm_host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte);
 int vm_host_sync(struct mm_struct *mm, unsigned long start, unsigned long end);
 int vm_host_protect(struct mm_struct *mm, unsigned long start,
@@ -425,6 +433,9 @@ int __swap_entry_used(swp_entry_t entry);
 int __swap_entry_writeok(swp_entry_t entry);
 /* Swap I/O counters of the whole system (2.4's pswpin / pswpout). */
 extern _Atomic unsigned long vm_pswpin, vm_pswpout;
+/* vmscan.c: present pages the clock hand looked at, and frames it freed
+ * (/proc/vmstat's pgscan and pgsteal). */
+extern _Atomic unsigned long vm_pgscan, vm_pgsteal;
 int swap_duplicate(swp_entry_t entry);
 int vm_swap_io(swp_entry_t entry, struct page *page, int write);
 void vm_swap_totals(unsigned long *total, unsigned long *free);

@@ -28,7 +28,10 @@ static struct page *follow_page_in(struct mm_struct *mm, unsigned long addr,
         return NULL;
     for (int tries = 0; tries < 4; tries++) {
         pte_t *pte = vm_pte_lookup(mm, addr);
-        if (pte && pte_present(*pte) && !(pte_val(*pte) & _PAGE_PROTNONE) &&
+        /* an armed page (_PAGE_OLD, vmscan.c) is present but inaccessible
+         * on the host until a fault maps it back: fault it too */
+        if (pte && pte_present(*pte) &&
+            !(pte_val(*pte) & (_PAGE_PROTNONE | _PAGE_OLD)) &&
             (!write || pte_write(*pte)))
             return pte_page(*pte);
         if (__handle_mm_fault(mm, vma, addr, write) <= 0)

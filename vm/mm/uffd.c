@@ -241,19 +241,46 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
     if (!block && (!write_access || !vm_uffd_enabled() ||
                    !(block = link_range(mm, vma, addr))))
         return 0;
-    unsigned long pfn = block + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
-    struct page *page = vm_pfn_frame(pfn);
-    if (!PageFlag(page, PG_clean))
-        memset(vm_kmap(page), 0, PAGE_SIZE);
-    int r = vm_os_uffd_zeropage(uffd_fd, mm->window + addr, PAGE_SIZE);
+    /* fault-around (memory.c): the holes around addr too, one ioctl */
+    unsigned long lo, n = vm_fault_around_run(vma, addr, pte, &lo);
+    unsigned long pfn = block + ((lo & ~PMD_MASK) >> PAGE_SHIFT);
+    pte_t *first = pte - ((addr - lo) >> PAGE_SHIFT);
+    for (unsigned long i = 0; i < n; i++) {
+        /* a none pte's frame is a hole (the invariant); were it not, the
+         * ioctl would stop at it with EEXIST and leave the rest unfilled:
+         * it is made one, as link_range does */
+        struct page *page = vm_pfn_frame(pfn + i);
+        if (!PageFlag(page, PG_clean)) {
+            vm_os_punch_hole(vm_highmem.memfd, (off_t)((pfn + i) << PAGE_SHIFT),
+                             PAGE_SIZE);
+            SetPageFlag(page, PG_clean);
+        }
+    }
+    int r = vm_os_uffd_zeropage(uffd_fd, mm->window + lo, n << PAGE_SHIFT);
     if (r == -EAGAIN)
+        r = vm_os_uffd_zeropage(uffd_fd, mm->window + lo, n << PAGE_SHIFT);
+    if (r && n > 1) {
+        /* part of the run may be filled: holes again (a none pte is a
+         * hole), and the faulting page alone */
+        vm_os_punch_hole(vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
+                         n << PAGE_SHIFT);
+        pfn += (addr - lo) >> PAGE_SHIFT;
+        first = pte;
+        n = 1;
         r = vm_os_uffd_zeropage(uffd_fd, mm->window + addr, PAGE_SIZE);
+        if (r == -EAGAIN)
+            r = vm_os_uffd_zeropage(uffd_fd, mm->window + addr, PAGE_SIZE);
+    }
     if (r)
         return -1;
-    ClearPageFlag(page, PG_clean);
-    *pte = mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY |
-                            _PAGE_ACCESSED);
-    mm->rss++;
+    for (unsigned long i = 0; i < n; i++) {
+        struct page *page = vm_pfn_frame(pfn + i);
+        ClearPageFlag(page, PG_clean);
+        first[i] =
+            mk_pte(page, _PAGE_PRESENT | _PAGE_USER | _PAGE_RW | _PAGE_DIRTY |
+                             (first + i == pte ? _PAGE_ACCESSED : 0));
+    }
+    mm->rss += n;
     mm->min_flt++;
     return 1;
 }

@@ -84,9 +84,12 @@ KSLAB_API void vm_set_ram_pages(unsigned long pages)
 
 /* One present private anonymous page of mm (mmap_sem held): armed, or
  * unmapped to its swap entry.  Returns 1 when its frame was freed. */
+_Atomic unsigned long vm_pgscan, vm_pgsteal;
+
 static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
 {
     pte_t e = *pte;
+    atomic_fetch_add_explicit(&vm_pgscan, 1, memory_order_relaxed);
     struct page *page = pte_page(e);
     if (page_pins(page))
         return 0; /* a system call may be using its window (uaccess.c) */
@@ -155,6 +158,7 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
         }
         __delete_from_swap_cache(page);
         freed = 1;
+        atomic_fetch_add_explicit(&vm_pgsteal, 1, memory_order_relaxed);
     }
 out:
     pthread_mutex_unlock(&vm_swap_lock);

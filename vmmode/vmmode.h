@@ -1,0 +1,75 @@
+/*
+ * vmmode/vmmode.h — libkslab-vm.so: a program's memory in one emulated
+ * mm_struct (the process's "current->mm"), shared by the files of the
+ * layer: init.c (start-up, the swap area, KSLAB_STATS), heap.c (the
+ * malloc family's big blocks as do_mmap mappings), mman.c (the program's
+ * own mmap, munmap, mremap, mprotect, madvise, brk and sbrk) and io.c
+ * (the libc calls through which the host kernel reads or writes the
+ * program's memory).
+ *
+ * The mm's user address a is at vmm_base + a in the process (the mm's
+ * window, vm/mm/fault.c): every pointer the program gets from here is a
+ * window address.  Locking: vmm_lock serialises every change of the mm's
+ * address space made here (it is taken before the mm's mmap_sem, and
+ * before kslab's fork locks: its fork handler is registered after
+ * kslab's, so it runs first), so that a look at the free room and the
+ * mapping made there are one step; faults need only mmap_sem.
+ */
+#ifndef KSLAB_VMMODE_VMMODE_H
+#define KSLAB_VMMODE_VMMODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vm/mm/mm.h"
+
+/* The process's mm (NULL until start-up made it) and its window's base
+ * (0 until then: no address is in the window). */
+extern struct mm_struct *vmm_mm;
+extern _Atomic uintptr_t vmm_base;
+extern pthread_mutex_t vmm_lock;
+
+/* Makes the mm, once: 0, or -1 when it could not be made (then every
+ * call passes through to the host). */
+int vmm_ready(void);
+
+/* Does [p, p + len) touch the window? */
+static inline int vmm_touches(const void *p, size_t len)
+{
+    uintptr_t b = atomic_load_explicit(&vmm_base, memory_order_relaxed);
+    uintptr_t a = (uintptr_t)p;
+    return b && a < b + TASK_SIZE && a + (len ? len : 1) > b;
+}
+
+/* Is [p, p + len) wholly inside the window? */
+static inline int vmm_inside(const void *p, size_t len)
+{
+    uintptr_t b = atomic_load_explicit(&vmm_base, memory_order_relaxed);
+    uintptr_t a = (uintptr_t)p;
+    return b && a >= b && len <= TASK_SIZE && a - b <= TASK_SIZE - len;
+}
+
+static inline unsigned long vmm_user(const void *p)
+{
+    return (unsigned long)((uintptr_t)p - atomic_load_explicit(
+                                              &vmm_base, memory_order_relaxed));
+}
+
+static inline void *vmm_host(unsigned long addr)
+{
+    return (void *)(atomic_load_explicit(&vmm_base, memory_order_relaxed) +
+                    addr);
+}
+
+/* Is [addr, addr + len) of the mm free of vmas?  vmm_lock held. */
+int vmm_room(unsigned long addr, unsigned long len);
+
+/* heap.c: the malloc family's big blocks (interpose/large.h's hook);
+ * installed by start-up.  vmm_heap_stats: live blocks and their bytes. */
+void vmm_heap_init(void);
+void vmm_heap_stats(unsigned long *blocks, unsigned long *bytes);
+void vmm_heap_fork_child(void);
+
+#endif /* KSLAB_VMMODE_VMMODE_H */
