@@ -8,18 +8,17 @@
  * The reader uses neither malloc nor stdio nor getenv: under LD_PRELOAD
  * the dynamic loader and libc may allocate before libc has set `environ`,
  * and then the process's initial environment is read from
- * /proc/self/environ.  An unknown KSLAB_* variable or a malformed value
- * gives exactly one warning line and is ignored.  A set-user-id or
- * set-group-id process (AT_SECURE) reads none, as secure_getenv() would:
- * KSLAB_STATS=/path must not let a caller pick a file such a program
- * writes.
+ * /proc/self/environ (through lib/host.c, lib/'s home for host calls).  An
+ * unknown KSLAB_* variable or a malformed value gives exactly one warning line
+ * and is ignored.  A set-user-id or set-group-id process (AT_SECURE) reads
+ * none, as secure_getenv() would: KSLAB_STATS=/path must not let a caller pick
+ * a file such a program writes.
  */
-#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <unistd.h>
 
+#include "lib/host.h"
 #include "lib/options.h"
 #include "lib/report.h"
 
@@ -527,38 +526,19 @@ static void opt_entry(const char *e)
         warn_unknown(e, n);
 }
 
-/* The initial environment from /proc, entry by entry; entries longer than
- * the buffer are not ours (they are skipped). */
+static void opt_proc_entry(const char *e, void *arg)
+{
+    (void)arg;
+    opt_entry(e);
+}
+
+/* The initial environment from /proc (lib/host.c), entry by entry;
+ * entries longer than the buffer are not ours (they are skipped). */
 static void opt_read_proc(void)
 {
     static char buf[PATH_MAX + 64];
-    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    size_t len = 0;
-    int skipping = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        size_t start = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (buf[i])
-                continue;
-            if (!skipping)
-                opt_entry(buf + start);
-            skipping = 0;
-            start = i + 1;
-        }
-        memmove(buf, buf + start, len - start);
-        len -= start;
-        if (len == sizeof buf - 1) { /* an over-long entry */
-            skipping = 1;
-            len = 0;
-        }
-    }
-    close(fd);
+    kslab_host_read_entries("/proc/self/environ", 0, buf, sizeof buf,
+                            opt_proc_entry, NULL);
 }
 
 void kslab_options_read(void)

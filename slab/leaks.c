@@ -358,7 +358,7 @@ static int is_excluded(uintptr_t lo, uintptr_t hi)
     for (int k = 0; k < nr; k++) {
         const struct vm_section *sec = &vm_sections[k];
         uintptr_t base = (uintptr_t)sec->base, map = (uintptr_t)sec->map;
-        if (!base) /* given back (page_alloc.c) */
+        if (!base) /* given back (vm/frames/lowmem.c) */
             continue;
         uintptr_t n = __atomic_load_n(&sec->nr_pages, __ATOMIC_RELAXED);
         if ((base < hi && base + n * PAGE_SIZE > lo) ||

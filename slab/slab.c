@@ -31,6 +31,11 @@
  * KSLAB_FORK_SLAB), are at the top of lib/fork.c.  ctors and dtors run
  * without any slab lock held, so they may allocate.  Start-up: cache_cache
  * and the kmalloc caches are the level "slab" of lib/init.c's order.
+ *
+ * Longer than the ~900 lines a file here usually gets: it is one concept,
+ * kept whole as 2.4's mm/slab.c (about 2,000 lines) keeps it, so the two
+ * read side by side; the threads' arrays, the depot, kmalloc,
+ * /proc/slabinfo and the debugging are in files of their own.
  */
 #include <errno.h>
 #include <limits.h>

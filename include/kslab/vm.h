@@ -234,7 +234,7 @@ struct vm_area_struct {
     struct file *vm_filp; /* the device of a driver mapping, or NULL */
     struct vm_area_struct *vm_next; /* the mm's list, by address */
     int vm_file; /* host fd (dup'ed) of a file mapping, or -1 */
-    /* the mm's AVL tree by address (2.4.0's vm_avl_*), in mmap.c */
+    /* the mm's AVL tree by address (2.4.0's vm_avl_*), in vm/mm/vma.c */
     int vm_avl_height;
     struct vm_area_struct *vm_avl_left, *vm_avl_right;
     /* the i_mmap / i_mmap_shared list of the mapping (vm_private_data) */

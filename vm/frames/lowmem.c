@@ -440,7 +440,7 @@ static int lowmem_readd_section(struct zone_struct *zone)
     return 1;
 }
 
-/* The layers above's address space held for reuse (interpose/large.c's
+/* The layers above's address space held for reuse (interpose/huge_pool.c's
  * pool of freed huge blocks), given back before low memory grows under an
  * address-space limit. */
 #define ASPACE_HOOK_MAX 2

@@ -347,11 +347,11 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 /* Under an address-space limit: gives back, at once, every section of
  * low memory (but the first) whose frames are all free, after draining
  * the threads' page lists; returns the bytes of address space given back.
- * For a mapping the limit refused (interpose/large.c).  No kslab lock
+ * For a mapping the limit refused (interpose/huge_pool.c).  No kslab lock
  * held. */
 size_t vm_release_sections(void);
 
-/* Address space a layer above holds for reuse (interpose/large.c's pool
+/* Address space a layer above holds for reuse (interpose/huge_pool.c's pool
  * of freed huge blocks): fn gives it all back and returns the bytes.
  * Called, with no kslab lock held, before low memory grows while an
  * address-space limit is in force, so the limit is spent on live memory
@@ -392,7 +392,7 @@ extern unsigned long vm_purge_decay_ms;
  * The one clock kslab reads, in os.c with the other host calls. */
 unsigned long vm_now_ms(void);
 
-/* Memory of a layer above that decays like free frames (interpose/large.c:
+/* Memory of a layer above that decays like free frames (interpose/huge_pool.c:
  * cached own mappings): fn(now, decay) gives back what has been free for
  * decay ms at time now (ms of CLOCK_MONOTONIC_COARSE; now 0: nothing) and
  * returns what it still holds, in pages (nonzero keeps the background

@@ -198,7 +198,7 @@ unsigned long vm_dirty_pages(void)
 }
 
 /* The layers above's memory that decays too (slab/slab.c's empty slabs,
- * interpose/large.c's cached mappings): called by each pass with no kslab
+ * interpose/huge_pool.c's cached mappings): called by each pass with no kslab
  * lock held, in the order registered. */
 #define PURGE_EXTRA_MAX 4
 static unsigned long (*_Atomic purge_extra[PURGE_EXTRA_MAX])(

@@ -20,7 +20,8 @@
  * no emulator), which for SIGSEGV record the program's handler as the one
  * kslab chains to and report it back, as the JVM's signal chaining does;
  * every other signal, and SIGSEGV before the first mm, goes to libc's
- * __sigaction.  kslab itself calls __sigaction, never the wrapper.
+ * __sigaction.  kslab itself calls __sigaction (vm_os_sigaction,
+ * vm/frames/os.c), never the wrapper.
  *
  * A fault on emulated memory must be deliverable in every thread: Linux
  * kills a process whose synchronous SIGSEGV or SIGBUS is blocked, before
@@ -97,9 +98,10 @@ static struct sigchain *chain_of(int sig)
 }
 
 /*
- * libc's own sigaction (the wrapper below is kslab's).  Under ASan or TSan
- * the sanitizer intercepts sigaction and signal itself and must see every
- * handler: there kslab neither wraps them nor goes around the sanitizer.
+ * Under ASan or TSan the sanitizer intercepts sigaction and signal itself
+ * and must see every handler: there kslab does not wrap them.  kslab's own
+ * calls go to libc's sigaction (never the wrapper below) through
+ * vm_os_sigaction, which goes through the sanitizer in those builds.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define KSLAB_SANITIZED 1
@@ -110,12 +112,8 @@ static struct sigchain *chain_of(int sig)
 #endif
 #ifdef KSLAB_SANITIZED
 #define KSLAB_SIGNAL_CHAIN 0
-#define real_sigaction sigaction
 #else
 #define KSLAB_SIGNAL_CHAIN 1
-extern int __sigaction(int sig, const struct sigaction *act,
-                       struct sigaction *oact);
-#define real_sigaction __sigaction
 #endif
 
 /* A copy of the chained handler (async-signal-safe). */
@@ -324,7 +322,7 @@ static void chain(int sig, siginfo_t *si, void *uc, const char *why,
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     atomic_store(&c->installed, 0);
-    real_sigaction(sig, &dfl, NULL);
+    vm_os_sigaction(sig, &dfl, NULL);
     if (si->si_code <= 0) /* sent, not a fault: it will not repeat */
         raise(sig);
 }
@@ -350,7 +348,7 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
     if (chained)
         cur = chained_handler(&bus_chain);
     else
-        real_sigaction(SIGBUS, NULL, &cur);
+        vm_os_sigaction(SIGBUS, NULL, &cur);
     int dfl = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL;
     int ign = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN;
     if (ign || sigismember(&uc->uc_sigmask, SIGBUS) == 1) {
@@ -360,7 +358,7 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
         if (chained)
             set_chained_handler(&bus_chain, &def);
         else
-            real_sigaction(SIGBUS, &def, NULL);
+            vm_os_sigaction(SIGBUS, &def, NULL);
         sigdelset(&uc->uc_sigmask, SIGBUS);
         dfl = 1;
     }
@@ -445,15 +443,14 @@ static int install(struct sigchain *c, int sig,
     struct sigaction cur, sa;
     int r = 0;
     pthread_mutex_lock(&chain_lock);
-    real_sigaction(sig, NULL, &cur);
+    vm_os_sigaction(sig, NULL, &cur);
     if (!((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == fn)) {
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = fn;
         sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         set_chained_handler(c, &cur);
-        if (real_sigaction(sig, &sa, NULL) != 0)
-            r = -errno;
+        r = vm_os_sigaction(sig, &sa, NULL);
     }
     if (!r)
         atomic_store(&c->installed, 1);
@@ -506,12 +503,13 @@ KSLAB_API int sigaction(int sig, const struct sigaction *act,
         act = &kept;
     }
     struct sigchain *c = chain_of(sig);
+    /* libc's contract: -1 with errno set (vm_os_sigaction leaves it) */
     if (!c || !atomic_load(&c->installed))
-        return real_sigaction(sig, act, oact);
+        return vm_os_sigaction(sig, act, oact) ? -1 : 0;
     pthread_mutex_lock(&chain_lock);
     if (!atomic_load(&c->installed)) { /* reset to the default meanwhile */
         pthread_mutex_unlock(&chain_lock);
-        return real_sigaction(sig, act, oact);
+        return vm_os_sigaction(sig, act, oact) ? -1 : 0;
     }
     struct sigaction prev = chained_handler(c);
     if (act) {

@@ -3,7 +3,7 @@
  * three-level page tables (pgd → pmd → pte, the i386 PAE layout of 2.4:
  * 4 pgd entries of 1 GiB, 512 pmd entries of 2 MiB, 512 ptes of 4 KiB),
  * the high-memory frames that ptes point to, and the vm-internal helpers
- * shared by mmap.c, memory.c, fault.c, fork.c, mprotect.c and mlock.c.
+ * shared by mmap.c, vma.c, memory.c, fault.c, fork.c, mprotect.c and mlock.c.
  *
  * Locking: one mutex per mm, mm->mmap_sem, serialises everything that
  * reads or changes the vmas, the page tables, the counters and the host
@@ -334,11 +334,14 @@ int vm_host_protect(struct mm_struct *mm, unsigned long start,
                     unsigned long end);
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end);
 
-/* mmap.c */
+/* vma.c */
 struct vm_area_struct *__find_vma(struct mm_struct *mm, unsigned long addr);
+struct vm_area_struct *__find_vma_prev(struct mm_struct *mm, unsigned long addr,
+                                       struct vm_area_struct **pprev);
 struct vm_area_struct *vm_area_alloc(void);
 void vm_area_free(struct vm_area_struct *vma);
 void insert_vm_struct(struct mm_struct *mm, struct vm_area_struct *vma);
+void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma);
 int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
                  unsigned long addr, struct vm_area_struct *new);
 void vm_merge_around(struct mm_struct *mm, struct vm_area_struct *vma);
