@@ -4,6 +4,8 @@
  * splits, MAP_FIXED and hints, brk, mprotect splits and merges, errors
  * that change nothing, and the /proc/PID/maps text.
  */
+#include <sys/stat.h>
+
 #include "vmtest.h"
 
 #define RW (PROT_READ | PROT_WRITE)
@@ -244,6 +246,44 @@ static void test_dump_maps(void **state)
     mmput(mm);
 }
 
+/* A file mapping's line ends with the file's path, its device and inode
+ * before it, as /proc/PID/maps shows them. */
+static void test_dump_maps_names_the_file(void **state)
+{
+    (void)state;
+    struct mm_struct *mm = mm_alloc();
+    char path[] = "/tmp/kslab-maps-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, PAGE_SIZE), 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    unsigned long f = do_mmap(mm, fd, 0x50000000, PAGE_SIZE, PROT_READ,
+                              MAP_PRIVATE | MAP_FIXED, 0);
+    assert_int_equal(f, 0x50000000);
+    char buf[1024], want[512];
+    FILE *out = fmemopen(buf, sizeof buf, "w");
+    assert_non_null(out);
+    assert_int_equal(mm_dump_maps(mm, out), 1); /* one vma, one line */
+    fclose(out);
+    snprintf(want, sizeof want,
+             "50000000-50001000 r--p 00000000 %02lx:%02lx %lu",
+             ((unsigned long)st.st_dev >> 8) & 0xfff,
+             (unsigned long)st.st_dev & 0xff, (unsigned long)st.st_ino);
+    char *line = strstr(buf, want);
+    if (!line)
+        fail_msg("no line \"%s\" in:\n%s", want, buf);
+    char *end = strchr(line, '\n');
+    assert_non_null(end);
+    *end = 0;
+    size_t n = strlen(path);
+    if (strlen(line) < n || strcmp(line + strlen(line) - n, path) != 0)
+        fail_msg("the line does not end with %s: %s", path, line);
+    unlink(path);
+    close(fd);
+    mmput(mm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_map_fixed_replaces_and_hints),
         cmocka_unit_test(test_mprotect_split_merge_errors),
         cmocka_unit_test(test_dump_maps),
+        cmocka_unit_test(test_dump_maps_names_the_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -406,6 +407,29 @@ int vm_os_gettid(void)
 int vm_os_signal_thread(int tid, int sig)
 {
     return syscall(SYS_tgkill, getpid(), tid, sig) ? -errno : 0;
+}
+
+int vm_os_queue_signal_self(const siginfo_t *si)
+{
+    siginfo_t copy = *si;
+    return syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid),
+                   si->si_signo, &copy)
+               ? -errno
+               : 0;
+}
+
+ssize_t vm_os_fd_path(int fd, char *buf, size_t size)
+{
+    char link[64];
+    if (size == 0)
+        return -EINVAL;
+    buf[0] = 0;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t k = readlink(link, buf, size - 1);
+    if (k < 0)
+        return -errno;
+    buf[k] = 0;
+    return k;
 }
 
 void vm_os_futex_wait(unsigned int *addr, unsigned int val)

@@ -143,6 +143,15 @@ int vm_os_gettid(void);
 /* Sends sig to thread tid of this process (tgkill(2)): 0 or -errno. */
 int vm_os_signal_thread(int tid, int sig);
 
+/* Queues si (its si_signo) to the calling thread with its details
+ * (rt_tgsigqueueinfo(2)): a forced SIGBUS that reaches the program's
+ * handler as the kernel's would.  0 or -errno. */
+int vm_os_queue_signal_self(const siginfo_t *si);
+
+/* The path an open descriptor names (/proc/self/fd/N), NUL-terminated in
+ * buf; its length, or -errno (buf then holds ""). */
+ssize_t vm_os_fd_path(int fd, char *buf, size_t size);
+
 /* Waits while *addr holds val (a private futex, no time-out); returns at
  * once when it does not, on a wake, or on a signal: the caller looks
  * again.  Wakes every thread waiting on addr. */

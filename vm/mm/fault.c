@@ -370,8 +370,7 @@ static void force_sigbus(siginfo_t *fault, void *ucontext, unsigned long addr,
     si.si_code = BUS_ADRERR;
     si.si_errno = FORCED_SIGBUS;
     si.si_addr = fault->si_addr;
-    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid),
-                SIGBUS, &si) != 0)
+    if (vm_os_queue_signal_self(&si) != 0)
         raise(SIGBUS); /* no queue: the signal without its details */
 }
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vm/frames/os.h"
 #include "vm/mm/mm.h"
 
 /* ---- stacks and resource limits ---- */
@@ -655,14 +656,11 @@ KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out)
         char path[512] = "";
         if (v->vm_file >= 0) {
             struct stat st;
-            char link[64];
             if (fstat(v->vm_file, &st) == 0) {
                 ino = (unsigned long)st.st_ino;
                 dev = (unsigned long)st.st_dev;
             }
-            snprintf(link, sizeof link, "/proc/self/fd/%d", v->vm_file);
-            ssize_t k = readlink(link, path, sizeof path - 1);
-            path[k > 0 ? k : 0] = 0;
+            vm_os_fd_path(v->vm_file, path, sizeof path);
         } else if (v->vm_start < mm->brk + PAGE_SIZE &&
                    v->vm_end > mm->start_brk && mm->brk > mm->start_brk) {
             strcpy(path, "[heap]");

@@ -285,8 +285,7 @@ struct page *vm_alloc_user_frame(struct mm_struct *held, unsigned long hint)
         if (page)
             return page;
         if (!do_try_to_free_pages(held, SWAP_CLUSTER_MAX) && i >= 2) {
-            struct timespec ts = {0, 1000000};
-            nanosleep(&ts, NULL);
+            vm_os_sleep_ms(1);
         }
     }
     return NULL;
