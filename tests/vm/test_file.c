@@ -2,8 +2,16 @@
  * tests/vm/test_file.c — file mappings: private ones read the file through
  * nopage and never write it; shared ones are written back to the file at
  * munmap and at mmput, also from a forked mm, and stay one set of frames
- * across splits and forks (vm_ops open/close).
+ * across splits and forks (vm_ops open/close); a vma copied by a fork or
+ * a split while another mm's vma of the same file joins and leaves the
+ * file's share list is copied whole and the list stays sound (the race
+ * is the ThreadSanitizer build's to see).
  */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <kslab/kslab.h>
+
 #include "vmtest.h"
 
 #define RW (PROT_READ | PROT_WRITE)
@@ -86,6 +94,76 @@ static void test_shared_split_keeps_object(void **state)
     close(fd);
 }
 
+/* ---- copies of a vma while the file's share list changes ---- */
+
+#define SHARE_ROUNDS 400
+
+struct share_churn {
+    int fd;
+    _Atomic int done;
+    _Atomic unsigned long rounds;
+};
+
+/* Another mm maps the file and unmaps it, over and over: its vma goes on
+ * the head of the share list, in front of the copier's vmas, and off it. */
+static void *share_churner(void *arg)
+{
+    struct share_churn *c = arg;
+    struct mm_struct *mm = mm_alloc();
+    while (!atomic_load(&c->done)) {
+        unsigned long a =
+            do_mmap(mm, c->fd, 0, 2 * PAGE_SIZE, RW, MAP_SHARED, 0);
+        if (IS_ERR_VALUE(a))
+            break;
+        if (U64(mm, a + 8) != 1 || do_munmap(mm, a, 2 * PAGE_SIZE) != 0)
+            break;
+        c->rounds++;
+    }
+    mmput(mm);
+    return NULL;
+}
+
+/* This thread forks an mm that maps the file, splits a mapping of it by
+ * mprotect and by munmap of its middle page: every copy reads the file's
+ * words, and the share list is sound at the end (mmput of all unlinks
+ * every vma; kslab_verify). */
+static void test_vma_copies_beside_share_list_churn(void **state)
+{
+    (void)state;
+    struct share_churn c = {.fd = patterned_file(6)};
+    struct mm_struct *mm = mm_alloc();
+    unsigned long a = do_mmap(mm, c.fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
+    assert_false(IS_ERR_VALUE(a));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, share_churner, &c), 0);
+    for (unsigned long i = 0; i < SHARE_ROUNDS; i++) {
+        struct mm_struct *child = mm_fork(mm);
+        assert_non_null(child);
+        assert_int_equal(U64(child, a + 2 * PAGE_SIZE + 8), 2001);
+        mmput(child);
+        struct mm_struct *m2 = mm_alloc();
+        unsigned long b =
+            do_mmap(m2, c.fd, 0, 6 * PAGE_SIZE, RW, MAP_SHARED, 0);
+        assert_false(IS_ERR_VALUE(b));
+        /* split by mprotect: three vmas */
+        assert_int_equal(sys_mprotect(m2, b + PAGE_SIZE, PAGE_SIZE, PROT_READ),
+                         0);
+        /* a hole punched in the middle of the last one: split by munmap */
+        assert_int_equal(do_munmap(m2, b + 3 * PAGE_SIZE, PAGE_SIZE), 0);
+        assert_int_equal(count_vmas(m2), 4);
+        assert_int_equal(U64(m2, b + 4 * PAGE_SIZE), 4000);
+        assert_int_equal(U64(m2, b + PAGE_SIZE + 16), 1002);
+        mmput(m2);
+    }
+    atomic_store(&c.done, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(c.rounds > 0);
+    assert_int_equal(U64(mm, a + 8), 1);
+    mmput(mm);
+    close(c.fd);
+    assert_int_equal(kslab_verify(), 0);
+}
+
 static void touch_past_eof(void *arg)
 {
     (void)arg;
@@ -161,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_past_eof_is_bus_adrerr),
         cmocka_unit_test(test_shared_file_written_back),
         cmocka_unit_test(test_shared_split_keeps_object),
+        cmocka_unit_test(test_vma_copies_beside_share_list_churn),
         cmocka_unit_test(test_past_eof_dies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -372,7 +372,7 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *old)
         struct vm_area_struct *tmp = vm_area_alloc();
         if (!tmp)
             return -ENOMEM;
-        *tmp = *v;
+        vm_copy_vma(tmp, v);
         if (vm_dup_vma_file(tmp, v) != 0) {
             vm_area_free(tmp);
             return -ENFILE;

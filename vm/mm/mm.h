@@ -345,6 +345,7 @@ void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma);
 int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
                  unsigned long addr, struct vm_area_struct *new);
 void vm_merge_around(struct mm_struct *mm, struct vm_area_struct *vma);
+void vm_copy_vma(struct vm_area_struct *dst, const struct vm_area_struct *src);
 int vm_dup_vma_file(struct vm_area_struct *dst,
                     const struct vm_area_struct *src);
 void vm_check_mm(struct mm_struct *mm);

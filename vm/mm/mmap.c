@@ -291,7 +291,7 @@ static int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
             v->vm_end = s;
         } else {
             int fd = extra->vm_file;
-            *extra = *v;
+            vm_copy_vma(extra, v);
             extra->vm_file = fd;
             extra->vm_start = e;
             extra->vm_pgoff += (e - v->vm_start) >> PAGE_SHIFT;

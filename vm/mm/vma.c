@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -275,6 +276,27 @@ void vm_unlink_vma(struct mm_struct *mm, struct vm_area_struct *vma)
     mm->mmap_cache = NULL;
 }
 
+/* vm_copy_vma: dst becomes a copy of src (a split's other half, a fork's
+ * vma) that is on no share list yet.  src's vm_next_share/vm_pprev_share
+ * are not read: they belong to its mapping's share list, which a vma of
+ * another mm joining or leaving changes under pagecache_lock while src's
+ * mm holds only its own mmap_sem.  The share links are the struct's last
+ * fields, so everything before them is copied as it is. */
+void vm_copy_vma(struct vm_area_struct *dst, const struct vm_area_struct *src)
+{
+    _Static_assert(offsetof(struct vm_area_struct, vm_pprev_share) +
+                           sizeof(src->vm_pprev_share) ==
+                       sizeof(struct vm_area_struct),
+                   "the share links end struct vm_area_struct");
+    _Static_assert(offsetof(struct vm_area_struct, vm_next_share) +
+                           sizeof(src->vm_next_share) ==
+                       offsetof(struct vm_area_struct, vm_pprev_share),
+                   "the two share links are adjacent");
+    memcpy(dst, src, offsetof(struct vm_area_struct, vm_next_share));
+    dst->vm_next_share = NULL;
+    dst->vm_pprev_share = NULL;
+}
+
 int vm_dup_vma_file(struct vm_area_struct *dst,
                     const struct vm_area_struct *src)
 {
@@ -290,7 +312,7 @@ int vm_dup_vma_file(struct vm_area_struct *dst,
 int vm_split_vma(struct mm_struct *mm, struct vm_area_struct *vma,
                  unsigned long addr, struct vm_area_struct *new)
 {
-    *new = *vma;
+    vm_copy_vma(new, vma);
     if (vm_dup_vma_file(new, vma) != 0)
         return -ENFILE;
     new->vm_start = addr;
