@@ -20,9 +20,14 @@
  * free pages from a roving hint; when none is long enough the break grows
  * (sys_brk), as long as it is still where the heap left it (a program that
  * moved the break itself with brk or sbrk keeps its range: the block is a
- * mapping instead).  A freed block's pages are zapped at once
- * (zap_page_range, MADV_DONTNEED's work: the frames and swap slots go
- * back, the next use reads zeros), and when the heap's free top reaches
+ * mapping instead).  A freed block's pages stay as they are, as in
+ * glibc's heap (the next block there takes them without a fault; when
+ * memory is short the emulator's reclaim swaps them out like any page);
+ * they are marked dirty (heap_dirty), and a block that must be zero
+ * clears what it takes of them.  Pages free for the decay time
+ * (vm_purge_decay_ms, the frames' purge passes: heap_decay) are zapped
+ * (zap_page_range, MADV_DONTNEED's work: frames and swap slots go back,
+ * the next use reads zeros).  When the heap's free top reaches
  * HEAP_TRIM_PAGES the break comes down (sys_brk → do_munmap), as glibc's
  * M_TRIM_THRESHOLD.  The table of live blocks (address → length) is
  * interpose/huge.c's one table of huge blocks.
@@ -50,7 +55,11 @@
 static unsigned long brk_threshold = 128UL << 10;
 static unsigned long heap_start, heap_pages, heap_hint;
 static unsigned long *heap_map; /* 1 = page in a live block */
-static int heap_off;            /* no bitmap: every block is a mapping */
+/* 1 = free page that may hold data (not zapped since it was freed);
+ * heap_old: those that were so at the last purge pass already. */
+static unsigned long *heap_dirty, *heap_old;
+static unsigned long dirty_pages, last_pass_ms;
+static int heap_off; /* no bitmap: every block is a mapping */
 /* Live blocks and bytes: in the heap, and mappings. */
 static unsigned long heap_blocks, heap_bytes, map_blocks, map_bytes;
 
@@ -59,14 +68,40 @@ static int page_used(unsigned long i)
     return (heap_map[i / BITS] >> (i % BITS)) & 1;
 }
 
-static void mark(unsigned long from, unsigned long n, int used)
+static int bit(const unsigned long *map, unsigned long i)
+{
+    return (map[i / BITS] >> (i % BITS)) & 1;
+}
+
+static void set_bits(unsigned long *map, unsigned long from, unsigned long n,
+                     int on)
 {
     for (unsigned long i = from; i < from + n; i++) {
-        if (used)
-            heap_map[i / BITS] |= 1UL << (i % BITS);
+        if (on)
+            map[i / BITS] |= 1UL << (i % BITS);
         else
-            heap_map[i / BITS] &= ~(1UL << (i % BITS));
+            map[i / BITS] &= ~(1UL << (i % BITS));
     }
+}
+
+static void mark(unsigned long from, unsigned long n, int used)
+{
+    set_bits(heap_map, from, n, used);
+}
+
+/* Pages [i, i + n) leave the dirty maps (taken, zapped or unmapped);
+ * with zero, the dirty ones are cleared.  Returns nothing. */
+static void undirty(unsigned long i, unsigned long n, int zero)
+{
+    for (unsigned long j = i; j < i + n; j++) {
+        if (!bit(heap_dirty, j))
+            continue;
+        if (zero)
+            memset(vmm_host(heap_start + (j << PAGE_SHIFT)), 0, PAGE_SIZE);
+        dirty_pages--;
+    }
+    set_bits(heap_dirty, i, n, 0);
+    set_bits(heap_old, i, n, 0);
 }
 
 /* Free pages from i on, at most max. */
@@ -105,11 +140,14 @@ static int heap_setup(void)
         return 0;
     if (heap_off)
         return -1;
-    heap_map = vm_os_alloc(HEAP_MAX_PAGES / 8, 0, 0);
-    if (!heap_map) {
+    unsigned long *m = vm_os_alloc(3 * (HEAP_MAX_PAGES / 8), 0, 0);
+    if (!m) {
         heap_off = 1;
         return -1;
     }
+    heap_dirty = m + HEAP_MAX_PAGES / BITS;
+    heap_old = heap_dirty + HEAP_MAX_PAGES / BITS;
+    heap_map = m;
     heap_start = sys_brk(vmm_mm, 0);
     return 0;
 }
@@ -146,13 +184,15 @@ static void heap_trim(void)
     unsigned long to = heap_start + (top << PAGE_SHIFT);
     if (sys_brk(vmm_mm, to) != to)
         return;
+    undirty(top, heap_pages - top, 0); /* unmapped: zero when regrown */
     heap_pages = top;
     if (heap_hint > top)
         heap_hint = top;
 }
 
-/* n pages of the heap, zero: the user address, or 0.  vmm_lock held. */
-static unsigned long heap_take(unsigned long n)
+/* n pages of the heap (zeroed when zero): the user address, or 0.
+ * vmm_lock held. */
+static unsigned long heap_take(unsigned long n, int zero)
 {
     if (heap_setup() != 0)
         return 0;
@@ -169,18 +209,48 @@ static unsigned long heap_take(unsigned long n)
         i = top;
     }
     mark(i, n, 1);
+    undirty(i, n, zero);
     heap_hint = i + n;
     return heap_start + (i << PAGE_SHIFT);
 }
 
-/* Gives back pages [i, i + n) of the heap: zapped, free. */
+/* Pages [i, i + n) of the heap are free again: dirty, kept. */
 static void heap_put(unsigned long i, unsigned long n)
 {
-    unsigned long a = heap_start + (i << PAGE_SHIFT);
-    vmm_dontneed(a, a + (n << PAGE_SHIFT));
     mark(i, n, 0);
+    set_bits(heap_dirty, i, n, 1);
+    dirty_pages += n;
     if (i < heap_hint)
         heap_hint = i;
+}
+
+/* The frames' purge pass (vm_purge_register; no kslab lock held): every
+ * run of pages that was free and dirty at the last pass, at least decay
+ * ms ago, and still is, is zapped.  Returns the dirty pages left. */
+static unsigned long heap_decay(unsigned long now, unsigned long decay)
+{
+    pthread_mutex_lock(&vmm_lock);
+    if (now && heap_map && now - last_pass_ms >= decay) {
+        for (unsigned long i = 0; i < heap_pages;) {
+            unsigned long n = 0;
+            while (i + n < heap_pages && bit(heap_old, i + n) &&
+                   bit(heap_dirty, i + n))
+                n++;
+            if (!n) {
+                i++;
+                continue;
+            }
+            unsigned long a = heap_start + (i << PAGE_SHIFT);
+            vmm_dontneed(a, a + (n << PAGE_SHIFT));
+            undirty(i, n, 0);
+            i += n;
+        }
+        memcpy(heap_old, heap_dirty, (heap_pages + BITS - 1) / BITS * 8);
+        last_pass_ms = now;
+    }
+    unsigned long left = dirty_pages;
+    pthread_mutex_unlock(&vmm_lock);
+    return left;
 }
 
 static int in_heap(unsigned long a)
@@ -213,14 +283,13 @@ static unsigned long map_take(unsigned long len, size_t align)
 
 static void *heap_alloc(size_t len, size_t align, int zero)
 {
-    (void)zero; /* both kinds are zero: fresh, or zapped when freed */
     if (vmm_ready() != 0 || len > TASK_SIZE)
         return NULL;
     len = PAGE_ALIGN(len);
     unsigned long a = 0;
     pthread_mutex_lock(&vmm_lock);
     if (len < brk_threshold && align <= PAGE_SIZE)
-        a = heap_take(len >> PAGE_SHIFT);
+        a = heap_take(len >> PAGE_SHIFT, zero);
     if (a) {
         heap_blocks++;
         heap_bytes += len;
@@ -236,17 +305,21 @@ static void heap_free(void *p, size_t len)
 {
     unsigned long a = vmm_user(p);
     pthread_mutex_lock(&vmm_lock);
+    int kick = 0;
     if (in_heap(a)) {
         heap_put((a - heap_start) >> PAGE_SHIFT, len >> PAGE_SHIFT);
         heap_trim();
         heap_blocks--;
         heap_bytes -= len;
+        kick = 1;
     } else {
         do_munmap(vmm_mm, a, len);
         map_blocks--;
         map_bytes -= len;
     }
     pthread_mutex_unlock(&vmm_lock);
+    if (kick)
+        vm_purge_kick(); /* the purge passes zap what stays free */
 }
 
 static int heap_resize(void *p, size_t old, size_t len)
@@ -275,6 +348,7 @@ static int heap_resize(void *p, size_t old, size_t len)
             got = n; /* the free top, and the break grown */
         if (got == n) {
             mark(i, n, 1);
+            undirty(i, n, 0); /* realloc's new bytes need not be zero */
             r = 0;
         }
     } else if (vmm_room(a + old, len - old)) {
@@ -309,6 +383,7 @@ void vmm_heap_init(void)
             __atomic_load_n(&ip_large_mmap_threshold, __ATOMIC_RELAXED);
     __atomic_store_n(&ip_large_mmap_threshold, LARGE_MIN_SIZE,
                      __ATOMIC_RELAXED);
+    vm_purge_register(heap_decay);
     ip_huge_set_hook(&heap_hook);
 }
 
@@ -320,6 +395,7 @@ void vmm_heap_stats(struct vmm_heap_stats *st)
     st->heap_size = heap_pages << PAGE_SHIFT;
     st->map_blocks = map_blocks;
     st->map_bytes = map_bytes;
+    st->heap_dirty = dirty_pages << PAGE_SHIFT;
     pthread_mutex_unlock(&vmm_lock);
 }
 

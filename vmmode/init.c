@@ -177,13 +177,13 @@ static void vmm_stats(FILE *out)
             "vm: the process's mm at window %p: %lu malloc blocks in it "
             "(%lu bytes), rss %lu kB, %lu kB of frames (KSLAB_VM_MEM), "
             "%lu kB of swap (KSLAB_VM_SWAP)\n"
-            "vm: heap (brk) %lu kB: %lu blocks (%lu bytes); %lu blocks "
-            "mapped (%lu bytes)\n",
+            "vm: heap (brk) %lu kB: %lu blocks (%lu bytes), %lu kB freed "
+            "and kept; %lu blocks mapped (%lu bytes)\n",
             (void *)atomic_load(&vmm_base), hs.heap_blocks + hs.map_blocks,
             hs.heap_bytes + hs.map_bytes, KB(st.rss),
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
             swap_bytes >> 10, hs.heap_size >> 10, hs.heap_blocks, hs.heap_bytes,
-            hs.map_blocks, hs.map_bytes);
+            hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
     fprintf(out, "vm: maps\n");
     fflush(out);
     mm_dump_maps(vmm_mm, out);

@@ -71,7 +71,8 @@ int vmm_room(unsigned long addr, unsigned long len);
 struct vmm_heap_stats {
     unsigned long heap_blocks, heap_bytes; /* live blocks in the heap */
     unsigned long heap_size;               /* bytes the break covers */
-    unsigned long map_blocks, map_bytes;   /* live blocks that are mappings */
+    unsigned long heap_dirty; /* bytes of freed pages kept, not zapped */
+    unsigned long map_blocks, map_bytes; /* live blocks that are mappings */
 };
 void vmm_heap_init(void);
 void vmm_heap_stats(struct vmm_heap_stats *st);

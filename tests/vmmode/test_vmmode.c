@@ -198,6 +198,54 @@ static void test_medium_blocks_in_heap(void **state)
     assert_true((char *)sbrk(0) < b1); /* the free top went back */
 }
 
+/* The kB of freed heap pages kept (not yet zapped), from the report. */
+static unsigned long heap_kept_kb(void)
+{
+    void (*print)(FILE *) =
+        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    print(f);
+    fclose(f);
+    char *h = strstr(buf, "vm: heap (brk) ");
+    assert_non_null(h);
+    char *k = strstr(h, " blocks (");
+    assert_non_null(k);
+    k = strstr(k, "), ");
+    assert_non_null(k);
+    unsigned long kb = strtoul(k + 3, NULL, 10);
+    free(buf);
+    return kb;
+}
+
+/* Freed heap pages stay (the next block takes them without a fault) and
+ * are zapped once free for the decay time, by the purge passes: the
+ * pages kept fall to none, the live block above them keeps its bytes. */
+static void test_medium_freed_pages_decay(void **state)
+{
+    (void)state;
+    enum { N = 120 }; /* 12 MB: worth the background purge */
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(MEDIUM);
+        assert_non_null(p[i]);
+        fill(p[i], MEDIUM, (unsigned)i);
+    }
+    unsigned char *top = malloc(MEDIUM); /* holds the break up */
+    assert_non_null(top);
+    fill(top, MEDIUM, 99);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    /* bounded: the decay is seconds; a loaded machine gets a minute */
+    for (int t = 0; t < 600 && heap_kept_kb() != 0; t++)
+        usleep(100000);
+    assert_int_equal(heap_kept_kb(), 0);
+    assert_true(check(top, MEDIUM, 99));
+    free(top);
+}
+
 /* Blocks of the heap go to swap under pressure and come back whole. */
 static void test_medium_blocks_swap(void **state)
 {
@@ -529,6 +577,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_memory_lives_in_mm),
         cmocka_unit_test(test_medium_blocks_in_heap),
         cmocka_unit_test(test_medium_blocks_swap),
+        cmocka_unit_test(test_medium_freed_pages_decay),
         cmocka_unit_test(test_mremap_madvise_mprotect),
         cmocka_unit_test(test_swap_out_and_in),
         cmocka_unit_test(test_blocked_thread_writes_swapped_page),
