@@ -223,6 +223,19 @@ static int opt_vm_swap_dir(const char *v)
     return 0;
 }
 
+/* An absolute path whose only % is %p (the pid). */
+static int opt_vm_stats_dir(const char *v)
+{
+    size_t n = strlen(v);
+    if (v[0] != '/' || n >= sizeof kslab_opt.vm_stats_dir - 32)
+        return -1;
+    for (const char *c = strchr(v, '%'); c; c = strchr(c + 2, '%'))
+        if (c[1] != 'p')
+            return -1;
+    memcpy(kslab_opt.vm_stats_dir, v, n + 1);
+    return 0;
+}
+
 /* Milliseconds, decimal, at most an hour; or "never" (ULONG_MAX: no
  * purge by time and no background thread). */
 static int opt_decay_ms(const char *v)
@@ -452,6 +465,11 @@ const struct kslab_option kslab_option_table[] = {
      "libkslab-vm.so: where the swap file is made; default $TMPDIR, else "
      "/tmp",
      opt_vm_swap_dir},
+    {"KSLAB_VM_STATS_DIR", "/path of a directory; %p is the pid",
+     "libkslab-vm.so: the mm's maps, meminfo and vmstat, as files of this "
+     "directory (made if missing) rewritten every second and at exit; a "
+     "host fork's child writes only when the path has %p",
+     opt_vm_stats_dir},
     {"MALLOC_TRIM_THRESHOLD_", "a number of bytes",
      "as mallopt(M_TRIM_THRESHOLD): dirty free memory a zone (and a "
      "thread's cache of large blocks) keeps before the oldest goes back",

@@ -285,6 +285,7 @@ static void *heap_alloc(size_t len, size_t align, int zero)
 {
     if (vmm_ready() != 0 || len > TASK_SIZE)
         return NULL;
+    vmm_stats_poke();
     len = PAGE_ALIGN(len);
     unsigned long a = 0;
     pthread_mutex_lock(&vmm_lock);

@@ -15,7 +15,8 @@
  *
  * With KSLAB_STATS the exit report, after slabinfo and the large blocks,
  * has the mm's maps (/proc/PID/maps form, the mm's own addresses; the
- * program sees address a at window + a), meminfo lines and vmstat lines.
+ * program sees address a at window + a), meminfo lines and vmstat lines
+ * (stats.c, which also keeps them live in KSLAB_VM_STATS_DIR).
  */
 #include <errno.h>
 #include <limits.h>
@@ -40,7 +41,7 @@ pthread_mutex_t vmm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct kslab_once vmm_once = KSLAB_ONCE_INIT;
 static int vmm_err;
-static unsigned long swap_bytes;
+unsigned long vmm_swap_bytes;
 
 int vmm_room(unsigned long addr, unsigned long len)
 {
@@ -84,7 +85,7 @@ static void swap_setup(void)
         kslab_warn("KSLAB_VM_SWAP: swapon %s: error %d: no swap", path, r);
         return;
     }
-    swap_bytes = pages << PAGE_SHIFT;
+    vmm_swap_bytes = pages << PAGE_SHIFT;
 }
 
 static void vmm_fork_prepare(void)
@@ -101,6 +102,7 @@ static void vmm_fork_child(void)
 {
     pthread_mutex_init(&vmm_lock, NULL);
     vmm_heap_fork_child();
+    vmm_stats_fork_child();
 }
 
 static void vmm_setup(void)
@@ -128,91 +130,6 @@ int vmm_ready(void)
 {
     kslab_once(&vmm_once, vmm_setup);
     return vmm_mm ? 0 : -1;
-}
-
-/* ---- KSLAB_STATS ---- */
-
-#define KB(pages) ((pages) << (PAGE_SHIFT - 10))
-
-/* Present ptes of the mm: referenced since the aging scan last armed them
- * (Active) or armed and not referenced yet (Inactive). */
-static void count_active(unsigned long *active, unsigned long *inactive)
-{
-    struct mm_struct *mm = vmm_mm;
-    pthread_mutex_lock(&mm->mmap_sem);
-    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next) {
-        for (unsigned long a = v->vm_start; a < v->vm_end;) {
-            pte_t *pte = vm_pte_lookup(mm, a);
-            if (!pte) {
-                a = (a + PMD_SIZE) & PMD_MASK;
-                continue;
-            }
-            if (pte_present(*pte) && !(pte_val(*pte) & _PAGE_PROTNONE)) {
-                if (pte_val(*pte) & _PAGE_OLD)
-                    (*inactive)++;
-                else
-                    (*active)++;
-            }
-            a += PAGE_SIZE;
-        }
-    }
-    pthread_mutex_unlock(&mm->mmap_sem);
-}
-
-static void vmm_stats(FILE *out)
-{
-    if (!vmm_mm)
-        return;
-    struct mm_stat st;
-    struct vmm_heap_stats hs;
-    unsigned long active = 0, inactive = 0;
-    unsigned long swap_total, swap_free;
-    mm_get_stat(vmm_mm, &st);
-    vmm_heap_stats(&hs);
-    vm_swap_totals(&swap_total, &swap_free);
-    count_active(&active, &inactive);
-    unsigned long swapcache = vm_swap_cache_pages();
-    inactive += swapcache;
-    fprintf(out,
-            "vm: the process's mm at window %p: %lu malloc blocks in it "
-            "(%lu bytes), rss %lu kB, %lu kB of frames (KSLAB_VM_MEM), "
-            "%lu kB of swap (KSLAB_VM_SWAP)\n"
-            "vm: heap (brk) %lu kB: %lu blocks (%lu bytes), %lu kB freed "
-            "and kept; %lu blocks mapped (%lu bytes)\n",
-            (void *)atomic_load(&vmm_base), hs.heap_blocks + hs.map_blocks,
-            hs.heap_bytes + hs.map_bytes, KB(st.rss),
-            KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
-            swap_bytes >> 10, hs.heap_size >> 10, hs.heap_blocks, hs.heap_bytes,
-            hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
-    fprintf(out, "vm: maps\n");
-    fflush(out);
-    mm_dump_maps(vmm_mm, out);
-    fprintf(out,
-            "vm: meminfo\n"
-            "MemTotal:     %8lu kB\n"
-            "MemFree:      %8lu kB\n"
-            "Cached:       %8lu kB\n"
-            "SwapCached:   %8lu kB\n"
-            "Active:       %8lu kB\n"
-            "Inactive:     %8lu kB\n"
-            "SwapTotal:    %8lu kB\n"
-            "SwapFree:     %8lu kB\n",
-            KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
-            KB(vm_free_user_frames()), KB(vm_page_cache_pages()), KB(swapcache),
-            KB(active), KB(inactive), KB(swap_total), KB(swap_free));
-    fprintf(out,
-            "vm: vmstat\n"
-            "pgfault %lu\n"
-            "pgmajfault %lu\n"
-            "pswpin %lu\n"
-            "pswpout %lu\n"
-            "pgscan %lu\n"
-            "pgsteal %lu\n",
-            st.min_flt + st.maj_flt, st.maj_flt,
-            (unsigned long)atomic_load(&vm_pswpin),
-            (unsigned long)atomic_load(&vm_pswpout),
-            (unsigned long)atomic_load(&vm_pgscan),
-            (unsigned long)atomic_load(&vm_pgsteal));
 }
 
 /* After interpose/init.c's constructor (101): start-up has run. */

@@ -71,6 +71,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
         }
         return host_mmap(addr, len, prot, flags, fd, off);
     }
+    vmm_stats_poke();
     int fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
     unsigned long hint = addr && vmm_inside(addr, len) ? vmm_user(addr) : 0;
     pthread_mutex_lock(&vmm_lock);

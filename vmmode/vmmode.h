@@ -5,7 +5,8 @@
  * malloc family's large blocks in the brk heap or do_mmap mappings), mman.c
  * (the program's own mmap, munmap, mremap, mprotect, madvise, brk and sbrk) and
  * io.c (the libc calls through which the host kernel reads or writes the
- * program's memory).
+ * program's memory) and stats.c (maps, meminfo and vmstat: KSLAB_STATS
+ * and the live files of KSLAB_VM_STATS_DIR).
  *
  * The mm's user address a is at vmm_base + a in the process (the mm's
  * window, vm/mm/fault.c): every pointer the program gets from here is a
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vm/mm/mm.h"
 
@@ -81,5 +83,24 @@ void vmm_heap_fork_child(void);
 /* mman.c: MADV_DONTNEED on [start, end) of the mm (zap_page_range of
  * every vma there); 0 or -ENOMEM.  vmm_lock held. */
 int vmm_dontneed(unsigned long start, unsigned long end);
+
+/* init.c: bytes of the swap area (0: none). */
+extern unsigned long vmm_swap_bytes;
+
+/* stats.c: the KSLAB_STATS report of the mm; the live files' thread,
+ * started by vmm_stats_poke (called outside every lock, at the first large
+ * block or emulated mmap); the fork child's reset. */
+extern _Atomic int vmm_stats_state;
+void vmm_stats(FILE *out);
+void vmm_stats_start(void);
+void vmm_stats_fork_child(void);
+
+static inline void vmm_stats_poke(void)
+{
+    if (__builtin_expect(
+            atomic_load_explicit(&vmm_stats_state, memory_order_relaxed) == 0,
+            0))
+        vmm_stats_start();
+}
 
 #endif /* KSLAB_VMMODE_VMMODE_H */
