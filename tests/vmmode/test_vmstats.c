@@ -8,6 +8,7 @@
  * line and ignored; without the option no such thread is started.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -195,6 +196,20 @@ static pid_t spawn(const char *mode, const char *const *env)
     return pid;
 }
 
+/* The churning child, killed by the teardown when a check failed. */
+static pid_t churn_pid;
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (churn_pid > 0) {
+        kill(churn_pid, SIGKILL);
+        waitpid(churn_pid, NULL, 0);
+    }
+    churn_pid = 0;
+    return 0;
+}
+
 static int alive(pid_t pid)
 {
     return waitpid(pid, NULL, WNOHANG) == 0;
@@ -218,7 +233,7 @@ static void test_live_files(void **state)
     snprintf(meminfo, sizeof meminfo, "%s/meminfo", dir);
     snprintf(maps, sizeof maps, "%s/maps", dir);
     const char *env[] = {opt, stopenv, NULL};
-    pid_t pid = spawn("churn", env);
+    pid_t pid = churn_pid = spawn("churn", env);
 
     long flt = -1;
     for (double end = now() + WAIT_S; now() < end && flt <= 0; nap_ms(20))
@@ -251,6 +266,7 @@ static void test_live_files(void **state)
     fclose(f);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
+    churn_pid = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(counter(vmstat, "pgfault") >= later);
     DIR *d = opendir(dir);
@@ -344,12 +360,12 @@ int main(int argc, char **argv)
     if (argc == 2 && !strcmp(argv[1], "quick"))
         return child_quick();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live_files),
+        cmocka_unit_test_teardown(test_live_files, teardown),
         cmocka_unit_test(test_bad_value_one_line),
         cmocka_unit_test(test_thread_only_with_option),
     };
     const struct CMUnitTest alone[] = {
-        cmocka_unit_test(test_live_files),
+        cmocka_unit_test_teardown(test_live_files, teardown),
     };
     return ktest_main(argc, argv, tests, alone, setup, NULL);
 }
