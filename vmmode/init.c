@@ -105,6 +105,10 @@ static void vmm_fork_child(void)
 
 static void vmm_setup(void)
 {
+    /* the host kernel's accesses to the mm (a read(2) into the heap, a
+     * stat written there) wait for a userfaultfd handler thread where
+     * the host allows one (vm/mm/uffd.c); before the mm is made */
+    vm_uffd_serve_by_thread();
     struct mm_struct *mm = mm_alloc();
     if (!mm) {
         kslab_warn("libkslab-vm.so: cannot make the process's mm (errno "
@@ -179,6 +183,12 @@ static void vmm_stats(FILE *out)
             (void *)atomic_load(&vmm_base), blocks, bytes, KB(st.rss),
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
             swap_bytes >> 10);
+    fprintf(out,
+            "vm: faults of the host kernel's accesses: %s (%lu served by "
+            "the thread)\n",
+            vm_uffd_served() ? "served by the userfaultfd handler thread"
+                             : "EFAULT unless the call pins its buffer",
+            (unsigned long)atomic_load(&vm_uffd_thread_faults));
     fprintf(out, "vm: maps\n");
     fflush(out);
     mm_dump_maps(vmm_mm, out);

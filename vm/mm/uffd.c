@@ -44,6 +44,9 @@
  * child, which has one thread then.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "lib/init.h"
@@ -56,6 +59,11 @@
 
 static int uffd_fd = -1;
 static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
+/* Asked for (vm_uffd_serve_by_thread, before the first mm) and in force:
+ * the descriptor has no UFFD_FEATURE_SIGBUS and a thread serves it. */
+static int uffd_want_thread;
+static atomic_int uffd_thread;
+_Atomic unsigned long vm_uffd_thread_faults;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UFFD_SANITIZED 1
@@ -68,6 +76,71 @@ static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
 #define UFFD_SANITIZED 0
 #endif
 
+/* ---- the handler thread ---- */
+
+/*
+ * Reads the faults queued on fd and serves each one by vm_fault_serve
+ * (fault.c: the signal handlers' fault_in), then wakes the accesses
+ * waiting on its page — a thread's load or store, or the host kernel's
+ * copy into or out of the page in the middle of a system call.  It never
+ * touches a window itself, and blocks every signal.  A resolution that
+ * fills the page (UFFDIO_ZEROPAGE) wakes the waiters itself; one that
+ * maps a frame over the hole (mmap) does not, hence the wake.
+ */
+static void *uffd_server(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct vm_os_uffd_fault f[16];
+    for (;;) {
+        int n = vm_os_uffd_wait(fd, f, 16);
+        if (n < 0)
+            return NULL; /* the descriptor went (a host fork's child) */
+        for (int i = 0; i < n; i++) {
+            uintptr_t page = f[i].addr & ~(uintptr_t)(PAGE_SIZE - 1);
+            vm_fault_serve(page, f[i].write);
+            atomic_fetch_add_explicit(&vm_uffd_thread_faults, 1,
+                                      memory_order_relaxed);
+            vm_os_uffd_wake(fd, (void *)page, PAGE_SIZE);
+        }
+    }
+}
+
+/* The thread for fd, with every signal blocked from its first
+ * instruction on (the mask is inherited).  0 or -1. */
+static int start_server(int fd)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    vm_os_sigmask(SIG_BLOCK, &all, &saved);
+    pthread_attr_t attr;
+    pthread_t t;
+    int r = pthread_attr_init(&attr);
+    if (!r) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 << 10);
+        r = pthread_create(&t, &attr, uffd_server, (void *)(intptr_t)fd);
+        pthread_attr_destroy(&attr);
+    }
+    vm_os_sigmask(SIG_SETMASK, &saved, NULL);
+    return r ? -1 : 0;
+}
+
+/* A descriptor as asked, with its thread when one is: -errno without. */
+static int open_served(void)
+{
+    if (uffd_want_thread) {
+        int fd = vm_os_uffd_open_mode(0);
+        if (fd >= 0 && start_server(fd) == 0) {
+            atomic_store(&uffd_thread, 1);
+            return fd;
+        }
+        if (fd >= 0)
+            vm_os_uffd_close(fd);
+    }
+    atomic_store(&uffd_thread, 0);
+    return vm_os_uffd_open();
+}
+
 static void uffd_setup(void)
 {
     kslab_init(); /* the options are read */
@@ -75,11 +148,12 @@ static void uffd_setup(void)
     if (want == KSLAB_VM_BACKEND_SIGSEGV ||
         (want == KSLAB_VM_BACKEND_AUTO && UFFD_SANITIZED))
         return;
-    int fd = vm_os_uffd_open();
+    int fd = open_served();
     if (fd < 0)
         return;
     if (vm_fault_bus_init() != 0) {
-        vm_os_uffd_close(fd);
+        vm_os_uffd_close(fd); /* the thread, if any, ends with it */
+        atomic_store(&uffd_thread, 0);
         return;
     }
     uffd_fd = fd;
@@ -89,6 +163,36 @@ int vm_uffd_enabled(void)
 {
     kslab_once(&uffd_once, uffd_setup);
     return uffd_fd >= 0;
+}
+
+int vm_uffd_serve_by_thread(void)
+{
+    uffd_want_thread = 1;
+    return vm_uffd_enabled() && vm_uffd_served() ? 0 : -1;
+}
+
+int vm_uffd_served(void)
+{
+    return atomic_load_explicit(&uffd_thread, memory_order_relaxed);
+}
+
+int vm_uffd_hole(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+    if (vm_uffd_served())
+        return vm_os_uffd_hole(uffd_fd, mm->window + start, end - start);
+    return vm_os_decommit(mm->window + start, end - start);
+}
+
+int vm_uffd_window_open(struct mm_struct *mm)
+{
+    return vm_uffd_served() ? vm_uffd_hole(mm, 0, TASK_SIZE) : 0;
+}
+
+void vm_uffd_poison(struct mm_struct *mm, unsigned long addr)
+{
+    vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0);
+    vm_premap_forget(mm, addr, addr + PAGE_SIZE);
+    vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE);
 }
 
 /* The first frame of the block of the linear range holding addr, or 0. */
@@ -150,7 +254,7 @@ int vm_uffd_demote(struct mm_struct *mm, unsigned long start, unsigned long end,
         int r = 0;
         if (unmapping) {
             /* [lo, hi) goes away; the rest is mapped page by page */
-            r = vm_os_decommit(mm->window + lo, hi - lo);
+            r = vm_uffd_hole(mm, lo, hi);
             if (!r && base < lo)
                 r = vm_host_sync(mm, base, lo);
             if (!r && hi < top)
@@ -220,7 +324,7 @@ static unsigned long link_range(struct mm_struct *mm,
     }
     vm_premap_forget(mm, base, base + PMD_SIZE);
     if (relink(mm, base, block) != 0) {
-        if (vm_os_decommit(mm->window + base, PMD_SIZE) != 0)
+        if (vm_uffd_hole(mm, base, base + PMD_SIZE) != 0)
             kslab_die("uffd: cannot unmap the range %lx of mm %p", base,
                       (void *)mm);
         struct vm_free_batch batch = {0, 0};
@@ -325,7 +429,7 @@ void vm_uffd_fork_child_reset(void)
     if (uffd_fd < 0)
         return;
     vm_os_uffd_close(uffd_fd);
-    uffd_fd = vm_os_uffd_open();
+    uffd_fd = open_served();
 }
 
 /* vm_host_sync of [start, end) except its linear ranges. */
@@ -351,6 +455,11 @@ static int sync_others(struct mm_struct *mm, unsigned long start,
  * of every vma, as the SIGSEGV back end maps it.  0 or -ENOMEM. */
 int vm_uffd_fork_child(struct mm_struct *mm)
 {
+    /* the child's window is no longer registered: a hole of it would
+     * read as a host zero page.  All holes again (the thread's, or
+     * inaccessible ones), then mapped from the page tables. */
+    if (uffd_want_thread && vm_uffd_hole(mm, 0, TASK_SIZE) != 0)
+        return -ENOMEM;
     for (unsigned long i = 0; mm->uffd_nr && i < UFFD_NR_PMDS; i++) {
         unsigned long block = mm->uffd_block[i];
         if (!block)

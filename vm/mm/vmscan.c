@@ -96,8 +96,11 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
     if (!(pte_val(e) & _PAGE_OLD)) {
         /* when the host refuses (vm.max_map_count), the page is simply
          * not armed this time */
-        if (vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0) == 0 &&
-            vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE) == 0)
+        if (vm_uffd_served()
+                ? vm_host_unmap(mm, addr, addr + PAGE_SIZE) == 0
+                : vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0) == 0 &&
+                      vm_os_protect(mm->window + addr, PAGE_SIZE,
+                                    VM_OS_NONE) == 0)
             *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }
