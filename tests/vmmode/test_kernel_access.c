@@ -101,103 +101,109 @@ static int check(const unsigned char *p, size_t n, unsigned seed)
     return 1;
 }
 
+/*
+ * The calls, each on its own, run by the tests below.  Each returns 0, or
+ * the line of the first check that failed (printed with errno): they also
+ * run on a thread of their own, where cmocka's asserts cannot.
+ */
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: %s (errno %d)\n", __FILE__, __LINE__,      \
+                    #cond, errno);                                             \
+            return __LINE__;                                                   \
+        }                                                                      \
+    } while (0)
+
 /* A memfd holding n bytes of pattern seed, written from a stack buffer
- * (so that no page of the mm is involved). */
+ * (so that no page of the mm is involved): the descriptor, or -1. */
 static int pattern_file(size_t n, unsigned seed)
 {
     int fd = (int)syscall(SYS_memfd_create, "kslab-test", 0);
-    assert_true(fd >= 0);
     unsigned char chunk[4096];
-    for (size_t off = 0; off < n; off += sizeof chunk) {
+    for (size_t off = 0; fd >= 0 && off < n; off += sizeof chunk) {
         for (size_t i = 0; i < sizeof chunk; i++)
             chunk[i] = pat(off + i, seed);
-        assert_int_equal(
-            syscall(SYS_pwrite64, fd, chunk, sizeof chunk, (off_t)off),
-            (long)sizeof chunk);
+        if (syscall(SYS_pwrite64, fd, chunk, sizeof chunk, (off_t)off) !=
+            (long)sizeof chunk) {
+            close(fd);
+            return -1;
+        }
     }
     return fd;
 }
 
 /* A block of the mm, written with pattern seed and then pushed to swap
- * by twice the emulated memory written elsewhere; pswpout grew. */
+ * by twice the emulated memory written elsewhere (pswpout grew); NULL
+ * when not. */
 static unsigned char *swapped_block(size_t n, unsigned seed)
 {
     struct vmstat before, after;
     unsigned char *p = malloc(n);
-    assert_non_null(p);
-    assert_true(in_mm(p));
+    if (!p || !in_mm(p))
+        return NULL;
     fill(p, n, seed);
     read_stats(&before);
     size_t m = (size_t)before.mem_kb * 1024 * 2;
     unsigned char *q = malloc(m);
-    assert_non_null(q);
+    if (!q)
+        return NULL;
     for (size_t i = 0; i < m; i += PAGE)
         q[i] = 1;
     free(q);
     read_stats(&after);
-    assert_true(after.pswpout > before.pswpout);
-    return p;
+    return after.pswpout > before.pswpout ? p : NULL;
 }
 
-/* ---- the calls, each on its own; run by the tests below ---- */
-
 /* recvmsg of 256 KiB, a page at a time, into a block never touched. */
-static void recvmsg_into_untouched(void)
+static int recvmsg_into_untouched(void)
 {
     size_t n = 256 * 1024;
     unsigned char *buf = malloc(n + PAGE);
-    assert_non_null(buf);
-    assert_true(in_mm(buf));
+    CHECK(buf && in_mm(buf));
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     unsigned char chunk[PAGE];
     for (size_t off = 0; off < n; off += PAGE) {
         for (size_t i = 0; i < PAGE; i++)
             chunk[i] = pat(off + i, 5);
-        assert_int_equal(syscall(SYS_sendto, sv[0], chunk, PAGE, 0, NULL, 0),
-                         (long)PAGE);
+        CHECK(syscall(SYS_sendto, sv[0], chunk, PAGE, 0, NULL, 0) ==
+              (long)PAGE);
         struct iovec iov = {buf + off, PAGE};
         struct msghdr mh = {0};
         mh.msg_iov = &iov;
         mh.msg_iovlen = 1;
-        long r = syscall(SYS_recvmsg, sv[1], &mh, MSG_WAITALL);
-        if (r < 0)
-            fail_msg("recvmsg into an untouched page: errno %d", errno);
-        assert_int_equal(r, (long)PAGE);
+        CHECK(syscall(SYS_recvmsg, sv[1], &mh, MSG_WAITALL) == (long)PAGE);
     }
-    assert_true(check(buf, n, 5));
+    CHECK(check(buf, n, 5));
     close(sv[0]);
     close(sv[1]);
     free(buf);
+    return 0;
 }
 
 /* getdents64 of a directory of 40 files into a block never touched. */
-static void getdents_into_untouched(void)
+static int getdents_into_untouched(void)
 {
     char dir[] = "/tmp/kslab-dents.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    CHECK(mkdtemp(dir));
     char path[64];
     for (int i = 0; i < 40; i++) {
         snprintf(path, sizeof path, "%s/f%02d", dir, i);
         int fd = open(path, O_CREAT | O_WRONLY, 0600);
-        assert_true(fd >= 0);
+        CHECK(fd >= 0);
         close(fd);
     }
     size_t n = 512 * 1024;
     char *buf = malloc(n);
-    assert_non_null(buf);
-    assert_true(in_mm(buf));
+    CHECK(buf && in_mm(buf));
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    assert_true(dfd >= 0);
+    CHECK(dfd >= 0);
     /* the middle of the block: pages no one has touched */
     char *at = buf + n / 2;
     int found = 0;
-    for (;;) {
-        long r = syscall(SYS_getdents64, dfd, at, 64 * 1024);
-        if (r < 0)
-            fail_msg("getdents64 into an untouched page: errno %d", errno);
-        if (r == 0)
-            break;
+    long r;
+    while ((r = syscall(SYS_getdents64, dfd, at, 64 * 1024)) > 0) {
         for (long off = 0; off < r;) {
             struct {
                 uint64_t ino;
@@ -211,7 +217,8 @@ static void getdents_into_untouched(void)
             off += d->reclen;
         }
     }
-    assert_int_equal(found, 40);
+    CHECK(r == 0);
+    CHECK(found == 40);
     close(dfd);
     for (int i = 0; i < 40; i++) {
         snprintf(path, sizeof path, "%s/f%02d", dir, i);
@@ -219,76 +226,94 @@ static void getdents_into_untouched(void)
     }
     rmdir(dir);
     free(buf);
+    return 0;
 }
 
 /* readv of two pieces into a block that was swapped out; the bytes
- * around them keep their contents. */
-static void readv_into_swapped(void)
+ * around them keep their contents.  Then writev of the same pieces out of
+ * it again, swapped out once more (the host kernel reading). */
+static int readv_into_swapped(void)
 {
-    size_t n = 4 * MB;
+    size_t n = 4 * MB, a = 300 * 1024;
     unsigned char *p = swapped_block(n, 9);
+    CHECK(p);
     int fd = pattern_file(MB, 3);
-    struct iovec iov[2] = {{p + PAGE + 100, 300 * 1024},
-                           {p + 2 * MB, MB - 300 * 1024}};
-    long r = syscall(SYS_readv, fd, iov, 2);
-    if (r < 0)
-        fail_msg("readv into a swapped-out page: errno %d", errno);
-    assert_int_equal(r, (long)MB);
-    for (size_t i = 0; i < 300 * 1024; i++)
-        assert_int_equal(p[PAGE + 100 + i], pat(i, 3));
-    for (size_t i = 0; i < MB - 300 * 1024; i++)
-        assert_int_equal(p[2 * MB + i], pat(300 * 1024 + i, 3));
-    assert_true(check(p, PAGE + 100, 9));
-    for (size_t i = PAGE + 100 + 300 * 1024; i < 2 * MB; i++)
-        assert_int_equal(p[i], pat(i, 9));
-    for (size_t i = 3 * MB - 300 * 1024; i < n; i++)
-        assert_int_equal(p[i], pat(i, 9));
+    CHECK(fd >= 0);
+    struct iovec iov[2] = {{p + PAGE + 100, a}, {p + 2 * MB, MB - a}};
+    CHECK(syscall(SYS_readv, fd, iov, 2) == (long)MB);
+    for (size_t i = 0; i < a; i++)
+        CHECK(p[PAGE + 100 + i] == pat(i, 3));
+    for (size_t i = 0; i < MB - a; i++)
+        CHECK(p[2 * MB + i] == pat(a + i, 3));
+    CHECK(check(p, PAGE + 100, 9));
+    for (size_t i = PAGE + 100 + a; i < 2 * MB; i++)
+        CHECK(p[i] == pat(i, 9));
+    for (size_t i = 3 * MB - a; i < n; i++)
+        CHECK(p[i] == pat(i, 9));
+    free(swapped_block(MB, 1));
+    int out = (int)syscall(SYS_memfd_create, "kslab-out", 0);
+    CHECK(out >= 0);
+    CHECK(syscall(SYS_writev, out, iov, 2) == (long)MB);
+    unsigned char chunk[4096];
+    for (size_t off = 0; off < MB; off += sizeof chunk) {
+        CHECK(syscall(SYS_pread64, out, chunk, sizeof chunk, (off_t)off) ==
+              (long)sizeof chunk);
+        for (size_t i = 0; i < sizeof chunk; i++)
+            CHECK(chunk[i] == pat(off + i, 3));
+    }
+    close(out);
     close(fd);
     free(p);
+    return 0;
 }
 
 /* fstat and newfstatat writing their struct stat into swapped-out
  * pages (one straddling two of them). */
-static void stat_into_swapped(void)
+static int stat_into_swapped(void)
 {
     size_t n = 2 * MB;
     unsigned char *p = swapped_block(n, 11);
+    CHECK(p);
     int fd = pattern_file(3 * PAGE, 1);
+    CHECK(fd >= 0);
     struct stat want;
-    assert_int_equal(syscall(SYS_fstat, fd, &want), 0);
+    CHECK(syscall(SYS_fstat, fd, &want) == 0);
     struct stat *a = (struct stat *)(p + MB + 64);
     struct stat *b = (struct stat *)(p + MB + 8 * PAGE - 40);
-    if (syscall(SYS_fstat, fd, a) != 0)
-        fail_msg("fstat into a swapped-out page: errno %d", errno);
-    assert_int_equal(a->st_size, 3 * PAGE);
-    assert_int_equal(a->st_ino, want.st_ino);
+    CHECK(syscall(SYS_fstat, fd, a) == 0);
+    CHECK(a->st_size == 3 * (long)PAGE);
+    CHECK(a->st_ino == want.st_ino);
     char self[64];
     snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-    if (syscall(SYS_newfstatat, AT_FDCWD, self, b, 0) != 0)
-        fail_msg("stat into a swapped-out page: errno %d", errno);
-    assert_int_equal(b->st_ino, want.st_ino);
-    assert_true(check(p, MB + 64, 11));
+    CHECK(syscall(SYS_newfstatat, AT_FDCWD, self, b, 0) == 0);
+    CHECK(b->st_ino == want.st_ino);
+    CHECK(check(p, MB + 64, 11));
     close(fd);
     free(p);
+    return 0;
 }
 
 /* A store and a load of the thread itself into pages never touched and
  * swapped out. */
-static void own_accesses(void)
+static int own_accesses(void)
 {
     size_t n = 2 * MB;
     unsigned char *p = swapped_block(n, 13);
-    assert_true(check(p, MB, 13));
+    CHECK(p);
+    CHECK(check(p, MB, 13));
     for (size_t i = MB; i < n; i += PAGE)
         p[i] = 0x5a;
+    for (size_t i = MB; i < n; i++)
+        CHECK(p[i] == ((i & (PAGE - 1)) ? pat(i, 13) : 0x5a));
     unsigned char *q = malloc(MB);
-    assert_non_null(q);
+    CHECK(q);
     for (size_t i = 0; i < MB; i += PAGE)
-        q[i] = (unsigned char)i;
+        q[i] = (unsigned char)(i >> 12);
     for (size_t i = 0; i < MB; i += PAGE)
-        assert_int_equal(q[i], (unsigned char)i);
+        CHECK(q[i] == (unsigned char)(i >> 12));
     free(q);
     free(p);
+    return 0;
 }
 
 /* ---- the tests ---- */
@@ -315,7 +340,7 @@ static void test_recvmsg_into_untouched(void **state)
     (void)state;
     struct vmstat a, b;
     read_stats(&a);
-    recvmsg_into_untouched();
+    assert_int_equal(recvmsg_into_untouched(), 0);
     read_stats(&b);
     assert_true(b.served > a.served);
 }
@@ -323,16 +348,16 @@ static void test_recvmsg_into_untouched(void **state)
 static void test_getdents_into_untouched(void **state)
 {
     (void)state;
-    getdents_into_untouched();
+    assert_int_equal(getdents_into_untouched(), 0);
 }
 
 static void test_readv_into_swapped(void **state)
 {
     (void)state;
     struct vmstat a, b;
-    readv_into_swapped();
+    assert_int_equal(readv_into_swapped(), 0);
     read_stats(&a);
-    readv_into_swapped();
+    assert_int_equal(readv_into_swapped(), 0);
     read_stats(&b);
     assert_true(b.pswpin > a.pswpin);
 }
@@ -340,7 +365,7 @@ static void test_readv_into_swapped(void **state)
 static void test_stat_into_swapped(void **state)
 {
     (void)state;
-    stat_into_swapped();
+    assert_int_equal(stat_into_swapped(), 0);
 }
 
 /* Every signal blocked by the system call itself (libc's
@@ -353,12 +378,16 @@ static void *all_blocked(void *arg)
     sigfillset(&all);
     if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8) != 0)
         return (void *)"rt_sigprocmask";
-    recvmsg_into_untouched();
-    getdents_into_untouched();
-    readv_into_swapped();
-    stat_into_swapped();
-    own_accesses();
-    return NULL;
+    int line = recvmsg_into_untouched();
+    if (!line)
+        line = getdents_into_untouched();
+    if (!line)
+        line = readv_into_swapped();
+    if (!line)
+        line = stat_into_swapped();
+    if (!line)
+        line = own_accesses();
+    return line ? (void *)"a check failed (above)" : NULL;
 }
 
 static void test_from_thread_blocking_every_signal(void **state)
@@ -368,7 +397,8 @@ static void test_from_thread_blocking_every_signal(void **state)
     void *r = (void *)"not run";
     assert_int_equal(pthread_create(&t, NULL, all_blocked, NULL), 0);
     assert_int_equal(pthread_join(t, &r), 0);
-    assert_null(r);
+    if (r)
+        fail_msg("%s", (const char *)r);
 }
 
 /*
@@ -488,6 +518,7 @@ static void test_threads_calls_under_pressure(void **state)
     struct vmstat a, b;
     read_stats(&a);
     int src = pattern_file(8 * MB, 0x77);
+    assert_true(src >= 0);
     pthread_t t[STRESS_THREADS];
     struct stress st[STRESS_THREADS];
     for (int i = 0; i < STRESS_THREADS; i++) {
@@ -518,10 +549,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_readv_into_swapped),
         cmocka_unit_test(test_stat_into_swapped),
         cmocka_unit_test(test_from_thread_blocking_every_signal),
-        cmocka_unit_test(test_threads_calls_under_pressure),
     };
     const struct CMUnitTest alone[] = {
-        cmocka_unit_test(test_recvmsg_into_untouched),
+        ktest_alone(test_threads_calls_under_pressure),
     };
     return ktest_main(argc, argv, tests, alone, setup, NULL);
 }
