@@ -49,8 +49,11 @@
  * and of the untouched holes of its window; every other fault is the
  * SIGSEGV back end's.  Neither signal serves the host kernel's own
  * accesses (a read(2) into a hole fails with EFAULT): the caller faults
- * such a buffer in first (get_user_pages).  A userfaultfd handler thread
- * would serve them, at the cost of waking another thread each fault
+ * such a buffer in first (get_user_pages), or, in libkslab-vm.so where
+ * the host allows it, every hole is registered with a userfaultfd served
+ * by a handler thread (uffd.c's story), which serves every fault on a
+ * page that is not present through vm_fault_serve below — the same
+ * fault_in — and leaves the signals the faults on present pages
  * (vmfault_bench measures both mechanisms side by side).
  *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held

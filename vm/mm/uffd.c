@@ -39,9 +39,57 @@
  * sigsegv.  A block is taken only while user memory has room for it
  * beside an eighth of the limit; otherwise the range stays per page.
  *
+ * The handler thread (libkslab-vm.so, vmmode/init.c asks for it with
+ * vm_uffd_serve_by_thread before its mm is made).  A fault that raises a
+ * signal cannot serve the host kernel's own access to a page — a read(2)
+ * or recvmsg into the heap, a getdents64 or stat result written there:
+ * the kernel takes no signal and the call fails with EFAULT.  So in that
+ * mode the descriptor is opened without UFFD_FEATURE_SIGBUS, and a
+ * faulting access — the kernel's copy as much as a thread's load or
+ * store, in a thread that blocks every signal too — waits in the host
+ * kernel while a thread of ours reads the fault from the descriptor,
+ * serves it with the signal handlers' own code (fault.c's fault_in:
+ * handle_mm_fault, do_anonymous_page with its fault-around run,
+ * do_swap_page with swapin_readahead) and wakes it.  For that every page
+ * that can fault must be a registered hole, never an inaccessible one
+ * (the kernel's access to a PROT_NONE page fails before any fault is
+ * reported): the whole window starts as one private anonymous read-write
+ * mapping registered for MISSING faults (vm_uffd_window_open), every hole
+ * made later is one again (vm_uffd_hole: unmapped and swapped-out pages,
+ * MADV_DONTNEED, munmap), the aging scan arms a page by unmapping it
+ * (its data stays in its frame; the next access is a MISSING fault that
+ * marks the pte young and maps the frame again: host_map.c, vmscan.c)
+ * rather than by PROT_NONE, and host_map.c's premapped runs (PROT_NONE
+ * views of frames ahead) are off.  An access the mm does not allow there
+ * (no vma, a PROT_NONE vma, out of memory) has its page made PROT_NONE
+ * (vm_uffd_poison) before the wake: the retry then fails as it would
+ * have — SIGSEGV to the program with its own si_addr through fault.c's
+ * handler, EFAULT to the kernel.
+ *
+ * Which path serves which case with the thread: every fault on a page
+ * that is not present (never touched, swapped out, armed by the aging
+ * scan, purged), from any thread or the host kernel — the thread; a
+ * write to a present read-only page (a COW break, the ZERO_PAGE, a page
+ * swapped in by a read) and an access to a PROT_NONE page — the SIGSEGV
+ * handler on the faulting thread, as before (fault.c keeps SIGSEGV and
+ * SIGBUS deliverable in every thread).  The host kernel's write into such
+ * a read-only page still fails with EFAULT: the calls that vmmode/io.c
+ * wraps pin their buffer writable first (get_user_pages breaks COW), the
+ * others do not; userfaultfd's write-protect mode on the memfd would
+ * serve them too and is not used yet.  Measured on a loaded 2-vCPU VM
+ * (docs/vm-mode.md): a first write to fresh heap through the thread costs
+ * what the SIGBUS path costs (a fault-around run of 16 pages per wake-up;
+ * one page per wake-up, also within the noise of the SIGBUS path), and a
+ * kernel read into an untouched buffer through the thread what the pins
+ * cost.  Without userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is
+ * no thread and vm mode is the SIGSEGV back end with io.c's pins.
+ *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
  * descriptor is set once (kslab_once) and again only in a host fork's
- * child, which has one thread then.
+ * child, which has one thread then (and starts its own handler thread).
+ * The handler thread takes mmap_sem as the signal handlers do: no thread
+ * may touch a window while it holds mmap_sem (or anything fault_in takes),
+ * or the thread that would serve it waits for it.
  */
 #include <errno.h>
 #include <pthread.h>
