@@ -6,12 +6,12 @@
  * of the window on the host, and a fault there is served by the SIGSEGV
  * handler (vm/mm/fault.c) only when the CPU takes it in user mode: the
  * host kernel's own access to it — read(2) into a buffer, write(2) from
- * one — fails with EFAULT and no signal.  So the libc calls that hand the kernel a buffer
- * are wrapped here: when the buffer lies in the window its pages are
- * faulted in and pinned with get_user_pages (present, mapped for the
- * access, neither aged nor swapped out while pinned: 2.4's kiobufs,
- * later Linux's pin_user_pages), the call is made, and the pins are
- * dropped.  A buffer outside the window costs one comparison.
+ * one — fails with EFAULT and no signal.  So the libc calls that hand
+ * the kernel a buffer are wrapped here: when the buffer lies in the
+ * window its pages are faulted in and pinned with get_user_pages
+ * (present, mapped for the access, neither aged nor swapped out while
+ * pinned: 2.4's kiobufs, later Linux's pin_user_pages), the call is made,
+ * and the pins are dropped.  A buffer outside the window costs one comparison.
  *
  * Wrapped: read, pread (pread64), readv, write, pwrite (pwrite64),
  * writev, recv, recvfrom, send, sendto, and stdio's fread, fwrite,

@@ -523,8 +523,7 @@ static void test_threads_calls_under_pressure(void **state)
     struct stress st[STRESS_THREADS];
     for (int i = 0; i < STRESS_THREADS; i++) {
         st[i] = (struct stress){i, src, 0, 0};
-        assert_int_equal(pthread_create(&t[i], NULL, stress_thread, &st[i]),
-                         0);
+        assert_int_equal(pthread_create(&t[i], NULL, stress_thread, &st[i]), 0);
     }
     unsigned long bytes = 0;
     for (int i = 0; i < STRESS_THREADS; i++) {
