@@ -347,17 +347,22 @@ int vm_os_uffd_zeropage(int fd, void *addr, size_t len)
     return errno == EEXIST ? 0 : -errno;
 }
 
+/* Inaccessible until registered: a thread touching the range meanwhile
+ * takes a SIGSEGV (and waits for the mm in the handler), never a host
+ * zero page that the registration would then hide. */
 int vm_os_uffd_hole(int fd, void *addr, size_t len)
 {
     void *p = window_mmap(
-        addr, len, PROT_READ | PROT_WRITE,
+        addr, len, PROT_NONE,
         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
     struct uffdio_register reg = {
         .range = {.start = (uintptr_t)addr, .len = len},
         .mode = UFFDIO_REGISTER_MODE_MISSING};
-    return ioctl(fd, UFFDIO_REGISTER, &reg) != 0 ? -errno : 0;
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0)
+        return -errno;
+    return host_mprotect(addr, len, PROT_READ | PROT_WRITE) ? -errno : 0;
 }
 
 int vm_os_uffd_wake(int fd, void *addr, size_t len)
