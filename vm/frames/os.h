@@ -101,9 +101,10 @@ int vm_os_uffd_zeropage(int fd, void *addr, size_t len);
  * kernel's own (read(2) into the range) alike — until a thread fills the
  * page or wakes it (open_mode(1) is vm_os_uffd_open).  hole: [addr, addr +
  * len) becomes private anonymous read-write memory with no page, its
- * MISSING faults going to fd (inaccessible until registered).  wake: the accesses waiting on [addr, addr
- * + len) are retried.  wait: blocks until faults are queued and returns
- * up to max of them (at most 16), or -errno.
+ * MISSING faults going to fd (inaccessible until registered).  wake:
+ * the accesses waiting on [addr, addr + len) are retried.  wait: blocks
+ * until faults are queued and returns up to max of them (at most 16), or
+ * -errno.
  */
 struct vm_os_uffd_fault {
     uintptr_t addr; /* the faulting address (page aligned by the host) */
