@@ -107,6 +107,10 @@ static void vmm_fork_child(void)
 
 static void vmm_setup(void)
 {
+    /* the host kernel's accesses to the mm (a read(2) into the heap, a
+     * stat written there) wait for a userfaultfd handler thread where
+     * the host allows one (vm/mm/uffd.c); before the mm is made */
+    vm_uffd_serve_by_thread();
     struct mm_struct *mm = mm_alloc();
     if (!mm) {
         kslab_warn("libkslab-vm.so: cannot make the process's mm (errno "

@@ -1,17 +1,17 @@
 /*
  * vmmode/io.c — the host kernel's accesses to the program's memory.
  *
- * A page of the mm that is not present (never touched, swapped out,
- * armed by the aging scan) is an inaccessible hole of the window on the
- * host, and a fault there is served by the SIGSEGV handler (vm/mm/
- * fault.c) only when the CPU takes it in user mode: the host kernel's own
- * access to it — read(2) into a buffer, write(2) from one — fails with
- * EFAULT and no signal.  So the libc calls that hand the kernel a buffer
- * are wrapped here: when the buffer lies in the window its pages are
- * faulted in and pinned with get_user_pages (present, mapped for the
- * access, neither aged nor swapped out while pinned: 2.4's kiobufs,
- * later Linux's pin_user_pages), the call is made, and the pins are
- * dropped.  A buffer outside the window costs one comparison.
+ * With the SIGSEGV back end a page of the mm that is not present (never
+ * touched, swapped out, armed by the aging scan) is an inaccessible hole
+ * of the window on the host, and a fault there is served by the SIGSEGV
+ * handler (vm/mm/fault.c) only when the CPU takes it in user mode: the
+ * host kernel's own access to it — read(2) into a buffer, write(2) from
+ * one — fails with EFAULT and no signal.  So the libc calls that hand
+ * the kernel a buffer are wrapped here: when the buffer lies in the
+ * window its pages are faulted in and pinned with get_user_pages
+ * (present, mapped for the access, neither aged nor swapped out while
+ * pinned: 2.4's kiobufs, later Linux's pin_user_pages), the call is made,
+ * and the pins are dropped.  A buffer outside the window costs one comparison.
  *
  * Wrapped: read, pread (pread64), readv, write, pwrite (pwrite64),
  * writev, recv, recvfrom, send, sendto, and stdio's fread, fwrite,
@@ -28,8 +28,15 @@
  * call (pass-through has no cancellation point); stdio's are libc's own,
  * found with dlsym(RTLD_NEXT).  Other calls that write into memory the
  * program chose (getdents, recvmsg, stat into a heap buffer) are not
- * wrapped: in this version they see EFAULT on a page that is not
- * present (README.md, "libkslab-vm.so").
+ * wrapped: where the host allows userfaultfd, the mm's handler thread
+ * (vm/mm/uffd.c) serves their faults on pages that are not present, as
+ * it serves the wrapped calls' ones; without it (the SIGSEGV back end)
+ * they see EFAULT there.  The wrappers stay with the thread too: they are
+ * the SIGSEGV back end's only way, they cost what the thread costs
+ * (docs/vm-mode.md), and they pin a buffer writable, breaking COW, which
+ * the thread does not (a page the program read but never wrote maps the
+ * read-only ZERO_PAGE; the kernel's write there fails with EFAULT
+ * without a pin).
  */
 #include <dlfcn.h>
 #include <errno.h>

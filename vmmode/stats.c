@@ -132,6 +132,12 @@ void vmm_stats(FILE *out)
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
             vmm_swap_bytes >> 10, hs.heap_size >> 10, hs.heap_blocks,
             hs.heap_bytes, hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
+    fprintf(out,
+            "vm: faults of the host kernel's accesses: %s (%lu served by "
+            "the thread)\n",
+            vm_uffd_served() ? "served by the userfaultfd handler thread"
+                             : "EFAULT unless the call pins its buffer",
+            (unsigned long)atomic_load(&vm_uffd_thread_faults));
     fprintf(out, "vm: maps\n");
     format_maps(out);
     fprintf(out, "vm: meminfo\n");

@@ -276,6 +276,7 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
 /* ---- userfaultfd (Linux 4.3; MISSING faults on shmem from 4.11) ---- */
 
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 
 #ifndef UFFD_USER_MODE_ONLY
@@ -286,6 +287,11 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
 #endif
 
 int vm_os_uffd_open(void)
+{
+    return vm_os_uffd_open_mode(1);
+}
+
+int vm_os_uffd_open_mode(int sigbus)
 {
     int flags = O_CLOEXEC | O_NONBLOCK;
     int fd = -1;
@@ -304,7 +310,7 @@ int vm_os_uffd_open(void)
     if (fd < 0)
         return -errno;
     struct uffdio_api api = {.api = UFFD_API,
-                             .features = UFFD_FEATURE_SIGBUS |
+                             .features = (sigbus ? UFFD_FEATURE_SIGBUS : 0) |
                                          UFFD_FEATURE_MISSING_SHMEM};
     if (ioctl(fd, UFFDIO_API, &api) != 0 ||
         !(api.ioctls & (1ULL << _UFFDIO_REGISTER))) {
@@ -339,6 +345,59 @@ int vm_os_uffd_zeropage(int fd, void *addr, size_t len)
     if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
         return 0;
     return errno == EEXIST ? 0 : -errno;
+}
+
+/* Inaccessible until registered: a thread touching the range meanwhile
+ * takes a SIGSEGV (and waits for the mm in the handler), never a host
+ * zero page that the registration would then hide. */
+int vm_os_uffd_hole(int fd, void *addr, size_t len)
+{
+    void *p = window_mmap(
+        addr, len, PROT_NONE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    struct uffdio_register reg = {
+        .range = {.start = (uintptr_t)addr, .len = len},
+        .mode = UFFDIO_REGISTER_MODE_MISSING};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0)
+        return -errno;
+    return host_mprotect(addr, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+int vm_os_uffd_wake(int fd, void *addr, size_t len)
+{
+    struct uffdio_range r = {.start = (uintptr_t)addr, .len = len};
+    return ioctl(fd, UFFDIO_WAKE, &r) != 0 ? -errno : 0;
+}
+
+int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max)
+{
+    struct uffd_msg msg[16];
+    if (max > 16)
+        max = 16;
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return -errno;
+        ssize_t r = syscall(SYS_read, fd, msg, (size_t)max * sizeof msg[0]);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            return -errno;
+        }
+        int n = 0;
+        for (size_t i = 0; i < (size_t)r / sizeof msg[0]; i++) {
+            if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+                continue;
+            out[n].addr = (uintptr_t)msg[i].arg.pagefault.address;
+            out[n].write =
+                (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
+            n++;
+        }
+        if (n)
+            return n;
+    }
 }
 
 /* Under ASan or TSan the sanitizer intercepts pthread_sigmask and kslab

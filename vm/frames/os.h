@@ -95,6 +95,27 @@ int vm_os_uffd_register(int fd, void *addr, size_t len);
 int vm_os_uffd_zeropage(int fd, void *addr, size_t len);
 
 /*
+ * userfaultfd served by a thread (vm/mm/uffd.c).  open_mode(0): a
+ * descriptor without UFFD_FEATURE_SIGBUS: a fault on a registered range
+ * that has no page waits in the host kernel — a user access and the
+ * kernel's own (read(2) into the range) alike — until a thread fills the
+ * page or wakes it (open_mode(1) is vm_os_uffd_open).  hole: [addr, addr +
+ * len) becomes private anonymous read-write memory with no page, its
+ * MISSING faults going to fd (inaccessible until registered).  wake:
+ * the accesses waiting on [addr, addr + len) are retried.  wait: blocks
+ * until faults are queued and returns up to max of them (at most 16), or
+ * -errno.
+ */
+struct vm_os_uffd_fault {
+    uintptr_t addr; /* the faulting address (page aligned by the host) */
+    int write;
+};
+int vm_os_uffd_open_mode(int sigbus);
+int vm_os_uffd_hole(int fd, void *addr, size_t len);
+int vm_os_uffd_wake(int fd, void *addr, size_t len);
+int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max);
+
+/*
  * Is an address-space limit (RLIMIT_AS, ulimit -v) in force?  The program
  * may set one at any time (setrlimit), and kslab cannot see that call, so
  * the answer is read again with getrlimit when fresh is set (the slow paths

@@ -49,8 +49,11 @@
  * and of the untouched holes of its window; every other fault is the
  * SIGSEGV back end's.  Neither signal serves the host kernel's own
  * accesses (a read(2) into a hole fails with EFAULT): the caller faults
- * such a buffer in first (get_user_pages).  A userfaultfd handler thread
- * would serve them, at the cost of waking another thread each fault
+ * such a buffer in first (get_user_pages), or, in libkslab-vm.so where
+ * the host allows it, every hole is registered with a userfaultfd served
+ * by a handler thread (uffd.c's story), which serves every fault on a
+ * page that is not present through vm_fault_serve below — the same
+ * fault_in — and leaves the signals the faults on present pages
  * (vmfault_bench measures both mechanisms side by side).
  *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
@@ -239,6 +242,7 @@ static void say_fault(const char *what, unsigned long addr,
 #define FORCED_SIGBUS 0x6b736c62
 
 static const char why_sigbus[] = "bus error (beyond the end of the file)";
+static const char why_novma[] = "no vma";
 
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 {
@@ -246,7 +250,7 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
     pthread_mutex_lock(&mm->mmap_sem);
     struct vm_area_struct *vma = __find_vma(mm, addr);
     if (!vma) {
-        why = "no vma";
+        why = why_novma;
         goto out;
     }
     /* below a stack: it grows (vm_expand_stack), unless a limit or
@@ -254,7 +258,7 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
     if (vma->vm_start > addr && vm_expand_stack(mm, vma, addr) != 0) {
         why = (vma->vm_flags & VM_GROWSDOWN)
                   ? "stack cannot grow (RLIMIT_STACK, RLIMIT_AS or guard gap)"
-                  : "no vma";
+                  : why_novma;
         goto out;
     }
     if (write < 0) {
@@ -273,6 +277,41 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 out:
     pthread_mutex_unlock(&mm->mmap_sem);
     return why;
+}
+
+/*
+ * A fault that the userfaultfd handler thread read (uffd.c): the same
+ * fault_in as the signal handlers', for the access at host address a.  A
+ * write the vma does not allow is served as a read (the page is mapped
+ * read-only, so the retried write faults as a protection fault: a
+ * SIGSEGV to the program, EFAULT to the host kernel).  When not even that
+ * can be served (no vma, no access, out of memory, beyond a file's end)
+ * the page is made inaccessible on the host — the retried access then
+ * fails as it would have on a PROT_NONE hole: the SIGSEGV handler reports
+ * it to the program with its own si_addr, the host kernel's access gets
+ * EFAULT — unless the mm changed meanwhile so that the access is allowed
+ * (the retry faults again and is served).  Returns 1 when resolved, 0
+ * when the page was made to fail, -1 when a is in no window.
+ */
+int vm_fault_serve(uintptr_t a, int write)
+{
+    struct mm_struct *mm = window_lookup(a);
+    if (!mm)
+        return -1;
+    unsigned long addr = (a - (uintptr_t)mm->window) & PAGE_MASK;
+    const char *why = fault_in(mm, addr, write);
+    if (why && write && why != why_sigbus)
+        why = fault_in(mm, addr, 0);
+    if (!why)
+        return 1;
+    pthread_mutex_lock(&mm->mmap_sem);
+    struct vm_area_struct *vma = __find_vma(mm, addr);
+    /* a vma made there since fault_in looked: the retry is served */
+    if (why != why_novma || !vma || vma->vm_start > addr ||
+        !vm_access_ok(vma, 0))
+        vm_uffd_poison(mm, addr);
+    pthread_mutex_unlock(&mm->mmap_sem);
+    return 0;
 }
 
 /*

@@ -292,7 +292,8 @@ static struct mm_struct *vm_mm_create(void)
     mm->window = vm_os_reserve(TASK_SIZE, 0);
     if (!mm->window)
         goto fail;
-    if (vm_window_register(mm) != 0) {
+    /* with the userfaultfd handler thread the window's holes are its */
+    if (vm_uffd_window_open(mm) != 0 || vm_window_register(mm) != 0) {
         vm_os_free(mm->window, TASK_SIZE);
         goto fail;
     }

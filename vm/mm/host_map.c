@@ -31,6 +31,16 @@ static int host_prot(pte_t pte)
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
 
+/* With the userfaultfd handler thread (uffd.c) a page the aging scan
+ * armed is a hole of the window like a none pte, not a PROT_NONE view of
+ * its frame: the host kernel's access to it must fault into the thread,
+ * and an inaccessible page would fail it with EFAULT. */
+static int host_hole(pte_t pte)
+{
+    return !pte_present(pte) ||
+           ((pte_val(pte) & _PAGE_OLD) && vm_uffd_served());
+}
+
 int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
     if (start >= end)
@@ -38,7 +48,7 @@ int vm_host_unmap(struct mm_struct *mm, unsigned long start, unsigned long end)
     if (vm_uffd_demote(mm, start, end, 1) != 0)
         return -ENOMEM;
     vm_premap_forget(mm, start, end);
-    return vm_os_decommit(mm->window + start, end - start) ? -ENOMEM : 0;
+    return vm_uffd_hole(mm, start, end) ? -ENOMEM : 0;
 }
 
 /* populate: fill the host pte now (one page, at a fault), so the retried
@@ -60,7 +70,7 @@ int vm_host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
 {
     if (vm_uffd_linear(mm, addr, pte))
         return 0; /* the linear range maps it already */
-    if (!pte_present(pte))
+    if (host_hole(pte))
         return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
     return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
 }
@@ -87,7 +97,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
         if (a < end) {
             pte_t *p = vm_pte_lookup(mm, a);
             pte = p ? *p : __pte(0);
-            prot = !pte_present(pte) ? -1 : host_prot(pte);
+            prot = host_hole(pte) ? -1 : host_prot(pte);
         }
         if (n && prot == run_prot &&
             (prot == -1 || !remap || pte_pfn(pte) == run_pfn + n)) {
@@ -226,6 +236,10 @@ int vm_host_map_fresh(struct mm_struct *mm, struct vm_area_struct *vma,
     unsigned long pfn = pte_pfn(entry);
     int prot = host_prot(entry);
 
+    /* the pages premapped ahead are PROT_NONE views that the host
+     * kernel's access would fail on: not with the handler thread */
+    if (vm_uffd_served())
+        return vm_host_set_pte(mm, addr, pte, entry);
     if (premap_hit(mm, addr, pfn) &&
         vm_os_protect(mm->window + addr, PAGE_SIZE, prot) == 0) {
         *pte = entry;

@@ -265,6 +265,21 @@ int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
 void vm_uffd_mm_free(struct mm_struct *mm);
 void vm_uffd_fork_child_reset(void);
 int vm_uffd_fork_child(struct mm_struct *mm);
+/* The handler thread (uffd.c's story).  serve_by_thread: asked before the
+ * first mm; 0 when a thread serves the descriptor, -1 when not.  served:
+ * in force.  hole: [start, end) of the window has no page on the host,
+ * and any access there — the host kernel's too — is a fault the thread
+ * serves (without the thread: an inaccessible hole, SIGSEGV).
+ * window_open: the whole window such a hole (a new mm).  poison: the page
+ * at addr fails the next access (SIGSEGV, EFAULT).  thread_faults: how
+ * many faults the thread served.  fault.c's vm_fault_serve serves one. */
+int vm_uffd_serve_by_thread(void);
+int vm_uffd_served(void);
+int vm_uffd_hole(struct mm_struct *mm, unsigned long start, unsigned long end);
+int vm_uffd_window_open(struct mm_struct *mm);
+void vm_uffd_poison(struct mm_struct *mm, unsigned long addr);
+extern _Atomic unsigned long vm_uffd_thread_faults;
+int vm_fault_serve(uintptr_t a, int write);
 
 /*
  * Host fork() (fork.c): vm_mm_fork_prepare takes every lock of the

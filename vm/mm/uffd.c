@@ -39,11 +39,62 @@
  * sigsegv.  A block is taken only while user memory has room for it
  * beside an eighth of the limit; otherwise the range stays per page.
  *
+ * The handler thread (libkslab-vm.so, vmmode/init.c asks for it with
+ * vm_uffd_serve_by_thread before its mm is made).  A fault that raises a
+ * signal cannot serve the host kernel's own access to a page — a read(2)
+ * or recvmsg into the heap, a getdents64 or stat result written there:
+ * the kernel takes no signal and the call fails with EFAULT.  So in that
+ * mode the descriptor is opened without UFFD_FEATURE_SIGBUS, and a
+ * faulting access — the kernel's copy as much as a thread's load or
+ * store, in a thread that blocks every signal too — waits in the host
+ * kernel while a thread of ours reads the fault from the descriptor,
+ * serves it with the signal handlers' own code (fault.c's fault_in:
+ * handle_mm_fault, do_anonymous_page with its fault-around run,
+ * do_swap_page with swapin_readahead) and wakes it.  For that every page
+ * that can fault must be a registered hole, never an inaccessible one
+ * (the kernel's access to a PROT_NONE page fails before any fault is
+ * reported): the whole window starts as one private anonymous read-write
+ * mapping registered for MISSING faults (vm_uffd_window_open), every hole
+ * made later is one again (vm_uffd_hole: unmapped and swapped-out pages,
+ * MADV_DONTNEED, munmap), the aging scan arms a page by unmapping it
+ * (its data stays in its frame; the next access is a MISSING fault that
+ * marks the pte young and maps the frame again: host_map.c, vmscan.c)
+ * rather than by PROT_NONE, and host_map.c's premapped runs (PROT_NONE
+ * views of frames ahead) are off.  An access the mm does not allow there
+ * (no vma, a PROT_NONE vma, out of memory) has its page made PROT_NONE
+ * (vm_uffd_poison) before the wake: the retry then fails as it would
+ * have — SIGSEGV to the program with its own si_addr through fault.c's
+ * handler, EFAULT to the kernel.
+ *
+ * Which path serves which case with the thread: every fault on a page
+ * that is not present (never touched, swapped out, armed by the aging
+ * scan, purged), from any thread or the host kernel — the thread; a
+ * write to a present read-only page (a COW break, the ZERO_PAGE, a page
+ * swapped in by a read) and an access to a PROT_NONE page — the SIGSEGV
+ * handler on the faulting thread, as before (fault.c keeps SIGSEGV and
+ * SIGBUS deliverable in every thread).  The host kernel's write into such
+ * a read-only page still fails with EFAULT: the calls that vmmode/io.c
+ * wraps pin their buffer writable first (get_user_pages breaks COW), the
+ * others do not; userfaultfd's write-protect mode on the memfd would
+ * serve them too and is not used yet.  Measured on a loaded 2-vCPU VM
+ * (docs/vm-mode.md): a first write to fresh heap through the thread costs
+ * what the SIGBUS path costs (a fault-around run of 16 pages per wake-up;
+ * one page per wake-up, also within the noise of the SIGBUS path), and a
+ * kernel read into an untouched buffer through the thread what the pins
+ * cost.  Without userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is
+ * no thread and vm mode is the SIGSEGV back end with io.c's pins.
+ *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
  * descriptor is set once (kslab_once) and again only in a host fork's
- * child, which has one thread then.
+ * child, which has one thread then (and starts its own handler thread).
+ * The handler thread takes mmap_sem as the signal handlers do: no thread
+ * may touch a window while it holds mmap_sem (or anything fault_in takes),
+ * or the thread that would serve it waits for it.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "lib/init.h"
@@ -56,6 +107,11 @@
 
 static int uffd_fd = -1;
 static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
+/* Asked for (vm_uffd_serve_by_thread, before the first mm) and in force:
+ * the descriptor has no UFFD_FEATURE_SIGBUS and a thread serves it. */
+static int uffd_want_thread;
+static atomic_int uffd_thread;
+_Atomic unsigned long vm_uffd_thread_faults;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define UFFD_SANITIZED 1
@@ -68,6 +124,71 @@ static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
 #define UFFD_SANITIZED 0
 #endif
 
+/* ---- the handler thread ---- */
+
+/*
+ * Reads the faults queued on fd and serves each one by vm_fault_serve
+ * (fault.c: the signal handlers' fault_in), then wakes the accesses
+ * waiting on its page — a thread's load or store, or the host kernel's
+ * copy into or out of the page in the middle of a system call.  It never
+ * touches a window itself, and blocks every signal.  A resolution that
+ * fills the page (UFFDIO_ZEROPAGE) wakes the waiters itself; one that
+ * maps a frame over the hole (mmap) does not, hence the wake.
+ */
+static void *uffd_server(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    struct vm_os_uffd_fault f[16];
+    for (;;) {
+        int n = vm_os_uffd_wait(fd, f, 16);
+        if (n < 0)
+            return NULL; /* the descriptor went (a host fork's child) */
+        for (int i = 0; i < n; i++) {
+            uintptr_t page = f[i].addr & ~(uintptr_t)(PAGE_SIZE - 1);
+            vm_fault_serve(page, f[i].write);
+            atomic_fetch_add_explicit(&vm_uffd_thread_faults, 1,
+                                      memory_order_relaxed);
+            vm_os_uffd_wake(fd, (void *)page, PAGE_SIZE);
+        }
+    }
+}
+
+/* The thread for fd, with every signal blocked from its first
+ * instruction on (the mask is inherited).  0 or -1. */
+static int start_server(int fd)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    vm_os_sigmask(SIG_BLOCK, &all, &saved);
+    pthread_attr_t attr;
+    pthread_t t;
+    int r = pthread_attr_init(&attr);
+    if (!r) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 256 << 10);
+        r = pthread_create(&t, &attr, uffd_server, (void *)(intptr_t)fd);
+        pthread_attr_destroy(&attr);
+    }
+    vm_os_sigmask(SIG_SETMASK, &saved, NULL);
+    return r ? -1 : 0;
+}
+
+/* A descriptor as asked, with its thread when one is: -errno without. */
+static int open_served(void)
+{
+    if (uffd_want_thread) {
+        int fd = vm_os_uffd_open_mode(0);
+        if (fd >= 0 && start_server(fd) == 0) {
+            atomic_store(&uffd_thread, 1);
+            return fd;
+        }
+        if (fd >= 0)
+            vm_os_uffd_close(fd);
+    }
+    atomic_store(&uffd_thread, 0);
+    return vm_os_uffd_open();
+}
+
 static void uffd_setup(void)
 {
     kslab_init(); /* the options are read */
@@ -75,11 +196,12 @@ static void uffd_setup(void)
     if (want == KSLAB_VM_BACKEND_SIGSEGV ||
         (want == KSLAB_VM_BACKEND_AUTO && UFFD_SANITIZED))
         return;
-    int fd = vm_os_uffd_open();
+    int fd = open_served();
     if (fd < 0)
         return;
     if (vm_fault_bus_init() != 0) {
-        vm_os_uffd_close(fd);
+        vm_os_uffd_close(fd); /* the thread, if any, ends with it */
+        atomic_store(&uffd_thread, 0);
         return;
     }
     uffd_fd = fd;
@@ -89,6 +211,36 @@ int vm_uffd_enabled(void)
 {
     kslab_once(&uffd_once, uffd_setup);
     return uffd_fd >= 0;
+}
+
+int vm_uffd_serve_by_thread(void)
+{
+    uffd_want_thread = 1;
+    return vm_uffd_enabled() && vm_uffd_served() ? 0 : -1;
+}
+
+int vm_uffd_served(void)
+{
+    return atomic_load_explicit(&uffd_thread, memory_order_relaxed);
+}
+
+int vm_uffd_hole(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+    if (vm_uffd_served())
+        return vm_os_uffd_hole(uffd_fd, mm->window + start, end - start);
+    return vm_os_decommit(mm->window + start, end - start);
+}
+
+int vm_uffd_window_open(struct mm_struct *mm)
+{
+    return vm_uffd_served() ? vm_uffd_hole(mm, 0, TASK_SIZE) : 0;
+}
+
+void vm_uffd_poison(struct mm_struct *mm, unsigned long addr)
+{
+    vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0);
+    vm_premap_forget(mm, addr, addr + PAGE_SIZE);
+    vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE);
 }
 
 /* The first frame of the block of the linear range holding addr, or 0. */
@@ -150,7 +302,7 @@ int vm_uffd_demote(struct mm_struct *mm, unsigned long start, unsigned long end,
         int r = 0;
         if (unmapping) {
             /* [lo, hi) goes away; the rest is mapped page by page */
-            r = vm_os_decommit(mm->window + lo, hi - lo);
+            r = vm_uffd_hole(mm, lo, hi);
             if (!r && base < lo)
                 r = vm_host_sync(mm, base, lo);
             if (!r && hi < top)
@@ -220,7 +372,7 @@ static unsigned long link_range(struct mm_struct *mm,
     }
     vm_premap_forget(mm, base, base + PMD_SIZE);
     if (relink(mm, base, block) != 0) {
-        if (vm_os_decommit(mm->window + base, PMD_SIZE) != 0)
+        if (vm_uffd_hole(mm, base, base + PMD_SIZE) != 0)
             kslab_die("uffd: cannot unmap the range %lx of mm %p", base,
                       (void *)mm);
         struct vm_free_batch batch = {0, 0};
@@ -325,7 +477,7 @@ void vm_uffd_fork_child_reset(void)
     if (uffd_fd < 0)
         return;
     vm_os_uffd_close(uffd_fd);
-    uffd_fd = vm_os_uffd_open();
+    uffd_fd = open_served();
 }
 
 /* vm_host_sync of [start, end) except its linear ranges. */
@@ -351,6 +503,11 @@ static int sync_others(struct mm_struct *mm, unsigned long start,
  * of every vma, as the SIGSEGV back end maps it.  0 or -ENOMEM. */
 int vm_uffd_fork_child(struct mm_struct *mm)
 {
+    /* the child's window is no longer registered: a hole of it would
+     * read as a host zero page.  All holes again (the thread's, or
+     * inaccessible ones), then mapped from the page tables. */
+    if (uffd_want_thread && vm_uffd_hole(mm, 0, TASK_SIZE) != 0)
+        return -ENOMEM;
     for (unsigned long i = 0; mm->uffd_nr && i < UFFD_NR_PMDS; i++) {
         unsigned long block = mm->uffd_block[i];
         if (!block)

@@ -86,6 +86,19 @@ KSLAB_API void vm_set_ram_pages(unsigned long pages)
  * unmapped to its swap entry.  Returns 1 when its frame was freed. */
 _Atomic unsigned long vm_pgscan, vm_pgsteal;
 
+/* The host side of arming the page at addr: inaccessible (PROT_NONE),
+ * or with the userfaultfd handler thread a hole (the frame keeps the
+ * data; the host kernel's access to an inaccessible page would fail
+ * where a hole's faults into the thread: uffd.c).  0 or -errno. */
+static int arm_host(struct mm_struct *mm, unsigned long addr)
+{
+    if (vm_uffd_served())
+        return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
+    if (vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0) != 0)
+        return -ENOMEM;
+    return vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE);
+}
+
 static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
 {
     pte_t e = *pte;
@@ -96,8 +109,7 @@ static int try_to_swap_out(struct mm_struct *mm, unsigned long addr, pte_t *pte)
     if (!(pte_val(e) & _PAGE_OLD)) {
         /* when the host refuses (vm.max_map_count), the page is simply
          * not armed this time */
-        if (vm_uffd_demote(mm, addr, addr + PAGE_SIZE, 0) == 0 &&
-            vm_os_protect(mm->window + addr, PAGE_SIZE, VM_OS_NONE) == 0)
+        if (arm_host(mm, addr) == 0)
             *pte = __pte((pte_val(e) | _PAGE_OLD) & ~_PAGE_ACCESSED);
         return 0;
     }
