@@ -5,7 +5,8 @@
  * vmstat, meminfo and maps in the directory (made by it) while it runs,
  * rewritten as it goes (pgfault grows, pswpout appears) by a thread named
  * kslab-vmstat, and written once more at exit; a bad value is one warning
- * line and ignored; without the option no such thread is started.
+ * line and ignored; without the option no such thread is started; a
+ * host fork's child has its own thread and directory only with %p.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -145,6 +146,30 @@ static int child_thread_no(void)
     allocate_some();
     nap_ms(1500);
     return stats_threads(0) == 0 ? 0 : 5;
+}
+
+/* A host fork after the thread started: the child has a thread of its
+ * own (exit 0) when the directory has %p, none (exit 0) otherwise. */
+static int child_fork(void)
+{
+    allocate_some();
+    int own = strstr(getenv("KSLAB_VM_STATS_DIR"), "%p") != NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        allocate_some();
+        if (!own) {
+            nap_ms(1500);
+            _exit(stats_threads(0) == 0 ? 0 : 6);
+        }
+        for (double end = now() + WAIT_S; now() < end; nap_ms(10))
+            if (stats_threads(0) == 1)
+                _exit(0);
+        _exit(7);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return 8;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 9;
 }
 
 static int child_quick(void)
@@ -345,6 +370,39 @@ static void test_thread_only_with_option(void **state)
     rm_tree(base);
 }
 
+/* A host fork's child writes its own directory with %p, nothing
+ * without. */
+static void test_fork_child(void **state)
+{
+    (void)state;
+    char base[] = "/tmp/kslab-vmstats.XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char opt[300];
+    int st;
+    snprintf(opt, sizeof opt, "KSLAB_VM_STATS_DIR=%s/d%%p", base);
+    const char *with[] = {opt, NULL};
+    pid_t pid = spawn("fork", with);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int dirs = 0;
+    DIR *d = opendir(base);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        dirs += e->d_name[0] == 'd';
+    closedir(d);
+    assert_int_equal(dirs, 2); /* the parent's and the child's */
+    rm_tree(base);
+
+    strcpy(base, "/tmp/kslab-vmstats.XXXXXX");
+    assert_non_null(mkdtemp(base));
+    snprintf(opt, sizeof opt, "KSLAB_VM_STATS_DIR=%s", base);
+    pid = spawn("fork", with);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    rm_tree(base);
+}
+
 int main(int argc, char **argv)
 {
     ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
@@ -357,12 +415,15 @@ int main(int argc, char **argv)
         return child_thread_yes();
     if (argc == 2 && !strcmp(argv[1], "thread-no"))
         return child_thread_no();
+    if (argc == 2 && !strcmp(argv[1], "fork"))
+        return child_fork();
     if (argc == 2 && !strcmp(argv[1], "quick"))
         return child_quick();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_live_files, teardown),
         cmocka_unit_test(test_bad_value_one_line),
         cmocka_unit_test(test_thread_only_with_option),
+        cmocka_unit_test(test_fork_child),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test_teardown(test_live_files, teardown),
