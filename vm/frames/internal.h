@@ -11,9 +11,10 @@
  * user-memory frames; os.c, every call to the host.
  *
  * Lock order of the frames (lib/fork.c has the whole of kslab's):
- * purge_lock (purge.c), pcp_list_lock then a thread's page-list lock
- * (pcp.c), grow_lock (lowmem.c), the zone locks, the high-memory frames'
- * lock (highmem.c).  A function here that wants a lock held says which.
+ * purge_lock (purge.c), the thread registry's FRAMES level lock
+ * (lib/thread.c) then a thread's page-list lock (pcp.c), grow_lock
+ * (lowmem.c), the zone locks, the high-memory frames' lock (highmem.c).
+ * A function here that wants a lock held says which.
  */
 #ifndef KSLAB_VM_FRAMES_INTERNAL_H
 #define KSLAB_VM_FRAMES_INTERNAL_H
