@@ -129,9 +129,13 @@ static __cold struct large_tcache *tc_attach(void)
     }
     memset(tc, 0, sizeof *tc);
     pthread_mutex_init(&tc->lock, NULL);
-    if (kslab_thread_attach(KSLAB_THREAD_IP, &tc_thread_hook, tc)) {
+    int r = kslab_thread_attach(KSLAB_THREAD_IP, &tc_thread_hook, tc);
+    if (r) {
         free_pages((unsigned long)tc, 0);
-        return NULL; /* tc_self stays NULL: a later call tries again */
+        if (r < 0)
+            return NULL; /* tc_self stays NULL: a later call tries again */
+        /* the cache of a dead thread whose TLS block this one has */
+        tc = kslab_thread_slot(KSLAB_THREAD_IP);
     }
     tc_self = tc;
     return tc;

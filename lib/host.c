@@ -3,12 +3,14 @@
  * (tools/layers.txt), below vm/frames/os.c, which is the home of every
  * other host call, so lib/ cannot reach the host through it.  What lib/
  * needs is reading the initial environment from /proc/self/environ at
- * start-up (lib/options.c), before libc has set `environ`.  Without
- * malloc or stdio: this runs before the allocator is up.
+ * start-up (lib/options.c), before libc has set `environ`, and memory for
+ * the thread registry's records (lib/thread.c).  Without malloc or stdio:
+ * this runs before the allocator is up.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "lib/host.h"
@@ -45,4 +47,12 @@ int kslab_host_read_entries(const char *path, char sep, char *buf, size_t size,
     }
     close(fd);
     return 0;
+}
+
+void *kslab_host_map(size_t size)
+{
+    void *p =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    return p == MAP_FAILED ? NULL : p;
 }

@@ -36,10 +36,13 @@ struct kslab_thread;
  * first registering hook for the level (once per level, as
  * kslab_fork_register: the same hook again is a no-op, another dies) and
  * linking the thread's record and setting the one key if this is its
- * first attach.  Returns 0, or -1 when the thread cannot be registered
- * (pthread_setspecific failed, the thread is being set up by an attach
+ * first attach.  Returns 0; 1 when the slot already holds a state — the
+ * one a dead thread left with this thread's TLS block (lib/thread.c):
+ * p is not used, the layer takes kslab_thread_slot(level) as its own;
+ * or -1 when the thread cannot be registered (no memory for a record,
+ * pthread_setspecific failed, the thread is being set up by an attach
  * that allocates, or it is past its exit): then nothing changed.  Slow
- * path; takes the level's lock, then the list lock.
+ * path; takes the list lock, then the level's lock.
  */
 int kslab_thread_attach(enum kslab_thread_level level,
                         const struct kslab_thread_hook *hook, void *p);

@@ -76,9 +76,13 @@ __noinline struct slab_thread *slab_thread_attach(void)
         t->ac[i] = &slab_empty_ac;
     t->dead = 0;
     t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
-    if (kslab_thread_attach(KSLAB_THREAD_SLAB, &slab_thread_hook, t)) {
+    int r = kslab_thread_attach(KSLAB_THREAD_SLAB, &slab_thread_hook, t);
+    if (r) {
         free_pages((unsigned long)t, 0);
-        return &slab_boot_thread;
+        if (r < 0)
+            return &slab_boot_thread;
+        /* the arrays of a dead thread whose TLS block this one has */
+        t = kslab_thread_slot(KSLAB_THREAD_SLAB);
     }
     slab_self = t;
     return t;

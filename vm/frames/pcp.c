@@ -222,9 +222,13 @@ static __cold struct per_cpu_pages *pcp_attach(void)
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         for (unsigned int o = 0; o < PCP_ORDERS; o++)
             INIT_LIST_HEAD(&pcp->lists[z][o].list);
-    if (kslab_thread_attach(KSLAB_THREAD_FRAMES, &pcp_thread_hook, pcp)) {
+    int r = kslab_thread_attach(KSLAB_THREAD_FRAMES, &pcp_thread_hook, pcp);
+    if (r) {
         pcp_free_self(pcp);
-        return &pcp_none;
+        if (r < 0)
+            return &pcp_none;
+        /* the lists of a dead thread whose TLS block this one has */
+        pcp = kslab_thread_slot(KSLAB_THREAD_FRAMES);
     }
     pcp_self = pcp;
     return pcp;
