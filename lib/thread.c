@@ -72,6 +72,7 @@ struct kslab_thread {
     void *slot[KSLAB_THREAD_NR_LEVELS]; /* under the level's lock */
     struct kslab_thread **owner; /* its thread's `self` (the TLS slot's
                                     address), under list_lock */
+    int exiting; /* in its exit hooks: no attach (its own thread only) */
 };
 
 /* The calling thread's record, or NULL (none yet), &linking (being set
@@ -158,7 +159,7 @@ static void record_put(struct kslab_thread *t)
 static void thread_exit(void *arg)
 {
     struct kslab_thread *t = arg;
-    self = &exited;
+    t->exiting = 1;
     for (int l = 0; l < KSLAB_THREAD_NR_LEVELS; l++) {
         const struct kslab_thread_hook *h =
             atomic_load_explicit(&hooks[l], memory_order_acquire);
@@ -174,6 +175,7 @@ static void thread_exit(void *arg)
     pthread_mutex_unlock(&list_lock);
     for (int l = KSLAB_THREAD_NR_LEVELS - 1; l >= 0; l--)
         pthread_mutex_unlock(&level_lock[l]);
+    self = &exited;
 }
 
 static void make_key(void)
@@ -249,7 +251,7 @@ int kslab_thread_attach(enum kslab_thread_level level,
     struct kslab_thread *t = self;
     if (!t)
         t = thread_register();
-    if (!is_record(t))
+    if (!is_record(t) || t->exiting)
         return -1;
     int inherited = 0;
     pthread_mutex_lock(&level_lock[level]);
