@@ -247,6 +247,7 @@ static inline struct per_cpu_pages *pcp_get(void)
  * (the caller then grows it). */
 struct page *vm_pcp_alloc(struct zone_struct *zone, unsigned int order)
 {
+    vm_purge_safe_point(); /* no frames lock held yet */
     struct per_cpu_pages *pcp = pcp_get();
     if (pcp == &pcp_none)
         return NULL;
