@@ -70,8 +70,8 @@ struct kslab_thread {
     struct list_head link;              /* on threads or free_records,
                                            under list_lock */
     void *slot[KSLAB_THREAD_NR_LEVELS]; /* under the level's lock */
-    struct kslab_thread **owner; /* its thread's `self` (the TLS slot's
-                                    address), under list_lock */
+    struct kslab_thread **owner;        /* its thread's `self` (the TLS slot's
+                                           address), under list_lock */
     int exiting; /* in its exit hooks: no attach (its own thread only) */
 };
 

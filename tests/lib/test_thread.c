@@ -294,9 +294,8 @@ static void test_record_left_by_a_late_attach(void **state)
     /* a stack size of its own: glibc gives the cached stack back to the
      * next thread of that size */
     assert_int_equal(pthread_attr_init(&attr), 0);
-    assert_int_equal(pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN +
-                                                          (300UL << 10)),
-                     0);
+    assert_int_equal(
+        pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN + (300UL << 10)), 0);
     char *first = NULL, *second = NULL;
     pthread_t t;
     assert_int_equal(pthread_create(&t, &attr, late_attacher, &first), 0);

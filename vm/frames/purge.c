@@ -58,10 +58,10 @@
  * thread exit or join can be under way in the caller); otherwise it only
  * asks (vm_purge_wanted), and the next allocation of frames for the slab
  * (vm_pcp_alloc, vm_purge_safe_point: glibc allocates under none of its
- * thread locks) starts it.  A timer (timer_create) would also fire without the program's
- * help, but SIGEV_SIGNAL takes a signal from the program and SIGEV_THREAD
- * is a thread anyway, without control of its signal mask or lifetime.
- * When the thread cannot be created, the ticks are all there is.  With
+ * thread locks) starts it.  A timer (timer_create) would also fire without the
+ * program's help, but SIGEV_SIGNAL takes a signal from the program and
+ * SIGEV_THREAD is a thread anyway, without control of its signal mask or
+ * lifetime. When the thread cannot be created, the ticks are all there is. With
  * KSLAB_DECAY_MS=never nothing goes back by time: no tick, no thread.
  * vm_purge_threshold (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap:
  * a free that leaves more dirty memory than that gives the oldest back at
