@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib/host.h"
@@ -57,10 +58,19 @@ int kslab_host_read_entries(const char *path, char sep, char *buf, size_t size,
     return 0;
 }
 
+/* By system call, as vm/frames/os.c maps: libkslab-vm.so exports mmap to
+ * the program (vmmode/), and a call of that name from inside it would map
+ * emulated memory.  The sanitizer builds keep libc's, for its
+ * interceptors (no libkslab-vm.so there). */
 void *kslab_host_map(size_t size)
 {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
+    void *p = (void *)syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#endif
     return p == MAP_FAILED ? NULL : p;
 }
 
