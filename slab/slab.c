@@ -14,8 +14,9 @@
  * struct page (GET_PAGE_CACHE / GET_PAGE_SLAB), so kfree() needs no cache.
  *
  * 2.4 puts a per-CPU array of free objects in front of each cache; here
- * it is per thread (slab_thread, one TLS pointer; the registry of threads
- * and their exit is slab/thread.c).  A hit is a pop or push
+ * it is per thread (slab_thread, one TLS pointer; slab/thread.c makes
+ * them, on lib/thread.c's registry of threads and their exit).  A hit is
+ * a pop or push
  * on the thread's own array: no lock, no atomic.  A miss takes a full
  * magazine from the cache's depot or gives it one (slab/magazine.c), and
  * only when the depot has none to give, or too many, moves `batchcount`
@@ -34,8 +35,8 @@
  *
  * Longer than the ~900 lines a file here usually gets: it is one concept,
  * kept whole as 2.4's mm/slab.c (about 2,000 lines) keeps it, so the two
- * read side by side; the threads' arrays, the depot, kmalloc,
- * /proc/slabinfo and the debugging are in files of their own.
+ * read side by side; the threads' arrays, kmalloc, /proc/slabinfo and the
+ * debugging are in files of their own.
  */
 #include <errno.h>
 #include <limits.h>
@@ -46,6 +47,7 @@
 #include "lib/fork.h"
 #include "lib/init.h"
 #include "lib/options.h"
+#include "lib/thread.h"
 #include "lib/valgrind_hooks.h"
 #include "slab/debug.h"
 #include "slab/kmalloc.h"
@@ -1058,8 +1060,8 @@ static void search_thread(struct slab_thread *t, void *arg)
  * objp carries the free key: is it free?  Exact, so a live object whose
  * second word happens to equal the key is never reported.  Free objects
  * are in a thread's array (this thread's, read alone; another's, read
- * under slab_thread_lock: an object handed to this thread after it left
- * that array is not below that array's count any more) or on their slab
+ * under the registry's SLAB level lock: an object handed to this thread after
+ * it left that array is not below that array's count any more) or on their slab
  * (bufctl not BUFCTL_ACTIVE, under the cache lock).  Dies if it is (a
  * double free); returns if it is live.
  */
@@ -1540,7 +1542,8 @@ void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
-/* Objects of cache id in the threads' arrays (slab_thread_lock held). */
+/* Objects of cache id in the threads' arrays (the registry's SLAB level
+ * lock held). */
 struct array_count {
     unsigned int id;
     unsigned long n;
@@ -1630,7 +1633,7 @@ static void slab_fork_prepare(void)
 {
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
-    pthread_mutex_lock(&slab_thread_lock);
+    kslab_thread_lock(KSLAB_THREAD_SLAB);
     pthread_mutex_lock(&cache_cache.spinlock);
     pthread_mutex_lock(&cache_cache.depot.lock);
     list_for_each(p, &cache_cache.next)
@@ -1652,7 +1655,7 @@ static void slab_fork_parent(void)
     }
     pthread_mutex_unlock(&cache_cache.depot.lock);
     pthread_mutex_unlock(&cache_cache.spinlock);
-    pthread_mutex_unlock(&slab_thread_lock);
+    kslab_thread_unlock(KSLAB_THREAD_SLAB);
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
@@ -1671,7 +1674,6 @@ static void slab_fork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&slab_thread_lock, NULL);
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     pthread_mutex_init(&cache_cache.depot.lock, NULL);
     list_for_each(p, &cache_cache.next)

@@ -21,9 +21,10 @@
  *
  * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
  * of a cache; cache_chain_sem guards the chain of caches and the id map;
- * slab_thread_lock guards the list of threads; cachep->depot.lock the
- * depot's magazines.  Order: cache_chain_sem → slab_thread_lock →
- * cachep->spinlock → cachep->depot.lock → zone locks (the whole order of
+ * the thread registry's SLAB level lock (lib/thread.c) guards the threads'
+ * slots; cachep->depot.lock the depot's magazines.  Order: cache_chain_sem
+ * → the SLAB level lock → cachep->spinlock → cachep->depot.lock → zone
+ * locks (the whole order of
  * kslab's locks, and the fork protocol that takes them all, is in
  * lib/fork.c).
  */
@@ -136,9 +137,8 @@ struct slab_depot {
 
 struct slab_thread {
     struct array_cache *ac[SLAB_MAX_IDS];
-    struct slab_thread *next, *prev; /* all threads, under slab_thread_lock */
-    unsigned long drain_gen;         /* last slab_drain_gen seen */
-    int dead;                        /* exited: no more array caches */
+    unsigned long drain_gen; /* last slab_drain_gen seen */
+    int dead;                /* exited: no more array caches */
 };
 
 struct kmem_cache_s {
@@ -199,7 +199,7 @@ struct kmem_cache_s {
 
 extern kmem_cache_t cache_cache;
 
-/* ---- the thread registry (slab/thread.c) ---- */
+/* ---- the threads' arrays (slab/thread.c, on lib/thread.c) ---- */
 
 /* The array every cache starts with in every thread: empty, full at 0. */
 extern struct array_cache slab_empty_ac;
@@ -208,8 +208,6 @@ extern struct array_cache slab_empty_ac;
 extern struct slab_thread slab_boot_thread;
 extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
-/* Guards the list of threads; after cache_chain_sem, before cache locks. */
-extern pthread_mutex_t slab_thread_lock;
 /* Bumped by shrink/reap: every thread drains its arrays at its next slow
  * path when its drain_gen is behind. */
 extern unsigned long slab_drain_gen;
@@ -225,7 +223,8 @@ static inline int slab_thread_live(const struct slab_thread *t)
 struct slab_thread *slab_thread_attach(void);
 /* In a fork child: releases every thread but the caller.  Chain lock held. */
 void slab_thread_release_others(void);
-/* Calls fn(t, arg) on every attached thread, slab_thread_lock held. */
+/* Calls fn(t, arg) on every attached thread, the registry's SLAB level
+ * lock held. */
 void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg);
 /* Asks every thread to drain its arrays at its next slow path. */
 void slab_request_drain(void);
