@@ -28,9 +28,9 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
     if (likely(idx < KMALLOC_NR_SIZES)) {
         unsigned int id =
             1 + idx + ((flags & __GFP_DMA) ? KMALLOC_NR_SIZES : 0);
-        struct array_cache *ac = slab_self->ac[id];
-        if (likely(ac->avail))
-            return slab_key_clear(slab_ac_pop(ac));
+        void *objp = slab_fast_pop(id);
+        if (likely(objp != NULL))
+            return slab_key_clear(objp);
     }
     return slab_kmalloc_slow(size, flags);
 }
@@ -68,9 +68,9 @@ static inline unsigned int slab_malloc_id(size_t size)
 static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 {
     if (likely(size <= KMALLOC_MAX_SIZE)) {
-        struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
-        if (likely(ac->avail))
-            return slab_key_clear(slab_ac_pop(ac));
+        void *objp = slab_fast_pop(slab_malloc_id(size));
+        if (likely(objp != NULL))
+            return slab_key_clear(objp);
     }
     return slow(size);
 }

@@ -851,6 +851,8 @@ void slab_thread_drain(struct slab_thread *t, int release)
  * what this thread holds at once, as 2.4 drained the calling CPU's. */
 static void drain_own_array(kmem_cache_t *cachep)
 {
+    if (slab_percpu_on()) /* the CPUs' arrays, every one */
+        slab_percpu_drain(cachep, 0);
     if (cachep->id && slab_thread_live(slab_self))
         ac_drain(cachep, slab_self, 0);
 }
@@ -974,8 +976,16 @@ static __cold __noinline void debug_free(kmem_cache_t *cachep, void *objp,
         slab_debug_free(objp, fn);
 }
 
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags)
+{
+    return cache_refill(cachep, ac, flags);
+}
+
 static inline void *__slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
+    if (slab_percpu_on() && cachep->id)
+        return slab_percpu_alloc(cachep, flags);
     struct array_cache *ac = thread_ac(cachep, slow_thread());
     if (ac) {
         if (ac->avail || cache_refill(cachep, ac, flags)) {
@@ -1079,6 +1089,8 @@ slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
     }
     if (!found)
         found = slab_depot_holds(cachep, objp);
+    if (!found && slab_percpu_on())
+        found = slab_percpu_holds(cachep->id, objp);
     if (!found) {
         struct holder_search h = {.id = cachep->id, .objp = objp};
         slab_for_each_thread(search_thread, &h);
@@ -1101,6 +1113,10 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
         if (*slab_key_word(objp) == slab_free_key)
             slab_check_double_free(cachep, objp, fn);
         *slab_key_word(objp) = slab_free_key;
+    }
+    if (slab_percpu_on() && cachep->id) {
+        slab_percpu_free(cachep, objp, fn);
+        return;
     }
     ac = thread_ac(cachep, slow_thread());
     if (ac) {
@@ -1239,6 +1255,7 @@ int kmem_cache_destroy(kmem_cache_t *cachep)
     pthread_mutex_lock(&cache_chain_sem);
     if (cachep->id)
         slab_for_each_thread(drain_thread_ac, cachep);
+    slab_percpu_drain(cachep, 1);
     __kmem_cache_shrink_locked(cachep);
     if (cache_in_use(cachep)) {
         pthread_mutex_unlock(&cache_chain_sem);
@@ -1571,7 +1588,8 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     if (cachep->id) {
         struct array_count c = {cachep->id, 0};
         slab_for_each_thread(count_array, &c);
-        array = c.n + slab_depot_objects(cachep);
+        array = c.n + slab_depot_objects(cachep) +
+                slab_percpu_count(cachep->id);
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;
@@ -1613,6 +1631,7 @@ int slab_shrink_all(void)
         list_for_each(p, &cache_cache.next)
         {
             kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+            slab_percpu_drain(c, 0);
             round += __kmem_cache_shrink_locked(c) << c->gfporder;
         }
         pthread_mutex_unlock(&cache_chain_sem);
@@ -1631,6 +1650,7 @@ static void slab_fork_prepare(void)
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
     pthread_mutex_lock(&slab_thread_lock);
+    slab_percpu_fork_prepare();
     pthread_mutex_lock(&cache_cache.spinlock);
     pthread_mutex_lock(&cache_cache.depot.lock);
     list_for_each(p, &cache_cache.next)
@@ -1652,6 +1672,7 @@ static void slab_fork_parent(void)
     }
     pthread_mutex_unlock(&cache_cache.depot.lock);
     pthread_mutex_unlock(&cache_cache.spinlock);
+    slab_percpu_fork_parent();
     pthread_mutex_unlock(&slab_thread_lock);
     pthread_mutex_unlock(&cache_chain_sem);
 }
@@ -1672,6 +1693,7 @@ static void slab_fork_child(void)
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
     pthread_mutex_init(&slab_thread_lock, NULL);
+    slab_percpu_fork_child();
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     pthread_mutex_init(&cache_cache.depot.lock, NULL);
     list_for_each(p, &cache_cache.next)
@@ -1706,6 +1728,7 @@ static void slab_init(void)
     kmem_cache_sizes_init();
     kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
     vm_purge_register(slab_decay);
+    slab_percpu_setup();
 }
 KSLAB_INITCALL(KSLAB_INIT_SLAB, slab_init);
 

@@ -408,11 +408,46 @@ slab_ac_push_keyed(struct array_cache *ac, const void *objp)
     return 0;
 }
 
-static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
+#include "slab/percpu.h"
+
+/* The hit of an allocation from cache id: the hottest object of the
+ * thread's (or the CPU's) array, or NULL on a miss. */
+static inline __attribute__((always_inline)) void *
+slab_fast_pop(unsigned int id)
 {
-    struct array_cache *ac = slab_self->ac[cachep->id];
+    if (slab_percpu_on())
+        return slab_cpu_pop(id);
+    struct array_cache *ac = slab_self->ac[id];
     if (likely(ac->avail))
         return slab_ac_pop(ac);
+    return NULL;
+}
+
+/* The per-CPU push of a free of an object of cache id, keyed or not (as
+ * slab_ac_push and slab_ac_push_keyed): the key goes in before the push,
+ * since once pushed the object may be another CPU's allocation at once,
+ * and comes out again when the push fails. */
+static inline __attribute__((always_inline)) int
+slab_cpu_push_free(unsigned int id, const void *objp)
+{
+    if (!slab_id_keyed(id))
+        return slab_cpu_push(id, objp);
+    uintptr_t *key = slab_key_word(objp);
+    uintptr_t old = *key, k = slab_free_key;
+    if (unlikely(old == k))
+        return 0;
+    *key = k;
+    if (likely(slab_cpu_push_nocheck(id, objp)))
+        return 1;
+    *key = old;
+    return 0;
+}
+
+static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
+{
+    void *objp = slab_fast_pop(cachep->id);
+    if (likely(objp != NULL))
+        return objp;
     return slab_alloc_slow(cachep, flags);
 }
 
@@ -420,8 +455,12 @@ static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
                                              const char *fn)
 {
-    if (likely(slab_ac_push(slab_self->ac[cachep->id], objp)))
+    if (slab_percpu_on()) {
+        if (likely(slab_cpu_push(cachep->id, objp)))
+            return;
+    } else if (likely(slab_ac_push(slab_self->ac[cachep->id], objp))) {
         return;
+    }
     slab_free_slow(cachep, objp, fn);
 }
 
@@ -438,6 +477,12 @@ slab_free_inline(const void *objp, const char *fn)
     if (unlikely(!slab_obj_start(page, objp)))
         slab_bad_pointer(objp, fn);
     unsigned int id = page->slab_id;
+    if (slab_percpu_on()) {
+        if (likely(slab_cpu_push_free(id, objp)))
+            return 1;
+        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+        return 1;
+    }
     struct array_cache *ac = slab_self->ac[id];
     if (likely(slab_id_keyed(id))) {
         if (likely(slab_ac_push_keyed(ac, objp)))
@@ -496,6 +541,11 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
 /* slab.c: puts n objects back on their slabs under one hold of the cache
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
+
+/* slab.c's refill of an array (from the depot, else the slabs): the
+ * per-CPU slow path stages objects in a private array with it. */
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags);
 
 /* Drains the calling thread's arrays of every cache (slab/thread.c). */
 void slab_drain_self(void);
