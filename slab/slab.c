@@ -847,6 +847,17 @@ void slab_thread_drain(struct slab_thread *t, int release)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
+void slab_drain_cpus(void)
+{
+    struct list_head *p;
+    if (!slab_percpu_on())
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    list_for_each(p, &cache_cache.next)
+        slab_percpu_drain(list_entry(p, kmem_cache_t, next), 0);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
 /* Drains the calling thread's array of cachep: shrink and reap give back
  * what this thread holds at once, as 2.4 drained the calling CPU's. */
 static void drain_own_array(kmem_cache_t *cachep)
@@ -1631,7 +1642,6 @@ int slab_shrink_all(void)
         list_for_each(p, &cache_cache.next)
         {
             kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-            slab_percpu_drain(c, 0);
             round += __kmem_cache_shrink_locked(c) << c->gfporder;
         }
         pthread_mutex_unlock(&cache_chain_sem);

@@ -547,7 +547,12 @@ void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
                                int flags);
 
-/* Drains the calling thread's arrays of every cache (slab/thread.c). */
+/* Drains every CPU's array of every cache when the arrays are per CPU
+ * (slab.c; takes cache_chain_sem). */
+void slab_drain_cpus(void);
+
+/* Drains the calling thread's arrays of every cache (slab/thread.c); with
+ * per-CPU arrays, every CPU's. */
 void slab_drain_self(void);
 
 #endif /* KSLAB_SLAB_INTERNAL_H */
