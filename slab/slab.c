@@ -24,7 +24,9 @@
  * that has exited or (kmem_cache_destroy) a cache that, by contract, no
  * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
  * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
- * ask every other thread to drain its arrays at its next slow path.
+ * ask every other thread to drain its arrays at its next slow path.  With
+ * KSLAB_PERCPU=1 the arrays are per CPU instead, as in 2.4 (slab/percpu.c:
+ * restartable sequences); shrink and reap then drain every CPU's at once.
  *
  * Locking: see slab_internal.h; the order of every kslab lock, and the
  * fork protocol that takes them all (this file's hook is level
