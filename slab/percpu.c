@@ -84,6 +84,7 @@ static int fence_cpus(void)
     return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
 }
 
+#if SLAB_PERCPU
 /* The possible CPUs (/sys/devices/system/cpu/possible: "0-N"), read
  * without malloc (start-up may be inside the first malloc); 0 when
  * unknown. */
@@ -115,6 +116,7 @@ static unsigned int possible_cpus(void)
         last = cur;
     return last + 1 > SLAB_PERCPU_MAX_CPUS ? 0 : (unsigned int)last + 1;
 }
+#endif
 
 void slab_percpu_setup(void)
 {
@@ -260,6 +262,23 @@ void *slab_percpu_alloc(kmem_cache_t *cachep, int flags)
     if (st.ac.avail)
         stage_return(cachep, &st);
     return objp;
+}
+
+__noinline void *slab_cpu_malloc(unsigned int id, size_t size,
+                                 void *(*slow)(size_t))
+{
+    void *objp = slab_cpu_pop(id);
+    if (likely(objp != NULL))
+        return slab_key_clear(objp);
+    return slow(size);
+}
+
+__noinline void slab_cpu_free(struct page *page, const void *objp,
+                              const char *fn)
+{
+    if (likely(slab_cpu_push_free(page->slab_id, objp)))
+        return;
+    slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
 }
 
 /* Is objp the object pushed last on this CPU's array of cache id?  A

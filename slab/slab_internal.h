@@ -413,17 +413,19 @@ slab_ac_push_keyed(struct array_cache *ac, const void *objp)
 
 #include "slab/percpu.h"
 
-/* The hit of an allocation from cache id: the hottest object of the
- * thread's (or the CPU's) array, or NULL on a miss. */
+/*
+ * With per-CPU arrays no thread has arrays of its own (slab_self stays a
+ * thread whose arrays are all the empty one), so the per-thread hit is
+ * tried first and costs the per-thread mode nothing: the per-CPU pop or
+ * push runs where the thread's array missed.
+ */
+
+/* After the thread's array missed: the hottest object of this CPU's array
+ * of cache id, or NULL. */
 static inline __attribute__((always_inline)) void *
-slab_fast_pop(unsigned int id)
+slab_cpu_pop_if_on(unsigned int id)
 {
-    if (slab_percpu_on())
-        return slab_cpu_pop(id);
-    struct array_cache *ac = slab_self->ac[id];
-    if (likely(ac->avail))
-        return slab_ac_pop(ac);
-    return NULL;
+    return slab_percpu_on() ? slab_cpu_pop(id) : NULL;
 }
 
 /* The per-CPU push of a free of an object of cache id, keyed or not (as
@@ -446,24 +448,30 @@ slab_cpu_push_free(unsigned int id, const void *objp)
     return 0;
 }
 
+/* Frees objp, an object start of the slab frame page, onto this CPU's
+ * array (slab/percpu.c). */
+void slab_cpu_free(struct page *page, const void *objp, const char *fn);
+
 static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 {
-    void *objp = slab_fast_pop(cachep->id);
-    if (likely(objp != NULL))
+    struct array_cache *ac = slab_self->ac[cachep->id];
+    if (likely(ac->avail))
+        return slab_ac_pop(ac);
+    void *objp = slab_cpu_pop_if_on(cachep->id);
+    if (objp)
         return objp;
     return slab_alloc_slow(cachep, flags);
 }
 
-/* Pushes a validated object on the thread's array of cachep. */
+/* Pushes a validated object on the thread's (or the CPU's) array of
+ * cachep. */
 static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
                                              const char *fn)
 {
-    if (slab_percpu_on()) {
-        if (likely(slab_cpu_push(cachep->id, objp)))
-            return;
-    } else if (likely(slab_ac_push(slab_self->ac[cachep->id], objp))) {
+    if (likely(slab_ac_push(slab_self->ac[cachep->id], objp)))
         return;
-    }
+    if (slab_percpu_on() && slab_cpu_push(cachep->id, objp))
+        return;
     slab_free_slow(cachep, objp, fn);
 }
 
@@ -480,12 +488,6 @@ slab_free_inline(const void *objp, const char *fn)
     if (unlikely(!slab_obj_start(page, objp)))
         slab_bad_pointer(objp, fn);
     unsigned int id = page->slab_id;
-    if (slab_percpu_on()) {
-        if (likely(slab_cpu_push_free(id, objp)))
-            return 1;
-        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
-        return 1;
-    }
     struct array_cache *ac = slab_self->ac[id];
     if (likely(slab_id_keyed(id))) {
         if (likely(slab_ac_push_keyed(ac, objp)))
@@ -493,7 +495,10 @@ slab_free_inline(const void *objp, const char *fn)
     } else if (likely(slab_ac_push(ac, objp))) {
         return 1;
     }
-    slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+    if (slab_percpu_on()) /* out of line: free's hit stays small */
+        slab_cpu_free(page, objp, fn);
+    else
+        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }
 
