@@ -8,44 +8,9 @@
  */
 #include "swaptest.h"
 
-#include <setjmp.h>
+#include "bustest.h"
 
 #define RW (PROT_READ | PROT_WRITE)
-
-static sigjmp_buf bus_jmp;
-static volatile sig_atomic_t bus_count;
-static volatile int bus_code;
-static void *volatile bus_addr;
-
-static void bus_handler(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (sig != SIGBUS || si->si_signo != SIGBUS)
-        _exit(9);
-    bus_count++;
-    bus_code = si->si_code;
-    bus_addr = si->si_addr;
-    siglongjmp(bus_jmp, 1);
-}
-
-static struct sigaction old_bus;
-
-/* In the test body: cmocka puts its own handlers in before each test
- * function (and back after). */
-static void install_handler(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = bus_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    assert_int_equal(sigaction(SIGBUS, &sa, &old_bus), 0);
-}
-
-static void restore_handler(void)
-{
-    sigaction(SIGBUS, &old_bus, NULL);
-}
 
 static int make_file(unsigned long bytes)
 {
@@ -57,28 +22,10 @@ static int make_file(unsigned long bytes)
     return fd;
 }
 
-/* Reads (or writes) user address a; 1 when it raised SIGBUS (checked to
- * carry BUS_ADRERR and the host address of a), 0 when it did not. */
-static int bus_on_access(struct mm_struct *mm, unsigned long a, int write)
-{
-    int before = bus_count;
-    if (sigsetjmp(bus_jmp, 1) == 0) {
-        if (write)
-            U64(mm, a) = 5;
-        else
-            (void)U64(mm, a);
-        return 0;
-    }
-    assert_int_equal(bus_count, before + 1);
-    assert_int_equal(bus_code, BUS_ADRERR);
-    assert_ptr_equal(bus_addr, mm_host(mm, a));
-    return 1;
-}
-
 static void test_sigbus_after_ftruncate(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = make_file(4 * PAGE_SIZE);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
@@ -101,13 +48,13 @@ static void test_sigbus_after_ftruncate(void **state)
     vm_check_mm(mm);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 static void test_sigbus_private_and_cached_page(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = make_file(2 * PAGE_SIZE);
     struct mm_struct *mm = mm_alloc(), *other = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, 0);
@@ -124,7 +71,7 @@ static void test_sigbus_private_and_cached_page(void **state)
     mmput(other);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* The death tests: no handler, a blocked SIGBUS, an ignored SIGBUS. */

@@ -12,69 +12,16 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <setjmp.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 
 #include <kslab/kslab.h>
 
-#include "vmtest.h"
+#include "bustest.h"
 
 #define RW (PROT_READ | PROT_WRITE)
 #define W(i, j) ((unsigned long)(i)*1000 + (j)) /* patterned_file's word */
 #define STORED(i) (0xC0FFEEUL + (i))            /* what touch() writes */
-
-static sigjmp_buf bus_jmp;
-static volatile sig_atomic_t bus_count;
-static volatile int bus_code;
-static void *volatile bus_addr;
-
-static void bus_handler(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    if (sig != SIGBUS || si->si_signo != SIGBUS)
-        _exit(9);
-    bus_count++;
-    bus_code = si->si_code;
-    bus_addr = si->si_addr;
-    siglongjmp(bus_jmp, 1);
-}
-
-static struct sigaction old_bus;
-
-/* In the test body: cmocka puts its own handlers in before each test. */
-static void install_handler(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = bus_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    assert_int_equal(sigaction(SIGBUS, &sa, &old_bus), 0);
-}
-
-static void restore_handler(void)
-{
-    sigaction(SIGBUS, &old_bus, NULL);
-}
-
-/* Reads (or writes) user address a of mm: 1 when it raised SIGBUS
- * (checked to carry BUS_ADRERR and the host address of a), else 0. */
-static int bus_on_access(struct mm_struct *mm, unsigned long a, int write)
-{
-    int before = bus_count;
-    if (sigsetjmp(bus_jmp, 1) == 0) {
-        if (write)
-            U64(mm, a) = 5;
-        else
-            (void)U64(mm, a);
-        return 0;
-    }
-    assert_int_equal(bus_count, before + 1);
-    assert_int_equal(bus_code, BUS_ADRERR);
-    assert_ptr_equal(bus_addr, mm_host(mm, a));
-    return 1;
-}
 
 /* Every page of [a, a + pages) of mm made present (read, or written). */
 static void touch(struct mm_struct *mm, unsigned long a, unsigned long pages,
@@ -107,7 +54,7 @@ static off_t file_size(int fd)
 static void test_truncate_zaps_present_shared_pages(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
@@ -132,7 +79,7 @@ static void test_truncate_zaps_present_shared_pages(void **state)
     vm_check_mm(mm);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* A private mapping's own copies of pages beyond the end go too (2.4
@@ -140,7 +87,7 @@ static void test_truncate_zaps_present_shared_pages(void **state)
 static void test_truncate_zaps_private_copies(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = patterned_file(3);
     struct mm_struct *mm = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 3 * PAGE_SIZE, RW, MAP_PRIVATE, 0);
@@ -155,7 +102,7 @@ static void test_truncate_zaps_private_copies(void **state)
     vm_check_mm(mm);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* A shared mapping in an mm_fork child, and in a second mm mapping the
@@ -163,7 +110,7 @@ static void test_truncate_zaps_private_copies(void **state)
 static void test_truncate_reaches_fork_child_and_other_mm(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc(), *other = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
@@ -197,7 +144,7 @@ static void test_truncate_reaches_fork_child_and_other_mm(void **state)
     mmput(other);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* Cut and grown again: the pages beyond the cut read zero in the mapping
@@ -206,7 +153,7 @@ static void test_truncate_reaches_fork_child_and_other_mm(void **state)
 static void test_truncate_then_grow_reads_zeroes(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     int fd = patterned_file(4);
     struct mm_struct *mm = mm_alloc(), *reader = mm_alloc();
     unsigned long a = do_mmap(mm, fd, 0, 4 * PAGE_SIZE, RW, MAP_SHARED, 0);
@@ -240,7 +187,7 @@ static void test_truncate_then_grow_reads_zeroes(void **state)
     mmput(reader);
     mmput(mm);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* ---- a driver's mapping beside the file's ---- */
@@ -271,7 +218,7 @@ static const struct file_operations dev_fops = {.mmap = dev_mmap};
 static void test_truncate_leaves_driver_mapping(void **state)
 {
     (void)state;
-    install_handler();
+    install_bus_handler();
     dev_buf = (char *)__get_free_page(GFP_KERNEL);
     assert_non_null(dev_buf);
     memset(dev_buf, 0x5a, PAGE_SIZE);
@@ -300,7 +247,7 @@ static void test_truncate_leaves_driver_mapping(void **state)
     mem_map_unreserve(virt_to_page(dev_buf));
     free_page((unsigned long)dev_buf);
     close(fd);
-    restore_handler();
+    restore_bus_handler();
 }
 
 /* Bad input: an error, and the file and its mappings as they were. */
