@@ -200,7 +200,8 @@ static void stage_return(kmem_cache_t *cachep, struct stage *st)
         return;
     memmove(st->ac.entry, st->ac.entry + k, (n - k) * sizeof(void *));
     st->ac.avail = n - k;
-    while (st->ac.avail && slab_magazines_on() && slab_depot_put(cachep, &st->ac))
+    while (st->ac.avail && slab_magazines_on() &&
+           slab_depot_put(cachep, &st->ac))
         ;
     if (st->ac.avail)
         slab_put_objects(cachep, st->ac.entry, st->ac.avail);
@@ -314,8 +315,8 @@ void slab_percpu_free(kmem_cache_t *cachep, void *objp, const char *fn)
     struct stage st;
     stage_init(cachep, &st);
     count_miss(&cachep->freemiss);
-    unsigned int want = __atomic_load_n(&cachep->depot.mag_size,
-                                        __ATOMIC_RELAXED);
+    unsigned int want =
+        __atomic_load_n(&cachep->depot.mag_size, __ATOMIC_RELAXED);
     if (!slab_magazines_on() || want < cachep->batchcount)
         want = cachep->batchcount;
     if (want > cachep->limit)
@@ -323,8 +324,7 @@ void slab_percpu_free(kmem_cache_t *cachep, void *objp, const char *fn)
     st.ac.avail = slab_cpu_pop_batch(id, st.ac.entry, want);
     if (!slab_cpu_push_nocheck(id, objp))
         st.ac.entry[st.ac.avail++] = objp;
-    while (st.ac.avail && slab_magazines_on() &&
-           slab_depot_put(cachep, &st.ac))
+    while (st.ac.avail && slab_magazines_on() && slab_depot_put(cachep, &st.ac))
         ;
     if (st.ac.avail)
         slab_put_objects(cachep, st.ac.entry, st.ac.avail);

@@ -52,6 +52,7 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 
 #if SLAB_PERCPU
 
+/* clang-format off */
 /* struct rseq (linux/rseq.h): cpu_id at 4, rseq_cs at 8. */
 #define RSEQ_CPU_ID_OFF "4"
 #define RSEQ_CS_OFF "8"
@@ -117,18 +118,23 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 static inline __attribute__((always_inline)) void *slab_cpu_pop(unsigned int id)
 {
     unsigned long obj, t1, t2;
-    __asm__ __volatile__(SLAB_RSEQ_DESC "1:\n\t"
-                                        "xorl %k[obj], %k[obj]\n\t" SLAB_RSEQ_ARRAY
-                                        "movl (%[t1]), %k[t2]\n\t"
-                                        "testl %k[t2], %k[t2]\n\t"
-                                        "jz 2f\n\t"
-                                        "subl $1, %k[t2]\n\t"
-                                        "movq %c[ent](%[t1], %[t2], 8), %[obj]\n\t" SLAB_RSEQ_COUNT(
-                                            "ahit") "movl %k[t2], (%[t1])\n"
-                                                    "2:\n\t" SLAB_RSEQ_ABORT
-                         : [obj] "=&r"(obj), [t1] "=&r"(t1), [t2] "=&r"(t2)
-                         : SLAB_RSEQ_IN SLAB_RSEQ_STATS_IN
-                         : "memory", "cc");
+    __asm__ __volatile__(
+        SLAB_RSEQ_DESC
+        "1:\n\t"
+        "xorl %k[obj], %k[obj]\n\t"
+        SLAB_RSEQ_ARRAY
+        "movl (%[t1]), %k[t2]\n\t"             /* avail */
+        "testl %k[t2], %k[t2]\n\t"
+        "jz 2f\n\t"
+        "subl $1, %k[t2]\n\t"
+        "movq %c[ent](%[t1], %[t2], 8), %[obj]\n\t"
+        SLAB_RSEQ_COUNT("ahit")
+        "movl %k[t2], (%[t1])\n"                 /* commit: avail - 1 */
+        "2:\n\t"
+        SLAB_RSEQ_ABORT
+        : [obj] "=&r"(obj), [t1] "=&r"(t1), [t2] "=&r"(t2)
+        : SLAB_RSEQ_IN SLAB_RSEQ_STATS_IN
+        : "memory", "cc");
     return (void *)obj;
 }
 
@@ -141,27 +147,33 @@ static inline __attribute__((always_inline)) void *slab_cpu_pop(unsigned int id)
     {                                                                          \
         unsigned long ok, t1, t2;                                              \
         __asm__ __volatile__(                                                  \
-            SLAB_RSEQ_DESC "1:\n\t"                                            \
-                           "xorl %k[ok], %k[ok]\n\t" SLAB_RSEQ_ARRAY           \
-                           "movl (%[t1]), %k[t2]\n\t"                          \
-                           "cmpl %c[lim](%[t1]), %k[t2]\n\t"                   \
-                           "jae 2f\n\t" check                                  \
-                           "movq %[obj], %c[ent](%[t1], %[t2], 8)\n\t"         \
-                           SLAB_RSEQ_COUNT("fhit") "addl $1, %k[t2]\n\t"       \
-                                                   "movl $1, %k[ok]\n\t"       \
-                                                   "movl %k[t2], (%[t1])\n"    \
-                                                   "2:\n\t" SLAB_RSEQ_ABORT    \
+            SLAB_RSEQ_DESC                                                     \
+            "1:\n\t"                                                           \
+            "xorl %k[ok], %k[ok]\n\t"                                          \
+            SLAB_RSEQ_ARRAY                                                    \
+            "movl (%[t1]), %k[t2]\n\t"                 /* avail */             \
+            "cmpl %c[lim](%[t1]), %k[t2]\n\t"                                  \
+            "jae 2f\n\t"                                                       \
+            check                                                              \
+            "movq %[obj], %c[ent](%[t1], %[t2], 8)\n\t" /* above avail */      \
+            SLAB_RSEQ_COUNT("fhit")                                            \
+            "addl $1, %k[t2]\n\t"                                              \
+            "movl $1, %k[ok]\n\t"                                              \
+            "movl %k[t2], (%[t1])\n"                    /* commit */            \
+            "2:\n\t"                                                           \
+            SLAB_RSEQ_ABORT                                                    \
             : [ok] "=&r"(ok), [t1] "=&r"(t1), [t2] "=&r"(t2)                   \
             : [obj] "r"(objp), SLAB_RSEQ_IN SLAB_RSEQ_STATS_IN                 \
             : "memory", "cc");                                                 \
         return (int)ok;                                                        \
     }
 
-SLAB_CPU_PUSH(slab_cpu_push, "testl %k[t2], %k[t2]\n\t"
-                             "jz 5f\n\t"
-                             "cmpq %[obj], %c[ent]-8(%[t1], %[t2], 8)\n\t"
-                             "je 2f\n"
-                             "5:\n\t")
+SLAB_CPU_PUSH(slab_cpu_push,
+              "testl %k[t2], %k[t2]\n\t"
+              "jz 5f\n\t"
+              "cmpq %[obj], %c[ent]-8(%[t1], %[t2], 8)\n\t"
+              "je 2f\n"
+              "5:\n\t")
 SLAB_CPU_PUSH(slab_cpu_push_nocheck, "")
 
 /* Moves up to want of the hottest objects of this CPU's array of cache id
@@ -231,6 +243,8 @@ static inline unsigned int slab_cpu_push_batch(unsigned int id,
     return (unsigned int)k;
 }
 
+/* clang-format on */
+
 /* The CPU the calling thread runs on (a snapshot outside any sequence),
  * or a number >= slab_pcpu.nr when rseq is not registered. */
 static inline unsigned int slab_cpu_now(void)
@@ -240,7 +254,7 @@ static inline unsigned int slab_cpu_now(void)
                            __ATOMIC_RELAXED);
 }
 
-#else /* !SLAB_PERCPU */
+#else  /* !SLAB_PERCPU */
 
 static inline void *slab_cpu_pop(unsigned int id)
 {

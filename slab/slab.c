@@ -1601,8 +1601,8 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     if (cachep->id) {
         struct array_count c = {cachep->id, 0};
         slab_for_each_thread(count_array, &c);
-        array = c.n + slab_depot_objects(cachep) +
-                slab_percpu_count(cachep->id);
+        array =
+            c.n + slab_depot_objects(cachep) + slab_percpu_count(cachep->id);
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;

@@ -445,8 +445,7 @@ static void test_double_free_in_cpu_array(void **state)
     ktest_assert_one_line("unkeyed double free", st, err, SIGABRT,
                           "double free");
     st = ktest_run_child(double_free_keyed, NULL, err, sizeof err);
-    ktest_assert_one_line("keyed double free", st, err, SIGABRT,
-                          "double free");
+    ktest_assert_one_line("keyed double free", st, err, SIGABRT, "double free");
 }
 
 int main(int argc, char **argv)
