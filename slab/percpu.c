@@ -230,7 +230,7 @@ static void stage_init(kmem_cache_t *cachep, struct stage *st)
 static int pcpu_ready(kmem_cache_t *cachep)
 {
     unsigned int cpu = slab_cpu_now();
-    if (cpu >= slab_pcpu.nr)
+    if (cpu >= slab_pcpu.nr || cpu >= SLAB_PERCPU_MAX_CPUS)
         return 1;
     if (__atomic_load_n(&slab_cpu_acs[cpu][cachep->id], __ATOMIC_ACQUIRE) !=
         &slab_empty_ac)
@@ -287,7 +287,7 @@ __noinline void slab_cpu_free(struct page *page, const void *objp,
 static int pcpu_top_is(unsigned int id, const void *objp)
 {
     unsigned int cpu = slab_cpu_now();
-    if (cpu >= slab_pcpu.nr)
+    if (cpu >= slab_pcpu.nr || cpu >= SLAB_PERCPU_MAX_CPUS)
         return 0;
     const struct array_cache *ac =
         __atomic_load_n(&slab_cpu_acs[cpu][id], __ATOMIC_ACQUIRE);

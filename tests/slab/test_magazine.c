@@ -202,12 +202,13 @@ static void double_free_from_depot(void *arg)
     /* objects went to the depot when the array overflowed (a thread's
      * array gives its oldest, a CPU's its hottest) */
     kmem_cache_t *c = kmem_find_general_cachep(64);
-    int i = 0;
-    while (i < DF_OBJECTS && !slab_depot_holds(c, o[i]))
-        i++;
-    if (i == DF_OBJECTS)
+    void *victim = NULL;
+    for (int i = 0; i < DF_OBJECTS && !victim; i++)
+        if (slab_depot_holds(c, o[i]))
+            victim = o[i];
+    if (!victim)
         _exit(3);
-    kfree(o[i]);
+    kfree(victim);
     _exit(0);
 }
 
