@@ -7,14 +7,17 @@
  *
  * The live ones are recorded in an open-addressing hash table keyed by
  * address (huge_tab, itself a host mapping: no malloc here, and excluded
- * from the leak search), with backward-shift deletion.  A freed block
+ * from the leak search), with backward-shift deletion.  It is the one
+ * table of huge blocks: those of the hook's home (large.h: libkslab-vm.so
+ * puts them in the emulated mm) are in it too, marked hooked, and never
+ * go to the pool.  A freed block
  * goes to the pool, whose ranges the next blocks are cut from; a block
  * that grows takes the pool's range after it, or is moved with mremap.
  *
  * Locking: ip_huge_lock guards the table and the pool; no other lock is
  * taken under it, and the only system calls under it are the table's
  * growth and ip_huge_realloc's mremap: a fresh mapping is made with the lock
- * dropped.
+ * dropped, and the hook is called without it.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -70,19 +73,20 @@ static struct huge_ent *__huge_find(uintptr_t addr)
 
 /* Puts addr in the first empty slot of its chain. */
 static void __huge_put(struct huge_ent *tab, size_t cap, uintptr_t addr,
-                       size_t len)
+                       size_t len, int hooked)
 {
     size_t i = huge_hash(addr, cap);
     while (tab[i].addr)
         i = (i + 1) & (cap - 1);
     tab[i].addr = addr;
     tab[i].len = len;
+    tab[i].hooked = hooked;
 }
 
 /* Records a live block in huge_tab (room reserved). */
-static void __huge_insert(uintptr_t addr, size_t len)
+static void __huge_insert(uintptr_t addr, size_t len, int hooked)
 {
-    __huge_put(huge_tab, huge_cap, addr, len);
+    __huge_put(huge_tab, huge_cap, addr, len, hooked);
     huge_used++;
 }
 
@@ -100,7 +104,8 @@ static int __huge_reserve(void)
     slab_debug_exclude(tab, cap * sizeof *tab); /* not a leak-search root */
     for (size_t i = 0; i < huge_cap; i++)
         if (huge_tab[i].addr)
-            __huge_put(tab, cap, huge_tab[i].addr, huge_tab[i].len);
+            __huge_put(tab, cap, huge_tab[i].addr, huge_tab[i].len,
+                       huge_tab[i].hooked);
     if (huge_tab) {
         slab_debug_exclude(huge_tab, 0);
         vm_os_free(huge_tab, huge_cap * sizeof *huge_tab);
@@ -131,6 +136,7 @@ static void __huge_delete(struct huge_ent *e)
     }
     huge_tab[i].addr = 0;
     huge_tab[i].len = 0;
+    huge_tab[i].hooked = 0;
     huge_used--;
 }
 /* ---- huge blocks ---- */
@@ -144,17 +150,38 @@ static void *huge_map(size_t len, size_t align)
     return p;
 }
 
+/* A block of the hook's home, recorded in the table; NULL (errno kept)
+ * when the home is full: then host memory. */
+static void *hooked_alloc(const struct ip_huge_hook *hook, size_t len,
+                          size_t align, int zero)
+{
+    int saved = errno;
+    void *q = hook->alloc(len, align, zero);
+    if (!q) {
+        errno = saved;
+        return NULL;
+    }
+    pthread_mutex_lock(&ip_huge_lock);
+    int r = __huge_reserve();
+    if (r == 0)
+        __huge_insert((uintptr_t)q, len, 1);
+    pthread_mutex_unlock(&ip_huge_lock);
+    if (r != 0) {
+        hook->free(q, len);
+        errno = saved;
+        return NULL;
+    }
+    ADD(nr_alloc, 1);
+    return q;
+}
+
 void *ip_huge_alloc(size_t len, size_t align, int zero)
 {
     const struct ip_huge_hook *hook = hook_get();
     if (hook) {
-        int saved = errno;
-        void *q = hook->alloc(len, align);
-        if (q) {
-            ADD(nr_alloc, 1);
-            return q; /* zeroed */
-        }
-        errno = saved; /* the hook's home is full: host memory */
+        void *q = hooked_alloc(hook, len, align, zero);
+        if (q)
+            return q;
     }
     void *p = NULL;
     size_t got = len, dirty = 0;
@@ -191,7 +218,7 @@ void *ip_huge_alloc(size_t len, size_t align, int zero)
         }
     }
     if (p) {
-        __huge_insert((uintptr_t)p, got);
+        __huge_insert((uintptr_t)p, got, 0);
         HIGH(huge_max_blocks, ADD(huge_blocks, 1) + 1);
         HIGH(huge_max_bytes, ADD(huge_bytes, got) + got);
         __ip_huge_peak_note();
@@ -212,11 +239,6 @@ fail:
 /* Frees a huge block: 1, or 0 when p is not one. */
 int ip_huge_free(void *p)
 {
-    const struct ip_huge_hook *hook = hook_get();
-    if (hook && hook->free(p)) {
-        ADD(nr_free, 1);
-        return 1;
-    }
     struct huge_drop d = {0};
     int limited = vm_os_as_limited(0);
     pthread_mutex_lock(&ip_huge_lock);
@@ -225,8 +247,15 @@ int ip_huge_free(void *p)
         pthread_mutex_unlock(&ip_huge_lock);
         return 0;
     }
-    __ip_huge_pool_set_limited(limited);
     size_t len = e->len;
+    if (e->hooked) {
+        __huge_delete(e);
+        pthread_mutex_unlock(&ip_huge_lock);
+        hook_get()->free(p, len);
+        ADD(nr_free, 1);
+        return 1;
+    }
+    __ip_huge_pool_set_limited(limited);
     __huge_delete(e);
     SUB(huge_blocks, 1);
     SUB(huge_bytes, len);
@@ -246,10 +275,6 @@ int ip_huge_free(void *p)
 
 size_t ip_huge_usable(const void *p)
 {
-    const struct ip_huge_hook *hook = hook_get();
-    size_t n = hook ? hook->usable(p) : 0;
-    if (n)
-        return n;
     pthread_mutex_lock(&ip_huge_lock);
     struct huge_ent *e = __huge_find((uintptr_t)p);
     size_t len = e ? e->len : 0;
@@ -260,11 +285,23 @@ size_t ip_huge_usable(const void *p)
 /* Resizes a huge block: into the pool's range after it, or with mremap;
  * a block shrunk below half gives its tail to the pool.  NULL (errno
  * kept) leaves it be: the caller moves it. */
+/* Resizes a block of the hook's home in place (ip_huge_lock dropped for
+ * the hook's call: the block is the caller's, nobody else changes its
+ * entry); NULL: the caller moves it. */
+static void *hooked_resize(void *p, size_t old, size_t len)
+{
+    if (hook_get()->resize(p, old, len) != 0)
+        return NULL;
+    pthread_mutex_lock(&ip_huge_lock);
+    __huge_find((uintptr_t)p)->len = len;
+    pthread_mutex_unlock(&ip_huge_lock);
+    if (len > old)
+        ADD(grow_in_place, 1);
+    return p;
+}
+
 void *ip_huge_realloc(void *p, size_t len)
 {
-    const struct ip_huge_hook *hook = hook_get();
-    if (hook && hook->usable(p))
-        return hook->resize(p, len);
     int saved = errno;
     void *q = NULL;
     struct huge_drop d = {0};
@@ -275,6 +312,12 @@ void *ip_huge_realloc(void *p, size_t len)
         goto out;
     struct huge_ent *e = __huge_find((uintptr_t)p);
     size_t old = e->len;
+    if (e->hooked) {
+        pthread_mutex_unlock(&ip_huge_lock);
+        q = hooked_resize(p, old, len);
+        errno = saved;
+        return q;
+    }
     if (len <= old && len >= old / 2) { /* fits, and not much too big */
         q = p;
         goto out;
@@ -297,7 +340,7 @@ void *ip_huge_realloc(void *p, size_t len)
             e->len = len;
         } else {
             __huge_delete(e);
-            __huge_insert((uintptr_t)q, len);
+            __huge_insert((uintptr_t)q, len, 0);
         }
     }
     HIGH(huge_max_bytes, ADD(huge_bytes, len - old) + len - old);

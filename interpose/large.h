@@ -139,19 +139,19 @@ size_t ip_large_aspace_reclaim(void);
  * huge blocks' lock), called by the layer's fork hook (interpose/init.c). */
 /*
  * Another home for the huge blocks: libkslab-vm.so (vmmode/) puts them in
- * the process's emulated mm, as do_mmap anonymous mappings.  Set once, at
- * its start-up; blocks made before stay host memory and are still found
- * (free and usable ask the hook first, then the table of huge.c).  alloc
- * returns zeroed memory aligned to align, or NULL (then huge.c maps host
- * memory); free returns 1, or 0 when p is not one of its blocks; usable
- * the block's bytes or 0; resize resizes in place or returns NULL (the
- * caller moves the block).
+ * the process's emulated mm (its brk heap, or do_mmap anonymous
+ * mappings).  Set once, at its start-up.  huge.c records every huge
+ * block, the hook's too, in its one table (address, length, home), so
+ * blocks made before the hook stay host memory and are still freed
+ * there.  alloc returns memory aligned to align, zeroed when zero, or
+ * NULL (then huge.c maps host memory); free gives back a block it made
+ * (len its recorded length); resize resizes such a block in place and
+ * returns 0, or -1 (the caller moves it).  Called without ip_huge_lock.
  */
 struct ip_huge_hook {
-    void *(*alloc)(size_t len, size_t align);
-    int (*free)(void *p);
-    size_t (*usable)(const void *p);
-    void *(*resize)(void *p, size_t len);
+    void *(*alloc)(size_t len, size_t align, int zero);
+    void (*free)(void *p, size_t len);
+    int (*resize)(void *p, size_t old, size_t len);
 };
 void ip_huge_set_hook(const struct ip_huge_hook *hook);
 

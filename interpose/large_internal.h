@@ -59,6 +59,7 @@ extern struct ip_large_counters ip_large_st;
 struct huge_ent {
     uintptr_t addr; /* 0 = empty */
     size_t len;     /* bytes mapped, a multiple of PAGE_SIZE */
+    int hooked;     /* a live block of the hook's home (large.h) */
 };
 
 extern pthread_mutex_t ip_huge_lock;

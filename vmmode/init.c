@@ -11,7 +11,7 @@
  * unlinked at once: the open descriptor (close-on-exec) keeps it, so
  * neither exit nor exec leaves a file behind, and a host fork's child
  * gets a copy of the used slots (vm/mm/swapfile.c).  Then the malloc
- * family's big blocks move into the mm (heap.c).
+ * family's large blocks move into the mm (heap.c).
  *
  * With KSLAB_STATS the exit report, after slabinfo and the large blocks,
  * has the mm's maps (/proc/PID/maps form, the mm's own addresses; the
@@ -164,10 +164,11 @@ static void vmm_stats(FILE *out)
     if (!vmm_mm)
         return;
     struct mm_stat st;
-    unsigned long blocks, bytes, active = 0, inactive = 0;
+    struct vmm_heap_stats hs;
+    unsigned long active = 0, inactive = 0;
     unsigned long swap_total, swap_free;
     mm_get_stat(vmm_mm, &st);
-    vmm_heap_stats(&blocks, &bytes);
+    vmm_heap_stats(&hs);
     vm_swap_totals(&swap_total, &swap_free);
     count_active(&active, &inactive);
     unsigned long swapcache = vm_swap_cache_pages();
@@ -175,10 +176,14 @@ static void vmm_stats(FILE *out)
     fprintf(out,
             "vm: the process's mm at window %p: %lu malloc blocks in it "
             "(%lu bytes), rss %lu kB, %lu kB of frames (KSLAB_VM_MEM), "
-            "%lu kB of swap (KSLAB_VM_SWAP)\n",
-            (void *)atomic_load(&vmm_base), blocks, bytes, KB(st.rss),
+            "%lu kB of swap (KSLAB_VM_SWAP)\n"
+            "vm: heap (brk) %lu kB: %lu blocks (%lu bytes), %lu kB freed "
+            "and kept; %lu blocks mapped (%lu bytes)\n",
+            (void *)atomic_load(&vmm_base), hs.heap_blocks + hs.map_blocks,
+            hs.heap_bytes + hs.map_bytes, KB(st.rss),
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
-            swap_bytes >> 10);
+            swap_bytes >> 10, hs.heap_size >> 10, hs.heap_blocks, hs.heap_bytes,
+            hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
     fprintf(out, "vm: maps\n");
     fflush(out);
     mm_dump_maps(vmm_mm, out);

@@ -133,7 +133,7 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 /* MADV_DONTNEED on [start, end) of the mm: every vma's pages there are
  * zapped, as 2.4's madvise_dontneed does.  -ENOMEM when part of the range
  * is unmapped (the rest is done), as Linux. */
-static int dontneed(unsigned long start, unsigned long end)
+int vmm_dontneed(unsigned long start, unsigned long end)
 {
     struct mm_struct *mm = vmm_mm;
     int r = 0;
@@ -173,7 +173,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
         return 0; /* advice: nothing the emulator needs to act on */
     unsigned long s = vmm_user(addr);
     pthread_mutex_lock(&vmm_lock);
-    int r = dontneed(s, s + PAGE_ALIGN(len));
+    int r = vmm_dontneed(s, s + PAGE_ALIGN(len));
     pthread_mutex_unlock(&vmm_lock);
     return r ? fail(r) : 0;
 }

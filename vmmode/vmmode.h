@@ -2,9 +2,9 @@
  * vmmode/vmmode.h — libkslab-vm.so: a program's memory in one emulated
  * mm_struct (the process's "current->mm"), shared by the files of the
  * layer: init.c (start-up, the swap area, KSLAB_STATS), heap.c (the
- * malloc family's big blocks as do_mmap mappings), mman.c (the program's
- * own mmap, munmap, mremap, mprotect, madvise, brk and sbrk) and io.c
- * (the libc calls through which the host kernel reads or writes the
+ * malloc family's large blocks in the brk heap or do_mmap mappings), mman.c
+ * (the program's own mmap, munmap, mremap, mprotect, madvise, brk and sbrk) and
+ * io.c (the libc calls through which the host kernel reads or writes the
  * program's memory).
  *
  * The mm's user address a is at vmm_base + a in the process (the mm's
@@ -66,10 +66,20 @@ static inline void *vmm_host(unsigned long addr)
 /* Is [addr, addr + len) of the mm free of vmas?  vmm_lock held. */
 int vmm_room(unsigned long addr, unsigned long len);
 
-/* heap.c: the malloc family's big blocks (interpose/large.h's hook);
- * installed by start-up.  vmm_heap_stats: live blocks and their bytes. */
+/* heap.c: the malloc family's large blocks (interpose/large.h's hook):
+ * the brk heap and do_mmap mappings; installed by start-up. */
+struct vmm_heap_stats {
+    unsigned long heap_blocks, heap_bytes; /* live blocks in the heap */
+    unsigned long heap_size;               /* bytes the break covers */
+    unsigned long heap_dirty; /* bytes of freed pages kept, not zapped */
+    unsigned long map_blocks, map_bytes; /* live blocks that are mappings */
+};
 void vmm_heap_init(void);
-void vmm_heap_stats(unsigned long *blocks, unsigned long *bytes);
+void vmm_heap_stats(struct vmm_heap_stats *st);
 void vmm_heap_fork_child(void);
+
+/* mman.c: MADV_DONTNEED on [start, end) of the mm (zap_page_range of
+ * every vma there); 0 or -ENOMEM.  vmm_lock held. */
+int vmm_dontneed(unsigned long start, unsigned long end);
 
 #endif /* KSLAB_VMMODE_VMMODE_H */

@@ -1,7 +1,8 @@
 /*
  * tests/vmmode/test_vmmode.c — a program run under libkslab-vm.so
- * (LD_PRELOAD, set by CMakeLists.txt with a small KSLAB_VM_MEM): its big
- * malloc blocks, anonymous mappings and break live in the emulated mm,
+ * (LD_PRELOAD, set by CMakeLists.txt with a small KSLAB_VM_MEM): its
+ * malloc blocks above 64 KiB (in the heap below the mmap threshold,
+ * mappings above), anonymous mappings and break live in the emulated mm,
  * are swapped out under pressure and read back; every access works — a
  * thread that blocks every signal, read(2) and write(2) on pages never
  * touched or swapped out, eight threads checking every byte under
@@ -155,6 +156,119 @@ static void test_memory_lives_in_mm(void **state)
     assert_int_equal(munmap(shared, MB), 0);
     free(big);
     free(small);
+}
+
+/* Blocks between 64 and 128 KiB (below the mmap threshold) are cut from
+ * the mm's heap: the break grows over them, a freed one's pages are
+ * zapped (the next block there reads zeros) and the break comes down
+ * over a free top; they shrink in place and keep their bytes. */
+#define NMEDIUM 48
+#define MEDIUM (100 * 1024)
+static void test_medium_blocks_in_heap(void **state)
+{
+    (void)state;
+    char *b0 = sbrk(0);
+    unsigned char *p[NMEDIUM];
+    for (int i = 0; i < NMEDIUM; i++) {
+        p[i] = malloc(MEDIUM);
+        assert_non_null(p[i]);
+        fill(p[i], MEDIUM, (unsigned)i);
+    }
+    char *b1 = sbrk(0);
+    assert_true(b1 >= b0 + (size_t)NMEDIUM * MEDIUM);
+    for (int i = 0; i < NMEDIUM; i++) {
+        assert_true(in_mm(p[i]));
+        assert_true((char *)p[i] + MEDIUM <= b1); /* under the break */
+        assert_true(check(p[i], MEDIUM, (unsigned)i));
+    }
+    /* a shrink stays put and keeps its bytes */
+    assert_ptr_equal(realloc(p[0], 70 * 1024), p[0]);
+    assert_true(check(p[0], 70 * 1024, 0));
+    /* a block freed and taken again reads zeros through calloc */
+    unsigned char *z = p[NMEDIUM / 2];
+    free(z);
+    unsigned char *c = calloc(1, MEDIUM);
+    assert_non_null(c);
+    for (size_t i = 0; i < MEDIUM; i++)
+        assert_int_equal(c[i], 0);
+    free(c);
+    for (int i = 0; i < NMEDIUM; i++)
+        if (i != NMEDIUM / 2)
+            free(p[i]);
+    assert_true((char *)sbrk(0) < b1); /* the free top went back */
+}
+
+/* The kB of freed heap pages kept (not yet zapped), from the report. */
+static unsigned long heap_kept_kb(void)
+{
+    void (*print)(FILE *) =
+        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    print(f);
+    fclose(f);
+    char *h = strstr(buf, "vm: heap (brk) ");
+    assert_non_null(h);
+    char *k = strstr(h, " blocks (");
+    assert_non_null(k);
+    k = strstr(k, "), ");
+    assert_non_null(k);
+    unsigned long kb = strtoul(k + 3, NULL, 10);
+    free(buf);
+    return kb;
+}
+
+/* Freed heap pages stay (the next block takes them without a fault) and
+ * are zapped once free for the decay time, by the purge passes: the
+ * pages kept fall to none, the live block above them keeps its bytes. */
+static void test_medium_freed_pages_decay(void **state)
+{
+    (void)state;
+    enum { N = 120 }; /* 12 MB: worth the background purge */
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(MEDIUM);
+        assert_non_null(p[i]);
+        fill(p[i], MEDIUM, (unsigned)i);
+    }
+    unsigned char *top = malloc(MEDIUM); /* holds the break up */
+    assert_non_null(top);
+    fill(top, MEDIUM, 99);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    /* bounded: the decay is seconds; a loaded machine gets a minute */
+    for (int t = 0; t < 600 && heap_kept_kb() != 0; t++)
+        usleep(100000);
+    assert_int_equal(heap_kept_kb(), 0);
+    assert_true(check(top, MEDIUM, 99));
+    free(top);
+}
+
+/* Blocks of the heap go to swap under pressure and come back whole. */
+static void test_medium_blocks_swap(void **state)
+{
+    (void)state;
+    struct vmstat a, b;
+    read_stats(&a);
+    size_t n = (size_t)a.mem_kb * 1024 * 3 / MEDIUM;
+    unsigned char **p = calloc(n, sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = malloc(MEDIUM);
+        assert_non_null(p[i]);
+        assert_true(i % 64 || in_mm(p[i]));
+        fill(p[i], MEDIUM, (unsigned)i);
+    }
+    for (size_t i = 0; i < n; i++)
+        assert_true(check(p[i], MEDIUM, (unsigned)i));
+    read_stats(&b);
+    assert_true(b.pswpout > a.pswpout);
+    assert_true(b.pswpin > a.pswpin);
+    for (size_t i = 0; i < n; i++)
+        free(p[i]);
+    free(p);
 }
 
 /* mremap keeps the contents as it grows, moves and shrinks; madvise
@@ -324,16 +438,18 @@ static _Atomic int bad_bytes;
 static void *worker(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg;
-    size_t sizes[] = {200 * 1024, 1 * MB, 3 * MB, 40, 5000};
+    size_t sizes[] = {200 * 1024, 1 * MB,    3 * MB,    40,
+                      5000,       70 * 1024, 120 * 1024};
+    enum { N = sizeof sizes / sizeof sizes[0] };
     while (!stop_threads) {
-        unsigned char *b[5];
-        for (int i = 0; i < 5; i++) {
+        unsigned char *b[N];
+        for (int i = 0; i < N; i++) {
             b[i] = malloc(sizes[i]);
             if (!b[i])
                 abort();
             fill(b[i], sizes[i], seed + (unsigned)i);
         }
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < N; i++) {
             if (!check(b[i], sizes[i], seed + (unsigned)i))
                 bad_bytes = 1;
             free(b[i]);
@@ -459,6 +575,9 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_lives_in_mm),
+        cmocka_unit_test(test_medium_blocks_in_heap),
+        cmocka_unit_test(test_medium_blocks_swap),
+        cmocka_unit_test(test_medium_freed_pages_decay),
         cmocka_unit_test(test_mremap_madvise_mprotect),
         cmocka_unit_test(test_swap_out_and_in),
         cmocka_unit_test(test_blocked_thread_writes_swapped_page),
