@@ -25,7 +25,9 @@
  * that has exited or (kmem_cache_destroy) a cache that, by contract, no
  * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
  * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
- * ask every other thread to drain its arrays at its next slow path.
+ * ask every other thread to drain its arrays at its next slow path.  With
+ * KSLAB_PERCPU=1 the arrays are per CPU instead, as in 2.4 (slab/percpu.c:
+ * restartable sequences); shrink and reap then drain every CPU's at once.
  *
  * Locking: see slab_internal.h; the order of every kslab lock, and the
  * fork protocol that takes them all (this file's hook is level
@@ -849,10 +851,23 @@ void slab_thread_drain(struct slab_thread *t, int release)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
+void slab_drain_cpus(void)
+{
+    struct list_head *p;
+    if (!slab_percpu_on())
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    list_for_each(p, &cache_cache.next)
+        slab_percpu_drain(list_entry(p, kmem_cache_t, next), 0);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
 /* Drains the calling thread's array of cachep: shrink and reap give back
  * what this thread holds at once, as 2.4 drained the calling CPU's. */
 static void drain_own_array(kmem_cache_t *cachep)
 {
+    if (slab_percpu_on()) /* the CPUs' arrays, every one */
+        slab_percpu_drain(cachep, 0);
     if (cachep->id && slab_thread_live(slab_self))
         ac_drain(cachep, slab_self, 0);
 }
@@ -976,8 +991,16 @@ static __cold __noinline void debug_free(kmem_cache_t *cachep, void *objp,
         slab_debug_free(objp, fn);
 }
 
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags)
+{
+    return cache_refill(cachep, ac, flags);
+}
+
 static inline void *__slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
+    if (slab_percpu_on() && cachep->id)
+        return slab_percpu_alloc(cachep, flags);
     struct array_cache *ac = thread_ac(cachep, slow_thread());
     if (ac) {
         if (ac->avail || cache_refill(cachep, ac, flags)) {
@@ -1081,6 +1104,8 @@ slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
     }
     if (!found)
         found = slab_depot_holds(cachep, objp);
+    if (!found && slab_percpu_on())
+        found = slab_percpu_holds(cachep->id, objp);
     if (!found) {
         struct holder_search h = {.id = cachep->id, .objp = objp};
         slab_for_each_thread(search_thread, &h);
@@ -1103,6 +1128,10 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
         if (*slab_key_word(objp) == slab_free_key)
             slab_check_double_free(cachep, objp, fn);
         *slab_key_word(objp) = slab_free_key;
+    }
+    if (slab_percpu_on() && cachep->id) {
+        slab_percpu_free(cachep, objp, fn);
+        return;
     }
     ac = thread_ac(cachep, slow_thread());
     if (ac) {
@@ -1241,6 +1270,7 @@ int kmem_cache_destroy(kmem_cache_t *cachep)
     pthread_mutex_lock(&cache_chain_sem);
     if (cachep->id)
         slab_for_each_thread(drain_thread_ac, cachep);
+    slab_percpu_drain(cachep, 1);
     __kmem_cache_shrink_locked(cachep);
     if (cache_in_use(cachep)) {
         pthread_mutex_unlock(&cache_chain_sem);
@@ -1574,7 +1604,8 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     if (cachep->id) {
         struct array_count c = {cachep->id, 0};
         slab_for_each_thread(count_array, &c);
-        array = c.n + slab_depot_objects(cachep);
+        array =
+            c.n + slab_depot_objects(cachep) + slab_percpu_count(cachep->id);
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;
@@ -1634,6 +1665,7 @@ static void slab_fork_prepare(void)
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
     kslab_thread_lock(KSLAB_THREAD_SLAB);
+    slab_percpu_fork_prepare();
     pthread_mutex_lock(&cache_cache.spinlock);
     pthread_mutex_lock(&cache_cache.depot.lock);
     list_for_each(p, &cache_cache.next)
@@ -1655,6 +1687,7 @@ static void slab_fork_parent(void)
     }
     pthread_mutex_unlock(&cache_cache.depot.lock);
     pthread_mutex_unlock(&cache_cache.spinlock);
+    slab_percpu_fork_parent();
     kslab_thread_unlock(KSLAB_THREAD_SLAB);
     pthread_mutex_unlock(&cache_chain_sem);
 }
@@ -1674,6 +1707,7 @@ static void slab_fork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
+    slab_percpu_fork_child();
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     pthread_mutex_init(&cache_cache.depot.lock, NULL);
     list_for_each(p, &cache_cache.next)
@@ -1708,6 +1742,7 @@ static void slab_init(void)
     kmem_cache_sizes_init();
     kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
     vm_purge_register(slab_decay);
+    slab_percpu_setup();
 }
 KSLAB_INITCALL(KSLAB_INIT_SLAB, slab_init);
 

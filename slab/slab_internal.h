@@ -15,6 +15,9 @@
  * hit pops/pushes the thread's own array with no lock and no atomic.
  * Refill and flush move a whole magazine from or to the cache's depot
  * (below), else `batchcount` objects under the cache's lock.
+ * With KSLAB_PERCPU=1 the arrays are per CPU (slab/percpu.h, percpu.c):
+ * the same struct array_cache, one per CPU per cache, reached through
+ * restartable sequences; the fast paths below test slab_percpu_on().
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
@@ -407,19 +410,66 @@ slab_ac_push_keyed(struct array_cache *ac, const void *objp)
     return 0;
 }
 
+#include "slab/percpu.h"
+
+/*
+ * With per-CPU arrays no thread has arrays of its own (slab_self stays a
+ * thread whose arrays are all the empty one), so the per-thread hit is
+ * tried first and costs the per-thread mode nothing: the per-CPU pop or
+ * push runs where the thread's array missed.
+ */
+
+/* After the thread's array missed: the hottest object of this CPU's array
+ * of cache id, or NULL. */
+static inline __attribute__((always_inline)) void *
+slab_cpu_pop_if_on(unsigned int id)
+{
+    return slab_percpu_on() ? slab_cpu_pop(id) : NULL;
+}
+
+/* The per-CPU push of a free of an object of cache id, keyed or not (as
+ * slab_ac_push and slab_ac_push_keyed): the key goes in before the push,
+ * since once pushed the object may be another CPU's allocation at once,
+ * and comes out again when the push fails. */
+static inline __attribute__((always_inline)) int
+slab_cpu_push_free(unsigned int id, const void *objp)
+{
+    if (!slab_id_keyed(id))
+        return slab_cpu_push(id, objp);
+    uintptr_t *key = slab_key_word(objp);
+    uintptr_t old = *key, k = slab_free_key;
+    if (unlikely(old == k))
+        return 0;
+    *key = k;
+    if (likely(slab_cpu_push_nocheck(id, objp)))
+        return 1;
+    *key = old;
+    return 0;
+}
+
+/* Frees objp, an object start of the slab frame page, onto this CPU's
+ * array (slab/percpu.c). */
+void slab_cpu_free(struct page *page, const void *objp, const char *fn);
+
 static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 {
     struct array_cache *ac = slab_self->ac[cachep->id];
     if (likely(ac->avail))
         return slab_ac_pop(ac);
+    void *objp = slab_cpu_pop_if_on(cachep->id);
+    if (objp)
+        return objp;
     return slab_alloc_slow(cachep, flags);
 }
 
-/* Pushes a validated object on the thread's array of cachep. */
+/* Pushes a validated object on the thread's (or the CPU's) array of
+ * cachep. */
 static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
                                              const char *fn)
 {
     if (likely(slab_ac_push(slab_self->ac[cachep->id], objp)))
+        return;
+    if (slab_percpu_on() && slab_cpu_push(cachep->id, objp))
         return;
     slab_free_slow(cachep, objp, fn);
 }
@@ -444,7 +494,10 @@ slab_free_inline(const void *objp, const char *fn)
     } else if (likely(slab_ac_push(ac, objp))) {
         return 1;
     }
-    slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+    if (slab_percpu_on()) /* out of line: free's hit stays small */
+        slab_cpu_free(page, objp, fn);
+    else
+        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }
 
@@ -496,7 +549,17 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 
-/* Drains the calling thread's arrays of every cache (slab/thread.c). */
+/* slab.c's refill of an array (from the depot, else the slabs): the
+ * per-CPU slow path stages objects in a private array with it. */
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags);
+
+/* Drains every CPU's array of every cache when the arrays are per CPU
+ * (slab.c; takes cache_chain_sem). */
+void slab_drain_cpus(void);
+
+/* Drains the calling thread's arrays of every cache (slab/thread.c); with
+ * per-CPU arrays, every CPU's. */
 void slab_drain_self(void);
 
 #endif /* KSLAB_SLAB_INTERNAL_H */

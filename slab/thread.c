@@ -119,6 +119,7 @@ void slab_request_drain(void)
 void slab_drain_self(void)
 {
     struct slab_thread *t = slab_self;
+    slab_drain_cpus(); /* per-CPU arrays: the ones this thread uses */
     if (!slab_thread_live(t))
         return;
     slab_thread_drain(t, 0);
