@@ -12,7 +12,6 @@
  */
 #include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +24,7 @@
 #include "interpose/large.h"
 #include "interpose/tool.h"
 #include "lib/fork.h"
+#include "lib/host.h"
 #include "lib/init.h"
 #include "lib/options.h"
 #include "lib/report.h"
@@ -146,7 +146,7 @@ KSLAB_API void kslab_stats_print(FILE *out)
 static FILE *stats_stream(void)
 {
     if (kslab_opt.stats_path[0]) {
-        FILE *f = fopen(kslab_opt.stats_path, "a");
+        FILE *f = kslab_host_report_stream(kslab_opt.stats_path, -1);
         if (!f)
             kslab_warn("KSLAB_STATS: cannot open %s (errno %d)",
                        kslab_opt.stats_path, errno);
@@ -154,12 +154,7 @@ static FILE *stats_stream(void)
     }
     /* the stderr of start-up (lib/report.c): coreutils close stderr in an
      * atexit handler, before this destructor */
-    int fd = kslab_stderr_fd();
-    int dup = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
-    FILE *f = dup >= 0 ? fdopen(dup, "w") : NULL;
-    if (!f && dup >= 0)
-        close(dup);
-    return f;
+    return kslab_host_report_stream(NULL, kslab_stderr_fd());
 }
 
 /* At exit (after main's destructors: a preloaded library is finalised

@@ -12,8 +12,9 @@
  *                         and the address-space give-back under RLIMIT_AS
  * interpose/large_tcache.c  the per-thread cache of freed buddy blocks
  *
- * Lock order inside the layer (lib/fork.c has the whole one): tc_lock,
- * each thread cache's lock, ip_huge_lock.  ip_huge_lock guards the table
+ * Lock order inside the layer (lib/fork.c has the whole one): the thread
+ * registry's IP level lock (lib/thread.c), each thread cache's lock,
+ * ip_huge_lock.  ip_huge_lock guards the table
  * of huge.c and the pool of huge_pool.c; no other lock is taken under it.
  * A function whose name starts with __ expects ip_huge_lock held.
  */

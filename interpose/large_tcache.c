@@ -8,29 +8,32 @@
  * Class c holds blocks of at least its class's frames (and fewer than the
  * next class's), so every block of bin tc_class_ceil(n) fits a request of
  * n frames.  A block in a cache is free to the program (its head page has
- * lost PG_private); it goes back to the zones at thread exit, by
- * ip_large_trim(), when the zones run short, and in a child of fork for
- * the threads that did not come along.  The bounds are in
- * interpose/large.h (LARGE_TCACHE_*).
+ * lost PG_private); it goes back to the zones at thread exit (the thread
+ * registry's IP level, lib/thread.c: the first, so the frames go back
+ * while the slab's arrays and the frames' page lists of the thread are
+ * still there to take them), by ip_large_trim(), when the zones run
+ * short, and in a child of fork for the threads that did not come along.
+ * The caches of every thread are found through the registry's slots.  The
+ * bounds are in interpose/large.h (LARGE_TCACHE_*).
  *
  * Locking: a cache's own lock is taken by its thread (never contended but
- * by ip_large_trim(), the statistics and fork); tc_lock guards the list
- * of caches and comes first in the order; the zone locks come last.
+ * by ip_large_trim(), the statistics and fork); the registry's IP level
+ * lock guards the slots and comes first in the order; the zone locks come
+ * last.
  */
 #include <string.h>
 
 #include "interpose/large_internal.h"
-#include "lib/list.h"
+#include "lib/thread.h"
 #include "slab/kmalloc.h"
 #include "vm/frames/os.h"
 
 struct large_tcache {
     pthread_mutex_t lock;
-    struct list_head link; /* on tc_list, under tc_lock */
-    size_t bytes;          /* held, under lock */
-    size_t live; /* buddy bytes the thread allocated less those it freed
-                    (its own thread only; an estimate: a block freed by
-                    another thread counts there) */
+    size_t bytes; /* held, under lock */
+    size_t live;  /* buddy bytes the thread allocated less those it freed
+                     (its own thread only; an estimate: a block freed by
+                     another thread counts there) */
     unsigned long nr;
     unsigned char count[LARGE_TCACHE_CLASSES];
     struct page *bin[LARGE_TCACHE_CLASSES][LARGE_TCACHE_BIN];
@@ -39,15 +42,14 @@ struct large_tcache {
 #define TC_MIN_PAGES 9UL /* the smallest class */
 #define TC_MAX_PAGES 512UL
 
-static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
-static LIST_HEAD(tc_list);
-#define tc_of(p) list_entry(p, struct large_tcache, link)
+/* Walks every thread's cache (the IP level lock held). */
+#define for_each_tc(tc, pos)                                                   \
+    for (struct kslab_thread *pos = NULL;                                      \
+         ((tc) = kslab_thread_next(KSLAB_THREAD_IP, &pos));)
 /* A thread past its exit hook, or one without memory for a cache. */
 static struct large_tcache tc_none;
 static __thread struct large_tcache *tc_self
     __attribute__((tls_model("initial-exec")));
-static pthread_key_t tc_key;
-static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
 _Static_assert(LARGE_BUDDY_MAX_PAGES <= TC_MAX_PAGES,
                "the classes must cover every buddy block");
@@ -98,28 +100,25 @@ static size_t __tc_flush(struct large_tcache *tc)
     return bytes;
 }
 
-/* Thread exit: the cache goes back to the zones. */
-static void tc_exit(void *arg)
+/* Thread exit (the registry's IP level, the first): the cache goes back
+ * to the zones. */
+static void tc_exit(void *slot)
 {
-    struct large_tcache *tc = arg;
+    struct large_tcache *tc = slot;
     tc_self = &tc_none;
-    pthread_mutex_lock(&tc_lock);
-    list_del(&tc->link);
-    pthread_mutex_unlock(&tc_lock);
+    if (!tc)
+        return;
+    kslab_thread_detach(KSLAB_THREAD_IP);
     pthread_mutex_lock(&tc->lock);
     __tc_flush(tc);
     pthread_mutex_unlock(&tc->lock);
     free_pages((unsigned long)tc, 0);
 }
 
-static void tc_make_key(void)
-{
-    pthread_key_create(&tc_key, tc_exit);
-}
+static const struct kslab_thread_hook tc_thread_hook = {tc_exit};
 
 static __cold struct large_tcache *tc_attach(void)
 {
-    pthread_once(&tc_once, tc_make_key);
     _Static_assert(sizeof(struct large_tcache) <= PAGE_SIZE,
                    "a thread's cache must fit a page");
     struct large_tcache *tc =
@@ -130,11 +129,15 @@ static __cold struct large_tcache *tc_attach(void)
     }
     memset(tc, 0, sizeof *tc);
     pthread_mutex_init(&tc->lock, NULL);
-    pthread_mutex_lock(&tc_lock);
-    list_add(&tc->link, &tc_list);
-    pthread_mutex_unlock(&tc_lock);
+    int r = kslab_thread_attach(KSLAB_THREAD_IP, &tc_thread_hook, tc);
+    if (r) {
+        free_pages((unsigned long)tc, 0);
+        if (r < 0)
+            return NULL; /* tc_self stays NULL: a later call tries again */
+        /* the cache of a dead thread whose TLS block this one has */
+        tc = kslab_thread_slot(KSLAB_THREAD_IP);
+    }
     tc_self = tc;
-    pthread_setspecific(tc_key, tc);
     return tc;
 }
 
@@ -264,61 +267,60 @@ int ip_tcache_free(struct page *page)
 size_t ip_tcache_flush_all(void)
 {
     size_t bytes = 0;
-    pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
-         tc = tc_of(tc->link.next)) {
+    struct large_tcache *tc;
+    kslab_thread_lock(KSLAB_THREAD_IP);
+    for_each_tc(tc, pos)
+    {
         pthread_mutex_lock(&tc->lock);
         bytes += __tc_flush(tc);
         pthread_mutex_unlock(&tc->lock);
     }
-    pthread_mutex_unlock(&tc_lock);
+    kslab_thread_unlock(KSLAB_THREAD_IP);
     return bytes;
 }
 
 void ip_tcache_sum(unsigned long *blocks, unsigned long *bytes)
 {
+    struct large_tcache *tc;
     *blocks = *bytes = 0;
-    pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
-         tc = tc_of(tc->link.next)) {
+    kslab_thread_lock(KSLAB_THREAD_IP);
+    for_each_tc(tc, pos)
+    {
         pthread_mutex_lock(&tc->lock);
         *blocks += tc->nr;
         *bytes += tc->bytes;
         pthread_mutex_unlock(&tc->lock);
     }
-    pthread_mutex_unlock(&tc_lock);
+    kslab_thread_unlock(KSLAB_THREAD_IP);
 }
 
 void ip_tcache_fork_prepare(void)
 {
-    pthread_mutex_lock(&tc_lock);
-    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
-         tc = tc_of(tc->link.next))
-        pthread_mutex_lock(&tc->lock);
+    struct large_tcache *tc;
+    kslab_thread_lock(KSLAB_THREAD_IP);
+    for_each_tc(tc, pos) pthread_mutex_lock(&tc->lock);
 }
 
 void ip_tcache_fork_parent(void)
 {
-    for (struct large_tcache *tc = tc_of(tc_list.next); &tc->link != &tc_list;
-         tc = tc_of(tc->link.next))
-        pthread_mutex_unlock(&tc->lock);
-    pthread_mutex_unlock(&tc_lock);
+    struct large_tcache *tc;
+    for_each_tc(tc, pos) pthread_mutex_unlock(&tc->lock);
+    kslab_thread_unlock(KSLAB_THREAD_IP);
 }
 
-/* The child is single-threaded: fresh mutexes are the simplest unlock.
- * The caches of the threads that did not come along go back to the zones
- * (whose child handlers have run). */
+/* The child is single-threaded: fresh mutexes are the simplest unlock
+ * (the registry made its own anew).  The caches of the threads that did
+ * not come along go back to the zones (whose child handlers have run);
+ * the registry forgets those threads after. */
 void ip_tcache_fork_child(void)
 {
-    pthread_mutex_init(&tc_lock, NULL);
-    struct list_head *p, *n;
-    list_for_each_safe(p, n, &tc_list)
+    struct large_tcache *tc;
+    for_each_tc(tc, pos)
     {
-        struct large_tcache *tc = tc_of(p);
         pthread_mutex_init(&tc->lock, NULL);
         if (tc != tc_self) {
+            kslab_thread_forget(pos, KSLAB_THREAD_IP);
             __tc_flush(tc);
-            list_del(&tc->link);
             free_pages((unsigned long)tc, 0);
         }
     }

@@ -28,8 +28,8 @@
  *   2. KSLAB_FORK_IP (interpose/init.c, ip_fork_prepare)
  *        q_lock                     interpose/tool.c: the quarantine of
  *                                    freed blocks under valgrind (a leaf)
- *        tc_lock                    interpose/large_tcache.c: the list of
- *                                    per-thread large caches
+ *        the registry's IP level    lib/thread.c: every thread's slot for
+ *                                    its large-block cache
  *        each thread cache's lock   list order
  *        ip_huge_lock               interpose/huge.c: the table of own
  *                                    mappings and the pool of freed ones
@@ -37,7 +37,8 @@
  *        init_lock                  every once-only set-up (recursive)
  *   4. KSLAB_FORK_SLAB (slab/slab.c, slab_fork_prepare)
  *        cache_chain_sem            the chain of caches (recursive)
- *        slab_thread_lock           the list of threads (slab/thread.c)
+ *        the registry's SLAB level  lib/thread.c: every thread's slot for
+ *                                    its arrays (slab/thread.c)
  *        cache_cache.spinlock, then every cache's spinlock, chain order,
  *          each followed by its depot's lock (slab/magazine.c; a leaf)
  *        KSLAB_DEBUG's audit stripe locks and freed_lock (slab/audit.c):
@@ -45,11 +46,14 @@
  *                                   child makes them anew
  *   5. KSLAB_FORK_FRAMES (vm/frames/lowmem.c, frames_fork_prepare)
  *        purge_lock                 one purge pass at a time
- *        pcp_list_lock              the list of the threads' page lists
+ *        the registry's FRAMES level lib/thread.c: every thread's slot
+ *                                    for its page lists (vm/frames/pcp.c)
  *        each thread's page lists   list order
  *        grow_lock                  growing the direct map
  *        the zone locks             DMA, Normal, HighMem
  *        vm_highmem.lock            the high-memory frames (a leaf)
+ *   6. the thread registry's list_lock (lib/thread.c): a leaf, held only
+ *      inside that file; prepare takes it after every level above
  *
  * Why: a thread holding an mmap_sem allocates vmas and page tables from
  * the slab and frames (1 before 4 and 5); a lazy once-only set-up (a
@@ -79,6 +83,7 @@
 
 #include "lib/fork.h"
 #include "lib/report.h"
+#include "lib/thread.h"
 
 static _Atomic(const struct kslab_fork_hook *) hooks[KSLAB_FORK_NR_LEVELS];
 
@@ -108,20 +113,26 @@ static void fork_prepare(void)
         if (held[l])
             held[l]->prepare();
     }
+    kslab_thread_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    kslab_thread_fork_parent();
     for (int l = KSLAB_FORK_NR_LEVELS - 1; l >= 0; l--)
         if (held[l])
             held[l]->parent();
 }
 
+/* The thread registry's locks are made anew before the levels' children
+ * run (they walk its lists), its dead records forgotten after. */
 static void fork_child(void)
 {
+    kslab_thread_fork_child();
     for (int l = KSLAB_FORK_NR_LEVELS - 1; l >= 0; l--)
         if (held[l])
             held[l]->child();
+    kslab_thread_fork_prune();
 }
 
 void kslab_fork_init(void)

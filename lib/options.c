@@ -269,6 +269,20 @@ static int opt_magazines(const char *v)
     return 0;
 }
 
+/* auto (the default), 1 or 0. */
+static int opt_percpu(const char *v)
+{
+    if (!strcmp(v, "auto"))
+        kslab_opt.percpu = KSLAB_PERCPU_AUTO;
+    else if (!strcmp(v, "1"))
+        kslab_opt.percpu = KSLAB_PERCPU_ON;
+    else if (!strcmp(v, "0"))
+        kslab_opt.percpu = KSLAB_PERCPU_OFF;
+    else
+        return -1;
+    return 0;
+}
+
 /* glibc's parameters given by GLIBC_TUNABLES (bit p), which a MALLOC_*_
  * variable does not override; set while GLIBC_TUNABLES is parsed. */
 static unsigned int glibc_from_tunables;
@@ -438,6 +452,14 @@ const struct kslab_option kslab_option_table[] = {
      "between threads a magazine at a time; 0: arrays refill from and flush "
      "to the slabs, one object at a time under the cache lock (2.4)",
      opt_magazines},
+    {"KSLAB_PERCPU", "auto, 1 or 0",
+     "1: the arrays of free objects are per CPU (2.4's cpucache), popped and "
+     "pushed inside restartable sequences, so memory held in arrays stays "
+     "flat in the thread count; needs glibc's rseq registration (glibc 2.35 "
+     "on, not with GLIBC_TUNABLES=glibc.pthread.rseq=0) and membarrier, and "
+     "is never used in sanitizer builds; 0: per-thread arrays; auto (the "
+     "default): per-thread arrays (per-CPU measured slower on one thread)",
+     opt_percpu},
     {"KSLAB_VM_FAULT_AROUND", "a number of pages, 0 to 512, or off",
      "emulated address spaces: a write fault on private anonymous memory "
      "also maps the untouched pages around it, in the aligned window of "

@@ -41,6 +41,7 @@ struct kslab_options {
     int decay_set;
     int vm_backend;   /* KSLAB_VM_BACKEND: KSLAB_VM_BACKEND_* */
     int no_magazines; /* KSLAB_MAGAZINES=0: no depot between arrays and slabs */
+    int percpu;       /* KSLAB_PERCPU: KSLAB_PERCPU_* */
     unsigned long vm_fault_around; /* KSLAB_VM_FAULT_AROUND: pages a
                                     * fault maps; 1 = off, 0 = default */
     unsigned long vm_mem;          /* KSLAB_VM_MEM: bytes; 0 = the default */
@@ -50,6 +51,11 @@ struct kslab_options {
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */
 };
+
+/* kslab_opt.percpu: the arrays of free objects (slab/percpu.c). */
+#define KSLAB_PERCPU_AUTO 0 /* the measured default where the host allows */
+#define KSLAB_PERCPU_ON 1   /* per CPU, where the host allows */
+#define KSLAB_PERCPU_OFF 2  /* per thread */
 
 /* kslab_opt.vm_backend: how emulated address spaces take their faults
  * (vm/mm/uffd.c). */

@@ -1,9 +1,9 @@
 /*
  * lib/report.c — how kslab speaks when something is wrong: one line on
  * stderr, built in a stack buffer by a small formatter and written with
- * write(2), then abort() for corruption.  No stdio and no malloc here, so
- * it is safe from inside the allocator, with its locks held, and from a
- * signal handler.
+ * write(2) (lib/host.c), then abort() for corruption.  No stdio and no malloc
+ * here, so it is safe from inside the allocator, with its locks held, and from
+ * a signal handler.
  *
  * Which stderr: when a report is asked for at exit or with every error
  * (KSLAB_DEBUG, KSLAB_STATS), start-up keeps a private duplicate of the
@@ -21,15 +21,13 @@
  * report, the statistics at exit) go to the original stderr alone.
  * Without a duplicate every message goes to descriptor 2.
  */
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <sys/types.h>
 
+#include "lib/host.h"
 #include "lib/options.h"
 #include "lib/report.h"
 
@@ -138,9 +136,10 @@ static ino_t orig_ino;
 /* Is fd open on the original stderr's file? */
 static int is_orig_file(int fd)
 {
-    struct stat st;
-    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == orig_dev &&
-           st.st_ino == orig_ino;
+    dev_t dev;
+    ino_t ino;
+    return kslab_host_file_id(fd, &dev, &ino) == 0 && dev == orig_dev &&
+           ino == orig_ino;
 }
 
 /* The lowest descriptor the duplicate may take: high, out of the way of
@@ -149,10 +148,9 @@ static int is_orig_file(int fd)
  * the kernel's descriptor table by megabytes). */
 static int orig_fd_floor(void)
 {
-    struct rlimit rl;
-    rlim_t lim = 1024;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < lim)
-        lim = rl.rlim_cur;
+    long lim = 1024, soft = kslab_host_fd_limit();
+    if (soft >= 0 && soft < lim)
+        lim = soft;
     return lim > 64 ? (int)lim - 32 : 3;
 }
 
@@ -160,16 +158,17 @@ void kslab_report_setup(void)
 {
     if (orig_fd >= 0 || !(kslab_opt.dbg || kslab_opt.debug || kslab_opt.stats))
         return;
-    struct stat st;
-    if (fstat(2, &st) != 0)
+    dev_t dev;
+    ino_t ino;
+    if (kslab_host_file_id(2, &dev, &ino) != 0)
         return; /* no stderr at start: reports go nowhere but a log file */
-    int fd = fcntl(2, F_DUPFD_CLOEXEC, orig_fd_floor());
+    int fd = kslab_host_dup(2, orig_fd_floor());
     if (fd < 0)
-        fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        fd = kslab_host_dup(2, 3);
     if (fd < 0)
         return;
-    orig_dev = st.st_dev;
-    orig_ino = st.st_ino;
+    orig_dev = dev;
+    orig_ino = ino;
     orig_fd = fd;
 }
 
@@ -184,22 +183,17 @@ int kslab_stderr_fd(void)
 
 void kslab_write_all(int fd, const char *buf, size_t len)
 {
-    size_t off = 0;
-    while (fd >= 0 && off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
+    kslab_host_write_all(fd, buf, len);
 }
 
 void kslab_report_write(const char *buf, size_t len, int also_fd2)
 {
     int fd = kslab_stderr_fd();
     kslab_write_all(fd, buf, len);
-    struct stat st;
-    if (also_fd2 && fd != 2 && fstat(2, &st) == 0 &&
-        !(st.st_dev == orig_dev && st.st_ino == orig_ino))
+    dev_t dev;
+    ino_t ino;
+    if (also_fd2 && fd != 2 && kslab_host_file_id(2, &dev, &ino) == 0 &&
+        !(dev == orig_dev && ino == orig_ino))
         kslab_write_all(2, buf, len);
 }
 

@@ -31,6 +31,9 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
         struct array_cache *ac = slab_self->ac[id];
         if (likely(ac->avail))
             return slab_key_clear(slab_ac_pop(ac));
+        void *objp = slab_cpu_pop_if_on(id);
+        if (objp)
+            return slab_key_clear(objp);
     }
     return slab_kmalloc_slow(size, flags);
 }
@@ -50,6 +53,9 @@ extern unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4];
 extern kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
 
 void *slab_malloc_slow(size_t size);
+/* malloc(size) of cache id from this CPU's array, else slow(size)
+ * (slab/percpu.c). */
+void *slab_cpu_malloc(unsigned int id, size_t size, void *(*slow)(size_t));
 
 /* Cache id for a malloc of size <= KMALLOC_MAX_SIZE. */
 static inline unsigned int slab_malloc_id(size_t size)
@@ -68,9 +74,12 @@ static inline unsigned int slab_malloc_id(size_t size)
 static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 {
     if (likely(size <= KMALLOC_MAX_SIZE)) {
-        struct array_cache *ac = slab_self->ac[slab_malloc_id(size)];
+        unsigned int id = slab_malloc_id(size);
+        struct array_cache *ac = slab_self->ac[id];
         if (likely(ac->avail))
             return slab_key_clear(slab_ac_pop(ac));
+        if (slab_percpu_on()) /* out of line: malloc's hit stays small */
+            return slab_cpu_malloc(id, size, slow);
     }
     return slow(size);
 }

@@ -9,13 +9,13 @@
  * events.  The ring is a mapping of its own, not a root of the leak
  * search.
  */
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <kslab/kslab.h>
 
+#include "lib/host.h"
 #include "lib/options.h"
 #include "lib/report.h"
 #include "slab/debug_internal.h"
@@ -72,7 +72,7 @@ void slab_log_event(int op, uintptr_t addr, size_t size, uint64_t ns, int tid,
             return; /* a later event holds the slot */
         if ((v & LOG_BUSY) &&
             (v >> 1) > __atomic_load_n(&log_orphans_below, __ATOMIC_RELAXED)) {
-            sched_yield();
+            kslab_host_yield();
             v = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
             continue;
         }

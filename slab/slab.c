@@ -14,8 +14,9 @@
  * struct page (GET_PAGE_CACHE / GET_PAGE_SLAB), so kfree() needs no cache.
  *
  * 2.4 puts a per-CPU array of free objects in front of each cache; here
- * it is per thread (slab_thread, one TLS pointer; the registry of threads
- * and their exit is slab/thread.c).  A hit is a pop or push
+ * it is per thread (slab_thread, one TLS pointer; slab/thread.c makes
+ * them, on lib/thread.c's registry of threads and their exit).  A hit is
+ * a pop or push
  * on the thread's own array: no lock, no atomic.  A miss takes a full
  * magazine from the cache's depot or gives it one (slab/magazine.c), and
  * only when the depot has none to give, or too many, moves `batchcount`
@@ -24,7 +25,9 @@
  * that has exited or (kmem_cache_destroy) a cache that, by contract, no
  * thread is using.  kmem_cache_shrink()/kmem_cache_reap() drain the
  * calling thread's arrays at once, as 2.4 drained the calling CPU's, and
- * ask every other thread to drain its arrays at its next slow path.
+ * ask every other thread to drain its arrays at its next slow path.  With
+ * KSLAB_PERCPU=1 the arrays are per CPU instead, as in 2.4 (slab/percpu.c:
+ * restartable sequences); shrink and reap then drain every CPU's at once.
  *
  * Locking: see slab_internal.h; the order of every kslab lock, and the
  * fork protocol that takes them all (this file's hook is level
@@ -34,8 +37,8 @@
  *
  * Longer than the ~900 lines a file here usually gets: it is one concept,
  * kept whole as 2.4's mm/slab.c (about 2,000 lines) keeps it, so the two
- * read side by side; the threads' arrays, the depot, kmalloc,
- * /proc/slabinfo and the debugging are in files of their own.
+ * read side by side; the threads' arrays, kmalloc, /proc/slabinfo and the
+ * debugging are in files of their own.
  */
 #include <errno.h>
 #include <limits.h>
@@ -46,6 +49,7 @@
 #include "lib/fork.h"
 #include "lib/init.h"
 #include "lib/options.h"
+#include "lib/thread.h"
 #include "lib/valgrind_hooks.h"
 #include "slab/debug.h"
 #include "slab/kmalloc.h"
@@ -847,10 +851,23 @@ void slab_thread_drain(struct slab_thread *t, int release)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
+void slab_drain_cpus(void)
+{
+    struct list_head *p;
+    if (!slab_percpu_on())
+        return;
+    pthread_mutex_lock(&cache_chain_sem);
+    list_for_each(p, &cache_cache.next)
+        slab_percpu_drain(list_entry(p, kmem_cache_t, next), 0);
+    pthread_mutex_unlock(&cache_chain_sem);
+}
+
 /* Drains the calling thread's array of cachep: shrink and reap give back
  * what this thread holds at once, as 2.4 drained the calling CPU's. */
 static void drain_own_array(kmem_cache_t *cachep)
 {
+    if (slab_percpu_on()) /* the CPUs' arrays, every one */
+        slab_percpu_drain(cachep, 0);
     if (cachep->id && slab_thread_live(slab_self))
         ac_drain(cachep, slab_self, 0);
 }
@@ -974,8 +991,16 @@ static __cold __noinline void debug_free(kmem_cache_t *cachep, void *objp,
         slab_debug_free(objp, fn);
 }
 
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags)
+{
+    return cache_refill(cachep, ac, flags);
+}
+
 static inline void *__slab_alloc_slow(kmem_cache_t *cachep, int flags)
 {
+    if (slab_percpu_on() && cachep->id)
+        return slab_percpu_alloc(cachep, flags);
     struct array_cache *ac = thread_ac(cachep, slow_thread());
     if (ac) {
         if (ac->avail || cache_refill(cachep, ac, flags)) {
@@ -1058,8 +1083,8 @@ static void search_thread(struct slab_thread *t, void *arg)
  * objp carries the free key: is it free?  Exact, so a live object whose
  * second word happens to equal the key is never reported.  Free objects
  * are in a thread's array (this thread's, read alone; another's, read
- * under slab_thread_lock: an object handed to this thread after it left
- * that array is not below that array's count any more) or on their slab
+ * under the registry's SLAB level lock: an object handed to this thread after
+ * it left that array is not below that array's count any more) or on their slab
  * (bufctl not BUFCTL_ACTIVE, under the cache lock).  Dies if it is (a
  * double free); returns if it is live.
  */
@@ -1079,6 +1104,8 @@ slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
     }
     if (!found)
         found = slab_depot_holds(cachep, objp);
+    if (!found && slab_percpu_on())
+        found = slab_percpu_holds(cachep->id, objp);
     if (!found) {
         struct holder_search h = {.id = cachep->id, .objp = objp};
         slab_for_each_thread(search_thread, &h);
@@ -1101,6 +1128,10 @@ void slab_free_slow(kmem_cache_t *cachep, void *objp, const char *fn)
         if (*slab_key_word(objp) == slab_free_key)
             slab_check_double_free(cachep, objp, fn);
         *slab_key_word(objp) = slab_free_key;
+    }
+    if (slab_percpu_on() && cachep->id) {
+        slab_percpu_free(cachep, objp, fn);
+        return;
     }
     ac = thread_ac(cachep, slow_thread());
     if (ac) {
@@ -1239,6 +1270,7 @@ int kmem_cache_destroy(kmem_cache_t *cachep)
     pthread_mutex_lock(&cache_chain_sem);
     if (cachep->id)
         slab_for_each_thread(drain_thread_ac, cachep);
+    slab_percpu_drain(cachep, 1);
     __kmem_cache_shrink_locked(cachep);
     if (cache_in_use(cachep)) {
         pthread_mutex_unlock(&cache_chain_sem);
@@ -1540,7 +1572,8 @@ void slab_for_each_cache(void (*fn)(FILE *, kmem_cache_t *), FILE *out)
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
-/* Objects of cache id in the threads' arrays (slab_thread_lock held). */
+/* Objects of cache id in the threads' arrays (the registry's SLAB level
+ * lock held). */
 struct array_count {
     unsigned int id;
     unsigned long n;
@@ -1571,7 +1604,8 @@ void slab_cache_usage(kmem_cache_t *cachep, struct slab_usage *u)
     if (cachep->id) {
         struct array_count c = {cachep->id, 0};
         slab_for_each_thread(count_array, &c);
-        array = c.n + slab_depot_objects(cachep);
+        array =
+            c.n + slab_depot_objects(cachep) + slab_percpu_count(cachep->id);
     }
     if (array > taken) /* a racy snapshot of the arrays */
         array = taken;
@@ -1630,7 +1664,8 @@ static void slab_fork_prepare(void)
 {
     struct list_head *p;
     pthread_mutex_lock(&cache_chain_sem);
-    pthread_mutex_lock(&slab_thread_lock);
+    kslab_thread_lock(KSLAB_THREAD_SLAB);
+    slab_percpu_fork_prepare();
     pthread_mutex_lock(&cache_cache.spinlock);
     pthread_mutex_lock(&cache_cache.depot.lock);
     list_for_each(p, &cache_cache.next)
@@ -1652,7 +1687,8 @@ static void slab_fork_parent(void)
     }
     pthread_mutex_unlock(&cache_cache.depot.lock);
     pthread_mutex_unlock(&cache_cache.spinlock);
-    pthread_mutex_unlock(&slab_thread_lock);
+    slab_percpu_fork_parent();
+    kslab_thread_unlock(KSLAB_THREAD_SLAB);
     pthread_mutex_unlock(&cache_chain_sem);
 }
 
@@ -1671,7 +1707,7 @@ static void slab_fork_child(void)
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cache_chain_sem, &attr);
     pthread_mutexattr_destroy(&attr);
-    pthread_mutex_init(&slab_thread_lock, NULL);
+    slab_percpu_fork_child();
     pthread_mutex_init(&cache_cache.spinlock, NULL);
     pthread_mutex_init(&cache_cache.depot.lock, NULL);
     list_for_each(p, &cache_cache.next)
@@ -1706,6 +1742,7 @@ static void slab_init(void)
     kmem_cache_sizes_init();
     kslab_fork_register(KSLAB_FORK_SLAB, &slab_fork_hook);
     vm_purge_register(slab_decay);
+    slab_percpu_setup();
 }
 KSLAB_INITCALL(KSLAB_INIT_SLAB, slab_init);
 

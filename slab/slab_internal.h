@@ -15,15 +15,19 @@
  * hit pops/pushes the thread's own array with no lock and no atomic.
  * Refill and flush move a whole magazine from or to the cache's depot
  * (below), else `batchcount` objects under the cache's lock.
+ * With KSLAB_PERCPU=1 the arrays are per CPU (slab/percpu.h, percpu.c):
+ * the same struct array_cache, one per CPU per cache, reached through
+ * restartable sequences; the fast paths below test slab_percpu_on().
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
  *
  * Locking: cachep->spinlock (a mutex) guards the slab lists and counters
  * of a cache; cache_chain_sem guards the chain of caches and the id map;
- * slab_thread_lock guards the list of threads; cachep->depot.lock the
- * depot's magazines.  Order: cache_chain_sem → slab_thread_lock →
- * cachep->spinlock → cachep->depot.lock → zone locks (the whole order of
+ * the thread registry's SLAB level lock (lib/thread.c) guards the threads'
+ * slots; cachep->depot.lock the depot's magazines.  Order: cache_chain_sem
+ * → the SLAB level lock → cachep->spinlock → cachep->depot.lock → zone
+ * locks (the whole order of
  * kslab's locks, and the fork protocol that takes them all, is in
  * lib/fork.c).
  */
@@ -136,9 +140,8 @@ struct slab_depot {
 
 struct slab_thread {
     struct array_cache *ac[SLAB_MAX_IDS];
-    struct slab_thread *next, *prev; /* all threads, under slab_thread_lock */
-    unsigned long drain_gen;         /* last slab_drain_gen seen */
-    int dead;                        /* exited: no more array caches */
+    unsigned long drain_gen; /* last slab_drain_gen seen */
+    int dead;                /* exited: no more array caches */
 };
 
 struct kmem_cache_s {
@@ -199,7 +202,7 @@ struct kmem_cache_s {
 
 extern kmem_cache_t cache_cache;
 
-/* ---- the thread registry (slab/thread.c) ---- */
+/* ---- the threads' arrays (slab/thread.c, on lib/thread.c) ---- */
 
 /* The array every cache starts with in every thread: empty, full at 0. */
 extern struct array_cache slab_empty_ac;
@@ -208,8 +211,6 @@ extern struct array_cache slab_empty_ac;
 extern struct slab_thread slab_boot_thread;
 extern __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec")));
-/* Guards the list of threads; after cache_chain_sem, before cache locks. */
-extern pthread_mutex_t slab_thread_lock;
 /* Bumped by shrink/reap: every thread drains its arrays at its next slow
  * path when its drain_gen is behind. */
 extern unsigned long slab_drain_gen;
@@ -225,7 +226,8 @@ static inline int slab_thread_live(const struct slab_thread *t)
 struct slab_thread *slab_thread_attach(void);
 /* In a fork child: releases every thread but the caller.  Chain lock held. */
 void slab_thread_release_others(void);
-/* Calls fn(t, arg) on every attached thread, slab_thread_lock held. */
+/* Calls fn(t, arg) on every attached thread, the registry's SLAB level
+ * lock held. */
 void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg);
 /* Asks every thread to drain its arrays at its next slow path. */
 void slab_request_drain(void);
@@ -408,19 +410,66 @@ slab_ac_push_keyed(struct array_cache *ac, const void *objp)
     return 0;
 }
 
+#include "slab/percpu.h"
+
+/*
+ * With per-CPU arrays no thread has arrays of its own (slab_self stays a
+ * thread whose arrays are all the empty one), so the per-thread hit is
+ * tried first and costs the per-thread mode nothing: the per-CPU pop or
+ * push runs where the thread's array missed.
+ */
+
+/* After the thread's array missed: the hottest object of this CPU's array
+ * of cache id, or NULL. */
+static inline __attribute__((always_inline)) void *
+slab_cpu_pop_if_on(unsigned int id)
+{
+    return slab_percpu_on() ? slab_cpu_pop(id) : NULL;
+}
+
+/* The per-CPU push of a free of an object of cache id, keyed or not (as
+ * slab_ac_push and slab_ac_push_keyed): the key goes in before the push,
+ * since once pushed the object may be another CPU's allocation at once,
+ * and comes out again when the push fails. */
+static inline __attribute__((always_inline)) int
+slab_cpu_push_free(unsigned int id, const void *objp)
+{
+    if (!slab_id_keyed(id))
+        return slab_cpu_push(id, objp);
+    uintptr_t *key = slab_key_word(objp);
+    uintptr_t old = *key, k = slab_free_key;
+    if (unlikely(old == k))
+        return 0;
+    *key = k;
+    if (likely(slab_cpu_push_nocheck(id, objp)))
+        return 1;
+    *key = old;
+    return 0;
+}
+
+/* Frees objp, an object start of the slab frame page, onto this CPU's
+ * array (slab/percpu.c). */
+void slab_cpu_free(struct page *page, const void *objp, const char *fn);
+
 static inline void *__kmem_cache_alloc(kmem_cache_t *cachep, int flags)
 {
     struct array_cache *ac = slab_self->ac[cachep->id];
     if (likely(ac->avail))
         return slab_ac_pop(ac);
+    void *objp = slab_cpu_pop_if_on(cachep->id);
+    if (objp)
+        return objp;
     return slab_alloc_slow(cachep, flags);
 }
 
-/* Pushes a validated object on the thread's array of cachep. */
+/* Pushes a validated object on the thread's (or the CPU's) array of
+ * cachep. */
 static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
                                              const char *fn)
 {
     if (likely(slab_ac_push(slab_self->ac[cachep->id], objp)))
+        return;
+    if (slab_percpu_on() && slab_cpu_push(cachep->id, objp))
         return;
     slab_free_slow(cachep, objp, fn);
 }
@@ -445,7 +494,10 @@ slab_free_inline(const void *objp, const char *fn)
     } else if (likely(slab_ac_push(ac, objp))) {
         return 1;
     }
-    slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+    if (slab_percpu_on()) /* out of line: free's hit stays small */
+        slab_cpu_free(page, objp, fn);
+    else
+        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
     return 1;
 }
 
@@ -497,7 +549,17 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 
-/* Drains the calling thread's arrays of every cache (slab/thread.c). */
+/* slab.c's refill of an array (from the depot, else the slabs): the
+ * per-CPU slow path stages objects in a private array with it. */
+unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                               int flags);
+
+/* Drains every CPU's array of every cache when the arrays are per CPU
+ * (slab.c; takes cache_chain_sem). */
+void slab_drain_cpus(void);
+
+/* Drains the calling thread's arrays of every cache (slab/thread.c); with
+ * per-CPU arrays, every CPU's. */
 void slab_drain_self(void);
 
 #endif /* KSLAB_SLAB_INTERNAL_H */

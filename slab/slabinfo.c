@@ -7,7 +7,11 @@
  * and after them kslab's own group, the depot of magazines (slab/magazine.c):
  *   : full_mags empty_mags mag_size max_full mags_in mags_out list_locks
  * (list_locks: holds of the cache lock by the arrays and the depot moving
- * objects to or from the slabs; mags_in/mags_out with statistics only).
+ * objects to or from the slabs; mags_in/mags_out with statistics only),
+ * and last the arrays' group:
+ *   : cpu_arrays
+ * (the per-CPU arrays made for the cache, slab/percpu.c; 0 when the
+ * arrays are per thread).
  * A parser of 2.4's columns reads the line as before.  The hit counters
  * add those still in live threads' arrays (read without their owners'
  * cooperation: a racy but harmless snapshot).
@@ -62,6 +66,8 @@ static void print_cache(FILE *out, kmem_cache_t *c)
     pthread_mutex_unlock(&c->depot.lock);
 #if SLAB_STATS
     slab_sum_thread_stats(c, &ah, &am, &fh, &fm);
+    if (c->id)
+        slab_percpu_stats(c->id, &ah, &fh);
 #endif
     fprintf(out, "%-17s %6lu %6lu %6u %4lu %4lu %4u", c->name, n.active_objs,
             n.num_objs, c->size, n.active_slabs, n.num_slabs,
@@ -77,6 +83,7 @@ static void print_cache(FILE *out, kmem_cache_t *c)
     fprintf(out, " : %4lu %4lu %4u %4u %6lu %6lu %6lu", nfull, nempty,
             c->id ? mag_size : 0, c->id ? max_full : 0, mags_in, mags_out,
             list_locks);
+    fprintf(out, " : %4u", c->id ? slab_percpu_arrays(c->id) : 0);
     fputc('\n', out);
 }
 

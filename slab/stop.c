@@ -19,13 +19,13 @@
  * clock, sigaction) goes through vm/frames/os.h.
  */
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/host.h"
 #include "lib/report.h"
 #include "slab/debug_internal.h"
 #include "vm/frames/os.h"
@@ -136,7 +136,7 @@ int slab_stop_world(struct sigaction *old)
                        STOP_SENT;
         if (!waiting || vm_os_now_ns() > until)
             break;
-        sched_yield();
+        kslab_host_yield();
     }
     return 0;
 }
@@ -157,7 +157,7 @@ void slab_resume_world(const struct sigaction *old)
         while (__atomic_load_n(&stop_tab[i].state, __ATOMIC_ACQUIRE) ==
                    STOP_HELD &&
                vm_os_now_ns() < until)
-            sched_yield();
+            kslab_host_yield();
     }
     vm_os_sigaction(STOP_SIGNAL, old, NULL);
     __atomic_store_n(&stop_n, 0, __ATOMIC_RELEASE);

@@ -7,17 +7,21 @@
  * slab_boot_thread (shared, never written) and is attached — given a
  * slab_thread of its own, one page — at its first slow path; memory short,
  * it stays on the boot thread and takes the locked path.  Attached threads
- * are on one list under slab_thread_lock, so kmem_cache_destroy() can
- * drain a cache's arrays in every thread, slabinfo can sum their hit
- * counters and a fork child can take back the arrays of the threads it did
- * not inherit.  At thread exit (a pthread key destructor) the thread's
- * arrays go back to their caches and its slab_self points at
- * slab_dead_thread: a destructor of another key that runs later and frees
- * takes the locked path.
+ * are in the thread registry (lib/thread.c) at its SLAB level, so
+ * kmem_cache_destroy() can drain a cache's arrays in every thread,
+ * slabinfo can sum their hit counters and a fork child can take back the
+ * arrays of the threads it did not inherit.  At thread exit (the
+ * registry's SLAB level: after the malloc layer's cache gave its blocks
+ * back, before the frames' page lists drain) the thread's arrays go back
+ * to their caches and its slab_self points at slab_dead_thread: a
+ * destructor of another key that runs later and frees takes the locked
+ * path.
  *
- * Locking: slab_thread_lock guards the list; releasing a thread also takes
- * cache_chain_sem (slab_thread_drain), which comes first in the order.
+ * Locking: the registry's SLAB level lock guards the threads' slots;
+ * releasing a thread also takes cache_chain_sem (slab_thread_drain), which
+ * comes first in the order.
  */
+#include "lib/thread.h"
 #include "slab/debug.h"
 #include "slab/slab_internal.h"
 
@@ -33,34 +37,32 @@ static struct slab_thread slab_dead_thread = {.ac = EMPTY_ACS, .dead = 1};
 __thread struct slab_thread *slab_self
     __attribute__((tls_model("initial-exec"))) = &slab_boot_thread;
 
-pthread_mutex_t slab_thread_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slab_thread thread_list = {.next = &thread_list,
-                                         .prev = &thread_list};
 unsigned long slab_drain_gen;
-static pthread_key_t thread_key;
 
-/* Drains and frees every array of t, unlinks t and frees it.  Chain lock
- * held; t is not in use (exited, or gone with a fork). */
-static void slab_thread_release(struct slab_thread *t);
-
-/* Thread exit: the thread's cached objects go back to their caches. */
-static void slab_thread_exit(void *arg)
+/* Drains and frees every array of t, then t.  t is not in use (exited, or
+ * gone with a fork). */
+static void slab_thread_release(struct slab_thread *t)
 {
+    slab_thread_drain(t, 1);
+    free_pages((unsigned long)t, 0);
+}
+
+/* Thread exit: the thread's cached objects go back to their caches.  The
+ * thread stays in the walks until its arrays are drained. */
+static void slab_thread_exit(void *slot)
+{
+    struct slab_thread *t = slot;
+    if (!t)
+        return;
     if (slab_debug_tracking())
         slab_debug_thread_exit();
     slab_self = &slab_dead_thread;
-    slab_thread_release(arg);
+    slab_thread_drain(t, 1);
+    kslab_thread_detach(KSLAB_THREAD_SLAB);
+    free_pages((unsigned long)t, 0);
 }
 
-/* slab_thread_lock held. */
-static void make_thread_key(void)
-{
-    static int made;
-    if (!made) {
-        pthread_key_create(&thread_key, slab_thread_exit);
-        made = 1;
-    }
-}
+static const struct kslab_thread_hook slab_thread_hook = {slab_thread_exit};
 
 __noinline struct slab_thread *slab_thread_attach(void)
 {
@@ -74,46 +76,39 @@ __noinline struct slab_thread *slab_thread_attach(void)
         t->ac[i] = &slab_empty_ac;
     t->dead = 0;
     t->drain_gen = __atomic_load_n(&slab_drain_gen, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&slab_thread_lock);
-    make_thread_key();
-    t->next = thread_list.next;
-    t->prev = &thread_list;
-    thread_list.next->prev = t;
-    thread_list.next = t;
-    pthread_mutex_unlock(&slab_thread_lock);
+    int r = kslab_thread_attach(KSLAB_THREAD_SLAB, &slab_thread_hook, t);
+    if (r) {
+        free_pages((unsigned long)t, 0);
+        if (r < 0)
+            return &slab_boot_thread;
+        /* the arrays of a dead thread whose TLS block this one has */
+        t = kslab_thread_slot(KSLAB_THREAD_SLAB);
+    }
     slab_self = t;
-    pthread_setspecific(thread_key, t);
     return t;
 }
 
-static void slab_thread_release(struct slab_thread *t)
-{
-    slab_thread_drain(t, 1);
-    pthread_mutex_lock(&slab_thread_lock);
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
-    pthread_mutex_unlock(&slab_thread_lock);
-    free_pages((unsigned long)t, 0);
-}
-
+/* In a fork child, after the registry made its locks anew: the registry
+ * forgets the other threads once every level's child handler ran. */
 void slab_thread_release_others(void)
 {
-    struct slab_thread *t = thread_list.next;
-    while (t != &thread_list) {
-        struct slab_thread *next = t->next;
-        if (t != slab_self)
+    struct slab_thread *t;
+    for (struct kslab_thread *pos = NULL;
+         (t = kslab_thread_next(KSLAB_THREAD_SLAB, &pos));)
+        if (t != slab_self) {
+            kslab_thread_forget(pos, KSLAB_THREAD_SLAB);
             slab_thread_release(t);
-        t = next;
-    }
+        }
 }
 
 void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg)
 {
-    pthread_mutex_lock(&slab_thread_lock);
-    for (struct slab_thread *t = thread_list.next; t != &thread_list;
-         t = t->next)
+    struct slab_thread *t;
+    kslab_thread_lock(KSLAB_THREAD_SLAB);
+    for (struct kslab_thread *pos = NULL;
+         (t = kslab_thread_next(KSLAB_THREAD_SLAB, &pos));)
         fn(t, arg);
-    pthread_mutex_unlock(&slab_thread_lock);
+    kslab_thread_unlock(KSLAB_THREAD_SLAB);
 }
 
 void slab_request_drain(void)
@@ -124,6 +119,7 @@ void slab_request_drain(void)
 void slab_drain_self(void)
 {
     struct slab_thread *t = slab_self;
+    slab_drain_cpus(); /* per-CPU arrays: the ones this thread uses */
     if (!slab_thread_live(t))
         return;
     slab_thread_drain(t, 0);

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Fails when a call goes up a layer (the map: tools/layers.txt): no object
 # file of a layer may use a symbol that only a layer not below it defines
-# (a higher one, or one beside it: vm/mm and interpose).
+# (a higher one, or one beside it: vm/mm and interpose).  Also fails when
+# an object outside the homes of host calls (vm/frames/os.c, lib/host.c)
+# makes one of the host calls listed below, but for the files named there
+# with their reason.
 # Usage: tools/check-calls.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: $0 BUILD_DIR}
@@ -44,4 +47,46 @@ for layer in "${order[@]}"; do
     done
 done
 [ $status = 0 ] && echo "kslab: calls go down only"
+
+# Host calls: the system calls kslab makes through libc.  Their homes are
+# vm/frames/os.c and lib/host.c; the others that make some, and why.
+host_calls='sched_yield fopen fopen64 fdopen fstat fstat64 write read open
+  open64 close mmap mmap64 munmap madvise mprotect mremap getrlimit fcntl
+  fcntl64 clock_gettime nanosleep usleep syscall sigaction pthread_sigmask
+  sigprocmask readlink ftruncate ftruncate64 pread pread64 pwrite pwrite64
+  memfd_create fallocate fallocate64 lseek lseek64 dup dup2 ioctl tgkill kill
+  raise getpid gettid opendir readdir readdir64'
+# file -> the host calls it may make ("*": all) | why
+declare -A host_ok=(
+    [vm/frames/os]='*|the home of host calls'
+    [lib/host]='*|the host calls of lib/ (below vm/frames)'
+    [vm/mm/fault]='*|the SIGSEGV handler: raw async-signal-safe calls'
+    [vm/mm/filemap]='*|I/O on the file a user mapped'
+    [vm/mm/swapfile]='*|I/O on the swap file a user gave'
+    [vm/mm/mmap]='*|checks of the file a user maps'
+    [vm/mm/vma]='*|the reference to the file a vma maps'
+    [vmmode/init]='*|libkslab-vm.so: the libc calls it interposes'
+    [vmmode/io]='*|libkslab-vm.so: the libc calls it interposes'
+    [vmmode/mman]='*|libkslab-vm.so: the libc calls it interposes'
+    [vm/frames/highmem]='*|not moved yet: the high-memory backing file'
+    [slab/leaks]='*|not moved yet: /proc/self/maps for the leak scan'
+    [interpose/init]='getpid|not moved yet: the statistics header'
+)
+hstatus=0
+for o in $(find "$objs" -path '*kslab_*_objs.dir/*' -name '*.c.o' | sort); do
+    rel=${o#*_objs.dir/}
+    rel=${rel%.c.o}
+    ok=${host_ok[$rel]:-|}
+    ok=${ok%%|*}
+    [ "$ok" = '*' ] && continue
+    bad=$(nm -u "$o" | awk '{ sub(/@.*/, "", $2); print $2 }' | sort -u |
+          comm -12 - <(tr -s ' \n' '\n' <<<"$host_calls" | sort -u) |
+          comm -23 - <(tr -s ' ' '\n' <<<"$ok" | sort -u) | tr '\n' ' ')
+    if [ -n "${bad// /}" ]; then
+        echo "$rel: host calls outside vm/frames/os.c and lib/host.c: $bad"
+        hstatus=1
+    fi
+done
+[ $hstatus = 0 ] && echo "kslab: host calls from their homes only"
+[ $hstatus = 0 ] || status=1
 exit $status

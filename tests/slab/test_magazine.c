@@ -182,6 +182,7 @@ static void test_unused_magazines_go_back(void **state)
     slab_depot_reap(c, now + interval);
     slab_depot_reap(c, now + 3 * interval);
     assert_int_equal(slab_depot_objects(c), 0);
+    slab_drain_self(); /* per-CPU arrays keep what the thread freed last */
     assert_int_equal(slab_check_cache(c), 0);
     assert_int_equal(kmem_cache_destroy(c), 0);
 }
@@ -198,11 +199,16 @@ static void double_free_from_depot(void *arg)
         o[i] = kmalloc(64, GFP_KERNEL);
     for (int i = 0; i < DF_OBJECTS; i++)
         kfree(o[i]);
-    /* the oldest objects went to the depot when the array overflowed */
+    /* objects went to the depot when the array overflowed (a thread's
+     * array gives its oldest, a CPU's its hottest) */
     kmem_cache_t *c = kmem_find_general_cachep(64);
-    if (!slab_depot_holds(c, o[0]))
+    void *victim = NULL;
+    for (int i = 0; i < DF_OBJECTS && !victim; i++)
+        if (slab_depot_holds(c, o[i]))
+            victim = o[i];
+    if (!victim)
         _exit(3);
-    kfree(o[0]);
+    kfree(victim);
     _exit(0);
 }
 
@@ -226,6 +232,8 @@ static void test_double_free_in_magazine(void **state)
 
 struct churn {
     _Atomic int *stop;
+    _Atomic int *behind; /* threads short of FORK_MIN_OPS */
+    int counted;         /* this one no longer is */
     kmem_cache_t *cache;
     struct ring *in, *out; /* objects come in from one thread, go out */
     unsigned long ops;
@@ -235,12 +243,18 @@ static struct ring fork_rings[FORK_THREADS];
 
 /* Each thread allocates objects (malloc classes and a cache of its own
  * kind), hands them to the next thread, frees what the previous thread
- * handed it. */
+ * handed it — until told to stop and every thread has done its minimum
+ * (a thread that stopped alone would leave the one before it with a full
+ * ring and no way to reach its own). */
 static void *churn(void *arg)
 {
     struct churn *w = arg;
     unsigned long x = (unsigned long)(uintptr_t)w;
-    while (!atomic_load(w->stop) || w->ops < FORK_MIN_OPS) {
+    while (!atomic_load(w->stop) || atomic_load(w->behind) > 0) {
+        if (!w->counted && w->ops >= FORK_MIN_OPS) {
+            w->counted = 1;
+            atomic_fetch_sub(w->behind, 1);
+        }
         x = x * 6364136223846793005UL + 1442695040888963407UL;
         unsigned long h = atomic_load(&w->out->head);
         if (h - atomic_load(&w->out->tail) < RING) {
@@ -289,14 +303,16 @@ static void child_check(void *arg)
 static void test_fork_under_churn(void **state)
 {
     (void)state;
-    static _Atomic int stop;
+    static _Atomic int stop, behind;
     static struct churn w[FORK_THREADS];
     pthread_t t[FORK_THREADS];
     kmem_cache_t *c = kmem_cache_create("mag-fork", 200, 0, 0, NULL, NULL);
     assert_non_null(c);
     atomic_store(&stop, 0);
+    atomic_store(&behind, FORK_THREADS);
     for (int i = 0; i < FORK_THREADS; i++) {
         w[i] = (struct churn){.stop = &stop,
+                              .behind = &behind,
                               .cache = c,
                               .in = &fork_rings[i],
                               .out = &fork_rings[(i + 1) % FORK_THREADS]};

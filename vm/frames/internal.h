@@ -11,9 +11,10 @@
  * user-memory frames; os.c, every call to the host.
  *
  * Lock order of the frames (lib/fork.c has the whole of kslab's):
- * purge_lock (purge.c), pcp_list_lock then a thread's page-list lock
- * (pcp.c), grow_lock (lowmem.c), the zone locks, the high-memory frames'
- * lock (highmem.c).  A function here that wants a lock held says which.
+ * purge_lock (purge.c), the thread registry's FRAMES level lock
+ * (lib/thread.c) then a thread's page-list lock (pcp.c), grow_lock
+ * (lowmem.c), the zone locks, the high-memory frames' lock (highmem.c).
+ * A function here that wants a lock held says which.
  */
 #ifndef KSLAB_VM_FRAMES_INTERNAL_H
 #define KSLAB_VM_FRAMES_INTERNAL_H
@@ -187,6 +188,16 @@ static inline int vm_over_cap(const struct zone_struct *zone)
  * (vm_purge_threshold); dirty: the zone's dirty frames then. */
 void vm_purge_after_free(struct zone_struct *zone, int over,
                          unsigned long dirty);
+/* A free asked for the background purge in a process with threads
+ * (purge.c): an allocating entry, holding no frames lock, starts it. */
+extern int vm_purge_wanted;
+extern unsigned long vm_purge_starts; /* background purges started */
+void vm_purge_safe_point_slow(void);
+static inline void vm_purge_safe_point(void)
+{
+    if (unlikely(__atomic_load_n(&vm_purge_wanted, __ATOMIC_RELAXED)))
+        vm_purge_safe_point_slow();
+}
 /* The zone could not grow and had no block: waits while a purge pass has
  * free blocks off the lists.  1 after a wait (try again), else 0. */
 int vm_zone_wait_purge(struct zone_struct *zone);

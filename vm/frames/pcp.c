@@ -26,12 +26,15 @@
  * lists first: vm_release_free (malloc_trim), vm_drain_pages, an
  * allocation that finds the zones exhausted, the purge pass (the lists of
  * a thread that made no list call since the pass before, so an idle
- * thread's frames decay like the zones'), thread exit (a pthread key
- * destructor) and a fork child (the threads that did not come along).
+ * thread's frames decay like the zones'), thread exit (the thread
+ * registry's FRAMES level, lib/thread.c: the last level, so what the
+ * layers above give back at exit passes through the lists first) and a
+ * fork child (the threads that did not come along).  The lists of every
+ * thread are found through the registry's slots.
  * Locking: each thread's lists have a lock of their own, taken by the
- * thread (never contended but by a drain from another thread);
- * pcp_list_lock guards the list of them.  Order: purge_lock,
- * pcp_list_lock, a thread's lock, then grow_lock and the zone locks.
+ * thread (never contended but by a drain from another thread); the
+ * registry's FRAMES level lock guards the slots.  Order: purge_lock, the
+ * FRAMES level lock, a thread's lock, then grow_lock and the zone locks.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,6 +42,7 @@
 #include <string.h>
 
 #include "lib/assert.h"
+#include "lib/thread.h"
 #include "lib/valgrind_hooks.h"
 #include "vm/frames/internal.h"
 #include "vm/frames/page.h"
@@ -57,23 +61,21 @@ struct pcp_list {
 
 struct per_cpu_pages {
     pthread_mutex_t lock;
-    struct list_head link; /* on pcp_all, under pcp_list_lock */
-    unsigned long frames;  /* held, under lock (read relaxed by sums) */
-    unsigned long ops;     /* list calls so far (the idle test) */
+    unsigned long frames; /* held, under lock (read relaxed by sums) */
+    unsigned long ops;    /* list calls so far (the idle test) */
     unsigned long seen_ops;
     struct pcp_list lists[ZONE_NORMAL + 1][PCP_ORDERS];
 };
 
-static pthread_mutex_t pcp_list_lock = PTHREAD_MUTEX_INITIALIZER;
-static LIST_HEAD(pcp_all);
-#define pcp_of(p) list_entry(p, struct per_cpu_pages, link)
+/* Walks every thread's lists (the FRAMES level lock held). */
+#define for_each_pcp(pcp, pos)                                                 \
+    for (struct kslab_thread *pos = NULL;                                      \
+         ((pcp) = kslab_thread_next(KSLAB_THREAD_FRAMES, &pos));)
 /* A thread past its exit hook, one being set up, or one without memory
  * for lists: straight to the zones. */
 static struct per_cpu_pages pcp_none;
 static __thread struct per_cpu_pages *pcp_self
     __attribute__((tls_model("initial-exec")));
-static pthread_key_t pcp_key;
-static pthread_once_t pcp_once = PTHREAD_ONCE_INIT;
 
 _Static_assert(sizeof(struct per_cpu_pages) <= PAGE_SIZE,
                "a thread's page lists must fit a page");
@@ -116,31 +118,34 @@ static unsigned long pcp_give_back(struct per_cpu_pages *pcp, int z,
     return dirty;
 }
 
-/* Every list of pcp back to the zones; its lock held. */
-static void __pcp_drain(struct per_cpu_pages *pcp)
+/* Every list of pcp back to the zones; its lock held.  dirty (or NULL):
+ * per zone, its dirty frames after the lists reached it (0: none did). */
+static void __pcp_drain(struct per_cpu_pages *pcp, unsigned long *dirty)
 {
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         for (unsigned int o = 0; o < PCP_ORDERS; o++)
-            if (pcp->lists[z][o].count)
-                pcp_give_back(pcp, z, o, ULONG_MAX);
+            if (pcp->lists[z][o].count) {
+                unsigned long d = pcp_give_back(pcp, z, o, ULONG_MAX);
+                if (dirty)
+                    dirty[z] = d;
+            }
 }
 
 /* Drains every thread's lists, or (idle_only) those of the threads that
  * made no list call since the last look. */
 void vm_pcp_drain_all(int idle_only)
 {
-    pthread_mutex_lock(&pcp_list_lock);
-    struct list_head *p;
-    list_for_each(p, &pcp_all)
+    struct per_cpu_pages *pcp;
+    kslab_thread_lock(KSLAB_THREAD_FRAMES);
+    for_each_pcp(pcp, pos)
     {
-        struct per_cpu_pages *pcp = pcp_of(p);
         pthread_mutex_lock(&pcp->lock);
         if (!idle_only || pcp->ops == pcp->seen_ops)
-            __pcp_drain(pcp);
+            __pcp_drain(pcp, NULL);
         pcp->seen_ops = pcp->ops;
         pthread_mutex_unlock(&pcp->lock);
     }
-    pthread_mutex_unlock(&pcp_list_lock);
+    kslab_thread_unlock(KSLAB_THREAD_FRAMES);
 }
 
 unsigned long vm_drain_pages(void)
@@ -155,11 +160,10 @@ unsigned long vm_drain_pages(void)
 unsigned long vm_pcp_pages(void)
 {
     unsigned long n = 0;
-    pthread_mutex_lock(&pcp_list_lock);
-    struct list_head *p;
-    list_for_each(p, &pcp_all) n +=
-        __atomic_load_n(&pcp_of(p)->frames, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&pcp_list_lock);
+    struct per_cpu_pages *pcp;
+    kslab_thread_lock(KSLAB_THREAD_FRAMES);
+    for_each_pcp(pcp, pos) n += __atomic_load_n(&pcp->frames, __ATOMIC_RELAXED);
+    kslab_thread_unlock(KSLAB_THREAD_FRAMES);
     return n;
 }
 
@@ -176,31 +180,37 @@ static void pcp_free_self(struct per_cpu_pages *pcp)
     pthread_mutex_unlock(&zone->lock);
 }
 
-/* Thread exit: the lists go back to the zones. */
-static void pcp_exit(void *arg)
+/* Thread exit (the registry's FRAMES level, the last): the lists go back
+ * to the zones, with what the levels above gave back at this exit, and
+ * the purge hears of it as after any free that reached a zone — here, in
+ * the exiting thread, rather than at a later free that may come from
+ * inside libc (a joiner freeing the dead thread's TLS under libc's stack
+ * cache lock, where starting the purge thread would deadlock).  A thread
+ * without lists frees straight to the zones after. */
+static void pcp_exit(void *slot)
 {
-    struct per_cpu_pages *pcp = arg;
+    struct per_cpu_pages *pcp = slot;
+    unsigned long dirty[ZONE_NORMAL + 1] = {0};
     pcp_self = &pcp_none;
-    pthread_mutex_lock(&pcp_list_lock);
-    list_del(&pcp->link);
-    pthread_mutex_unlock(&pcp_list_lock);
+    if (!pcp)
+        return;
+    kslab_thread_detach(KSLAB_THREAD_FRAMES);
     pthread_mutex_lock(&pcp->lock);
-    __pcp_drain(pcp);
+    __pcp_drain(pcp, dirty);
     pthread_mutex_unlock(&pcp->lock);
     pcp_free_self(pcp);
+    for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
+        if (dirty[z])
+            vm_purge_after_free(&vm_zones[z], 0, dirty[z]);
 }
 
-static void pcp_make_key(void)
-{
-    pthread_key_create(&pcp_key, pcp_exit);
-}
+static const struct kslab_thread_hook pcp_thread_hook = {pcp_exit};
 
 /* The calling thread's lists, made on its first page call. */
 static __cold struct per_cpu_pages *pcp_attach(void)
 {
-    /* pthread_setspecific may allocate: no lists meanwhile */
+    /* the registry's first attach may allocate: no lists meanwhile */
     pcp_self = &pcp_none;
-    pthread_once(&pcp_once, pcp_make_key);
     struct page *page = vm_zone_alloc(&vm_zones[ZONE_NORMAL], 0, PB_SLAB);
     if (!page)
         return &pcp_none;
@@ -212,13 +222,14 @@ static __cold struct per_cpu_pages *pcp_attach(void)
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         for (unsigned int o = 0; o < PCP_ORDERS; o++)
             INIT_LIST_HEAD(&pcp->lists[z][o].list);
-    if (pthread_setspecific(pcp_key, pcp)) {
+    int r = kslab_thread_attach(KSLAB_THREAD_FRAMES, &pcp_thread_hook, pcp);
+    if (r) {
         pcp_free_self(pcp);
-        return &pcp_none;
+        if (r < 0)
+            return &pcp_none;
+        /* the lists of a dead thread whose TLS block this one has */
+        pcp = kslab_thread_slot(KSLAB_THREAD_FRAMES);
     }
-    pthread_mutex_lock(&pcp_list_lock);
-    list_add(&pcp->link, &pcp_all);
-    pthread_mutex_unlock(&pcp_list_lock);
     pcp_self = pcp;
     return pcp;
 }
@@ -236,6 +247,7 @@ static inline struct per_cpu_pages *pcp_get(void)
  * (the caller then grows it). */
 struct page *vm_pcp_alloc(struct zone_struct *zone, unsigned int order)
 {
+    vm_purge_safe_point(); /* no frames lock held yet */
     struct per_cpu_pages *pcp = pcp_get();
     if (pcp == &pcp_none)
         return NULL;
@@ -303,16 +315,16 @@ int vm_pcp_free(struct page *page, unsigned int order, unsigned long *dirty)
 /* Validates every thread's lists; returns the frames on them (-EFAULT and
  * a line through say() for a broken invariant). */
 #define PCP_UNLOCK                                                             \
-    (pthread_mutex_unlock(&pcp->lock), pthread_mutex_unlock(&pcp_list_lock))
+    (pthread_mutex_unlock(&pcp->lock), kslab_thread_unlock(KSLAB_THREAD_FRAMES))
 
 long vm_pcp_check(void (*say)(const char *fmt, ...))
 {
     long total = 0;
-    pthread_mutex_lock(&pcp_list_lock);
-    struct list_head *p, *q;
-    list_for_each(p, &pcp_all)
+    struct per_cpu_pages *pcp;
+    struct list_head *q;
+    kslab_thread_lock(KSLAB_THREAD_FRAMES);
+    for_each_pcp(pcp, pos)
     {
-        struct per_cpu_pages *pcp = pcp_of(p);
         unsigned long frames = 0;
         pthread_mutex_lock(&pcp->lock);
         for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
@@ -350,7 +362,7 @@ long vm_pcp_check(void (*say)(const char *fmt, ...))
         pthread_mutex_unlock(&pcp->lock);
         total += (long)frames;
     }
-    pthread_mutex_unlock(&pcp_list_lock);
+    kslab_thread_unlock(KSLAB_THREAD_FRAMES);
     return total;
 }
 
@@ -358,32 +370,32 @@ long vm_pcp_check(void (*say)(const char *fmt, ...))
 
 void vm_pcp_fork_prepare(void)
 {
-    pthread_mutex_lock(&pcp_list_lock);
-    struct list_head *p;
-    list_for_each(p, &pcp_all) pthread_mutex_lock(&pcp_of(p)->lock);
+    struct per_cpu_pages *pcp;
+    kslab_thread_lock(KSLAB_THREAD_FRAMES);
+    for_each_pcp(pcp, pos) pthread_mutex_lock(&pcp->lock);
 }
 
 void vm_pcp_fork_parent(void)
 {
-    struct list_head *p;
-    list_for_each(p, &pcp_all) pthread_mutex_unlock(&pcp_of(p)->lock);
-    pthread_mutex_unlock(&pcp_list_lock);
+    struct per_cpu_pages *pcp;
+    for_each_pcp(pcp, pos) pthread_mutex_unlock(&pcp->lock);
+    kslab_thread_unlock(KSLAB_THREAD_FRAMES);
 }
 
-/* The zones' locks are usable again: the lists of the threads that did
- * not come along go back to the zones; their pages too. */
+/* The zones' locks are usable again (the registry made its own anew): the
+ * lists of the threads that did not come along go back to the zones; their
+ * pages too.  The registry forgets those threads after every level's child
+ * handler ran. */
 void vm_pcp_fork_child(void)
 {
-    pthread_mutex_init(&pcp_list_lock, NULL);
-    struct list_head *p, *n;
-    list_for_each(p, &pcp_all) pthread_mutex_init(&pcp_of(p)->lock, NULL);
-    list_for_each_safe(p, n, &pcp_all)
+    struct per_cpu_pages *pcp;
+    for_each_pcp(pcp, pos)
     {
-        struct per_cpu_pages *pcp = pcp_of(p);
+        pthread_mutex_init(&pcp->lock, NULL);
         if (pcp == pcp_self)
             continue;
-        __pcp_drain(pcp);
-        list_del(&pcp->link);
+        __pcp_drain(pcp, NULL);
+        kslab_thread_forget(pos, KSLAB_THREAD_FRAMES);
         pcp_free_self(pcp);
     }
 }

@@ -49,10 +49,19 @@
  * calls pthread_exit() is not kept alive for long; it is detached).  It
  * runs with every signal blocked and is never in a fork child: the fork
  * hook marks it stopped there and the next free that is worth it starts a
- * new one.  A timer (timer_create) would also fire without the program's
- * help, but SIGEV_SIGNAL takes a signal from the program and SIGEV_THREAD
- * is a thread anyway, without control of its signal mask or lifetime.
- * When the thread cannot be created, the ticks are all there is.  With
+ * new one.  Where it starts: pthread_create takes glibc's stack-cache
+ * lock (dl_stack_cache_lock), and glibc frees under that very lock — the
+ * dtv and dynamic TLS of a thread whose stack it releases or evicts, in
+ * the exiting thread or in its joiner — so a free that started the thread
+ * could deadlock on itself.  A free starts it only while glibc says the
+ * process never had a second thread (__libc_single_threaded: then no
+ * thread exit or join can be under way in the caller); otherwise it only
+ * asks (vm_purge_wanted), and the next allocation of frames for the slab
+ * (vm_pcp_alloc, vm_purge_safe_point: glibc allocates under none of its
+ * thread locks) starts it.  A timer (timer_create) would also fire without the
+ * program's help, but SIGEV_SIGNAL takes a signal from the program and
+ * SIGEV_THREAD is a thread anyway, without control of its signal mask or
+ * lifetime. When the thread cannot be created, the ticks are all there is. With
  * KSLAB_DECAY_MS=never nothing goes back by time: no tick, no thread.
  * vm_purge_threshold (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap:
  * a free that leaves more dirty memory than that gives the oldest back at
@@ -66,6 +75,12 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define PROCESS_SINGLE_THREADED() (__libc_single_threaded != 0)
+#else
+#define PROCESS_SINGLE_THREADED() 0 /* not known: never from a free */
+#endif
 
 #include "lib/assert.h"
 #include "vm/frames/internal.h"
@@ -275,6 +290,10 @@ static _Atomic int purger_state;
 /* When a tick last ran a pass (ms of the coarse clock). */
 static _Atomic unsigned long purger_last_ms;
 static _Thread_local int purger_starting;
+/* A free found the background purge worth starting in a process with
+ * threads: the next allocating entry starts it (vm_purge_safe_point). */
+int vm_purge_wanted;
+unsigned long vm_purge_starts;
 
 __thread int vm_internal_thread;
 
@@ -330,6 +349,28 @@ static __cold __noinline void purger_start(void)
     purger_starting = 0;
     if (err)
         atomic_store(&purger_state, PURGER_NONE);
+    else
+        __atomic_add_fetch(&vm_purge_starts, 1, __ATOMIC_RELAXED);
+}
+
+/* A free path found the background purge worth starting: only where no
+ * glibc thread lock can be held by the caller (the file's story). */
+static void purger_start_from_free(void)
+{
+    if (PROCESS_SINGLE_THREADED())
+        purger_start();
+    else
+        __atomic_store_n(&vm_purge_wanted, 1, __ATOMIC_RELAXED);
+}
+
+void vm_purge_safe_point_slow(void)
+{
+    if (purger_starting ||
+        !__atomic_exchange_n(&vm_purge_wanted, 0, __ATOMIC_RELAXED))
+        return;
+    if (atomic_load_explicit(&purger_state, memory_order_relaxed) ==
+        PURGER_IDLE)
+        purger_start();
 }
 
 /*
@@ -356,7 +397,7 @@ static __cold __noinline void purger_tick(unsigned long decay, int extras)
     }
     unsigned long left = extras ? pending_total(now, decay) : vm_dirty_pages();
     if (left >= PURGE_THREAD_PAGES)
-        purger_start();
+        purger_start_from_free();
 }
 
 /* After a free on a slow path: dirty is what the caller saw waiting for
@@ -371,7 +412,7 @@ static void purger_kick(unsigned long dirty, int extras)
     if (decay == ULONG_MAX)
         return; /* nothing goes back by time */
     if (dirty >= PURGE_THREAD_PAGES && state == PURGER_IDLE)
-        purger_start();
+        purger_start_from_free();
     else
         purger_tick(decay, extras);
 }
@@ -483,4 +524,5 @@ void vm_purge_fork_child(void)
     atomic_store(&purger_state, PURGER_IDLE);
 #endif
     atomic_store(&purger_last_ms, 0);
+    __atomic_store_n(&vm_purge_wanted, 0, __ATOMIC_RELAXED);
 }

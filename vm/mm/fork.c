@@ -289,6 +289,12 @@ static struct mm_struct *vm_mm_create(void)
     if (!mm)
         return NULL;
     memset(mm, 0, sizeof(*mm));
+    /* ready before the window is registered: from then on the fault
+     * paths (the userfaultfd handler thread among them) may find it */
+    atomic_init(&mm->mm_users, 1);
+    pthread_mutex_init(&mm->mmap_sem, NULL);
+    mm->start_brk = mm->brk = VM_DEFAULT_BRK;
+    vm_rlimit_init(mm);
     mm->window = vm_os_reserve(TASK_SIZE, 0);
     if (!mm->window)
         goto fail;
@@ -302,12 +308,9 @@ static struct mm_struct *vm_mm_create(void)
         vm_os_free(mm->window, TASK_SIZE);
         goto fail;
     }
-    atomic_init(&mm->mm_users, 1);
-    pthread_mutex_init(&mm->mmap_sem, NULL);
-    mm->start_brk = mm->brk = VM_DEFAULT_BRK;
-    vm_rlimit_init(mm);
     return mm;
 fail:
+    pthread_mutex_destroy(&mm->mmap_sem);
     kmem_cache_free(mm_cachep, mm);
     return NULL;
 }
@@ -355,6 +358,11 @@ KSLAB_API void mmput(struct mm_struct *mm)
         kslab_die("mmput(): mm %p has %d users", (void *)mm, old);
     vm_mmlist_del(mm);
     vm_window_unregister(mm);
+    /* a fault served by another thread (the userfaultfd handler thread)
+     * holds mmap_sem from its look-up to its last pte: once the window
+     * is unregistered none can start, and this waits for one in flight */
+    pthread_mutex_lock(&mm->mmap_sem);
+    pthread_mutex_unlock(&mm->mmap_sem);
     exit_mmap(mm);
     vm_uffd_mm_free(mm);
     vm_os_free(mm->window, TASK_SIZE);
