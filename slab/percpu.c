@@ -42,15 +42,14 @@
  * (lib/thread.c) → drain_lock → percpu_lock → every cache lock; nothing is
  * allocated or freed with percpu_lock held.
  */
-#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib/options.h"
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
+#include "vm/frames/os.h"
 
 struct slab_percpu_state slab_pcpu;
 struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
@@ -72,16 +71,11 @@ struct stage {
     void *entry[SLAB_PERCPU_MAX_LIMIT];
 };
 
-static int membarrier(int cmd)
-{
-    return (int)syscall(__NR_membarrier, cmd, 0, 0);
-}
-
 /* Every rseq critical section running on a CPU of this process restarts
  * before this returns.  0, or -1 when the host said no. */
 static int fence_cpus(void)
 {
-    return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
+    return vm_os_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ);
 }
 
 #if SLAB_PERCPU
@@ -91,14 +85,9 @@ static int fence_cpus(void)
 static unsigned int possible_cpus(void)
 {
     char buf[128];
-    int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (vm_os_read_file("/sys/devices/system/cpu/possible", buf, sizeof buf) <=
+        0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     unsigned long last = 0, cur = 0;
     int digits = 0;
     for (const char *p = buf; *p; p++) {
@@ -130,7 +119,7 @@ void slab_percpu_setup(void)
     unsigned int nr = possible_cpus();
     if (!nr || slab_cpu_now() >= nr)
         return;
-    if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ))
+    if (vm_os_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ))
         return;
     for (unsigned int c = 0; c < nr; c++)
         for (unsigned int i = 0; i < SLAB_PERCPU_ROW; i++)
@@ -464,5 +453,5 @@ void slab_percpu_fork_child(void)
     pthread_mutex_init(&percpu_lock, NULL);
     pthread_mutex_init(&drain_lock, NULL);
     if (slab_percpu_on())
-        membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ);
+        vm_os_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ);
 }

@@ -68,6 +68,7 @@ declare -A host_ok=(
     [vmmode/init]='*|libkslab-vm.so: the libc calls it interposes'
     [vmmode/io]='*|libkslab-vm.so: the libc calls it interposes'
     [vmmode/mman]='*|libkslab-vm.so: the libc calls it interposes'
+    [vmmode/stats]='*|libkslab-vm.so: the statistics files a user asked for'
     [vm/frames/highmem]='*|not moved yet: the high-memory backing file'
     [slab/leaks]='*|not moved yet: /proc/self/maps for the leak scan'
     [interpose/init]='getpid|not moved yet: the statistics header'

@@ -518,6 +518,11 @@ int vm_os_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 #endif
 }
 
+int vm_os_membarrier(int cmd)
+{
+    return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : -1;
+}
+
 ssize_t vm_os_read_file(const char *path, char *buf, size_t size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -194,6 +194,9 @@ int vm_os_sigaction(int sig, const struct sigaction *act,
  *   vm_os_for_each_thread: fn(tid, arg) for each thread of the process,
  *     the caller's included (/proc/self/task); 0 or -errno. */
 ssize_t vm_os_read_file(const char *path, char *buf, size_t size);
+/* membarrier(2) with cmd (MEMBARRIER_CMD_*) for this process: 0, or -1
+ * when the host refuses or lacks it. */
+int vm_os_membarrier(int cmd);
 int vm_os_read_lines(const char *path, char *buf, size_t size,
                      void (*fn)(char *line, void *arg), void *arg);
 int vm_os_for_each_thread(char *buf, size_t size,
