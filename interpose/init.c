@@ -29,6 +29,7 @@
 #include "lib/options.h"
 #include "lib/report.h"
 #include "slab/kmalloc.h"
+#include "vm/frames/os.h"
 
 /* The loader's image [ldso_lo, ldso_hi): see ip_pointer_from_loader(). */
 static uintptr_t ldso_lo, ldso_hi;
@@ -167,7 +168,7 @@ __attribute__((destructor)) static void ip_stats_at_exit(void)
     int saved = errno;
     FILE *f = stats_stream();
     if (f) {
-        fprintf(f, "kslab: statistics of pid %d\n", (int)getpid());
+        fprintf(f, "kslab: statistics of pid %d\n", vm_os_getpid());
         kslab_stats_print(f);
         fclose(f);
     }

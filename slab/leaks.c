@@ -51,7 +51,7 @@ int slab_leaks_log_fd(void)
         return leaks_log_fd = kslab_stderr_fd();
     char path[PATH_MAX + 16];
     kslab_snprintf(path, sizeof path, "%s.%d", kslab_opt.leaks_log,
-                   (int)getpid());
+                   vm_os_getpid());
     leaks_log_fd =
         open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
     leaks_log_owned = leaks_log_fd >= 0;
@@ -535,17 +535,14 @@ static size_t read_suppressions(char *buf, size_t size)
 {
     if (!kslab_opt.leaks_suppress[0])
         return 0;
-    int fd = open(kslab_opt.leaks_suppress, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    ssize_t n = vm_os_read_file(kslab_opt.leaks_suppress, buf, size);
+    if (n < 0) {
         kslab_warn("KSLAB_LEAKS_SUPPRESS: cannot open %s",
                    kslab_opt.leaks_suppress);
         return 0;
     }
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n <= 0)
+    if (n == 0)
         return 0;
-    buf[n] = 0;
     size_t out = 0;
     for (char *line = buf; line && *line;) {
         char *nl = strchr(line, '\n');
@@ -614,7 +611,7 @@ static size_t report_leaks(int fd, FILE *out, struct leak_group *g, size_t ng)
                 "\n================================================="
                 "================\n==%d==ERROR: kslab: detected memory "
                 "leaks\n",
-                (int)getpid());
+                vm_os_getpid());
         slab_debug_out(fd, out,
                        "\n%s leak of %zu byte(s) in %zu object(s) allocated "
                        "from:\n",

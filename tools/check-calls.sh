@@ -69,9 +69,7 @@ declare -A host_ok=(
     [vmmode/io]='*|libkslab-vm.so: the libc calls it interposes'
     [vmmode/mman]='*|libkslab-vm.so: the libc calls it interposes'
     [vmmode/stats]='*|libkslab-vm.so: the statistics files a user asked for'
-    [vm/frames/highmem]='*|not moved yet: the high-memory backing file'
-    [slab/leaks]='*|not moved yet: /proc/self/maps for the leak scan'
-    [interpose/init]='getpid|not moved yet: the statistics header'
+    [slab/leaks]='open close|the report file a user named (KSLAB_LEAKS_LOG)'
 )
 hstatus=0
 for o in $(find "$objs" -path '*kslab_*_objs.dir/*' -name '*.c.o' | sort); do

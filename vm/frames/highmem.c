@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/host.h"
 #include "lib/init.h"
 #include "vm/frames/highmem.h"
 #include "vm/frames/os.h"
@@ -37,7 +38,7 @@ static void hm_lock(void)
 {
     while (atomic_flag_test_and_set_explicit(&vm_highmem.lock,
                                              memory_order_acquire))
-        sched_yield();
+        kslab_host_yield();
 }
 
 static void hm_unlock(void)
@@ -75,16 +76,7 @@ static int fork_fd = -1;
 
 static int copy_bytes(int fd, off_t off, size_t left)
 {
-    while (left) {
-        ssize_t r = pwrite(fd, vm_highmem.kmap + off, left, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        left -= (size_t)r;
-        off += r;
-    }
-    return 0;
+    return vm_os_write_at(fd, vm_highmem.kmap + off, left, off);
 }
 
 /* Frames [start, start + n) into fd: only the parts of the memfd that hold
@@ -97,14 +89,14 @@ static int copy_run(int fd, unsigned long start, unsigned long n)
     off_t off = (off_t)(start << PAGE_SHIFT);
     off_t end = (off_t)((start + n) << PAGE_SHIFT);
     while (off < end) {
-        off_t data = lseek(vm_highmem.memfd, off, SEEK_DATA);
-        if (data < 0 && errno == ENXIO)
+        off_t data = vm_os_seek_data(vm_highmem.memfd, off, 0);
+        if (data == -ENXIO)
             return 0; /* only holes from off to the end of the file */
         if (data < 0)
             return copy_bytes(fd, off, (size_t)(end - off));
         if (data >= end)
             return 0;
-        off_t hole = lseek(vm_highmem.memfd, data, SEEK_HOLE);
+        off_t hole = vm_os_seek_data(vm_highmem.memfd, data, 1);
         if (hole < 0 || hole > end)
             hole = end;
         if (copy_bytes(fd, data, (size_t)(hole - data)) != 0)
@@ -139,7 +131,7 @@ static int highmem_snapshot(void)
     }
     return fd;
 fail:
-    close(fd);
+    vm_os_close(fd);
     return -1;
 }
 
@@ -156,15 +148,14 @@ void vm_highmem_fork_unlock(int child)
         goto out;
     if (!child) {
         if (fork_fd >= 0)
-            close(fork_fd);
+            vm_os_close(fork_fd);
         goto out;
     }
-    if (fork_fd < 0 || dup3(fork_fd, h->memfd, O_CLOEXEC) < 0) {
+    if (fork_fd < 0 || vm_os_fd_move(fork_fd, h->memfd) != 0) {
         kslab_warn("fork(): no copy of user memory for the child; its "
                    "emulated memory is shared with the parent");
         goto out;
     }
-    close(fork_fd);
     if (!vm_os_map_shared(h->kmap, h->nr_frames << PAGE_SHIFT,
                           VM_OS_READ | VM_OS_WRITE, h->memfd, 0, 0))
         kslab_die("fork(): cannot map the child's user memory");

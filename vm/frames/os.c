@@ -518,6 +518,45 @@ int vm_os_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 #endif
 }
 
+int vm_os_write_at(int fd, const void *buf, size_t len, off_t off)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t r = pwrite(fd, p, len, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        len -= (size_t)r;
+        p += r;
+        off += r;
+    }
+    return 0;
+}
+
+off_t vm_os_seek_data(int fd, off_t off, int hole)
+{
+    off_t r = lseek(fd, off, hole ? SEEK_HOLE : SEEK_DATA);
+    return r < 0 ? -errno : r;
+}
+
+int vm_os_fd_move(int from, int to)
+{
+    int r = dup3(from, to, O_CLOEXEC) < 0 ? -1 : 0;
+    close(from);
+    return r;
+}
+
+void vm_os_close(int fd)
+{
+    close(fd);
+}
+
+int vm_os_getpid(void)
+{
+    return (int)getpid();
+}
+
 int vm_os_membarrier(int cmd)
 {
     return syscall(__NR_membarrier, cmd, 0, 0) == 0 ? 0 : -1;

@@ -197,6 +197,21 @@ ssize_t vm_os_read_file(const char *path, char *buf, size_t size);
 /* membarrier(2) with cmd (MEMBARRIER_CMD_*) for this process: 0, or -1
  * when the host refuses or lacks it. */
 int vm_os_membarrier(int cmd);
+/* Files the frames keep (the high-memory memfd and its fork copy):
+ *   vm_os_write_at: all len bytes of buf at offset off (EINTR retried);
+ *     0, or -1 with errno set.
+ *   vm_os_seek_data: the next offset from off that holds data (hole 0)
+ *     or the next hole (hole 1), lseek's SEEK_DATA/SEEK_HOLE; -errno on
+ *     failure (-ENXIO: no data from off to the end).
+ *   vm_os_fd_move: fd from takes the number to (close-on-exec), and from
+ *     is closed in every case; 0, or -1 when to is left as it was.
+ *   vm_os_close: closes fd. */
+int vm_os_write_at(int fd, const void *buf, size_t len, off_t off);
+off_t vm_os_seek_data(int fd, off_t off, int hole);
+int vm_os_fd_move(int from, int to);
+void vm_os_close(int fd);
+/* The process id (for report headers and file names). */
+int vm_os_getpid(void);
 int vm_os_read_lines(const char *path, char *buf, size_t size,
                      void (*fn)(char *line, void *arg), void *arg);
 int vm_os_for_each_thread(char *buf, size_t size,
