@@ -62,9 +62,6 @@ static struct array_cache *drain_taken[SLAB_PERCPU_MAX_CPUS];
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
-/* An array starts this far into its kmalloc object (slab.c's reason). */
-#define PCPU_MEM_OFFSET 64
-
 /* A private array for a slow path's objects in transit. */
 struct stage {
     struct array_cache ac;
@@ -129,28 +126,6 @@ void slab_percpu_setup(void)
 #endif
 }
 
-static struct array_cache *pcpu_ac_create(kmem_cache_t *cachep)
-{
-    size_t bytes = PCPU_MEM_OFFSET + sizeof(struct array_cache) +
-                   cachep->limit * sizeof(void *);
-    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
-    char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
-    if (!mem)
-        return NULL;
-    struct array_cache *ac = (struct array_cache *)(mem + PCPU_MEM_OFFSET);
-    memset(ac, 0, sizeof *ac);
-    ac->limit = cachep->limit;
-    ac->batchcount = cachep->batchcount;
-    ac->mem_offset = PCPU_MEM_OFFSET;
-    return ac;
-}
-
-static void pcpu_ac_free(struct array_cache *ac)
-{
-    char *mem = (char *)ac - ac->mem_offset;
-    slab_free_direct(GET_PAGE_CACHE(vm_virt_to_page(mem)), mem);
-}
-
 /* Installs ac as cpu's array of cachep if the slot is empty: 1, else 0
  * (the caller keeps ac). */
 static int pcpu_install(kmem_cache_t *cachep, unsigned int cpu,
@@ -171,11 +146,11 @@ static int pcpu_install(kmem_cache_t *cachep, unsigned int cpu,
  * when there is no memory for it. */
 static int pcpu_make(kmem_cache_t *cachep, unsigned int cpu)
 {
-    struct array_cache *ac = pcpu_ac_create(cachep);
+    struct array_cache *ac = slab_ac_new(cachep);
     if (!ac)
         return -1;
     if (!pcpu_install(cachep, cpu, ac))
-        pcpu_ac_free(ac);
+        slab_ac_free(ac);
     return 0;
 }
 
@@ -374,7 +349,7 @@ void slab_percpu_drain(kmem_cache_t *cachep, int release)
         ac->avail = 0;
         pcpu_fold_stats(cachep, ac);
         if (release || !pcpu_install(cachep, c, ac))
-            pcpu_ac_free(ac);
+            slab_ac_free(ac);
     }
     pthread_mutex_unlock(&drain_lock);
 }

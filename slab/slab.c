@@ -770,14 +770,16 @@ void slab_free_direct(kmem_cache_t *cachep, void *objp)
  * `avail' in free() would alias modulo 4 KiB and stall the load. */
 #define AC_MEM_OFFSET 64
 
-static struct array_cache *ac_create(kmem_cache_t *cachep)
+/* A new empty array for cachep (a thread's or a CPU's), in a kmalloc
+ * object of the malloc classes; NULL when there is no memory. */
+struct array_cache *slab_ac_new(kmem_cache_t *cachep)
 {
     size_t bytes = AC_MEM_OFFSET + sizeof(struct array_cache) +
                    cachep->limit * sizeof(void *);
     kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
     char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
     if (!mem)
-        return &slab_empty_ac;
+        return NULL;
     struct array_cache *ac = (struct array_cache *)(mem + AC_MEM_OFFSET);
     memset(ac, 0, sizeof *ac);
     ac->limit = cachep->limit;
@@ -786,10 +788,16 @@ static struct array_cache *ac_create(kmem_cache_t *cachep)
     return ac;
 }
 
-static void ac_free(struct array_cache *ac)
+void slab_ac_free(struct array_cache *ac)
 {
     char *mem = (char *)ac - ac->mem_offset;
     slab_free_direct(GET_PAGE_CACHE(vm_virt_to_page(mem)), mem);
+}
+
+static struct array_cache *ac_create(kmem_cache_t *cachep)
+{
+    struct array_cache *ac = slab_ac_new(cachep);
+    return ac ? ac : &slab_empty_ac;
 }
 
 /* Folds an array's counters into its cache (cache lock held). */
@@ -828,7 +836,7 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     pthread_mutex_unlock(&cachep->spinlock);
     if (release) {
         t->ac[cachep->id] = &slab_empty_ac;
-        ac_free(ac);
+        slab_ac_free(ac);
     }
 }
 

@@ -206,6 +206,10 @@ extern kmem_cache_t cache_cache;
 
 /* The array every cache starts with in every thread: empty, full at 0. */
 extern struct array_cache slab_empty_ac;
+/* A new empty array for a cache (a thread's or a CPU's), NULL without
+ * memory; slab_ac_free gives one back (slab.c). */
+struct array_cache *slab_ac_new(kmem_cache_t *cachep);
+void slab_ac_free(struct array_cache *ac);
 /* A thread's slab_thread until its first slow path attaches it (or when
  * there was no memory for one): every array empty, no arrays made. */
 extern struct slab_thread slab_boot_thread;
