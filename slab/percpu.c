@@ -62,11 +62,20 @@ static struct array_cache *drain_taken[SLAB_PERCPU_MAX_CPUS];
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
-/* A private array for a slow path's objects in transit. */
+/* A private array for a slow path's objects in transit: its entries
+ * continue in the struct (a GNU C extension: a struct ending in a
+ * flexible array, not at the end of another). */
+#ifdef __clang__
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+#endif
 struct stage {
     struct array_cache ac;
     void *entry[SLAB_PERCPU_MAX_LIMIT];
 };
+#ifdef __clang__
+#pragma clang diagnostic pop
+#endif
 
 /* Every rseq critical section running on a CPU of this process restarts
  * before this returns.  0, or -1 when the host said no. */
