@@ -394,12 +394,8 @@ int slab_percpu_holds(unsigned int id, const void *objp)
     for (unsigned int c = 0; c < slab_pcpu.nr; c++) {
         const struct array_cache *ac =
             __atomic_load_n(&slab_cpu_acs[c][id], __ATOMIC_ACQUIRE);
-        unsigned int n = __atomic_load_n(&ac->avail, __ATOMIC_ACQUIRE);
-        if (n > ac->limit)
-            n = ac->limit;
-        for (unsigned int i = 0; i < n; i++)
-            if (__atomic_load_n(&ac->entry[i], __ATOMIC_RELAXED) == objp)
-                return 1;
+        if (slab_array_holds(ac, objp))
+            return 1;
     }
     return 0;
 }

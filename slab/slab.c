@@ -1063,7 +1063,7 @@ static void pick_free_key(void)
         slab_free_key = k;
 }
 
-static int array_holds(const struct array_cache *ac, const void *objp)
+int slab_array_holds(const struct array_cache *ac, const void *objp)
 {
     unsigned int n = __atomic_load_n(&ac->avail, __ATOMIC_ACQUIRE);
     if (n > ac->limit)
@@ -1084,7 +1084,7 @@ static void search_thread(struct slab_thread *t, void *arg)
 {
     struct holder_search *h = arg;
     if (t != slab_self && !h->found)
-        h->found = array_holds(t->ac[h->id], h->objp);
+        h->found = slab_array_holds(t->ac[h->id], h->objp);
 }
 
 /*
@@ -1099,7 +1099,7 @@ static void search_thread(struct slab_thread *t, void *arg)
 static __cold __noinline void
 slab_check_double_free(kmem_cache_t *cachep, const void *objp, const char *fn)
 {
-    int found = array_holds(slab_self->ac[cachep->id], objp);
+    int found = slab_array_holds(slab_self->ac[cachep->id], objp);
     if (!found) {
         struct page *page = slab_object_page(cachep, objp);
         if (!page)

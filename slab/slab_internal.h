@@ -210,6 +210,9 @@ extern struct array_cache slab_empty_ac;
  * memory; slab_ac_free gives one back (slab.c). */
 struct array_cache *slab_ac_new(kmem_cache_t *cachep);
 void slab_ac_free(struct array_cache *ac);
+/* Is objp among an array's objects?  Reads another thread's or CPU's
+ * array safely: the count is clamped to the array's limit (slab.c). */
+int slab_array_holds(const struct array_cache *ac, const void *objp);
 /* A thread's slab_thread until its first slow path attaches it (or when
  * there was no memory for one): every array empty, no arrays made. */
 extern struct slab_thread slab_boot_thread;

@@ -31,75 +31,9 @@
 #include <unistd.h>
 
 #include "ktest.h"
+#include "vmmtest.h"
 
-#define MB (1UL << 20)
-#define TASK_BYTES 0xC0000000UL
 #define PAGE 4096UL
-
-struct vmstat {
-    uintptr_t window;
-    unsigned long pswpin, pswpout, mem_kb, served;
-    int thread;
-};
-
-static void read_stats(struct vmstat *s)
-{
-    void (*print)(FILE *) =
-        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
-    assert_non_null(print);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    print(f);
-    fclose(f);
-    memset(s, 0, sizeof *s);
-    char *w = strstr(buf, "at window ");
-    assert_non_null(w);
-    s->window = (uintptr_t)strtoull(w + 10, NULL, 16);
-    struct {
-        const char *key;
-        unsigned long *v;
-    } keys[] = {{"\npswpin ", &s->pswpin},
-                {"\npswpout ", &s->pswpout},
-                {"\nMemTotal:", &s->mem_kb}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        char *k = strstr(buf, keys[i].key);
-        assert_non_null(k);
-        *keys[i].v = strtoul(k + strlen(keys[i].key), NULL, 10);
-    }
-    char *t = strstr(buf, "served by the userfaultfd handler thread (");
-    s->thread = t != NULL;
-    if (t)
-        s->served = strtoul(strchr(t, '(') + 1, NULL, 10);
-    free(buf);
-}
-
-static int in_mm(const void *p)
-{
-    struct vmstat s;
-    read_stats(&s);
-    return (uintptr_t)p >= s.window && (uintptr_t)p < s.window + TASK_BYTES;
-}
-
-static unsigned char pat(uintptr_t i, unsigned seed)
-{
-    return (unsigned char)((i * 2654435761u) >> 13) ^ (unsigned char)seed;
-}
-
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = pat(i, seed);
-}
-
-static int check(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != pat(i, seed))
-            return 0;
-    return 1;
-}
 
 /*
  * The calls, each on its own, run by the tests below.  Each returns 0, or

@@ -1,0 +1,84 @@
+/* Shared by the tests that run under libkslab-vm.so: the mm's figures
+ * read back from KSLAB_STATS's report, and a pattern to fill and check
+ * memory with.  A test includes it after cmocka (ktest.h). */
+#ifndef KSLAB_TESTS_VMMTEST_H
+#define KSLAB_TESTS_VMMTEST_H
+
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MB (1UL << 20)
+#define TASK_BYTES 0xC0000000UL
+
+/* What the report says of the process's mm (0 where it says nothing). */
+struct vmstat {
+    uintptr_t window; /* the mm's window in the process */
+    unsigned long pgfault, pgmajfault, pswpin, pswpout, pgscan, mem_kb;
+    int thread;           /* a userfaultfd handler thread serves it */
+    unsigned long served; /* faults that thread served */
+};
+
+static inline void read_stats(struct vmstat *s)
+{
+    void (*print)(FILE *) =
+        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
+    assert_non_null(print);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    print(f);
+    fclose(f);
+    memset(s, 0, sizeof *s);
+    char *w = strstr(buf, "at window ");
+    assert_non_null(w);
+    s->window = (uintptr_t)strtoull(w + 10, NULL, 16);
+    struct {
+        const char *key;
+        unsigned long *v;
+    } keys[] = {{"\npgfault ", &s->pgfault}, {"\npgmajfault ", &s->pgmajfault},
+                {"\npswpin ", &s->pswpin},   {"\npswpout ", &s->pswpout},
+                {"\npgscan ", &s->pgscan},   {"\nMemTotal:", &s->mem_kb}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char *k = strstr(buf, keys[i].key);
+        assert_non_null(k);
+        *keys[i].v = strtoul(k + strlen(keys[i].key), NULL, 10);
+    }
+    char *t = strstr(buf, "served by the userfaultfd handler thread (");
+    s->thread = t != NULL;
+    if (t)
+        s->served = strtoul(strchr(t, '(') + 1, NULL, 10);
+    free(buf);
+}
+
+/* Is p inside the mm's window? */
+static inline int in_mm(const void *p)
+{
+    struct vmstat s;
+    read_stats(&s);
+    return (uintptr_t)p >= s.window && (uintptr_t)p < s.window + TASK_BYTES;
+}
+
+static inline unsigned char pat(uintptr_t i, unsigned seed)
+{
+    return (unsigned char)((i * 2654435761u) >> 13) ^ (unsigned char)seed;
+}
+
+static inline void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = pat(i, seed);
+}
+
+static inline int check(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != pat(i, seed))
+            return 0;
+    return 1;
+}
+
+#endif
