@@ -62,14 +62,9 @@ static void ip_figures(struct ip_figures *f)
             pthread_mutex_unlock(&zone->lock);
         }
     }
-    /* frames on the threads' page lists are out of the zones' counts but
-     * free, dirty and given back by malloc_trim */
     /* sections given back under an address-space limit hold nothing */
     committed -=
         atomic_load_explicit(&vm_lowmem.absent_pages, memory_order_relaxed);
-    unsigned long pcp = __atomic_load_n(&vm_lowmem.ready, __ATOMIC_ACQUIRE)
-                            ? vm_pcp_pages()
-                            : 0;
     size_t held = (committed - (nfree - dirty)) << PAGE_SHIFT;
     f->arena = held + ls.huge_cached_bytes;
     f->uord = su.inuse_bytes + (ls.live_pages << PAGE_SHIFT);
@@ -82,13 +77,12 @@ static void ip_figures(struct ip_figures *f)
     f->fsmblks = su.array_bytes;
     f->hblks = ls.huge_blocks;
     f->hblkhd = ls.huge_bytes;
-    f->keep =
-        ((dirty + pcp) << PAGE_SHIFT) + ls.huge_cached_bytes + ls.tcache_bytes;
+    f->keep = (dirty << PAGE_SHIFT) + ls.huge_cached_bytes + ls.tcache_bytes;
     f->max_hblks = ls.huge_max_blocks;
     f->max_hblkhd = ls.huge_max_bytes;
     f->slab_free_objs = su.free_objs;
     f->slab_free_bytes = su.free_bytes;
-    f->free_frames = nfree + pcp;
+    f->free_frames = nfree;
     f->free_blocks = blocks;
 }
 

@@ -10,8 +10,8 @@
  * n frames.  A block in a cache is free to the program (its head page has
  * lost PG_private); it goes back to the zones at thread exit (the thread
  * registry's IP level, lib/thread.c: the first, so the frames go back
- * while the slab's arrays and the frames' page lists of the thread are
- * still there to take them), by ip_large_trim(), when the zones run
+ * while the slab's arrays of the thread are still there to take
+ * them), by ip_large_trim(), when the zones run
  * short, and in a child of fork for the threads that did not come along.
  * The caches of every thread are found through the registry's slots.  The
  * bounds are in interpose/large.h (LARGE_TCACHE_*).

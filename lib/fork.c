@@ -46,9 +46,6 @@
  *                                   child makes them anew
  *   5. KSLAB_FORK_FRAMES (vm/frames/lowmem.c, frames_fork_prepare)
  *        purge_lock                 one purge pass at a time
- *        the registry's FRAMES level lib/thread.c: every thread's slot
- *                                    for its page lists (vm/frames/pcp.c)
- *        each thread's page lists   list order
  *        grow_lock                  growing the direct map
  *        the zone locks             DMA, Normal, HighMem
  *        vm_highmem.lock            the high-memory frames (a leaf)

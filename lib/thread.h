@@ -4,18 +4,16 @@
  * state, and exit hooks at fixed levels run by the one pthread key's
  * destructor.  The levels are the exit order, upper layers first: the
  * malloc layer's cache of large blocks goes back before the slab's
- * arrays are flushed, and both before the frames' page lists drain, so
- * what an upper layer gives back at exit passes through the lists below
- * and is drained with them.
+ * arrays are flushed, so what an upper layer gives back at exit passes
+ * through the arrays below and is flushed with them.
  */
 #ifndef KSLAB_LIB_THREAD_H
 #define KSLAB_LIB_THREAD_H
 
 /* Exit runs the levels in this order, top to bottom. */
 enum kslab_thread_level {
-    KSLAB_THREAD_IP,     /* interpose/large_tcache.c: the large-block cache */
-    KSLAB_THREAD_SLAB,   /* slab/thread.c: the array caches */
-    KSLAB_THREAD_FRAMES, /* vm/frames/pcp.c: the page lists */
+    KSLAB_THREAD_IP,   /* interpose/large_tcache.c: the large-block cache */
+    KSLAB_THREAD_SLAB, /* slab/thread.c: the array caches */
     KSLAB_THREAD_NR_LEVELS
 };
 

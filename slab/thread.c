@@ -12,7 +12,7 @@
  * slabinfo can sum their hit counters and a fork child can take back the
  * arrays of the threads it did not inherit.  At thread exit (the
  * registry's SLAB level: after the malloc layer's cache gave its blocks
- * back, before the frames' page lists drain) the thread's arrays go back
+ * back) the thread's arrays go back
  * to their caches and its slab_self points at slab_dead_thread: a
  * destructor of another key that runs later and frees takes the locked
  * path.

@@ -124,7 +124,6 @@ static void bad_order_in_free_head(void *arg)
 static void list_order_mismatch(void *arg)
 {
     (void)arg;
-    vm_drain_pages(); /* the allocation refills from the zone's list */
     /* a slab pageblock's block (an exact block's frames are in a run
      * pageblock, whose blocks alloc_pages() does not take) */
     struct page *p = alloc_pages(GFP_KERNEL, 1);

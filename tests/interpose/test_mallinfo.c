@@ -122,9 +122,9 @@ static void test_trim(void **s)
     assert_true(b.fordblks < 4 * MiB);
 }
 
-/* Frames a thread's page list keeps after free_pages are free memory
- * kslab holds and malloc_trim gives back: keepcost counts them. */
-static void test_keepcost_counts_page_lists(void **s)
+/* Frames free_pages gave back to the zones are free memory kslab holds
+ * (dirty) and malloc_trim gives back: keepcost counts them. */
+static void test_keepcost_counts_freed_frames(void **s)
 {
     (void)s;
     malloc_trim(0);
@@ -321,7 +321,7 @@ int main(void)
         cmocka_unit_test(test_uordblks_moves),
         cmocka_unit_test(test_hblks),
         cmocka_unit_test(test_trim),
-        cmocka_unit_test(test_keepcost_counts_page_lists),
+        cmocka_unit_test(test_keepcost_counts_freed_frames),
         cmocka_unit_test(test_mallopt),
         cmocka_unit_test(test_mallopt_mmap_threshold_any),
         cmocka_unit_test(test_perturb),

@@ -3,8 +3,8 @@
  * program that links only kslab_core: the malloc layer's level (IP) is
  * free here, so the test registers its own hook there and watches the
  * exits from the top of the order.  Each exiting thread runs each hook
- * once, the upper level first (the slab's and the frames' slots of the
- * thread are still attached when the IP hook runs), also a thread that
+ * once, the upper level first (the slab's slot of the
+ * thread is still attached when the IP hook runs), also a thread that
  * never allocated; threads exit beside host forks without a deadlock, and
  * a child keeps its own record only.  Every child is bounded (alarm).
  * A thread whose first allocation comes after glibc ran its key
@@ -35,8 +35,8 @@
 /* What the test's IP hook saw, per kind of thread. */
 static atomic_int exits;           /* hook calls */
 static atomic_int exits_with_slot; /* with the slot the thread attached */
-static atomic_int lower_attached;  /* slab and frames slots still there */
-static atomic_int lower_detached;  /* ... one of them already gone */
+static atomic_int lower_attached;  /* the slab's slot still there */
+static atomic_int lower_detached;  /* ... already gone */
 static atomic_int twice;           /* a marker seen a second time */
 
 struct marker {
@@ -52,8 +52,7 @@ static void test_exit(void *slot)
         if (atomic_fetch_add(&m->seen, 1))
             atomic_fetch_add(&twice, 1);
     }
-    if (kslab_thread_slot(KSLAB_THREAD_SLAB) &&
-        kslab_thread_slot(KSLAB_THREAD_FRAMES))
+    if (kslab_thread_slot(KSLAB_THREAD_SLAB))
         atomic_fetch_add(&lower_attached, 1);
     else
         atomic_fetch_add(&lower_detached, 1);
@@ -70,7 +69,7 @@ static void reset(void)
     atomic_store(&twice, 0);
 }
 
-/* Allocates from the slab and the frames (both attach), and attaches at
+/* Allocates from the slab (it attaches), and attaches at
  * the test's level when arg is a marker. */
 static void *allocate_and_exit(void *arg)
 {
@@ -120,7 +119,7 @@ static void test_hooks_once_in_level_order(void **state)
     assert_int_equal(atomic_load(&exits), N);
     assert_int_equal(atomic_load(&exits_with_slot), N);
     assert_int_equal(atomic_load(&twice), 0);
-    /* the IP level ran before the slab's and the frames' */
+    /* the IP level ran before the slab's */
     assert_int_equal(atomic_load(&lower_attached), N);
     assert_int_equal(atomic_load(&lower_detached), 0);
     assert_int_equal(kslab_verify(), 0);
@@ -129,7 +128,7 @@ static void test_hooks_once_in_level_order(void **state)
 /* A thread that allocated but never attached at the test's level: its
  * hook runs once, with no slot.  One that never allocated (attached at
  * the test's level only): the hook runs once with its slot, and the
- * slab's and the frames' hooks, with none, leave everything consistent. */
+ * slab's hook, with none, leave everything consistent. */
 static void test_hooks_for_threads_without_a_slot(void **state)
 {
     (void)state;
@@ -169,15 +168,14 @@ static int records_at(enum kslab_thread_level level)
 }
 
 /* The child: the forking thread is the only one the registry knows at
- * the slab's and the frames' levels; it allocates, and a thread of its
+ * the slab's level; it allocates, and a thread of its
  * own exits cleanly (not under the sanitizers: below). */
 static void child_checks(void)
 {
     alarm(CHILD_SECONDS);
     kfree(kmalloc(100, GFP_KERNEL));
     free_pages(__get_free_pages(GFP_KERNEL, 0), 0);
-    if (records_at(KSLAB_THREAD_SLAB) != 1 ||
-        records_at(KSLAB_THREAD_FRAMES) != 1)
+    if (records_at(KSLAB_THREAD_SLAB) != 1)
         child_exit(2);
 /* Not under the sanitizers: TSan starts no thread after a threaded fork,
  * and ASan's allocator (libsanitizer's SizeClassAllocator64) takes no lock

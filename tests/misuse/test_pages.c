@@ -1,7 +1,7 @@
 /*
  * tests/misuse/test_pages.c — misuse of the page allocator's API
  * (__get_free_pages/free_pages, alloc_pages/__free_pages): a block freed
- * twice (from the zone's free lists or from the thread's page list), a
+ * twice (an order-0 frame, or a block that merged with its buddy), a
  * block freed with another order than it was allocated with, and a frame a
  * slab cache still owns given to free_pages(), and a frame still reserved
  * (mem_map_reserve, maybe mapped into an mm) given back, are each reported
@@ -32,8 +32,8 @@ static void double_free_order0(void *arg)
     free_pages(a, 0);
 }
 
-/* A freed block waiting on the thread's page list is still caught when
- * freed again. */
+/* A freed order-1 block is still caught when freed again, whether it
+ * stayed a free block's head or merged into a larger one. */
 static void double_free_listed(void *arg)
 {
     (void)arg;

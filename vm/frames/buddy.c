@@ -18,7 +18,7 @@
  * Pageblocks (grouping by mobility, the migrate types of later Linux,
  * page.h): the zone is cut into pageblocks of the top order (2 MiB), and a
  * split pageblock serves one use: PB_SLAB (alloc_pages(): slabs, thread
- * structures, page tables, the threads' page lists) or PB_RUN (the
+ * structures, page tables) or PB_RUN (the
  * page-granular runs of large malloc blocks, runs.c).  Each order has
  * lists per type; a free block goes on its pageblock's, a whole free
  * pageblock on no one's (the top order has one set of lists).  Why: in one
@@ -35,8 +35,11 @@
  * free block in it (move_freepages_block() of later Linux: what is freed
  * there later goes to t too); else the zone grows (lowmem.c); only when it
  * cannot, any block of the other type, its pageblock left as it is
- * (__rmqueue_fallback()).  Orders below PCP_ORDERS go through the
- * threads' page lists first (pcp.c).
+ * (__rmqueue_fallback()).  Every allocation and free takes the zone
+ * lock: 2.4 had no per-CPU page lists, and the threads' lists this
+ * allocator once kept in front of the zones (later Linux's per-CPU
+ * pages) measured no faster on any benchmark row — the slab's arrays and
+ * magazines already keep page calls off the hot path.
  *
  * Locking: each zone has its own mutex; every buddy list and counter of a
  * zone is under it, and the pageblock types too.  No system call is made
@@ -274,13 +277,9 @@ struct page *vm_alloc_pages_type(int gfp_mask, unsigned int order,
     struct page *page = NULL;
     if (gfp_mask & __GFP_HIGHMEM)
         page = vm_highmem_alloc_pages(order);
-    if (!page && order < PCP_ORDERS && type == PB_SLAB)
-        page = vm_pcp_alloc(
-            &vm_zones[gfp_mask & __GFP_DMA ? ZONE_DMA : ZONE_NORMAL], order);
-    if (!page)
-        page = zones_alloc(gfp_mask, order, type);
-    if (!page && vm_pcp_pages()) { /* frames on the threads' lists */
-        vm_pcp_drain_all(0);
+    if (!page) {
+        if (type == PB_SLAB) /* a slab grows: no frames lock held yet */
+            vm_purge_safe_point();
         page = zones_alloc(gfp_mask, order, type);
     }
     if (!page) {
@@ -316,12 +315,6 @@ static void free_block_to_zone(struct page *page, unsigned int order)
                  pfn + (1UL << order) > zone->zone_end_pfn))
         kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
                   order, zone->name);
-    unsigned long dirty = ULONG_MAX;
-    if (order < PCP_ORDERS && vm_pcp_free(page, order, &dirty)) {
-        if (dirty != ULONG_MAX) /* a batch reached the zone: a slow path */
-            vm_purge_after_free(zone, 0, dirty);
-        return;
-    }
     pthread_mutex_lock(&zone->lock);
     if (pfn + (1UL << order) > zone->grown_pfn)
         kslab_die("__free_pages(): frame %lu (order %u) outside zone %s", pfn,
@@ -331,7 +324,7 @@ static void free_block_to_zone(struct page *page, unsigned int order)
                   vm_page_address(page));
     vm_free_one_block(zone, pfn, order, 0);
     int over = vm_over_cap(zone);
-    dirty = zone->dirty_pages;
+    unsigned long dirty = zone->dirty_pages;
     pthread_mutex_unlock(&zone->lock);
     vm_purge_after_free(zone, over, dirty);
 }
@@ -370,7 +363,7 @@ static void free_pages_ref(struct page *page, unsigned int order,
 {
     if (order >= MAX_ORDER || !vm_lowmem.ready || !vm_lowmem_page_valid(page))
         kslab_die("%s(): invalid page %p (order %u)", fn, (void *)page, order);
-    if (page_flags(page) & ((1UL << PG_buddy) | (1UL << PG_pcp)))
+    if (page_flags(page) & (1UL << PG_buddy))
         kslab_die("%s(): double free of frame %lu at %p", fn,
                   vm_page_to_pfn(page), vm_page_address(page));
     KSLAB_CHECK(!PageSlab(page),
@@ -444,9 +437,7 @@ long vm_verify_zones(void (*say)(const char *fmt, ...))
 {
     if (!vm_lowmem.ready)
         return 0;
-    long total = vm_pcp_check(say);
-    if (total < 0)
-        return total;
+    long total = 0;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         struct zone_struct *zone = &vm_zones[z];
         unsigned long free = 0, dirty = 0;

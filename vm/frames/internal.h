@@ -4,17 +4,14 @@
  * one concept a file: lowmem.c, the direct map (its reservation, commit
  * and sections), the growth of the zones, start-up and the fork hook;
  * buddy.c, the buddy lists of the zones and their pageblock types,
- * alloc_pages() and __free_pages(), the validator; pcp.c, the threads'
- * page lists; purge.c, giving free frames back to the host (the decay
- * pass, its registry, the background thread and the slow paths' ticks);
- * runs.c, the page-granular runs of large malloc blocks; highmem.c, the
- * user-memory frames; os.c, every call to the host.
+ * alloc_pages() and __free_pages(), the validator; purge.c, giving free frames
+ * back to the host (the decay pass, its registry, the background thread and the
+ * slow paths' ticks); runs.c, the page-granular runs of large malloc blocks;
+ * highmem.c, the user-memory frames; os.c, every call to the host.
  *
  * Lock order of the frames (lib/fork.c has the whole of kslab's):
- * purge_lock (purge.c), the thread registry's FRAMES level lock
- * (lib/thread.c) then a thread's page-list lock (pcp.c), grow_lock
- * (lowmem.c), the zone locks, the high-memory frames' lock (highmem.c).
- * A function here that wants a lock held says which.
+ * purge_lock (purge.c), grow_lock (lowmem.c), the zone locks, the high-memory
+ * frames' lock (highmem.c). A function here that wants a lock held says which.
  */
 #ifndef KSLAB_VM_FRAMES_INTERNAL_H
 #define KSLAB_VM_FRAMES_INTERNAL_H
@@ -23,11 +20,6 @@
 
 #include "lib/assert.h"
 #include "vm/frames/page.h"
-
-/* The threads' page lists (pcp.c) hold blocks of orders below PCP_ORDERS
- * (up to 32 KiB); alloc_pages() and __free_pages() go through them for
- * those orders. */
-#define PCP_ORDERS 4
 
 /* ---- the direct map (lowmem.c) ---- */
 
@@ -63,8 +55,8 @@ int vm_zone_grow(struct zone_struct *zone, unsigned long seen_pfn);
 
 /* Gives back every section but the first whose grown frames are all free
  * in whole top-order blocks, each clean or free since `before` (ms;
- * ULONG_MAX: any).  The caller drained the page lists and holds
- * purge_lock.  Returns the bytes of address space given back. */
+ * ULONG_MAX: any).  The caller holds purge_lock.  Returns the bytes of address
+ * space given back. */
 size_t vm_lowmem_release_sections(unsigned long before);
 
 /* ---- the buddy lists (buddy.c); the zone lock held ---- */
@@ -145,34 +137,14 @@ struct page *vm_zone_alloc(struct zone_struct *zone, unsigned int order,
 struct page *vm_alloc_pages_type(int gfp_mask, unsigned int order,
                                  unsigned int type);
 
-/* A broken invariant in a validator (vm_verify_zones and the page lists'
- * check): say() tells it, the locks taken are dropped (unlock), the
- * validator returns -EFAULT. */
+/* A broken invariant in a validator (vm_verify_zones): say() tells it, the
+ * locks taken are dropped (unlock), the validator returns -EFAULT. */
 #define VM_ZONE_BROKEN(unlock, ...)                                            \
     do {                                                                       \
         say(__VA_ARGS__);                                                      \
         unlock;                                                                \
         return -EFAULT;                                                        \
     } while (0)
-
-/* ---- the threads' page lists (pcp.c) ---- */
-
-/* A block of `order` (< PCP_ORDERS) from the thread's list for zone; NULL
- * when the zone has none at hand (the caller then grows it). */
-struct page *vm_pcp_alloc(struct zone_struct *zone, unsigned int order);
-/* Puts a freed block (order < PCP_ORDERS) on the thread's list: 1, or 0
- * when it goes to the zone.  When a batch went to the zone, *dirty is the
- * zone's dirty frames then (else it is left alone). */
-int vm_pcp_free(struct page *page, unsigned int order, unsigned long *dirty);
-/* Drains every thread's lists, or (idle_only) those of the threads that
- * made no list call since the last look. */
-void vm_pcp_drain_all(int idle_only);
-/* Validates every thread's lists; the frames on them or -EFAULT. */
-long vm_pcp_check(void (*say)(const char *fmt, ...));
-/* The fork hook's part (lowmem.c): the lists' locks. */
-void vm_pcp_fork_prepare(void);
-void vm_pcp_fork_parent(void);
-void vm_pcp_fork_child(void);
 
 /* ---- giving memory back (purge.c) ---- */
 

@@ -351,10 +351,9 @@ static void sect_grown(const struct vm_section *s,
 /* Gives back every section but the first whose grown frames are all free
  * in whole top-order blocks, each clean or free since `before` (ms;
  * ULONG_MAX: any): the blocks leave the lists, the section leaves the
- * table, its mapping (frames and struct pages) is unmapped.  Blocks on a
- * thread's page list or off the lists for a purge are not free here: the
- * caller drained the lists and holds purge_lock.  Returns the bytes of
- * address space given back. */
+ * table, its mapping (frames and struct pages) is unmapped.  Blocks off the
+ * lists for a purge are not free here: the caller holds purge_lock.  Returns
+ * the bytes of address space given back. */
 size_t vm_lowmem_release_sections(unsigned long before)
 {
     struct zone_struct *zone = &vm_zones[ZONE_NORMAL];
@@ -532,8 +531,7 @@ int vm_zone_grow(struct zone_struct *zone, unsigned long seen_pfn)
     err = 0;
 out:
     pthread_mutex_unlock(&grow_lock);
-    /* after grow_lock: the check takes the page lists' locks, which come
-     * before it in the lock order (lib/fork.c) */
+    /* after grow_lock: the check takes the zone locks in turn */
     if (!err)
         KSLAB_DEBUG_CHECK(vm_check_zones());
     return err;
@@ -542,12 +540,11 @@ out:
 /* ---- start-up and fork ---- */
 
 /* The fork hook of the frames (level KSLAB_FORK_FRAMES, the last: the
- * order of every kslab lock is at the top of lib/fork.c): purge_lock, the
- * page lists, grow_lock, the zones, the high-memory frames. */
+ * order of every kslab lock is at the top of lib/fork.c): purge_lock,
+ * grow_lock, the zones, the high-memory frames. */
 static void frames_fork_prepare(void)
 {
     vm_purge_fork_prepare(); /* no pass has blocks off the lists */
-    vm_pcp_fork_prepare();
     pthread_mutex_lock(&grow_lock);
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_lock(&vm_zones[z].lock);
@@ -560,7 +557,6 @@ static void frames_fork_parent(void)
     for (int z = MAX_NR_ZONES - 1; z >= 0; z--)
         pthread_mutex_unlock(&vm_zones[z].lock);
     pthread_mutex_unlock(&grow_lock);
-    vm_pcp_fork_parent();
     vm_purge_fork_parent();
 }
 
@@ -571,7 +567,6 @@ static void frames_fork_child(void)
     vm_purge_fork_child();
     for (int z = 0; z < MAX_NR_ZONES; z++)
         pthread_mutex_init(&vm_zones[z].lock, NULL);
-    vm_pcp_fork_child(); /* gives frames back to the zones: after them */
 }
 
 static const struct kslab_fork_hook frames_fork_hook = {

@@ -61,7 +61,6 @@
 #define PG_reserved 3 /* never handed out */
 #define PG_highmem 4  /* a user-memory frame, no direct-map address */
 #define PG_private 5  /* page->private holds its owner's data */
-#define PG_pcp 6      /* free, on a thread's page list (pcp.c) */
 #define PG_dirty 7    /* must be written before it can be dropped */
 #define PG_referenced 8
 #define PG_swapcache 9
@@ -336,7 +335,7 @@ static inline int vm_addr_is_dma(const void *addr)
 }
 
 /* Gives free frames back to the host now, whatever the decay time says:
- * every thread's page lists go back to the zones, then dirty free blocks
+ * dirty free blocks
  * of order >= min_order, largest first and least recently freed first,
  * until at most keep dirty frames are left in each zone; with keep 0 under
  * an address-space limit, the sections whose frames are then all free are
@@ -345,10 +344,9 @@ static inline int vm_addr_is_dma(const void *addr)
 unsigned long vm_release_free(unsigned int min_order, unsigned long keep);
 
 /* Under an address-space limit: gives back, at once, every section of
- * low memory (but the first) whose frames are all free, after draining
- * the threads' page lists; returns the bytes of address space given back.
- * For a mapping the limit refused (interpose/huge_pool.c).  No kslab lock
- * held. */
+ * low memory (but the first) whose frames are all free; returns the bytes of
+ * address space given back. For a mapping the limit refused
+ * (interpose/huge_pool.c).  No kslab lock held. */
 size_t vm_release_sections(void);
 
 /* Address space a layer above holds for reuse (interpose/huge_pool.c's pool
@@ -359,17 +357,8 @@ size_t vm_release_sections(void);
  * allocated. */
 void vm_aspace_register(size_t (*fn)(void));
 
-/* Gives every thread's page lists (the free blocks of orders below
- * PCP_ORDERS a thread keeps for itself, pcp.c) back to the zones;
- * returns the frames moved.  Any context but a zone lock held. */
-unsigned long vm_drain_pages(void);
-
-/* Free frames on the threads' page lists now (dirty: they hold host
- * memory); they count as free memory, as the zones' free_pages do. */
-unsigned long vm_pcp_pages(void);
-
-/* Dirty free frames in all: the zones' (DMA, Normal) and the threads'
- * lists; each zone lock is taken in turn.  Any context but a zone lock
+/* Dirty free frames in all, the zones' (DMA, Normal); each zone lock is
+ * taken in turn.  Any context but a zone lock
  * held. */
 unsigned long vm_dirty_pages(void);
 

@@ -29,11 +29,11 @@
  *
  * Who runs the passes (jemalloc's decay without and with its
  * background_thread).  The allocator's own slow paths tick: a free that
- * reaches a zone (a batch from a thread's page list, a large block), a
+ * reaches a zone (a slab's pages, a large block), a
  * slab flush that leaves empty slabs, a freed huge block.  A tick reads
  * the coarse clock (no system call) and, at most once per PURGE_TICK_MS
  * in the whole process, runs a pass in the calling thread; the hot paths
- * (a thread's arrays and page lists) never tick.  A program that frees its
+ * (a thread's arrays) never tick.  A program that frees its
  * heap and then sleeps makes no such call, so a background thread runs the
  * passes too, but only once the memory waiting for the decay is worth a
  * thread: PURGE_THREAD_PAGES (8 MiB) of dirty frames in a zone, or of what
@@ -57,10 +57,10 @@
  * process never had a second thread (__libc_single_threaded: then no
  * thread exit or join can be under way in the caller); otherwise it only
  * asks (vm_purge_wanted), and the next allocation of frames for the slab
- * (vm_pcp_alloc, vm_purge_safe_point: glibc allocates under none of its
- * thread locks) starts it.  A timer (timer_create) would also fire without the
- * program's help, but SIGEV_SIGNAL takes a signal from the program and
- * SIGEV_THREAD is a thread anyway, without control of its signal mask or
+ * (vm_alloc_pages_type, vm_purge_safe_point: glibc allocates under none
+ * of its thread locks) starts it.  A timer (timer_create) would also fire
+ * without the program's help, but SIGEV_SIGNAL takes a signal from the program
+ * and SIGEV_THREAD is a thread anyway, without control of its signal mask or
  * lifetime. When the thread cannot be created, the ticks are all there is. With
  * KSLAB_DECAY_MS=never nothing goes back by time: no tick, no thread.
  * vm_purge_threshold (mallopt(M_TRIM_THRESHOLD)) is an optional hard cap:
@@ -203,7 +203,7 @@ static unsigned long zone_purge(struct zone_struct *zone,
 
 unsigned long vm_dirty_pages(void)
 {
-    unsigned long d = vm_pcp_pages();
+    unsigned long d = 0;
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
         d += vm_zones[z].dirty_pages;
@@ -252,7 +252,6 @@ static unsigned long pending_total(unsigned long now, unsigned long decay)
 static void __purge_zones(unsigned long now, unsigned long decay)
 {
     static unsigned long seen_allocs[ZONE_NORMAL + 1];
-    vm_pcp_drain_all(1); /* lists of threads idle since the last pass */
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++) {
         pthread_mutex_lock(&vm_zones[z].lock);
         unsigned long allocs = vm_zones[z].nr_allocs;
@@ -459,7 +458,6 @@ unsigned long vm_release_free(unsigned int min_order, unsigned long keep)
     if (!vm_lowmem.ready)
         return 0;
     pthread_mutex_lock(&purge_lock);
-    vm_pcp_drain_all(0);
     unsigned long now = vm_now_ms();
     for (int z = ZONE_DMA; z <= ZONE_NORMAL; z++)
         n += zone_purge(&vm_zones[z], min_order, keep, now);
@@ -476,7 +474,6 @@ size_t vm_release_sections(void)
         !__atomic_load_n(&vm_lowmem_sectioned, __ATOMIC_RELAXED))
         return 0;
     pthread_mutex_lock(&purge_lock);
-    vm_pcp_drain_all(0);
     size_t bytes = vm_lowmem_release_sections(ULONG_MAX);
     pthread_mutex_unlock(&purge_lock);
     return bytes;

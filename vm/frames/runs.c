@@ -79,7 +79,7 @@ void vm_free_pages_exact(struct page *page, unsigned long npages)
 {
     unsigned long pfn = vm_page_to_pfn(page);
     struct zone_struct *zone = &vm_zones[page->zone];
-    if (page_flags(page) & ((1UL << PG_buddy) | (1UL << PG_pcp)))
+    if (page_flags(page) & (1UL << PG_buddy))
         kslab_die("free(): double free of block %p", vm_page_address(page));
     KSLAB_CHECK(!PageSlab(page),
                 "vm_free_pages_exact(): frame %lu at %p belongs to a slab "

@@ -160,8 +160,7 @@ static struct shadow **__shadow_find(unsigned long pfn)
 /* Is page a low-memory frame in use (one a driver may reserve)? */
 static int low_in_use(struct page *page)
 {
-    return page && !PageFlag(page, PG_highmem) && !PageFlag(page, PG_buddy) &&
-           !PageFlag(page, PG_pcp);
+    return page && !PageFlag(page, PG_highmem) && !PageFlag(page, PG_buddy);
 }
 
 /*
