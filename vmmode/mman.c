@@ -15,11 +15,12 @@
  * range that is partly window and partly host is refused (EINVAL),
  * except munmap, which does each part.
  *
- * mremap is 2.4's: shrinking unmaps the tail; growing maps the room after
- * the vma when it is free, else (MREMAP_MAYMOVE) makes a new mapping,
- * copies and unmaps the old.  madvise(MADV_DONTNEED) and MADV_FREE zap
- * the pages (zap_page_range: the next access reads zeros); other advice
- * is accepted and ignored.  PROT_EXEC is refused in the window (EACCES):
+ * mremap is 2.4's sys_mremap (vm/mm/mremap.c): shrinking unmaps the
+ * tail; growing takes the room after the vma when it is free, else
+ * (MREMAP_MAYMOVE) moves the page table entries to a new place — nothing
+ * is copied, a swapped-out page stays in swap.  madvise(MADV_DONTNEED) and
+ * MADV_FREE zap the pages (zap_page_range: the next access reads zeros); other
+ * advice is accepted and ignored.  PROT_EXEC is refused in the window (EACCES):
  * the window's host mappings are never executable.
  *
  * Locking: vmm_lock around every change (vmmode.h).
@@ -186,45 +187,6 @@ EXPORT int posix_madvise(void *addr, size_t len, int advice)
     return 0; /* POSIX_MADV_DONTNEED is advice only, as in glibc */
 }
 
-/* mremap in the mm, vmm_lock held: the new address or -errno. */
-static unsigned long __remap(unsigned long a, size_t old, size_t len, int flags,
-                             unsigned long to)
-{
-    struct vm_area_struct *v = find_vma(vmm_mm, a);
-    if (!v || v->vm_start > a || a + old > v->vm_end)
-        return (unsigned long)-EFAULT;
-    unsigned long prot = (v->vm_flags & VM_READ ? PROT_READ : 0) |
-                         (v->vm_flags & VM_WRITE ? PROT_WRITE : 0);
-    if (!(flags & MREMAP_FIXED)) {
-        if (len <= old) {
-            if (len < old && do_munmap(vmm_mm, a + len, old - len) != 0)
-                return (unsigned long)-ENOMEM;
-            return a;
-        }
-        if (vmm_room(a + old, len - old)) {
-            unsigned long r =
-                do_mmap(vmm_mm, -1, a + old, len - old, prot,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0);
-            return IS_ERR_VALUE(r) ? r : a;
-        }
-        if (!(flags & MREMAP_MAYMOVE))
-            return (unsigned long)-ENOMEM;
-    }
-    unsigned long n = do_mmap(vmm_mm, -1, to, len, prot | PROT_WRITE,
-                              MAP_PRIVATE | MAP_ANONYMOUS |
-                                  ((flags & MREMAP_FIXED) ? MAP_FIXED : 0),
-                              0);
-    if (IS_ERR_VALUE(n))
-        return n;
-    if (!(prot & PROT_READ))
-        sys_mprotect(vmm_mm, a, old, PROT_READ | (prot & PROT_WRITE));
-    memcpy(vmm_host(n), vmm_host(a), old < len ? old : len);
-    if (!(prot & PROT_WRITE))
-        sys_mprotect(vmm_mm, n, len, prot);
-    do_munmap(vmm_mm, a, old);
-    return n;
-}
-
 EXPORT void *mremap(void *addr, size_t old, size_t len, int flags, ...)
 {
     void *to = NULL;
@@ -254,7 +216,7 @@ EXPORT void *mremap(void *addr, size_t old, size_t len, int flags, ...)
         return MAP_FAILED;
     }
     pthread_mutex_lock(&vmm_lock);
-    unsigned long r = __remap(a, old, len, flags, t);
+    unsigned long r = sys_mremap(vmm_mm, a, old, len, (unsigned long)flags, t);
     pthread_mutex_unlock(&vmm_lock);
     if (IS_ERR_VALUE(r)) {
         errno = (int)-(long)r;

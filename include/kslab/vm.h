@@ -308,6 +308,22 @@ KSLAB_API unsigned long do_brk(struct mm_struct *mm, unsigned long addr,
 KSLAB_API unsigned long sys_brk(struct mm_struct *mm, unsigned long brk);
 KSLAB_API int sys_mprotect(struct mm_struct *mm, unsigned long start,
                            size_t len, unsigned long prot);
+/*
+ * sys_mremap - 2.4's mremap on mm: [addr, addr + old_len) of one vma
+ * shrinks (its tail unmapped), grows in place when the room after it is
+ * free, or with MREMAP_MAYMOVE moves to a free range, its page table
+ * entries moved — present frames, swap entries and pages shared with
+ * another mm go along, nothing is copied or swapped in.  MREMAP_FIXED
+ * (with MAYMOVE) puts it at new_addr, unmapping what was there.  flags:
+ * MREMAP_MAYMOVE, MREMAP_FIXED (<sys/mman.h>).  Returns the new address,
+ * or -EINVAL (unaligned, empty, unknown flags, overlapping ranges),
+ * -EFAULT (not one vma, or growing a VM_DONTEXPAND driver mapping),
+ * -ENOMEM (no room, RLIMIT_AS), -EAGAIN (RLIMIT_MEMLOCK): then nothing
+ * changed.
+ */
+KSLAB_API unsigned long sys_mremap(struct mm_struct *mm, unsigned long addr,
+                                   unsigned long old_len, unsigned long new_len,
+                                   unsigned long flags, unsigned long new_addr);
 KSLAB_API int sys_mlock(struct mm_struct *mm, unsigned long start, size_t len);
 KSLAB_API int sys_munlock(struct mm_struct *mm, unsigned long start,
                           size_t len);

@@ -261,6 +261,37 @@ static void test_mremap_madvise_mprotect(void **state)
         munmap(block, 4096);
 }
 
+/* A mapping moved by mremap takes its pages along: the part of it that
+ * was swapped out is not read back by the move (pswpin unchanged), and
+ * every byte is there afterwards. */
+static void test_mremap_moves_swapped_pages(void **state)
+{
+    (void)state;
+    struct vmstat s;
+    read_stats(&s);
+    size_t n = (size_t)s.mem_kb * 1024 / 2;
+    unsigned char *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED && in_mm(p));
+    fill(p, n, 7);
+    void *block =
+        mmap(p + n, 4096, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    push_out();
+    struct vmstat before;
+    read_stats(&before);
+    unsigned char *q = mremap(p, n, 2 * n, MREMAP_MAYMOVE);
+    assert_true(q != MAP_FAILED && in_mm(q));
+    struct vmstat after;
+    read_stats(&after);
+    assert_true(before.pswpout > s.pswpout); /* some of it was in swap */
+    assert_int_equal(after.pswpin, before.pswpin);
+    assert_true(check(q, n, 7));
+    assert_int_equal(munmap(q, 2 * n), 0);
+    if (block != MAP_FAILED)
+        munmap(block, 4096);
+}
+
 /* Pressure: 32 MiB written under a smaller KSLAB_VM_MEM goes to swap
  * and comes back whole. */
 static void test_swap_out_and_in(void **state)
@@ -517,6 +548,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_medium_blocks_swap),
         cmocka_unit_test(test_medium_freed_pages_decay),
         cmocka_unit_test(test_mremap_madvise_mprotect),
+        cmocka_unit_test(test_mremap_moves_swapped_pages),
         cmocka_unit_test(test_swap_out_and_in),
         cmocka_unit_test(test_blocked_thread_writes_swapped_page),
         cmocka_unit_test(test_read_into_untouched_and_swapped),

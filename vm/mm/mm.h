@@ -375,6 +375,21 @@ unsigned long vm_count_pages(struct mm_struct *mm, unsigned long start,
                              unsigned long end, unsigned long mask,
                              unsigned long want);
 
+/* mmap.c, for mremap.c (mmap_sem held): where a stack's guard gap
+ * starts below v; may the mm get npages more of vmas with flags (those in
+ * [ostart, oend) given back first) under RLIMIT_AS and RLIMIT_DATA; may
+ * bytes more be locked under RLIMIT_MEMLOCK; a free range of len bytes
+ * (addr a hint, or MAP_FIXED in flags) or -errno; do_munmap. */
+unsigned long vm_start_gap(const struct vm_area_struct *v);
+int vm_may_expand_vm(struct mm_struct *mm, unsigned long flags,
+                     unsigned long npages, unsigned long ostart,
+                     unsigned long oend);
+int vm_mlock_future_ok(struct mm_struct *mm, unsigned long flags,
+                       unsigned long bytes);
+unsigned long vm_get_unmapped_area(struct mm_struct *mm, unsigned long addr,
+                                   unsigned long len, unsigned long flags);
+int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len);
+
 /* mprotect.c: vmas of [start, end) get (flags & ~clear) | set, split and
  * merged as needed; protect also rewrites ptes and host protections. */
 int vm_fixup_range(struct mm_struct *mm, unsigned long start, unsigned long end,

@@ -31,7 +31,7 @@
  * gap: a mapping placed just below a stack stopped it silently, and a
  * stack that grew up to another mapping ran into it with nothing between.
  */
-static unsigned long vm_start_gap(const struct vm_area_struct *v)
+unsigned long vm_start_gap(const struct vm_area_struct *v)
 {
     unsigned long s = v->vm_start;
     if (v->vm_flags & VM_GROWSDOWN)
@@ -114,9 +114,9 @@ unsigned long vm_count_pages(struct mm_struct *mm, unsigned long start,
  * it has in [ostart, oend) (about to be replaced, MAP_FIXED or brk) given
  * back first?  RLIMIT_AS bounds every vma, RLIMIT_DATA the data ones.
  */
-static int may_expand_vm(struct mm_struct *mm, unsigned long flags,
-                         unsigned long npages, unsigned long ostart,
-                         unsigned long oend)
+int vm_may_expand_vm(struct mm_struct *mm, unsigned long flags,
+                     unsigned long npages, unsigned long ostart,
+                     unsigned long oend)
 {
     unsigned long as = mm->rlim[RLIMIT_AS], data = mm->rlim[RLIMIT_DATA];
     if (as != RLIM_INFINITY) {
@@ -140,8 +140,8 @@ static int may_expand_vm(struct mm_struct *mm, unsigned long flags,
  * RLIMIT_MEMLOCK?  An emulated mm has no capabilities, so no caller is
  * exempt (a process with CAP_IPC_LOCK is, in Linux).
  */
-static int mlock_future_ok(struct mm_struct *mm, unsigned long flags,
-                           unsigned long bytes)
+int vm_mlock_future_ok(struct mm_struct *mm, unsigned long flags,
+                       unsigned long bytes)
 {
     unsigned long lim = mm->rlim[RLIMIT_MEMLOCK];
     if (!(flags & VM_LOCKED) || lim == RLIM_INFINITY)
@@ -187,9 +187,9 @@ int vm_expand_stack(struct mm_struct *mm, struct vm_area_struct *vma,
     unsigned long grow = (vma->vm_start - address) >> PAGE_SHIFT;
     if (vma->vm_end - address > mm->rlim[RLIMIT_STACK])
         return -ENOMEM;
-    if (!may_expand_vm(mm, vma->vm_flags, grow, 0, 0))
+    if (!vm_may_expand_vm(mm, vma->vm_flags, grow, 0, 0))
         return -ENOMEM;
-    if (!mlock_future_ok(mm, vma->vm_flags, grow << PAGE_SHIFT))
+    if (!vm_mlock_future_ok(mm, vma->vm_flags, grow << PAGE_SHIFT))
         return -ENOMEM;
     /* the tree is keyed by vm_start and nothing lies in between: moving
      * the start in place keeps the order */
@@ -213,8 +213,8 @@ static int area_free(struct mm_struct *mm, unsigned long addr,
  * hint is dropped, the search skips it), as current Linux.  MAP_FIXED is
  * obeyed even there, as Linux obeys it: the stack then cannot grow to
  * within the gap of the new mapping (vm_expand_stack). */
-static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
-                                       unsigned long len, unsigned long flags)
+unsigned long vm_get_unmapped_area(struct mm_struct *mm, unsigned long addr,
+                                   unsigned long len, unsigned long flags)
 {
     if (flags & MAP_FIXED) {
         if (addr & ~PAGE_MASK || addr > TASK_SIZE - len)
@@ -245,7 +245,7 @@ static unsigned long get_unmapped_area(struct mm_struct *mm, unsigned long addr,
  * hole (the one case that needs a new vma, allocated before anything
  * changes).  Host window first, then ptes and frames, then page tables.
  */
-static int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
+int __do_munmap(struct mm_struct *mm, unsigned long addr, size_t len)
 {
     if (addr & ~PAGE_MASK || addr > TASK_SIZE || len > TASK_SIZE - addr)
         return -EINVAL;
@@ -390,7 +390,7 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
         return (unsigned long)-EPERM;
     if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
         return (unsigned long)-ENOMEM;
-    addr = get_unmapped_area(mm, addr, len, flags);
+    addr = vm_get_unmapped_area(mm, addr, len, flags);
     if (IS_ERR_VALUE(addr))
         return addr;
 
@@ -402,9 +402,9 @@ static unsigned long __do_mmap(struct mm_struct *mm, int fd, unsigned long addr,
     /* the limits, Linux's errors: locking beyond RLIMIT_MEMLOCK is
      * -EAGAIN, growing beyond RLIMIT_AS or RLIMIT_DATA -ENOMEM; a
      * MAP_FIXED mapping gives back what it replaces */
-    if (!mlock_future_ok(mm, vm_flags, len))
+    if (!vm_mlock_future_ok(mm, vm_flags, len))
         return (unsigned long)-EAGAIN;
-    if (!may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
+    if (!vm_may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
         return (unsigned long)-ENOMEM;
 
     struct vm_area_struct *vma = vm_area_alloc();
@@ -495,16 +495,16 @@ static unsigned long __do_mmap_dev(struct mm_struct *mm, struct file *file,
         return (unsigned long)-EPERM;
     if (mm->map_count >= (int)DEFAULT_MAX_MAP_COUNT)
         return (unsigned long)-ENOMEM;
-    addr = get_unmapped_area(mm, addr, len, flags);
+    addr = vm_get_unmapped_area(mm, addr, len, flags);
     if (IS_ERR_VALUE(addr))
         return addr;
     unsigned long vm_flags = calc_vm_flags(prot, flags) | mm->def_flags |
                              VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
     if (type == MAP_SHARED)
         vm_flags |= VM_SHARED | VM_MAYSHARE;
-    if (!mlock_future_ok(mm, vm_flags, len))
+    if (!vm_mlock_future_ok(mm, vm_flags, len))
         return (unsigned long)-EAGAIN;
-    if (!may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
+    if (!vm_may_expand_vm(mm, vm_flags, len >> PAGE_SHIFT, addr, addr + len))
         return (unsigned long)-ENOMEM;
     struct vm_area_struct *vma = vm_area_alloc();
     if (!vma)
@@ -573,9 +573,9 @@ static unsigned long __do_brk(struct mm_struct *mm, unsigned long addr,
     /* current Linux's vm_brk_flags: -EAGAIN past RLIMIT_MEMLOCK when
      * locked, -ENOMEM past RLIMIT_AS or RLIMIT_DATA (2.4's do_brk checked
      * RLIMIT_AS and left RLIMIT_DATA to sys_brk) */
-    if (!mlock_future_ok(mm, flags, len))
+    if (!vm_mlock_future_ok(mm, flags, len))
         return (unsigned long)-EAGAIN;
-    if (!may_expand_vm(mm, flags, len >> PAGE_SHIFT, addr, addr + len))
+    if (!vm_may_expand_vm(mm, flags, len >> PAGE_SHIFT, addr, addr + len))
         return (unsigned long)-ENOMEM;
     struct vm_area_struct *vma = vm_area_alloc();
     if (!vma)
