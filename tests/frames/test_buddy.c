@@ -7,7 +7,10 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include <time.h>
+
 #include "ktest.h"
+#include "vm/frames/internal.h"
 #include "vm/frames/page.h"
 
 static void test_every_order_is_aligned_and_distinct(void **state)
@@ -344,11 +347,66 @@ static void test_buddy_flag_reads_race_with_owners_writes(void **state)
     vm_check_zones();
 }
 
+/* The free time the purge decays by survives the buddy system's own
+ * moves: a block merged from frames free for long and frames freed now
+ * is stamped with their mean (so the old ones are not held back by a
+ * few new ones beside them), and the half a split gives back keeps the
+ * stamp of the block it came from. */
+static void test_merge_and_split_keep_the_free_time(void **state)
+{
+    (void)state;
+    struct page *b = alloc_pages(GFP_KERNEL, 9);
+    assert_non_null(b);
+    memset(page_address(b), 1, PAGE_SIZE << 9);
+    struct zone_struct *zone = &vm_zones[b->zone];
+    unsigned long pfn = vm_page_to_pfn(b);
+    pthread_mutex_lock(&zone->lock);
+    vm_free_one_block(zone, pfn, 8, 0); /* the lower half, free now */
+    unsigned long t0 = b->private;
+    pthread_mutex_unlock(&zone->lock);
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+
+    /* every check below runs after the zone lock is dropped */
+    struct page *taken[64];
+    int ntaken = 0, merged9, upper8;
+    pthread_mutex_lock(&zone->lock);
+    vm_free_one_block(zone, pfn + 256, 8, 0); /* the upper half: merges */
+    unsigned long t1 = vm_now_ms();
+    merged9 = PageFlag(b, PG_buddy) && b->order == 9;
+    unsigned long merged = b->private;
+    /* empty the order-8 lists of slab pageblocks, so that the next
+     * order-8 allocation splits the youngest order-9 block: b */
+    while (ntaken < 64 &&
+           (!list_empty(&zone->free_area[8].free_list[PB_SLAB]) ||
+            !list_empty(&zone->free_area[8].clean_list[PB_SLAB])))
+        taken[ntaken++] = vm_rmqueue(zone, 8, PB_SLAB);
+    struct page *half = ntaken < 64 ? vm_rmqueue(zone, 8, PB_SLAB) : NULL;
+    struct page *upper = b + 256;
+    upper8 = PageFlag(upper, PG_buddy) && upper->order == 8;
+    unsigned long split = upper->private;
+    if (half)
+        vm_free_one_block(zone, vm_page_to_pfn(half), 8, 0);
+    for (int i = 0; i < ntaken; i++)
+        vm_free_one_block(zone, vm_page_to_pfn(taken[i]), 8, 0);
+    pthread_mutex_unlock(&zone->lock);
+    vm_check_zones();
+
+    assert_true(merged9);
+    assert_true(t1 >= t0 + 150);
+    assert_true(merged >= t0 && merged <= t0 + (t1 - t0) / 2 + 1);
+    assert_true(ntaken < 64);
+    assert_ptr_equal(half, b);
+    assert_true(upper8);
+    assert_int_equal(split, merged);
+}
+
 int main(void)
 {
     /* Exact counts below: no background purge between two looks. */
     __atomic_store_n(&vm_purge_decay_ms, ULONG_MAX, __ATOMIC_RELAXED);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_merge_and_split_keep_the_free_time),
         cmocka_unit_test(test_every_order_is_aligned_and_distinct),
         cmocka_unit_test(test_bad_order_is_refused),
         cmocka_unit_test(test_buddies_coalesce),

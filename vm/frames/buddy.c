@@ -9,7 +9,10 @@
  * (__rmqueue() and expand() of 2.4); freeing coalesces with the buddy
  * (pfn ^ 2^k) while it is free and of the same order.  A freed block is
  * "dirty" (its frames hold host memory) and goes first on the dirty list,
- * stamped with the time it was freed (page->private, vm_now_ms());
+ * stamped with the time it was freed (page->private, vm_now_ms()); the
+ * halves a split gives back keep the stamp of the block they came from
+ * (they were free all along: a split must not restart their decay), and
+ * a merged block takes the mean stamp of its dirty frames;
  * allocation takes dirty blocks first, so memory freed and soon needed
  * again is reused without a page fault, and purge.c gives the blocks that
  * stayed free for the decay time back to the host, after which they sit
@@ -69,8 +72,13 @@ unsigned char *vm_pb_types; /* internal.h */
 
 /* ---- buddy lists (zone lock held) ---- */
 
+/* since: when the frames became free (ms of vm_now_ms).  A dirty list
+ * runs from the youngest block (its head) to the oldest (its tail), which
+ * the purge walks back from; a block put at the head is stamped no older
+ * than the head it goes before. */
 static inline void add_free_block(struct zone_struct *zone, unsigned long pfn,
-                                  unsigned int order, int clean)
+                                  unsigned int order, int clean,
+                                  unsigned long since)
 {
     struct page *page = vm_pfn_to_page(pfn);
     unsigned int t = vm_free_type(pfn, order);
@@ -81,10 +89,16 @@ static inline void add_free_block(struct zone_struct *zone, unsigned long pfn,
     set_page_flags(page,
                    (1UL << PG_buddy) | ((unsigned long)clean << PG_clean));
     page->order = order;
-    page->private = clean ? 0 : vm_now_ms(); /* when it became free (dirty) */
+    struct list_head *list = clean ? &zone->free_area[order].clean_list[t]
+                                   : &zone->free_area[order].free_list[t];
+    if (!clean && !list_empty(list)) {
+        unsigned long head = list_entry(list->next, struct page, list)->private;
+        if (head > since)
+            since = head;
+    }
+    page->private = clean ? 0 : since; /* when it became free (dirty) */
     atomic_store_explicit(&page->count, 0, memory_order_relaxed);
-    list_add(&page->list, clean ? &zone->free_area[order].clean_list[t]
-                                : &zone->free_area[order].free_list[t]);
+    list_add(&page->list, list);
     zone->free_area[order].nr_free++;
     zone->free_pages += 1UL << order;
     if (!clean)
@@ -97,6 +111,10 @@ void vm_free_one_block(struct zone_struct *zone, unsigned long pfn,
                        unsigned int order, int clean)
 {
     unsigned long base = zone->zone_start_pfn;
+    /* the merged block's stamp: the mean of its dirty frames' (a clean
+     * part holds no host memory and does not count), so frames free for
+     * long are not kept from the purge by a few freed beside them now */
+    unsigned long since = vm_now_ms(), dirty = clean ? 0 : 1UL << order;
     while (order < MAX_ORDER - 1) {
         unsigned long buddy_pfn = base + ((pfn - base) ^ (1UL << order));
         if (buddy_pfn + (1UL << order) > zone->grown_pfn)
@@ -113,12 +131,18 @@ void vm_free_one_block(struct zone_struct *zone, unsigned long pfn,
         if (buddy->order != order)
             break;
         clean = clean && PageFlag(buddy, PG_clean);
+        if (!PageFlag(buddy, PG_clean)) {
+            unsigned long w = 1UL << order;
+            since = dirty ? (since * dirty + buddy->private * w) / (dirty + w)
+                          : buddy->private;
+            dirty += w;
+        }
         vm_del_free_block(zone, buddy, order);
         if (buddy_pfn < pfn)
             pfn = buddy_pfn;
         order++;
     }
-    add_free_block(zone, pfn, order, clean);
+    add_free_block(zone, pfn, order, clean, since);
 }
 
 /* The first block of the lists of `type` at order cur, dirty first. */
@@ -141,10 +165,11 @@ static struct page *take_block(struct zone_struct *zone, struct page *page,
                                unsigned int order)
 {
     int clean = (int)PageFlag(page, PG_clean);
+    unsigned long since = page->private; /* the halves stay free since then */
     vm_del_free_block(zone, page, cur);
     while (cur > order) {
         cur--;
-        add_free_block(zone, pfn + (1UL << cur), cur, clean);
+        add_free_block(zone, pfn + (1UL << cur), cur, clean, since);
     }
     return page;
 }
