@@ -245,12 +245,13 @@ void slab_thread_drain(struct slab_thread *t, int release);
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
- * (size-48, size-80, size-96, size-112, size-160 … size-28672). */
+ * (size-48, size-80, size-96, size-112, size-160 … size-28672) and
+ * size-16, its one class below 2.4's smallest. */
 #define KMALLOC_NR_SIZES 13
 #define MALLOC_FINE_MAX_BITS                                                   \
     15 /* up to 32 KiB; above, slabs of at most                                \
         * 32 pages pack intermediate sizes badly */
-#define MALLOC_NR_FINE (1 + 3 * (MALLOC_FINE_MAX_BITS - 6))
+#define MALLOC_NR_FINE (2 + 3 * (MALLOC_FINE_MAX_BITS - 6))
 #define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
 #define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
 
@@ -351,7 +352,7 @@ static inline int slab_id_keyed(unsigned int id)
     return id - 1 < SLAB_FIRST_USER_ID - 1;
 }
 
-/* The key word of an object (every keyed object is >= 32 bytes). */
+/* The key word of an object (every keyed object is >= 16 bytes). */
 static inline uintptr_t *slab_key_word(const void *objp)
 {
     return (uintptr_t *)objp + 1;
