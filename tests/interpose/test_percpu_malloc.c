@@ -170,23 +170,31 @@ static void test_perturb_with_cpu_arrays(void **state)
         free(q[i]);
 }
 
+/* p, out of the sight of the compiler and of static checkers: the
+ * pointer a child frees twice. */
+static __attribute__((noinline)) void *again(void *p)
+{
+    __asm__ volatile("" : "+r"(p));
+    return p;
+}
+
 static void double_free_last(void *arg)
 {
     (void)arg;
-    char *volatile a = malloc(40);
+    char *a = malloc(40), *a2 = again(a);
     free(a);
-    free(a);
+    free(a2);
     _exit(0);
 }
 
 static void double_free_buried(void *arg)
 {
     (void)arg;
-    char *volatile a = malloc(40);
-    char *volatile b = malloc(40);
+    char *a = malloc(40), *a2 = again(a);
+    char *b = malloc(40);
     free(a);
     free(b);
-    free(a);
+    free(a2);
     _exit(0);
 }
 
