@@ -97,6 +97,7 @@ static void ip_init(void)
     ldso_find();
     ip_glibc_options();
     ip_tool_debug_init();
+    ip_tool_percpu_init();
     kslab_fork_register(KSLAB_FORK_IP, &ip_fork_hook);
 }
 KSLAB_INITCALL(KSLAB_INIT_IP, ip_init);

@@ -72,6 +72,15 @@ static __cold __noinline void ip_release_large(void *p, const char *fn)
         ip_foreign(p, fn);
 }
 
+/* Frees what free()'s fast path (slab_free_first) did not take: a slab
+ * object of another low-memory section, else a large block. */
+static __noinline void ip_release_other(void *p, const char *fn)
+{
+    if (slab_free_inline(p, fn))
+        return;
+    ip_release_large(p, fn);
+}
+
 void ip_release(void *p, const char *fn)
 {
     if (likely(slab_free_inline(p, fn)))
@@ -116,9 +125,26 @@ static inline __attribute__((always_inline)) void ip_free(void *p,
 {
     if (!p)
         return;
-    if (likely(slab_free_inline(p, fn)))
+    if (likely(slab_free_first(p, fn)))
         return;
-    ip_release_large(p, fn);
+    ip_release_other(p, fn);
+}
+
+/* The per-CPU arrays' fast paths (ip_hooks is IP_HOOK_PERCPU alone): the
+ * same shape, this CPU's array in place of the thread's. */
+static inline __attribute__((always_inline)) void *ip_malloc_cpu(size_t size)
+{
+    return slab_cpu_malloc_inline_with(size, ip_malloc_slow);
+}
+
+static inline __attribute__((always_inline)) void ip_free_cpu(void *p,
+                                                              const char *fn)
+{
+    if (!p)
+        return;
+    if (likely(slab_cpu_free_first(p, fn)))
+        return;
+    ip_release_other(p, fn);
 }
 
 /* Rounds x (> 0, <= KMALLOC_MAX_SIZE) up to a power of two. */
@@ -197,14 +223,28 @@ static size_t ip_usable(void *p, const char *fn)
     return n;
 }
 
+/* malloc and free read ip_hooks once and choose among three paths: the
+ * per-thread arrays' (0), the per-CPU arrays' (IP_HOOK_PERCPU alone, set
+ * at start-up) and the hooks' (anything else). */
 KSLAB_API void *malloc(size_t size)
 {
-    return ip_alloc(size, MALLOC_ALIGN);
+    int h = __atomic_load_n(&ip_hooks, __ATOMIC_RELAXED);
+    if (likely(h == 0))
+        return ip_malloc(size);
+    if (likely(h == IP_HOOK_PERCPU))
+        return ip_malloc_cpu(size);
+    return ip_alloc_hooked(size, MALLOC_ALIGN, 0);
 }
 
 KSLAB_API void free(void *p)
 {
-    ip_free_any(p, "free");
+    int h = __atomic_load_n(&ip_hooks, __ATOMIC_RELAXED);
+    if (likely(h == 0))
+        ip_free(p, "free");
+    else if (likely(h == IP_HOOK_PERCPU))
+        ip_free_cpu(p, "free");
+    else
+        ip_free_hooked(p, "free");
 }
 
 KSLAB_API void cfree(void *p)

@@ -231,6 +231,12 @@ void ip_tool_debug_init(void)
         __atomic_or_fetch(&ip_hooks, IP_HOOK_DEBUG, __ATOMIC_RELAXED);
 }
 
+void ip_tool_percpu_init(void)
+{
+    if (slab_percpu_on())
+        __atomic_or_fetch(&ip_hooks, IP_HOOK_PERCPU, __ATOMIC_RELAXED);
+}
+
 static int debugging(void)
 {
     return __atomic_load_n(&ip_hooks, __ATOMIC_RELAXED) & IP_HOOK_DEBUG;

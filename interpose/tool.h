@@ -22,14 +22,23 @@ enum {
     IP_HOOK_TOOL = 1,    /* valgrind: running under it, or not asked yet */
     IP_HOOK_PERTURB = 2, /* mallopt(M_PERTURB) */
     IP_HOOK_DEBUG = 4,   /* KSLAB_DEBUG audit, log, leaks: sizes asked for */
+    /* Not a hook: the arrays are per CPU (set once at start-up).  malloc
+     * and free, which read ip_hooks anyway, take their per-CPU fast path
+     * when it is the only bit, so the per-thread one pays no test for it;
+     * ip_hooked() does not see it. */
+    IP_HOOK_PERCPU = 8,
 };
-extern int ip_hooks;
+extern int ip_hooks __hidden;
 
 /* Nonzero when a hook may be on: the one test on every call. */
 static inline int ip_hooked(void)
 {
-    return unlikely(__atomic_load_n(&ip_hooks, __ATOMIC_RELAXED) != 0);
+    return unlikely(
+        (__atomic_load_n(&ip_hooks, __ATOMIC_RELAXED) & ~IP_HOOK_PERCPU) != 0);
 }
+
+/* Start-up, the slab up: IP_HOOK_PERCPU when its arrays are per CPU. */
+void ip_tool_percpu_init(void);
 
 /* Under valgrind?  Settles the question at the first call (hooks on). */
 int ip_tool_on(void);

@@ -9,6 +9,11 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define __cold __attribute__((cold, noinline))
 #define __noinline __attribute__((noinline))
+/* On the extern declaration of a variable a fast path reads: the
+ * definition is hidden already (-fvisibility=hidden), and saying so where
+ * it is used lets the compiler address it directly (one mov) instead of
+ * through the GOT (a load of its address first). */
+#define __hidden __attribute__((visibility("hidden")))
 
 /* KSLAB_TSAN_BUILD: compiled with ThreadSanitizer (gcc or clang). */
 #if defined(__SANITIZE_THREAD__)

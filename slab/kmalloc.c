@@ -33,6 +33,8 @@ int slab_set_malloc_classes(int fine)
 /* Size of the malloc class that serves size (<= KMALLOC_MAX_SIZE). */
 static size_t malloc_class_size(size_t size)
 {
+    if (size <= 16 && malloc_fine_classes)
+        return 16;
     if (size <= 32)
         return 32;
     unsigned int b = (unsigned int)(64 - __builtin_clzl(size - 1));
@@ -76,6 +78,15 @@ static void malloc_classes_init(void)
                 slab_malloc_caches[next++] = k;
             }
         }
+        /* Below 2.4's smallest: the blocks of 16 bytes and less are the
+         * most frequent in many programs (half of them or more in
+         * alloc-test's mix), and a size-32 object doubles them.  16 bytes
+         * still hold the free key in the second word. */
+        kmem_cache_t *k = slab_cache_create("size-16", 16, 0, kmalloc_flags,
+                                            NULL, NULL, next);
+        if (!k)
+            kslab_die("kmem_cache_sizes_init(): cannot create size-16");
+        slab_malloc_caches[next++] = k;
         if (next != SLAB_FIRST_USER_ID)
             kslab_die("kmem_cache_sizes_init(): %u malloc classes, expected %u",
                       next - MALLOC_FIRST_FINE_ID, MALLOC_NR_FINE);

@@ -48,8 +48,8 @@ static inline void *slab_kmalloc_inline(size_t size, int flags)
  * size index a second small table.  With the intermediate caches turned
  * off (slab_set_malloc_classes(0)) both tables point at the powers of two.
  */
-extern unsigned char slab_malloc_small_id[1024 / 16 + 1];
-extern unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4];
+extern unsigned char slab_malloc_small_id[1024 / 16 + 1] __hidden;
+extern unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4] __hidden;
 extern kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
 
 void *slab_malloc_slow(size_t size);
@@ -57,30 +57,60 @@ void *slab_malloc_slow(size_t size);
  * (slab/percpu.c). */
 void *slab_cpu_malloc(unsigned int id, size_t size, void *(*slow)(size_t));
 
-/* Cache id for a malloc of size <= KMALLOC_MAX_SIZE. */
-static inline unsigned int slab_malloc_id(size_t size)
+/* Cache id for a malloc of 1025 ... KMALLOC_MAX_SIZE bytes. */
+static inline unsigned int slab_malloc_id_large(size_t size)
 {
-    if (likely(size <= 1024))
-        return slab_malloc_small_id[(size + 15) >> 4];
     unsigned int b = (unsigned int)(64 - __builtin_clzl(size - 1));
     unsigned int q = (unsigned int)((size - 1) >> (b - 3)) & 3;
     return slab_malloc_large_id[(b - 11) * 4 + q];
 }
 
+/* Cache id for a malloc of size <= KMALLOC_MAX_SIZE. */
+static inline unsigned int slab_malloc_id(size_t size)
+{
+    if (likely(size <= 1024))
+        return slab_malloc_small_id[(size + 15) >> 4];
+    return slab_malloc_id_large(size);
+}
+
 /* malloc(size) from the slab: the array-cache hit inline, anything else
  * (a miss, a size above KMALLOC_MAX_SIZE) handed to slow(size) as a tail
  * call.  The interposer passes its own slow path (start-up, large blocks,
- * errno); slab_malloc_inline() passes slab_malloc_slow. */
+ * errno); slab_malloc_inline() passes slab_malloc_slow.  The small sizes
+ * are tested first: one compare for them. */
 static inline void *slab_malloc_inline_with(size_t size, void *(*slow)(size_t))
 {
-    if (likely(size <= KMALLOC_MAX_SIZE)) {
-        unsigned int id = slab_malloc_id(size);
-        struct array_cache *ac = slab_self->ac[id];
-        if (likely(ac->avail))
-            return slab_key_clear(slab_ac_pop(ac));
-        if (slab_percpu_on()) /* out of line: malloc's hit stays small */
-            return slab_cpu_malloc(id, size, slow);
-    }
+    size_t id;
+    if (likely(size <= 1024))
+        id = slab_malloc_small_id[(size + 15) >> 4];
+    else if (likely(size <= KMALLOC_MAX_SIZE))
+        id = slab_malloc_id_large(size);
+    else
+        return slow(size);
+    struct array_cache *ac = slab_self->ac[id];
+    if (likely(ac->avail))
+        return slab_key_clear(slab_ac_pop(ac));
+    if (slab_percpu_on()) /* out of line: malloc's hit stays small */
+        return slab_cpu_malloc((unsigned int)id, size, slow);
+    return slow(size);
+}
+
+/* The same with per-CPU arrays (the malloc family's second fast path,
+ * chosen at start-up): a pop from this CPU's array in one restartable
+ * sequence, with no look at the thread's (empty) arrays. */
+static inline __attribute__((always_inline)) void *
+slab_cpu_malloc_inline_with(size_t size, void *(*slow)(size_t))
+{
+    size_t id;
+    if (likely(size <= 1024))
+        id = slab_malloc_small_id[(size + 15) >> 4];
+    else if (likely(size <= KMALLOC_MAX_SIZE))
+        id = slab_malloc_id_large(size);
+    else
+        return slow(size);
+    void *objp = slab_cpu_pop((unsigned int)id);
+    if (likely(objp != NULL))
+        return slab_key_clear(objp);
     return slow(size);
 }
 

@@ -52,7 +52,8 @@
 #include "vm/frames/os.h"
 
 struct slab_percpu_state slab_pcpu;
-struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
+struct array_cache
+    *slab_cpu_rows[SLAB_PERCPU_GUARD + SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 static pthread_mutex_t percpu_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Serializes the drains (drain_taken is the drainer's); before percpu_lock. */
 static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,9 +128,9 @@ void slab_percpu_setup(void)
         return;
     if (vm_os_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ))
         return;
-    for (unsigned int c = 0; c < nr; c++)
+    for (unsigned int c = 0; c < SLAB_PERCPU_GUARD + nr; c++)
         for (unsigned int i = 0; i < SLAB_PERCPU_ROW; i++)
-            slab_cpu_acs[c][i] = &slab_empty_ac;
+            slab_cpu_rows[c][i] = &slab_empty_ac;
     slab_pcpu.nr = nr;
     __atomic_store_n(&slab_pcpu.on, 1, __ATOMIC_RELEASE);
 #endif

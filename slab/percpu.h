@@ -5,12 +5,13 @@
  * the story and the slow paths.
  *
  * slab_cpu_acs[cpu][id] is the array of cache id on CPU cpu, one row of
- * SLAB_PERCPU_ROW pointers (a page) per CPU, each pointer starting at
- * slab_empty_ac.  A sequence reads the CPU number from the thread's rseq
- * area, loads that CPU's array, works on it, and commits with one store
- * of the array's count; the kernel sends a thread preempted, migrated or
- * signalled inside it to the abort handler, which starts it again, so no
- * other thread on that CPU ever sees half of it.  Entries above the count
+ * SLAB_PERCPU_ROW pointers (a page) per possible CPU and two guard rows
+ * before them, each pointer starting at slab_empty_ac.  A sequence reads
+ * the CPU number from the thread's rseq area, loads that CPU's array,
+ * works on it, and commits with one store of the array's count; the
+ * kernel sends a thread preempted, migrated or signalled inside it to the
+ * abort handler, which starts it again, so no other thread on that CPU
+ * ever sees half of it.  Entries above the count
  * are written before the commit, never below it: at every instant an
  * array is whole (entries 0 … avail-1), which a fork child relies on.
  *
@@ -22,6 +23,8 @@
 #define KSLAB_SLAB_PERCPU_H
 
 #include <stddef.h>
+
+#include "lib/compiler.h"
 
 #ifndef __has_feature
 #define __has_feature(x) 0
@@ -39,6 +42,12 @@
 #define SLAB_PERCPU_ROW_SHIFT 12   /* log2(SLAB_PERCPU_ROW * 8) */
 #define SLAB_PERCPU_MAX_CPUS 1024  /* more possible CPUs: per thread */
 #define SLAB_PERCPU_MAX_LIMIT 256U /* largest array a slow path stages */
+/* Rows before CPU 0's, every slot the empty array: the rseq area's cpu_id
+ * of a thread without a registration (-1 RSEQ_CPU_ID_UNINITIALIZED, -2
+ * RSEQ_CPU_ID_REGISTRATION_FAILED) indexes them, so a sequence needs no
+ * bounds test: such a thread finds an empty, full array and takes the
+ * slow path, which sends it to the locked one. */
+#define SLAB_PERCPU_GUARD 2
 
 /* Read by every fast path: one cache line. */
 struct slab_percpu_state {
@@ -47,8 +56,12 @@ struct slab_percpu_state {
     long rseq_off;   /* glibc's __rseq_offset: the rseq area from %fs */
 } __attribute__((aligned(64)));
 
-extern struct slab_percpu_state slab_pcpu;
-extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
+extern struct slab_percpu_state slab_pcpu __hidden;
+extern struct array_cache
+    *slab_cpu_rows[SLAB_PERCPU_GUARD + SLAB_PERCPU_MAX_CPUS]
+                  [SLAB_PERCPU_ROW] __hidden;
+/* slab_cpu_acs[cpu][id]: CPU cpu's array of cache id (cpu may be -1, -2). */
+#define slab_cpu_acs (slab_cpu_rows + SLAB_PERCPU_GUARD)
 
 #if SLAB_PERCPU
 
@@ -59,7 +72,8 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 
 /* The descriptor of the sequence [1, 2) with its abort handler at 4 (the
  * numbered labels of the asm that follows), in __rseq_cs, as the kernel's
- * rseq ABI and librseq lay it out. */
+ * rseq ABI and librseq lay it out; then the sequence's registration, the
+ * one store the per-thread arrays do not pay. */
 #define SLAB_RSEQ_DESC                                                         \
     ".pushsection __rseq_cs, \"aw\"\n\t"                                       \
     ".balign 32\n"                                                             \
@@ -84,12 +98,11 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
     "jmp 6b\n\t"                                                               \
     ".popsection\n"
 
-/* t1 := this CPU's array of the cache whose column is col; to 2 (no
- * array: the CPU has no row) otherwise. */
+/* t1 := this CPU's array of the cache whose column is col: the CPU
+ * number read once, sign-extended (a guard row when it is negative), no
+ * bounds test (every possible CPU has a row). */
 #define SLAB_RSEQ_ARRAY                                                        \
-    "movl %%fs:" RSEQ_CPU_ID_OFF "(%[off]), %k[t1]\n\t"                        \
-    "cmpl %[nr], %k[t1]\n\t"                                                   \
-    "jae 2f\n\t"                                                               \
+    "movslq %%fs:" RSEQ_CPU_ID_OFF "(%[off]), %[t1]\n\t"                       \
     "shlq $12, %[t1]\n\t"                                                      \
     "movq (%[col], %[t1]), %[t1]\n\t"
 
@@ -100,8 +113,7 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 #endif
 
 #define SLAB_RSEQ_IN                                                           \
-    [off] "r"(slab_pcpu.rseq_off), [nr] "m"(slab_pcpu.nr),                     \
-        [col] "r"(&slab_cpu_acs[0][id]),                                       \
+    [off] "r"(slab_pcpu.rseq_off), [col] "r"(&slab_cpu_acs[0][id]),           \
         [ent] "i"(offsetof(struct array_cache, entry)),                        \
         [lim] "i"(offsetof(struct array_cache, limit))
 
@@ -114,19 +126,20 @@ extern struct array_cache *slab_cpu_acs[SLAB_PERCPU_MAX_CPUS][SLAB_PERCPU_ROW];
 #endif
 
 /* Pops the hottest object of this CPU's array of cache id; NULL when the
- * array is empty (or the CPU has none). */
+ * array is empty (or the CPU has none).  The empty case leaves the
+ * sequence by a jump to a C label (asm goto), so the caller's test of the
+ * result folds into it.  (volatile: GCC 12 deletes an asm goto whose
+ * outputs are unused, jumps and all.) */
 static inline __attribute__((always_inline)) void *slab_cpu_pop(unsigned int id)
 {
     unsigned long obj, t1, t2;
-    __asm__ __volatile__(
+    __asm__ __volatile__ goto(
         SLAB_RSEQ_DESC
         "1:\n\t"
-        "xorl %k[obj], %k[obj]\n\t"
         SLAB_RSEQ_ARRAY
         "movl (%[t1]), %k[t2]\n\t"             /* avail */
-        "testl %k[t2], %k[t2]\n\t"
-        "jz 2f\n\t"
         "subl $1, %k[t2]\n\t"
+        "jb %l[empty]\n\t"
         "movq %c[ent](%[t1], %[t2], 8), %[obj]\n\t"
         SLAB_RSEQ_COUNT("ahit")
         "movl %k[t2], (%[t1])\n"                 /* commit: avail - 1 */
@@ -134,8 +147,13 @@ static inline __attribute__((always_inline)) void *slab_cpu_pop(unsigned int id)
         SLAB_RSEQ_ABORT
         : [obj] "=&r"(obj), [t1] "=&r"(t1), [t2] "=&r"(t2)
         : SLAB_RSEQ_IN SLAB_RSEQ_STATS_IN
-        : "memory", "cc");
+        : "memory", "cc"
+        : empty);
+    if (!obj) /* never: an array holds objects, so callers' tests go */
+        __builtin_unreachable();
     return (void *)obj;
+empty:
+    return NULL;
 }
 
 /* Pushes objp on this CPU's array of cache id: 1, or 0 when the array is
@@ -145,43 +163,46 @@ static inline __attribute__((always_inline)) void *slab_cpu_pop(unsigned int id)
     static inline __attribute__((always_inline)) int name(unsigned int id,    \
                                                           const void *objp)    \
     {                                                                          \
-        unsigned long ok, t1, t2;                                              \
-        __asm__ __volatile__(                                                  \
+        unsigned long t1, t2;                                                  \
+        __asm__ __volatile__ goto(                                             \
             SLAB_RSEQ_DESC                                                     \
             "1:\n\t"                                                           \
-            "xorl %k[ok], %k[ok]\n\t"                                          \
             SLAB_RSEQ_ARRAY                                                    \
             "movl (%[t1]), %k[t2]\n\t"                 /* avail */             \
             "cmpl %c[lim](%[t1]), %k[t2]\n\t"                                  \
-            "jae 2f\n\t"                                                       \
+            "jae %l[full]\n\t"                                                 \
             check                                                              \
             "movq %[obj], %c[ent](%[t1], %[t2], 8)\n\t" /* above avail */      \
             SLAB_RSEQ_COUNT("fhit")                                            \
             "addl $1, %k[t2]\n\t"                                              \
-            "movl $1, %k[ok]\n\t"                                              \
             "movl %k[t2], (%[t1])\n"                    /* commit */            \
             "2:\n\t"                                                           \
             SLAB_RSEQ_ABORT                                                    \
-            : [ok] "=&r"(ok), [t1] "=&r"(t1), [t2] "=&r"(t2)                   \
+            : [t1] "=&r"(t1), [t2] "=&r"(t2)                                   \
             : [obj] "r"(objp), SLAB_RSEQ_IN SLAB_RSEQ_STATS_IN                 \
-            : "memory", "cc");                                                 \
-        return (int)ok;                                                        \
+            : "memory", "cc"                                                   \
+            : full);                                                           \
+        return 1;                                                              \
+    full:                                                                      \
+        return 0;                                                              \
     }
 
 SLAB_CPU_PUSH(slab_cpu_push,
               "testl %k[t2], %k[t2]\n\t"
               "jz 5f\n\t"
               "cmpq %[obj], %c[ent]-8(%[t1], %[t2], 8)\n\t"
-              "je 2f\n"
+              "je %l[full]\n"
               "5:\n\t")
 SLAB_CPU_PUSH(slab_cpu_push_nocheck, "")
 
 /* Moves up to want of the hottest objects of this CPU's array of cache id
- * to buf; returns how many. */
+ * to buf; returns how many.  The copy is one rep movsq: an abort in the
+ * middle restarts the sequence, and nothing is published before its
+ * commit (buf is the caller's). */
 static inline unsigned int slab_cpu_pop_batch(unsigned int id, void **buf,
                                               unsigned int want)
 {
-    unsigned long n, t1, t2, src, i, t3;
+    unsigned long n, t1, t2;
     __asm__ __volatile__(
         SLAB_RSEQ_DESC "1:\n\t"
                        "xorl %k[n], %k[n]\n\t" SLAB_RSEQ_ARRAY
@@ -189,57 +210,50 @@ static inline unsigned int slab_cpu_pop_batch(unsigned int id, void **buf,
                        "movl %[want], %k[n]\n\t"
                        "cmpl %k[t2], %k[n]\n\t"
                        "cmoval %k[t2], %k[n]\n\t"
+                       "testl %k[n], %k[n]\n\t"
+                       "jz 2f\n\t"
                        "subl %k[n], %k[t2]\n\t"
-                       "leaq %c[ent](%[t1], %[t2], 8), %[src]\n\t"
-                       "xorl %k[i], %k[i]\n"
-                       "7:\n\t"
-                       "cmpl %k[n], %k[i]\n\t"
-                       "jae 8f\n\t"
-                       "movq (%[src], %[i], 8), %[t3]\n\t"
-                       "movq %[t3], (%[buf], %[i], 8)\n\t"
-                       "addl $1, %k[i]\n\t"
-                       "jmp 7b\n"
-                       "8:\n\t"
+                       "leaq %c[ent](%[t1], %[t2], 8), %%rsi\n\t"
+                       "movq %[buf], %%rdi\n\t"
+                       "movl %k[n], %%ecx\n\t"
+                       "rep movsq\n\t"
                        "movl %k[t2], (%[t1])\n"
                        "2:\n\t" SLAB_RSEQ_ABORT
-        : [n] "=&r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2), [src] "=&r"(src),
-          [i] "=&r"(i), [t3] "=&r"(t3)
+        : [n] "=&r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2)
         : [buf] "r"(buf), [want] "r"(want), SLAB_RSEQ_IN
-        : "memory", "cc");
+        : "memory", "cc", "rsi", "rdi", "rcx");
     return (unsigned int)n;
 }
 
 /* Moves up to n objects of buf (the first ones) onto this CPU's array of
- * cache id, as many as it has room for; returns how many. */
+ * cache id, as many as it has room for; returns how many.  Written above
+ * the count, then published by the commit. */
 static inline unsigned int slab_cpu_push_batch(unsigned int id,
                                                void *const *buf, unsigned int n)
 {
-    unsigned long k, t1, t2, dst, i, t3;
+    unsigned long k, t1, t2;
     __asm__ __volatile__(
         SLAB_RSEQ_DESC "1:\n\t"
                        "xorl %k[k], %k[k]\n\t" SLAB_RSEQ_ARRAY
                        "movl (%[t1]), %k[t2]\n\t"
                        "movl %c[lim](%[t1]), %k[k]\n\t"
                        "subl %k[t2], %k[k]\n\t"
+                       "jbe 9f\n\t"
                        "cmpl %[want], %k[k]\n\t"
                        "cmoval %[want], %k[k]\n\t"
-                       "leaq %c[ent](%[t1], %[t2], 8), %[dst]\n\t"
-                       "xorl %k[i], %k[i]\n"
-                       "7:\n\t"
-                       "cmpl %k[k], %k[i]\n\t"
-                       "jae 8f\n\t"
-                       "movq (%[buf], %[i], 8), %[t3]\n\t"
-                       "movq %[t3], (%[dst], %[i], 8)\n\t"
-                       "addl $1, %k[i]\n\t"
-                       "jmp 7b\n"
-                       "8:\n\t"
+                       "leaq %c[ent](%[t1], %[t2], 8), %%rdi\n\t"
+                       "movq %[buf], %%rsi\n\t"
+                       "movl %k[k], %%ecx\n\t"
+                       "rep movsq\n\t"
                        "addl %k[k], %k[t2]\n\t"
-                       "movl %k[t2], (%[t1])\n"
+                       "movl %k[t2], (%[t1])\n\t"
+                       "jmp 2f\n"
+                       "9:\n\t"
+                       "xorl %k[k], %k[k]\n"
                        "2:\n\t" SLAB_RSEQ_ABORT
-        : [k] "=&r"(k), [t1] "=&r"(t1), [t2] "=&r"(t2), [dst] "=&r"(dst),
-          [i] "=&r"(i), [t3] "=&r"(t3)
+        : [k] "=&r"(k), [t1] "=&r"(t1), [t2] "=&r"(t2)
         : [buf] "r"(buf), [want] "r"(n), SLAB_RSEQ_IN
-        : "memory", "cc");
+        : "memory", "cc", "rsi", "rdi", "rcx");
     return (unsigned int)k;
 }
 

@@ -205,7 +205,7 @@ extern kmem_cache_t cache_cache;
 /* ---- the threads' arrays (slab/thread.c, on lib/thread.c) ---- */
 
 /* The array every cache starts with in every thread: empty, full at 0. */
-extern struct array_cache slab_empty_ac;
+extern struct array_cache slab_empty_ac __hidden;
 /* A new empty array for a cache (a thread's or a CPU's), NULL without
  * memory; slab_ac_free gives one back (slab.c). */
 struct array_cache *slab_ac_new(kmem_cache_t *cachep);
@@ -245,12 +245,13 @@ void slab_thread_drain(struct slab_thread *t, int release);
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
- * (size-48, size-80, size-96, size-112, size-160 … size-28672). */
+ * (size-48, size-80, size-96, size-112, size-160 … size-28672) and
+ * size-16, its one class below 2.4's smallest. */
 #define KMALLOC_NR_SIZES 13
 #define MALLOC_FINE_MAX_BITS                                                   \
     15 /* up to 32 KiB; above, slabs of at most                                \
         * 32 pages pack intermediate sizes badly */
-#define MALLOC_NR_FINE (1 + 3 * (MALLOC_FINE_MAX_BITS - 6))
+#define MALLOC_NR_FINE (2 + 3 * (MALLOC_FINE_MAX_BITS - 6))
 #define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
 #define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
 
@@ -343,7 +344,7 @@ static inline kmem_cache_t *slab_cache_of(const void *objp, struct page **ppage)
  * never a false report.  Caches made by kmem_cache_create() are left
  * alone: their objects keep their constructed state while free.
  */
-extern uintptr_t slab_free_key;
+extern uintptr_t slab_free_key __hidden;
 
 /* Are the objects of cache id keyed?  Ids 1 ... SLAB_FIRST_USER_ID - 1. */
 static inline int slab_id_keyed(unsigned int id)
@@ -351,7 +352,7 @@ static inline int slab_id_keyed(unsigned int id)
     return id - 1 < SLAB_FIRST_USER_ID - 1;
 }
 
-/* The key word of an object (every keyed object is >= 32 bytes). */
+/* The key word of an object (every keyed object is >= 16 bytes). */
 static inline uintptr_t *slab_key_word(const void *objp)
 {
     return (uintptr_t *)objp + 1;
@@ -481,21 +482,36 @@ static inline void __kmem_cache_free_checked(kmem_cache_t *cachep, void *objp,
     slab_free_slow(cachep, objp, fn);
 }
 
-/* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
- * when objp lies outside the slab frames (caller decides).  A pointer in
- * slab memory that is not an object start dies with a message.  Always
- * inline: free() is this and a tail call, with no stack frame. */
-static inline __attribute__((always_inline)) int
-slab_free_inline(const void *objp, const char *fn)
+/* The frame of objp when it is a slab frame of the first low-memory
+ * section (vm/frames/page.h), NULL otherwise: an address of another
+ * section, or not in a slab frame.  No call, so the free fast paths
+ * built on it need no stack frame: the other sections are their callers'
+ * slow path (slab_free_inline). */
+static inline __attribute__((always_inline)) struct page *
+slab_page_first(const void *objp)
 {
-    struct page *page = slab_page_of(objp);
-    if (unlikely(!page))
-        return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
+    uintptr_t off = (uintptr_t)objp - (uintptr_t)vm_lowmem.base;
+    unsigned long pfn = off >> PAGE_SHIFT;
+    if (unlikely(pfn >= atomic_load_explicit(&vm_lowmem.fast_pages,
+                                             memory_order_relaxed)))
+        return NULL;
+    struct page *page = &vm_lowmem.mem_map[pfn];
+    if (unlikely(!PageSlabOwned(page)))
+        return NULL;
+    return page;
+}
+
+/* Frees objp, an object start of the slab frame page, on the thread's
+ * array; the miss out of line.  Cache ids below SLAB_FIRST_USER_ID take
+ * the keyed push: the keyed caches and id 0, whose array (slab_empty_ac)
+ * is full, so its push fails before the key word is read (an object of
+ * id 0 may be smaller than two words). */
+static inline __attribute__((always_inline)) int
+slab_free_page(struct page *page, const void *objp, const char *fn)
+{
     unsigned int id = page->slab_id;
     struct array_cache *ac = slab_self->ac[id];
-    if (likely(slab_id_keyed(id))) {
+    if (likely(id < SLAB_FIRST_USER_ID)) {
         if (likely(slab_ac_push_keyed(ac, objp)))
             return 1;
     } else if (likely(slab_ac_push(ac, objp))) {
@@ -505,6 +521,65 @@ slab_free_inline(const void *objp, const char *fn)
         slab_cpu_free(page, objp, fn);
     else
         slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+    return 1;
+}
+
+/* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
+ * when objp lies outside the slab frames (caller decides).  A pointer in
+ * slab memory that is not an object start dies with a message. */
+static inline __attribute__((always_inline)) int
+slab_free_inline(const void *objp, const char *fn)
+{
+    struct page *page = slab_page_of(objp);
+    if (unlikely(!page))
+        return 0;
+    if (unlikely(!slab_obj_start(page, objp)))
+        slab_bad_pointer(objp, fn);
+    return slab_free_page(page, objp, fn);
+}
+
+/* slab_free_inline for the first section's frames only: 0 also for a
+ * slab object of another section, which the caller's slow path frees
+ * with slab_free_inline.  free() is this and a tail call, with no stack
+ * frame. */
+static inline __attribute__((always_inline)) int
+slab_free_first(const void *objp, const char *fn)
+{
+    struct page *page = slab_page_first(objp);
+    if (unlikely(!page))
+        return 0;
+    if (unlikely(!slab_obj_start(page, objp)))
+        slab_bad_pointer(objp, fn);
+    return slab_free_page(page, objp, fn);
+}
+
+/* slab_free_first with per-CPU arrays (the malloc family's second fast
+ * path, chosen at start-up): the object of a keyed cache gets the key
+ * and goes on this CPU's array in one restartable sequence, with no look
+ * at the thread's (empty) arrays; a miss, an unkeyed cache or a key
+ * already there go out of line. */
+static inline __attribute__((always_inline)) int
+slab_cpu_free_first(const void *objp, const char *fn)
+{
+    struct page *page = slab_page_first(objp);
+    if (unlikely(!page))
+        return 0;
+    if (unlikely(!slab_obj_start(page, objp)))
+        slab_bad_pointer(objp, fn);
+    unsigned int id = page->slab_id;
+    if (likely(slab_id_keyed(id))) {
+        uintptr_t *key = slab_key_word(objp);
+        uintptr_t old = *key, k = slab_free_key;
+        if (likely(old != k)) {
+            *key = k;
+            if (likely(slab_cpu_push_nocheck(id, objp)))
+                return 1;
+            *key = old;
+        }
+        slab_free_slow(GET_PAGE_CACHE(page), (void *)objp, fn);
+        return 1;
+    }
+    slab_cpu_free(page, objp, fn);
     return 1;
 }
 
