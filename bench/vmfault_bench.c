@@ -23,9 +23,14 @@
  *     a registered memfd mapping resolved by UFFDIO_ZEROPAGE from a
  *     SIGBUS handler (the signal path) or by a handler thread that reads
  *     the fault from the descriptor (the path that also serves the host
- *     kernel's own accesses), one page a fault or 16 (a fault-around run).
- * Each figure is the best of a few rounds.
- * Usage: vmfault_bench [--cpu] [--maxmap]
+ *     kernel's own accesses), one page a fault or 16 (a fault-around run);
+ *   - the emulated faults again with the emulator's own handler thread
+ *     serving them (vm/mm/uffd.c, as libkslab-vm.so runs: a copy of this
+ *     program that asks for the thread before its first mm), beside the
+ *     signal path's figures above.
+ * Each figure is the best of a few rounds.  --profile FIGURE runs only
+ * that figure (fault, cow, read, heap or floor), many rounds, for perf.
+ * Usage: vmfault_bench [--cpu] [--maxmap] [--profile FIGURE]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +51,10 @@
 #include <unistd.h>
 
 #include <kslab/vm.h>
+
+/* vm/mm/uffd.c: the handler thread serves the mms made after this call
+ * (what libkslab-vm.so asks for); 0 when it does. */
+int vm_uffd_serve_by_thread(void);
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -519,45 +528,113 @@ static unsigned long scattered_two_mms_mib(void)
     return rss * PAGE_SIZE >> 20;
 }
 
-/* The anonymous write fault with fault-around off: this program again,
- * with KSLAB_VM_FAULT_AROUND=off (read at start), printing that figure. */
-static double fault_off_us(void)
+/*
+ * A copy of this program run with argument what (and --cpu when this run
+ * has it), with KSLAB_VM_FAULT_AROUND=off when fa_off: up to n figures it
+ * prints on one line into out.  Returns how many it printed (0 on error).
+ * Options are read at start, and the handler thread must be asked for
+ * before the first mm: hence a new process for each such figure.
+ */
+static int child_figures(const char *what, int fa_off, double *out, int n)
 {
     int fd[2];
     if (pipe(fd) != 0)
-        return -1;
+        return 0;
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd[1], 1);
         close(fd[0]);
-        setenv("KSLAB_VM_FAULT_AROUND", "off", 1);
-        execl("/proc/self/exe", "vmfault_bench", "--fault-only",
+        if (fa_off)
+            setenv("KSLAB_VM_FAULT_AROUND", "off", 1);
+        execl("/proc/self/exe", "vmfault_bench", what,
               bench_clock == CLOCK_MONOTONIC ? NULL : "--cpu", (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
-    char line[64] = "";
-    ssize_t n = pid > 0 ? read(fd[0], line, sizeof line - 1) : -1;
+    char line[256] = "";
+    size_t got = 0;
+    ssize_t r;
+    while (pid > 0 && got < sizeof line - 1 &&
+           (r = read(fd[0], line + got, sizeof line - 1 - got)) > 0)
+        got += (size_t)r;
     close(fd[0]);
     if (pid > 0)
         waitpid(pid, NULL, 0);
-    if (n <= 0)
-        return -1;
-    line[n] = 0;
-    return strtod(line, NULL);
+    line[got] = 0;
+    int k = 0;
+    char *p = line, *end;
+    while (k < n) {
+        double v = strtod(p, &end);
+        if (end == p)
+            break;
+        out[k++] = v;
+        p = end;
+    }
+    return k;
+}
+
+/* The anonymous write fault with fault-around off: this program again,
+ * with KSLAB_VM_FAULT_AROUND=off (read at start), printing that figure. */
+static double fault_off_us(void)
+{
+    double v;
+    return child_figures("--fault-only", 1, &v, 1) == 1 ? v : -1;
+}
+
+/* The emulated figures with the handler thread serving the faults
+ * (--thread-figures): anonymous write fault, read fault, COW break, and
+ * the fresh heap a page (fault-around as configured). */
+static void thread_figures(void)
+{
+    if (vm_uffd_serve_by_thread() != 0) {
+        printf("-1\n");
+        return;
+    }
+    double f = best_of(emu_fault_us), r = best_of(emu_read_us);
+    double c = best_of(emu_cow_us), h = best_of(emu_heap_us);
+    printf("%.4f %.4f %.4f %.4f\n", f, r, c, h);
+}
+
+/* --profile: one figure, many rounds, for perf record. */
+static int profile(const char *what)
+{
+    static const struct {
+        const char *name;
+        double (*fn)(void);
+    } figs[] = {{"fault", emu_fault_us},
+                {"cow", emu_cow_us},
+                {"read", emu_read_us},
+                {"heap", emu_heap_us},
+                {"floor", floor_us}};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        if (strcmp(what, figs[i].name))
+            continue;
+        double best = 1e30;
+        for (int r = 0; r < 20; r++) {
+            double t = figs[i].fn();
+            best = t < best ? t : best;
+        }
+        printf("%s: best %.2f us\n", what, best);
+        return 0;
+    }
+    fprintf(stderr, "vmfault_bench: --profile fault|cow|read|heap|floor\n");
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
     if (argc > 1 &&
         (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: vmfault_bench [--cpu] [--maxmap]\n  emulated fault costs "
-              "against the host kernel\'s; --cpu: thread CPU\n  time; "
-              "--maxmap: resident memory under vm.max_map_count\n",
+        fputs("usage: vmfault_bench [--cpu] [--maxmap] [--profile FIGURE]\n"
+              "  emulated fault costs against the host kernel\'s; --cpu: "
+              "thread CPU\n  time; --maxmap: resident memory under "
+              "vm.max_map_count;\n  --profile fault|cow|read|heap|floor: "
+              "that figure alone, for perf\n",
               stdout);
         return 0;
     }
-    int maxmap = 0, fault_only = 0;
+    int maxmap = 0, fault_only = 0, thread_only = 0;
+    const char *prof = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu"))
             bench_clock = CLOCK_THREAD_CPUTIME_ID;
@@ -565,11 +642,21 @@ int main(int argc, char **argv)
             maxmap = 1;
         else if (!strcmp(argv[i], "--fault-only"))
             fault_only = 1;
+        else if (!strcmp(argv[i], "--thread-figures"))
+            thread_only = 1;
+        else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
+            prof = argv[++i];
     }
     if (fault_only) { /* fault_off_us's copy */
         printf("%.4f\n", best_of(emu_fault_us));
         return 0;
     }
+    if (thread_only) { /* the handler thread's copy */
+        thread_figures();
+        return 0;
+    }
+    if (prof)
+        return profile(prof);
     /* host figures first, before this process maps its emulated windows */
     double hf = best_of(host_fault_us);
     double hr = best_of(host_read_us);
@@ -579,6 +666,12 @@ int main(int argc, char **argv)
     double us1 = best_of(uffd_sig1), us16 = best_of(uffd_sig16);
     double ut1 = best_of(uffd_thr1), ut16 = best_of(uffd_thr16);
     double ef = fault_off_us();
+    /* the handler thread: fault-around off for the one-fault figures,
+     * as configured for the heap */
+    double th[4] = {-1, -1, -1, -1}, thh[4] = {-1, -1, -1, -1};
+    int nth = child_figures("--thread-figures", 1, th, 4);
+    if (nth == 4)
+        child_figures("--thread-figures", 0, thh, 4);
     double eh = best_of(emu_heap_us);
     double ew = best_of(emu_fault_us);
     double fpp = fault_per_page, whf = fault_hf;
@@ -607,6 +700,14 @@ int main(int argc, char **argv)
         printf("userfaultfd alone, us a page (1 page a fault / %d): SIGBUS "
                "handler %.2f / %.2f, handler thread %.2f / %.2f\n",
                UFFD_RUN, us1, us16, ut1, ut16);
+    if (nth == 4)
+        printf("handler thread (the path that also serves the host kernel's "
+               "accesses): anonymous write fault %.2f us, read fault %.2f "
+               "us, COW break %.2f us, fresh heap %.2f us a page; above the "
+               "floor: fault %.2f us, COW %.2f us\n",
+               th[0], th[1], th[2], thh[3], th[0] - fl, th[2] - fl);
+    else
+        printf("handler thread: not available here\n");
     if (fault_hf >= 0)
         printf("host fault traps per page written: anonymous %.2f, COW "
                "%.2f (the floor takes 1)\n",

@@ -243,6 +243,7 @@ static void say_fault(const char *what, unsigned long addr,
 
 static const char why_sigbus[] = "bus error (beyond the end of the file)";
 static const char why_novma[] = "no vma";
+static const char why_readonly[] = "write to a read-only mapping";
 
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 {
@@ -266,7 +267,7 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
         write = pte && pte_present(*pte) && !pte_write(*pte);
     }
     if (!vm_access_ok(vma, write)) {
-        why = write ? "write to a read-only mapping" : "no access";
+        why = write ? why_readonly : "no access";
         goto out;
     }
     int r = __handle_mm_fault(mm, vma, addr, write);
@@ -300,7 +301,7 @@ int vm_fault_serve(uintptr_t a, int write)
         return -1;
     unsigned long addr = (a - (uintptr_t)mm->window) & PAGE_MASK;
     const char *why = fault_in(mm, addr, write);
-    if (why && write && why != why_sigbus)
+    if (why == why_readonly)
         why = fault_in(mm, addr, 0);
     if (!why)
         return 1;
