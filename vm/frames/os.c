@@ -273,6 +273,31 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
 }
 
+/* Set once the host refused copy_file_range within the memfd: no more. */
+static atomic_int copy_range_unsupported;
+
+int vm_os_copy_range(int fd, off_t from, off_t to, size_t len)
+{
+    if (atomic_load_explicit(&copy_range_unsupported, memory_order_relaxed))
+        return -ENOSYS;
+    while (len) {
+        loff_t in = from, out = to;
+        ssize_t n = syscall(SYS_copy_file_range, fd, &in, fd, &out, len, 0);
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            if (e == ENOSYS || e == EXDEV || e == EINVAL || e == EOPNOTSUPP ||
+                e == EPERM)
+                atomic_store_explicit(&copy_range_unsupported, 1,
+                                      memory_order_relaxed);
+            return -e;
+        }
+        from += n;
+        to += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* ---- userfaultfd (Linux 4.3; MISSING faults on shmem from 4.11) ---- */
 
 #include <linux/userfaultfd.h>
@@ -291,10 +316,11 @@ int vm_os_uffd_open(void)
     return vm_os_uffd_open_mode(VM_OS_UFFD_SIGBUS);
 }
 
-/* A userfaultfd descriptor before its UFFDIO_API handshake, or -errno. */
-static int uffd_new(void)
+/* A userfaultfd descriptor before its UFFDIO_API handshake, or -errno;
+ * reads of a blocking one wait for a fault. */
+static int uffd_new(int nonblock)
 {
-    int flags = O_CLOEXEC | O_NONBLOCK;
+    int flags = O_CLOEXEC | (nonblock ? O_NONBLOCK : 0);
     int fd = -1;
 #ifdef SYS_userfaultfd
     fd = (int)syscall(SYS_userfaultfd, flags);
@@ -315,7 +341,7 @@ static int uffd_new(void)
  * descriptor with none asked, as userfaultfd(2) describes), or 0. */
 static unsigned long long uffd_host_features(void)
 {
-    int fd = uffd_new();
+    int fd = uffd_new(1);
     if (fd < 0)
         return 0;
     struct uffdio_api api = {.api = UFFD_API, .features = 0};
@@ -336,7 +362,9 @@ int vm_os_uffd_open_mode(int mode)
             return -ENOTSUP;
         want |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
     }
-    int fd = uffd_new();
+    /* a thread's descriptor blocks: its read waits for the next fault,
+     * one system call a wake-up instead of poll and read */
+    int fd = uffd_new(mode & VM_OS_UFFD_SIGBUS);
     if (fd < 0)
         return fd;
     struct uffdio_api api = {.api = UFFD_API, .features = want};
@@ -442,14 +470,17 @@ int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max)
     if (max > 16)
         max = 16;
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-            return -errno;
         ssize_t r = syscall(SYS_read, fd, msg, (size_t)max * sizeof msg[0]);
         if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+            if (errno == EINTR)
                 continue;
-            return -errno;
+            if (errno != EAGAIN)
+                return -errno;
+            /* a non-blocking descriptor: wait for one */
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return -errno;
+            continue;
         }
         int n = 0;
         for (size_t i = 0; i < (size_t)r / sizeof msg[0]; i++) {

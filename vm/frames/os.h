@@ -78,6 +78,12 @@ int vm_os_populate(void *addr, size_t len, int write);
  * their memory goes back to the host. */
 void vm_os_punch_hole(int fd, off_t off, size_t len);
 
+/* Copies len bytes of fd from offset from to offset to (the ranges apart)
+ * inside the host (copy_file_range): no mapping of either is touched, so
+ * no host fault is taken on either side.  0 or -errno (-ENOSYS once the
+ * host refused it: the caller copies through a mapping). */
+int vm_os_copy_range(int fd, off_t from, off_t to, size_t len);
+
 /*
  * userfaultfd: a descriptor with UFFD_FEATURE_SIGBUS (a fault on a
  * registered range that has no page is a SIGBUS, BUS_ADRERR, to the
