@@ -88,7 +88,12 @@
  * buffer (vmmode/io.c); KSLAB_STATS says which.  UFFD_FEATURE_WP_UNPOPULATED
  * is not needed: the pages that are not present are holes of the window
  * registered for MISSING faults, and the pages write-protected are the
- * memfd's, whose empty ptes the host marks itself.
+ * memfd's, whose empty ptes the host marks itself.  One gap is left:
+ * while the thread sets such a page up (the four steps above, a few
+ * microseconds, under mmap_sem), a kernel store by another thread that
+ * reaches that very page in between finds it read-only, not yet
+ * registered, and fails with EFAULT instead of waiting; mapping it
+ * writable first would let a store into the shared frame pass.
  *
  * Which path serves which case with the thread: every fault on a page
  * that is not present (never touched, swapped out, armed by the aging
@@ -101,8 +106,14 @@
  * on the faulting thread, as before (fault.c keeps SIGSEGV and SIGBUS
  * deliverable in every thread).  A user store into a read-only page goes
  * to the thread because the kernel's must: the host cannot send one
- * access to a signal and the other to the descriptor.  What each costs
- * (vmfault_bench, docs/vm-mode.md): see the figures there.  Without
+ * access to a signal and the other to the descriptor.  Measured on a
+ * loaded 2-vCPU VM (vmfault_bench, docs/vm-mode.md): a first write to
+ * fresh memory through the thread costs what the SIGBUS path costs (a
+ * fault-around run of 16 pages per wake-up); a store into a read-only
+ * page about 1.4 times what the SIGSEGV path costs (two context switches
+ * and, the process having two threads, a TLB shoot-down when the thread
+ * maps the new frame); a kernel read into an untouched buffer through
+ * the thread what io.c's pins cost.  Without
  * userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is no thread and
  * vm mode is the SIGSEGV back end with io.c's pins.
  *
