@@ -23,9 +23,15 @@
  *     a registered memfd mapping resolved by UFFDIO_ZEROPAGE from a
  *     SIGBUS handler (the signal path) or by a handler thread that reads
  *     the fault from the descriptor (the path that also serves the host
- *     kernel's own accesses), one page a fault or 16 (a fault-around run).
- * Each figure is the best of a few rounds.
- * Usage: vmfault_bench [--cpu] [--maxmap]
+ *     kernel's own accesses), one page a fault or 16 (a fault-around run);
+ *   - the emulated faults again with the emulator's own handler thread
+ *     serving them (vm/mm/uffd.c, as libkslab-vm.so runs: a copy of this
+ *     program that asks for the thread before its first mm), beside the
+ *     signal path's figures above.
+ * Each figure is the best of a few rounds.  --profile FIGURE runs only
+ * that figure (fault, cow, read, heap or floor), many rounds, for perf;
+ * with --thread, served by the handler thread.
+ * Usage: vmfault_bench [--cpu] [--maxmap] [--profile FIGURE [--thread]]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +52,12 @@
 #include <unistd.h>
 
 #include <kslab/vm.h>
+
+/* vm/mm/uffd.c: the handler thread serves the mms made after this call
+ * (what libkslab-vm.so asks for); 0 when it does.  enabled: the
+ * userfaultfd back end is in force (KSLAB_VM_BACKEND). */
+int vm_uffd_serve_by_thread(void);
+int vm_uffd_enabled(void);
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -416,6 +428,90 @@ static double uffd_thr16(void)
     return uffd_mech_us(0, UFFD_RUN);
 }
 
+/* ---- the bare mechanisms, without the emulator ---- */
+
+/*
+ * What an emulated fault asks of the host, done by a handler that knows
+ * the answer already: the signal, and the calls that resolve the fault on
+ * a memfd mapped as the emulator maps user memory.  An emulated fault
+ * costs this plus the emulator's own work (finding the mm, vma and pte,
+ * choosing the frame, counting).
+ *   anon: a SIGSEGV on a page of a PROT_NONE run of the memfd, resolved
+ *         by mprotect and MADV_POPULATE_WRITE (the SIGSEGV back end's
+ *         premapped run); the userfaultfd back end's is the SIGBUS +
+ *         UFFDIO_ZEROPAGE of "userfaultfd alone" above;
+ *   cow:  a SIGSEGV on a read-only page of the memfd holding data,
+ *         resolved by copying it into a fresh page of the memfd
+ *         (copy_file_range) and mapping that one over it (one mmap,
+ *         MAP_FIXED | MAP_POPULATE).
+ */
+static int bare_fd;
+static char *bare_base;
+static int bare_cow;
+
+static void bare_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    char *page = (char *)((unsigned long)si->si_addr & PAGE_MASK);
+    off_t i = (off_t)((page - bare_base) / PAGE_SIZE);
+    if (!bare_cow) {
+        if (mprotect(page, PAGE_SIZE, PROT_READ | PROT_WRITE) != 0)
+            _exit(2);
+        madvise(page, PAGE_SIZE, 23 /* MADV_POPULATE_WRITE */);
+        return;
+    }
+    loff_t from = i * (off_t)PAGE_SIZE,
+           to = (FAULT_PAGES + i) * (off_t)PAGE_SIZE;
+    if (copy_file_range(bare_fd, &from, bare_fd, &to, PAGE_SIZE, 0) !=
+            (ssize_t)PAGE_SIZE ||
+        mmap(page, PAGE_SIZE, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED | MAP_POPULATE, bare_fd,
+             (FAULT_PAGES + i) * (off_t)PAGE_SIZE) == MAP_FAILED)
+        _exit(2);
+}
+
+static double bare_us(int cow)
+{
+    size_t len = FAULT_PAGES * PAGE_SIZE;
+    bare_fd = memfd_create("vmfault-bare", MFD_CLOEXEC);
+    if (bare_fd < 0 || ftruncate(bare_fd, (off_t)(2 * len)) != 0)
+        return -1;
+    static char chunk[PAGE_SIZE];
+    memset(chunk, 1, sizeof chunk);
+    for (size_t o = 0; cow && o < len; o += PAGE_SIZE)
+        if (pwrite(bare_fd, chunk, PAGE_SIZE, (off_t)o) != (ssize_t)PAGE_SIZE)
+            return -1;
+    bare_cow = cow;
+    bare_base =
+        mmap(NULL, len, cow ? PROT_READ : PROT_NONE, MAP_SHARED, bare_fd, 0);
+    if (bare_base == MAP_FAILED)
+        return -1;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = bare_handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old);
+    double t = now_us();
+    touch(bare_base, FAULT_PAGES);
+    t = now_us() - t;
+    sigaction(SIGSEGV, &old, NULL);
+    munmap(bare_base, len);
+    close(bare_fd);
+    return t / FAULT_PAGES;
+}
+
+static double bare_anon_us(void)
+{
+    return bare_us(0);
+}
+
+static double bare_cow_us(void)
+{
+    return bare_us(1);
+}
+
 static double emu_cow_us(void)
 {
     struct mm_struct *mm = mm_alloc();
@@ -519,45 +615,122 @@ static unsigned long scattered_two_mms_mib(void)
     return rss * PAGE_SIZE >> 20;
 }
 
-/* The anonymous write fault with fault-around off: this program again,
- * with KSLAB_VM_FAULT_AROUND=off (read at start), printing that figure. */
-static double fault_off_us(void)
+/*
+ * A copy of this program run with argument what (and --cpu when this run
+ * has it), with KSLAB_VM_FAULT_AROUND=off when fa_off: up to n figures it
+ * prints on one line into out.  Returns how many it printed (0 on error).
+ * Options are read at start, and the handler thread must be asked for
+ * before the first mm: hence a new process for each such figure.
+ */
+static int child_figures(const char *what, int fa_off, double *out, int n)
 {
     int fd[2];
     if (pipe(fd) != 0)
-        return -1;
+        return 0;
     pid_t pid = fork();
     if (pid == 0) {
         dup2(fd[1], 1);
         close(fd[0]);
-        setenv("KSLAB_VM_FAULT_AROUND", "off", 1);
-        execl("/proc/self/exe", "vmfault_bench", "--fault-only",
+        if (fa_off)
+            setenv("KSLAB_VM_FAULT_AROUND", "off", 1);
+        execl("/proc/self/exe", "vmfault_bench", what,
               bench_clock == CLOCK_MONOTONIC ? NULL : "--cpu", (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
-    char line[64] = "";
-    ssize_t n = pid > 0 ? read(fd[0], line, sizeof line - 1) : -1;
+    char line[256] = "";
+    size_t got = 0;
+    ssize_t r;
+    while (pid > 0 && got < sizeof line - 1 &&
+           (r = read(fd[0], line + got, sizeof line - 1 - got)) > 0)
+        got += (size_t)r;
     close(fd[0]);
     if (pid > 0)
         waitpid(pid, NULL, 0);
-    if (n <= 0)
-        return -1;
-    line[n] = 0;
-    return strtod(line, NULL);
+    line[got] = 0;
+    int k = 0;
+    char *p = line, *end;
+    while (k < n) {
+        double v = strtod(p, &end);
+        if (end == p)
+            break;
+        out[k++] = v;
+        p = end;
+    }
+    return k;
+}
+
+/* The anonymous write fault with fault-around off: this program again,
+ * with KSLAB_VM_FAULT_AROUND=off (read at start), printing that figure. */
+static double fault_off_us(void)
+{
+    double v;
+    return child_figures("--fault-only", 1, &v, 1) == 1 ? v : -1;
+}
+
+/* The emulated figures with the handler thread serving the faults
+ * (--thread-figures): anonymous write fault, read fault, COW break, and
+ * the fresh heap a page (fault-around as configured). */
+static void thread_figures(void)
+{
+    if (vm_uffd_serve_by_thread() != 0) {
+        printf("-1\n");
+        return;
+    }
+    /* the thread's work counts: with --cpu, the process's CPU time */
+    if (bench_clock != CLOCK_MONOTONIC)
+        bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+    double f = best_of(emu_fault_us), r = best_of(emu_read_us);
+    double c = best_of(emu_cow_us), h = best_of(emu_heap_us);
+    printf("%.4f %.4f %.4f %.4f\n", f, r, c, h);
+}
+
+/* --profile: one figure, many rounds, for perf record. */
+static int profile(const char *what, int thread)
+{
+    if (thread && vm_uffd_serve_by_thread() != 0) {
+        fprintf(stderr, "vmfault_bench: no handler thread here\n");
+        return 77;
+    }
+    static const struct {
+        const char *name;
+        double (*fn)(void);
+    } figs[] = {{"fault", emu_fault_us},
+                {"cow", emu_cow_us},
+                {"read", emu_read_us},
+                {"heap", emu_heap_us},
+                {"floor", floor_us}};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        if (strcmp(what, figs[i].name))
+            continue;
+        double best = 1e30;
+        for (int r = 0; r < 20; r++) {
+            double t = figs[i].fn();
+            best = t < best ? t : best;
+        }
+        printf("%s: best %.2f us\n", what, best);
+        return 0;
+    }
+    fprintf(stderr, "vmfault_bench: --profile fault|cow|read|heap|floor\n");
+    return 2;
 }
 
 int main(int argc, char **argv)
 {
     if (argc > 1 &&
         (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: vmfault_bench [--cpu] [--maxmap]\n  emulated fault costs "
-              "against the host kernel\'s; --cpu: thread CPU\n  time; "
-              "--maxmap: resident memory under vm.max_map_count\n",
+        fputs("usage: vmfault_bench [--cpu] [--maxmap] [--profile FIGURE "
+              "[--thread]]\n"
+              "  emulated fault costs against the host kernel\'s; --cpu: "
+              "thread CPU\n  time; --maxmap: resident memory under "
+              "vm.max_map_count;\n  --profile fault|cow|read|heap|floor: "
+              "that figure alone, for perf\n  (--thread: served by the "
+              "handler thread)\n",
               stdout);
         return 0;
     }
-    int maxmap = 0, fault_only = 0;
+    int maxmap = 0, fault_only = 0, thread_only = 0, thread = 0;
+    const char *prof = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu"))
             bench_clock = CLOCK_THREAD_CPUTIME_ID;
@@ -565,20 +738,39 @@ int main(int argc, char **argv)
             maxmap = 1;
         else if (!strcmp(argv[i], "--fault-only"))
             fault_only = 1;
+        else if (!strcmp(argv[i], "--thread-figures"))
+            thread_only = 1;
+        else if (!strcmp(argv[i], "--profile") && i + 1 < argc)
+            prof = argv[++i];
+        else if (!strcmp(argv[i], "--thread"))
+            thread = 1;
     }
     if (fault_only) { /* fault_off_us's copy */
         printf("%.4f\n", best_of(emu_fault_us));
         return 0;
     }
+    if (thread_only) { /* the handler thread's copy */
+        thread_figures();
+        return 0;
+    }
+    if (prof)
+        return profile(prof, thread);
     /* host figures first, before this process maps its emulated windows */
     double hf = best_of(host_fault_us);
     double hr = best_of(host_read_us);
     double hc = best_of(host_cow_us);
     double hk = host_fork_us();
     double fl = best_of(floor_us);
+    double ba = best_of(bare_anon_us), bc = best_of(bare_cow_us);
     double us1 = best_of(uffd_sig1), us16 = best_of(uffd_sig16);
     double ut1 = best_of(uffd_thr1), ut16 = best_of(uffd_thr16);
     double ef = fault_off_us();
+    /* the handler thread: fault-around off for the one-fault figures,
+     * as configured for the heap */
+    double th[4] = {-1, -1, -1, -1}, thh[4] = {-1, -1, -1, -1};
+    int nth = child_figures("--thread-figures", 1, th, 4);
+    if (nth == 4)
+        child_figures("--thread-figures", 0, thh, 4);
     double eh = best_of(emu_heap_us);
     double ew = best_of(emu_fault_us);
     double fpp = fault_per_page, whf = fault_hf;
@@ -607,6 +799,26 @@ int main(int argc, char **argv)
         printf("userfaultfd alone, us a page (1 page a fault / %d): SIGBUS "
                "handler %.2f / %.2f, handler thread %.2f / %.2f\n",
                UFFD_RUN, us1, us16, ut1, ut16);
+    /* the anonymous fault measured was the userfaultfd back end's
+     * SIGBUS + UFFDIO_ZEROPAGE, or the SIGSEGV back end's */
+    int uffd = vm_uffd_enabled() && us1 > 0;
+    double bf = uffd ? us1 : ba;
+    printf("bare mechanism (the signal and the host calls that resolve the "
+           "fault, no emulator): anonymous fault %.2f us (%s), COW break "
+           "%.2f us (SIGSEGV + copy_file_range + mmap); the emulator's own "
+           "work: fault %.2f us, COW %.2f us\n",
+           bf,
+           uffd ? "SIGBUS + UFFDIO_ZEROPAGE"
+                : "SIGSEGV + mprotect + MADV_POPULATE_WRITE",
+           bc, ef - bf, ec - bc);
+    if (nth == 4)
+        printf("handler thread (the path that also serves the host kernel's "
+               "accesses): anonymous write fault %.2f us, read fault %.2f "
+               "us, COW break %.2f us, fresh heap %.2f us a page; above the "
+               "floor: fault %.2f us, COW %.2f us\n",
+               th[0], th[1], th[2], thh[3], th[0] - fl, th[2] - fl);
+    else
+        printf("handler thread: not available here\n");
     if (fault_hf >= 0)
         printf("host fault traps per page written: anonymous %.2f, COW "
                "%.2f (the floor takes 1)\n",

@@ -34,9 +34,10 @@
  * they see EFAULT there.  The wrappers stay with the thread too: they are
  * the SIGSEGV back end's only way, they cost what the thread costs
  * (docs/vm-mode.md), and they pin a buffer writable, breaking COW, which
- * the thread does not (a page the program read but never wrote maps the
- * read-only ZERO_PAGE; the kernel's write there fails with EFAULT
- * without a pin).
+ * the thread does too only in its write-protect mode (where the host has
+ * write-protect faults on shared memory: a page the program read but
+ * never wrote maps the read-only ZERO_PAGE, and without that mode the
+ * kernel's write there fails with EFAULT unless pinned).
  */
 #include <dlfcn.h>
 #include <errno.h>

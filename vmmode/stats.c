@@ -134,10 +134,15 @@ void vmm_stats(FILE *out)
             hs.heap_bytes, hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
     fprintf(out,
             "vm: faults of the host kernel's accesses: %s (%lu served by "
-            "the thread)\n",
+            "the thread)%s\n",
             vm_uffd_served() ? "served by the userfaultfd handler thread"
                              : "EFAULT unless the call pins its buffer",
-            (unsigned long)atomic_load(&vm_uffd_thread_faults));
+            (unsigned long)atomic_load(&vm_uffd_thread_faults),
+            !vm_uffd_served() ? ""
+            : vm_uffd_wp()    ? ", write-protected pages too"
+                              : "; a write into a read-only page: EFAULT "
+                                "(no write-protect faults on shared memory "
+                                "here)");
     fprintf(out, "vm: maps\n");
     format_maps(out);
     fprintf(out, "vm: meminfo\n");

@@ -3,14 +3,19 @@
  * the program's memory under libkslab-vm.so, through system calls that no
  * wrapper of vmmode/io.c sees (each is made with syscall(2)): recvmsg and
  * getdents64 into heap buffers never touched, readv into a swapped-out
- * buffer, a stat result written into a swapped-out page; the same from a
- * thread that blocks every signal, SIGSEGV and SIGBUS included (its own
- * loads and stores too); and threads doing such calls into heap blocks
- * under memory pressure, every byte checked.  Each needs the userfaultfd
- * handler thread (vm/mm/uffd.c): without it the host kernel's access to a
- * page that is not present fails with EFAULT.  Where the thread does not
+ * buffer, a stat result written into a swapped-out page; the host
+ * kernel's write into a present read-only page (read(2), recvmsg,
+ * getdents64, fstat into a page that was only read — the ZERO_PAGE — and
+ * into a page swapped in by a read); the same from a thread that blocks
+ * every signal, SIGSEGV and SIGBUS included (its own loads and stores
+ * too); and threads doing such calls into heap blocks under memory
+ * pressure, every byte checked.  Each needs the userfaultfd handler
+ * thread (vm/mm/uffd.c): without it the host kernel's access to a page
+ * that is not present fails with EFAULT, and without its write-protect
+ * mode so does its write into a read-only page.  Where the thread does not
  * serve the mm (the SIGSEGV back end, a host without userfaultfd) the
- * program exits 77.
+ * program exits 77; the read-only cases also where the host has no
+ * write-protect faults on shared memory.
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -227,6 +232,115 @@ static int stat_into_swapped(void)
     return 0;
 }
 
+/* A block of n bytes of the mm whose pages were only read (each one the
+ * ZERO_PAGE, mapped read-only), or NULL. */
+static unsigned char *read_only_block(size_t n)
+{
+    unsigned char *p = malloc(n);
+    if (!p || !in_mm(p))
+        return NULL;
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i += PAGE)
+        sum += ((volatile unsigned char *)p)[i];
+    return sum == 0 ? p : NULL;
+}
+
+/* read(2), recvmsg, getdents64 and fstat into pages that were only read:
+ * each a write of the host kernel into the ZERO_PAGE, which must become
+ * the page's own frame (do_wp_page) with the rest of it still zero. */
+static int calls_into_zero_pages(void)
+{
+    size_t n = 2 * MB;
+    unsigned char *p = read_only_block(n);
+    CHECK(p);
+    int fd = pattern_file(3 * PAGE, 21);
+    CHECK(fd >= 0);
+    /* read(2) of two pages and a half, from the middle of a page on */
+    unsigned char *at = p + 4 * PAGE + 1000;
+    size_t len = 2 * PAGE + PAGE / 2;
+    CHECK(syscall(SYS_read, fd, at, len) == (long)len);
+    for (size_t i = 0; i < len; i++)
+        CHECK(at[i] == pat(i, 21));
+    for (unsigned char *q = p + 4 * PAGE; q < at; q++)
+        CHECK(*q == 0);
+    for (unsigned char *q = at + len; q < p + 8 * PAGE; q++)
+        CHECK(*q == 0);
+    /* recvmsg into another */
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    unsigned char chunk[512];
+    for (size_t i = 0; i < sizeof chunk; i++)
+        chunk[i] = pat(i, 22);
+    CHECK(syscall(SYS_sendto, sv[0], chunk, sizeof chunk, 0, NULL, 0) ==
+          (long)sizeof chunk);
+    struct iovec iov = {p + 20 * PAGE + 8, sizeof chunk};
+    struct msghdr mh = {0};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    CHECK(syscall(SYS_recvmsg, sv[1], &mh, MSG_WAITALL) == (long)sizeof chunk);
+    CHECK(memcmp(p + 20 * PAGE + 8, chunk, sizeof chunk) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    /* getdents64 of /, fstat */
+    int dfd = open("/", O_RDONLY | O_DIRECTORY);
+    CHECK(dfd >= 0);
+    CHECK(syscall(SYS_getdents64, dfd, p + 40 * PAGE, 4096) > 0);
+    close(dfd);
+    struct stat want;
+    CHECK(syscall(SYS_fstat, fd, &want) == 0);
+    struct stat *st = (struct stat *)(p + 60 * PAGE - 16);
+    CHECK(syscall(SYS_fstat, fd, st) == 0);
+    CHECK(st->st_ino == want.st_ino && st->st_size == 3 * (long)PAGE);
+    /* the pages only read stay zero */
+    for (size_t i = 100 * PAGE; i < n; i += PAGE / 4)
+        CHECK(p[i] == 0);
+    close(fd);
+    free(p);
+    return 0;
+}
+
+/* read(2) and recvmsg into pages swapped out and then swapped in by a
+ * load (mapped read-only: the swap cache still holds the page). */
+static int calls_into_swapped_in_pages(void)
+{
+    size_t n = 2 * MB;
+    unsigned char *p = swapped_block(n, 23);
+    CHECK(p);
+    /* a load brings each page of the first half back, read-only */
+    for (size_t i = 0; i < MB; i += PAGE)
+        CHECK(((volatile unsigned char *)p)[i + 7] == pat(i + 7, 23));
+    int fd = pattern_file(PAGE, 24);
+    CHECK(fd >= 0);
+    unsigned char *at = p + 8 * PAGE + 300;
+    CHECK(syscall(SYS_read, fd, at, 1000) == 1000);
+    for (size_t i = 0; i < 1000; i++)
+        CHECK(at[i] == pat(i, 24));
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    unsigned char chunk[PAGE];
+    for (size_t i = 0; i < PAGE; i++)
+        chunk[i] = pat(i, 25);
+    CHECK(syscall(SYS_sendto, sv[0], chunk, PAGE, 0, NULL, 0) == (long)PAGE);
+    struct iovec iov = {p + 30 * PAGE, PAGE};
+    struct msghdr mh = {0};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    CHECK(syscall(SYS_recvmsg, sv[1], &mh, MSG_WAITALL) == (long)PAGE);
+    CHECK(memcmp(p + 30 * PAGE, chunk, PAGE) == 0);
+    close(sv[0]);
+    close(sv[1]);
+    /* every other byte as it was */
+    for (size_t i = 0; i < n; i++) {
+        if ((p + i >= at && p + i < at + 1000) ||
+            (i >= 30 * PAGE && i < 31 * PAGE))
+            continue;
+        CHECK(p[i] == pat(i, 23));
+    }
+    close(fd);
+    free(p);
+    return 0;
+}
+
 /* A store and a load of the thread itself into pages never touched and
  * swapped out. */
 static int own_accesses(void)
@@ -248,6 +362,15 @@ static int own_accesses(void)
     free(q);
     free(p);
     return 0;
+}
+
+/* The read-only cases need the thread's write-protect mode, which the
+ * statistics report (vmmode/stats.c). */
+static int write_protect_mode(void)
+{
+    struct vmstat s;
+    read_stats(&s);
+    return s.wp;
 }
 
 /* ---- the tests ---- */
@@ -321,7 +444,31 @@ static void *all_blocked(void *arg)
         line = stat_into_swapped();
     if (!line)
         line = own_accesses();
+    if (!line && write_protect_mode())
+        line = calls_into_zero_pages();
+    if (!line && write_protect_mode())
+        line = calls_into_swapped_in_pages();
     return line ? (void *)"a check failed (above)" : NULL;
+}
+
+static void test_calls_into_zero_pages(void **state)
+{
+    (void)state;
+    if (!write_protect_mode())
+        ktest_skip("the handler thread has no write-protect mode here");
+    assert_int_equal(calls_into_zero_pages(), 0);
+}
+
+static void test_calls_into_swapped_in_pages(void **state)
+{
+    (void)state;
+    if (!write_protect_mode())
+        ktest_skip("the handler thread has no write-protect mode here");
+    struct vmstat a, b;
+    read_stats(&a);
+    assert_int_equal(calls_into_swapped_in_pages(), 0);
+    read_stats(&b);
+    assert_true(b.pswpin > a.pswpin);
 }
 
 static void test_from_thread_blocking_every_signal(void **state)
@@ -484,6 +631,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_from_thread_blocking_every_signal),
     };
     const struct CMUnitTest alone[] = {
+        ktest_alone(test_calls_into_zero_pages),
+        ktest_alone(test_calls_into_swapped_in_pages),
         ktest_alone(test_threads_calls_under_pressure),
     };
     return ktest_main(argc, argv, tests, alone, setup, NULL);

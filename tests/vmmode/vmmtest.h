@@ -19,6 +19,7 @@ struct vmstat {
     unsigned long pgfault, pgmajfault, pswpin, pswpout, pgscan, mem_kb;
     int thread;           /* a userfaultfd handler thread serves it */
     unsigned long served; /* faults that thread served */
+    int wp;               /* and its write-protect mode: read-only pages too */
 };
 
 static inline void read_stats(struct vmstat *s)
@@ -51,6 +52,7 @@ static inline void read_stats(struct vmstat *s)
     s->thread = t != NULL;
     if (t)
         s->served = strtoul(strchr(t, '(') + 1, NULL, 10);
+    s->wp = strstr(buf, "write-protected pages too") != NULL;
     free(buf);
 }
 

@@ -273,6 +273,31 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
     fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
 }
 
+/* Set once the host refused copy_file_range within the memfd: no more. */
+static atomic_int copy_range_unsupported;
+
+int vm_os_copy_range(int fd, off_t from, off_t to, size_t len)
+{
+    if (atomic_load_explicit(&copy_range_unsupported, memory_order_relaxed))
+        return -ENOSYS;
+    while (len) {
+        loff_t in = from, out = to;
+        ssize_t n = syscall(SYS_copy_file_range, fd, &in, fd, &out, len, 0);
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            if (e == ENOSYS || e == EXDEV || e == EINVAL || e == EOPNOTSUPP ||
+                e == EPERM)
+                atomic_store_explicit(&copy_range_unsupported, 1,
+                                      memory_order_relaxed);
+            return -e;
+        }
+        from += n;
+        to += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* ---- userfaultfd (Linux 4.3; MISSING faults on shmem from 4.11) ---- */
 
 #include <linux/userfaultfd.h>
@@ -288,12 +313,14 @@ void vm_os_punch_hole(int fd, off_t off, size_t len)
 
 int vm_os_uffd_open(void)
 {
-    return vm_os_uffd_open_mode(1);
+    return vm_os_uffd_open_mode(VM_OS_UFFD_SIGBUS);
 }
 
-int vm_os_uffd_open_mode(int sigbus)
+/* A userfaultfd descriptor before its UFFDIO_API handshake, or -errno;
+ * reads of a blocking one wait for a fault. */
+static int uffd_new(int nonblock)
 {
-    int flags = O_CLOEXEC | O_NONBLOCK;
+    int flags = O_CLOEXEC | (nonblock ? O_NONBLOCK : 0);
     int fd = -1;
 #ifdef SYS_userfaultfd
     fd = (int)syscall(SYS_userfaultfd, flags);
@@ -307,11 +334,41 @@ int vm_os_uffd_open_mode(int sigbus)
             close(dev);
         }
     }
+    return fd < 0 ? -errno : fd;
+}
+
+/* The features the host offers (the handshake of a throwaway
+ * descriptor with none asked, as userfaultfd(2) describes), or 0. */
+static unsigned long long uffd_host_features(void)
+{
+    int fd = uffd_new(1);
     if (fd < 0)
-        return -errno;
-    struct uffdio_api api = {.api = UFFD_API,
-                             .features = (sigbus ? UFFD_FEATURE_SIGBUS : 0) |
-                                         UFFD_FEATURE_MISSING_SHMEM};
+        return 0;
+    struct uffdio_api api = {.api = UFFD_API, .features = 0};
+    unsigned long long f = ioctl(fd, UFFDIO_API, &api) == 0 ? api.features : 0;
+    close(fd);
+    return f;
+}
+
+int vm_os_uffd_open_mode(int mode)
+{
+    unsigned long long want = UFFD_FEATURE_MISSING_SHMEM;
+    if (mode & VM_OS_UFFD_SIGBUS)
+        want |= UFFD_FEATURE_SIGBUS;
+    if (mode & VM_OS_UFFD_WP) {
+        /* write-protect faults on the memfd's shared mappings (Linux
+         * 5.19, pte markers) */
+        if (!(uffd_host_features() & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+            return -ENOTSUP;
+        want |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+    }
+    /* a thread's descriptor blocks: its read waits for the next fault,
+     * one system call a wake-up instead of poll and read */
+    int fd = uffd_new(mode & VM_OS_UFFD_SIGBUS);
+    if (fd < 0)
+        return fd;
+    struct uffdio_api api = {.api = UFFD_API, .features = want};
+    errno = 0;
     if (ioctl(fd, UFFDIO_API, &api) != 0 ||
         !(api.ioctls & (1ULL << _UFFDIO_REGISTER))) {
         int e = errno ? errno : ENOSYS;
@@ -371,20 +428,59 @@ int vm_os_uffd_wake(int fd, void *addr, size_t len)
     return ioctl(fd, UFFDIO_WAKE, &r) != 0 ? -errno : 0;
 }
 
+/* Write-protects [addr, addr + len), which the caller has mapped:
+ * registered for WP faults with fd (besides what it was registered for),
+ * its ptes marked, then made writable on the host (a store now faults
+ * into fd, never through).  In that order, so that no store can pass
+ * between the steps.  0 or -errno. */
+int vm_os_uffd_wp_protect(int fd, void *addr, size_t len)
+{
+    struct uffdio_register reg = {
+        .range = {.start = (uintptr_t)addr, .len = len},
+        .mode = UFFDIO_REGISTER_MODE_WP};
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0)
+        return -errno;
+    struct uffdio_writeprotect wp = {
+        .range = {.start = (uintptr_t)addr, .len = len},
+        .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0)
+        return -errno;
+    return host_mprotect(addr, len, PROT_READ | PROT_WRITE) ? -errno : 0;
+}
+
+void *vm_os_uffd_wp_map(int fd, void *addr, size_t len, int memfd, off_t off,
+                        int populate)
+{
+    void *p = vm_os_map_shared(addr, len, VM_OS_READ, memfd, off, populate);
+    if (p && vm_os_uffd_wp_protect(fd, addr, len) != 0)
+        return NULL;
+    return p;
+}
+
+int vm_os_uffd_wp_release(int fd, void *addr, size_t len)
+{
+    struct uffdio_writeprotect wp = {
+        .range = {.start = (uintptr_t)addr, .len = len}, .mode = 0};
+    return ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0 ? -errno : 0;
+}
+
 int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max)
 {
     struct uffd_msg msg[16];
     if (max > 16)
         max = 16;
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-            return -errno;
         ssize_t r = syscall(SYS_read, fd, msg, (size_t)max * sizeof msg[0]);
         if (r < 0) {
-            if (errno == EAGAIN || errno == EINTR)
+            if (errno == EINTR)
                 continue;
-            return -errno;
+            if (errno != EAGAIN)
+                return -errno;
+            /* a non-blocking descriptor: wait for one */
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return -errno;
+            continue;
         }
         int n = 0;
         for (size_t i = 0; i < (size_t)r / sizeof msg[0]; i++) {
@@ -393,6 +489,8 @@ int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max)
             out[n].addr = (uintptr_t)msg[i].arg.pagefault.address;
             out[n].write =
                 (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
+            out[n].wp =
+                (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
             n++;
         }
         if (n)

@@ -78,6 +78,12 @@ int vm_os_populate(void *addr, size_t len, int write);
  * their memory goes back to the host. */
 void vm_os_punch_hole(int fd, off_t off, size_t len);
 
+/* Copies len bytes of fd from offset from to offset to (the ranges apart)
+ * inside the host (copy_file_range): no mapping of either is touched, so
+ * no host fault is taken on either side.  0 or -errno (-ENOSYS once the
+ * host refused it: the caller copies through a mapping). */
+int vm_os_copy_range(int fd, off_t from, off_t to, size_t len);
+
 /*
  * userfaultfd: a descriptor with UFFD_FEATURE_SIGBUS (a fault on a
  * registered range that has no page is a SIGBUS, BUS_ADRERR, to the
@@ -99,21 +105,40 @@ int vm_os_uffd_zeropage(int fd, void *addr, size_t len);
  * descriptor without UFFD_FEATURE_SIGBUS: a fault on a registered range
  * that has no page waits in the host kernel — a user access and the
  * kernel's own (read(2) into the range) alike — until a thread fills the
- * page or wakes it (open_mode(1) is vm_os_uffd_open).  hole: [addr, addr +
- * len) becomes private anonymous read-write memory with no page, its
- * MISSING faults going to fd (inaccessible until registered).  wake:
- * the accesses waiting on [addr, addr + len) are retried.  wait: blocks
- * until faults are queued and returns up to max of them (at most 16), or
- * -errno.
+ * page or wakes it (open_mode(VM_OS_UFFD_SIGBUS) is vm_os_uffd_open);
+ * with VM_OS_UFFD_WP also write-protect faults on shared memory
+ * (UFFD_FEATURE_WP_HUGETLBFS_SHMEM), or -ENOTSUP when the host has none.  hole:
+ * [addr, addr + len) becomes private anonymous read-write memory with no page,
+ * its MISSING faults going to fd (inaccessible until registered).  wake: the
+ * accesses waiting on [addr, addr + len) are retried.  wait: blocks until
+ * faults are queued and returns up to max of them (at most 16), or -errno.
  */
 struct vm_os_uffd_fault {
     uintptr_t addr; /* the faulting address (page aligned by the host) */
     int write;
+    int wp; /* a write to a write-protected page (below), not a hole */
 };
-int vm_os_uffd_open_mode(int sigbus);
+enum { VM_OS_UFFD_SIGBUS = 1, VM_OS_UFFD_WP = 2 };
+int vm_os_uffd_open_mode(int mode);
 int vm_os_uffd_hole(int fd, void *addr, size_t len);
 int vm_os_uffd_wake(int fd, void *addr, size_t len);
 int vm_os_uffd_wait(int fd, struct vm_os_uffd_fault *out, int max);
+
+/*
+ * Write-protect mode (a descriptor opened with VM_OS_UFFD_WP).
+ * wp_protect: the mapped range [addr, addr + len) is registered for WP
+ * faults, write-protected and made writable on the host, in that order:
+ * a store to it — a thread's or the host kernel's in a system call —
+ * then waits in the host kernel for the thread reading fd, where a
+ * PROT_READ page would fail the kernel's with EFAULT.  wp_map: the same
+ * over a fresh shared mapping of memfd at off (mapped read-only first),
+ * the address or NULL.  wp_release: the write protection of the range
+ * lifted and the stores waiting on it retried.  0 or -errno.
+ */
+int vm_os_uffd_wp_protect(int fd, void *addr, size_t len);
+void *vm_os_uffd_wp_map(int fd, void *addr, size_t len, int memfd, off_t off,
+                        int populate);
+int vm_os_uffd_wp_release(int fd, void *addr, size_t len);
 
 /*
  * Is an address-space limit (RLIMIT_AS, ulimit -v) in force?  The program

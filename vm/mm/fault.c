@@ -43,7 +43,8 @@
  * KSLAB_VM_FAULT_AROUND) — one signal and one mmap for up to 16 pages —
  * or, alone, its page (the premapped run's mprotect and a populate,
  * host_map.c); a read maps the ZERO_PAGE (one mmap); a COW break
- * populates the new frame, copies and maps it (two calls).  Userfaultfd
+ * copies the frame inside the memfd and maps the copy (copy_file_range
+ * and one mmap: memory.c's copy_frame).  Userfaultfd
  * back end (uffd.c): a hole of a linear 2 MiB range is a SIGBUS, here
  * too, on the faulting thread, resolved by one UFFDIO_ZEROPAGE of the hole
  * and of the untouched holes of its window; every other fault is the
@@ -53,8 +54,10 @@
  * the host allows it, every hole is registered with a userfaultfd served
  * by a handler thread (uffd.c's story), which serves every fault on a
  * page that is not present through vm_fault_serve below — the same
- * fault_in — and leaves the signals the faults on present pages
- * (vmfault_bench measures both mechanisms side by side).
+ * fault_in — and, in its write-protect mode, every store into a present
+ * read-only page of a writable vma; the signals keep the rest (a
+ * PROT_NONE page, a read-only vma).  vmfault_bench measures both
+ * mechanisms side by side.
  *
  * Locking: the handler takes mmap_sem and the frame spinlock, never held
  * by a thread while it touches a user window, and never calls malloc or
@@ -243,6 +246,7 @@ static void say_fault(const char *what, unsigned long addr,
 
 static const char why_sigbus[] = "bus error (beyond the end of the file)";
 static const char why_novma[] = "no vma";
+static const char why_readonly[] = "write to a read-only mapping";
 
 static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
 {
@@ -266,7 +270,7 @@ static const char *fault_in(struct mm_struct *mm, unsigned long addr, int write)
         write = pte && pte_present(*pte) && !pte_write(*pte);
     }
     if (!vm_access_ok(vma, write)) {
-        why = write ? "write to a read-only mapping" : "no access";
+        why = write ? why_readonly : "no access";
         goto out;
     }
     int r = __handle_mm_fault(mm, vma, addr, write);
@@ -285,7 +289,9 @@ out:
  * write the vma does not allow is served as a read (the page is mapped
  * read-only, so the retried write faults as a protection fault: a
  * SIGSEGV to the program, EFAULT to the host kernel).  When not even that
- * can be served (no vma, no access, out of memory, beyond a file's end)
+ * can be served (no vma, no access, out of memory — a write's included:
+ * served as a read, the page would be mapped write-protected again and
+ * the write come straight back —, beyond a file's end)
  * the page is made inaccessible on the host — the retried access then
  * fails as it would have on a PROT_NONE hole: the SIGSEGV handler reports
  * it to the program with its own si_addr, the host kernel's access gets
@@ -300,7 +306,7 @@ int vm_fault_serve(uintptr_t a, int write)
         return -1;
     unsigned long addr = (a - (uintptr_t)mm->window) & PAGE_MASK;
     const char *why = fault_in(mm, addr, write);
-    if (why && write && why != why_sigbus)
+    if (why == why_readonly)
         why = fault_in(mm, addr, 0);
     if (!why)
         return 1;

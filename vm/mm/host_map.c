@@ -31,6 +31,34 @@ static int host_prot(pte_t pte)
     return pte_write(pte) ? PROT_READ | PROT_WRITE : PROT_READ;
 }
 
+/*
+ * With the handler thread in write-protect mode (uffd.c) a read-only page
+ * of a writable vma — a COW page, the ZERO_PAGE after a read, a page
+ * swapped in by a read, a clean page of a shared file — is mapped
+ * readable and writable but write-protected through the thread's
+ * descriptor (HOST_WP): a store to it, the host kernel's in a system call
+ * as much as a thread's, waits for the thread, which runs do_wp_page.  A
+ * PROT_READ page would fail the kernel's store with EFAULT.  A page of a
+ * vma that does not allow writing stays PROT_READ.
+ */
+#define HOST_WP 0x100
+
+/* host_prot of pte at addr, or HOST_WP (above); *vma caches the lookup
+ * for the caller's next page. */
+static int host_class(struct mm_struct *mm, unsigned long addr, pte_t pte,
+                      struct vm_area_struct **vma)
+{
+    int prot = host_prot(pte);
+    if (prot != PROT_READ || !vm_uffd_wp())
+        return prot;
+    struct vm_area_struct *v = *vma;
+    if (!v || addr < v->vm_start || addr >= v->vm_end)
+        v = *vma = __find_vma(mm, addr);
+    if (v && v->vm_start <= addr && (v->vm_flags & VM_WRITE))
+        return PROT_READ | PROT_WRITE | HOST_WP;
+    return prot;
+}
+
 /* With the userfaultfd handler thread (uffd.c) a page the aging scan
  * armed is a hole of the window like a none pte, not a PROT_NONE view of
  * its frame: the host kernel's access to it must fault into the thread,
@@ -60,6 +88,8 @@ static int host_map_run(struct mm_struct *mm, unsigned long addr,
     if (vm_uffd_demote(mm, addr, addr + (npages << PAGE_SHIFT), 0) != 0)
         return -ENOMEM;
     vm_premap_forget(mm, addr, addr + (npages << PAGE_SHIFT));
+    if (prot & HOST_WP)
+        return vm_uffd_wp_map(mm, addr, npages, pfn, populate);
     void *p = vm_os_map_shared(mm->window + addr, npages << PAGE_SHIFT, prot,
                                vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
                                populate);
@@ -72,7 +102,9 @@ int vm_host_map_page(struct mm_struct *mm, unsigned long addr, pte_t pte)
         return 0; /* the linear range maps it already */
     if (host_hole(pte))
         return vm_host_unmap(mm, addr, addr + PAGE_SIZE);
-    return host_map_run(mm, addr, 1, pte_pfn(pte), host_prot(pte), 1);
+    struct vm_area_struct *vma = NULL;
+    return host_map_run(mm, addr, 1, pte_pfn(pte),
+                        host_class(mm, addr, pte, &vma), 1);
 }
 
 /*
@@ -87,6 +119,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
 {
     unsigned long run = start, n = 0, run_pfn = 0;
     int run_prot = -1, err = 0; /* -1: a stretch of none ptes */
+    struct vm_area_struct *vma = NULL;
 
     if (vm_uffd_demote(mm, start, end, 0) != 0)
         return -ENOMEM;
@@ -97,7 +130,7 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
         if (a < end) {
             pte_t *p = vm_pte_lookup(mm, a);
             pte = p ? *p : __pte(0);
-            prot = host_hole(pte) ? -1 : host_prot(pte);
+            prot = host_hole(pte) ? -1 : host_class(mm, a, pte, &vma);
         }
         if (n && prot == run_prot &&
             (prot == -1 || !remap || pte_pfn(pte) == run_pfn + n)) {
@@ -111,6 +144,8 @@ static int host_walk(struct mm_struct *mm, unsigned long start,
                 r = remap ? vm_host_unmap(mm, run, run + len) : 0;
             else if (remap)
                 r = host_map_run(mm, run, n, run_pfn, run_prot, 0);
+            else if (run_prot & HOST_WP)
+                r = vm_uffd_wp_protect(mm, run, n);
             else if (vm_os_protect(mm->window + run, len, run_prot) != 0)
                 r = -ENOMEM;
             if (r)

@@ -114,6 +114,28 @@ static struct page *alloc_zeroed(struct mm_struct *mm, unsigned long addr)
 }
 
 /*
+ * The copy of a COW break (and of a private copy of a file page or a
+ * pinned page): made by the host inside the memfd (copy_file_range), so
+ * neither frame's page of the kmap is touched.  Through the kmap the copy
+ * would take a host fault on each side whose kmap page this process never
+ * touched — the source was written through a window, the destination is
+ * a fresh hole of the memfd — and such a fault, or the populate that
+ * avoids it, costs about what the whole call does (docs/vm.md, fault
+ * costs).  Without copy_file_range (refused once: never asked again) the
+ * kmap it is, the destination populated first.
+ */
+static void copy_frame(struct page *to, struct page *from)
+{
+    if (vm_os_copy_range(
+            vm_highmem.memfd, (off_t)(vm_frame_pfn(from) << PAGE_SHIFT),
+            (off_t)(vm_frame_pfn(to) << PAGE_SHIFT), PAGE_SIZE) == 0)
+        return;
+    if (PageFlag(to, PG_clean))
+        vm_os_populate(vm_kmap(to), PAGE_SIZE, 1);
+    memcpy(vm_kmap(to), vm_kmap(from), PAGE_SIZE);
+}
+
+/*
  * Fault-around for anonymous memory.  Later Linux maps, on a fault in a
  * file mapping, the neighbouring pages the page cache already holds
  * (do_fault_around, fault_around_bytes: 64 KiB); its large anonymous
@@ -293,7 +315,7 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
             put_page(page);
             return -1;
         }
-        memcpy(vm_kmap(new), vm_kmap(page), PAGE_SIZE);
+        copy_frame(new, page);
         ClearPageFlag(new, PG_clean);
         put_page(page);
         page = new;
@@ -315,16 +337,6 @@ static int do_no_page(struct mm_struct *mm, struct vm_area_struct *vma,
     else
         mm->rss++;
     return r;
-}
-
-/* The copy of a COW break.  A frame given back to the host (PG_clean: a
- * hole of the memfd) would take a host fault at the first store through
- * the kmap; populating it first costs a system call instead of a trap. */
-static void copy_frame(struct page *to, struct page *from)
-{
-    if (PageFlag(to, PG_clean))
-        vm_os_populate(vm_kmap(to), PAGE_SIZE, 1);
-    memcpy(vm_kmap(to), vm_kmap(from), PAGE_SIZE);
 }
 
 /* A write to a present, write-protected page: shared mappings just become
@@ -637,7 +649,7 @@ static int copy_pinned_page(struct mm_struct *dst, unsigned long addr, pte_t *d,
     struct page *new = vm_alloc_user_frame(dst, frame_hint(dst, addr));
     if (!new)
         return -ENOMEM;
-    memcpy(vm_kmap(new), vm_kmap(pte_page(pte)), PAGE_SIZE);
+    copy_frame(new, pte_page(pte));
     ClearPageFlag(new, PG_clean);
     *d = mk_pte(new, (pte_val(pte) & ~PAGE_MASK & ~_PAGE_OLD) | _PAGE_DIRTY);
     dst->rss++;

@@ -275,6 +275,16 @@ int vm_uffd_fork_child(struct mm_struct *mm);
  * many faults the thread served.  fault.c's vm_fault_serve serves one. */
 int vm_uffd_serve_by_thread(void);
 int vm_uffd_served(void);
+/* Write-protect mode of the thread (uffd.c's story): wp, in force (the
+ * host has write-protect faults on shared memory); wp_map, npages of
+ * frames from pfn mapped at addr write-protected (a store waits for the
+ * thread); wp_protect, the pages mapped there already made so.  0 or
+ * -ENOMEM (the host refused). */
+int vm_uffd_wp(void);
+int vm_uffd_wp_map(struct mm_struct *mm, unsigned long addr,
+                   unsigned long npages, unsigned long pfn, int populate);
+int vm_uffd_wp_protect(struct mm_struct *mm, unsigned long addr,
+                       unsigned long npages);
 int vm_uffd_hole(struct mm_struct *mm, unsigned long start, unsigned long end);
 int vm_uffd_window_open(struct mm_struct *mm);
 void vm_uffd_poison(struct mm_struct *mm, unsigned long addr);

@@ -66,23 +66,56 @@
  * have — SIGSEGV to the program with its own si_addr through fault.c's
  * handler, EFAULT to the kernel.
  *
+ * Write-protect mode.  A store into a present read-only page — a COW
+ * page after mm_fork, the ZERO_PAGE after a read, a page swapped in by a
+ * read, a clean page of a shared file — must reach do_wp_page, and the
+ * host kernel's store in a system call (read(2), recvmsg into such a
+ * page) cannot take a signal: into a PROT_READ mapping it fails with
+ * EFAULT.  Where the host has write-protect faults on shared memory
+ * (UFFD_FEATURE_WP_HUGETLBFS_SHMEM, Linux 5.19; probed when the
+ * descriptor is made) the thread's descriptor takes them too, and
+ * host_map.c maps such a page (in a vma that allows writing) readable and
+ * writable on the host but write-protected through the descriptor
+ * (vm_uffd_wp_map, vm_uffd_wp_protect: mapped read-only, registered for
+ * WP, protected, then made writable — in that order, so no store passes
+ * between the steps).  A store to it then waits in the host kernel while
+ * the thread runs fault_in with a write — do_wp_page breaks the COW,
+ * replaces the ZERO_PAGE or makes the page writable — and wakes it.  A
+ * page of a vma that does not allow writing stays PROT_READ (EFAULT to
+ * the kernel, SIGSEGV to the program).  Where the host has no such
+ * faults, read-only pages stay PROT_READ as without the thread, and the
+ * kernel's store into one fails with EFAULT unless the call pins its
+ * buffer (vmmode/io.c); KSLAB_STATS says which.  UFFD_FEATURE_WP_UNPOPULATED
+ * is not needed: the pages that are not present are holes of the window
+ * registered for MISSING faults, and the pages write-protected are the
+ * memfd's, whose empty ptes the host marks itself.  One gap is left:
+ * while the thread sets such a page up (the four steps above, a few
+ * microseconds, under mmap_sem), a kernel store by another thread that
+ * reaches that very page in between finds it read-only, not yet
+ * registered, and fails with EFAULT instead of waiting; mapping it
+ * writable first would let a store into the shared frame pass.
+ *
  * Which path serves which case with the thread: every fault on a page
  * that is not present (never touched, swapped out, armed by the aging
  * scan, purged), from any thread or the host kernel — the thread; a
- * write to a present read-only page (a COW break, the ZERO_PAGE, a page
- * swapped in by a read) and an access to a PROT_NONE page — the SIGSEGV
- * handler on the faulting thread, as before (fault.c keeps SIGSEGV and
- * SIGBUS deliverable in every thread).  The host kernel's write into such
- * a read-only page still fails with EFAULT: the calls that vmmode/io.c
- * wraps pin their buffer writable first (get_user_pages breaks COW), the
- * others do not; userfaultfd's write-protect mode on the memfd would
- * serve them too and is not used yet.  Measured on a loaded 2-vCPU VM
- * (docs/vm-mode.md): a first write to fresh heap through the thread costs
- * what the SIGBUS path costs (a fault-around run of 16 pages per wake-up;
- * one page per wake-up, also within the noise of the SIGBUS path), and a
- * kernel read into an untouched buffer through the thread what the pins
- * cost.  Without userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is
- * no thread and vm mode is the SIGSEGV back end with io.c's pins.
+ * store into a present read-only page of a writable vma (COW, the
+ * ZERO_PAGE, a page swapped in by a read), from any thread or the host
+ * kernel — the thread, in write-protect mode (without it, the SIGSEGV
+ * handler on the faulting thread, and EFAULT to the kernel); an access to
+ * a PROT_NONE page or a store into a read-only vma — the SIGSEGV handler
+ * on the faulting thread, as before (fault.c keeps SIGSEGV and SIGBUS
+ * deliverable in every thread).  A user store into a read-only page goes
+ * to the thread because the kernel's must: the host cannot send one
+ * access to a signal and the other to the descriptor.  Measured on a
+ * loaded 2-vCPU VM (vmfault_bench, docs/vm-mode.md): a first write to
+ * fresh memory through the thread costs what the SIGBUS path costs (a
+ * fault-around run of 16 pages per wake-up); a store into a read-only
+ * page about 1.4 times what the SIGSEGV path costs (two context switches
+ * and, the process having two threads, a TLB shoot-down when the thread
+ * maps the new frame); a kernel read into an untouched buffer through
+ * the thread what io.c's pins cost.  Without
+ * userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is no thread and
+ * vm mode is the SIGSEGV back end with io.c's pins.
  *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
  * descriptor is set once (kslab_once) and again only in a host fork's
@@ -111,6 +144,9 @@ static struct kslab_once uffd_once = KSLAB_ONCE_INIT;
  * the descriptor has no UFFD_FEATURE_SIGBUS and a thread serves it. */
 static int uffd_want_thread;
 static atomic_int uffd_thread;
+/* The thread's descriptor takes write-protect faults on the memfd's
+ * mappings too (host_map.c maps read-only pages write-protected). */
+static atomic_int uffd_wp;
 _Atomic unsigned long vm_uffd_thread_faults;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -177,14 +213,20 @@ static int start_server(int fd)
 static int open_served(void)
 {
     if (uffd_want_thread) {
-        int fd = vm_os_uffd_open_mode(0);
+        int wp = 1, fd = vm_os_uffd_open_mode(VM_OS_UFFD_WP);
+        if (fd < 0) { /* no write-protect faults on shared memory here */
+            wp = 0;
+            fd = vm_os_uffd_open_mode(0);
+        }
         if (fd >= 0 && start_server(fd) == 0) {
+            atomic_store(&uffd_wp, wp);
             atomic_store(&uffd_thread, 1);
             return fd;
         }
         if (fd >= 0)
             vm_os_uffd_close(fd);
     }
+    atomic_store(&uffd_wp, 0);
     atomic_store(&uffd_thread, 0);
     return vm_os_uffd_open();
 }
@@ -222,6 +264,31 @@ int vm_uffd_serve_by_thread(void)
 int vm_uffd_served(void)
 {
     return atomic_load_explicit(&uffd_thread, memory_order_relaxed);
+}
+
+int vm_uffd_wp(void)
+{
+    return atomic_load_explicit(&uffd_wp, memory_order_relaxed) &&
+           vm_uffd_served();
+}
+
+int vm_uffd_wp_map(struct mm_struct *mm, unsigned long addr,
+                   unsigned long npages, unsigned long pfn, int populate)
+{
+    return vm_os_uffd_wp_map(uffd_fd, mm->window + addr, npages << PAGE_SHIFT,
+                             vm_highmem.memfd, (off_t)(pfn << PAGE_SHIFT),
+                             populate)
+               ? 0
+               : -ENOMEM;
+}
+
+int vm_uffd_wp_protect(struct mm_struct *mm, unsigned long addr,
+                       unsigned long npages)
+{
+    return vm_os_uffd_wp_protect(uffd_fd, mm->window + addr,
+                                 npages << PAGE_SHIFT)
+               ? -ENOMEM
+               : 0;
 }
 
 int vm_uffd_hole(struct mm_struct *mm, unsigned long start, unsigned long end)
