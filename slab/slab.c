@@ -397,6 +397,22 @@ static inline void slab_stamp_free(slab_t *slabp)
     slab_head_page(slabp)->private = vm_now_ms();
 }
 
+/* A slab's pages: from the cache's page source, or from the zones. */
+static void *kmem_getpages(kmem_cache_t *cachep)
+{
+    if (unlikely(cachep->pagesrc != NULL))
+        return cachep->pagesrc->get(cachep->gfporder);
+    return (void *)__get_free_pages(cachep->gfpflags, cachep->gfporder);
+}
+
+static void kmem_freepages(kmem_cache_t *cachep, void *addr)
+{
+    if (unlikely(cachep->pagesrc != NULL))
+        cachep->pagesrc->put(addr, cachep->gfporder);
+    else
+        free_pages((unsigned long)addr, cachep->gfporder);
+}
+
 /* Grows a cache by one slab.  Called without the cache lock.  Returns 1
  * on success, 0 on failure (errno ENOMEM). */
 static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
@@ -412,7 +428,7 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     cachep->growing++;
     pthread_mutex_unlock(&cachep->spinlock);
 
-    char *objp = (char *)__get_free_pages(cachep->gfpflags, cachep->gfporder);
+    char *objp = kmem_getpages(cachep);
     slab_t *slabp;
     if (!objp)
         goto failed;
@@ -461,7 +477,7 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     pthread_mutex_unlock(&cachep->spinlock);
     return 1;
 opps1:
-    free_pages((unsigned long)objp, cachep->gfporder);
+    kmem_freepages(cachep, objp);
 failed:
     pthread_mutex_lock(&cachep->spinlock);
     cachep->growing--;
@@ -509,7 +525,7 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
         page[i].slab_id = 0;
         page[i].private = 0;
     }
-    free_pages((unsigned long)addr, cachep->gfporder);
+    kmem_freepages(cachep, addr);
     if (cachep->flags & CFLGS_OFF_SLAB)
         slab_free_direct(cachep->slabp_cache, slabp);
 }
@@ -776,7 +792,7 @@ struct array_cache *slab_ac_new(kmem_cache_t *cachep)
 {
     size_t bytes = AC_MEM_OFFSET + sizeof(struct array_cache) +
                    cachep->limit * sizeof(void *);
-    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
+    kmem_cache_t *gen = slab_malloc_host_cache(bytes);
     char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
     if (!mem)
         return NULL;
@@ -826,6 +842,8 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     /* A thread's last objects (exit, a fork child's orphans) go to the
      * depot for the next thread; a drain asked for by shrink or reap
      * gives them to the slabs. */
+    if (release == SLAB_DRAIN_ORPHAN && cachep->pagesrc)
+        ac->avail = 0; /* slab_thread_drain: leaked, their slabs unwritten */
     while (release && ac->avail && slab_magazines_on() &&
            slab_depot_put(cachep, ac))
         ;
@@ -853,7 +871,7 @@ void slab_thread_drain(struct slab_thread *t, int release)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (c->id)
+        if (c->id && (release || !c->pagesrc))
             ac_drain(c, t, release);
     }
     pthread_mutex_unlock(&cache_chain_sem);
@@ -925,9 +943,14 @@ static int reclaim_depots(void)
     pthread_mutex_lock(&cache_chain_sem);
     /* every depot first: their magazines go back to the malloc caches,
      * whose slabs the second pass may then free */
+    /* Caches with a page source are left alone: their pages are not
+     * the zones' (freeing them gives the zones nothing), and this may run
+     * in the emulator's fault path, which must not touch them. */
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (c->pagesrc)
+            continue;
         if (slab_depot_objects(c))
             any = 1;
         slab_depot_drain(c);
@@ -935,7 +958,8 @@ static int reclaim_depots(void)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (!(c->flags & SLAB_NO_REAP) && __kmem_cache_shrink_locked(c))
+        if (!(c->flags & SLAB_NO_REAP) && !c->pagesrc &&
+            __kmem_cache_shrink_locked(c))
             any = 1;
     }
     pthread_mutex_unlock(&cache_chain_sem);
@@ -1452,10 +1476,20 @@ static unsigned long slab_decay(unsigned long now, unsigned long decay)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (!(c->flags & SLAB_NO_REAP) && !c->dtor)
+        if (!(c->flags & SLAB_NO_REAP) && !c->dtor && !c->pagesrc)
             left += cache_decay(c, now, decay);
     }
     pthread_mutex_unlock(&cache_chain_sem);
+    /* The malloc caches with a page source (never destroyed) decay
+     * without the chain lock: their slabs are in libkslab-vm.so's mm, and
+     * this thread may fault there, which must not happen while it holds a
+     * lock that the emulator's fault path may take. */
+    for (unsigned int id = MALLOC_FIRST_SRC_ID; id < SLAB_FIRST_USER_ID; id++) {
+        kmem_cache_t *c =
+            __atomic_load_n(&slab_malloc_caches[id], __ATOMIC_ACQUIRE);
+        if (c)
+            left += cache_decay(c, now, decay);
+    }
     return left;
 }
 

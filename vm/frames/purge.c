@@ -330,10 +330,25 @@ static __cold __noinline void purger_start(void)
         return;
     /* pthread_create allocates (the new thread's TLS): no kslab lock of
      * the frames is held here, and purger_starting stops a nested start. */
-    purger_starting = 1;
     sigset_t all, old;
+    /* The emulator's fault-handler thread (every signal blocked, SIGSEGV
+     * too) must not make it: pthread_create allocates, and under
+     * libkslab-vm.so a small block is the emulated mm's, whose faults
+     * that very thread serves.  Another thread will (vm_purge_wanted). */
+    vm_os_sigmask(SIG_SETMASK, NULL, &old);
+    if (sigismember(&old, SIGSEGV)) {
+        atomic_store(&purger_state, PURGER_IDLE);
+        __atomic_store_n(&vm_purge_wanted, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    purger_starting = 1;
     sigfillset(&all);
-    vm_os_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
+    /* the thread takes no signal but its own faults': a pass may touch
+     * libkslab-vm.so's mm (its malloc caches' slabs), whose faults are
+     * SIGSEGV on that library's SIGSEGV back end */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    vm_os_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_t attr;
     pthread_t t;
     int err = pthread_attr_init(&attr);
