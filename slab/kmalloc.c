@@ -4,6 +4,7 @@
  * kmalloc picks one by size, kfree finds it through the object's page.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "lib/init.h"
@@ -128,14 +129,34 @@ static void put_table(unsigned char *tbl, const unsigned char *from, size_t n)
         __atomic_store_n(&tbl[i], from[i], __ATOMIC_RELEASE);
 }
 
-void slab_malloc_source_on(int on)
+/* Brackets in force (slab_malloc_host_only); the tables point at the
+ * first set while it is not 0. */
+static _Atomic int host_only;
+
+/* Writes the tables the count asks for, again until the count did not
+ * change meanwhile: of two brackets racing, the last to check writes the
+ * right ones (no lock: a host fork may copy any moment of this). */
+static void apply_tables(void)
 {
-    if (!src_made)
-        return;
-    put_table(slab_malloc_small_id, on ? src_small_id : host_small_id,
-              sizeof src_small_id);
-    put_table(slab_malloc_large_id, on ? src_large_id : host_large_id,
-              sizeof src_large_id);
+    for (;;) {
+        int n = atomic_load(&host_only);
+        put_table(slab_malloc_small_id, n ? host_small_id : src_small_id,
+                  sizeof src_small_id);
+        put_table(slab_malloc_large_id, n ? host_large_id : src_large_id,
+                  sizeof src_large_id);
+        if (atomic_load(&host_only) == n)
+            return;
+    }
+}
+
+void slab_malloc_host_only(int begin)
+{
+    if (begin)
+        atomic_fetch_add(&host_only, 1);
+    else
+        atomic_fetch_sub(&host_only, 1);
+    if (src_made)
+        apply_tables();
 }
 
 int slab_malloc_set_page_source(const struct slab_page_source *src)
@@ -154,16 +175,15 @@ int slab_malloc_set_page_source(const struct slab_page_source *src)
             continue;
         char name[KMEM_CACHE_NAME_MAX + 1];
         kslab_snprintf(name, sizeof name, "mm-%s", c->name);
-        kmem_cache_t *k = slab_cache_create(
+        kmem_cache_t *k = slab_cache_create_src(
             name, c->objsize, 0,
             c->flags & (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE), NULL,
-            NULL, next);
+            NULL, next, src);
         if (!k) {
             while (next-- > MALLOC_FIRST_SRC_ID)
                 kmem_cache_destroy(made[next - MALLOC_FIRST_SRC_ID]);
             return -ENOMEM;
         }
-        k->pagesrc = src; /* before any id leads to it */
         made[next - MALLOC_FIRST_SRC_ID] = k;
         twin[id] = (unsigned char)next++;
     }
@@ -175,7 +195,7 @@ int slab_malloc_set_page_source(const struct slab_page_source *src)
     for (size_t i = 0; i < sizeof src_large_id; i++)
         src_large_id[i] = twin[host_large_id[i]];
     src_made = 1;
-    slab_malloc_source_on(1);
+    apply_tables();
     return 0;
 }
 

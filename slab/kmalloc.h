@@ -66,10 +66,12 @@ kmem_cache_t *slab_malloc_host_cache(size_t bytes);
  * kmalloc() keeps the first set.  Once only: 0, -EBUSY the second time,
  * -ENOMEM when a cache cannot be made (then nothing changed). */
 int slab_malloc_set_page_source(const struct slab_page_source *src);
-/* Points the size → id tables at the second set (on) or back at the
- * first (a host fork's window, vmmode/init.c); no-op without a second
- * set.  Either set frees as ever. */
-void slab_malloc_source_on(int on);
+/* Opens (begin 1) or closes (0) a bracket in which the malloc path's
+ * objects come from the first set again, host memory: brackets nest and
+ * may overlap between threads; the tables point at the second set once
+ * none is open.  For a host fork's window and the creation of kslab's
+ * own threads (vmmode/).  Objects of either set are freed as ever. */
+void slab_malloc_host_only(int begin);
 
 /* malloc(size) of cache id from this CPU's array, else slow(size)
  * (slab/percpu.c). */

@@ -199,6 +199,15 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
      * objects of cache_cache (as in 2.4, whose cache_cache is on-slab). */
     if (size >= (PAGE_SIZE >> 3) && cachep != &cache_cache)
         flags |= CFLGS_OFF_SLAB;
+    /* A cache with a page source (libkslab-vm.so's malloc caches, whose
+     * slabs are in the emulated mm) keeps its management off-slab, in
+     * host memory, whatever its size: then the slab's own code touches
+     * no page of the mm (only malloc and free touch an object's key
+     * word), so no pass of it faults there, under a lock or in a thread
+     * that blocks SIGSEGV. */
+    int off_only = cachep->pagesrc != NULL;
+    if (off_only)
+        flags |= CFLGS_OFF_SLAB;
 
     unsigned int gfporder = 0, num = 0;
     for (;; gfporder++) {
@@ -219,7 +228,7 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
     cachep->gfporder = gfporder;
 
     size_t slab_size = L1_ALIGN(sizeof(slab_t) + num * sizeof(kmem_bufctl_t));
-    if ((flags & CFLGS_OFF_SLAB) && left_over >= slab_size) {
+    if ((flags & CFLGS_OFF_SLAB) && !off_only && left_over >= slab_size) {
         flags &= ~CFLGS_OFF_SLAB;
         left_over -= slab_size;
     }
@@ -264,6 +273,17 @@ kmem_cache_t *slab_cache_create(
     void (*ctor)(void *, kmem_cache_t *, unsigned long),
     void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id)
 {
+    return slab_cache_create_src(name, size, offset, flags, ctor, dtor,
+                                 fixed_id, NULL);
+}
+
+kmem_cache_t *
+slab_cache_create_src(const char *name, size_t size, size_t offset,
+                      unsigned long flags,
+                      void (*ctor)(void *, kmem_cache_t *, unsigned long),
+                      void (*dtor)(void *, kmem_cache_t *, unsigned long),
+                      unsigned int fixed_id, const struct slab_page_source *src)
+{
     kmem_cache_t *cachep = NULL;
     int err = EINVAL;
 
@@ -280,6 +300,7 @@ kmem_cache_t *slab_cache_create(
     memset(cachep, 0, sizeof *cachep);
     cachep->ctor = ctor;
     cachep->dtor = dtor;
+    cachep->pagesrc = src;
     if (cache_layout(cachep, size, offset, flags))
         goto fail_free;
     cache_init_lists(cachep);
@@ -842,8 +863,6 @@ static void ac_drain(kmem_cache_t *cachep, struct slab_thread *t, int release)
     /* A thread's last objects (exit, a fork child's orphans) go to the
      * depot for the next thread; a drain asked for by shrink or reap
      * gives them to the slabs. */
-    if (release == SLAB_DRAIN_ORPHAN && cachep->pagesrc)
-        ac->avail = 0; /* slab_thread_drain: leaked, their slabs unwritten */
     while (release && ac->avail && slab_magazines_on() &&
            slab_depot_put(cachep, ac))
         ;
@@ -944,8 +963,7 @@ static int reclaim_depots(void)
     /* every depot first: their magazines go back to the malloc caches,
      * whose slabs the second pass may then free */
     /* Caches with a page source are left alone: their pages are not
-     * the zones' (freeing them gives the zones nothing), and this may run
-     * in the emulator's fault path, which must not touch them. */
+     * the zones' (freeing them gives the zones nothing). */
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
@@ -1476,20 +1494,10 @@ static unsigned long slab_decay(unsigned long now, unsigned long decay)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (!(c->flags & SLAB_NO_REAP) && !c->dtor && !c->pagesrc)
+        if (!(c->flags & SLAB_NO_REAP) && !c->dtor)
             left += cache_decay(c, now, decay);
     }
     pthread_mutex_unlock(&cache_chain_sem);
-    /* The malloc caches with a page source (never destroyed) decay
-     * without the chain lock: their slabs are in libkslab-vm.so's mm, and
-     * this thread may fault there, which must not happen while it holds a
-     * lock that the emulator's fault path may take. */
-    for (unsigned int id = MALLOC_FIRST_SRC_ID; id < SLAB_FIRST_USER_ID; id++) {
-        kmem_cache_t *c =
-            __atomic_load_n(&slab_malloc_caches[id], __ATOMIC_ACQUIRE);
-        if (c)
-            left += cache_decay(c, now, decay);
-    }
     return left;
 }
 

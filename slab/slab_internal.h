@@ -151,7 +151,8 @@ struct slab_thread {
  * pages whose struct pages vm_virt_to_page finds, or NULL; put takes back
  * what get gave.  Both are called with no cache lock held (put perhaps
  * under cache_chain_sem: the pass that destroys slabs) and may not
- * allocate from the slab.  A hook of the cache rather than a gfp bit:
+ * allocate from the slab.  Such a cache keeps its slab management
+ * off-slab (host memory).  A hook of the cache rather than a gfp bit:
  * only kmem_cache_grow and kmem_slab_destroy ask, and the page layer
  * below needs to know nothing of where the pages come from.
  */
@@ -258,13 +259,10 @@ void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg);
 void slab_request_drain(void);
 
 /* slab.c: drains every array of thread t into its cache and, if release,
- * frees them; takes cache_chain_sem.  release 0 (a drain asked of a live
- * thread, perhaps from a signal handler that interrupted the thread in
- * its arrays) leaves the arrays of caches with a page source alone;
- * SLAB_DRAIN_ORPHAN (a fork child's dead threads, before the emulated mm
- * is the child's own) puts their objects in the depot or leaks them:
- * their slabs are not written. */
-#define SLAB_DRAIN_ORPHAN 2
+ * frees them; takes cache_chain_sem.  A drain asked of a live thread
+ * (release 0: perhaps in a signal handler that interrupted the thread in
+ * an array of a cache with a page source, whose objects may fault) leaves
+ * the arrays of such caches alone. */
 void slab_thread_drain(struct slab_thread *t, int release);
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
@@ -287,6 +285,13 @@ kmem_cache_t *slab_cache_create(
     const char *name, size_t size, size_t offset, unsigned long flags,
     void (*ctor)(void *, kmem_cache_t *, unsigned long),
     void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id);
+/* slab_cache_create with a page source (struct slab_page_source): set
+ * before the layout, which then keeps the management off-slab. */
+kmem_cache_t *slab_cache_create_src(
+    const char *name, size_t size, size_t offset, unsigned long flags,
+    void (*ctor)(void *, kmem_cache_t *, unsigned long),
+    void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id,
+    const struct slab_page_source *src);
 /* The locked path, no per-thread array: bootstrap and debug caches. */
 void *slab_alloc_direct(kmem_cache_t *cachep, int flags);
 void slab_free_direct(kmem_cache_t *cachep, void *objp);

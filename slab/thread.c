@@ -43,7 +43,7 @@ unsigned long slab_drain_gen;
  * gone with a fork). */
 static void slab_thread_release(struct slab_thread *t)
 {
-    slab_thread_drain(t, SLAB_DRAIN_ORPHAN);
+    slab_thread_drain(t, 1);
     free_pages((unsigned long)t, 0);
 }
 

@@ -91,14 +91,14 @@ static void swap_setup(void)
 }
 
 /* Across a host fork the malloc path's small blocks come from the host
- * caches (slab_malloc_source_on): in the child, until the emulator's own
+ * caches (slab_malloc_host_only): in the child, until the emulator's own
  * child handler mapped its window anew (which also starts its handler
  * thread, whose pthread_create allocates), a write to the window would
  * reach the parent's frames. */
 static void vmm_fork_prepare(void)
 {
     atomic_store(&vmm_forking, 1);
-    slab_malloc_source_on(0);
+    slab_malloc_host_only(1);
     pthread_mutex_lock(&vmm_lock);
 }
 
@@ -106,14 +106,14 @@ static void vmm_fork_parent(void)
 {
     pthread_mutex_unlock(&vmm_lock);
     atomic_store(&vmm_forking, 0);
-    slab_malloc_source_on(1);
+    slab_malloc_host_only(0);
 }
 
 static void vmm_fork_child(void)
 {
     pthread_mutex_init(&vmm_lock, NULL);
     atomic_store(&vmm_forking, 0);
-    slab_malloc_source_on(1);
+    slab_malloc_host_only(0);
     vmm_heap_fork_child();
     vmm_stats_fork_child();
 }

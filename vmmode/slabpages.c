@@ -14,10 +14,14 @@
  * tables, swap cache, the slab's own arrays and magazines) are host
  * memory; that is the invariant that keeps the fault path from faulting
  * on itself — nothing the SIGSEGV handler or the userfaultfd thread
- * touches is in the mm.  The slab's on-slab management (slab_t and the
- * bufctls of caches of objects below 512 bytes) is in the mm with its
- * objects, which is fine as long as the fault path never allocates from
- * these caches, which it does not.
+ * touches is in the mm.  These caches keep their slab management
+ * (slab_t and bufctls) off-slab, in host memory, whatever the object
+ * size: the slab's own code then touches no page of the mm, only malloc
+ * and free touch an object (its key word), so no pass of the slab (decay,
+ * drain, reclaim, a fork child's) faults there under a lock or in a thread
+ * that blocks SIGSEGV.  kslab's own threads are made with malloc pointed
+ * at the host caches (vm_purge_create_hook, slab_malloc_host_only):
+ * pthread_create allocates, perhaps in the fault-handler thread.
  *
  * The pages: chunks of 4 MiB of the mm (CHUNK_PAGES, one granule of the
  * frames' section table), each an anonymous private do_mmap whose window
@@ -366,6 +370,7 @@ void vmm_slab_init(void)
     }
     kslab_fork_register(KSLAB_FORK_SLABMM, &sp_fork_hook);
     vm_purge_register(sp_decay);
+    vm_purge_create_hook = slab_malloc_host_only;
     int r = slab_malloc_set_page_source(&sp_source);
     if (r)
         kslab_warn("libkslab-vm.so: the malloc caches in the mm cannot be "

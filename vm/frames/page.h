@@ -434,6 +434,14 @@ void vm_purge_tick(void);
  * KSLAB_DEBUG hooks leave those blocks out of the program's. */
 extern __thread int vm_internal_thread;
 
+/* Set once by a layer above before any purge: called with 1 just before
+ * the background purge thread is made and with 0 just after, in the
+ * thread that makes it, which may be any (libkslab-vm.so points malloc
+ * at host memory meanwhile: pthread_create allocates, perhaps in its
+ * fault-handler thread or under an mm's mmap_sem, which must not fault on
+ * the emulated mm). */
+extern void (*vm_purge_create_hook)(int begin);
+
 /* Tests only: called with each range just before it is given back, with
  * no zone lock held. */
 extern void (*vm_purge_hook)(void *addr, size_t len);

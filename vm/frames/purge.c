@@ -296,6 +296,7 @@ int vm_purge_wanted;
 unsigned long vm_purge_starts;
 
 __thread int vm_internal_thread;
+void (*vm_purge_create_hook)(int begin);
 
 static void *purger_main(void *arg)
 {
@@ -330,25 +331,10 @@ static __cold __noinline void purger_start(void)
         return;
     /* pthread_create allocates (the new thread's TLS): no kslab lock of
      * the frames is held here, and purger_starting stops a nested start. */
-    sigset_t all, old;
-    /* The emulator's fault-handler thread (every signal blocked, SIGSEGV
-     * too) must not make it: pthread_create allocates, and under
-     * libkslab-vm.so a small block is the emulated mm's, whose faults
-     * that very thread serves.  Another thread will (vm_purge_wanted). */
-    vm_os_sigmask(SIG_SETMASK, NULL, &old);
-    if (sigismember(&old, SIGSEGV)) {
-        atomic_store(&purger_state, PURGER_IDLE);
-        __atomic_store_n(&vm_purge_wanted, 1, __ATOMIC_RELAXED);
-        return;
-    }
     purger_starting = 1;
+    sigset_t all, old;
     sigfillset(&all);
-    /* the thread takes no signal but its own faults': a pass may touch
-     * libkslab-vm.so's mm (its malloc caches' slabs), whose faults are
-     * SIGSEGV on that library's SIGSEGV back end */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    vm_os_sigmask(SIG_SETMASK, &all, &old);
+    vm_os_sigmask(SIG_SETMASK, &all, &old); /* the thread takes none */
     pthread_attr_t attr;
     pthread_t t;
     int err = pthread_attr_init(&attr);
@@ -356,7 +342,12 @@ static __cold __noinline void purger_start(void)
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 64UL << 10);
         vm_internal_thread++; /* the new thread's TLS: kslab's */
+        void (*hook)(int) = vm_purge_create_hook;
+        if (hook)
+            hook(1);
         err = pthread_create(&t, &attr, purger_main, NULL);
+        if (hook)
+            hook(0);
         vm_internal_thread--;
         pthread_attr_destroy(&attr);
     }
