@@ -62,6 +62,7 @@
 #include "lib/options.h"
 #include "lib/report.h"
 #include "slab/kmalloc.h"
+#include "vm/frames/internal.h"
 #include "vm/frames/os.h"
 #include "vm/frames/page.h"
 #include "vmmode/vmmode.h"
@@ -74,6 +75,9 @@
 /* Granules the window can touch: its chunks, by granule from the
  * window's first. */
 #define MAX_CHUNKS ((TASK_SIZE >> CHUNK_SHIFT) + 1)
+/* Freed pages kept that make a slab's growth ask for the purge (8 MiB,
+ * the frames' PURGE_THREAD_PAGES). */
+#define SP_KICK_PAGES 2048UL
 
 /* A chunk: pages [host, host + CHUNK_BYTES), user address start.
  * used: pages in a slab, or being zapped; dirty: free pages that may
@@ -208,6 +212,13 @@ fail:
 /* slab_page_source.get: a slab's pages in the mm, else from the zones. */
 static void *sp_get(unsigned int order)
 {
+    /* an allocation, under none of glibc's thread locks, no kslab lock
+     * held: where the background purge may start (purge.c), and be
+     * asked for when freed slab pages wait for the decay (sp_put, under
+     * the chain lock perhaps, cannot ask) */
+    if (__atomic_load_n(&dirty_pages, __ATOMIC_RELAXED) >= SP_KICK_PAGES)
+        vm_purge_kick();
+    vm_purge_safe_point();
     for (int tries = 0; tries < 2; tries++) {
         pthread_mutex_lock(&sp_lock);
         void *p = take(order);
