@@ -1,7 +1,8 @@
 /*
  * tests/vmmode/test_small_blocks.c — the malloc family's small blocks
  * (slab objects, 64 KiB and less) under libkslab-vm.so (LD_PRELOAD, set by
- * CMakeLists.txt with 8 MiB of emulated memory): they live in the
+ * CMakeLists.txt with 8 MiB of emulated memory) with KSLAB_VM_SMALL=1
+ * (the program runs itself again with it): they live in the
  * process's mm (every entry point: malloc, calloc, realloc, the aligned
  * calls), go to swap under pressure and come back byte-exact to four
  * threads, are freed and reused (calloc clears what it reuses), keep
@@ -341,6 +342,14 @@ static void test_small_blocks_freed_pages_decay(void **state)
 
 int main(int argc, char **argv)
 {
+    /* the small blocks are the mm's with KSLAB_VM_SMALL=1, read at the
+     * library's start: run again with it */
+    if (!getenv("KSLAB_VM_SMALL")) {
+        setenv("KSLAB_VM_SMALL", "1", 1);
+        execv("/proc/self/exe", argv);
+        perror("execv");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_blocks_live_in_mm),
         cmocka_unit_test(test_small_blocks_swap_and_read_back_by_threads),
