@@ -176,12 +176,14 @@ static void test_small_blocks_reused_and_realloc_across_kinds(void **state)
     unsigned char *q = malloc(300);
     fill(q, 300, 5);
     assert_true(in_mm(q));
-    q = realloc(q, 200 * 1024); /* a large block: the mm's heap or a map */
-    assert_non_null(q);
+    unsigned char *r = realloc(q, 200 * 1024); /* a large block */
+    assert_non_null(r);
+    q = r;
     assert_true(in_mm(q) && check(q, 300, 5));
     fill(q, 200 * 1024, 6);
-    q = realloc(q, 5000); /* a slab object again */
-    assert_non_null(q);
+    r = realloc(q, 5000); /* a slab object again */
+    assert_non_null(r);
+    q = r;
     assert_true(in_mm(q) && check(q, 5000, 6));
     assert_true(malloc_usable_size(q) >= 5000);
     free(q);
