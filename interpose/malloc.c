@@ -164,7 +164,9 @@ static void *ip_aligned(size_t align, size_t size)
          * (off-slab management) mostly to their size: try three classes. */
         size_t want = pow2_roundup(size > align ? size : align);
         for (int tries = 0; tries < 3 && want <= KMALLOC_MAX_SIZE; tries++) {
-            void *p = slab_kmalloc_inline(want, GFP_KERNEL);
+            /* the malloc classes' cache of a power of two: the kmalloc
+             * one, or its twin in libkslab-vm.so's mm */
+            void *p = slab_malloc_inline(want);
             if (!p)
                 break;
             if (!((uintptr_t)p & (align - 1)))

@@ -44,6 +44,10 @@
  *        KSLAB_DEBUG's audit stripe locks and freed_lock (slab/audit.c):
  *                                   not taken by prepare; the slab's
  *                                   child makes them anew
+ *   4b. KSLAB_FORK_SLABMM (vmmode/slabpages.c, libkslab-vm.so only)
+ *        sp_lock                    the slab pages cut from the process's
+ *                                    mm (a leaf: slab pages are got and
+ *                                    put under cache_chain_sem at most)
  *   5. KSLAB_FORK_FRAMES (vm/frames/lowmem.c, frames_fork_prepare)
  *        purge_lock                 one purge pass at a time
  *        grow_lock                  growing the direct map

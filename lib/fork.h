@@ -13,6 +13,7 @@ enum kslab_fork_level {
     KSLAB_FORK_IP,     /* interpose/init.c: the quarantine, large blocks */
     KSLAB_FORK_INIT,   /* lib/init.c: the start-up lock */
     KSLAB_FORK_SLAB,   /* slab/slab.c: the cache chain and every cache */
+    KSLAB_FORK_SLABMM, /* vmmode/slabpages.c: slab pages in the vm mode's mm */
     KSLAB_FORK_FRAMES, /* vm/frames/lowmem.c: the zones, high memory */
     KSLAB_FORK_NR_LEVELS
 };

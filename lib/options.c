@@ -269,6 +269,15 @@ static int opt_magazines(const char *v)
     return 0;
 }
 
+/* 1 or 0 (the default). */
+static int opt_vm_small(const char *v)
+{
+    if (strcmp(v, "0") && strcmp(v, "1"))
+        return -1;
+    kslab_opt.vm_small = v[0] == '1';
+    return 0;
+}
+
 /* auto (the default), 1 or 0. */
 static int opt_percpu(const char *v)
 {
@@ -487,6 +496,12 @@ const struct kslab_option kslab_option_table[] = {
      "libkslab-vm.so: where the swap file is made; default $TMPDIR, else "
      "/tmp",
      opt_vm_swap_dir},
+    {"KSLAB_VM_SMALL", "1 or 0",
+     "libkslab-vm.so: 1: the malloc family's blocks of 64 KiB and less "
+     "(slab objects) live in the emulated mm too, in slabs cut from it; "
+     "0 (the default): they are host memory (a forked child's handler "
+     "thread may touch libc data among them: docs/vm-mode.md)",
+     opt_vm_small},
     {"KSLAB_VM_STATS_DIR", "/path of a directory; %p is the pid",
      "libkslab-vm.so: the mm's maps, meminfo and vmstat, as files of this "
      "directory (made if missing) rewritten every second and at exit; a "

@@ -46,7 +46,8 @@ struct kslab_options {
                                     * fault maps; 1 = off, 0 = default */
     unsigned long vm_mem;          /* KSLAB_VM_MEM: bytes; 0 = the default */
     unsigned long vm_swap;         /* KSLAB_VM_SWAP: bytes; 0 = the default */
-    char vm_swap_dir[PATH_MAX];    /* KSLAB_VM_SWAP_DIR: "" = $TMPDIR, /tmp */
+    int vm_small; /* KSLAB_VM_SMALL=1: small blocks in the mm too */
+    char vm_swap_dir[PATH_MAX]; /* KSLAB_VM_SWAP_DIR: "" = $TMPDIR, /tmp */
     char vm_stats_dir[PATH_MAX - 64];    /* KSLAB_VM_STATS_DIR: "" = none */
     unsigned long glibc[KSLAB_GLIBC_NR]; /* glibc's parameters, */
     unsigned int glibc_set;              /*   bit p: glibc[p] was given */

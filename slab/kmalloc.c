@@ -4,6 +4,7 @@
  * kmalloc picks one by size, kfree finds it through the object's page.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "lib/init.h"
@@ -47,9 +48,13 @@ static size_t malloc_class_size(size_t size)
     return (size + step - 1) / step * step;
 }
 
+/* The tables as kmem_cache_sizes_init() filled them: the first set. */
+static unsigned char host_small_id[sizeof slab_malloc_small_id];
+static unsigned char host_large_id[sizeof slab_malloc_large_id];
+
 static unsigned int slab_malloc_find_id(size_t class)
 {
-    for (unsigned int id = 1; id < SLAB_FIRST_USER_ID; id++)
+    for (unsigned int id = 1; id < MALLOC_FIRST_SRC_ID; id++)
         if (slab_malloc_caches[id] && slab_malloc_caches[id]->objsize == class)
             return id;
     kslab_die("kmem_cache_sizes_init(): no cache for class %zu", class);
@@ -87,7 +92,7 @@ static void malloc_classes_init(void)
         if (!k)
             kslab_die("kmem_cache_sizes_init(): cannot create size-16");
         slab_malloc_caches[next++] = k;
-        if (next != SLAB_FIRST_USER_ID)
+        if (next != MALLOC_FIRST_SRC_ID)
             kslab_die("kmem_cache_sizes_init(): %u malloc classes, expected %u",
                       next - MALLOC_FIRST_FINE_ID, MALLOC_NR_FINE);
     }
@@ -103,6 +108,106 @@ static void malloc_classes_init(void)
             slab_malloc_large_id[(b - 11) * 4 + q] =
                 (unsigned char)slab_malloc_find_id(class);
         }
+    memcpy(host_small_id, slab_malloc_small_id, sizeof host_small_id);
+    memcpy(host_large_id, slab_malloc_large_id, sizeof host_large_id);
+}
+
+kmem_cache_t *slab_malloc_host_cache(size_t bytes)
+{
+    if (bytes > KMALLOC_MAX_SIZE)
+        return NULL;
+    unsigned int id;
+    if (bytes <= 1024) {
+        id = host_small_id[(bytes + 15) >> 4];
+    } else {
+        unsigned int b = (unsigned int)(64 - __builtin_clzl(bytes - 1));
+        unsigned int q = (unsigned int)((bytes - 1) >> (b - 3)) & 3;
+        id = host_large_id[(b - 11) * 4 + q];
+    }
+    return slab_malloc_caches[id];
+}
+
+/* The tables once slab_malloc_set_page_source() made the second set. */
+static unsigned char src_small_id[sizeof slab_malloc_small_id];
+static unsigned char src_large_id[sizeof slab_malloc_large_id];
+static int src_made;
+
+/* Copies a size → id table (byte stores: a malloc racing with it reads
+ * the old id or the new, both live caches). */
+static void put_table(unsigned char *tbl, const unsigned char *from, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        __atomic_store_n(&tbl[i], from[i], __ATOMIC_RELEASE);
+}
+
+/* Brackets in force (slab_malloc_host_only); the tables point at the
+ * first set while it is not 0. */
+static _Atomic int host_only;
+
+/* Writes the tables the count asks for, again until the count did not
+ * change meanwhile: of two brackets racing, the last to check writes the
+ * right ones (no lock: a host fork may copy any moment of this). */
+static void apply_tables(void)
+{
+    for (;;) {
+        int n = atomic_load(&host_only);
+        put_table(slab_malloc_small_id, n ? host_small_id : src_small_id,
+                  sizeof src_small_id);
+        put_table(slab_malloc_large_id, n ? host_large_id : src_large_id,
+                  sizeof src_large_id);
+        if (atomic_load(&host_only) == n)
+            return;
+    }
+}
+
+void slab_malloc_host_only(int begin)
+{
+    if (begin)
+        atomic_fetch_add(&host_only, 1);
+    else
+        atomic_fetch_sub(&host_only, 1);
+    if (src_made)
+        apply_tables();
+}
+
+int slab_malloc_set_page_source(const struct slab_page_source *src)
+{
+    if (src_made)
+        return -EBUSY;
+    kslab_init();
+    if (!host_small_id[0] && !host_small_id[1])
+        return -EBUSY; /* no tables yet (start-up not done) */
+    unsigned char twin[SLAB_FIRST_USER_ID] = {0};
+    kmem_cache_t *made[MALLOC_NR_CLASSES];
+    unsigned int next = MALLOC_FIRST_SRC_ID;
+    for (unsigned int id = 1; id < MALLOC_FIRST_SRC_ID; id++) {
+        kmem_cache_t *c = slab_malloc_caches[id];
+        if (!c)
+            continue;
+        char name[KMEM_CACHE_NAME_MAX + 1];
+        kslab_snprintf(name, sizeof name, "mm-%s", c->name);
+        kmem_cache_t *k = slab_cache_create_src(
+            name, c->objsize, 0,
+            c->flags & (SLAB_HWCACHE_ALIGN | SLAB_POISON | SLAB_RED_ZONE), NULL,
+            NULL, next, src);
+        if (!k) {
+            while (next-- > MALLOC_FIRST_SRC_ID)
+                kmem_cache_destroy(made[next - MALLOC_FIRST_SRC_ID]);
+            return -ENOMEM;
+        }
+        made[next - MALLOC_FIRST_SRC_ID] = k;
+        twin[id] = (unsigned char)next++;
+    }
+    for (unsigned int i = 0; i < next - MALLOC_FIRST_SRC_ID; i++)
+        __atomic_store_n(&slab_malloc_caches[MALLOC_FIRST_SRC_ID + i], made[i],
+                         __ATOMIC_RELEASE);
+    for (size_t i = 0; i < sizeof src_small_id; i++)
+        src_small_id[i] = twin[host_small_id[i]];
+    for (size_t i = 0; i < sizeof src_large_id; i++)
+        src_large_id[i] = twin[host_large_id[i]];
+    src_made = 1;
+    apply_tables();
+    return 0;
 }
 
 int slab_set_kmalloc_flags(unsigned long flags)

@@ -53,6 +53,26 @@ extern unsigned char slab_malloc_large_id[(17 - 11 + 1) * 4] __hidden;
 extern kmem_cache_t *slab_malloc_caches[SLAB_FIRST_USER_ID];
 
 void *slab_malloc_slow(size_t size);
+
+/* The malloc cache of bytes of the first set, whose slabs come from the
+ * zones whatever slab_malloc_set_page_source did: the slab's own arrays
+ * and magazines (slab.c, magazine.c). */
+kmem_cache_t *slab_malloc_host_cache(size_t bytes);
+
+/* From now on the malloc path's objects come from a second set of
+ * malloc caches (ids MALLOC_FIRST_SRC_ID on, named mm-size-32 …) whose
+ * slabs src gives: the size → id tables are rewritten, so the fast path
+ * stays as it is; objects of the first set are still freed to it, and
+ * kmalloc() keeps the first set.  Once only: 0, -EBUSY the second time,
+ * -ENOMEM when a cache cannot be made (then nothing changed). */
+int slab_malloc_set_page_source(const struct slab_page_source *src);
+/* Opens (begin 1) or closes (0) a bracket in which the malloc path's
+ * objects come from the first set again, host memory: brackets nest and
+ * may overlap between threads; the tables point at the second set once
+ * none is open.  For a host fork's window and the creation of kslab's
+ * own threads (vmmode/).  Objects of either set are freed as ever. */
+void slab_malloc_host_only(int begin);
+
 /* malloc(size) of cache id from this CPU's array, else slow(size)
  * (slab/percpu.c). */
 void *slab_cpu_malloc(unsigned int id, size_t size, void *(*slow)(size_t));

@@ -105,7 +105,7 @@ static struct slab_magazine *mag_alloc(unsigned int size)
     size_t bytes = sizeof(struct slab_magazine) + size * sizeof(void *);
     if (bytes > KMALLOC_MAX_SIZE)
         return NULL;
-    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
+    kmem_cache_t *gen = slab_malloc_host_cache(bytes);
     struct slab_magazine *m = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
     if (m) {
         m->rounds = 0;

@@ -199,6 +199,15 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
      * objects of cache_cache (as in 2.4, whose cache_cache is on-slab). */
     if (size >= (PAGE_SIZE >> 3) && cachep != &cache_cache)
         flags |= CFLGS_OFF_SLAB;
+    /* A cache with a page source (libkslab-vm.so's malloc caches, whose
+     * slabs are in the emulated mm) keeps its management off-slab, in
+     * host memory, whatever its size: then the slab's own code touches
+     * no page of the mm (only malloc and free touch an object's key
+     * word), so no pass of it faults there, under a lock or in a thread
+     * that blocks SIGSEGV. */
+    int off_only = cachep->pagesrc != NULL;
+    if (off_only)
+        flags |= CFLGS_OFF_SLAB;
 
     unsigned int gfporder = 0, num = 0;
     for (;; gfporder++) {
@@ -219,7 +228,7 @@ static int cache_layout(kmem_cache_t *cachep, size_t size, size_t offset,
     cachep->gfporder = gfporder;
 
     size_t slab_size = L1_ALIGN(sizeof(slab_t) + num * sizeof(kmem_bufctl_t));
-    if ((flags & CFLGS_OFF_SLAB) && left_over >= slab_size) {
+    if ((flags & CFLGS_OFF_SLAB) && !off_only && left_over >= slab_size) {
         flags &= ~CFLGS_OFF_SLAB;
         left_over -= slab_size;
     }
@@ -264,6 +273,17 @@ kmem_cache_t *slab_cache_create(
     void (*ctor)(void *, kmem_cache_t *, unsigned long),
     void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id)
 {
+    return slab_cache_create_src(name, size, offset, flags, ctor, dtor,
+                                 fixed_id, NULL);
+}
+
+kmem_cache_t *
+slab_cache_create_src(const char *name, size_t size, size_t offset,
+                      unsigned long flags,
+                      void (*ctor)(void *, kmem_cache_t *, unsigned long),
+                      void (*dtor)(void *, kmem_cache_t *, unsigned long),
+                      unsigned int fixed_id, const struct slab_page_source *src)
+{
     kmem_cache_t *cachep = NULL;
     int err = EINVAL;
 
@@ -280,6 +300,7 @@ kmem_cache_t *slab_cache_create(
     memset(cachep, 0, sizeof *cachep);
     cachep->ctor = ctor;
     cachep->dtor = dtor;
+    cachep->pagesrc = src;
     if (cache_layout(cachep, size, offset, flags))
         goto fail_free;
     cache_init_lists(cachep);
@@ -397,6 +418,22 @@ static inline void slab_stamp_free(slab_t *slabp)
     slab_head_page(slabp)->private = vm_now_ms();
 }
 
+/* A slab's pages: from the cache's page source, or from the zones. */
+static void *kmem_getpages(kmem_cache_t *cachep)
+{
+    if (unlikely(cachep->pagesrc != NULL))
+        return cachep->pagesrc->get(cachep->gfporder);
+    return (void *)__get_free_pages(cachep->gfpflags, cachep->gfporder);
+}
+
+static void kmem_freepages(kmem_cache_t *cachep, void *addr)
+{
+    if (unlikely(cachep->pagesrc != NULL))
+        cachep->pagesrc->put(addr, cachep->gfporder);
+    else
+        free_pages((unsigned long)addr, cachep->gfporder);
+}
+
 /* Grows a cache by one slab.  Called without the cache lock.  Returns 1
  * on success, 0 on failure (errno ENOMEM). */
 static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
@@ -412,7 +449,7 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     cachep->growing++;
     pthread_mutex_unlock(&cachep->spinlock);
 
-    char *objp = (char *)__get_free_pages(cachep->gfpflags, cachep->gfporder);
+    char *objp = kmem_getpages(cachep);
     slab_t *slabp;
     if (!objp)
         goto failed;
@@ -461,7 +498,7 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
     pthread_mutex_unlock(&cachep->spinlock);
     return 1;
 opps1:
-    free_pages((unsigned long)objp, cachep->gfporder);
+    kmem_freepages(cachep, objp);
 failed:
     pthread_mutex_lock(&cachep->spinlock);
     cachep->growing--;
@@ -509,7 +546,7 @@ static void kmem_slab_destroy(kmem_cache_t *cachep, slab_t *slabp)
         page[i].slab_id = 0;
         page[i].private = 0;
     }
-    free_pages((unsigned long)addr, cachep->gfporder);
+    kmem_freepages(cachep, addr);
     if (cachep->flags & CFLGS_OFF_SLAB)
         slab_free_direct(cachep->slabp_cache, slabp);
 }
@@ -776,7 +813,7 @@ struct array_cache *slab_ac_new(kmem_cache_t *cachep)
 {
     size_t bytes = AC_MEM_OFFSET + sizeof(struct array_cache) +
                    cachep->limit * sizeof(void *);
-    kmem_cache_t *gen = slab_malloc_caches[slab_malloc_id(bytes)];
+    kmem_cache_t *gen = slab_malloc_host_cache(bytes);
     char *mem = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
     if (!mem)
         return NULL;
@@ -853,7 +890,7 @@ void slab_thread_drain(struct slab_thread *t, int release)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (c->id)
+        if (c->id && (release || !c->pagesrc))
             ac_drain(c, t, release);
     }
     pthread_mutex_unlock(&cache_chain_sem);
@@ -925,9 +962,13 @@ static int reclaim_depots(void)
     pthread_mutex_lock(&cache_chain_sem);
     /* every depot first: their magazines go back to the malloc caches,
      * whose slabs the second pass may then free */
+    /* Caches with a page source are left alone: their pages are not
+     * the zones' (freeing them gives the zones nothing). */
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
+        if (c->pagesrc)
+            continue;
         if (slab_depot_objects(c))
             any = 1;
         slab_depot_drain(c);
@@ -935,7 +976,8 @@ static int reclaim_depots(void)
     list_for_each(p, &cache_cache.next)
     {
         kmem_cache_t *c = list_entry(p, kmem_cache_t, next);
-        if (!(c->flags & SLAB_NO_REAP) && __kmem_cache_shrink_locked(c))
+        if (!(c->flags & SLAB_NO_REAP) && !c->pagesrc &&
+            __kmem_cache_shrink_locked(c))
             any = 1;
     }
     pthread_mutex_unlock(&cache_chain_sem);

@@ -144,6 +144,23 @@ struct slab_thread {
     int dead;                /* exited: no more array caches */
 };
 
+/*
+ * A source of slab pages other than the zones, for one cache
+ * (slab_malloc_set_page_source): libkslab-vm.so's malloc caches take their
+ * slabs from the process's emulated mm (vmmode/slab.c).  get returns 2^order
+ * pages whose struct pages vm_virt_to_page finds, or NULL; put takes back
+ * what get gave.  Both are called with no cache lock held (put perhaps
+ * under cache_chain_sem: the pass that destroys slabs) and may not
+ * allocate from the slab.  Such a cache keeps its slab management
+ * off-slab (host memory).  A hook of the cache rather than a gfp bit:
+ * only kmem_cache_grow and kmem_slab_destroy ask, and the page layer
+ * below needs to know nothing of where the pages come from.
+ */
+struct slab_page_source {
+    void *(*get)(unsigned int order);
+    void (*put)(void *addr, unsigned int order);
+};
+
 struct kmem_cache_s {
     /* 1) read by every fast path */
     unsigned int id;         /* index of this cache's array in slab_thread */
@@ -180,6 +197,8 @@ struct kmem_cache_s {
     unsigned long drain_gen;        /* bumped by shrink/reap */
     void (*ctor)(void *, kmem_cache_t *, unsigned long);
     void (*dtor)(void *, kmem_cache_t *, unsigned long);
+    /* NULL: slabs from the zones (__get_free_pages) */
+    const struct slab_page_source *pagesrc;
 
     /* 4) magazines: free objects between the arrays and the slabs */
     struct slab_depot depot;
@@ -240,25 +259,40 @@ void slab_for_each_thread(void (*fn)(struct slab_thread *, void *), void *arg);
 void slab_request_drain(void);
 
 /* slab.c: drains every array of thread t into its cache and, if release,
- * frees them; takes cache_chain_sem. */
+ * frees them; takes cache_chain_sem.  A drain asked of a live thread
+ * (release 0: perhaps in a signal handler that interrupted the thread in
+ * an array of a cache with a page source, whose objects may fault) leaves
+ * the arrays of such caches alone. */
 void slab_thread_drain(struct slab_thread *t, int release);
 
 /* Ids 1 … 2*KMALLOC_NR_SIZES are the kmalloc caches (normal, then DMA);
  * the next MALLOC_NR_FINE ids are the malloc path's intermediate caches
  * (size-48, size-80, size-96, size-112, size-160 … size-28672) and
- * size-16, its one class below 2.4's smallest. */
+ * size-16, its one class below 2.4's smallest; the next
+ * MALLOC_NR_CLASSES are kept for a second set of malloc caches with a page
+ * source of their own (slab_malloc_set_page_source: libkslab-vm.so's, in
+ * the process's mm), keyed like the first. */
 #define KMALLOC_NR_SIZES 13
 #define MALLOC_FINE_MAX_BITS                                                   \
     15 /* up to 32 KiB; above, slabs of at most                                \
         * 32 pages pack intermediate sizes badly */
 #define MALLOC_NR_FINE (2 + 3 * (MALLOC_FINE_MAX_BITS - 6))
 #define MALLOC_FIRST_FINE_ID (1 + 2 * KMALLOC_NR_SIZES)
-#define SLAB_FIRST_USER_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
+#define MALLOC_NR_CLASSES (KMALLOC_NR_SIZES + MALLOC_NR_FINE)
+#define MALLOC_FIRST_SRC_ID (MALLOC_FIRST_FINE_ID + MALLOC_NR_FINE)
+#define SLAB_FIRST_USER_ID (MALLOC_FIRST_SRC_ID + MALLOC_NR_CLASSES)
 
 kmem_cache_t *slab_cache_create(
     const char *name, size_t size, size_t offset, unsigned long flags,
     void (*ctor)(void *, kmem_cache_t *, unsigned long),
     void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id);
+/* slab_cache_create with a page source (struct slab_page_source): set
+ * before the layout, which then keeps the management off-slab. */
+kmem_cache_t *slab_cache_create_src(
+    const char *name, size_t size, size_t offset, unsigned long flags,
+    void (*ctor)(void *, kmem_cache_t *, unsigned long),
+    void (*dtor)(void *, kmem_cache_t *, unsigned long), unsigned int fixed_id,
+    const struct slab_page_source *src);
 /* The locked path, no per-thread array: bootstrap and debug caches. */
 void *slab_alloc_direct(kmem_cache_t *cachep, int flags);
 void slab_free_direct(kmem_cache_t *cachep, void *objp);

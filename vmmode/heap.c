@@ -41,6 +41,7 @@
 
 #include "interpose/large.h"
 #include "lib/options.h"
+#include "vm/frames/internal.h"
 #include "vm/frames/os.h"
 #include "vmmode/vmmode.h"
 
@@ -286,6 +287,11 @@ static void *heap_alloc(size_t len, size_t align, int zero)
     if (vmm_ready() != 0 || len > TASK_SIZE)
         return NULL;
     vmm_stats_poke();
+    /* an allocation, under none of glibc's thread locks: where a
+     * background purge that a free asked for may start (purge.c); this
+     * mode's allocations seldom take frames from the zones, the usual
+     * place */
+    vm_purge_safe_point();
     len = PAGE_ALIGN(len);
     unsigned long a = 0;
     pthread_mutex_lock(&vmm_lock);

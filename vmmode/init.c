@@ -11,7 +11,8 @@
  * unlinked at once: the open descriptor (close-on-exec) keeps it, so
  * neither exit nor exec leaves a file behind, and a host fork's child
  * gets a copy of the used slots (vm/mm/swapfile.c).  Then the malloc
- * family's large blocks move into the mm (heap.c).
+ * family's large blocks move into the mm (heap.c), and its small ones
+ * (slabpages.c).
  *
  * With KSLAB_STATS the exit report, after slabinfo and the large blocks,
  * has the mm's maps (/proc/PID/maps form, the mm's own addresses; the
@@ -31,6 +32,7 @@
 #include "lib/init.h"
 #include "lib/options.h"
 #include "lib/report.h"
+#include "slab/kmalloc.h"
 #include "vmmode/vmmode.h"
 
 #define VMM_SWAP_DEFAULT (256UL << 20)
@@ -88,19 +90,30 @@ static void swap_setup(void)
     vmm_swap_bytes = pages << PAGE_SHIFT;
 }
 
+/* Across a host fork the malloc path's small blocks come from the host
+ * caches (slab_malloc_host_only): in the child, until the emulator's own
+ * child handler mapped its window anew (which also starts its handler
+ * thread, whose pthread_create allocates), a write to the window would
+ * reach the parent's frames. */
 static void vmm_fork_prepare(void)
 {
+    atomic_store(&vmm_forking, 1);
+    slab_malloc_host_only(1);
     pthread_mutex_lock(&vmm_lock);
 }
 
 static void vmm_fork_parent(void)
 {
     pthread_mutex_unlock(&vmm_lock);
+    atomic_store(&vmm_forking, 0);
+    slab_malloc_host_only(0);
 }
 
 static void vmm_fork_child(void)
 {
     pthread_mutex_init(&vmm_lock, NULL);
+    atomic_store(&vmm_forking, 0);
+    slab_malloc_host_only(0);
     vmm_heap_fork_child();
     vmm_stats_fork_child();
 }
@@ -128,6 +141,7 @@ static void vmm_setup(void)
     atomic_store_explicit(&vmm_base, (uintptr_t)mm_host(mm, 0),
                           memory_order_release);
     vmm_heap_init();
+    vmm_slab_init();
 }
 
 int vmm_ready(void)

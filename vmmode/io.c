@@ -313,8 +313,8 @@ static stdio_fn next_fn(stdio_fn _Atomic *cache, const char *name)
 
 /* fread/fwrite of nmemb items into or out of the window: in pinned
  * pieces of whole items while each piece is done whole. */
-static size_t stdio_pinned(stdio_fn f, void *ptr, size_t size, size_t nmemb,
-                           FILE *fp, int into)
+static size_t stdio_pinned_buf(stdio_fn f, void *ptr, size_t size, size_t nmemb,
+                               FILE *fp, int into)
 {
     if (!size || !nmemb || nmemb > SIZE_MAX / size ||
         !vmm_touches(ptr, size * nmemb))
@@ -333,6 +333,26 @@ static size_t stdio_pinned(stdio_fn f, void *ptr, size_t size, size_t nmemb,
             break;
     }
     return done;
+}
+
+/* The same, the stream's own buffer (a small malloc block: the mm's)
+ * pinned too while it reads: libc refills it by its internal read, which
+ * no wrapper sees, and the host kernel's write into a page of it that is
+ * present read-only (swapped in by a read) would fail with EFAULT. */
+static size_t stdio_pinned(stdio_fn f, void *ptr, size_t size, size_t nmemb,
+                           FILE *fp, int into)
+{
+    struct pins fb;
+    int held = 0;
+    char *b = fp->_IO_buf_base, *e = fp->_IO_buf_end;
+    if (into && b && e > b && vmm_touches(b, (size_t)(e - b))) {
+        pin(&fb, b, (size_t)(e - b), 1);
+        held = 1;
+    }
+    size_t r = stdio_pinned_buf(f, ptr, size, nmemb, fp, into);
+    if (held)
+        unpin(&fb);
+    return r;
 }
 
 static stdio_fn _Atomic next_fread, next_fwrite, next_fread_u, next_fwrite_u;

@@ -132,6 +132,14 @@ void vmm_stats(FILE *out)
             KB(__atomic_load_n(&vm_highmem.limit, __ATOMIC_RELAXED)),
             vmm_swap_bytes >> 10, hs.heap_size >> 10, hs.heap_blocks,
             hs.heap_bytes, hs.heap_dirty >> 10, hs.map_blocks, hs.map_bytes);
+    struct vmm_slab_stats ss;
+    vmm_slab_stats(&ss);
+    fprintf(out,
+            "vm: slabs (blocks of 64 KiB and less) %lu kB in %lu chunks of "
+            "the mm: %lu kB in slabs, %lu kB freed and kept; %lu kB of "
+            "slabs in host memory\n",
+            ss.chunks << 12, ss.chunks, ss.slab_bytes >> 10,
+            ss.dirty_bytes >> 10, ss.host_bytes >> 10);
     fprintf(out,
             "vm: faults of the host kernel's accesses: %s (%lu served by "
             "the thread)%s\n",

@@ -80,6 +80,20 @@ void vmm_heap_init(void);
 void vmm_heap_stats(struct vmm_heap_stats *st);
 void vmm_heap_fork_child(void);
 
+/* slabpages.c: the malloc family's small blocks (slab objects) in the
+ * mm: the page source of the second set of malloc caches; installed by
+ * start-up.  vmm_forking: from vmmode's fork prepare to its child or
+ * parent handler (no chunk of the mm is added then). */
+struct vmm_slab_stats {
+    unsigned long chunks;      /* 4 MiB ranges of the mm mapped for slabs */
+    unsigned long slab_bytes;  /* bytes of them in slabs */
+    unsigned long dirty_bytes; /* freed slab pages kept, not zapped */
+    unsigned long host_bytes;  /* slabs of these caches in host memory */
+};
+extern _Atomic int vmm_forking;
+void vmm_slab_init(void);
+void vmm_slab_stats(struct vmm_slab_stats *st);
+
 /* mman.c: MADV_DONTNEED on [start, end) of the mm (zap_page_range of
  * every vma there); 0 or -ENOMEM.  vmm_lock held. */
 int vmm_dontneed(unsigned long start, unsigned long end);

@@ -122,13 +122,62 @@ static void sect_unpublish(unsigned int idx)
             (uint16_t)0, __ATOMIC_RELEASE);
 }
 
-/* The section whose struct pages hold page, or NULL. */
+/* Sections of the second kind (page.h): base, map and nr_pages; their
+ * start_pfn is unused (they have no frame numbers).  Written under
+ * grow_lock before their entries are published, never changed after. */
+static struct vm_section vm_foreign_sections[VM_MAX_FOREIGN];
+static unsigned int nr_foreign;
+
+int vm_section_add_foreign(void *base, unsigned long nr_pages, struct page *map)
+{
+    uintptr_t b = (uintptr_t)base;
+    size_t len = nr_pages << PAGE_SHIFT;
+    if (!nr_pages || (b & ((1UL << SECT_GRAN_SHIFT) - 1)) ||
+        ((b + len - 1) >> SECT_VA_BITS))
+        return -EINVAL;
+    uintptr_t g0 = b >> SECT_GRAN_SHIFT, g1 = (b + len - 1) >> SECT_GRAN_SHIFT;
+    int err = -ENOMEM;
+    pthread_mutex_lock(&grow_lock);
+    unsigned int idx = nr_foreign;
+    if (idx >= VM_MAX_FOREIGN)
+        goto out;
+    for (uintptr_t g = g0; g <= g1; g++) {
+        if (vm_sect_lookup(g << SECT_GRAN_SHIFT)) {
+            err = -EINVAL;
+            goto out;
+        }
+        if (vm_sect_l1[g >> SECT_L2_BITS])
+            continue;
+        uint16_t *leaf =
+            vm_os_alloc(sizeof(uint16_t) << SECT_L2_BITS, PAGE_SIZE, 0);
+        if (!leaf)
+            goto out;
+        __atomic_store_n(&vm_sect_l1[g >> SECT_L2_BITS], leaf,
+                         __ATOMIC_RELEASE);
+    }
+    struct vm_section *s = &vm_foreign_sections[idx];
+    s->base = base;
+    s->map = map;
+    s->nr_pages = nr_pages;
+    nr_foreign = idx + 1;
+    for (uintptr_t g = g0; g <= g1; g++)
+        __atomic_store_n(
+            &vm_sect_l1[g >> SECT_L2_BITS][g & ((1UL << SECT_L2_BITS) - 1)],
+            (uint16_t)(VM_SECT_FOREIGN | idx), __ATOMIC_RELEASE);
+    err = 0;
+out:
+    pthread_mutex_unlock(&grow_lock);
+    return err;
+}
+
+/* The section whose struct pages hold page, or NULL (a foreign section's
+ * struct pages are not in the table: NULL). */
 static const struct vm_section *page_section(const struct page *page)
 {
     if (vm_page_in_first(page))
         return &vm_sections[0];
     unsigned int idx = vm_sect_lookup((uintptr_t)page);
-    if (!idx)
+    if (!idx || (idx & VM_SECT_FOREIGN))
         return NULL;
     const struct vm_section *s = &vm_sections[idx];
     uintptr_t off = (uintptr_t)page - (uintptr_t)s->map;
@@ -142,6 +191,12 @@ struct page *vm_virt_to_page_other(const void *addr)
     unsigned int idx = vm_sect_lookup((uintptr_t)addr);
     if (!idx)
         return NULL;
+    if (idx & VM_SECT_FOREIGN) {
+        const struct vm_section *f =
+            &vm_foreign_sections[idx & ~VM_SECT_FOREIGN];
+        unsigned long i = ((uintptr_t)addr - (uintptr_t)f->base) >> PAGE_SHIFT;
+        return i < f->nr_pages ? &f->map[i] : NULL;
+    }
     const struct vm_section *s = &vm_sections[idx];
     unsigned long i = ((uintptr_t)addr - (uintptr_t)s->base) >> PAGE_SHIFT;
     if (i >= s->nr_pages ||

@@ -254,6 +254,26 @@ extern struct zone_struct vm_zones[MAX_NR_ZONES];
     (1UL << (VM_SECT_VA_BITS - VM_SECT_GRAN_SHIFT - VM_SECT_L2_BITS))
 extern uint16_t *vm_sect_l1[VM_SECT_L1_SIZE];
 
+/* Sections of a second kind (vm_section_add_foreign): pages that are not
+ * low memory and have no frame number, but whose struct pages virt_to_page
+ * finds all the same — the slab pages that libkslab-vm.so cuts from the
+ * process's emulated mm (vmmode/slab.c), a range of the mm's window, their
+ * struct pages in host memory elsewhere: frames and mem_map are two
+ * ranges, where a low-memory section is one.  A table entry of such a
+ * section is VM_SECT_FOREIGN | its index in vm_foreign_sections. */
+#define VM_SECT_FOREIGN 0x8000U
+#define VM_MAX_FOREIGN 1024
+_Static_assert(VM_MAX_SECTIONS < VM_SECT_FOREIGN, "section index bits");
+
+/* Enters pages [base, base + nr_pages pages) with their struct pages at
+ * map (host memory, zeroed, as many) in the section table.  base must
+ * start a granule (VM_SECT_GRAN_SHIFT) and the granules it touches must
+ * be no other section's.  Returns 0, -EINVAL (misaligned, taken) or
+ * -ENOMEM (table full).  Such a section is never taken out: its pages
+ * keep their struct pages for the life of the process. */
+int vm_section_add_foreign(void *base, unsigned long nr_pages,
+                           struct page *map);
+
 /* The slow paths of the helpers below: a frame outside the first
  * section (lowmem.c). */
 unsigned long vm_page_to_pfn_slow(const struct page *page);
@@ -402,6 +422,14 @@ void vm_purge_tick(void);
  * malloc (the background purge thread, to its exit; its creation): the
  * KSLAB_DEBUG hooks leave those blocks out of the program's. */
 extern __thread int vm_internal_thread;
+
+/* Set once by a layer above before any purge: called with 1 just before
+ * the background purge thread is made and with 0 just after, in the
+ * thread that makes it, which may be any (libkslab-vm.so points malloc
+ * at host memory meanwhile: pthread_create allocates, perhaps in its
+ * fault-handler thread or under an mm's mmap_sem, which must not fault on
+ * the emulated mm). */
+extern void (*vm_purge_create_hook)(int begin);
 
 /* Tests only: called with each range just before it is given back, with
  * no zone lock held. */

@@ -295,6 +295,7 @@ int vm_purge_wanted;
 unsigned long vm_purge_starts;
 
 __thread int vm_internal_thread;
+void (*vm_purge_create_hook)(int begin);
 
 static void *purger_main(void *arg)
 {
@@ -340,7 +341,12 @@ static __cold __noinline void purger_start(void)
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 64UL << 10);
         vm_internal_thread++; /* the new thread's TLS: kslab's */
+        void (*hook)(int) = vm_purge_create_hook;
+        if (hook)
+            hook(1);
         err = pthread_create(&t, &attr, purger_main, NULL);
+        if (hook)
+            hook(0);
         vm_internal_thread--;
         pthread_attr_destroy(&attr);
     }

@@ -645,42 +645,72 @@ out:
 
 /* ---- /proc/PID/maps ---- */
 
+/* A vma as mm_dump_maps prints it, copied under mmap_sem. */
+struct maps_line {
+    unsigned long start, end, flags, pgoff;
+    int file, heap;
+};
+#define MAPS_BATCH 32
+
+/* Prints one line of the maps; its length, or -1. */
+static int maps_print(FILE *out, const struct maps_line *l)
+{
+    unsigned long ino = 0, dev = 0;
+    char path[512] = "";
+    if (l->file >= 0) {
+        struct stat st;
+        if (fstat(l->file, &st) == 0) {
+            ino = (unsigned long)st.st_ino;
+            dev = (unsigned long)st.st_dev;
+        }
+        vm_os_fd_path(l->file, path, sizeof path);
+    } else if (l->heap) {
+        strcpy(path, "[heap]");
+    }
+    int k = fprintf(
+        out, "%08lx-%08lx %c%c%c%c %08lx %02lx:%02lx %lu", l->start, l->end,
+        l->flags & VM_READ ? 'r' : '-', l->flags & VM_WRITE ? 'w' : '-',
+        l->flags & VM_EXEC ? 'x' : '-', l->flags & VM_MAYSHARE ? 's' : 'p',
+        l->pgoff << PAGE_SHIFT, (dev >> 8) & 0xfff, dev & 0xff, ino);
+    if (k < 0)
+        return -1;
+    if (path[0])
+        fprintf(out, "%*s%s", 73 - k > 1 ? 73 - k : 1, "", path);
+    fputc('\n', out);
+    return k;
+}
+
+/* The vmas are copied MAPS_BATCH at a time under mmap_sem and printed
+ * without it: out may be memory of this very mm (a stdio buffer that
+ * libkslab-vm.so's malloc gave), whose fault needs mmap_sem. */
 KSLAB_API int mm_dump_maps(struct mm_struct *mm, FILE *out)
 {
     if (!mm || !out)
         return -EINVAL;
     int n = 0;
-    pthread_mutex_lock(&mm->mmap_sem);
-    for (struct vm_area_struct *v = mm->mmap; v; v = v->vm_next) {
-        unsigned long ino = 0, dev = 0;
-        char path[512] = "";
-        if (v->vm_file >= 0) {
-            struct stat st;
-            if (fstat(v->vm_file, &st) == 0) {
-                ino = (unsigned long)st.st_ino;
-                dev = (unsigned long)st.st_dev;
-            }
-            vm_os_fd_path(v->vm_file, path, sizeof path);
-        } else if (v->vm_start < mm->brk + PAGE_SIZE &&
-                   v->vm_end > mm->start_brk && mm->brk > mm->start_brk) {
-            strcpy(path, "[heap]");
+    unsigned long from = 0;
+    for (;;) {
+        struct maps_line l[MAPS_BATCH];
+        int k = 0;
+        pthread_mutex_lock(&mm->mmap_sem);
+        for (struct vm_area_struct *v = __find_vma(mm, from);
+             v && k < MAPS_BATCH; v = v->vm_next, k++) {
+            l[k].start = v->vm_start;
+            l[k].end = v->vm_end;
+            l[k].flags = v->vm_flags;
+            l[k].pgoff = v->vm_pgoff;
+            l[k].file = v->vm_file;
+            l[k].heap = v->vm_file < 0 && v->vm_start < mm->brk + PAGE_SIZE &&
+                        v->vm_end > mm->start_brk && mm->brk > mm->start_brk;
         }
-        int k = fprintf(
-            out, "%08lx-%08lx %c%c%c%c %08lx %02lx:%02lx %lu", v->vm_start,
-            v->vm_end, v->vm_flags & VM_READ ? 'r' : '-',
-            v->vm_flags & VM_WRITE ? 'w' : '-',
-            v->vm_flags & VM_EXEC ? 'x' : '-',
-            v->vm_flags & VM_MAYSHARE ? 's' : 'p', v->vm_pgoff << PAGE_SHIFT,
-            (dev >> 8) & 0xfff, dev & 0xff, ino);
-        if (k < 0) {
-            n = -EIO;
-            break;
+        pthread_mutex_unlock(&mm->mmap_sem);
+        for (int i = 0; i < k; i++) {
+            if (maps_print(out, &l[i]) < 0)
+                return -EIO;
+            n++;
         }
-        if (path[0])
-            fprintf(out, "%*s%s", 73 - k > 1 ? 73 - k : 1, "", path);
-        fputc('\n', out);
-        n++;
+        if (k < MAPS_BATCH)
+            return n;
+        from = l[k - 1].end;
     }
-    pthread_mutex_unlock(&mm->mmap_sem);
-    return n;
 }
