@@ -51,7 +51,6 @@
 #define HEAP_GROW_PAGES 32UL
 /* ... and comes down when this many free pages are at the top. */
 #define HEAP_TRIM_PAGES 64UL
-#define BITS (8 * sizeof(unsigned long))
 
 static unsigned long brk_threshold = 128UL << 10;
 static unsigned long heap_start, heap_pages, heap_hint;
@@ -66,28 +65,12 @@ static unsigned long heap_blocks, heap_bytes, map_blocks, map_bytes;
 
 static int page_used(unsigned long i)
 {
-    return (heap_map[i / BITS] >> (i % BITS)) & 1;
-}
-
-static int bit(const unsigned long *map, unsigned long i)
-{
-    return (map[i / BITS] >> (i % BITS)) & 1;
-}
-
-static void set_bits(unsigned long *map, unsigned long from, unsigned long n,
-                     int on)
-{
-    for (unsigned long i = from; i < from + n; i++) {
-        if (on)
-            map[i / BITS] |= 1UL << (i % BITS);
-        else
-            map[i / BITS] &= ~(1UL << (i % BITS));
-    }
+    return vmm_bit(heap_map, i);
 }
 
 static void mark(unsigned long from, unsigned long n, int used)
 {
-    set_bits(heap_map, from, n, used);
+    vmm_set_bits(heap_map, from, n, used);
 }
 
 /* Pages [i, i + n) leave the dirty maps (taken, zapped or unmapped);
@@ -95,14 +78,14 @@ static void mark(unsigned long from, unsigned long n, int used)
 static void undirty(unsigned long i, unsigned long n, int zero)
 {
     for (unsigned long j = i; j < i + n; j++) {
-        if (!bit(heap_dirty, j))
+        if (!vmm_bit(heap_dirty, j))
             continue;
         if (zero)
             memset(vmm_host(heap_start + (j << PAGE_SHIFT)), 0, PAGE_SIZE);
         dirty_pages--;
     }
-    set_bits(heap_dirty, i, n, 0);
-    set_bits(heap_old, i, n, 0);
+    vmm_set_bits(heap_dirty, i, n, 0);
+    vmm_set_bits(heap_old, i, n, 0);
 }
 
 /* Free pages from i on, at most max. */
@@ -219,7 +202,7 @@ static unsigned long heap_take(unsigned long n, int zero)
 static void heap_put(unsigned long i, unsigned long n)
 {
     mark(i, n, 0);
-    set_bits(heap_dirty, i, n, 1);
+    vmm_set_bits(heap_dirty, i, n, 1);
     dirty_pages += n;
     if (i < heap_hint)
         heap_hint = i;
@@ -234,8 +217,8 @@ static unsigned long heap_decay(unsigned long now, unsigned long decay)
     if (now && heap_map && now - last_pass_ms >= decay) {
         for (unsigned long i = 0; i < heap_pages;) {
             unsigned long n = 0;
-            while (i + n < heap_pages && bit(heap_old, i + n) &&
-                   bit(heap_dirty, i + n))
+            while (i + n < heap_pages && vmm_bit(heap_old, i + n) &&
+                   vmm_bit(heap_dirty, i + n))
                 n++;
             if (!n) {
                 i++;

@@ -70,7 +70,6 @@
 #define CHUNK_SHIFT VM_SECT_GRAN_SHIFT
 #define CHUNK_BYTES (1UL << CHUNK_SHIFT)
 #define CHUNK_PAGES (CHUNK_BYTES >> PAGE_SHIFT)
-#define BITS (8 * sizeof(unsigned long))
 #define CHUNK_WORDS (CHUNK_PAGES / BITS)
 /* Granules the window can touch: its chunks, by granule from the
  * window's first. */
@@ -262,37 +261,21 @@ static void sp_put(void *addr, unsigned int order)
 
 static const struct slab_page_source sp_source = {sp_get, sp_put};
 
-static int bit(const unsigned long *map, unsigned long i)
-{
-    return (map[i / BITS] >> (i % BITS)) & 1;
-}
-
-static void set_bits(unsigned long *map, unsigned long from, unsigned long n,
-                     int on)
-{
-    for (unsigned long i = from; i < from + n; i++) {
-        if (on)
-            map[i / BITS] |= 1UL << (i % BITS);
-        else
-            map[i / BITS] &= ~(1UL << (i % BITS));
-    }
-}
-
 /* The next run of c from *i on that was free and dirty at the last pass
  * and still is: taken out (marked used) for the zap; its length, 0 when
  * there is none.  sp_lock held. */
 static unsigned long next_stale_run(struct chunk *c, unsigned long *i)
 {
     for (unsigned long j = *i; j < CHUNK_PAGES; j++) {
-        if (!bit(c->old, j) || !bit(c->dirty, j) || bit(c->used, j))
+        if (!vmm_bit(c->old, j) || !vmm_bit(c->dirty, j) || vmm_bit(c->used, j))
             continue;
         unsigned long n = 0;
-        while (j + n < CHUNK_PAGES && bit(c->old, j + n) &&
-               bit(c->dirty, j + n) && !bit(c->used, j + n))
+        while (j + n < CHUNK_PAGES && vmm_bit(c->old, j + n) &&
+               vmm_bit(c->dirty, j + n) && !vmm_bit(c->used, j + n))
             n++;
-        set_bits(c->used, j, n, 1);
-        set_bits(c->dirty, j, n, 0);
-        set_bits(c->old, j, n, 0);
+        vmm_set_bits(c->used, j, n, 1);
+        vmm_set_bits(c->dirty, j, n, 0);
+        vmm_set_bits(c->old, j, n, 0);
         c->nfree -= n;
         dirty_pages -= n;
         *i = j;
@@ -326,7 +309,7 @@ static unsigned long sp_decay(unsigned long now, unsigned long decay)
             vmm_dontneed(a, a + (n << PAGE_SHIFT));
             pthread_mutex_unlock(&vmm_lock);
             pthread_mutex_lock(&sp_lock);
-            set_bits(c->used, i, n, 0); /* free again, clean */
+            vmm_set_bits(c->used, i, n, 0); /* free again, clean */
             c->nfree += n;
             pthread_mutex_unlock(&sp_lock);
             i += n;

@@ -117,4 +117,23 @@ static inline void vmm_stats_poke(void)
         vmm_stats_start();
 }
 
+/* Page bitmaps (heap.c's and slabpages.c's): bit i of map, and n bits
+ * from `from` set (on) or cleared. */
+#define BITS (8 * sizeof(unsigned long))
+static inline int vmm_bit(const unsigned long *map, unsigned long i)
+{
+    return (map[i / BITS] >> (i % BITS)) & 1;
+}
+
+static inline void vmm_set_bits(unsigned long *map, unsigned long from,
+                                unsigned long n, int on)
+{
+    for (unsigned long i = from; i < from + n; i++) {
+        if (on)
+            map[i / BITS] |= 1UL << (i % BITS);
+        else
+            map[i / BITS] &= ~(1UL << (i % BITS));
+    }
+}
+
 #endif /* KSLAB_VMMODE_VMMODE_H */

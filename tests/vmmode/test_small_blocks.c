@@ -32,23 +32,6 @@
 #include "ktest.h"
 #include "vmmtest.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    if (!dlsym(RTLD_DEFAULT, "kslab_stats_print") ||
-        !dlsym(RTLD_DEFAULT, "sbrk")) {
-        fprintf(stderr, "not run under libkslab-vm.so\n");
-        exit(KTEST_SKIP);
-    }
-    struct vmstat s;
-    read_stats(&s);
-    if (!s.window) {
-        fprintf(stderr, "no emulated mm\n");
-        exit(KTEST_SKIP);
-    }
-    return 0;
-}
-
 /* Size of small block i: 16 bytes to about 3 KiB, every class's cache. */
 static size_t small_size(size_t i)
 {
@@ -371,5 +354,5 @@ int main(int argc, char **argv)
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_small_blocks_live_in_mm),
     };
-    return ktest_main(argc, argv, tests, alone, setup, NULL);
+    return ktest_main(argc, argv, tests, alone, vmm_test_setup, NULL);
 }

@@ -45,23 +45,6 @@ static void push_out(void)
     free(q);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    if (!dlsym(RTLD_DEFAULT, "kslab_stats_print") ||
-        !dlsym(RTLD_DEFAULT, "sbrk")) {
-        fprintf(stderr, "not run under libkslab-vm.so\n");
-        exit(KTEST_SKIP);
-    }
-    struct vmstat s;
-    read_stats(&s);
-    if (!s.window) {
-        fprintf(stderr, "no emulated mm\n");
-        exit(KTEST_SKIP);
-    }
-    return 0;
-}
-
 /* Big malloc blocks, anonymous mappings and the break are the mm's;
  * small blocks and file mappings are not. */
 static void test_memory_lives_in_mm(void **state)
@@ -560,5 +543,5 @@ int main(int argc, char **argv)
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_memory_lives_in_mm),
     };
-    return ktest_main(argc, argv, tests, alone, setup, NULL);
+    return ktest_main(argc, argv, tests, alone, vmm_test_setup, NULL);
 }

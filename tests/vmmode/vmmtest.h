@@ -83,4 +83,23 @@ static inline int check(const unsigned char *p, size_t n, unsigned seed)
     return 1;
 }
 
+/* Group setup: skips (exit 77) unless run under libkslab-vm.so with an
+ * emulated mm. */
+static inline int vmm_test_setup(void **state)
+{
+    (void)state;
+    if (!dlsym(RTLD_DEFAULT, "kslab_stats_print") ||
+        !dlsym(RTLD_DEFAULT, "sbrk")) {
+        fprintf(stderr, "not run under libkslab-vm.so\n");
+        exit(KTEST_SKIP);
+    }
+    struct vmstat s;
+    read_stats(&s);
+    if (!s.window) {
+        fprintf(stderr, "no emulated mm\n");
+        exit(KTEST_SKIP);
+    }
+    return 0;
+}
+
 #endif
