@@ -285,17 +285,44 @@ static void *ip_realloc_move(void *p, size_t old, size_t size)
     return q;
 }
 
-/* realloc of a slab object: stays put when the new size needs the same
- * kmalloc cache (a shrink that frees at least half moves, so trimmed
- * buffers give memory back), otherwise moves. */
+/* Growth headroom: a slab object that a realloc grows past its size
+ * moves to a block with room for half as much again, as a vector's
+ * capacity grows geometrically, so a buffer grown by a half or by small
+ * appends is copied O(log n) times, not at every class boundary (four per
+ * doubling).  The copy is of the old block only (ip_realloc_move); the
+ * block's extra bytes are usable (malloc_usable_size says so).  Not under
+ * the hooks (records keep the size asked for). */
+static inline size_t ip_realloc_room(size_t size)
+{
+    size_t room = size + size / 2;
+    return room > size && !ip_hooked() ? room : size;
+}
+
+/* The move of a growing realloc: the new block has headroom, the copy is
+ * of the old block's bytes. */
+static void *ip_realloc_grow(void *p, size_t old, size_t size)
+{
+    void *q = ip_alloc(ip_realloc_room(size), MALLOC_ALIGN);
+    if (!q)
+        return ip_realloc_move(p, old, size); /* memory short: exact */
+    memcpy(q, p, old);
+    ip_free_any(p, "realloc");
+    return q;
+}
+
+/* realloc of a slab object: a growth past the block moves with headroom
+ * (ip_realloc_grow); a shrink that frees at least half of the block moves
+ * (trimmed buffers give memory back; a smaller shrink cannot be told from
+ * a growth within the headroom); anything else stays put. */
 static void *ip_realloc_small(void *p, size_t old, size_t size)
 {
-    if (size <= old && size > old / 2) {
-        if (ip_hooked())
-            ip_tool_resize(p, size);
-        return p;
-    }
-    return ip_realloc_move(p, old, size);
+    if (size > old)
+        return ip_realloc_grow(p, old, size);
+    if (size <= old / 2)
+        return ip_realloc_move(p, old, size);
+    if (ip_hooked())
+        ip_tool_resize(p, size);
+    return p;
 }
 
 /* realloc of a large block: large.c resizes it (in place, mremap, or its
