@@ -299,10 +299,16 @@ static inline size_t ip_realloc_room(size_t size)
 }
 
 /* The move of a growing realloc: the new block has headroom, the copy is
- * of the old block's bytes. */
+ * of the old block's bytes.  Past LARGE_GROW_MIN_SIZE the new block is one
+ * of whole pages, which later growth extends in place. */
 static void *ip_realloc_grow(void *p, size_t old, size_t size)
 {
-    void *q = ip_alloc(ip_realloc_room(size), MALLOC_ALIGN);
+    size_t room = ip_realloc_room(size);
+    void *q;
+    if (room > LARGE_GROW_MIN_SIZE && room <= LARGE_MIN_SIZE && !ip_hooked())
+        q = ip_large_alloc(room, PAGE_SIZE, 0);
+    else
+        q = ip_alloc(room, MALLOC_ALIGN);
     if (!q)
         return ip_realloc_move(p, old, size); /* memory short: exact */
     memcpy(q, p, old);
@@ -326,13 +332,15 @@ static void *ip_realloc_small(void *p, size_t old, size_t size)
 }
 
 /* realloc of a large block: large.c resizes it (in place, mremap, or its
- * own move) while the new size is a large one; a slab size moves. */
+ * own move) while the new size is above LARGE_GROW_MIN_SIZE (a block of
+ * pages made by a growing realloc stays one); a smaller size moves to a
+ * slab object. */
 static __noinline void *ip_realloc_large(void *p, size_t size)
 {
     size_t old = ip_block_size(p, "realloc");
     if (!old) /* the loader's: its size is unknown */
         ip_bad_pointer("realloc", p);
-    if (size > LARGE_MIN_SIZE)
+    if (size > LARGE_GROW_MIN_SIZE)
         return ip_large_realloc(p, size);
     return ip_realloc_move(p, old, size);
 }
