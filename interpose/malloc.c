@@ -316,6 +316,16 @@ static void *ip_realloc_grow(void *p, size_t old, size_t size)
     return q;
 }
 
+/* slab_ksize() inline, for realloc's common case (the block still fits):
+ * the usable size of a slab object, 0 when p is not one. */
+static inline size_t ip_slab_usable(const void *p)
+{
+    struct page *page = slab_page_of(p);
+    if (!page || !slab_obj_start(page, p))
+        return 0;
+    return GET_PAGE_CACHE(page)->objsize;
+}
+
 /* realloc of a slab object: a growth past the block moves with headroom
  * (ip_realloc_grow); a shrink that frees at least half of the block moves
  * (trimmed buffers give memory back; a smaller shrink cannot be told from
@@ -363,7 +373,7 @@ KSLAB_API void *realloc(void *p, size_t size)
     if (ip_hooked() && ip_tool_on())
         return ip_realloc_tool(p, size);
     ip_ensure_init();
-    size_t old = slab_ksize(p);
+    size_t old = ip_slab_usable(p);
     if (old)
         return ip_realloc_small(p, old, size);
     return ip_realloc_large(p, size);
