@@ -296,23 +296,23 @@ static unsigned long large_allocated(void)
     return n;
 }
 
-/* A slab object grown past 16 KiB becomes a block of pages (which later
+/* A slab object grown past 32 KiB becomes a block of pages (which later
  * growth extends in place over the free frames after it), not a slab
  * object of the next class; it keeps its pages while asked for down to
- * two thirds of them, and shrunk to 16 KiB or less it is a slab object
+ * two thirds of them, and shrunk to 32 KiB or less it is a slab object
  * again, smaller. */
 static void test_realloc_grows_into_pages(void **s)
 {
     (void)s;
-    unsigned char *p = malloc(12000);
+    unsigned char *p = malloc(30000);
     assert_non_null(p);
     size_t old = malloc_usable_size(p);
     fill(p, old, 9);
     unsigned long before = large_allocated();
-    unsigned char *q = realloc_checked(p, 20000, 9, "12000 -> 20000");
+    unsigned char *q = realloc_checked(p, 40000, 9, "30000 -> 40000");
     unsigned long after = large_allocated();
     size_t have = malloc_usable_size(q);
-    assert_true(have >= 20000);
+    assert_true(have >= 40000);
     if (!RUNNING_ON_VALGRIND) {
         assert_int_equal(after, before + 1);
         assert_int_equal((uintptr_t)q & (PG - 1), 0);
@@ -321,7 +321,7 @@ static void test_realloc_grows_into_pages(void **s)
         assert_int_equal((uintptr_t)q, was);
         assert_int_equal(malloc_usable_size(q), have);
     }
-    q = realloc_checked(q, 10000, 10, "20000 -> 10000");
+    q = realloc_checked(q, 10000, 10, "40000 -> 10000");
     assert_true(malloc_usable_size(q) < 16 * KiB);
     free(q);
 }
