@@ -317,8 +317,10 @@ static void test_realloc_grows_into_pages(void **s)
         assert_int_equal(after, before + 1);
         assert_int_equal((uintptr_t)q & (PG - 1), 0);
         uintptr_t was = (uintptr_t)q;
-        q = realloc(q, have - have / 3);
-        assert_int_equal((uintptr_t)q, was);
+        unsigned char *same = realloc(q, have - have / 3);
+        assert_non_null(same);
+        assert_int_equal((uintptr_t)same, was);
+        q = same;
         assert_int_equal(malloc_usable_size(q), have);
     }
     q = realloc_checked(q, 10000, 10, "40000 -> 10000");
