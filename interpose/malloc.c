@@ -289,7 +289,7 @@ static void *ip_realloc_move(void *p, size_t old, size_t size)
  * moves to a block with room for half as much again, as a vector's
  * capacity grows geometrically, so a buffer grown by a half or by small
  * appends is copied O(log n) times, not at every class boundary (four per
- * doubling).  The copy is of the old block only (ip_realloc_move); the
+ * doubling).  The copy is of the old block only (ip_realloc_grow); the
  * block's extra bytes are usable (malloc_usable_size says so).  Not under
  * the hooks (records keep the size asked for). */
 static inline size_t ip_realloc_room(size_t size)
