@@ -166,6 +166,15 @@ size_t ip_large_usable(const void *p)
     return ip_huge_usable(p);
 }
 
+/* Frames for a buddy block growing to npages: half as much again (room
+ * for its next growth), within the largest buddy block; npages when there
+ * is no such room. */
+static unsigned long large_room(unsigned long npages)
+{
+    unsigned long room = npages + npages / 2;
+    return want_buddy(room << PAGE_SHIFT, room) ? room : npages;
+}
+
 static void *large_realloc(void *p, size_t size)
 {
     if (size > (size_t)PTRDIFF_MAX - PAGE_SIZE) {
@@ -178,7 +187,9 @@ static void *large_realloc(void *p, size_t size)
     size_t old;
     if (page) {
         unsigned long oldn = page->private;
-        if (npages == oldn)
+        /* stays as it is while it is at most half as big again as asked
+         * (the room a growth gave it); a bigger shrink gives the tail back */
+        if (npages <= oldn && npages >= oldn - oldn / 3)
             return p;
         if (npages < oldn) {
             vm_shrink_pages_exact(page, oldn, npages);
@@ -186,14 +197,21 @@ static void *large_realloc(void *p, size_t size)
             SUB(live_pages, oldn - npages);
             return p;
         }
-        if (want_buddy(len, npages) &&
-            vm_grow_pages_exact(page, oldn, npages) == 0) {
+        if (want_buddy(len, npages)) {
+            unsigned long room = large_room(npages);
+            if (room > npages && vm_grow_pages_exact(page, oldn, room) == 0)
+                npages = room;
+            else if (vm_grow_pages_exact(page, oldn, npages) != 0)
+                goto move;
             page->private = npages;
             ADD(live_pages, npages - oldn);
             ADD(grow_in_place, 1);
             return p;
         }
+    move:
         old = oldn << PAGE_SHIFT;
+        /* the block it moves to has room for the next growth too */
+        len = large_room(npages) << PAGE_SHIFT;
     } else {
         old = ip_huge_usable(p);
         /* a huge block stays one when it shrinks or stays huge; mremap
@@ -205,10 +223,12 @@ static void *large_realloc(void *p, size_t size)
                 return q;
         }
     }
-    void *q = large_alloc(size, PAGE_SIZE, 0);
+    void *q = large_alloc(len, PAGE_SIZE, 0);
+    if (!q && len > PAGE_ALIGN(size))
+        q = large_alloc(size, PAGE_SIZE, 0); /* memory short: no room */
     if (!q)
         return NULL;
-    memcpy(q, p, old < len ? old : len);
+    memcpy(q, p, old < size ? old : size);
     large_free(p);
     ADD(moved, 1);
     return q;

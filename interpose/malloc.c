@@ -285,27 +285,72 @@ static void *ip_realloc_move(void *p, size_t old, size_t size)
     return q;
 }
 
-/* realloc of a slab object: stays put when the new size needs the same
- * kmalloc cache (a shrink that frees at least half moves, so trimmed
- * buffers give memory back), otherwise moves. */
+/* Growth headroom: a slab object that a realloc grows past its size
+ * moves to a block with room for half as much again, as a vector's
+ * capacity grows geometrically, so a buffer grown by a half or by small
+ * appends is copied O(log n) times, not at every class boundary (four per
+ * doubling).  The copy is of the old block only (ip_realloc_grow); the
+ * block's extra bytes are usable (malloc_usable_size says so).  Not under
+ * the hooks (records keep the size asked for). */
+static inline size_t ip_realloc_room(size_t size)
+{
+    size_t room = size + size / 2;
+    return room > size && !ip_hooked() ? room : size;
+}
+
+/* The move of a growing realloc: the new block has headroom, the copy is
+ * of the old block's bytes.  Past LARGE_GROW_MIN_SIZE the new block is one
+ * of whole pages, which later growth extends in place. */
+static void *ip_realloc_grow(void *p, size_t old, size_t size)
+{
+    size_t room = ip_realloc_room(size);
+    void *q;
+    if (room > LARGE_GROW_MIN_SIZE && room <= LARGE_MIN_SIZE && !ip_hooked())
+        q = ip_large_alloc(room, PAGE_SIZE, 0);
+    else
+        q = ip_alloc(room, MALLOC_ALIGN);
+    if (!q)
+        return ip_realloc_move(p, old, size); /* memory short: exact */
+    memcpy(q, p, old);
+    ip_free_any(p, "realloc");
+    return q;
+}
+
+/* slab_ksize() inline, for realloc's common case (the block still fits):
+ * the usable size of a slab object, 0 when p is not one. */
+static inline size_t ip_slab_usable(const void *p)
+{
+    struct page *page = slab_page_of(p);
+    if (!page || !slab_obj_start(page, p))
+        return 0;
+    return GET_PAGE_CACHE(page)->objsize;
+}
+
+/* realloc of a slab object: a growth past the block moves with headroom
+ * (ip_realloc_grow); a shrink that frees at least half of the block moves
+ * (trimmed buffers give memory back; a smaller shrink cannot be told from
+ * a growth within the headroom); anything else stays put. */
 static void *ip_realloc_small(void *p, size_t old, size_t size)
 {
-    if (size <= old && size > old / 2) {
-        if (ip_hooked())
-            ip_tool_resize(p, size);
-        return p;
-    }
-    return ip_realloc_move(p, old, size);
+    if (size > old)
+        return ip_realloc_grow(p, old, size);
+    if (size <= old / 2)
+        return ip_realloc_move(p, old, size);
+    if (ip_hooked())
+        ip_tool_resize(p, size);
+    return p;
 }
 
 /* realloc of a large block: large.c resizes it (in place, mremap, or its
- * own move) while the new size is a large one; a slab size moves. */
+ * own move) while the new size is above LARGE_GROW_MIN_SIZE (a block of
+ * pages made by a growing realloc stays one); a smaller size moves to a
+ * slab object. */
 static __noinline void *ip_realloc_large(void *p, size_t size)
 {
     size_t old = ip_block_size(p, "realloc");
     if (!old) /* the loader's: its size is unknown */
         ip_bad_pointer("realloc", p);
-    if (size > LARGE_MIN_SIZE)
+    if (size > LARGE_GROW_MIN_SIZE)
         return ip_large_realloc(p, size);
     return ip_realloc_move(p, old, size);
 }
@@ -328,7 +373,7 @@ KSLAB_API void *realloc(void *p, size_t size)
     if (ip_hooked() && ip_tool_on())
         return ip_realloc_tool(p, size);
     ip_ensure_init();
-    size_t old = slab_ksize(p);
+    size_t old = ip_slab_usable(p);
     if (old)
         return ip_realloc_small(p, old, size);
     return ip_realloc_large(p, size);

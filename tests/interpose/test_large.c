@@ -89,6 +89,52 @@ static void test_realloc_kinds(void **s)
     assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
 }
 
+/* A buddy block that realloc grows takes half as much again (room for
+ * its next growth, in place or where it moves): a block grown by a tenth
+ * at a time from 80 KiB to 1.5 MiB is resized (grown in place or moved)
+ * at most every other step, not at every step; and it keeps its frames
+ * while asked for down to two thirds of them, giving the tail back below. */
+static void test_realloc_growth_room(void **s)
+{
+    (void)s;
+    struct ip_large_stats a, b;
+    size_t n = 80 * KiB;
+    unsigned char *p = ip_large_alloc(n, PAGE_SIZE, 0);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 7);
+    ip_large_get_stats(&a);
+    unsigned steps = 0;
+    while (n + n / 10 <= 1536 * KiB) {
+        size_t next = n + n / 10;
+        p = ip_large_realloc(p, next);
+        assert_non_null(p);
+        assert_true(ip_large_usable(p) >= next);
+        for (size_t i = 0; i < n; i += 97)
+            assert_int_equal(p[i], (unsigned char)(i * 7));
+        for (size_t i = n; i < next; i++)
+            p[i] = (unsigned char)(i * 7);
+        n = next;
+        steps++;
+    }
+    ip_large_get_stats(&b);
+    unsigned long resized =
+        (b.grow_in_place - a.grow_in_place) + (b.moved - a.moved);
+    print_message("%u growth steps, %lu resized\n", steps, resized);
+    assert_true(steps >= 20);
+    assert_true(resized <= steps / 2);
+    /* down to two thirds of the block: it stays as it is */
+    size_t have = ip_large_usable(p);
+    assert_ptr_equal(ip_large_realloc(p, have - have / 3), p);
+    assert_int_equal(ip_large_usable(p), have);
+    /* below: the tail goes back */
+    assert_ptr_equal(ip_large_realloc(p, have / 2), p);
+    assert_int_equal(ip_large_usable(p), PAGE_ALIGN(have / 2));
+    for (size_t i = 0; i < have / 2; i += 97)
+        assert_int_equal(p[i], (unsigned char)(i * 7));
+    assert_int_equal(ip_large_free(p), IP_LARGE_FREED);
+}
+
 static void test_grow_in_place(void **s)
 {
     (void)s;
@@ -640,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_huge_block),
         cmocka_unit_test(test_alignment),
         cmocka_unit_test(test_realloc_kinds),
+        cmocka_unit_test(test_realloc_growth_room),
         cmocka_unit_test(test_grow_in_place),
         cmocka_unit_test(test_cache_is_bounded),
         cmocka_unit_test(test_huge_split_no_slack),

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
+#include <kslab/kslab.h>
+
 #include "ktest.h"
 
 #if defined(__has_include)
@@ -250,6 +252,82 @@ static void test_realloc_edges(void **s)
     assert_null(realloc(p, 0));
 }
 
+/* A buffer grown by small appends is copied O(log n) times: a slab object
+ * grown past its size moves to a block with half as much room again (not
+ * to the next class, four a doubling), whose usable bytes are all usable;
+ * the contents come along at every step. */
+static void test_realloc_growth_headroom(void **s)
+{
+    (void)s;
+    unsigned char *p = NULL;
+    unsigned moves = 0;
+    for (size_t n = 16; n <= 4096; n += 16) {
+        uintptr_t was = (uintptr_t)p;
+        unsigned char *q = realloc(p, n);
+        assert_non_null(q);
+        moves += (uintptr_t)q != was && was;
+        check(q, n - 16, 5, "growth by appends");
+        for (size_t i = n - 16; i < n; i++)
+            q[i] = pat(i, 5);
+        assert_true(malloc_usable_size(q) >= n);
+        p = q;
+    }
+    memset(p, 1, malloc_usable_size(p));
+    free(p);
+    print_message("16 B to 4 KiB by 16 B: %u moves\n", moves);
+    if (!RUNNING_ON_VALGRIND) /* there every realloc moves */
+        assert_true(moves <= 16);
+}
+
+/* The "large: N allocated" figure of kslab_stats_print(). */
+static unsigned long large_allocated(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    kslab_stats_print(f);
+    fclose(f);
+    unsigned long n = 0;
+    const char *at = strstr(buf, "large: ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "large: %lu allocated", &n), 1);
+    free(buf);
+    return n;
+}
+
+/* A slab object grown past 32 KiB becomes a block of pages (which later
+ * growth extends in place over the free frames after it), not a slab
+ * object of the next class; it keeps its pages while asked for down to
+ * two thirds of them, and shrunk to 32 KiB or less it is a slab object
+ * again, smaller. */
+static void test_realloc_grows_into_pages(void **s)
+{
+    (void)s;
+    unsigned char *p = malloc(30000);
+    assert_non_null(p);
+    size_t old = malloc_usable_size(p);
+    fill(p, old, 9);
+    unsigned long before = large_allocated();
+    unsigned char *q = realloc_checked(p, 40000, 9, "30000 -> 40000");
+    unsigned long after = large_allocated();
+    size_t have = malloc_usable_size(q);
+    assert_true(have >= 40000);
+    if (!RUNNING_ON_VALGRIND) {
+        assert_int_equal(after, before + 1);
+        assert_int_equal((uintptr_t)q & (PG - 1), 0);
+        uintptr_t was = (uintptr_t)q;
+        unsigned char *same = realloc(q, have - have / 3);
+        assert_non_null(same);
+        assert_int_equal((uintptr_t)same, was);
+        q = same;
+        assert_int_equal(malloc_usable_size(q), have);
+    }
+    q = realloc_checked(q, 10000, 10, "40000 -> 10000");
+    assert_true(malloc_usable_size(q) < 16 * KiB);
+    free(q);
+}
+
 /* calloc of a recycled own mapping is zero over the whole request, though
  * the mapping was dirty and bigger; malloc_usable_size covers the request. */
 static void test_calloc_recycled_huge(void **s)
@@ -278,6 +356,8 @@ int main(void)
         cmocka_unit_test(test_aligned_grow_to_slab),
         cmocka_unit_test(test_realloc_edges),
         cmocka_unit_test(test_calloc_recycled_huge),
+        cmocka_unit_test(test_realloc_growth_headroom),
+        cmocka_unit_test(test_realloc_grows_into_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
