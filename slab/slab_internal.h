@@ -96,6 +96,9 @@ struct array_cache {
     /* hits since the last fold into the cache (at each refill/flush) */
     unsigned int allochit, allocmiss, freehit, freemiss;
 #endif
+    /* A CPU's loaded magazine (slab/percpu.c): the CPU's previous one,
+     * or NULL; meaningless in any other array. */
+    struct array_cache *prev;
     void *entry[];
 };
 
@@ -114,12 +117,27 @@ struct array_cache {
  * magazine is free, belongs to the cache and is BUFCTL_ACTIVE on its slab
  * (taken from it, as the arrays' objects are).
  */
+#ifdef __clang__
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+#endif
 struct slab_magazine {
     struct list_head list; /* on the depot's full or empty list */
-    unsigned int rounds;   /* objects held: round[0 ... rounds-1] */
-    unsigned int size;     /* capacity */
-    void *round[];
+    /* the objects: ac.entry[0 ... ac.avail-1] of ac.limit (= batchcount);
+     * a per-CPU array is a magazine's ac, loaded on its CPU */
+    struct array_cache ac;
 };
+#ifdef __clang__
+#pragma clang diagnostic pop
+#endif
+
+/* The magazine whose objects ac holds (ac a magazine's). */
+static inline struct slab_magazine *slab_mag_of(struct array_cache *ac)
+{
+    return (struct slab_magazine *)((char *)ac -
+                                    __builtin_offsetof(struct slab_magazine,
+                                                       ac));
+}
 
 struct slab_depot {
     pthread_mutex_t lock;   /* after the cache's spinlock; a leaf */
@@ -135,6 +153,8 @@ struct slab_depot {
     int capped; /* full magazines went to the slabs over max_full */
 #if SLAB_STATS
     unsigned long mags_in, mags_out; /* full magazines given, taken */
+    /* hits counted in per-CPU magazines that left their CPU */
+    unsigned long cpu_allochit, cpu_freehit;
 #endif
 };
 
@@ -657,6 +677,16 @@ void slab_depot_reap(kmem_cache_t *cachep, unsigned long now);
 int slab_depot_holds(kmem_cache_t *cachep, const void *objp);
 /* Objects in the depot (a racy snapshot). */
 unsigned long slab_depot_objects(kmem_cache_t *cachep);
+/* Whole magazines, for the per-CPU arrays (no copy; no lock held):
+ * a full one off the depot (NULL when it has none), an empty one (off
+ * the depot, else new; NULL without memory), and back: a magazine with
+ * objects goes on the full list (or, over the bound or without
+ * magazines, its objects to the slabs), an empty one on the empty list
+ * (or freed).  Either give folds the magazine's hit counters into the
+ * depot's. */
+struct slab_magazine *slab_depot_take_full(kmem_cache_t *cachep);
+struct slab_magazine *slab_depot_take_empty(kmem_cache_t *cachep);
+void slab_depot_give(kmem_cache_t *cachep, struct slab_magazine *m);
 /* Validates the depot (cache lock held): 0, or -EFAULT after say();
  * *held: the objects in its full magazines. */
 int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
@@ -665,10 +695,11 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 
-/* slab.c's refill of an array (from the depot, else the slabs): the
- * per-CPU slow path stages objects in a private array with it. */
-unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
-                               int flags);
+/* slab.c: fills an array up to its batchcount from the slab lists (the
+ * cache grown as needed, the depots reclaimed when memory is short); the
+ * objects moved, 0 without memory.  No lock held. */
+unsigned int slab_fill_from_slabs(kmem_cache_t *cachep, struct array_cache *ac,
+                                  int flags);
 
 /* Drains every CPU's array of every cache when the arrays are per CPU
  * (slab.c; takes cache_chain_sem). */
