@@ -233,8 +233,8 @@ void *slab_percpu_alloc(kmem_cache_t *cachep, int flags)
     }
     objp = m->ac.entry[--m->ac.avail];
     struct array_cache *old = NULL;
-    if (!m->ac.avail || slab_cpu_load_alloc(id, &m->ac, &old) !=
-                            SLAB_CPU_SWAPPED)
+    if (!m->ac.avail ||
+        slab_cpu_load_alloc(id, &m->ac, &old) != SLAB_CPU_SWAPPED)
         pcpu_give(cachep, &m->ac); /* not loaded: the depot's */
     else
         pcpu_give(cachep, old);

@@ -134,9 +134,8 @@ struct slab_magazine {
 /* The magazine whose objects ac holds (ac a magazine's). */
 static inline struct slab_magazine *slab_mag_of(struct array_cache *ac)
 {
-    return (struct slab_magazine *)((char *)ac -
-                                    __builtin_offsetof(struct slab_magazine,
-                                                       ac));
+    return (struct slab_magazine *)((char *)ac - __builtin_offsetof(
+                                                     struct slab_magazine, ac));
 }
 
 struct slab_depot {
