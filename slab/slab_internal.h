@@ -577,17 +577,29 @@ slab_free_page(struct page *page, const void *objp, const char *fn)
     return 1;
 }
 
+/* The frees' one check of a pointer: page is the slab frame a lookup
+ * found for objp (NULL: not a slab frame, returned as is, the caller's
+ * to decide); a pointer in it that is not an object start dies with a
+ * message. */
+static inline __attribute__((always_inline)) struct page *
+slab_checked_page(struct page *page, const void *objp, const char *fn)
+{
+    if (unlikely(!page))
+        return NULL;
+    if (unlikely(!slab_obj_start(page, objp)))
+        slab_bad_pointer(objp, fn);
+    return page;
+}
+
 /* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
  * when objp lies outside the slab frames (caller decides).  A pointer in
  * slab memory that is not an object start dies with a message. */
 static inline __attribute__((always_inline)) int
 slab_free_inline(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_of(objp);
+    struct page *page = slab_checked_page(slab_page_of(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     return slab_free_page(page, objp, fn);
 }
 
@@ -598,11 +610,9 @@ slab_free_inline(const void *objp, const char *fn)
 static inline __attribute__((always_inline)) int
 slab_free_first(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_first(objp);
+    struct page *page = slab_checked_page(slab_page_first(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     return slab_free_page(page, objp, fn);
 }
 
@@ -614,11 +624,9 @@ slab_free_first(const void *objp, const char *fn)
 static inline __attribute__((always_inline)) int
 slab_cpu_free_first(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_first(objp);
+    struct page *page = slab_checked_page(slab_page_first(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     unsigned int id = page->slab_id;
     if (likely(slab_id_keyed(id))) {
         uintptr_t *key = slab_key_word(objp);
