@@ -31,7 +31,10 @@
  *
  * The depot is below whatever caches objects per thread or per CPU: its
  * interface is a whole magazine in, a whole magazine out, and the caller
- * holds no lock.  Caches without arrays (debugging flags, KSLAB_DEBUG
+ * holds no lock.  A thread's array copies objects into and out of
+ * magazines (slab_depot_put, slab_depot_get); a CPU's arrays are
+ * magazines (slab/percpu.c), which come and go whole, with no copy
+ * (slab_depot_take_full, _take_empty, _give).  Caches without arrays (debugging flags, KSLAB_DEBUG
  * audit, log and leaks, cache_cache) never use it: their objects take the
  * locked path with its checks every time.
  *

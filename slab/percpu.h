@@ -367,18 +367,18 @@ static inline enum slab_cpu_swap slab_cpu_swap_prev_alloc(unsigned int id)
     (void)id;
     return SLAB_CPU_NONE;
 }
-static inline enum slab_cpu_swap
-slab_cpu_load_free(unsigned int id, struct array_cache *ac,
-                   struct array_cache **old)
+static inline enum slab_cpu_swap slab_cpu_load_free(unsigned int id,
+                                                    struct array_cache *ac,
+                                                    struct array_cache **old)
 {
     (void)id;
     (void)ac;
     *old = NULL;
     return SLAB_CPU_NONE;
 }
-static inline enum slab_cpu_swap
-slab_cpu_load_alloc(unsigned int id, struct array_cache *ac,
-                    struct array_cache **old)
+static inline enum slab_cpu_swap slab_cpu_load_alloc(unsigned int id,
+                                                     struct array_cache *ac,
+                                                     struct array_cache **old)
 {
     return slab_cpu_load_free(id, ac, old);
 }

@@ -16,8 +16,9 @@
  * Refill and flush move a whole magazine from or to the cache's depot
  * (below), else `batchcount` objects under the cache's lock.
  * With KSLAB_PERCPU=1 the arrays are per CPU (slab/percpu.h, percpu.c):
- * the same struct array_cache, one per CPU per cache, reached through
- * restartable sequences; the fast paths below test slab_percpu_on().
+ * the struct array_cache of a depot magazine, loaded on a CPU with a
+ * previous one beside it (its prev), reached through restartable
+ * sequences; the fast paths below test slab_percpu_on().
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
