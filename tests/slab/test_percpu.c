@@ -373,10 +373,29 @@ static void *xchg_thread(void *arg)
     return NULL;
 }
 
+static _Atomic int xchg_stop;
+
+/* Shrinks the cache over and over: each shrink takes every CPU's
+ * magazines by an exchange of the slot while the threads' sequences
+ * commit theirs by a compare-and-swap. */
+static void *xchg_shrinker(void *arg)
+{
+    kmem_cache_t *c = arg;
+    unsigned long n = 0;
+    while (!atomic_load(&xchg_stop)) {
+        kmem_cache_shrink(c);
+        n++;
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    return (void *)n;
+}
+
 /* Threads move to another CPU every few operations while their batches
- * overflow and drain the CPUs' magazines: no object is handed out twice
- * (the claim table, the stamps), none is lost (the cache shrinks to
- * nothing), and the depot moved whole magazines both ways. */
+ * overflow and drain the CPUs' magazines and another thread shrinks the
+ * cache: no object is handed out twice (the claim table, the stamps),
+ * none is lost (the cache shrinks to nothing), and the depot moved whole
+ * magazines both ways. */
 static void test_magazine_exchanges_under_migration(void **state)
 {
     (void)state;
@@ -398,15 +417,24 @@ static void test_magazine_exchanges_under_migration(void **state)
         x[i] = (struct xchger){c, n, cpus, 0, (unsigned long)i};
         assert_int_equal(pthread_create(&t[i], NULL, xchg_thread, &x[i]), 0);
     }
+    pthread_t shrinker;
+    atomic_store(&xchg_stop, 0);
+    assert_int_equal(pthread_create(&shrinker, NULL, xchg_shrinker, c), 0);
     unsigned long ops = 0, hops = 0;
     for (int i = 0; i < XCHG_THREADS; i++) {
         pthread_join(t[i], NULL);
         ops += x[i].ops;
         hops += x[i].hops;
     }
+    atomic_store(&xchg_stop, 1);
+    void *shrinks;
+    pthread_join(shrinker, &shrinks);
     ktest_workers_ok();
-    print_message("%lu operations, %lu moves, %lu magazines in, %lu out\n", ops,
-                  hops, c->depot.mags_in - in0, c->depot.mags_out - out0);
+    print_message("%lu operations, %lu moves, %lu shrinks, %lu magazines in, "
+                  "%lu out\n",
+                  ops, hops, (unsigned long)shrinks, c->depot.mags_in - in0,
+                  c->depot.mags_out - out0);
+    assert_true((unsigned long)shrinks >= 1);
     assert_true(ops >= XCHG_MIN_OPS);
     assert_true(hops >= XCHG_THREADS);
     assert_true(c->depot.mags_in - in0 >= 1);
