@@ -469,7 +469,9 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
 
     struct page *page = vm_virt_to_page(objp);
     for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
-        page[i].s_mem = slabp->s_mem;
+        /* the first address handed out (past a red zone): the free
+         * fast path's division starts there */
+        page[i].s_mem = (char *)slabp->s_mem + cachep->obj_offset;
         page[i].slab_objinv = cachep->objinv;
         page[i].slab_objshift = cachep->objshift;
         page[i].slab_num = cachep->num;

@@ -331,12 +331,12 @@ __cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
  * page->slab_num otherwise.  Exact for any object size: divisibility by
  * size = odd << objshift through the modular inverse of odd (one multiply,
  * one rotate).  Reads only the struct page, where kmem_cache_grow() copied
- * the cache's geometry. */
+ * the cache's geometry; its s_mem is the first object's address as handed
+ * out (the slab's s_mem plus the cache's obj_offset, past a red zone). */
 static inline uint64_t slab_page_obj_index(const struct page *page,
                                            const void *objp)
 {
-    uint64_t n = (uint64_t)((uintptr_t)objp - page->slab_obj_offset -
-                            (uintptr_t)page->s_mem);
+    uint64_t n = (uint64_t)((uintptr_t)objp - (uintptr_t)page->s_mem);
     uint64_t q = n * page->slab_objinv;
     unsigned int s = page->slab_objshift;
     return s ? (q >> s) | (q << (64 - s)) : q;
