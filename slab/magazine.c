@@ -34,9 +34,9 @@
  * holds no lock.  A thread's array copies objects into and out of
  * magazines (slab_depot_put, slab_depot_get); a CPU's arrays are
  * magazines (slab/percpu.c), which come and go whole, with no copy
- * (slab_depot_take_full, _take_empty, _give).  Caches without arrays (debugging flags, KSLAB_DEBUG
- * audit, log and leaks, cache_cache) never use it: their objects take the
- * locked path with its checks every time.
+ * (slab_depot_take_full, _take_empty, _give).  Caches without arrays (debugging
+ * flags, KSLAB_DEBUG audit, log and leaks, cache_cache) never use it: their
+ * objects take the locked path with its checks every time.
  *
  * A host fork: prepare holds every depot lock (after its cache's lock,
  * lib/fork.c), so the child's lists are whole.  A magazine in flight (off
