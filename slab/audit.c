@@ -230,7 +230,7 @@ static int audit_lookup(uintptr_t addr, struct audit_rec *out)
     struct page *page = vm_virt_to_page((void *)addr);
     if (page && PageSlabOwned(page)) {
         kmem_cache_t *c = GET_PAGE_CACHE(page);
-        uintptr_t base = (uintptr_t)page->s_mem + c->obj_offset;
+        uintptr_t base = (uintptr_t)page->s_mem; /* past the red zone */
         if (addr >= base && c->size)
             keys[1] = base + (addr - base) / c->size * c->size;
     }

@@ -31,9 +31,12 @@
  *
  * The depot is below whatever caches objects per thread or per CPU: its
  * interface is a whole magazine in, a whole magazine out, and the caller
- * holds no lock.  Caches without arrays (debugging flags, KSLAB_DEBUG
- * audit, log and leaks, cache_cache) never use it: their objects take the
- * locked path with its checks every time.
+ * holds no lock.  A thread's array copies objects into and out of
+ * magazines (slab_depot_put, slab_depot_get); a CPU's arrays are
+ * magazines (slab/percpu.c), which come and go whole, with no copy
+ * (slab_depot_take_full, _take_empty, _give).  Caches without arrays (debugging
+ * flags, KSLAB_DEBUG audit, log and leaks, cache_cache) never use it: their
+ * objects take the locked path with its checks every time.
  *
  * A host fork: prepare holds every depot lock (after its cache's lock,
  * lib/fork.c), so the child's lists are whole.  A magazine in flight (off
@@ -46,6 +49,7 @@
  * are objects of the malloc caches, taken and freed on the locked path
  * (slab_alloc_direct), with no depot lock held.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "lib/options.h"
@@ -108,8 +112,9 @@ static struct slab_magazine *mag_alloc(unsigned int size)
     kmem_cache_t *gen = slab_malloc_host_cache(bytes);
     struct slab_magazine *m = gen ? slab_alloc_direct(gen, GFP_KERNEL) : NULL;
     if (m) {
-        m->rounds = 0;
-        m->size = size;
+        memset(m, 0, sizeof *m);
+        m->ac.limit = m->ac.batchcount = size;
+        m->ac.mem_offset = (unsigned int)offsetof(struct slab_magazine, ac);
     }
     return m;
 }
@@ -137,7 +142,7 @@ static void __depot_take_oldest(struct slab_depot *d, struct list_head *out)
         list_entry(d->full.prev, struct slab_magazine, list);
     list_move(&m->list, out);
     d->nfull--;
-    depot_add_objs(d, -(long)m->rounds);
+    depot_add_objs(d, -(long)m->ac.avail);
 }
 
 /* The working-set pass (depot lock held): the full magazines unused since
@@ -156,9 +161,11 @@ static void __depot_ws(kmem_cache_t *cachep, unsigned long now,
         list_move(d->empty.prev, out_empty);
         d->nempty--;
     }
-    if (d->contention > DEPOT_CONTENTION && d->mag_size < cachep->limit) {
+    /* a CPU holds two magazines (slab/percpu.c): 2.4's limit */
+    unsigned int most = slab_percpu_on() ? cachep->limit / 2 : cachep->limit;
+    if (d->contention > DEPOT_CONTENTION && d->mag_size < most) {
         unsigned int m = d->mag_size + d->mag_size / 2 + 1;
-        d->mag_size = m < cachep->limit ? m : cachep->limit;
+        d->mag_size = m < most ? m : most;
     }
     unsigned long bound = d->max_full / 2;
     if (bound < used + 1)
@@ -199,8 +206,8 @@ static void depot_release(kmem_cache_t *cachep, struct list_head *full,
     list_for_each(p, full)
     {
         struct slab_magazine *m = list_entry(p, struct slab_magazine, list);
-        slab_put_objects(cachep, (void *const *)m->round, m->rounds);
-        m->rounds = 0;
+        slab_put_objects(cachep, (void *const *)m->ac.entry, m->ac.avail);
+        m->ac.avail = 0;
     }
     if (keep && !list_empty(full)) {
         depot_lock(d);
@@ -214,7 +221,21 @@ static void depot_release(kmem_cache_t *cachep, struct list_head *full,
     free_mag_list(empties);
 }
 
-int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac)
+/* Folds a magazine's per-CPU hit counters into the depot's (depot lock
+ * held): they leave their CPU with it. */
+static inline void __depot_fold(struct slab_depot *d, struct slab_magazine *m)
+{
+#if SLAB_STATS
+    d->cpu_allochit += m->ac.allochit;
+    d->cpu_freehit += m->ac.freehit;
+    m->ac.allochit = m->ac.freehit = 0;
+#else
+    (void)d;
+    (void)m;
+#endif
+}
+
+struct slab_magazine *slab_depot_take_empty(kmem_cache_t *cachep)
 {
     struct slab_depot *d = &cachep->depot;
     struct slab_magazine *m = NULL;
@@ -227,34 +248,28 @@ int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac)
     }
     unsigned int want = d->mag_size;
     pthread_mutex_unlock(&d->lock);
-    if (m && m->size < want) { /* made before the magazines grew */
+    if (m && m->ac.limit < want) { /* made before the magazines grew */
         mag_free(m);
         m = NULL;
     }
     if (!m)
         m = mag_alloc(want);
-    if (!m)
-        return 0;
+    return m;
+}
 
-    /* The array gives its oldest objects: to a fork child, which drains
-     * the arrays of the threads it did not inherit up to their counts,
-     * they are gone from the array (count 0 while the rest moves down)
-     * before the depot has them. */
-    unsigned int avail = ac->avail;
-    unsigned int n = m->size < avail ? m->size : avail;
-    memcpy(m->round, ac->entry, n * sizeof(void *));
-    m->rounds = n;
-    __atomic_store_n(&ac->avail, 0, __ATOMIC_RELEASE);
-    memmove(ac->entry, ac->entry + n, (avail - n) * sizeof(void *));
-    __atomic_store_n(&ac->avail, avail - n, __ATOMIC_RELEASE);
-
+/* A magazine holding objects goes on the full list; the bound sends the
+ * oldest to the slabs.  No lock held. */
+static void depot_push_full(kmem_cache_t *cachep, struct slab_magazine *m)
+{
+    struct slab_depot *d = &cachep->depot;
     LIST_HEAD(excess);
     LIST_HEAD(empties);
     unsigned long now = vm_now_ms();
     depot_lock(d);
+    __depot_fold(d, m);
     list_add(&m->list, &d->full);
     d->nfull++;
-    depot_add_objs(d, n);
+    depot_add_objs(d, m->ac.avail);
 #if SLAB_STATS
     d->mags_in++;
 #endif
@@ -272,10 +287,45 @@ int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac)
     pthread_mutex_unlock(&d->lock);
     if (!list_empty(&excess) || !list_empty(&empties))
         depot_release(cachep, &excess, &empties, keep);
+}
+
+/* An empty magazine is kept as the depot's, or freed.  No lock held. */
+static void depot_push_empty(kmem_cache_t *cachep, struct slab_magazine *m)
+{
+    struct slab_depot *d = &cachep->depot;
+    depot_lock(d);
+    __depot_fold(d, m);
+    if (d->nempty < d->max_full) {
+        list_add(&m->list, &d->empty);
+        d->nempty++;
+        m = NULL;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (m)
+        mag_free(m);
+}
+
+int slab_depot_put(kmem_cache_t *cachep, struct array_cache *ac)
+{
+    struct slab_magazine *m = slab_depot_take_empty(cachep);
+    if (!m)
+        return 0;
+    /* The array gives its oldest objects: to a fork child, which drains
+     * the arrays of the threads it did not inherit up to their counts,
+     * they are gone from the array (count 0 while the rest moves down)
+     * before the depot has them. */
+    unsigned int avail = ac->avail;
+    unsigned int n = m->ac.limit < avail ? m->ac.limit : avail;
+    memcpy(m->ac.entry, ac->entry, n * sizeof(void *));
+    m->ac.avail = n;
+    __atomic_store_n(&ac->avail, 0, __ATOMIC_RELEASE);
+    memmove(ac->entry, ac->entry + n, (avail - n) * sizeof(void *));
+    __atomic_store_n(&ac->avail, avail - n, __ATOMIC_RELEASE);
+    depot_push_full(cachep, m);
     return 1;
 }
 
-unsigned int slab_depot_get(kmem_cache_t *cachep, struct array_cache *ac)
+struct slab_magazine *slab_depot_take_full(kmem_cache_t *cachep)
 {
     struct slab_depot *d = &cachep->depot;
     depot_lock(d);
@@ -287,39 +337,50 @@ unsigned int slab_depot_get(kmem_cache_t *cachep, struct array_cache *ac)
             d->capped = 0;
         }
         pthread_mutex_unlock(&d->lock);
-        return 0;
+        return NULL;
     }
     struct slab_magazine *m =
         list_entry(d->full.next, struct slab_magazine, list);
     list_del(&m->list);
     d->nfull--;
-    depot_add_objs(d, -(long)m->rounds);
+    depot_add_objs(d, -(long)m->ac.avail);
     if (d->nfull < d->min_full)
         d->min_full = d->nfull;
 #if SLAB_STATS
     d->mags_out++;
 #endif
     pthread_mutex_unlock(&d->lock);
+    return m;
+}
 
-    unsigned int n = m->rounds;
+unsigned int slab_depot_get(kmem_cache_t *cachep, struct array_cache *ac)
+{
+    struct slab_magazine *m = slab_depot_take_full(cachep);
+    if (!m)
+        return 0;
+    unsigned int n = m->ac.avail;
     KSLAB_CHECK(n <= ac->limit && !ac->avail,
                 "slab_depot_get(): cache `%s': magazine of %u objects for an "
                 "array of %u holding %u",
                 cachep->name, n, ac->limit, ac->avail);
-    memcpy(ac->entry, m->round, n * sizeof(void *));
+    memcpy(ac->entry, m->ac.entry, n * sizeof(void *));
     __atomic_store_n(&ac->avail, n, __ATOMIC_RELEASE);
-    m->rounds = 0;
-
-    depot_lock(d);
-    if (d->nempty < d->max_full) {
-        list_add(&m->list, &d->empty);
-        d->nempty++;
-        m = NULL;
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (m)
-        mag_free(m);
+    m->ac.avail = 0;
+    depot_push_empty(cachep, m);
     return n;
+}
+
+void slab_depot_give(kmem_cache_t *cachep, struct slab_magazine *m)
+{
+    m->ac.prev = NULL;
+    if (m->ac.avail && !slab_magazines_on()) {
+        slab_put_objects(cachep, (void *const *)m->ac.entry, m->ac.avail);
+        m->ac.avail = 0;
+    }
+    if (m->ac.avail)
+        depot_push_full(cachep, m);
+    else
+        depot_push_empty(cachep, m);
 }
 
 void slab_depot_drain(kmem_cache_t *cachep)
@@ -361,8 +422,8 @@ int slab_depot_holds(kmem_cache_t *cachep, const void *objp)
     {
         const struct slab_magazine *m =
             list_entry(p, struct slab_magazine, list);
-        for (unsigned int i = 0; i < m->rounds && !found; i++)
-            found = m->round[i] == objp;
+        for (unsigned int i = 0; i < m->ac.avail && !found; i++)
+            found = m->ac.entry[i] == objp;
         if (found)
             break;
     }
@@ -380,13 +441,13 @@ unsigned long slab_depot_objects(kmem_cache_t *cachep)
 static int check_mag(kmem_cache_t *cachep, const struct slab_magazine *m,
                      void (*say)(const char *, ...))
 {
-    if (m->rounds > m->size) {
+    if (m->ac.avail > m->ac.limit) {
         say("slab_check_cache(): cache `%s': magazine %p holds %u of %u",
-            cachep->name, (const void *)m, m->rounds, m->size);
+            cachep->name, (const void *)m, m->ac.avail, m->ac.limit);
         return -EFAULT;
     }
-    for (unsigned int i = 0; i < m->rounds; i++) {
-        const void *objp = m->round[i];
+    for (unsigned int i = 0; i < m->ac.avail; i++) {
+        const void *objp = m->ac.entry[i];
         struct page *page = slab_object_page(cachep, objp);
         if (!page) {
             say("slab_check_cache(): cache `%s': magazine %p holds %p, not an "
@@ -418,7 +479,7 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...),
         const struct slab_magazine *m =
             list_entry(p, struct slab_magazine, list);
         nfull++;
-        objs += m->rounds;
+        objs += m->ac.avail;
         if (!err)
             err = check_mag(cachep, m, say);
     }
@@ -427,9 +488,9 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *, ...),
         const struct slab_magazine *m =
             list_entry(p, struct slab_magazine, list);
         nempty++;
-        if (!err && m->rounds) {
+        if (!err && m->ac.avail) {
             say("slab_check_cache(): cache `%s': empty magazine %p holds %u",
-                cachep->name, (const void *)m, m->rounds);
+                cachep->name, (const void *)m, m->ac.avail);
             err = -EFAULT;
         }
     }

@@ -12,29 +12,42 @@
  * area glibc registers for every thread (2.35 on: __rseq_offset,
  * __rseq_size); the commit is one store of the array's count.
  *
- * Slow paths (no lock held on entry): an empty array is refilled through
- * a private staging array from the depot or the slabs (slab.c's
- * cache_refill, the same as a thread's), one object is returned and the
- * rest pushed by a restartable batch push; what does not fit (the thread
- * moved, or another thread filled the array meanwhile) goes back to the
- * slabs.  A full array gives its hottest batchcount objects by a
- * restartable batch pop to the staging array, which goes to the depot as
- * a magazine (slab_depot_put), or to the slabs.  An array is made the
- * first time a CPU uses a cache, without a lock, and installed under
- * percpu_lock if the slot is still empty.
- *
+ * A CPU's array of a cache is a magazine of the cache's depot
+ * (slab/magazine.c: batchcount objects, so the two below hold 2.4's
+ * limit), loaded on the CPU, and its `prev' is the CPU's previous
+ * magazine, full or empty (Bonwick and Adams, "Magazines and Vmem",
+ * 2001).  Slow paths (no lock held on entry): a free that finds the
+ * loaded magazine full and the previous one with room, or an allocation
+ * that finds the loaded one empty and the previous one holding objects,
+ * exchanges the two in one restartable sequence (percpu.h).  When both
+ * are full (a free), an empty magazine from the depot holding the freed
+ * object is loaded and the old previous one goes to the depot whole;
+ * when both are empty (an allocation), a full one from the depot (or one
+ * filled from the slabs) is loaded and the old previous one goes to the
+ * depot as an empty.  No object is copied on the way: the depot lock is
+ * held for a list operation, and the exchange on the CPU is one pointer
+ * swap.  The sequences commit by a compare-and-swap of the CPU's slot
+ * (lock cmpxchg, the last instruction of the sequence), so a drain that
+ * takes the slot from another CPU (an exchange) and a commit are ordered:
+ * the magazines belong either to the CPU or to the drainer, never both.
+ * An array is made the first time a CPU uses a cache (an empty magazine,
+ * installed by a compare-and-swap of the empty slot).
+
  * Another thread never writes a CPU's array in place.  Draining one
- * (kmem_cache_shrink, _reap, _destroy, malloc_trim) swaps the slot for
- * slab_empty_ac, then fences with membarrier(MEMBARRIER_CMD_PRIVATE_
+ * (kmem_cache_shrink, _reap, _destroy, malloc_trim) exchanges the slot
+ * for slab_empty_ac, then fences with membarrier(MEMBARRIER_CMD_PRIVATE_
  * EXPEDITED_RSEQ): every sequence running on any CPU is restarted, and
- * sees the empty array; the detached array is then the drainer's alone.
- * It is emptied, and put back if the slot is still empty (else freed).
+ * sees the empty array; the detached magazine and its previous one are
+ * then the drainer's alone.  They are emptied into the slabs and loaded
+ * again if the slot is still empty (shrink, reap), or given whole to the
+ * depot (destroy).
  * Without a working membarrier the per-CPU arrays are not used.
  *
  * Threads exiting leave nothing behind (the arrays are not theirs).  A
  * fork child inherits every array whole (see percpu.h): an object a
  * parent's thread had popped but not yet returned is allocated in the
- * child for good, as with a magazine in flight.
+ * child for good, as with a magazine in flight (between the depot and
+ * a CPU, its objects are the child's for good too).
  *
  * Locking: percpu_lock guards the installation and removal of arrays
  * (not their contents, which the sequences guard); drain_lock serializes
@@ -62,21 +75,6 @@ static struct array_cache *drain_taken[SLAB_PERCPU_MAX_CPUS];
 /* glibc 2.35 on; weak, so an older glibc links and leaves them NULL. */
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
-
-/* A private array for a slow path's objects in transit: its entries
- * continue in the struct (a GNU C extension: a struct ending in a
- * flexible array, not at the end of another). */
-#ifdef __clang__
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
-#endif
-struct stage {
-    struct array_cache ac;
-    void *entry[SLAB_PERCPU_MAX_LIMIT];
-};
-#ifdef __clang__
-#pragma clang diagnostic pop
-#endif
 
 /* Every rseq critical section running on a CPU of this process restarts
  * before this returns.  0, or -1 when the host said no. */
@@ -137,59 +135,38 @@ void slab_percpu_setup(void)
 }
 
 /* Installs ac as cpu's array of cachep if the slot is empty: 1, else 0
- * (the caller keeps ac). */
+ * (the caller keeps ac).  A compare-and-swap: the magazine exchanges of
+ * the sequences commit with one too. */
 static int pcpu_install(kmem_cache_t *cachep, unsigned int cpu,
                         struct array_cache *ac)
 {
     struct array_cache **slot = &slab_cpu_acs[cpu][cachep->id];
-    int done = 0;
+    struct array_cache *empty = &slab_empty_ac;
     pthread_mutex_lock(&percpu_lock);
-    if (*slot == &slab_empty_ac) {
-        __atomic_store_n(slot, ac, __ATOMIC_RELEASE);
-        done = 1;
-    }
+    int done = __atomic_compare_exchange_n(slot, &empty, ac, 0,
+                                           __ATOMIC_RELEASE, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&percpu_lock);
     return done;
 }
 
-/* The calling thread's CPU has no array of cachep: makes one.  0, or -1
- * when there is no memory for it. */
+/* Gives a magazine that left its CPU (ac, perhaps NULL) to the depot. */
+static void pcpu_give(kmem_cache_t *cachep, struct array_cache *ac)
+{
+    if (ac)
+        slab_depot_give(cachep, slab_mag_of(ac));
+}
+
+/* The calling thread's CPU has no array of cachep: loads an empty
+ * magazine there.  0, or -1 when there is no memory for it. */
 static int pcpu_make(kmem_cache_t *cachep, unsigned int cpu)
 {
-    struct array_cache *ac = slab_ac_new(cachep);
-    if (!ac)
+    struct slab_magazine *m = slab_depot_take_empty(cachep);
+    if (!m)
         return -1;
-    if (!pcpu_install(cachep, cpu, ac))
-        slab_ac_free(ac);
+    m->ac.prev = NULL;
+    if (!pcpu_install(cachep, cpu, &m->ac))
+        slab_depot_give(cachep, m);
     return 0;
-}
-
-/* The objects of a stage go back: onto this CPU's array as far as it has
- * room, the rest as magazines to the depot, the last to the slabs. */
-static void stage_return(kmem_cache_t *cachep, struct stage *st)
-{
-    unsigned int n = st->ac.avail;
-    unsigned int k = slab_cpu_push_batch(cachep->id, st->ac.entry, n);
-    if (k == n)
-        return;
-    memmove(st->ac.entry, st->ac.entry + k, (n - k) * sizeof(void *));
-    st->ac.avail = n - k;
-    while (st->ac.avail && slab_magazines_on() &&
-           slab_depot_put(cachep, &st->ac))
-        ;
-    if (st->ac.avail)
-        slab_put_objects(cachep, st->ac.entry, st->ac.avail);
-    st->ac.avail = 0;
-}
-
-static void stage_init(kmem_cache_t *cachep, struct stage *st)
-{
-    memset(&st->ac, 0, sizeof st->ac);
-    st->ac.limit = cachep->limit;
-    st->ac.batchcount = cachep->batchcount;
-    KSLAB_CHECK(cachep->limit <= SLAB_PERCPU_MAX_LIMIT,
-                "slab: cache `%s': array limit %u above %u", cachep->name,
-                cachep->limit, SLAB_PERCPU_MAX_LIMIT);
 }
 
 #if SLAB_STATS
@@ -212,30 +189,55 @@ static int pcpu_ready(kmem_cache_t *cachep)
     return pcpu_make(cachep, cpu) ? 1 : 0;
 }
 
+/* Tries of the hit and the exchange with the previous magazine before a
+ * slow path goes to the depot: each failed try saw the array change (the
+ * thread moved, or another one used the CPU meanwhile). */
+#define PCPU_TRIES 4
+
+/* Locked-path allocation, for a thread with no array to use. */
+static void *pcpu_alloc_direct(kmem_cache_t *cachep, int flags)
+{
+    void *objp = slab_alloc_direct(cachep, flags);
+    if (!objp)
+        errno = ENOMEM;
+    return objp;
+}
+
 void *slab_percpu_alloc(kmem_cache_t *cachep, int flags)
 {
+    unsigned int id = cachep->id;
     void *objp;
-    struct stage st;
-    /* an array made, or another thread's refill: pop again */
-    for (int tries = 0; tries < 2; tries++) {
-        if ((objp = slab_cpu_pop(cachep->id)))
+    for (int tries = 0; tries < PCPU_TRIES; tries++) {
+        if ((objp = slab_cpu_pop(id)))
             return objp;
-        if (pcpu_ready(cachep)) {
-            objp = slab_alloc_direct(cachep, flags);
-            if (!objp)
-                errno = ENOMEM;
-            return objp;
+        if (pcpu_ready(cachep))
+            return pcpu_alloc_direct(cachep, flags);
+        if (slab_cpu_swap_prev_alloc(id) == SLAB_CPU_DEPOT)
+            break;
+    }
+    /* Both magazines empty: a full one from the depot, else one filled
+     * from the slabs, is loaded whole; the old previous (empty) goes to
+     * the depot. */
+    count_miss(&cachep->allocmiss);
+    struct slab_magazine *m = slab_depot_take_full(cachep);
+    if (!m) {
+        m = slab_depot_take_empty(cachep);
+        if (!m)
+            return pcpu_alloc_direct(cachep, flags);
+        m->ac.batchcount = m->ac.limit;
+        if (!slab_fill_from_slabs(cachep, &m->ac, flags)) {
+            slab_depot_give(cachep, m);
+            errno = ENOMEM;
+            return NULL;
         }
     }
-    stage_init(cachep, &st);
-    count_miss(&cachep->allocmiss);
-    if (!slab_cache_refill(cachep, &st.ac, flags)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    objp = st.ac.entry[--st.ac.avail];
-    if (st.ac.avail)
-        stage_return(cachep, &st);
+    objp = m->ac.entry[--m->ac.avail];
+    struct array_cache *old = NULL;
+    if (!m->ac.avail ||
+        slab_cpu_load_alloc(id, &m->ac, &old) != SLAB_CPU_SWAPPED)
+        pcpu_give(cachep, &m->ac); /* not loaded: the depot's */
+    else
+        pcpu_give(cachep, old);
     return objp;
 }
 
@@ -276,32 +278,30 @@ void slab_percpu_free(kmem_cache_t *cachep, void *objp, const char *fn)
     if (!slab_id_keyed(id) && pcpu_top_is(id, objp))
         kslab_die_at(objp, "%s(): double free of %p (cache `%s')", fn, objp,
                      cachep->name);
-    for (int tries = 0; tries < 2; tries++) {
+    for (int tries = 0; tries < PCPU_TRIES; tries++) {
         if (slab_cpu_push_nocheck(id, objp))
             return;
         if (pcpu_ready(cachep)) {
             slab_put_objects(cachep, &objp, 1);
             return;
         }
+        if (slab_cpu_swap_prev_free(id) == SLAB_CPU_DEPOT)
+            break;
     }
-    /* Full: its hottest objects leave (a magazine's worth, else
-     * batchcount), the freed one goes on. */
-    struct stage st;
-    stage_init(cachep, &st);
+    /* Both magazines full: an empty one holding objp is loaded, and the
+     * old previous one goes to the depot whole. */
     count_miss(&cachep->freemiss);
-    unsigned int want =
-        __atomic_load_n(&cachep->depot.mag_size, __ATOMIC_RELAXED);
-    if (!slab_magazines_on() || want < cachep->batchcount)
-        want = cachep->batchcount;
-    if (want > cachep->limit)
-        want = cachep->limit;
-    st.ac.avail = slab_cpu_pop_batch(id, st.ac.entry, want);
-    if (!slab_cpu_push_nocheck(id, objp))
-        st.ac.entry[st.ac.avail++] = objp;
-    while (st.ac.avail && slab_magazines_on() && slab_depot_put(cachep, &st.ac))
-        ;
-    if (st.ac.avail)
-        slab_put_objects(cachep, st.ac.entry, st.ac.avail);
+    struct slab_magazine *m = slab_depot_take_empty(cachep);
+    if (!m) {
+        slab_put_objects(cachep, &objp, 1);
+        return;
+    }
+    m->ac.entry[0] = objp;
+    m->ac.avail = 1;
+    struct array_cache *old = NULL;
+    if (slab_cpu_load_free(id, &m->ac, &old) != SLAB_CPU_SWAPPED)
+        old = &m->ac; /* not loaded: the depot's, objp in it */
+    pcpu_give(cachep, old);
 }
 
 /* Folds a detached array's hit counters into its cache. */
@@ -330,12 +330,12 @@ void slab_percpu_drain(kmem_cache_t *cachep, int release)
     for (unsigned int c = 0; c < nr; c++) {
         struct array_cache **slot = &slab_cpu_acs[c][id];
         taken[c] = NULL;
-        if (*slot == &slab_empty_ac)
+        if (__atomic_load_n(slot, __ATOMIC_ACQUIRE) == &slab_empty_ac)
             continue;
-        if (!release && !__atomic_load_n(&(*slot)->avail, __ATOMIC_RELAXED))
-            continue; /* nothing to give: left in place */
-        taken[c] = *slot;
-        __atomic_store_n(slot, &slab_empty_ac, __ATOMIC_RELEASE);
+        /* an exchange on that CPU commits by a compare-and-swap of the
+         * slot: either it comes first and this takes its result, or it
+         * fails */
+        taken[c] = __atomic_exchange_n(slot, &slab_empty_ac, __ATOMIC_ACQ_REL);
         any = 1;
     }
     if (any && fence_cpus()) {
@@ -351,17 +351,62 @@ void slab_percpu_drain(kmem_cache_t *cachep, int release)
         struct array_cache *ac = taken[c];
         if (!ac)
             continue;
-        while (release && ac->avail && slab_magazines_on() &&
-               slab_depot_put(cachep, ac))
-            ;
-        if (ac->avail)
-            slab_put_objects(cachep, ac->entry, ac->avail);
-        ac->avail = 0;
-        pcpu_fold_stats(cachep, ac);
-        if (release || !pcpu_install(cachep, c, ac))
-            slab_ac_free(ac);
+        struct array_cache *prev = ac->prev;
+        if (release) { /* whole magazines: the depot's */
+            pcpu_give(cachep, prev);
+            pcpu_give(cachep, ac);
+            continue;
+        }
+        /* shrink, reap: the objects to the slabs, the empty magazines
+         * loaded again */
+        for (struct array_cache *a = ac; a; a = a == ac ? prev : NULL) {
+            if (a->avail)
+                slab_put_objects(cachep, a->entry, a->avail);
+            a->avail = 0;
+            pcpu_fold_stats(cachep, a);
+        }
+        if (!pcpu_install(cachep, c, ac)) {
+            pcpu_give(cachep, prev);
+            pcpu_give(cachep, ac);
+        }
     }
     pthread_mutex_unlock(&drain_lock);
+}
+
+/* The previous magazine of a CPU's loaded one, read by another thread
+ * (a racy look: the loaded one may be exchanged meanwhile); NULL when
+ * there is none or the pointer is not in a slab frame any more. */
+static const struct array_cache *pcpu_peek_prev(const struct array_cache *ac)
+{
+    const struct array_cache *p = __atomic_load_n(&ac->prev, __ATOMIC_RELAXED);
+    return p && slab_page_of(p) ? p : NULL;
+}
+
+/* The objects a racy look finds in an array, at most most. */
+static unsigned int pcpu_peek_avail(const struct array_cache *ac,
+                                    unsigned int most)
+{
+    unsigned int n = __atomic_load_n(&ac->avail, __ATOMIC_RELAXED);
+    return n < most ? n : most;
+}
+
+/* Is objp among the first objects (at most most) of an array? */
+static int pcpu_peek_holds(const struct array_cache *ac, const void *objp,
+                           unsigned int most)
+{
+    unsigned int n = pcpu_peek_avail(ac, most);
+    for (unsigned int i = 0; i < n; i++)
+        if (__atomic_load_n(&ac->entry[i], __ATOMIC_RELAXED) == objp)
+            return 1;
+    return 0;
+}
+
+/* The arrays of CPU c for cache id (the loaded one, its previous one). */
+static void pcpu_arrays_of(unsigned int c, unsigned int id,
+                           const struct array_cache *a[2])
+{
+    a[0] = __atomic_load_n(&slab_cpu_acs[c][id], __ATOMIC_ACQUIRE);
+    a[1] = a[0] == &slab_empty_ac ? NULL : pcpu_peek_prev(a[0]);
 }
 
 unsigned long slab_percpu_count(unsigned int id)
@@ -370,9 +415,11 @@ unsigned long slab_percpu_count(unsigned int id)
     if (!slab_percpu_on())
         return 0;
     for (unsigned int c = 0; c < slab_pcpu.nr; c++) {
-        const struct array_cache *ac =
-            __atomic_load_n(&slab_cpu_acs[c][id], __ATOMIC_ACQUIRE);
-        n += __atomic_load_n(&ac->avail, __ATOMIC_RELAXED);
+        const struct array_cache *a[2];
+        pcpu_arrays_of(c, id, a);
+        for (int i = 0; i < 2; i++)
+            if (a[i])
+                n += pcpu_peek_avail(a[i], SLAB_PERCPU_MAX_LIMIT);
     }
     return n;
 }
@@ -393,25 +440,34 @@ int slab_percpu_holds(unsigned int id, const void *objp)
     if (!slab_percpu_on())
         return 0;
     for (unsigned int c = 0; c < slab_pcpu.nr; c++) {
-        const struct array_cache *ac =
-            __atomic_load_n(&slab_cpu_acs[c][id], __ATOMIC_ACQUIRE);
-        if (slab_array_holds(ac, objp))
-            return 1;
+        const struct array_cache *a[2];
+        pcpu_arrays_of(c, id, a);
+        for (int i = 0; i < 2; i++)
+            if (a[i] && pcpu_peek_holds(a[i], objp, SLAB_PERCPU_MAX_LIMIT))
+                return 1;
     }
     return 0;
 }
 
 #if SLAB_STATS
-void slab_percpu_stats(unsigned int id, unsigned long *ah, unsigned long *fh)
+void slab_percpu_stats(kmem_cache_t *cachep, unsigned long *ah,
+                       unsigned long *fh)
 {
-    if (!slab_percpu_on())
+    if (!slab_percpu_on() || !cachep->id)
         return;
     for (unsigned int c = 0; c < slab_pcpu.nr; c++) {
-        const struct array_cache *ac =
-            __atomic_load_n(&slab_cpu_acs[c][id], __ATOMIC_ACQUIRE);
-        *ah += __atomic_load_n(&ac->allochit, __ATOMIC_RELAXED);
-        *fh += __atomic_load_n(&ac->freehit, __ATOMIC_RELAXED);
+        const struct array_cache *a[2];
+        pcpu_arrays_of(c, cachep->id, a);
+        for (int i = 0; i < 2; i++)
+            if (a[i]) {
+                *ah += __atomic_load_n(&a[i]->allochit, __ATOMIC_RELAXED);
+                *fh += __atomic_load_n(&a[i]->freehit, __ATOMIC_RELAXED);
+            }
     }
+    pthread_mutex_lock(&cachep->depot.lock);
+    *ah += cachep->depot.cpu_allochit;
+    *fh += cachep->depot.cpu_freehit;
+    pthread_mutex_unlock(&cachep->depot.lock);
 }
 #endif
 

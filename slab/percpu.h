@@ -41,7 +41,7 @@
 #define SLAB_PERCPU_ROW 512        /* >= SLAB_MAX_IDS; 4 KiB a CPU */
 #define SLAB_PERCPU_ROW_SHIFT 12   /* log2(SLAB_PERCPU_ROW * 8) */
 #define SLAB_PERCPU_MAX_CPUS 1024  /* more possible CPUs: per thread */
-#define SLAB_PERCPU_MAX_LIMIT 256U /* largest array a slow path stages */
+#define SLAB_PERCPU_MAX_LIMIT 256U /* a magazine's most objects, for a look */
 /* Rows before CPU 0's, every slot the empty array: the rseq area's cpu_id
  * of a thread without a registration (-1 RSEQ_CPU_ID_UNINITIALIZED, -2
  * RSEQ_CPU_ID_REGISTRATION_FAILED) indexes them, so a sequence needs no
@@ -195,67 +195,133 @@ SLAB_CPU_PUSH(slab_cpu_push,
               "5:\n\t")
 SLAB_CPU_PUSH(slab_cpu_push_nocheck, "")
 
-/* Moves up to want of the hottest objects of this CPU's array of cache id
- * to buf; returns how many.  The copy is one rep movsq: an abort in the
- * middle restarts the sequence, and nothing is published before its
- * commit (buf is the caller's). */
-static inline unsigned int slab_cpu_pop_batch(unsigned int id, void **buf,
-                                              unsigned int want)
-{
-    unsigned long n, t1, t2;
-    __asm__ __volatile__(
-        SLAB_RSEQ_DESC "1:\n\t"
-                       "xorl %k[n], %k[n]\n\t" SLAB_RSEQ_ARRAY
-                       "movl (%[t1]), %k[t2]\n\t"
-                       "movl %[want], %k[n]\n\t"
-                       "cmpl %k[t2], %k[n]\n\t"
-                       "cmoval %k[t2], %k[n]\n\t"
-                       "testl %k[n], %k[n]\n\t"
-                       "jz 2f\n\t"
-                       "subl %k[n], %k[t2]\n\t"
-                       "leaq %c[ent](%[t1], %[t2], 8), %%rsi\n\t"
-                       "movq %[buf], %%rdi\n\t"
-                       "movl %k[n], %%ecx\n\t"
-                       "rep movsq\n\t"
-                       "movl %k[t2], (%[t1])\n"
-                       "2:\n\t" SLAB_RSEQ_ABORT
-        : [n] "=&r"(n), [t1] "=&r"(t1), [t2] "=&r"(t2)
-        : [buf] "r"(buf), [want] "r"(want), SLAB_RSEQ_IN
-        : "memory", "cc", "rsi", "rdi", "rcx");
-    return (unsigned int)n;
-}
+/* What a magazine exchange found (slab_cpu_swap_prev, slab_cpu_load). */
+enum slab_cpu_swap {
+    SLAB_CPU_SWAPPED, /* committed */
+    SLAB_CPU_AGAIN,   /* the array changed (or the commit lost): try the hit */
+    SLAB_CPU_DEPOT,   /* the previous magazine cannot help: go to the depot */
+    SLAB_CPU_NONE,    /* this CPU has no array of the cache */
+};
 
-/* Moves up to n objects of buf (the first ones) onto this CPU's array of
- * cache id, as many as it has room for; returns how many.  Written above
- * the count, then published by the commit. */
-static inline unsigned int slab_cpu_push_batch(unsigned int id,
-                                               void *const *buf, unsigned int n)
-{
-    unsigned long k, t1, t2;
-    __asm__ __volatile__(
-        SLAB_RSEQ_DESC "1:\n\t"
-                       "xorl %k[k], %k[k]\n\t" SLAB_RSEQ_ARRAY
-                       "movl (%[t1]), %k[t2]\n\t"
-                       "movl %c[lim](%[t1]), %k[k]\n\t"
-                       "subl %k[t2], %k[k]\n\t"
-                       "jbe 9f\n\t"
-                       "cmpl %[want], %k[k]\n\t"
-                       "cmoval %[want], %k[k]\n\t"
-                       "leaq %c[ent](%[t1], %[t2], 8), %%rdi\n\t"
-                       "movq %[buf], %%rsi\n\t"
-                       "movl %k[k], %%ecx\n\t"
-                       "rep movsq\n\t"
-                       "addl %k[k], %k[t2]\n\t"
-                       "movl %k[t2], (%[t1])\n\t"
-                       "jmp 2f\n"
-                       "9:\n\t"
-                       "xorl %k[k], %k[k]\n"
-                       "2:\n\t" SLAB_RSEQ_ABORT
-        : [k] "=&r"(k), [t1] "=&r"(t1), [t2] "=&r"(t2)
-        : [buf] "r"(buf), [want] "r"(n), SLAB_RSEQ_IN
-        : "memory", "cc", "rsi", "rdi", "rcx");
-    return (unsigned int)k;
-}
+/* The Bonwick-Adams exchange of this CPU's loaded magazine of cache id
+ * with its previous one, for a free (the loaded one full, the previous
+ * one with room) or an allocation (the loaded one empty, the previous
+ * one holding objects): the previous becomes the loaded one, the loaded
+ * one its previous.  The new loaded one's prev is written first (it is
+ * not read while that magazine is not loaded), then the CPU's slot
+ * commits with a lock cmpxchg: a drain on another CPU that takes the
+ * slot (an xchg) and the commit are ordered either way, so one of them
+ * owns each magazine. */
+#define SLAB_CPU_SWAP_PREV(name, loaded_can_not, prev_cannot)                  \
+    static inline enum slab_cpu_swap name(unsigned int id)                     \
+    {                                                                          \
+        unsigned long slot, l, p, t;                                           \
+        __asm__ __volatile__ goto(                                             \
+            SLAB_RSEQ_DESC                                                     \
+            "1:\n\t"                                                           \
+            "movslq %%fs:" RSEQ_CPU_ID_OFF "(%[off]), %[slot]\n\t"             \
+            "shlq $12, %[slot]\n\t"                                            \
+            "addq %[col], %[slot]\n\t"                                         \
+            "movq (%[slot]), %[l]\n\t"                                         \
+            "movl %c[lim](%[l]), %k[t1]\n\t"                                    \
+            "testl %k[t1], %k[t1]\n\t"                                           \
+            "jz %l[none]\n\t"                                                  \
+            loaded_can_not                                                     \
+            "movq %c[prv](%[l]), %[p]\n\t"                                     \
+            "testq %[p], %[p]\n\t"                                             \
+            "jz %l[depot]\n\t"                                                 \
+            prev_cannot                                                        \
+            "movq %[l], %c[prv](%[p])\n\t"                                     \
+            "lock cmpxchgq %[p], (%[slot])\n"         /* commit */             \
+            "2:\n\t"                                                           \
+            "jnz %l[again]\n\t"                                                \
+            SLAB_RSEQ_ABORT                                                    \
+            : [slot] "=&r"(slot), [l] "=&a"(l), [p] "=&r"(p), [t1] "=&r"(t)     \
+            : SLAB_RSEQ_IN, [prv] "i"(offsetof(struct array_cache, prev))      \
+            : "memory", "cc"                                                   \
+            : none, depot, again);                                             \
+        return SLAB_CPU_SWAPPED;                                               \
+    none:                                                                      \
+        return SLAB_CPU_NONE;                                                  \
+    depot:                                                                     \
+        return SLAB_CPU_DEPOT;                                                 \
+    again:                                                                     \
+        return SLAB_CPU_AGAIN;                                                 \
+    }
+
+/* for a free: loaded full (avail >= limit, t), previous not full */
+SLAB_CPU_SWAP_PREV(slab_cpu_swap_prev_free,
+                   "cmpl %k[t1], (%[l])\n\t"
+                   "jb %l[again]\n\t",
+                   "movl (%[p]), %k[t1]\n\t"
+                   "cmpl %c[lim](%[p]), %k[t1]\n\t"
+                   "jae %l[depot]\n\t")
+/* for an allocation: loaded empty, previous not empty */
+SLAB_CPU_SWAP_PREV(slab_cpu_swap_prev_alloc,
+                   "cmpl $0, (%[l])\n\t"
+                   "jne %l[again]\n\t",
+                   "cmpl $0, (%[p])\n\t"
+                   "je %l[depot]\n\t")
+
+/* Loads the caller's magazine ac (private to it until the commit) on
+ * this CPU for cache id, the loaded one becoming its previous, when
+ * neither the loaded nor the previous one can serve a free (both full, or
+ * no previous: for_free) or an allocation (both empty).  SLAB_CPU_SWAPPED:
+ * *old is the old previous one (or NULL), the caller's now, to go to the
+ * depot; anything else: ac is still the caller's. */
+#define SLAB_CPU_LOAD(name, loaded_can, prev_can)                              \
+    static inline enum slab_cpu_swap name(unsigned int id,                     \
+                                          struct array_cache *ac,              \
+                                          struct array_cache **old)            \
+    {                                                                          \
+        unsigned long slot, l, p, t;                                           \
+        __asm__ __volatile__ goto(                                             \
+            SLAB_RSEQ_DESC                                                     \
+            "1:\n\t"                                                           \
+            "movslq %%fs:" RSEQ_CPU_ID_OFF "(%[off]), %[slot]\n\t"             \
+            "shlq $12, %[slot]\n\t"                                            \
+            "addq %[col], %[slot]\n\t"                                         \
+            "movq (%[slot]), %[l]\n\t"                                         \
+            "movl %c[lim](%[l]), %k[t1]\n\t"                                    \
+            "testl %k[t1], %k[t1]\n\t"                                           \
+            "jz %l[none]\n\t"                                                  \
+            loaded_can                                                         \
+            "movq %c[prv](%[l]), %[p]\n\t"                                     \
+            "testq %[p], %[p]\n\t"                                             \
+            "jz 7f\n\t"                                                        \
+            prev_can                                                           \
+            "7:\n\t"                                                           \
+            "movq %[l], %c[prv](%[ac])\n\t"                                    \
+            "lock cmpxchgq %[ac], (%[slot])\n"        /* commit */             \
+            "2:\n\t"                                                           \
+            "jnz %l[again]\n\t"                                                \
+            SLAB_RSEQ_ABORT                                                    \
+            : [slot] "=&r"(slot), [l] "=&a"(l), [p] "=&r"(p), [t1] "=&r"(t)     \
+            : [ac] "r"(ac), SLAB_RSEQ_IN,                                      \
+              [prv] "i"(offsetof(struct array_cache, prev))                    \
+            : "memory", "cc"                                                   \
+            : none, again);                                                    \
+        *old = (struct array_cache *)p;                                        \
+        return SLAB_CPU_SWAPPED;                                               \
+    none:                                                                      \
+        return SLAB_CPU_NONE;                                                  \
+    again:                                                                     \
+        return SLAB_CPU_AGAIN;                                                 \
+    }
+
+/* for a free: loaded full, previous full (or none) */
+SLAB_CPU_LOAD(slab_cpu_load_free,
+              "cmpl %k[t1], (%[l])\n\t"
+              "jb %l[again]\n\t",
+              "movl (%[p]), %k[t1]\n\t"
+              "cmpl %c[lim](%[p]), %k[t1]\n\t"
+              "jb %l[again]\n\t")
+/* for an allocation: loaded empty, previous empty (or none) */
+SLAB_CPU_LOAD(slab_cpu_load_alloc,
+              "cmpl $0, (%[l])\n\t"
+              "jne %l[again]\n\t",
+              "cmpl $0, (%[p])\n\t"
+              "jne %l[again]\n\t")
 
 /* clang-format on */
 
@@ -285,21 +351,36 @@ static inline int slab_cpu_push_nocheck(unsigned int id, const void *objp)
 {
     return slab_cpu_push(id, objp);
 }
-static inline unsigned int slab_cpu_pop_batch(unsigned int id, void **buf,
-                                              unsigned int want)
+enum slab_cpu_swap {
+    SLAB_CPU_SWAPPED,
+    SLAB_CPU_AGAIN,
+    SLAB_CPU_DEPOT,
+    SLAB_CPU_NONE,
+};
+static inline enum slab_cpu_swap slab_cpu_swap_prev_free(unsigned int id)
 {
     (void)id;
-    (void)buf;
-    (void)want;
-    return 0;
+    return SLAB_CPU_NONE;
 }
-static inline unsigned int slab_cpu_push_batch(unsigned int id,
-                                               void *const *buf, unsigned int n)
+static inline enum slab_cpu_swap slab_cpu_swap_prev_alloc(unsigned int id)
 {
     (void)id;
-    (void)buf;
-    (void)n;
-    return 0;
+    return SLAB_CPU_NONE;
+}
+static inline enum slab_cpu_swap slab_cpu_load_free(unsigned int id,
+                                                    struct array_cache *ac,
+                                                    struct array_cache **old)
+{
+    (void)id;
+    (void)ac;
+    *old = NULL;
+    return SLAB_CPU_NONE;
+}
+static inline enum slab_cpu_swap slab_cpu_load_alloc(unsigned int id,
+                                                     struct array_cache *ac,
+                                                     struct array_cache **old)
+{
+    return slab_cpu_load_free(id, ac, old);
 }
 static inline unsigned int slab_cpu_now(void)
 {
@@ -332,7 +413,10 @@ unsigned int slab_percpu_arrays(unsigned int id);
 /* Is objp in a CPU's array of cache id (below its count)? */
 int slab_percpu_holds(unsigned int id, const void *objp);
 #if SLAB_STATS
-void slab_percpu_stats(unsigned int id, unsigned long *ah, unsigned long *fh);
+/* Adds the hits of the CPUs' magazines of cachep, those still on a CPU
+ * and those that left one. */
+void slab_percpu_stats(kmem_cache_t *cachep, unsigned long *ah,
+                       unsigned long *fh);
 #endif
 /* The fork protocol's steps for the per-CPU lock (slab.c's hook). */
 void slab_percpu_fork_prepare(void);

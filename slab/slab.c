@@ -469,7 +469,9 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
 
     struct page *page = vm_virt_to_page(objp);
     for (unsigned long i = 0; i < (1UL << cachep->gfporder); i++) {
-        page[i].s_mem = slabp->s_mem;
+        /* the first address handed out (past a red zone): the free
+         * fast path's division starts there */
+        page[i].s_mem = (char *)slabp->s_mem + cachep->obj_offset;
         page[i].slab_objinv = cachep->objinv;
         page[i].slab_objshift = cachep->objshift;
         page[i].slab_num = cachep->num;
@@ -984,16 +986,10 @@ static int reclaim_depots(void)
     return any;
 }
 
-/* Refills ac with up to batchcount objects; returns the number moved. */
-static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
-                                 int flags)
+unsigned int slab_fill_from_slabs(kmem_cache_t *cachep, struct array_cache *ac,
+                                  int flags)
 {
     int reclaimed = !slab_magazines_on();
-    if (slab_magazines_on()) {
-        unsigned int n = slab_depot_get(cachep, ac);
-        if (n)
-            return n;
-    }
     for (;;) {
         pthread_mutex_lock(&cachep->spinlock);
         cachep->list_locks++;
@@ -1014,6 +1010,19 @@ static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
             return 0;
         reclaimed = 1;
     }
+}
+
+/* Refills ac with up to batchcount objects: a magazine from the depot,
+ * else the slabs; returns the number moved. */
+static unsigned int cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
+                                 int flags)
+{
+    if (slab_magazines_on()) {
+        unsigned int n = slab_depot_get(cachep, ac);
+        if (n)
+            return n;
+    }
+    return slab_fill_from_slabs(cachep, ac, flags);
 }
 
 /* Flushes the oldest objects of a full array: a magazine's worth to the
@@ -1039,12 +1048,6 @@ static __cold __noinline void debug_free(kmem_cache_t *cachep, void *objp,
         slab_check_cache(cachep);
     if (slab_debug_tracking())
         slab_debug_free(objp, fn);
-}
-
-unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
-                               int flags)
-{
-    return cache_refill(cachep, ac, flags);
 }
 
 static inline void *__slab_alloc_slow(kmem_cache_t *cachep, int flags)

@@ -16,8 +16,9 @@
  * Refill and flush move a whole magazine from or to the cache's depot
  * (below), else `batchcount` objects under the cache's lock.
  * With KSLAB_PERCPU=1 the arrays are per CPU (slab/percpu.h, percpu.c):
- * the same struct array_cache, one per CPU per cache, reached through
- * restartable sequences; the fast paths below test slab_percpu_on().
+ * the struct array_cache of a depot magazine, loaded on a CPU with a
+ * previous one beside it (its prev), reached through restartable
+ * sequences; the fast paths below test slab_percpu_on().
  * Caches with debug flags, cache_cache and caches beyond SLAB_MAX_IDS have
  * id 0, whose array is always the empty one: every operation takes the
  * locked path (where the debug checks are).
@@ -96,6 +97,9 @@ struct array_cache {
     /* hits since the last fold into the cache (at each refill/flush) */
     unsigned int allochit, allocmiss, freehit, freemiss;
 #endif
+    /* A CPU's loaded magazine (slab/percpu.c): the CPU's previous one,
+     * or NULL; meaningless in any other array. */
+    struct array_cache *prev;
     void *entry[];
 };
 
@@ -114,12 +118,26 @@ struct array_cache {
  * magazine is free, belongs to the cache and is BUFCTL_ACTIVE on its slab
  * (taken from it, as the arrays' objects are).
  */
+#ifdef __clang__
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+#endif
 struct slab_magazine {
     struct list_head list; /* on the depot's full or empty list */
-    unsigned int rounds;   /* objects held: round[0 ... rounds-1] */
-    unsigned int size;     /* capacity */
-    void *round[];
+    /* the objects: ac.entry[0 ... ac.avail-1] of ac.limit (= batchcount);
+     * a per-CPU array is a magazine's ac, loaded on its CPU */
+    struct array_cache ac;
 };
+#ifdef __clang__
+#pragma clang diagnostic pop
+#endif
+
+/* The magazine whose objects ac holds (ac a magazine's). */
+static inline struct slab_magazine *slab_mag_of(struct array_cache *ac)
+{
+    return (struct slab_magazine *)((char *)ac - __builtin_offsetof(
+                                                     struct slab_magazine, ac));
+}
 
 struct slab_depot {
     pthread_mutex_t lock;   /* after the cache's spinlock; a leaf */
@@ -135,6 +153,8 @@ struct slab_depot {
     int capped; /* full magazines went to the slabs over max_full */
 #if SLAB_STATS
     unsigned long mags_in, mags_out; /* full magazines given, taken */
+    /* hits counted in per-CPU magazines that left their CPU */
+    unsigned long cpu_allochit, cpu_freehit;
 #endif
 };
 
@@ -311,12 +331,12 @@ __cold __attribute__((noreturn)) void slab_bad_pointer(const void *objp,
  * page->slab_num otherwise.  Exact for any object size: divisibility by
  * size = odd << objshift through the modular inverse of odd (one multiply,
  * one rotate).  Reads only the struct page, where kmem_cache_grow() copied
- * the cache's geometry. */
+ * the cache's geometry; its s_mem is the first object's address as handed
+ * out (the slab's s_mem plus the cache's obj_offset, past a red zone). */
 static inline uint64_t slab_page_obj_index(const struct page *page,
                                            const void *objp)
 {
-    uint64_t n = (uint64_t)((uintptr_t)objp - page->slab_obj_offset -
-                            (uintptr_t)page->s_mem);
+    uint64_t n = (uint64_t)((uintptr_t)objp - (uintptr_t)page->s_mem);
     uint64_t q = n * page->slab_objinv;
     unsigned int s = page->slab_objshift;
     return s ? (q >> s) | (q << (64 - s)) : q;
@@ -558,17 +578,29 @@ slab_free_page(struct page *page, const void *objp, const char *fn)
     return 1;
 }
 
+/* The frees' one check of a pointer: page is the slab frame a lookup
+ * found for objp (NULL: not a slab frame, returned as is, the caller's
+ * to decide); a pointer in it that is not an object start dies with a
+ * message. */
+static inline __attribute__((always_inline)) struct page *
+slab_checked_page(struct page *page, const void *objp, const char *fn)
+{
+    if (unlikely(!page))
+        return NULL;
+    if (unlikely(!slab_obj_start(page, objp)))
+        slab_bad_pointer(objp, fn);
+    return page;
+}
+
 /* Frees objp if it is an object of a slab cache: returns 1.  Returns 0
  * when objp lies outside the slab frames (caller decides).  A pointer in
  * slab memory that is not an object start dies with a message. */
 static inline __attribute__((always_inline)) int
 slab_free_inline(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_of(objp);
+    struct page *page = slab_checked_page(slab_page_of(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     return slab_free_page(page, objp, fn);
 }
 
@@ -579,11 +611,9 @@ slab_free_inline(const void *objp, const char *fn)
 static inline __attribute__((always_inline)) int
 slab_free_first(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_first(objp);
+    struct page *page = slab_checked_page(slab_page_first(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     return slab_free_page(page, objp, fn);
 }
 
@@ -595,11 +625,9 @@ slab_free_first(const void *objp, const char *fn)
 static inline __attribute__((always_inline)) int
 slab_cpu_free_first(const void *objp, const char *fn)
 {
-    struct page *page = slab_page_first(objp);
+    struct page *page = slab_checked_page(slab_page_first(objp), objp, fn);
     if (unlikely(!page))
         return 0;
-    if (unlikely(!slab_obj_start(page, objp)))
-        slab_bad_pointer(objp, fn);
     unsigned int id = page->slab_id;
     if (likely(slab_id_keyed(id))) {
         uintptr_t *key = slab_key_word(objp);
@@ -657,6 +685,16 @@ void slab_depot_reap(kmem_cache_t *cachep, unsigned long now);
 int slab_depot_holds(kmem_cache_t *cachep, const void *objp);
 /* Objects in the depot (a racy snapshot). */
 unsigned long slab_depot_objects(kmem_cache_t *cachep);
+/* Whole magazines, for the per-CPU arrays (no copy; no lock held):
+ * a full one off the depot (NULL when it has none), an empty one (off
+ * the depot, else new; NULL without memory), and back: a magazine with
+ * objects goes on the full list (or, over the bound or without
+ * magazines, its objects to the slabs), an empty one on the empty list
+ * (or freed).  Either give folds the magazine's hit counters into the
+ * depot's. */
+struct slab_magazine *slab_depot_take_full(kmem_cache_t *cachep);
+struct slab_magazine *slab_depot_take_empty(kmem_cache_t *cachep);
+void slab_depot_give(kmem_cache_t *cachep, struct slab_magazine *m);
 /* Validates the depot (cache lock held): 0, or -EFAULT after say();
  * *held: the objects in its full magazines. */
 int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
@@ -665,10 +703,11 @@ int slab_depot_check(kmem_cache_t *cachep, void (*say)(const char *fmt, ...),
  * lock (no lock held); trims free slabs past free_limit. */
 void slab_put_objects(kmem_cache_t *cachep, void *const *objs, unsigned int n);
 
-/* slab.c's refill of an array (from the depot, else the slabs): the
- * per-CPU slow path stages objects in a private array with it. */
-unsigned int slab_cache_refill(kmem_cache_t *cachep, struct array_cache *ac,
-                               int flags);
+/* slab.c: fills an array up to its batchcount from the slab lists (the
+ * cache grown as needed, the depots reclaimed when memory is short); the
+ * objects moved, 0 without memory.  No lock held. */
+unsigned int slab_fill_from_slabs(kmem_cache_t *cachep, struct array_cache *ac,
+                                  int flags);
 
 /* Drains every CPU's array of every cache when the arrays are per CPU
  * (slab.c; takes cache_chain_sem). */

@@ -67,7 +67,7 @@ static void print_cache(FILE *out, kmem_cache_t *c)
 #if SLAB_STATS
     slab_sum_thread_stats(c, &ah, &am, &fh, &fm);
     if (c->id)
-        slab_percpu_stats(c->id, &ah, &fh);
+        slab_percpu_stats(c, &ah, &fh);
 #endif
     fprintf(out, "%-17s %6lu %6lu %6u %4lu %4lu %4u", c->name, n.active_objs,
             n.num_objs, c->size, n.active_slabs, n.num_slabs,

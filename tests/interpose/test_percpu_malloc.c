@@ -20,39 +20,10 @@
 #include <kslab/kslab.h>
 
 #include "ktest.h"
-
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
+#include "percpu_test.h"
 
 #define RSEQ_SIG 0x53053053
 #define RSEQ_FLAG_UNREGISTER 1
-
-/* The last field of the slabinfo line of cache name (cpu_arrays), or -1. */
-static long slabinfo_cpu_arrays(const char *name)
-{
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f)
-        return -1;
-    kmem_slabinfo(f);
-    fclose(f);
-    long v = -1;
-    size_t len = strlen(name);
-    for (char *line = buf; line && *line;) {
-        char *end = strchr(line, '\n');
-        if (end)
-            *end = 0;
-        if (!strncmp(line, name, len) && line[len] == ' ') {
-            char *colon = strrchr(line, ':');
-            if (colon)
-                v = strtol(colon + 1, NULL, 10);
-        }
-        line = end ? end + 1 : NULL;
-    }
-    free(buf);
-    return v;
-}
 
 static int setup(void **state)
 {
@@ -62,26 +33,18 @@ static int setup(void **state)
         p[i] = malloc(24);
     for (int i = 0; i < 8; i++)
         free(p[i]);
-    if (slabinfo_cpu_arrays("size-32") < 1) {
+    if (pt_slabinfo_cpu_arrays("size-32") < 1) {
         print_message("[  SKIPPED ] no per-CPU arrays here\n");
         exit(KTEST_SKIP);
     }
     return 0;
 }
 
-/* The calling thread's rseq area (glibc's), or NULL. */
-static volatile int *rseq_area(void)
-{
-    if (!&__rseq_offset || !&__rseq_size || !__rseq_size)
-        return NULL;
-    return (volatile int *)((char *)__builtin_thread_pointer() + __rseq_offset);
-}
-
 /* Unregisters the calling thread's rseq area: 0 when its cpu_id then
  * reads negative (RSEQ_CPU_ID_UNINITIALIZED), -1 otherwise. */
 static int rseq_unregister(void)
 {
-    volatile int *area = rseq_area();
+    volatile int *area = pt_rseq_area();
     if (!area)
         return -1;
     /* the length glibc registered: __rseq_size, or the original 32 */

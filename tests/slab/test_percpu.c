@@ -12,83 +12,22 @@
  */
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include <kslab/kslab.h>
 
 #include "ktest.h"
+#include "percpu_test.h"
 #include "slab/kmalloc.h"
 #include "slab/slab_internal.h"
-
-extern const unsigned int __rseq_size __attribute__((weak));
-
-/* Does the host register rseq for this thread (glibc's __rseq_size)? */
-static int rseq_registered(void)
-{
-    return &__rseq_size && __rseq_size > 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* The CPUs this process may run on, in cpus[] (at most max); the count. */
-static int allowed_cpus(int *cpus, int max)
-{
-    cpu_set_t set;
-    int n = 0;
-    if (sched_getaffinity(0, sizeof set, &set))
-        return 0;
-    for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-        if (CPU_ISSET(c, &set))
-            cpus[n++] = c;
-    return n;
-}
-
-static int pin(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof set, &set);
-}
-
-/* The last field of the slabinfo line of cache name (cpu_arrays), or -1. */
-static long slabinfo_cpu_arrays(const char *name)
-{
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f)
-        return -1;
-    kmem_slabinfo(f);
-    fclose(f);
-    long v = -1;
-    size_t len = strlen(name);
-    for (char *line = buf; line && *line;) {
-        char *end = strchr(line, '\n');
-        if (end)
-            *end = 0;
-        if (!strncmp(line, name, len) && line[len] == ' ') {
-            char *colon = strrchr(line, ':');
-            if (colon)
-                v = strtol(colon + 1, NULL, 10);
-        }
-        line = end ? end + 1 : NULL;
-    }
-    free(buf);
-    return v;
-}
 
 static int setup(void **state)
 {
     (void)state;
     kmem_cache_init();
-    if (!SLAB_PERCPU || !rseq_registered()) {
+    if (!SLAB_PERCPU || !pt_rseq_registered()) {
         print_message("[  SKIPPED ] no per-CPU arrays here (%s)\n",
                       SLAB_PERCPU ? "rseq not registered"
                                   : "sanitizer or non-x86-64 build");
@@ -110,7 +49,7 @@ static void test_percpu_used(void **state)
         assert_non_null(o[i] = kmem_cache_alloc(c, GFP_KERNEL));
     for (int i = 0; i < 8; i++)
         kmem_cache_free(c, o[i]);
-    long n = slabinfo_cpu_arrays("pcpu-used");
+    long n = pt_slabinfo_cpu_arrays("pcpu-used");
     assert_true(n >= 1);
     assert_true(n <= (long)slab_pcpu.nr);
     /* the freed objects are in a CPU's array, not a thread's */
@@ -132,7 +71,7 @@ struct handoff {
 static void *alloc_on(void *arg)
 {
     struct handoff *h = arg;
-    ktest_check(pin(h->cpu) == 0);
+    ktest_check(pt_pin(h->cpu) == 0);
     for (int i = 0; i < HANDOFF; i++) {
         h->objs[i] = kmem_cache_alloc(h->cache, GFP_KERNEL);
         ktest_check(h->objs[i] != NULL);
@@ -144,7 +83,7 @@ static void *alloc_on(void *arg)
 static void *free_then_alloc_on(void *arg)
 {
     struct handoff *h = arg;
-    ktest_check(pin(h->cpu) == 0);
+    ktest_check(pt_pin(h->cpu) == 0);
     for (int i = 0; i < HANDOFF; i++) {
         unsigned char *p = h->objs[i];
         ktest_check(p[0] == (unsigned char)i && p[127] == (unsigned char)i);
@@ -167,7 +106,7 @@ static void test_freed_on_one_cpu_allocated_on_another(void **state)
 {
     (void)state;
     int cpus[2];
-    if (allowed_cpus(cpus, 2) < 2)
+    if (pt_allowed_cpus(cpus, 2) < 2)
         ktest_skip("one CPU allowed");
     kmem_cache_t *c = kmem_cache_create("pcpu-handoff", 128, 0, 0, NULL, NULL);
     assert_non_null(c);
@@ -224,8 +163,8 @@ static void *storm(void *arg)
     size_t ksize_of[STORM_LIVE] = {0};
     uintptr_t tag = (uintptr_t)s * 0x9E3779B97F4A7C15ULL;
     size_t sz = kmem_cache_size(s->cache);
-    double end = now_s() + STORM_SECONDS;
-    while (now_s() < end) {
+    double end = pt_now_s() + STORM_SECONDS;
+    while (pt_now_s() < end) {
         for (int k = 0; k < 256; k++) {
             unsigned int r = rand_r(&s->seed);
             int i = (int)(r % STORM_LIVE);
@@ -251,7 +190,7 @@ static void *storm(void *arg)
             s->ops += 2;
         }
         /* hop to another CPU */
-        ktest_check(pin(s->cpus[s->hops++ % (unsigned)s->ncpus]) == 0);
+        ktest_check(pt_pin(s->cpus[s->hops++ % (unsigned)s->ncpus]) == 0);
     }
     for (int i = 0; i < STORM_LIVE; i++) {
         if (live[i]) {
@@ -270,7 +209,7 @@ static void test_migration_storm(void **state)
 {
     (void)state;
     int cpus[64];
-    int n = allowed_cpus(cpus, 64);
+    int n = pt_allowed_cpus(cpus, 64);
     if (n < 2)
         ktest_skip("one CPU allowed");
     kmem_cache_t *c = kmem_cache_create("pcpu-storm", 72, 0, 0, NULL, NULL);
@@ -294,6 +233,216 @@ static void test_migration_storm(void **state)
     /* every object came back: nothing in use after the arrays drain */
     assert_int_equal(kmem_cache_shrink(c), 0);
     assert_int_equal(kmem_cache_destroy(c), 0);
+}
+
+/* ---- a full magazine goes to the depot whole ---- */
+
+/* Is ac one of the full magazines of the depot of cachep? */
+static int depot_has_array(kmem_cache_t *cachep, const struct array_cache *ac)
+{
+    struct slab_depot *d = &cachep->depot;
+    struct list_head *p;
+    int found = 0;
+    pthread_mutex_lock(&d->lock);
+    list_for_each(p, &d->full)
+    {
+        if (&list_entry(p, struct slab_magazine, list)->ac == ac)
+            found = 1;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return found;
+}
+
+struct whole {
+    int cpu;
+    kmem_cache_t *cache;
+    int on_cpu;   /* the array was the CPU's loaded one */
+    int in_depot; /* and then one of the depot's magazines */
+    unsigned long mags_in;
+};
+
+static void *overflow_on(void *arg)
+{
+    struct whole *w = arg;
+    kmem_cache_t *c = w->cache;
+    unsigned int n = 4 * c->batchcount;
+    void **o = calloc(n, sizeof *o);
+    ktest_check(o != NULL && pt_pin(w->cpu) == 0);
+    for (unsigned int i = 0; i < n; i++)
+        ktest_check((o[i] = kmem_cache_alloc(c, GFP_KERNEL)) != NULL);
+    unsigned long in0 = c->depot.mags_in;
+    kmem_cache_free(c, o[0]);
+    const struct array_cache *loaded = slab_cpu_acs[w->cpu][c->id];
+    w->on_cpu = loaded != &slab_empty_ac && slab_array_holds(loaded, o[0]);
+    /* enough frees to fill it and the previous magazine and overflow */
+    for (unsigned int i = 1; i < n; i++)
+        kmem_cache_free(c, o[i]);
+    w->in_depot = depot_has_array(c, loaded);
+    w->mags_in = c->depot.mags_in - in0;
+    free(o);
+    return NULL;
+}
+
+/* The CPU's array is a magazine of the depot: when it and the previous
+ * one are full, a free hands the full one over whole, no object copied
+ * (the array loaded on the CPU is then on the depot's list). */
+static void test_full_magazine_handed_over_whole(void **state)
+{
+    (void)state;
+    int cpus[1] = {0};
+    if (pt_allowed_cpus(cpus, 1) < 1)
+        ktest_skip("no CPU allowed");
+    kmem_cache_t *c = kmem_cache_create("pcpu-whole", 64, 0, 0, NULL, NULL);
+    assert_non_null(c);
+    /* 2.4's tunables: the CPU's two magazines hold limit objects */
+    assert_true(c->batchcount == c->limit / 2);
+    struct whole w = {cpus[0], c, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, overflow_on, &w), 0);
+    pthread_join(t, NULL);
+    ktest_workers_ok();
+    assert_true(w.on_cpu);
+    assert_true(w.mags_in >= 1);
+    assert_true(w.in_depot);
+    assert_int_equal(kslab_verify(), 0);
+    assert_int_equal(kmem_cache_destroy(c), 0);
+}
+
+/* ---- magazine exchanges under migration: every object once ---- */
+
+#define XCHG_THREADS 8
+#define XCHG_SECONDS 1.5
+#define XCHG_MIN_OPS 20000UL
+#define XCHG_HOP 61 /* operations between two moves to another CPU */
+
+/* One byte per 64-byte granule of the first section: 1 while a thread
+ * holds the object there.  A second claim is an object handed out twice. */
+static _Atomic unsigned char *xchg_owned;
+static unsigned long xchg_granules;
+
+struct xchger {
+    kmem_cache_t *cache;
+    int ncpus, *cpus;
+    unsigned long ops, hops;
+};
+
+static _Atomic unsigned char *owned_byte(const void *p)
+{
+    unsigned long g = (unsigned long)((const char *)p - vm_lowmem.base) >> 6;
+    ktest_check(g < xchg_granules);
+    return g < xchg_granules ? &xchg_owned[g] : NULL;
+}
+
+static void xchg_hop(struct xchger *x)
+{
+    if (++x->ops % XCHG_HOP == 0)
+        ktest_check(pt_pin(x->cpus[x->hops++ % (unsigned)x->ncpus]) == 0);
+}
+
+static void *xchg_thread(void *arg)
+{
+    struct xchger *x = arg;
+    kmem_cache_t *c = x->cache;
+    /* three CPUs' worth: every batch crosses magazine boundaries */
+    unsigned int n = 3 * c->limit;
+    void **o = calloc(n, sizeof *o);
+    ktest_check(o != NULL);
+    uintptr_t tag = (uintptr_t)x * 0x9E3779B97F4A7C15ULL;
+    double end = pt_now_s() + XCHG_SECONDS;
+    while (o && (pt_now_s() < end || x->ops < XCHG_MIN_OPS / XCHG_THREADS)) {
+        unsigned int k = n / 2 + (unsigned int)(x->ops % (n / 2));
+        for (unsigned int i = 0; i < k; i++) {
+            o[i] = kmem_cache_alloc(c, GFP_KERNEL);
+            ktest_check(o[i] != NULL);
+            _Atomic unsigned char *b = owned_byte(o[i]);
+            if (b)
+                ktest_check(atomic_exchange(b, 1) == 0);
+            stamp(o[i], 64, tag);
+            xchg_hop(x);
+        }
+        for (unsigned int i = 0; i < k; i++) {
+            ktest_check(stamped(o[i], 64, tag));
+            _Atomic unsigned char *b = owned_byte(o[i]);
+            if (b)
+                ktest_check(atomic_exchange(b, 0) == 1);
+            kmem_cache_free(c, o[i]);
+            xchg_hop(x);
+        }
+    }
+    free(o);
+    return NULL;
+}
+
+static _Atomic int xchg_stop;
+
+/* Shrinks the cache over and over: each shrink takes every CPU's
+ * magazines by an exchange of the slot while the threads' sequences
+ * commit theirs by a compare-and-swap. */
+static void *xchg_shrinker(void *arg)
+{
+    kmem_cache_t *c = arg;
+    unsigned long n = 0;
+    while (!atomic_load(&xchg_stop)) {
+        kmem_cache_shrink(c);
+        n++;
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    return (void *)n;
+}
+
+/* Threads move to another CPU every few operations while their batches
+ * overflow and drain the CPUs' magazines and another thread shrinks the
+ * cache: no object is handed out twice (the claim table, the stamps),
+ * none is lost (the cache shrinks to nothing), and the depot moved whole
+ * magazines both ways. */
+static void test_magazine_exchanges_under_migration(void **state)
+{
+    (void)state;
+    int cpus[64];
+    int n = pt_allowed_cpus(cpus, 64);
+    if (n < 2)
+        ktest_skip("one CPU allowed");
+    kmem_cache_t *c = kmem_cache_create("pcpu-xchg", 64, 0, 0, NULL, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->size, 64);
+    xchg_granules = vm_lowmem.fast_pages * (PAGE_SIZE / 64);
+    xchg_owned = mmap(NULL, xchg_granules, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    assert_true(xchg_owned != MAP_FAILED);
+    unsigned long in0 = c->depot.mags_in, out0 = c->depot.mags_out;
+    struct xchger x[XCHG_THREADS];
+    pthread_t t[XCHG_THREADS];
+    for (int i = 0; i < XCHG_THREADS; i++) {
+        x[i] = (struct xchger){c, n, cpus, 0, (unsigned long)i};
+        assert_int_equal(pthread_create(&t[i], NULL, xchg_thread, &x[i]), 0);
+    }
+    pthread_t shrinker;
+    atomic_store(&xchg_stop, 0);
+    assert_int_equal(pthread_create(&shrinker, NULL, xchg_shrinker, c), 0);
+    unsigned long ops = 0, hops = 0;
+    for (int i = 0; i < XCHG_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ops += x[i].ops;
+        hops += x[i].hops;
+    }
+    atomic_store(&xchg_stop, 1);
+    void *shrinks;
+    pthread_join(shrinker, &shrinks);
+    ktest_workers_ok();
+    print_message("%lu operations, %lu moves, %lu shrinks, %lu magazines in, "
+                  "%lu out\n",
+                  ops, hops, (unsigned long)shrinks, c->depot.mags_in - in0,
+                  c->depot.mags_out - out0);
+    assert_true((unsigned long)shrinks >= 1);
+    assert_true(ops >= XCHG_MIN_OPS);
+    assert_true(hops >= XCHG_THREADS);
+    assert_true(c->depot.mags_in - in0 >= 1);
+    assert_true(c->depot.mags_out - out0 >= 1);
+    assert_int_equal(kslab_verify(), 0);
+    assert_int_equal(kmem_cache_shrink(c), 0);
+    assert_int_equal(kmem_cache_destroy(c), 0);
+    munmap((void *)xchg_owned, xchg_granules);
 }
 
 /* ---- fork ---- */
@@ -403,7 +552,7 @@ static void test_arrays_flat_and_exit_loses_nothing(void **state)
     slab_cache_usage(c, &u);
     unsigned long in_arrays = u.array_objs - slab_depot_objects(c);
     assert_true(in_arrays <= (unsigned long)slab_pcpu.nr * c->limit);
-    assert_true(slabinfo_cpu_arrays("pcpu-exit") <= (long)slab_pcpu.nr);
+    assert_true(pt_slabinfo_cpu_arrays("pcpu-exit") <= (long)slab_pcpu.nr);
     pthread_barrier_wait(&exit_barrier);
     for (int i = 0; i < EXIT_THREADS; i++)
         pthread_join(t[i], NULL);
@@ -455,10 +604,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fork_child_works),
         cmocka_unit_test(test_arrays_flat_and_exit_loses_nothing),
         cmocka_unit_test(test_double_free_in_cpu_array),
+        cmocka_unit_test(test_full_magazine_handed_over_whole),
     };
     const struct CMUnitTest alone[] = {
         ktest_alone(test_freed_on_one_cpu_allocated_on_another),
         ktest_alone(test_migration_storm),
+        ktest_alone(test_magazine_exchanges_under_migration),
     };
     return ktest_main(argc, argv, tests, alone, setup, NULL);
 }
