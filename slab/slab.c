@@ -476,7 +476,6 @@ static int kmem_cache_grow(kmem_cache_t *cachep, int flags)
         page[i].slab_objshift = cachep->objshift;
         page[i].slab_num = cachep->num;
         page[i].slab_id = cachep->id;
-        page[i].slab_obj_offset = cachep->obj_offset;
         SET_PAGE_CACHE(&page[i], cachep);
         SET_PAGE_SLAB(&page[i], slabp);
         SetPageFlag(&page[i], PG_slab);

@@ -72,12 +72,12 @@
  * Free (buddy): the head page of a free block has PG_buddy, its order in
  * `order` and is linked through `list` on its zone's free_area[order].
  * Slab: every page of a slab has PG_slab; list.next is its cache
- * (GET_PAGE_CACHE), list.prev its slab (GET_PAGE_SLAB), s_mem the slab's
- * first object, and the slab_* fields copies of the cache's geometry and
- * array id, so the fast path of kfree() validates a pointer and finds the
- * thread's array from this one structure (the first 56 bytes).  In use
- * otherwise: count is the reference count, order the order it was allocated
- * with.
+ * (GET_PAGE_CACHE), list.prev its slab (GET_PAGE_SLAB), s_mem the first
+ * address the slab hands out (its first object past a red zone), and the
+ * slab_* fields copies of the cache's geometry and array id, so the fast
+ * path of kfree() validates a pointer and finds the thread's array from
+ * this one structure (the first 56 bytes).  In use otherwise: count is the
+ * reference count, order the order it was allocated with.
  */
 struct page {
     struct list_head list;
@@ -93,7 +93,6 @@ struct page {
             unsigned int slab_objshift;
             unsigned int slab_num;
             unsigned int slab_id;
-            unsigned int slab_obj_offset;
         };
     };
     atomic_int count;
