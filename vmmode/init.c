@@ -112,6 +112,9 @@ static void vmm_fork_parent(void)
 static void vmm_fork_child(void)
 {
     pthread_mutex_init(&vmm_lock, NULL);
+    /* the emulator's handler thread anew, malloc still on the host
+     * caches (pthread_create allocates): vm/mm/fork.c */
+    vm_mm_fork_child_serve();
     atomic_store(&vmm_forking, 0);
     slab_malloc_host_only(0);
     vmm_heap_fork_child();
