@@ -117,9 +117,43 @@
  * userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is no thread and
  * vm mode is the SIGSEGV back end with io.c's pins.
  *
+ * A host fork's child.  Its copy of the window still maps the parent's
+ * memfd (a store there would reach the parent's frames) and is
+ * registered with no descriptor (a hole reads as a host zero page), and
+ * the parent's handler thread did not come along.  Two rules: nothing
+ * may touch the child's window before it is mapped again, and the
+ * thread that serves a descriptor must never be the only one able to
+ * serve its own faults.  So, in this order: (1) in kslab's child handler
+ * (vm/mm/fork.c, vm_mm_fork_child) the parent's descriptor is closed and
+ * one with UFFD_FEATURE_SIGBUS opened, the thread flags cleared, and
+ * every mm mapped again from its page tables as the SIGBUS back end maps
+ * it (inaccessible holes, linear ranges registered with that
+ * descriptor): from then on any access by any thread is a signal served
+ * on the faulting thread.  (2) After every child handler of kslab's
+ * (vm_mm_fork_child_serve, called by libkslab-vm.so's own child handler:
+ * the thread registry has pruned the threads that did not come along, so
+ * the new thread's record stays), a descriptor for the thread is opened
+ * and its thread started, and waited for until it is in its loop;
+ * pthread_create's own reads on this thread (the loader's data of
+ * dlopen'd modules, perhaps blocks of the mm, swapped out) are served by
+ * signals meanwhile.  (3) With every mmap_sem held, that descriptor is
+ * put in force, the SIGBUS one closed (its registrations go with it: no
+ * EBUSY), and each mm mapped again, now as the thread serves it.  The
+ * second mapping costs what the first does (a host mmap per run of
+ * pages), small beside the fork's copy of user memory (docs/vm-mode.md).
+ * The thread itself reads one thing of the program's before it can
+ * block anything: glibc's start_thread runs __ctype_init — the global
+ * locale's data, which setlocale() malloc'd — with every signal blocked
+ * (pthread_create blocks them all around the clone), so no signal could
+ * serve that fault, and only the thread itself could serve it on its
+ * descriptor; libkslab-vm.so keeps that data host memory
+ * (vmmode/locale.c), which also keeps every other thread's start free
+ * of faults on the SIGSEGV back end.
+ *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
  * descriptor is set once (kslab_once) and again only in a host fork's
- * child, which has one thread then (and starts its own handler thread).
+ * child (above), which has one thread then, and then the handler thread
+ * waiting on a descriptor with nothing registered.
  * The handler thread takes mmap_sem as the signal handlers do: no thread
  * may touch a window while it holds mmap_sem (or anything fault_in takes),
  * or the thread that would serve it waits for it.
