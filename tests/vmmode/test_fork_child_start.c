@@ -5,11 +5,14 @@
  * glibc's start of every thread reads the global locale's LC_CTYPE data
  * (__ctype_init) with every signal blocked, SIGSEGV and SIGBUS too: that
  * data, which setlocale() malloc'd, must be host memory
- * (vmmode/locale.c), or a thread started while its page is not present
+ * (vmmode/libcobj.c), or a thread started while its page is not present
  * kills the process (the SIGSEGV back end; the handler thread a host
- * fork's child starts anew, on either back end) or waits forever.  The
- * first test checks where setlocale() and newlocale() put it; the second
- * loads C.UTF-8, pushes the mm's pages out (8 MiB of KSLAB_VM_MEM, the
+ * fork's child starts anew, on either back end) or waits forever.  So
+ * must the FILEs that glibc's fork resets in the child of a process with
+ * threads before any fork handler runs.  The first test checks where
+ * setlocale(), newlocale() and the calls that make a FILE put them; the
+ * second loads C.UTF-8, opens FILEs, starts a thread, pushes the mm's
+ * pages out (8 MiB of KSLAB_VM_MEM, the
  * CMake settings, and three times as much written) and forks a bounded
  * number of times: each child starts threads, has the host kernel write
  * into a block never touched — served by the child's own handler thread
@@ -50,6 +53,15 @@ static void push_out(void)
         for (size_t i = 0; i < LEN; i += 4096)
             buf[i] = (unsigned char)(round + i);
     free(buf);
+}
+
+/* Waits for the end of the pipe *arg. */
+static void *idle_fn(void *arg)
+{
+    char c;
+    while (read(*(int *)arg, &c, 1) > 0)
+        ;
+    return NULL;
 }
 
 static void *thread_fn(void *arg)
@@ -121,8 +133,9 @@ static int wait_bounded(pid_t pid)
     }
 }
 
-/* setlocale() and newlocale() load locale data into host memory. */
-static void test_locale_data_is_host_memory(void **state)
+/* setlocale() and newlocale() load locale data into host memory; the
+ * calls that make a FILE make it there too. */
+static void test_libc_objects_are_host_memory(void **state)
 {
     (void)state;
     if (!setlocale(LC_ALL, "C.UTF-8"))
@@ -137,6 +150,17 @@ static void test_locale_data_is_host_memory(void **state)
     assert_false(in_mm(l));
     freelocale(l);
     setlocale(LC_ALL, "C");
+    char *mem = NULL;
+    size_t len = 0;
+    FILE *f[] = {fopen("/dev/null", "r"), fdopen(dup(0), "r"),
+                 open_memstream(&mem, &len), tmpfile(),
+                 fmemopen(NULL, 64, "w+")};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        assert_non_null(f[i]);
+        assert_false(in_mm(f[i]));
+        fclose(f[i]);
+    }
+    free(mem);
 }
 
 static void test_fork_children_start_threads_and_exec(void **state)
@@ -146,6 +170,15 @@ static void test_fork_children_start_threads_and_exec(void **state)
         ktest_skip("no C.UTF-8 locale here");
     struct vmstat s0, s1;
     read_stats(&s0);
+    /* a thread, so that glibc's fork resets every FILE's lock in the
+     * child before any handler runs, and FILEs open across the forks */
+    int idle[2];
+    assert_int_equal(pipe(idle), 0);
+    pthread_t idler;
+    assert_int_equal(pthread_create(&idler, NULL, idle_fn, &idle[0]), 0);
+    FILE *files[16];
+    for (int i = 0; i < 16; i++)
+        assert_non_null(files[i] = fopen("/dev/null", "r"));
     /* small blocks written before the forks, swapped out by push_out */
     enum { NSMALL = 2000 };
     static unsigned char *keep[NSMALL];
@@ -176,6 +209,11 @@ static void test_fork_children_start_threads_and_exec(void **state)
     }
     read_stats(&s1);
     assert_true(s1.pswpout > s0.pswpout);
+    for (int i = 0; i < 16; i++)
+        fclose(files[i]);
+    close(idle[1]);
+    pthread_join(idler, NULL);
+    close(idle[0]);
     for (int i = 0; i < NSMALL; i++) {
         assert_true(check(keep[i], 700, (unsigned)i));
         free(keep[i]);
@@ -186,11 +224,11 @@ static void test_fork_children_start_threads_and_exec(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_locale_data_is_host_memory),
+        cmocka_unit_test(test_libc_objects_are_host_memory),
         cmocka_unit_test(test_fork_children_start_threads_and_exec),
     };
     const struct CMUnitTest alone[] = {
-        cmocka_unit_test(test_locale_data_is_host_memory),
+        cmocka_unit_test(test_libc_objects_are_host_memory),
     };
     return ktest_main(argc, argv, tests, alone, vmm_test_setup, NULL);
 }

@@ -147,7 +147,7 @@
  * (pthread_create blocks them all around the clone), so no signal could
  * serve that fault, and only the thread itself could serve it on its
  * descriptor; libkslab-vm.so keeps that data host memory
- * (vmmode/locale.c), which also keeps every other thread's start free
+ * (vmmode/libcobj.c), which also keeps every other thread's start free
  * of faults on the SIGSEGV back end.
  *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
@@ -208,7 +208,7 @@ static unsigned int server_ready;
  * copy into or out of the page in the middle of a system call.  It never
  * touches a window itself, and blocks every signal; glibc's start of it
  * reads the global locale's data, which libkslab-vm.so keeps host memory
- * (vmmode/locale.c).  A resolution that
+ * (vmmode/libcobj.c).  A resolution that
  * fills the page (UFFDIO_ZEROPAGE) wakes the waiters itself; one that
  * maps a frame over the hole (mmap) does not, hence the wake.
  */
