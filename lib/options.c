@@ -269,12 +269,12 @@ static int opt_magazines(const char *v)
     return 0;
 }
 
-/* 1 or 0 (the default). */
+/* 1 or 0: vm_small 1 or -1 (0, unset, is on: vmmode/slabpages.c). */
 static int opt_vm_small(const char *v)
 {
     if (strcmp(v, "0") && strcmp(v, "1"))
         return -1;
-    kslab_opt.vm_small = v[0] == '1';
+    kslab_opt.vm_small = v[0] == '1' ? 1 : -1;
     return 0;
 }
 
@@ -497,10 +497,9 @@ const struct kslab_option kslab_option_table[] = {
      "/tmp",
      opt_vm_swap_dir},
     {"KSLAB_VM_SMALL", "1 or 0",
-     "libkslab-vm.so: 1: the malloc family's blocks of 64 KiB and less "
-     "(slab objects) live in the emulated mm too, in slabs cut from it; "
-     "0 (the default): they are host memory (a forked child's handler "
-     "thread may touch libc data among them: docs/vm-mode.md)",
+     "libkslab-vm.so: 1 (the default): the malloc family's blocks of 64 "
+     "KiB and less (slab objects) live in the emulated mm too, in slabs "
+     "cut from it; 0: they are host memory (the host caches)",
      opt_vm_small},
     {"KSLAB_VM_STATS_DIR", "/path of a directory; %p is the pid",
      "libkslab-vm.so: the mm's maps, meminfo and vmstat, as files of this "

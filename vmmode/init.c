@@ -92,9 +92,10 @@ static void swap_setup(void)
 
 /* Across a host fork the malloc path's small blocks come from the host
  * caches (slab_malloc_host_only): in the child, until the emulator's own
- * child handler mapped its window anew (which also starts its handler
- * thread, whose pthread_create allocates), a write to the window would
- * reach the parent's frames. */
+ * child handler mapped its window anew, a write to the window would
+ * reach the parent's frames; and the child's handler thread is started
+ * here (vm_mm_fork_child_serve: after every child handler of kslab's, so
+ * the thread registry keeps its record), whose pthread_create allocates. */
 static void vmm_fork_prepare(void)
 {
     atomic_store(&vmm_forking, 1);
@@ -112,6 +113,9 @@ static void vmm_fork_parent(void)
 static void vmm_fork_child(void)
 {
     pthread_mutex_init(&vmm_lock, NULL);
+    /* the emulator's handler thread anew, malloc still on the host
+     * caches (pthread_create allocates): vm/mm/fork.c */
+    vm_mm_fork_child_serve();
     atomic_store(&vmm_forking, 0);
     slab_malloc_host_only(0);
     vmm_heap_fork_child();

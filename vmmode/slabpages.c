@@ -2,7 +2,7 @@
  * vmmode/slabpages.c — the malloc family's small blocks in the process's
  * mm: the page source of the second set of malloc caches.
  *
- * Every block of 64 KiB and less is a slab object.  With KSLAB_VM_SMALL=1,
+ * Every block of 64 KiB and less is a slab object.  Unless KSLAB_VM_SMALL=0,
  * at start-up (vmm_slab_init) the malloc path gets a second set of malloc
  * caches, mm-size-32 … mm-size-131072 beside the kmalloc and intermediate ones
  * (slab_malloc_set_page_source: the size → id tables are rewritten, so
@@ -357,8 +357,8 @@ static const struct kslab_fork_hook sp_fork_hook = {
  * into the mm.  Under KSLAB_DEBUG they stay host memory, said once. */
 void vmm_slab_init(void)
 {
-    if (!kslab_opt.vm_small)
-        return; /* KSLAB_VM_SMALL=1 asks for it (docs/vm-mode.md) */
+    if (kslab_opt.vm_small < 0)
+        return; /* KSLAB_VM_SMALL=0 keeps them host memory */
     if (kslab_opt.debug || kslab_opt.dbg) {
         kslab_warn("libkslab-vm.so: KSLAB_DEBUG is set: blocks of 64 KiB "
                    "and less stay host memory, not in the mm");

@@ -1,8 +1,8 @@
 /*
  * tests/vmmode/test_small_blocks.c — the malloc family's small blocks
  * (slab objects, 64 KiB and less) under libkslab-vm.so (LD_PRELOAD, set by
- * CMakeLists.txt with 8 MiB of emulated memory) with KSLAB_VM_SMALL=1
- * (the program runs itself again with it): they live in the
+ * CMakeLists.txt with 8 MiB of emulated memory), where KSLAB_VM_SMALL is
+ * on by default: they live in the
  * process's mm (every entry point: malloc, calloc, realloc, the aligned
  * calls), go to swap under pressure and come back byte-exact to four
  * threads, are freed and reused (calloc clears what it reuses), keep
@@ -10,7 +10,7 @@
  * back, a host fork's child has its own copy of them, and the host
  * kernel writes into a small block never touched (read(2), and recvmsg
  * where the handler thread serves the mm); freed, their pages are zapped
- * after the decay time.
+ * after the decay time.  With KSLAB_VM_SMALL=0 they are host memory.
  *
  * The mm is observed through kslab_stats_print, found with dlsym, as in
  * test_vmmode.c.
@@ -121,21 +121,9 @@ static void test_small_blocks_swap_and_read_back_by_threads(void **state)
 /* Chunks of the mm that the slabs took so far (the report's slab line). */
 static unsigned long slab_chunks(void)
 {
-    void (*print)(FILE *) =
-        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    print(f);
-    fclose(f);
-    char *h = strstr(buf, "vm: slabs ");
-    assert_non_null(h);
-    char *k = strstr(h, " kB in ");
-    assert_non_null(k);
-    unsigned long n = strtoul(k + strlen(" kB in "), NULL, 10);
-    free(buf);
-    return n;
+    struct vmstat s;
+    read_stats(&s);
+    return s.slab_chunks;
 }
 
 /* Freed small blocks are reused; calloc clears a reused one; realloc
@@ -284,23 +272,10 @@ static void test_kernel_writes_into_untouched_small_block(void **state)
 /* The slab line of the report: kB in slabs, kB freed and kept. */
 static void slab_kb(unsigned long *in_slabs, unsigned long *kept)
 {
-    void (*print)(FILE *) =
-        (void (*)(FILE *))dlsym(RTLD_DEFAULT, "kslab_stats_print");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    print(f);
-    fclose(f);
-    char *h = strstr(buf, "vm: slabs ");
-    assert_non_null(h);
-    char *k = strstr(h, " chunks of the mm: ");
-    assert_non_null(k);
-    *in_slabs = strtoul(k + strlen(" chunks of the mm: "), &k, 10);
-    k = strstr(k, "slabs, ");
-    assert_non_null(k);
-    *kept = strtoul(k + strlen("slabs, "), NULL, 10);
-    free(buf);
+    struct vmstat s;
+    read_stats(&s);
+    *in_slabs = s.slab_kb;
+    *kept = s.slab_kept_kb;
 }
 
 /* Small blocks freed: their empty slabs go back to the page source after
@@ -333,16 +308,29 @@ static void test_small_blocks_freed_pages_decay(void **state)
     assert_true(in < in0 / 2);
 }
 
+/* This program again with KSLAB_VM_SMALL=0: its small blocks are host
+ * memory, its big ones the mm's. */
+static int small_off_child(void)
+{
+    void *small = malloc(100), *big = malloc(1 << 20);
+    return small && big && !in_mm(small) && in_mm(big) ? 0 : 1;
+}
+
+static void test_small_off_keeps_host_memory(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"KSLAB_VM_SMALL=0", NULL};
+    struct ktest_exec x = {"/proc/self/exe", "small-off", env};
+    char err[1024];
+    int st = ktest_run_child(ktest_exec_self, &x, err, sizeof err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("KSLAB_VM_SMALL=0: status %#x; stderr: %s", st, err);
+}
+
 int main(int argc, char **argv)
 {
-    /* the small blocks are the mm's with KSLAB_VM_SMALL=1, read at the
-     * library's start: run again with it */
-    if (!getenv("KSLAB_VM_SMALL")) {
-        setenv("KSLAB_VM_SMALL", "1", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    if (argc > 1 && !strcmp(argv[1], "small-off"))
+        return small_off_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_blocks_live_in_mm),
         cmocka_unit_test(test_small_blocks_swap_and_read_back_by_threads),
@@ -350,6 +338,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_small_blocks_fork_child_has_own_copy),
         cmocka_unit_test(test_kernel_writes_into_untouched_small_block),
         cmocka_unit_test(test_small_blocks_freed_pages_decay),
+        cmocka_unit_test(test_small_off_keeps_host_memory),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_small_blocks_live_in_mm),

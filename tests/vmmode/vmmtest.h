@@ -20,6 +20,9 @@ struct vmstat {
     int thread;           /* a userfaultfd handler thread serves it */
     unsigned long served; /* faults that thread served */
     int wp;               /* and its write-protect mode: read-only pages too */
+    /* the slab line (small blocks in the mm): chunks of the mm the slabs
+     * took, kB in slabs, kB of freed slab pages kept */
+    unsigned long slab_chunks, slab_kb, slab_kept_kb;
 };
 
 static inline void read_stats(struct vmstat *s)
@@ -53,6 +56,17 @@ static inline void read_stats(struct vmstat *s)
     if (t)
         s->served = strtoul(strchr(t, '(') + 1, NULL, 10);
     s->wp = strstr(buf, "write-protected pages too") != NULL;
+    char *h = strstr(buf, "vm: slabs ");
+    char *k = h ? strstr(h, " kB in ") : NULL;
+    if (k) {
+        s->slab_chunks = strtoul(k + strlen(" kB in "), NULL, 10);
+        k = strstr(k, " chunks of the mm: ");
+        assert_non_null(k);
+        s->slab_kb = strtoul(k + strlen(" chunks of the mm: "), &k, 10);
+        k = strstr(k, "slabs, ");
+        assert_non_null(k);
+        s->slab_kept_kb = strtoul(k + strlen("slabs, "), NULL, 10);
+    }
     free(buf);
 }
 

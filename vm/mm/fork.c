@@ -262,6 +262,48 @@ static void vm_mm_fork_child(void)
     mmlist_fork_unlock(1);
 }
 
+/**
+ * vm_mm_fork_child_serve - in a host fork's child, after every child
+ * handler of kslab's fork protocol (lib/fork.c: the thread registry has
+ * forgotten the threads that did not come along, so a thread started now
+ * keeps its record): the userfaultfd handler thread the parent had is
+ * started anew, and every mm is mapped again onto its descriptor.
+ *
+ * Until then the child runs on the SIGBUS back end (uffd.c's story): its
+ * mms were mapped by vm_mm_fork_child onto a descriptor that raises
+ * signals, so the faults of the thread's start (glibc's reads of the
+ * locale data, perhaps a small block of the mm, swapped out) and of
+ * pthread_create in this thread (the loader's data of dlopen'd modules)
+ * are served on the thread that takes them.  Once the thread is in its
+ * loop its descriptor is put in force and each mm mapped again, with
+ * every mmap_sem and vm_mmlist_lock held as a fork's prepare takes them:
+ * nothing touches a window meanwhile (this thread maps, the handler
+ * thread waits on a descriptor with nothing registered yet).  Without a
+ * call the child stays on the SIGBUS back end: correct, but the host
+ * kernel's accesses to pages not present fail with EFAULT there.
+ * libkslab-vm.so calls it from its own child handler (vmmode/init.c).
+ */
+void vm_mm_fork_child_serve(void)
+{
+    if (!vm_uffd_fork_child_start())
+        return;
+    mmlist_fork_lock();
+    struct mm_struct *list = fork_locked;
+    fork_locked = NULL;
+    vm_uffd_fork_child_switch();
+    for (struct mm_struct *m = list; m; m = m->fork_next) {
+        m->fork_locked = 0;
+        fork_remap_mm(m);
+        pthread_mutex_unlock(&m->mmap_sem);
+    }
+    pthread_mutex_unlock(&vm_mmlist_lock);
+    while (list) {
+        struct mm_struct *next = list->fork_next;
+        mmput(list);
+        list = next;
+    }
+}
+
 static const struct kslab_fork_hook mm_fork_hook = {
     vm_mm_fork_prepare, vm_mm_fork_parent, vm_mm_fork_child};
 

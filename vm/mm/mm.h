@@ -263,8 +263,16 @@ int vm_uffd_linear(struct mm_struct *mm, unsigned long addr, pte_t pte);
 int vm_uffd_anon_fault(struct mm_struct *mm, struct vm_area_struct *vma,
                        unsigned long addr, pte_t *pte, int write_access);
 void vm_uffd_mm_free(struct mm_struct *mm);
+/* A host fork's child (uffd.c's story): reset, the parent's descriptor
+ * replaced by one that raises signals, before the mms are mapped again
+ * (vm_uffd_fork_child, each); start, the handler thread started on a
+ * descriptor of its own (1) or none to start (0); switch, that
+ * descriptor in force, every mm's mmap_sem held, before each is mapped
+ * again onto it. */
 void vm_uffd_fork_child_reset(void);
 int vm_uffd_fork_child(struct mm_struct *mm);
+int vm_uffd_fork_child_start(void);
+void vm_uffd_fork_child_switch(void);
 /* The handler thread (uffd.c's story).  serve_by_thread: asked before the
  * first mm; 0 when a thread serves the descriptor, -1 when not.  served:
  * in force.  hole: [start, end) of the window has no page on the host,
@@ -303,6 +311,7 @@ int vm_fault_serve(uintptr_t a, int write);
  * each lock owned where it is defined.
  */
 void vm_mm_fork_register(void);
+void vm_mm_fork_child_serve(void);
 void vm_window_fork_lock(void);
 void vm_window_fork_unlock(int child);
 void vm_vmalloc_fork_lock(void);

@@ -117,9 +117,43 @@
  * userfaultfd (or with KSLAB_VM_BACKEND=sigsegv) there is no thread and
  * vm mode is the SIGSEGV back end with io.c's pins.
  *
+ * A host fork's child.  Its copy of the window still maps the parent's
+ * memfd (a store there would reach the parent's frames) and is
+ * registered with no descriptor (a hole reads as a host zero page), and
+ * the parent's handler thread did not come along.  Two rules: nothing
+ * may touch the child's window before it is mapped again, and the
+ * thread that serves a descriptor must never be the only one able to
+ * serve its own faults.  So, in this order: (1) in kslab's child handler
+ * (vm/mm/fork.c, vm_mm_fork_child) the parent's descriptor is closed and
+ * one with UFFD_FEATURE_SIGBUS opened, the thread flags cleared, and
+ * every mm mapped again from its page tables as the SIGBUS back end maps
+ * it (inaccessible holes, linear ranges registered with that
+ * descriptor): from then on any access by any thread is a signal served
+ * on the faulting thread.  (2) After every child handler of kslab's
+ * (vm_mm_fork_child_serve, called by libkslab-vm.so's own child handler:
+ * the thread registry has pruned the threads that did not come along, so
+ * the new thread's record stays), a descriptor for the thread is opened
+ * and its thread started, and waited for until it is in its loop;
+ * pthread_create's own reads on this thread (the loader's data of
+ * dlopen'd modules, perhaps blocks of the mm, swapped out) are served by
+ * signals meanwhile.  (3) With every mmap_sem held, that descriptor is
+ * put in force, the SIGBUS one closed (its registrations go with it: no
+ * EBUSY), and each mm mapped again, now as the thread serves it.  The
+ * second mapping costs what the first does (a host mmap per run of
+ * pages), small beside the fork's copy of user memory (docs/vm-mode.md).
+ * The thread itself reads one thing of the program's before it can
+ * block anything: glibc's start_thread runs __ctype_init — the global
+ * locale's data, which setlocale() malloc'd — with every signal blocked
+ * (pthread_create blocks them all around the clone), so no signal could
+ * serve that fault, and only the thread itself could serve it on its
+ * descriptor; libkslab-vm.so keeps that data host memory
+ * (vmmode/libcobj.c), which also keeps every other thread's start free
+ * of faults on the SIGSEGV back end.
+ *
  * Locking: mm->uffd_block and the ranges are under mmap_sem; the
  * descriptor is set once (kslab_once) and again only in a host fork's
- * child, which has one thread then (and starts its own handler thread).
+ * child (above), which has one thread then, and then the handler thread
+ * waiting on a descriptor with nothing registered.
  * The handler thread takes mmap_sem as the signal handlers do: no thread
  * may touch a window while it holds mmap_sem (or anything fault_in takes),
  * or the thread that would serve it waits for it.
@@ -162,12 +196,19 @@ _Atomic unsigned long vm_uffd_thread_faults;
 
 /* ---- the handler thread ---- */
 
+/* 1 once the thread start_server made has reached its loop (every signal
+ * blocked then); the starter of a host fork's child waits for it (a
+ * futex word, host memory). */
+static unsigned int server_ready;
+
 /*
  * Reads the faults queued on fd and serves each one by vm_fault_serve
  * (fault.c: the signal handlers' fault_in), then wakes the accesses
  * waiting on its page — a thread's load or store, or the host kernel's
  * copy into or out of the page in the middle of a system call.  It never
- * touches a window itself, and blocks every signal.  A resolution that
+ * touches a window itself, and blocks every signal; glibc's start of it
+ * reads the global locale's data, which libkslab-vm.so keeps host memory
+ * (vmmode/libcobj.c).  A resolution that
  * fills the page (UFFDIO_ZEROPAGE) wakes the waiters itself; one that
  * maps a frame over the hole (mmap) does not, hence the wake.
  */
@@ -175,6 +216,8 @@ static void *uffd_server(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     struct vm_os_uffd_fault f[16];
+    __atomic_store_n(&server_ready, 1, __ATOMIC_RELEASE);
+    vm_os_futex_wake_all(&server_ready);
     for (;;) {
         int n = vm_os_uffd_wait(fd, f, 16);
         if (n < 0)
@@ -190,11 +233,13 @@ static void *uffd_server(void *arg)
 }
 
 /* The thread for fd, with every signal blocked from its first
- * instruction on (the mask is inherited).  0 or -1. */
-static int start_server(int fd)
+ * instruction on (the mask is inherited).  With wait, returns once the
+ * thread is in its loop.  0 or -1. */
+static int start_server(int fd, int wait)
 {
     sigset_t all, saved;
     sigfillset(&all);
+    __atomic_store_n(&server_ready, 0, __ATOMIC_RELAXED);
     vm_os_sigmask(SIG_BLOCK, &all, &saved);
     pthread_attr_t attr;
     pthread_t t;
@@ -206,19 +251,32 @@ static int start_server(int fd)
         pthread_attr_destroy(&attr);
     }
     vm_os_sigmask(SIG_SETMASK, &saved, NULL);
-    return r ? -1 : 0;
+    if (r)
+        return -1;
+    while (wait && !__atomic_load_n(&server_ready, __ATOMIC_ACQUIRE))
+        vm_os_futex_wait(&server_ready, 0);
+    return 0;
+}
+
+/* A descriptor for the thread (write-protect mode where the host has
+ * it): the descriptor, *wp set; -errno without. */
+static int open_for_thread(int *wp)
+{
+    *wp = 1;
+    int fd = vm_os_uffd_open_mode(VM_OS_UFFD_WP);
+    if (fd < 0) { /* no write-protect faults on shared memory here */
+        *wp = 0;
+        fd = vm_os_uffd_open_mode(0);
+    }
+    return fd;
 }
 
 /* A descriptor as asked, with its thread when one is: -errno without. */
 static int open_served(void)
 {
     if (uffd_want_thread) {
-        int wp = 1, fd = vm_os_uffd_open_mode(VM_OS_UFFD_WP);
-        if (fd < 0) { /* no write-protect faults on shared memory here */
-            wp = 0;
-            fd = vm_os_uffd_open_mode(0);
-        }
-        if (fd >= 0 && start_server(fd) == 0) {
+        int wp, fd = open_for_thread(&wp);
+        if (fd >= 0 && start_server(fd, 0) == 0) {
             atomic_store(&uffd_wp, wp);
             atomic_store(&uffd_thread, 1);
             return fd;
@@ -536,15 +594,59 @@ static void punch_reserved(struct mm_struct *mm)
     }
 }
 
-/* In the child (one thread): a descriptor of its own — the parent's
- * belongs to the parent's address space, and the child's mappings are
- * no longer registered. */
+/* The thread's descriptor of a host fork's child, opened and served
+ * (vm_uffd_fork_child_start) but not yet in force; -1 when none waits. */
+static int child_fd = -1, child_wp;
+/* The child of a host fork of a process served by a thread, until
+ * vm_uffd_fork_child_start: the thread is to be started anew. */
+static int child_wants_thread;
+
+/* In the child (one thread), before any mm is mapped again: the parent's
+ * descriptor goes (it belongs to the parent's address space, and the
+ * child's mappings are no longer registered with it), and one that
+ * raises signals takes its place — the SIGBUS back end, whose faults are
+ * served on the faulting thread, whatever thread that is.  The handler
+ * thread, if the parent had one, is started later (the story above). */
 void vm_uffd_fork_child_reset(void)
 {
     if (uffd_fd < 0)
         return;
     vm_os_uffd_close(uffd_fd);
-    uffd_fd = open_served();
+    child_wants_thread = vm_uffd_served();
+    atomic_store(&uffd_wp, 0);
+    atomic_store(&uffd_thread, 0);
+    uffd_fd = vm_os_uffd_open();
+}
+
+int vm_uffd_fork_child_start(void)
+{
+    if (!child_wants_thread)
+        return 0;
+    child_wants_thread = 0;
+    int wp, fd = open_for_thread(&wp);
+    if (fd < 0)
+        return 0;
+    if (start_server(fd, 1) != 0) {
+        vm_os_uffd_close(fd);
+        return 0;
+    }
+    child_fd = fd;
+    child_wp = wp;
+    return 1;
+}
+
+void vm_uffd_fork_child_switch(void)
+{
+    if (child_fd < 0)
+        return;
+    /* its linear ranges unregistered; nothing touches a window until
+     * the caller has mapped every mm again */
+    if (uffd_fd >= 0)
+        vm_os_uffd_close(uffd_fd);
+    uffd_fd = child_fd;
+    child_fd = -1;
+    atomic_store(&uffd_wp, child_wp);
+    atomic_store(&uffd_thread, 1);
 }
 
 /* vm_host_sync of [start, end) except its linear ranges. */

@@ -1,0 +1,122 @@
+/*
+ * vmmode/libcobj.c — libc's own objects that must stay host memory: the
+ * locale data every thread's start reads, and the FILEs a host fork's
+ * child touches before any fork handler runs.
+ *
+ * glibc's start of a thread (nptl's start_thread) runs __ctype_init —
+ * which reads the global locale's LC_CTYPE data, the struct __locale_data
+ * that setlocale() malloc'd — before it restores the thread's signal
+ * mask: pthread_create blocks every signal around the clone, SIGSEGV and
+ * SIGBUS too, whatever the wrappers of vm/mm/fault.c allow.  With small
+ * blocks in the mm that data is a slab object of the mm, and when its
+ * page is not present (swapped out, armed by the aging scan) the new
+ * thread's read is a fault that no signal may serve: the SIGSEGV back end
+ * (and the SIGBUS back end a host fork's child starts on, vm/mm/fork.c)
+ * has the process killed, and the handler thread itself, started anew in
+ * a host fork's child, would wait for its own service.
+ *
+ * glibc's fork(), in the child of a process with threads (the handler
+ * thread is one), resets the lock of every FILE on its list
+ * (fresetlockfiles) before it runs any pthread_atfork handler — before
+ * kslab's child handler has mapped the window anew.  A FILE that fopen()
+ * malloc'd in the mm is then read through the parent's mapping: a page
+ * not present reads as zeros (its registration did not come along: a
+ * NULL lock pointer, and the child dies) or faults with the mm's
+ * mmap_sem held by the fork (the child hangs), and a present one is the
+ * parent's frame, whose lock the child would write.
+ *
+ * So the calls that make these objects — setlocale() and newlocale()
+ * (and __newlocale, libstdc++'s name), which load locale data that glibc
+ * caches and setlocale may reuse later; fopen(), fdopen(), fmemopen(),
+ * open_memstream(), fopencookie(), popen(), tmpfile() — run with malloc
+ * pointed at the host caches (slab_malloc_host_only, the bracket a host
+ * fork uses): what they allocate is host memory, never swapped, and
+ * copied privately by a host fork.  A stream's buffer, allocated at its
+ * first transfer, stays the mm's.  Other threads' blocks made meanwhile
+ * are host blocks too, which free() tells apart by address.  A host fork
+ * made by another thread inside the bracket leaves its child with host
+ * caches for good (the bracket is a count, and the thread that would
+ * close it is not there): correct, only without small blocks in the mm.
+ * libc's own functions are found with dlsym(RTLD_NEXT), once.
+ */
+#include <dlfcn.h>
+#include <locale.h>
+#include <stdio.h>
+#include <wchar.h>
+#include <stdatomic.h>
+
+#include "slab/kmalloc.h"
+#include "vmmode/vmmode.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef void (*any_fn)(void);
+
+static any_fn next_fn(any_fn _Atomic *cache, const char *name)
+{
+    any_fn f = atomic_load_explicit(cache, memory_order_acquire);
+    if (!f) {
+        f = (any_fn)dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(cache, f, memory_order_release);
+    }
+    return f;
+}
+
+static any_fn _Atomic libc_setlocale, libc_newlocale;
+
+EXPORT char *setlocale(int category, const char *locale)
+{
+    char *(*f)(int, const char *) =
+        (char *(*)(int, const char *))next_fn(&libc_setlocale, "setlocale");
+    if (!locale) /* a query: nothing is loaded */
+        return f(category, locale);
+    slab_malloc_host_only(1);
+    char *r = f(category, locale);
+    slab_malloc_host_only(0);
+    return r;
+}
+
+EXPORT locale_t newlocale(int mask, const char *locale, locale_t base)
+{
+    locale_t (*f)(int, const char *, locale_t) =
+        (locale_t(*)(int, const char *, locale_t))next_fn(&libc_newlocale,
+                                                          "newlocale");
+    slab_malloc_host_only(1);
+    locale_t r = f(mask, locale, base);
+    slab_malloc_host_only(0);
+    return r;
+}
+
+/* libstdc++'s std::locale calls glibc's other name for it. */
+EXPORT locale_t __newlocale(int mask, const char *locale, locale_t base)
+{
+    return newlocale(mask, locale, base);
+}
+
+/* libc's name, called with the small blocks on the host caches. */
+#define HOST_OBJ_CALL(ret, name, params, args)                                 \
+    EXPORT ret name params                                                     \
+    {                                                                          \
+        static any_fn _Atomic next;                                            \
+        ret(*f) params = (ret(*) params)next_fn(&next, #name);                 \
+        slab_malloc_host_only(1);                                              \
+        ret r = f args;                                                        \
+        slab_malloc_host_only(0);                                              \
+        return r;                                                              \
+    }
+
+HOST_OBJ_CALL(FILE *, fopen, (const char *path, const char *mode), (path, mode))
+HOST_OBJ_CALL(FILE *, fopen64, (const char *path, const char *mode),
+              (path, mode))
+HOST_OBJ_CALL(FILE *, fdopen, (int fd, const char *mode), (fd, mode))
+HOST_OBJ_CALL(FILE *, fmemopen, (void *buf, size_t size, const char *mode),
+              (buf, size, mode))
+HOST_OBJ_CALL(FILE *, open_memstream, (char **ptr, size_t *size), (ptr, size))
+HOST_OBJ_CALL(FILE *, open_wmemstream, (wchar_t * *ptr, size_t *size),
+              (ptr, size))
+HOST_OBJ_CALL(FILE *, fopencookie,
+              (void *cookie, const char *mode, cookie_io_functions_t io),
+              (cookie, mode, io))
+HOST_OBJ_CALL(FILE *, popen, (const char *cmd, const char *mode), (cmd, mode))
+HOST_OBJ_CALL(FILE *, tmpfile, (void), ())
+HOST_OBJ_CALL(FILE *, tmpfile64, (void), ())
