@@ -1,7 +1,7 @@
 /*
  * vmmode/libcobj.c — libc's own objects that must stay host memory: the
- * locale data every thread's start reads, and the FILEs a host fork's
- * child touches before any fork handler runs.
+ * locale data every thread's start reads, and the FILEs and the NSS state
+ * a host fork's child touches before any fork handler runs.
  *
  * glibc's start of a thread (nptl's start_thread) runs __ctype_init —
  * which reads the global locale's LC_CTYPE data, the struct __locale_data
@@ -40,7 +40,10 @@
  * libc's own functions are found with dlsym(RTLD_NEXT), once.
  */
 #include <dlfcn.h>
+#include <grp.h>
 #include <locale.h>
+#include <netdb.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <wchar.h>
 #include <stdatomic.h>
@@ -120,3 +123,79 @@ HOST_OBJ_CALL(FILE *, fopencookie,
 HOST_OBJ_CALL(FILE *, popen, (const char *cmd, const char *mode), (cmd, mode))
 HOST_OBJ_CALL(FILE *, tmpfile, (void), ())
 HOST_OBJ_CALL(FILE *, tmpfile64, (void), ())
+
+/*
+ * The NSS state.  glibc's fork, in the child of a process with threads,
+ * also writes the NSS database state (__nss_database_fork_subprocess:
+ * its configuration copied back and its lock made anew) before any fork
+ * handler runs, through the parent's mapping of the window: on a page
+ * the parent has swapped out that store fills the parent's hole with a
+ * page the parent then reads without a fault (the rest of that page's
+ * blocks lost), on a present one it writes the parent's frame.  That
+ * state is malloc'd once, by the first lookup of any database, and never
+ * freed: so the lookups a program calls run with malloc pointed at the
+ * host caches until one has returned (one load afterwards).  A first
+ * lookup made inside libc itself (glob's or wordexp's `~user`,
+ * getlogin) is not seen, and its state stays the mm's.
+ */
+static atomic_int nss_state_made;
+
+#define NSS_FIRST_CALL(ret, name, params, args)                                \
+    EXPORT ret name params                                                     \
+    {                                                                          \
+        static any_fn _Atomic next;                                            \
+        ret(*f) params = (ret(*) params)next_fn(&next, #name);                 \
+        if (atomic_load_explicit(&nss_state_made, memory_order_relaxed))       \
+            return f args;                                                     \
+        slab_malloc_host_only(1);                                              \
+        ret r = f args;                                                        \
+        slab_malloc_host_only(0);                                              \
+        atomic_store_explicit(&nss_state_made, 1, memory_order_relaxed);       \
+        return r;                                                              \
+    }
+
+NSS_FIRST_CALL(struct passwd *, getpwnam, (const char *name), (name))
+NSS_FIRST_CALL(struct passwd *, getpwuid, (uid_t uid), (uid))
+NSS_FIRST_CALL(int, getpwnam_r,
+               (const char *name, struct passwd *pw, char *buf, size_t len,
+                struct passwd **res),
+               (name, pw, buf, len, res))
+NSS_FIRST_CALL(int, getpwuid_r,
+               (uid_t uid, struct passwd *pw, char *buf, size_t len,
+                struct passwd **res),
+               (uid, pw, buf, len, res))
+NSS_FIRST_CALL(struct passwd *, getpwent, (void), ())
+NSS_FIRST_CALL(struct group *, getgrnam, (const char *name), (name))
+NSS_FIRST_CALL(struct group *, getgrgid, (gid_t gid), (gid))
+NSS_FIRST_CALL(int, getgrnam_r,
+               (const char *name, struct group *gr, char *buf, size_t len,
+                struct group **res),
+               (name, gr, buf, len, res))
+NSS_FIRST_CALL(int, getgrgid_r,
+               (gid_t gid, struct group *gr, char *buf, size_t len,
+                struct group **res),
+               (gid, gr, buf, len, res))
+NSS_FIRST_CALL(struct group *, getgrent, (void), ())
+NSS_FIRST_CALL(int, getgrouplist,
+               (const char *user, gid_t group, gid_t *groups, int *n),
+               (user, group, groups, n))
+NSS_FIRST_CALL(int, initgroups, (const char *user, gid_t group), (user, group))
+NSS_FIRST_CALL(struct hostent *, gethostbyname, (const char *name), (name))
+NSS_FIRST_CALL(struct hostent *, gethostbyname2, (const char *name, int af),
+               (name, af))
+NSS_FIRST_CALL(struct hostent *, gethostbyaddr,
+               (const void *addr, socklen_t len, int type), (addr, len, type))
+NSS_FIRST_CALL(int, getaddrinfo,
+               (const char *node, const char *service,
+                const struct addrinfo *hints, struct addrinfo **res),
+               (node, service, hints, res))
+NSS_FIRST_CALL(int, getnameinfo,
+               (const struct sockaddr *sa, socklen_t salen, char *host,
+                socklen_t hostlen, char *serv, socklen_t servlen, int flags),
+               (sa, salen, host, hostlen, serv, servlen, flags))
+NSS_FIRST_CALL(struct servent *, getservbyname,
+               (const char *name, const char *proto), (name, proto))
+NSS_FIRST_CALL(struct servent *, getservbyport, (int port, const char *proto),
+               (port, proto))
+NSS_FIRST_CALL(struct protoent *, getprotobyname, (const char *name), (name))
+NSS_FIRST_CALL(struct protoent *, getprotobynumber, (int proto), (proto))

@@ -273,8 +273,8 @@ static void test_allocation_does_not_wait_for_a_purge(void **state)
 static void test_purge_runs_in_a_fork_child(void **state)
 {
     (void)state;
-#ifdef __SANITIZE_THREAD__
-    ktest_skip("TSan: no thread in a fork child (purge.c)");
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    ktest_skip("sanitizer build: no thread in a fork child (purge.c)");
 #endif
     set_decay(300);
     fill_and_free_most(); /* the parent's purge thread exists now */

@@ -9,7 +9,9 @@
  * kills the process (the SIGSEGV back end; the handler thread a host
  * fork's child starts anew, on either back end) or waits forever.  So
  * must the FILEs that glibc's fork resets in the child of a process with
- * threads before any fork handler runs.  The first test checks where
+ * threads before any fork handler runs, and the NSS state it writes
+ * there (the third test: a child that wrote it on a page the parent had
+ * swapped out hung).  The first test checks where
  * setlocale(), newlocale() and the calls that make a FILE put them; the
  * second loads C.UTF-8, opens FILEs, starts a thread, pushes the mm's
  * pages out (8 MiB of KSLAB_VM_MEM, the
@@ -23,6 +25,7 @@
  * handler thread.
  */
 #include <locale.h>
+#include <pwd.h>
 #include <time.h>
 
 #include "ktest.h"
@@ -221,14 +224,69 @@ static void test_fork_children_start_threads_and_exec(void **state)
     setlocale(LC_ALL, "C");
 }
 
+/* glibc's fork writes the NSS state in the child of a process with
+ * threads before any handler runs, through the parent's mapping of the
+ * window: that state (malloc'd by the first lookup) must be host
+ * memory, or a child fills the parent's swapped-out page with one the
+ * parent then reads without a fault.  Blocks of the state's size class
+ * made right after it share its slab page; after forks made with the
+ * mm pushed out, every one of them still holds what the parent wrote. */
+static void test_nss_state_survives_forks(void **state)
+{
+    (void)state;
+    int idle[2];
+    assert_int_equal(pipe(idle), 0);
+    pthread_t idler;
+    assert_int_equal(pthread_create(&idler, NULL, idle_fn, &idle[0]), 0);
+    struct passwd *pw = getpwuid(0); /* the first lookup: the state made */
+    if (!pw)
+        ktest_skip("no passwd entry for uid 0 here");
+    char name[64];
+    snprintf(name, sizeof name, "%s", pw->pw_name);
+    enum { N = 4000, SIZE = 176 };
+    static unsigned char *near[N];
+    for (int i = 0; i < N; i++) {
+        near[i] = malloc(SIZE);
+        assert_non_null(near[i]);
+        fill(near[i], SIZE, (unsigned)i * 3);
+    }
+    struct vmstat s0, s1;
+    read_stats(&s0);
+    for (int i = 0; i < 4; i++) {
+        push_out();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            _exit(0);
+        int st = wait_bounded(pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        for (int j = 0; j < N; j++)
+            if (!check(near[j], SIZE, (unsigned)j * 3))
+                fail_msg("fork %d: block %d (%p) changed", i, j,
+                         (void *)near[j]);
+    }
+    read_stats(&s1);
+    assert_true(s1.pswpout > s0.pswpout);
+    pw = getpwuid(0);
+    assert_non_null(pw);
+    assert_string_equal(pw->pw_name, name);
+    for (int i = 0; i < N; i++)
+        free(near[i]);
+    close(idle[1]);
+    pthread_join(idler, NULL);
+    close(idle[0]);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_libc_objects_are_host_memory),
         cmocka_unit_test(test_fork_children_start_threads_and_exec),
+        cmocka_unit_test(test_nss_state_survives_forks),
     };
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_libc_objects_are_host_memory),
+        cmocka_unit_test(test_nss_state_survives_forks),
     };
     return ktest_main(argc, argv, tests, alone, vmm_test_setup, NULL);
 }

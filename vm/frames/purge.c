@@ -519,9 +519,12 @@ void vm_purge_fork_child(void)
     pthread_cond_init(&purge_done, NULL);
     /* The background purge did not come along: the next free starts one
      * (one that could not be created gets another try).  ThreadSanitizer
-     * kills a fork child of a threaded process that starts a thread: there
-     * the child's frees run the passes themselves. */
-#ifdef __SANITIZE_THREAD__
+     * kills a fork child of a threaded process that starts a thread, and
+     * AddressSanitizer's allocator can be left locked there by a thread of
+     * the parent (a thread started in the child then waits forever in its
+     * first calloc): under either the child's frees run the passes
+     * themselves. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
     atomic_store(&purger_state, PURGER_NONE);
 #else
     atomic_store(&purger_state, PURGER_IDLE);
