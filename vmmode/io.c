@@ -300,15 +300,10 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 typedef size_t (*stdio_fn)(void *, size_t, size_t, FILE *);
 
-/* libc's own function called name (dlsym(RTLD_NEXT)), found once. */
-static stdio_fn next_fn(stdio_fn _Atomic *cache, const char *name)
+/* libc's own stdio function called name, found once. */
+static stdio_fn next_fn(vmm_any_fn _Atomic *cache, const char *name)
 {
-    stdio_fn f = atomic_load_explicit(cache, memory_order_acquire);
-    if (!f) {
-        f = (stdio_fn)dlsym(RTLD_NEXT, name);
-        atomic_store_explicit(cache, f, memory_order_release);
-    }
-    return f;
+    return (stdio_fn)vmm_libc_fn(cache, name);
 }
 
 /* fread/fwrite of nmemb items into or out of the window: in pinned
@@ -355,7 +350,7 @@ static size_t stdio_pinned(stdio_fn f, void *ptr, size_t size, size_t nmemb,
     return r;
 }
 
-static stdio_fn _Atomic next_fread, next_fwrite, next_fread_u, next_fwrite_u;
+static vmm_any_fn _Atomic next_fread, next_fwrite, next_fread_u, next_fwrite_u;
 
 EXPORT size_t fread(void *ptr, size_t size, size_t nmemb, FILE *fp)
 {
@@ -388,25 +383,13 @@ EXPORT size_t fwrite_unlocked(const void *ptr, size_t size, size_t nmemb,
  * same wrappers, after the same check of the buffer's size (a failure
  * goes to libc's own, which reports it and aborts). */
 
-typedef void (*any_fn)(void);
-
-static any_fn next_any(any_fn _Atomic *cache, const char *name)
-{
-    any_fn f = atomic_load_explicit(cache, memory_order_acquire);
-    if (!f) {
-        f = (any_fn)dlsym(RTLD_NEXT, name);
-        atomic_store_explicit(cache, f, memory_order_release);
-    }
-    return f;
-}
-
-static any_fn _Atomic chk_read, chk_pread, chk_recv, chk_recvfrom, chk_fread,
-    chk_fread_u;
+static vmm_any_fn _Atomic chk_read, chk_pread, chk_recv, chk_recvfrom,
+    chk_fread, chk_fread_u;
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
     if (n > buflen)
-        return ((ssize_t(*)(int, void *, size_t, size_t))next_any(
+        return ((ssize_t(*)(int, void *, size_t, size_t))vmm_libc_fn(
             &chk_read, "__read_chk"))(fd, buf, n, buflen);
     return read(fd, buf, n);
 }
@@ -415,7 +398,7 @@ EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off,
                            size_t buflen)
 {
     if (n > buflen)
-        return ((ssize_t(*)(int, void *, size_t, off_t, size_t))next_any(
+        return ((ssize_t(*)(int, void *, size_t, off_t, size_t))vmm_libc_fn(
             &chk_pread, "__pread_chk"))(fd, buf, n, off, buflen);
     return pread(fd, buf, n, off);
 }
@@ -427,7 +410,7 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off,
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
     if (n > buflen)
-        return ((ssize_t(*)(int, void *, size_t, size_t, int))next_any(
+        return ((ssize_t(*)(int, void *, size_t, size_t, int))vmm_libc_fn(
             &chk_recv, "__recv_chk"))(fd, buf, n, buflen, flags);
     return recv(fd, buf, n, flags);
 }
@@ -437,9 +420,9 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
                               socklen_t *fromlen)
 {
     if (n > buflen)
-        return (
-            (ssize_t(*)(int, void *, size_t, size_t, int, struct sockaddr *,
-                        socklen_t *))next_any(&chk_recvfrom, "__recvfrom_chk"))(
+        return ((ssize_t(*)(int, void *, size_t, size_t, int, struct sockaddr *,
+                            socklen_t *))vmm_libc_fn(&chk_recvfrom,
+                                                     "__recvfrom_chk"))(
             fd, buf, n, buflen, flags, from, fromlen);
     return recvfrom(fd, buf, n, flags, from, fromlen);
 }
@@ -448,7 +431,7 @@ EXPORT size_t __fread_chk(void *ptr, size_t buflen, size_t size, size_t nmemb,
                           FILE *fp)
 {
     if (size && nmemb && (nmemb > SIZE_MAX / size || size * nmemb > buflen))
-        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))next_any(
+        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))vmm_libc_fn(
             &chk_fread, "__fread_chk"))(ptr, buflen, size, nmemb, fp);
     return fread(ptr, size, nmemb, fp);
 }
@@ -457,7 +440,7 @@ EXPORT size_t __fread_unlocked_chk(void *ptr, size_t buflen, size_t size,
                                    size_t nmemb, FILE *fp)
 {
     if (size && nmemb && (nmemb > SIZE_MAX / size || size * nmemb > buflen))
-        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))next_any(
+        return ((size_t(*)(void *, size_t, size_t, size_t, FILE *))vmm_libc_fn(
             &chk_fread_u, "__fread_unlocked_chk"))(ptr, buflen, size, nmemb,
                                                    fp);
     return fread_unlocked(ptr, size, nmemb, fp);

@@ -53,40 +53,34 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-typedef void (*any_fn)(void);
+/* r = call, with malloc's small blocks on the host caches meanwhile. */
+#define ON_HOST_CACHES(r, call)                                                \
+    do {                                                                       \
+        slab_malloc_host_only(1);                                              \
+        r = call;                                                              \
+        slab_malloc_host_only(0);                                              \
+    } while (0)
 
-static any_fn next_fn(any_fn _Atomic *cache, const char *name)
-{
-    any_fn f = atomic_load_explicit(cache, memory_order_acquire);
-    if (!f) {
-        f = (any_fn)dlsym(RTLD_NEXT, name);
-        atomic_store_explicit(cache, f, memory_order_release);
-    }
-    return f;
-}
-
-static any_fn _Atomic libc_setlocale, libc_newlocale;
+static vmm_any_fn _Atomic libc_setlocale, libc_newlocale;
 
 EXPORT char *setlocale(int category, const char *locale)
 {
     char *(*f)(int, const char *) =
-        (char *(*)(int, const char *))next_fn(&libc_setlocale, "setlocale");
+        (char *(*)(int, const char *))vmm_libc_fn(&libc_setlocale, "setlocale");
     if (!locale) /* a query: nothing is loaded */
         return f(category, locale);
-    slab_malloc_host_only(1);
-    char *r = f(category, locale);
-    slab_malloc_host_only(0);
+    char *r;
+    ON_HOST_CACHES(r, f(category, locale));
     return r;
 }
 
 EXPORT locale_t newlocale(int mask, const char *locale, locale_t base)
 {
     locale_t (*f)(int, const char *, locale_t) =
-        (locale_t(*)(int, const char *, locale_t))next_fn(&libc_newlocale,
-                                                          "newlocale");
-    slab_malloc_host_only(1);
-    locale_t r = f(mask, locale, base);
-    slab_malloc_host_only(0);
+        (locale_t(*)(int, const char *, locale_t))vmm_libc_fn(&libc_newlocale,
+                                                              "newlocale");
+    locale_t r;
+    ON_HOST_CACHES(r, f(mask, locale, base));
     return r;
 }
 
@@ -100,11 +94,10 @@ EXPORT locale_t __newlocale(int mask, const char *locale, locale_t base)
 #define HOST_OBJ_CALL(ret, name, params, args)                                 \
     EXPORT ret name params                                                     \
     {                                                                          \
-        static any_fn _Atomic next;                                            \
-        ret(*f) params = (ret(*) params)next_fn(&next, #name);                 \
-        slab_malloc_host_only(1);                                              \
-        ret r = f args;                                                        \
-        slab_malloc_host_only(0);                                              \
+        static vmm_any_fn _Atomic next;                                        \
+        ret(*f) params = (ret(*) params)vmm_libc_fn(&next, #name);             \
+        ret r;                                                                 \
+        ON_HOST_CACHES(r, f args);                                             \
         return r;                                                              \
     }
 
@@ -143,13 +136,12 @@ static atomic_int nss_state_made;
 #define NSS_FIRST_CALL(ret, name, params, args)                                \
     EXPORT ret name params                                                     \
     {                                                                          \
-        static any_fn _Atomic next;                                            \
-        ret(*f) params = (ret(*) params)next_fn(&next, #name);                 \
+        static vmm_any_fn _Atomic next;                                        \
+        ret(*f) params = (ret(*) params)vmm_libc_fn(&next, #name);             \
         if (atomic_load_explicit(&nss_state_made, memory_order_relaxed))       \
             return f args;                                                     \
-        slab_malloc_host_only(1);                                              \
-        ret r = f args;                                                        \
-        slab_malloc_host_only(0);                                              \
+        ret r;                                                                 \
+        ON_HOST_CACHES(r, f args);                                             \
         atomic_store_explicit(&nss_state_made, 1, memory_order_relaxed);       \
         return r;                                                              \
     }

@@ -19,6 +19,7 @@
 #ifndef KSLAB_VMMODE_VMMODE_H
 #define KSLAB_VMMODE_VMMODE_H
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -134,6 +135,21 @@ static inline void vmm_set_bits(unsigned long *map, unsigned long from,
         else
             map[i / BITS] &= ~(1UL << (i % BITS));
     }
+}
+
+/* libc's own function called name (dlsym(RTLD_NEXT)), looked up once and
+ * kept in *cache: what the wrappers of io.c and libcobj.c call on to. */
+typedef void (*vmm_any_fn)(void);
+
+static inline vmm_any_fn vmm_libc_fn(vmm_any_fn _Atomic *cache,
+                                     const char *name)
+{
+    vmm_any_fn f = atomic_load_explicit(cache, memory_order_acquire);
+    if (!f) {
+        f = (vmm_any_fn)dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(cache, f, memory_order_release);
+    }
+    return f;
 }
 
 #endif /* KSLAB_VMMODE_VMMODE_H */
